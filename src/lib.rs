@@ -1,0 +1,18 @@
+//! # modeflow — a workbench for the theory of learning dynamics
+//!
+//! Data flows one way: model file (TOML) -> validated spec -> solver (closed form | ODE |
+//! training) -> result (serde) -> report (text | JSON) / figure.
+//!
+//! - [`model`]: model files, validation with errors naming the field and range.
+//! - [`num`]: shared numerics (Dormand–Prince 5(4), damped Newton, quadrature, 2x2 eigen,
+//!   the argmin glue).
+//! - [`claims`]: the registry running `proofs-checks/` and reporting verdicts.
+//! - [`report`], [`io`]: text/JSON reports and atomic output files.
+
+pub mod claims;
+pub mod error;
+pub mod io;
+pub mod model;
+pub mod report;
+
+pub use error::{Error, Result};

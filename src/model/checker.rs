@@ -1,0 +1,93 @@
+//! Field validation with errors that name the file, the field and the allowed range.
+
+use crate::{Error, Result};
+
+/// Validates fields of one model file.
+#[derive(Debug, Clone, Copy)]
+pub struct Checker<'a> {
+    file: &'a str,
+}
+
+impl<'a> Checker<'a> {
+    pub fn new(file: &'a str) -> Self {
+        Checker { file }
+    }
+
+    /// An error for `field` with a free-form reason and allowed range.
+    pub fn error(&self, field: &str, value: impl ToString, allowed: &str, reason: &str) -> Error {
+        Error::Parameter {
+            file: self.file.to_string(),
+            field: field.to_string(),
+            value: value.to_string(),
+            allowed: allowed.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// `v` must be finite.
+    pub fn finite(&self, field: &str, v: f64) -> Result<f64> {
+        if v.is_finite() {
+            Ok(v)
+        } else {
+            Err(self.error(field, v, "a finite number", "not finite"))
+        }
+    }
+
+    /// `v` must be finite and > 0.
+    pub fn positive(&self, field: &str, v: f64) -> Result<f64> {
+        self.finite(field, v)?;
+        if v > 0.0 {
+            Ok(v)
+        } else {
+            Err(self.error(field, v, "> 0", "must be positive"))
+        }
+    }
+
+    /// `v` must be finite and >= 0.
+    pub fn non_negative(&self, field: &str, v: f64) -> Result<f64> {
+        self.finite(field, v)?;
+        if v >= 0.0 {
+            Ok(v)
+        } else {
+            Err(self.error(field, v, ">= 0", "must not be negative"))
+        }
+    }
+
+    /// `v` must be finite and lie in `[lo, hi]`.
+    pub fn in_range(&self, field: &str, v: f64, lo: f64, hi: f64) -> Result<f64> {
+        self.finite(field, v)?;
+        if (lo..=hi).contains(&v) {
+            Ok(v)
+        } else {
+            Err(self.error(field, v, &format!("[{lo}, {hi}]"), "out of range"))
+        }
+    }
+
+    /// `v` must be finite and lie in the open interval `(lo, hi)`.
+    pub fn in_open(&self, field: &str, v: f64, lo: f64, hi: f64) -> Result<f64> {
+        self.finite(field, v)?;
+        if v > lo && v < hi {
+            Ok(v)
+        } else {
+            Err(self.error(field, v, &format!("({lo}, {hi})"), "out of range"))
+        }
+    }
+
+    /// An integer count in `[lo, hi]`.
+    pub fn count(&self, field: &str, v: i64, lo: i64, hi: i64) -> Result<usize> {
+        if (lo..=hi).contains(&v) {
+            Ok(v as usize)
+        } else {
+            Err(self.error(field, v, &format!("an integer in [{lo}, {hi}]"), "out of range"))
+        }
+    }
+
+    /// A string that must be one of `allowed`.
+    pub fn one_of<'s>(&self, field: &str, v: &'s str, allowed: &[&str]) -> Result<&'s str> {
+        if allowed.contains(&v) {
+            Ok(v)
+        } else {
+            Err(self.error(field, v, &allowed.join(" | "), "unknown value"))
+        }
+    }
+}
