@@ -13,6 +13,7 @@ pub mod claims;
 pub mod error;
 pub mod io;
 pub mod model;
+pub mod num;
 pub mod report;
 
 pub use error::{Error, Result};
