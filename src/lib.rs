@@ -15,5 +15,6 @@ pub mod io;
 pub mod model;
 pub mod num;
 pub mod report;
+pub mod run;
 
 pub use error::{Error, Result};
