@@ -16,5 +16,6 @@ pub mod model;
 pub mod num;
 pub mod report;
 pub mod run;
+pub mod sweep;
 
 pub use error::{Error, Result};

@@ -51,3 +51,14 @@ pub fn predict(model: &ModelFile) -> Result<Output> {
 
 /// Kinds `predict` applies to.
 pub const PREDICT_KINDS: &[&str] = &[];
+
+/// `modeflow train`: train the networks a model file describes; predictions beside measurements.
+pub fn train(model: &ModelFile) -> Result<Output> {
+    #[allow(clippy::match_single_binding)]
+    match model.common.kind.as_str() {
+        _ => Err(unsupported(model, "train", TRAIN_KINDS)),
+    }
+}
+
+/// Kinds `train` applies to.
+pub const TRAIN_KINDS: &[&str] = &[];

@@ -22,7 +22,10 @@ fn expect_bad_input(name: &str, text: &str, needle: &str) {
     let out = bin().arg("predict").arg(&p).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{name}: stderr {err}");
-    assert!(err.contains(needle), "{name}: expected `{needle}` in: {err}");
+    assert!(
+        err.contains(needle),
+        "{name}: expected `{needle}` in: {err}"
+    );
     assert_eq!(err.trim().lines().count(), 1, "{name}: not one line: {err}");
     assert!(!err.contains("panicked"), "{name}: {err}");
     assert!(out.stdout.is_empty(), "{name}: wrote output on failure");
@@ -30,7 +33,11 @@ fn expect_bad_input(name: &str, text: &str, needle: &str) {
 
 #[test]
 fn malformed_toml() {
-    expect_bad_input("bad.toml", "kind = \"linear2x2\"\nr = [0.3\n", "malformed TOML");
+    expect_bad_input(
+        "bad.toml",
+        "kind = \"linear2x2\"\nr = [0.3\n",
+        "malformed TOML",
+    );
 }
 
 #[test]
