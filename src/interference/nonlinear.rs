@@ -36,12 +36,14 @@ use std::cell::RefCell;
 use nalgebra::{Matrix2, SVector, Vector2};
 use serde::{Deserialize, Serialize};
 
-use crate::latent::flow::{eigen_fixed_points, is_stable, jacobian, rhs, EigenFixedPoint};
+use crate::latent::flow::{
+    eigen_fixed_points, fixed_point_box, is_stable, jacobian, rhs, EigenFixedPoint,
+};
 use crate::latent::gain::Gain;
 use crate::latent::num_shim::eig2::FixedPointType;
 use crate::latent::num_shim::newton::{newton_static, NewtonOptions};
 use crate::latent::num_shim::ode::{solve, solve_until, OdeOptions, Trajectory};
-use crate::latent::num_shim::planar::fixed_point_at;
+use crate::latent::num_shim::planar::{fixed_point_at, fixed_points_in_box, FixedPoint};
 use crate::latent::LatentFlow;
 use crate::{Error, Result};
 
@@ -432,31 +434,48 @@ pub fn decompose(m_before: &Matrix2<f64>, m_after: &Matrix2<f64>) -> Decompositi
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
-    /// The A attractor moved (by theta >= 45 degrees) or vanished, and an attractor along b
-    /// remains: A was overwritten.
+    /// The A fixed point moved by theta >= 45 degrees or vanished, and a B fixed point along b
+    /// exists: A was overwritten.
     Rotation,
-    /// The A attractor persisted (theta < 45 degrees, still stable) beside a new attractor
-    /// along b.
+    /// The A fixed point persisted (theta < 45 degrees, still stable) and a B fixed point along
+    /// b exists.
     NewFormation,
-    /// Neither picture fits (e.g. no attractor along b).
+    /// Neither picture fits (e.g. no stable B fixed point along b, or no A fixed point).
     Undetermined,
 }
 
 /// Tracking of the A fixed point through the learning of B.
+///
+/// The "A fixed point" is the stable fixed point of the *delay flow of task A*,
+/// kappa' = -kappa + G M kappa + u_s (e_a + leak e_b), reached at the end of the A trial (for
+/// u_s = 0 the autonomous memory attractor, for u_s != 0 the input-driven fixed point).
 #[derive(Debug, Clone, Serialize)]
 pub struct AFixedPointTrack {
-    /// The A attractor of M_afterA (autonomous flow).
+    /// The A fixed point for M_afterA.
     pub before: [f64; 2],
-    /// Its continuation to M_afterB (Newton along the learning path), if it survived.
+    /// Its continuation to M_afterB (Newton along the dense learning path of B), if it survived.
     pub after: Option<[f64; 2]>,
     pub after_kind: Option<FixedPointType>,
-    /// Learning time at which the continuation was lost (saddle-node), if it was.
+    /// Learning time at which the continuation was lost (the fixed point vanished, e.g. the
+    /// eigenvalue of M carrying it fell below 1), if it was.
     pub vanished_at: Option<f64>,
-    /// Rotation angle theta of the A fixed point (radians, in [0, pi]).
-    pub theta: Option<f64>,
-    /// 2 (1 - cos theta): the interference predicted by a pure rotation at fixed norm under the
-    /// aligned loss (THEORY.md I.1).
+    /// Rotation angle of the continued A fixed point (radians, [0, pi]).
+    pub theta_continued: Option<f64>,
+    /// Angle between the A fixed point before and the closest (in angle) stable fixed point of
+    /// the A delay flow after B — defined also when the continuation vanished.
+    pub theta_nearest: Option<f64>,
+    /// 2 (1 - cos theta) with theta = theta_continued, else theta_nearest: the interference of a
+    /// pure rotation at fixed norm under the aligned loss (THEORY.md I.1).
     pub interference_from_theta: Option<f64>,
+}
+
+/// Fixed points (with stability) of the delay flows, by grid seeding + Newton in a box.
+#[derive(Debug, Clone, Serialize)]
+pub struct DelayFixedPoints {
+    /// Delay flow of task A (input u_s (e_a + leak e_b)).
+    pub task_a: Vec<FixedPoint>,
+    /// Delay flow of task B (input u_s (e_b + leak e_a)).
+    pub task_b: Vec<FixedPoint>,
 }
 
 /// The sequential protocol: learn A from M0, then B from M_afterA.
@@ -484,11 +503,15 @@ pub struct SequentialResult {
     /// I = L_A(after B) / L_A(untrained).
     pub interference: f64,
     pub decomposition: Decomposition,
-    pub fixed_points_after_a: Vec<EigenFixedPoint>,
-    pub fixed_points_after_b: Vec<EigenFixedPoint>,
+    /// Memories of the autonomous flow (u = 0) in closed form (claim I-1), after A and after B.
+    pub attractors_after_a: Vec<EigenFixedPoint>,
+    pub attractors_after_b: Vec<EigenFixedPoint>,
+    /// Fixed points of the delay flows before B (= after A) and after B.
+    pub delay_fixed_points_after_a: DelayFixedPoints,
+    pub delay_fixed_points_after_b: DelayFixedPoints,
     pub a_fixed_point: Option<AFixedPointTrack>,
-    /// A stable fixed point along b (|cos| with e_b > cos 45 degrees) after B, other than the
-    /// continued A point.
+    /// The B fixed point after B (stable fixed point of the B delay flow reached by the B
+    /// trial), if it lies along b (|cos| with e_b > cos 45 degrees).
     pub b_fixed_point: Option<[f64; 2]>,
     pub mode: Mode,
     pub mode_reason: String,
@@ -496,8 +519,38 @@ pub struct SequentialResult {
 
 /// Substeps per accepted learning step in the continuation of the A fixed point.
 const CONTINUATION_SUBSTEPS: usize = 8;
+/// Grid of the fixed-point search in the delay flows.
+const FIXED_POINT_GRID: usize = 16;
 
 impl Sequential {
+    fn delay_flow(&self, m: &Matrix2<f64>, task: Task) -> LatentFlow {
+        let t = &self.trials;
+        LatentFlow {
+            m: *m,
+            input: t.input_direction(task) * t.schedule.u_s,
+            gain: t.gain.clone(),
+        }
+    }
+
+    fn delay_fixed_points(&self, m: &Matrix2<f64>) -> Result<DelayFixedPoints> {
+        // every fixed point has |k| <= r(|M|_F) + |u| (|k| = |G M k + u|, and G |M k| <= |k|
+        // beyond the autonomous radius); the box adds a margin
+        let u = self.trials.schedule.u_s.abs() * (1.0 + self.trials.leak.abs());
+        let r = fixed_point_box(m, &self.trials.gain)? + 2.0 * u;
+        let find = |task| {
+            fixed_points_in_box(
+                &self.delay_flow(m, task),
+                [-r, -r],
+                [r, r],
+                FIXED_POINT_GRID,
+            )
+        };
+        Ok(DelayFixedPoints {
+            task_a: find(Task::A),
+            task_b: find(Task::B),
+        })
+    }
+
     /// Run A then B; also returns the raw learning runs.
     pub fn run(&self, m0: &Matrix2<f64>) -> Result<(SequentialResult, LearningRun, LearningRun)> {
         let t = &self.trials;
@@ -507,62 +560,69 @@ impl Sequential {
         let m_b = run_b.m_end;
         let loss_a_untrained = t.loss(m0, Task::A)?;
         let loss_a_after_b = t.loss(&m_b, Task::A)?;
-        let fps_a = eigen_fixed_points(&m_a, &t.gain)?;
-        let fps_b = eigen_fixed_points(&m_b, &t.gain)?;
+        let delay_a = self.delay_fixed_points(&m_a)?;
+        let delay_b = self.delay_fixed_points(&m_b)?;
 
-        // The A attractor: Newton from the end of the A trial, else the stable nonzero fixed
-        // point with the largest kappa_a.
+        // The A fixed point: Newton in the A delay flow from the end of the A trial, else the
+        // stable fixed point of that flow with the largest kappa_a.
         let end_a = t.trial(&m_a, Task::A)?.end_state();
-        let a_point = self.a_attractor(&m_a, &end_a, &fps_a);
-        let track = a_point.map(|x| self.track(&run_b, x));
+        let a_point = self.stable_point_from(&m_a, Task::A, &end_a).or_else(|| {
+            delay_a
+                .task_a
+                .iter()
+                .filter(|f| is_stable(f.kind) && f.x[0].hypot(f.x[1]) > 1e-8)
+                .max_by(|p, q| p.x[0].total_cmp(&q.x[0]))
+                .map(|f| Vector2::new(f.x[0], f.x[1]))
+        });
+        let track = a_point.map(|x| self.track(&run_b, x, &delay_b.task_a));
 
-        let a_after = track.as_ref().and_then(|tr| tr.after);
-        let b_point = fps_b
-            .iter()
-            .filter(|f| f.radius > 0.0 && is_stable(f.point.kind))
-            .filter(|f| (f.point.x[1].abs() / f.radius) > std::f64::consts::FRAC_1_SQRT_2)
-            .filter(|f| match a_after {
-                Some(a) => (a[0] - f.point.x[0]).hypot(a[1] - f.point.x[1]) > 1e-6 * f.radius,
-                None => true,
-            })
-            .max_by(|p, q| p.point.x[1].abs().total_cmp(&q.point.x[1].abs()))
-            .map(|f| f.point.x);
+        // The B fixed point: Newton in the B delay flow from the end of the B trial.
+        let end_b = t.trial(&m_b, Task::B)?.end_state();
+        let b_point = self
+            .stable_point_from(&m_b, Task::B, &end_b)
+            .filter(|x| x[1].abs() / x.norm() > std::f64::consts::FRAC_1_SQRT_2)
+            .map(|x| [x[0], x[1]]);
 
         let (mode, mode_reason) = match &track {
             None => (
                 Mode::Undetermined,
-                "task A did not produce a nonzero attractor".to_string(),
+                "task A did not produce a stable fixed point".to_string(),
             ),
             Some(tr) => {
-                let persisted = tr.theta.is_some_and(|th| th < std::f64::consts::FRAC_PI_4)
+                let persisted = tr
+                    .theta_continued
+                    .is_some_and(|th| th < std::f64::consts::FRAC_PI_4)
                     && tr.after_kind.is_some_and(is_stable);
                 match (persisted, b_point.is_some()) {
                     (true, true) => (
                         Mode::NewFormation,
                         format!(
-                            "the A attractor persisted (theta = {:.4} rad) beside a new attractor along b",
-                            tr.theta.unwrap_or(0.0)
+                            "the A fixed point persisted (theta = {:.4} rad) and a B fixed point formed along b",
+                            tr.theta_continued.unwrap_or(0.0)
                         ),
                     ),
                     (false, true) => (
                         Mode::Rotation,
-                        match (tr.theta, tr.vanished_at) {
+                        match (tr.theta_continued, tr.vanished_at) {
                             (Some(th), _) => format!(
-                                "the A attractor rotated by theta = {th:.4} rad toward b"
+                                "the A fixed point rotated by theta = {th:.4} rad toward b"
                             ),
                             (None, Some(tau)) => format!(
-                                "the A attractor vanished at tau = {tau:.4}; only the b attractor remains"
+                                "the A fixed point vanished at tau = {tau:.4}; the nearest remaining one is {} rad away",
+                                tr.theta_nearest.map_or("-".to_string(), |th| format!("{th:.4}"))
                             ),
-                            _ => "the A attractor was lost".to_string(),
+                            _ => "the A fixed point was lost".to_string(),
                         },
                     ),
                     (true, false) => (
                         Mode::Undetermined,
-                        "the A attractor persisted but no attractor along b formed".to_string(),
+                        "the A fixed point persisted but no B fixed point along b formed"
+                            .to_string(),
                     ),
                     (false, false) => (
                         Mode::Undetermined,
-                        "neither an A nor a b attractor after learning B".to_string(),
+                        "the A fixed point was lost and no B fixed point along b formed"
+                            .to_string(),
                     ),
                 }
             }
@@ -581,8 +641,10 @@ impl Sequential {
             loss_b_after_b: run_b.loss_end,
             interference: loss_a_after_b / loss_a_untrained,
             decomposition: decompose(&m_a, &m_b),
-            fixed_points_after_a: fps_a,
-            fixed_points_after_b: fps_b,
+            attractors_after_a: eigen_fixed_points(&m_a, &t.gain)?,
+            attractors_after_b: eigen_fixed_points(&m_b, &t.gain)?,
+            delay_fixed_points_after_a: delay_a,
+            delay_fixed_points_after_b: delay_b,
             a_fixed_point: track,
             b_fixed_point: b_point,
             mode,
@@ -591,38 +653,37 @@ impl Sequential {
         Ok((result, run_a, run_b))
     }
 
-    fn a_attractor(
+    /// Newton in the delay flow of `task` from `x0`: the point if it is a stable fixed point.
+    fn stable_point_from(
         &self,
-        m_a: &Matrix2<f64>,
-        end: &Vector2<f64>,
-        fps: &[EigenFixedPoint],
+        m: &Matrix2<f64>,
+        task: Task,
+        x0: &Vector2<f64>,
     ) -> Option<Vector2<f64>> {
-        let flow = LatentFlow::autonomous(*m_a, self.trials.gain.clone());
-        if let Some(x) = newton_fixed_point(&flow, end) {
-            let fp = fixed_point_at(&flow, &x);
-            if x.norm() > 1e-8 && is_stable(fp.kind) {
-                return Some(x);
-            }
-        }
-        fps.iter()
-            .filter(|f| f.radius > 0.0 && is_stable(f.point.kind))
-            .max_by(|p, q| p.point.x[0].total_cmp(&q.point.x[0]))
-            .map(|f| Vector2::new(f.point.x[0], f.point.x[1]))
+        let flow = self.delay_flow(m, task);
+        let x = newton_fixed_point(&flow, x0)?;
+        let fp = fixed_point_at(&flow, &x);
+        (x.norm() > 1e-8 && is_stable(fp.kind)).then_some(x)
     }
 
     /// Continue the A fixed point along the learning path of B by Newton from the previous
     /// point, `CONTINUATION_SUBSTEPS` substeps per accepted step (dense output of M(tau)).
-    fn track(&self, run_b: &LearningRun, start: Vector2<f64>) -> AFixedPointTrack {
-        let gain = &self.trials.gain;
+    /// Newton failing, or converging to a point that jumped by more than half its norm, marks
+    /// the point as vanished.
+    fn track(
+        &self,
+        run_b: &LearningRun,
+        start: Vector2<f64>,
+        after: &[FixedPoint],
+    ) -> AFixedPointTrack {
         let mut x = start;
         let mut vanished_at = None;
         'outer: for w in run_b.path.t.windows(2) {
             for s in 1..=CONTINUATION_SUBSTEPS {
                 let tau = w[0] + (w[1] - w[0]) * s as f64 / CONTINUATION_SUBSTEPS as f64;
                 let m = unpack(&run_b.path.eval(tau));
-                let flow = LatentFlow::autonomous(m, gain.clone());
-                match newton_fixed_point(&flow, &x) {
-                    Some(xn) if xn.norm() > 1e-3 * start.norm() => x = xn,
+                match newton_fixed_point(&self.delay_flow(&m, Task::A), &x) {
+                    Some(xn) if (xn - x).norm() < 0.5 * x.norm() => x = xn,
                     _ => {
                         vanished_at = Some(tau);
                         break 'outer;
@@ -630,27 +691,31 @@ impl Sequential {
                 }
             }
         }
-        let before = [start[0], start[1]];
-        if vanished_at.is_some() {
-            return AFixedPointTrack {
-                before,
-                after: None,
-                after_kind: None,
-                vanished_at,
-                theta: None,
-                interference_from_theta: None,
-            };
-        }
-        let flow = LatentFlow::autonomous(run_b.m_end, gain.clone());
-        let kind = fixed_point_at(&flow, &x).kind;
-        let cos = (start.dot(&x) / (start.norm() * x.norm())).clamp(-1.0, 1.0);
+        let angle = |y: &Vector2<f64>| {
+            (start.dot(y) / (start.norm() * y.norm()))
+                .clamp(-1.0, 1.0)
+                .acos()
+        };
+        let theta_nearest = after
+            .iter()
+            .filter(|f| is_stable(f.kind) && f.x[0].hypot(f.x[1]) > 1e-8)
+            .map(|f| angle(&Vector2::new(f.x[0], f.x[1])))
+            .min_by(|p, q| p.total_cmp(q));
+        let (after_pt, after_kind, theta_continued) = if vanished_at.is_some() {
+            (None, None, None)
+        } else {
+            let kind = fixed_point_at(&self.delay_flow(&run_b.m_end, Task::A), &x).kind;
+            (Some([x[0], x[1]]), Some(kind), Some(angle(&x)))
+        };
+        let theta = theta_continued.or(theta_nearest);
         AFixedPointTrack {
-            before,
-            after: Some([x[0], x[1]]),
-            after_kind: Some(kind),
-            vanished_at: None,
-            theta: Some(cos.acos()),
-            interference_from_theta: Some(2.0 * (1.0 - cos)),
+            before: [start[0], start[1]],
+            after: after_pt,
+            after_kind,
+            vanished_at,
+            theta_continued,
+            theta_nearest,
+            interference_from_theta: theta.map(|th| 2.0 * (1.0 - th.cos())),
         }
     }
 }
@@ -805,8 +870,22 @@ mod explore {
         let ra = learn(&seq.trials, &m0, Task::A, &seq.learning_a).unwrap();
         println!("learn A {:?}", t0.elapsed());
         let t0 = std::time::Instant::now();
-        let _rb = learn(&seq.trials, &ra.m_end, Task::B, &seq.learning_b).unwrap();
+        let rb = learn(&seq.trials, &ra.m_end, Task::B, &seq.learning_b).unwrap();
         println!("learn B {:?}", t0.elapsed());
+        for (t, y) in rb.path.t.iter().zip(&rb.path.y).take(25) {
+            let m = unpack(y);
+            let e = crate::latent::num_shim::eig2::eigen2(&m);
+            println!(
+                "tau {t:.4} M {:.4} {:.4} {:.4} {:.4} eig {:.4}{:+.4}i {:.4}",
+                m[(0, 0)],
+                m[(0, 1)],
+                m[(1, 0)],
+                m[(1, 1)],
+                e.values[0].re,
+                e.values[0].im,
+                e.values[1].re
+            );
+        }
         println!("{}", serde_json::to_string_pretty(&r).unwrap());
     }
 }
