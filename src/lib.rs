@@ -15,6 +15,9 @@ pub mod interference;
 pub mod io;
 pub mod latent;
 pub mod model;
+pub mod num;
 pub mod report;
+pub mod run;
+pub mod sweep;
 
 pub use error::{Error, Result};
