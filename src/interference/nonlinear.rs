@@ -40,11 +40,11 @@ use crate::latent::flow::{
     eigen_fixed_points, fixed_point_box, is_stable, jacobian, rhs, EigenFixedPoint,
 };
 use crate::latent::gain::Gain;
-use crate::latent::num_shim::eig2::FixedPointType;
-use crate::latent::num_shim::newton::{newton_static, NewtonOptions};
-use crate::latent::num_shim::ode::{solve, solve_until, OdeOptions, Trajectory};
-use crate::latent::num_shim::planar::{fixed_point_at, fixed_points_in_box, FixedPoint};
 use crate::latent::LatentFlow;
+use crate::num::eig2::FixedPointType;
+use crate::num::newton::{newton_static, NewtonOptions};
+use crate::num::ode::{solve, solve_until, OdeOptions, Trajectory};
+use crate::num::planar::{fixed_point_at, fixed_points_in_box, FixedPoint};
 use crate::{Error, Result};
 
 /// The input schedule and loss window of one trial (THEORY.md I.1).
@@ -722,7 +722,7 @@ impl Sequential {
 
 /// Newton on the autonomous flow from `x0`; None if it does not converge.
 fn newton_fixed_point(flow: &LatentFlow, x0: &Vector2<f64>) -> Option<Vector2<f64>> {
-    use crate::latent::num_shim::planar::PlanarFlow;
+    use crate::num::planar::PlanarFlow;
     newton_static(
         |x| (flow.flow(x), flow.jacobian(x)),
         *x0,
@@ -874,7 +874,7 @@ mod explore {
         println!("learn B {:?}", t0.elapsed());
         for (t, y) in rb.path.t.iter().zip(&rb.path.y).take(25) {
             let m = unpack(y);
-            let e = crate::latent::num_shim::eig2::eigen2(&m);
+            let e = crate::num::eig2::eigen2(&m);
             println!(
                 "tau {t:.4} M {:.4} {:.4} {:.4} {:.4} eig {:.4}{:+.4}i {:.4}",
                 m[(0, 0)],

@@ -6,12 +6,10 @@ use nalgebra::{Matrix2, Vector2};
 use serde::Serialize;
 
 use super::gain::Gain;
-use crate::latent::num_shim::eig2::{eigen2, FixedPointType};
-use crate::latent::num_shim::ode::{solve_until, OdeOptions};
-use crate::latent::num_shim::planar::{
-    fixed_point_at, fixed_points_in_box, FixedPoint, PlanarFlow,
-};
-use crate::latent::num_shim::quad::GaussLegendre;
+use crate::num::eig2::{eigen2, FixedPointType};
+use crate::num::ode::{solve_until, OdeOptions};
+use crate::num::planar::{fixed_point_at, fixed_points_in_box, FixedPoint, PlanarFlow};
+use crate::num::quad::GaussLegendre;
 use crate::{Error, Result};
 
 /// The latent 2-D flow with a constant input vector `input` (= u e_mu; zero for the
@@ -255,7 +253,7 @@ mod tests {
             for fp in &fps {
                 assert!(fp.point.residual < 1e-12, "{kind:?} {:?}", fp.point);
             }
-            let num = numerical_fixed_points(&m, &gain, 12).unwrap();
+            let num = numerical_fixed_points(&m, &gain, 20).unwrap();
             assert_eq!(num.len(), 5);
             for (a, b) in fps.iter().zip(&num) {
                 let d = (a.point.x[0] - b.x[0]).hypot(a.point.x[1] - b.x[1]);

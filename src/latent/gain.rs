@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::latent::num_shim::optim::brent_root;
-use crate::latent::num_shim::quad::{GaussHermite, GaussLegendre};
+use crate::num::optim::brent_root;
+use crate::num::quad::{GaussHermite, GaussLegendre};
 use crate::{Error, Result};
 
 /// Which single-neuron nonlinearity phi the latent reduction comes from.

@@ -13,7 +13,6 @@ pub mod checks;
 pub mod flow;
 pub mod gain;
 pub mod model;
-pub(crate) mod num_shim;
 
 pub use checks::checks;
 pub use flow::{eigen_fixed_points, jacobian, numerical_fixed_points, rhs, LatentFlow};

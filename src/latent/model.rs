@@ -39,9 +39,9 @@ use super::gain::{Gain, GainKind};
 use crate::interference::nonlinear::{
     LearningOptions, LossKind, Schedule, Sequential, SequentialResult, Trials,
 };
-use crate::latent::num_shim::ode::OdeOptions;
-use crate::latent::num_shim::planar::FixedPoint;
 use crate::model::ModelFile;
+use crate::num::ode::OdeOptions;
+use crate::num::planar::FixedPoint;
 use crate::report::{fmt_num, Report};
 use crate::Result;
 
