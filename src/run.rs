@@ -48,12 +48,16 @@ pub fn predict(model: &ModelFile) -> Result<Output> {
             let r = crate::interference::linear::predict(model)?;
             Ok(Output::from_report(model, &r, false))
         }
+        "latent" => {
+            let r = crate::latent::predict(model)?;
+            Ok(Output::from_report(model, &r, false))
+        }
         _ => Err(unsupported(model, "predict", PREDICT_KINDS)),
     }
 }
 
 /// Kinds `predict` applies to.
-pub const PREDICT_KINDS: &[&str] = &["linear2x2"];
+pub const PREDICT_KINDS: &[&str] = &["linear2x2", "latent"];
 
 /// `modeflow train`: train the networks a model file describes; predictions beside measurements.
 pub fn train(model: &ModelFile) -> Result<Output> {

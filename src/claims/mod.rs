@@ -142,6 +142,7 @@ pub mod runner;
 /// Every registered check of the library.
 pub fn registry() -> Vec<Check> {
     let mut checks: Vec<Check> = Vec::new();
+    checks.extend(crate::latent::checks());
     checks.extend(crate::interference::linear::checks());
     checks
 }
