@@ -11,6 +11,7 @@
 
 pub mod claims;
 pub mod error;
+pub mod interference;
 pub mod io;
 pub mod model;
 pub mod report;
