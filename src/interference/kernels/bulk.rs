@@ -5,7 +5,7 @@
 //! b^T e^{(W0^T - I)s1} e^{(W0 - I)s2} b / N -> e^{-(s1+s2)} sum_k (g^2 s1 s2)^k / (k!)^2
 //! = e^{-(s1+s2)} I0(2 g sqrt(s1 s2)) = sum_k f_k(s1) f_k(s2).
 
-use nalgebra::DVector;
+use nalgebra::DMatrix;
 
 use super::bessel::bessel_i0_scaled;
 use super::random::RandomNetwork;
@@ -22,60 +22,71 @@ pub fn bulk_kernel(g: f64, s1: f64, s2: f64) -> f64 {
     (x - s1 - s2).exp() * bessel_i0_scaled(x)
 }
 
-/// The finite-N kernel b^T e^{(W0^T - I) s1} e^{(W0 - I) s2} b / N on a grid s = m h,
-/// m = 0..=steps: returns the (steps+1) x (steps+1) table K[m1][m2].
+/// The finite-N kernel p^T e^{(W0^T - I) s1} e^{(W0 - I) s2} p / N for every pattern p of
+/// `net` (column 1 is b), on the grid s = m h, m = 0..=steps: returns, per pattern, the
+/// (steps+1) x (steps+1) table K[m1][m2].
 ///
-/// v_m = e^{(W0 - I) m h} b is propagated with one matrix exponential (nalgebra's Padé with
-/// scaling and squaring); then K[m1][m2] = v_m1 . v_m2 / N.
-pub fn finite_n_kernel(net: &RandomNetwork, h: f64, steps: usize) -> Result<Vec<Vec<f64>>> {
+/// V_m = e^{(W0 - I) m h} P is propagated with one matrix exponential (nalgebra's Padé with
+/// scaling and squaring); then K[m1][m2] = v_m1 . v_m2 / N column by column.
+pub fn finite_n_kernel(net: &RandomNetwork, h: f64, steps: usize) -> Result<Vec<Vec<Vec<f64>>>> {
     if !(h.is_finite() && h > 0.0) {
         return Err(Error::Requirement(format!(
             "bulk kernel grid step must be positive, got {h}"
         )));
     }
-    let (step, _) = net.propagator(h);
-    let mut vs: Vec<DVector<f64>> = Vec::with_capacity(steps + 1);
-    vs.push(net.b.clone());
+    let (step, _) = net.propagator_for(h, &DMatrix::zeros(net.n, 0));
+    let mut vs: Vec<DMatrix<f64>> = Vec::with_capacity(steps + 1);
+    vs.push(net.patterns.clone());
     for m in 0..steps {
         let next = &step * &vs[m];
         vs.push(next);
     }
     let n = net.n as f64;
-    Ok(vs
-        .iter()
-        .map(|v1| vs.iter().map(|v2| v1.dot(v2) / n).collect())
+    Ok((0..net.patterns.ncols())
+        .map(|p| {
+            vs.iter()
+                .map(|v1| {
+                    vs.iter()
+                        .map(|v2| v1.column(p).dot(&v2.column(p)) / n)
+                        .collect()
+                })
+                .collect()
+        })
         .collect())
 }
 
-/// Theta_new measured on one finite network (THEORY I-12 at finite N): the NTK of
-/// z = b^T x(T)/N with respect to all entries of W at W = W0, input u(t) along b.
+/// Theta_new measured on one finite network (THEORY I-12 at finite N), for every pattern p of
+/// `net` (column 1 is b): the NTK of z = p^T x(T)/N with respect to all entries of W at
+/// W = W0, input u(t) along p.
 ///
-/// dz/dW = (1/N) int_0^T lambda(t) x(t)^T dt with lambda(t) = e^{(W0^T - I)(T - t)} b, so
-/// Theta = |int lambda x^T dt|_F^2 / N^2. x and lambda are propagated exactly on a grid of
-/// step <= `h` (one augmented matrix exponential per input piece); the time integral is
-/// composite Simpson on each piece (the integrand is smooth there), error O(h^4).
+/// dz/dW = (1/N) int_0^T lambda(t) x(t)^T dt with lambda(t) = e^{(W0^T - I)(T - t)} p, so
+/// Theta = sum_{i,i'} w_i w_i' (lambda_i . lambda_i')(x_i . x_i') / N^2 over quadrature nodes.
+/// x and lambda are propagated exactly on a grid of step <= `h` (one augmented matrix
+/// exponential per input piece); the time integral is composite Simpson on each piece (the
+/// integrand is smooth there), error O(h^4).
 pub fn finite_n_theta_new(
     net: &RandomNetwork,
     schedule: &super::theta::InputSchedule,
     h: f64,
-) -> Result<f64> {
+) -> Result<Vec<f64>> {
     if !(h.is_finite() && h > 0.0) {
         return Err(Error::Requirement(format!(
             "Theta_new grid step must be positive, got {h}"
         )));
     }
+    let pats = &net.patterns;
     // Even number of Simpson intervals per piece.
     let intervals = |len: f64| 2 * ((len / (2.0 * h)).ceil() as usize).max(1);
     let pieces = [
         (schedule.t_in, schedule.u_p, intervals(schedule.t_in)),
         (schedule.t_d, schedule.u_s, intervals(schedule.t_d)),
     ];
-    let mut xs: Vec<DVector<f64>> = vec![DVector::zeros(net.n)];
+    let mut xs: Vec<DMatrix<f64>> = vec![DMatrix::zeros(net.n, pats.ncols())];
     let mut weights = vec![0.0];
     let mut steps = Vec::new();
     for &(len, u, m) in &pieces {
         let dt = len / m as f64;
-        let (step, drive) = net.propagator(dt);
+        let (step, drive) = net.propagator_for(dt, pats);
         // Simpson weights dt/3 * (1, 4, 2, 4, ..., 4, 1); the node shared by two pieces
         // accumulates both end weights.
         let last = weights.len() - 1;
@@ -94,10 +105,10 @@ pub fn finite_n_theta_new(
         }
         steps.push(step);
     }
-    // lambda at the nodes, backward from lambda(T) = b.
+    // lambda at the nodes, backward from lambda(T) = p.
     let total = xs.len();
-    let mut lambdas: Vec<DVector<f64>> = vec![DVector::zeros(net.n); total];
-    lambdas[total - 1] = net.b.clone();
+    let mut lambdas: Vec<DMatrix<f64>> = vec![DMatrix::zeros(0, 0); total];
+    lambdas[total - 1] = pats.clone();
     let mut idx = total - 1;
     for (p, &(_, _, m)) in pieces.iter().enumerate().rev() {
         let step_t = steps[p].transpose();
@@ -106,12 +117,26 @@ pub fn finite_n_theta_new(
             idx -= 1;
         }
     }
-    let mut d = nalgebra::DMatrix::zeros(net.n, net.n);
-    for ((l, x), w) in lambdas.iter().zip(&xs).zip(&weights) {
-        d.ger(*w, l, x, 1.0);
-    }
     let n = net.n as f64;
-    Ok(d.norm_squared() / (n * n))
+    let mut out = Vec::with_capacity(pats.ncols());
+    let mut lm = DMatrix::zeros(net.n, total);
+    let mut xm = DMatrix::zeros(net.n, total);
+    for p in 0..pats.ncols() {
+        for i in 0..total {
+            lm.set_column(i, &lambdas[i].column(p));
+            xm.set_column(i, &xs[i].column(p));
+        }
+        let gl = lm.tr_mul(&lm);
+        let gx = xm.tr_mul(&xm);
+        let mut theta = 0.0;
+        for i in 0..total {
+            for j in 0..total {
+                theta += weights[i] * weights[j] * gl[(i, j)] * gx[(i, j)];
+            }
+        }
+        out.push(theta / (n * n));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -141,7 +166,7 @@ mod tests {
             t_d: 3.0,
             u_s: 0.3,
         };
-        let m = finite_n_theta_new(&net, &s, 0.05).unwrap();
+        let m = finite_n_theta_new(&net, &s, 0.05).unwrap()[1];
         let p = theta_new(0.0, &s);
         assert!((m - p).abs() < 1e-7 * p, "{m} vs {p}");
     }
@@ -149,7 +174,7 @@ mod tests {
     #[test]
     fn finite_n_kernel_is_exact_at_g_zero() {
         let net = RandomNetwork::sample(20, 0.0, 2).unwrap();
-        let k = finite_n_kernel(&net, 0.5, 4).unwrap();
+        let k = &finite_n_kernel(&net, 0.5, 4).unwrap()[1];
         for (m1, row) in k.iter().enumerate() {
             for (m2, v) in row.iter().enumerate() {
                 let p = bulk_kernel(0.0, 0.5 * m1 as f64, 0.5 * m2 as f64);

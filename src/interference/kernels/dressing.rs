@@ -6,7 +6,7 @@
 //! giving g^{2j}. Summing: a^T R0 a/N -> 1, |R0 a|^2/N -> beta = 1/(1 - g^2),
 //! a^T R0^T R0 R0^T a/N -> sum_j (j+1) g^{2j} = beta^2; cross terms between a and b vanish.
 
-use nalgebra::{DMatrix, DVector, Matrix2, Vector2};
+use nalgebra::{DMatrix, Matrix2, Vector2};
 use serde::Serialize;
 
 use super::random::RandomNetwork;
@@ -81,34 +81,96 @@ pub struct Overlaps {
     pub triple_ab: f64,
 }
 
-/// Measure the I-9 overlaps of one network (two LU factorisations of I - W0).
+/// Measure the I-9 overlaps of one network for the pattern pair (a, b).
 pub fn measure_overlaps(net: &RandomNetwork) -> Result<Overlaps> {
+    let k = Matrix2::zeros();
+    Ok(measure_pairs(net, &k)?[0].0)
+}
+
+fn singular(context: &str) -> Error {
+    Error::Singular {
+        context: context.into(),
+        pivot: 0.0,
+        threshold: 0.0,
+    }
+}
+
+/// Overlaps and NTK ratios for every disjoint pattern pair (columns 2i, 2i+1) of `net`, with
+/// structured part K. Two LU factorisations of I - W0 serve all pairs: with U = [a, b] and
+/// U~ = U^T R0 U / N, the push-through identity gives (I - W0 - U K U^T/N)^{-1} a
+/// = R0 U (I - K U~)^{-1} e_a and its transpose analogue, so no N x N solve per pair is needed.
+pub fn measure_pairs(net: &RandomNetwork, k: &Matrix2<f64>) -> Result<Vec<(Overlaps, NtkRatios)>> {
     let n = net.n as f64;
     let m = net.identity_minus_w0();
     let lu = m.clone().lu();
     let lu_t = m.transpose().lu();
-    let solve = |lu: &nalgebra::LU<f64, nalgebra::Dyn, nalgebra::Dyn>, v: &DVector<f64>| {
-        lu.solve(v).ok_or_else(|| Error::Singular {
-            context: "I - W0 (kernels::dressing)".into(),
-            pivot: 0.0,
-            threshold: 0.0,
-        })
-    };
-    let r0a = solve(&lu, &net.a)?;
-    let r0b = solve(&lu, &net.b)?;
-    let r0ta = solve(&lu_t, &net.a)?;
-    let r0tb = solve(&lu_t, &net.b)?;
+    let x = &net.patterns;
+    let r0x = lu
+        .solve(x)
+        .ok_or_else(|| singular("I - W0 (kernels::dressing)"))?;
+    let r0tx = lu_t
+        .solve(x)
+        .ok_or_else(|| singular("I - W0 (kernels::dressing)"))?;
     // a^T R0^T R0 R0^T v = (R0 a) . (R0 (R0^T v)).
-    let r0_r0ta = solve(&lu, &r0ta)?;
-    let r0_r0tb = solve(&lu, &r0tb)?;
-    Ok(Overlaps {
-        a_r0_a: net.a.dot(&r0a) / n,
-        r0a_sq: r0a.norm_squared() / n,
-        triple: r0a.dot(&r0_r0ta) / n,
-        a_r0_b: net.a.dot(&r0b) / n,
-        r0a_r0b: r0a.dot(&r0b) / n,
-        triple_ab: r0a.dot(&r0_r0tb) / n,
-    })
+    let r0r0tx = lu
+        .solve(&r0tx)
+        .ok_or_else(|| singular("I - W0 (kernels::dressing)"))?;
+    let (v_lat, vt_lat) = latent_vectors(k)?;
+    let latent = v_lat.norm_squared() * vt_lat.norm_squared();
+    let mut out = Vec::with_capacity(x.ncols() / 2);
+    for pair in 0..x.ncols() / 2 {
+        let (i, j) = (2 * pair, 2 * pair + 1);
+        let dot = |u: &DMatrix<f64>, p: usize, v: &DMatrix<f64>, q: usize| {
+            u.column(p).dot(&v.column(q)) / n
+        };
+        let o = Overlaps {
+            a_r0_a: dot(x, i, &r0x, i),
+            r0a_sq: dot(&r0x, i, &r0x, i),
+            triple: dot(&r0x, i, &r0r0tx, i),
+            a_r0_b: dot(x, i, &r0x, j),
+            r0a_r0b: dot(&r0x, i, &r0x, j),
+            triple_ab: dot(&r0x, i, &r0r0tx, j),
+        };
+        // U~ = U^T R0 U / N; Grams of R0 U and R0^T U (divided by N).
+        let ut = Matrix2::new(
+            dot(x, i, &r0x, i),
+            dot(x, i, &r0x, j),
+            dot(x, j, &r0x, i),
+            dot(x, j, &r0x, j),
+        );
+        let gram = Matrix2::new(
+            dot(&r0x, i, &r0x, i),
+            dot(&r0x, i, &r0x, j),
+            dot(&r0x, j, &r0x, i),
+            dot(&r0x, j, &r0x, j),
+        );
+        let gram_t = Matrix2::new(
+            dot(&r0tx, i, &r0tx, i),
+            dot(&r0tx, i, &r0tx, j),
+            dot(&r0tx, j, &r0tx, i),
+            dot(&r0tx, j, &r0tx, j),
+        );
+        let e_a = Vector2::new(1.0, 0.0);
+        let inv = (Matrix2::identity() - k * ut)
+            .try_inverse()
+            .ok_or_else(|| singular("I - K U~ (kernels::dressing)"))?;
+        let inv_t = (Matrix2::identity() - k.transpose() * ut.transpose())
+            .try_inverse()
+            .ok_or_else(|| singular("I - K^T U~^T (kernels::dressing)"))?;
+        let v = inv * e_a; // R a = R0 U v
+        let vt = inv_t * e_a; // R^T a = R0^T U vt
+                              // Theta_W = |R^T a|^2 |R a|^2 / N^2; Theta_M = |U^T R^T a|^2 |U^T R a|^2 / N^4.
+        let full = vt.dot(&(gram_t * vt)) * v.dot(&(gram * v));
+        let m_only = (ut.transpose() * vt).norm_squared() * (ut * v).norm_squared();
+        out.push((
+            o,
+            NtkRatios {
+                full_w: full / latent,
+                m_only: m_only / latent,
+            },
+        ));
+    }
+    Ok(out)
 }
 
 /// Readout propagator of the g = 0 latent model, (I - K)^{-1} e_a, and its transpose version:
@@ -189,5 +251,15 @@ mod tests {
         let k = Matrix2::new(0.5, 0.2, 0.1, 0.3);
         let r = measure_ntk_ratios(&net, &k).unwrap();
         assert!((r.full_w - 1.0).abs() < 1e-12 && (r.m_only - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn push_through_equals_direct_solve() {
+        let net = RandomNetwork::sample(60, 0.7, 5).unwrap();
+        let k = Matrix2::new(0.5, 0.2, 0.1, 0.3);
+        let direct = measure_ntk_ratios(&net, &k).unwrap();
+        let (_, fast) = measure_pairs(&net, &k).unwrap()[0];
+        assert!((direct.full_w - fast.full_w).abs() < 1e-10 * direct.full_w);
+        assert!((direct.m_only - fast.m_only).abs() < 1e-10 * direct.m_only);
     }
 }

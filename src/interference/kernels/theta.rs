@@ -334,8 +334,20 @@ pub fn g_matrix_quadrature(g: f64, schedule: &InputSchedule, size: usize) -> Vec
     let gl = Legendre::new(24);
     let t_end = schedule.duration();
     let panels = |len: f64| (len.ceil() as usize).max(1) * 2;
+    // Outer nodes and weights on [0, T_in] and [T_in, T] (panels of length <= 1/2).
+    let mut outer: Vec<(f64, f64)> = Vec::new();
+    for &(lo, hi) in &[(0.0, schedule.t_in), (schedule.t_in, t_end)] {
+        let m = panels(hi - lo);
+        let h = (hi - lo) / m as f64;
+        for p in 0..m {
+            let mid = lo + (p as f64 + 0.5) * h;
+            for (x, w) in gl.nodes.iter().zip(&gl.weights) {
+                outer.push((mid + 0.5 * h * x, 0.5 * h * w));
+            }
+        }
+    }
+    // F_k(t) = int_0^t u(t - s) f_k(s) ds: u(t - s) = u_s for s < t - T_in, u_p after.
     let f_conv = |k: usize, t: f64| -> f64 {
-        // u(t - s) = u_s for s < t - T_in, u_p for t - T_in <= s <= t.
         let switch = (t - schedule.t_in).max(0.0);
         let late = if switch > 0.0 {
             gl.integrate(|s| f_k(g, k, s), 0.0, switch, panels(switch))
@@ -345,16 +357,26 @@ pub fn g_matrix_quadrature(g: f64, schedule: &InputSchedule, size: usize) -> Vec
         let early = gl.integrate(|s| f_k(g, k, s), switch, t, panels(t - switch));
         schedule.u_s * late + schedule.u_p * early
     };
-    let mut out = vec![vec![0.0; size]; size];
-    for (j, row) in out.iter_mut().enumerate() {
-        for (k, v) in row.iter_mut().enumerate() {
-            let integrand = |t: f64| f_k(g, j, t_end - t) * f_conv(k, t);
-            let first = gl.integrate(integrand, 0.0, schedule.t_in, panels(schedule.t_in));
-            let second = gl.integrate(integrand, schedule.t_in, t_end, panels(schedule.t_d));
-            *v = first + second;
-        }
-    }
-    out
+    let big_f: Vec<Vec<f64>> = (0..size)
+        .map(|k| outer.iter().map(|&(t, _)| f_conv(k, t)).collect())
+        .collect();
+    let small_f: Vec<Vec<f64>> = (0..size)
+        .map(|j| {
+            outer
+                .iter()
+                .map(|&(t, w)| w * f_k(g, j, t_end - t))
+                .collect()
+        })
+        .collect();
+    small_f
+        .iter()
+        .map(|fj| {
+            big_f
+                .iter()
+                .map(|fk| fj.iter().zip(fk).map(|(a, b)| a * b).sum())
+                .collect()
+        })
+        .collect()
 }
 
 /// psi_A^2 = |phi(x_A)|^2 / N at a latent fixed point x_A = kappa a (|a|^2 = N, Gaussian
