@@ -19,7 +19,8 @@ pub fn bulk_kernel(g: f64, s1: f64, s2: f64) -> f64 {
         return f64::NAN;
     }
     let x = 2.0 * g.abs() * (s1 * s2).sqrt();
-    (x - s1 - s2).exp() * bessel_i0_scaled(x)
+    // s1 + s2 and s1 * s2 are commutative in IEEE arithmetic: K is exactly symmetric.
+    (x - (s1 + s2)).exp() * bessel_i0_scaled(x)
 }
 
 /// The finite-N kernel p^T e^{(W0^T - I) s1} e^{(W0 - I) s2} p / N for every pattern p of
