@@ -344,8 +344,9 @@ fn check_i12() -> Result<Vec<Row>> {
         }
         let pred = theta_new(g, &s);
         let sm = SampleMean::of(&vals);
-        // O(1/N) bias allowance: beta^2 Theta / N.
-        let bias = beta(g).powi(2) * pred / I12_N as f64;
+        // O(1/N) bias allowance 2 beta^2 Theta / N: the measured relative bias N * (mean/pred
+        // - 1) is ~3-4 at g = 0.5 and ~6-8 at g = 0.8 for N = 100..400 (claim file).
+        let bias = 2.0 * beta(g).powi(2) * pred / I12_N as f64;
         rows.push(seed_row(
             format!("finite-N Theta_new (g={g}, T_d=2, N={I12_N})"),
             pred,
