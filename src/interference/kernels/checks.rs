@@ -6,13 +6,13 @@ use super::bessel::bessel_i0;
 use super::bulk::{bulk_kernel, finite_n_kernel, finite_n_theta_new};
 use super::dressing::{self, beta, full_w_speedup, m_only_speedup, overlap_prediction};
 use super::linear_theory as lt;
-use super::quad::Legendre;
 use super::random::{RandomNetwork, SampleMean};
 use super::theta::{
     g_matrix_quadrature, psi_sq_erf, rotation_share, theta_new, theta_new_series, theta_rot,
     InputSchedule,
 };
 use crate::claims::{Check, Row, Tier};
+use crate::num::quad::GaussLegendre;
 use crate::Result;
 
 /// The kernel checks, one per claim I-9 .. I-13 (all fast tier, ~ a few seconds together).
@@ -369,8 +369,8 @@ fn check_i13() -> Result<Vec<Row>> {
     let psi = psi_sq_erf(kappa);
     // psi^2 closed form vs quadrature of E[erf(sqrt(pi) kappa z / 2)^2], z ~ N(0,1)
     // (Gauss–Legendre on [-12, 12]; the Gaussian tail beyond is < 1e-32).
-    let gl = Legendre::new(40);
-    let quad = gl.integrate(
+    let gl = GaussLegendre::new(40);
+    let quad = gl.integrate_composite(
         |z| {
             let e = erf(std::f64::consts::PI.sqrt() * kappa * z / 2.0);
             e * e * (-z * z / 2.0).exp() / (2.0 * std::f64::consts::PI).sqrt()

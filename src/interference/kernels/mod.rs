@@ -7,7 +7,7 @@
 //!   e^{-(s1+s2)} I0(2 g sqrt(s1 s2)) and its finite-N counterpart.
 //! - [`theta`] (I-12, I-13): Theta_new in closed form with a proven truncation bound,
 //!   Theta_rot and the rotation share f_rot.
-//! - [`random`]: seeded random networks W0, patterns a, b; [`quad`]: a local Gauss–Legendre.
+//! - [`random`]: seeded random networks W0 and orthogonal patterns a, b, ...
 //!
 //! [`checks`] registers one fast-tier check per claim.
 
@@ -16,7 +16,6 @@ pub mod bulk;
 mod checks;
 pub mod dressing;
 pub mod linear_theory;
-pub mod quad;
 pub mod random;
 pub mod theta;
 

@@ -32,7 +32,7 @@
 use serde::Serialize;
 
 use super::dressing::beta;
-use super::quad::Legendre;
+use crate::num::quad::GaussLegendre;
 use crate::{Error, Result};
 
 /// Relative truncation tolerance of the Theta_new series (the proven tail bound is below it).
@@ -331,7 +331,7 @@ pub fn f_k(g: f64, k: usize, s: f64) -> f64 {
 /// split at the input switch so every panel integrand is smooth. Returns the matrix
 /// G[j][k] for j, k < `size`.
 pub fn g_matrix_quadrature(g: f64, schedule: &InputSchedule, size: usize) -> Vec<Vec<f64>> {
-    let gl = Legendre::new(24);
+    let gl = GaussLegendre::new(24);
     let t_end = schedule.duration();
     let panels = |len: f64| (len.ceil() as usize).max(1) * 2;
     // Outer nodes and weights on [0, T_in] and [T_in, T] (panels of length <= 1/2).
@@ -350,11 +350,11 @@ pub fn g_matrix_quadrature(g: f64, schedule: &InputSchedule, size: usize) -> Vec
     let f_conv = |k: usize, t: f64| -> f64 {
         let switch = (t - schedule.t_in).max(0.0);
         let late = if switch > 0.0 {
-            gl.integrate(|s| f_k(g, k, s), 0.0, switch, panels(switch))
+            gl.integrate_composite(|s| f_k(g, k, s), 0.0, switch, panels(switch))
         } else {
             0.0
         };
-        let early = gl.integrate(|s| f_k(g, k, s), switch, t, panels(t - switch));
+        let early = gl.integrate_composite(|s| f_k(g, k, s), switch, t, panels(t - switch));
         schedule.u_s * late + schedule.u_p * early
     };
     let big_f: Vec<Vec<f64>> = (0..size)
