@@ -142,8 +142,8 @@ impl Poisson {
         self.pmf[m]
     }
 
-    /// Q(a, x) = sum_{m<a} p_m(x) (accurate when a <= x, where it is the smaller tail... or
-    /// of order 1).
+    /// Q(a, x) = sum_{m<a} p_m(x) by prefix sums of positive terms (relative accuracy ~ a ulp;
+    /// used when a <= x, where P(a, x) >~ 1/2 and 1 - Q would lose digits of the small Q).
     fn q(&mut self, a: usize) -> f64 {
         while self.prefix.len() <= a {
             let k = self.prefix.len();
