@@ -133,6 +133,38 @@ fn check_i9() -> Result<Vec<Row>> {
                 bias(*p),
             ));
         }
+        // Full-W structure along the dressed directions, W = W0 + R0^T U K U^T R0^T / N with
+        // K = M / beta^2, reads out like the g = 0 model with M: z -> (I - M)^{-1}. Third order
+        // in R0: heavy-tailed at g = 0.8 like the NTK ratios, so compared for g <= 0.5.
+        if g > 0.5 {
+            continue;
+        }
+        let m_latent = Matrix2::new(0.5, 0.2, 0.1, 0.3);
+        let k_dressed = m_latent / (b * b);
+        let z_pred = (Matrix2::identity() - m_latent)
+            .try_inverse()
+            .expect("I - M is invertible (det 0.33)");
+        let mut zs: [Vec<f64>; 3] = Default::default();
+        for seed in 0..I9_SEEDS {
+            let net = RandomNetwork::sample_with_patterns(I9_N, g, 900 + seed, I9_PATTERNS)?;
+            let z = dressing::measure_dressed_readouts(&net, &k_dressed)?;
+            for (c, (r, col)) in zs.iter_mut().zip([(0, 0), (1, 0), (1, 1)]) {
+                c.push(mean(&z.iter().map(|m| m[(r, col)]).collect::<Vec<_>>()));
+            }
+        }
+        for (c, (name, r, col)) in zs
+            .iter()
+            .zip([("z_AA", 0, 0), ("z_BA", 1, 0), ("z_BB", 1, 1)])
+        {
+            let s = SampleMean::of(c);
+            let p = z_pred[(r, col)];
+            rows.push(seed_row(
+                format!("{name} with K = M/beta^2 vs (I-M)^-1 (g={g}, N={n})"),
+                p,
+                &s,
+                bias(p),
+            ));
+        }
     }
     Ok(rows)
 }

@@ -226,6 +226,51 @@ pub fn measure_ntk_ratios(net: &RandomNetwork, k: &Matrix2<f64>) -> Result<NtkRa
     })
 }
 
+/// Readouts of a network whose structure lies along the *dressed* gradient directions, as
+/// full-W gradient flow produces it (THEORY I-9): W = W0 + R0^T U K U^T R0^T / N. Returns, per
+/// disjoint pattern pair (columns 2i, 2i+1), the 2x2 matrix z_mu,nu = mu^T (I - W)^{-1} nu / N
+/// (row: readout pattern, column: input pattern). Large-N prediction: (I - beta^2 K)^{-1},
+/// the readouts of the g = 0 latent model with M = beta^2 K.
+///
+/// With V = R0^T U and Y = R0 U the push-through identity gives
+/// z = U~ + A (I - K T)^{-1} K B, where U~ = U^T R0 U/N, A = V^T V/N (-> beta),
+/// B = Y^T Y/N (-> beta) and T = Y^T R0 V/N = U^T R0^T R0 R0^T U/N (-> beta^2).
+pub fn measure_dressed_readouts(
+    net: &RandomNetwork,
+    k: &Matrix2<f64>,
+) -> Result<Vec<Matrix2<f64>>> {
+    let n = net.n as f64;
+    let m = net.identity_minus_w0();
+    let lu = m.clone().lu();
+    let lu_t = m.transpose().lu();
+    let x = &net.patterns;
+    let r0x = lu
+        .solve(x)
+        .ok_or_else(|| singular("I - W0 (kernels::dressing)"))?;
+    let r0tx = lu_t
+        .solve(x)
+        .ok_or_else(|| singular("I - W0 (kernels::dressing)"))?;
+    let r0r0tx = lu
+        .solve(&r0tx)
+        .ok_or_else(|| singular("I - W0 (kernels::dressing)"))?;
+    let mut out = Vec::with_capacity(x.ncols() / 2);
+    for pair in 0..x.ncols() / 2 {
+        let idx = [2 * pair, 2 * pair + 1];
+        let block = |u: &DMatrix<f64>, v: &DMatrix<f64>| {
+            Matrix2::from_fn(|r, c| u.column(idx[r]).dot(&v.column(idx[c])) / n)
+        };
+        let ut = block(x, &r0x);
+        let a = block(&r0tx, &r0tx);
+        let b = block(&r0x, &r0x);
+        let t = block(&r0x, &r0r0tx);
+        let inv = (Matrix2::identity() - k * t)
+            .try_inverse()
+            .ok_or_else(|| singular("I - K T (kernels::dressing)"))?;
+        out.push(ut + a * inv * k * b);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +296,29 @@ mod tests {
         let k = Matrix2::new(0.5, 0.2, 0.1, 0.3);
         let r = measure_ntk_ratios(&net, &k).unwrap();
         assert!((r.full_w - 1.0).abs() < 1e-12 && (r.m_only - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn dressed_readouts_equal_direct_solve() {
+        let net = RandomNetwork::sample(60, 0.6, 8).unwrap();
+        let k = Matrix2::new(0.2, 0.1, 0.05, 0.1);
+        let z = measure_dressed_readouts(&net, &k).unwrap()[0];
+        // Direct: W = W0 + (R0^T U) K (R0 U)^T / N, z = U^T (I - W)^{-1} U / N.
+        let n = 60.0;
+        let r0 = net.identity_minus_w0().try_inverse().unwrap();
+        let mut u = DMatrix::zeros(60, 2);
+        u.set_column(0, &net.a);
+        u.set_column(1, &net.b);
+        let v = r0.transpose() * &u;
+        let y = &r0 * &u;
+        let w = &net.w0 + &v * k * y.transpose() / n;
+        let r = (DMatrix::identity(60, 60) - w).try_inverse().unwrap();
+        let zd = u.transpose() * r * &u / n;
+        for i in 0..2 {
+            for j in 0..2 {
+                assert!((z[(i, j)] - zd[(i, j)]).abs() < 1e-10, "{i}{j}");
+            }
+        }
     }
 
     #[test]
