@@ -75,6 +75,7 @@ pub fn finite_n_theta_new(
             "Theta_new grid step must be positive, got {h}"
         )));
     }
+    schedule.validate()?;
     let pats = &net.patterns;
     // Even number of Simpson intervals per piece.
     let intervals = |len: f64| 2 * ((len / (2.0 * h)).ceil() as usize).max(1);

@@ -86,7 +86,8 @@ impl InputSchedule {
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Check the domain of [`theta_new_series`]: 0 <= T_in, T_d <= [`T_MAX`], finite inputs.
+    pub fn validate(&self) -> Result<()> {
         let ok_t = |t: f64| t.is_finite() && (0.0..=T_MAX).contains(&t);
         if !ok_t(self.t_in) || !ok_t(self.t_d) {
             return Err(Error::Requirement(format!(
