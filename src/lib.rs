@@ -14,5 +14,6 @@ pub mod error;
 pub mod io;
 pub mod model;
 pub mod report;
+pub mod rnn;
 
 pub use error::{Error, Result};
