@@ -11,3 +11,5 @@ pub mod task;
 pub use bptt::Workspace;
 pub use network::{Network, NetworkSpec, Phi, Readout, Recurrent, Trainable};
 pub use task::{LossKind, Task, Trials};
+pub mod sequential;
+pub mod train;
