@@ -296,7 +296,7 @@ mod tests {
         .unwrap_err();
         match err {
             Error::Diverged { step, hint, .. } => {
-                assert!(step >= 1 && step < 50);
+                assert!((1..50).contains(&step));
                 assert!(hint.contains("smaller learning rate"));
             }
             e => panic!("expected Diverged, got {e}"),
