@@ -11,5 +11,6 @@ pub mod task;
 pub use bptt::Workspace;
 pub use network::{Network, NetworkSpec, Phi, Readout, Recurrent, Trainable};
 pub use task::{LossKind, Task, Trials};
+pub mod fixed_points;
 pub mod sequential;
 pub mod train;
