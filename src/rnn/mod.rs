@@ -14,3 +14,4 @@ pub use task::{LossKind, Task, Trials};
 pub mod fixed_points;
 pub mod sequential;
 pub mod train;
+pub mod measure;
