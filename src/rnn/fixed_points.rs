@@ -103,6 +103,10 @@ fn flow_jac(
 /// Relative deflation threshold of the Schur decomposition (see [`jacobian_eigenvalues`]).
 const SCHUR_EPS: f64 = 1e-14;
 
+/// Iteration cap per eigenvalue of the Hessenberg QR (EISPACK uses 30; exceptional shifts
+/// at 10 and 20).
+const HQR_MAX_ITS: usize = 60;
+
 /// Eigenvalues of J(x) with the capped Schur decomposition, sorted by decreasing real part.
 pub fn jacobian_eigenvalues(
     net: &Network,
@@ -114,24 +118,26 @@ pub fn jacobian_eigenvalues(
     if j.iter().any(|v| !v.is_finite()) {
         return Err(Error::Requirement("Jacobian has non-finite entries".into()));
     }
-    // Deflation threshold relative to max|J| (nalgebra scales the matrix first). With
-    // eps = f64::EPSILON the double-shift QR (no exceptional shifts) stalls on -I + rank-one
-    // Jacobians (the g = 0 latent attractor; regression test below); 1e-14 perturbs the
-    // eigenvalues by ~1e-14 max|J|, far below anything reported. A second, looser attempt
-    // (1e-12) before giving up.
-    let schur = nalgebra::Schur::try_new(j.clone(), SCHUR_EPS, max_iter.max(1))
-        .or_else(|| nalgebra::Schur::try_new(j, 100.0 * SCHUR_EPS, max_iter.max(1)))
-        .ok_or_else(|| Error::NoConvergence {
-            solver: "Schur decomposition of the Jacobian".into(),
-            iterations: max_iter,
-            residual: f64::NAN,
-            tolerance: 100.0 * SCHUR_EPS,
-        })?;
-    let mut ev: Vec<[f64; 2]> = schur
-        .complex_eigenvalues()
-        .iter()
-        .map(|c| [c.re, c.im])
-        .collect();
+    // Primary: Hessenberg reduction + the capped double-shift QR with exceptional shifts
+    // (eigenvalues only, no Q). nalgebra's Schur (no exceptional shifts) stalls on the
+    // -I + (low rank) Jacobians of trained g = 0 networks, and when it does it burns its whole
+    // iteration cap; it remains the fallback, capped, with a relative deflation threshold of
+    // 1e-14 (it perturbs the eigenvalues by ~1e-14 max|J|, far below anything reported).
+    let h = j.clone().hessenberg().h();
+    let mut ev: Vec<[f64; 2]> = match super::hqr::hessenberg_eigenvalues(&h, HQR_MAX_ITS) {
+        Some(v) => v.into_iter().map(|(re, im)| [re, im]).collect(),
+        None => nalgebra::Schur::try_new(j, SCHUR_EPS, max_iter.max(1))
+            .ok_or_else(|| Error::NoConvergence {
+                solver: "eigenvalues of the Jacobian (Hessenberg QR, then capped Schur)".into(),
+                iterations: max_iter,
+                residual: f64::NAN,
+                tolerance: SCHUR_EPS,
+            })?
+            .complex_eigenvalues()
+            .iter()
+            .map(|c| [c.re, c.im])
+            .collect(),
+    };
     ev.sort_by(|a, b| b[0].total_cmp(&a[0]).then(b[1].total_cmp(&a[1])));
     Ok(ev)
 }
@@ -171,6 +177,32 @@ pub fn newton_from(
 ) -> Result<RnnFixedPoint> {
     let r = newton_dyn(|x, f, j| flow_jac(net, v, x, f, j), x0, &opts.newton)?;
     describe(net, v, r.x, "newton", opts)
+}
+
+/// The point a trajectory from `x0` settles to: Newton from `x0`; if that fails, minimise q
+/// from `x0` (L-BFGS) and polish by Newton; if the polish fails too, the slow point itself
+/// (method "slow", with its q and |F|).
+pub fn settle(
+    net: &Network,
+    v: &DVector<f64>,
+    x0: DVector<f64>,
+    opts: &FixedPointOptions,
+) -> Result<RnnFixedPoint> {
+    if let Ok(p) = newton_from(net, v, x0.clone(), opts) {
+        return Ok(p);
+    }
+    let n = net.n;
+    let cost_grad = |x: &DVector<f64>| -> (f64, DVector<f64>) {
+        let mut f = DVector::zeros(n);
+        let mut j = DMatrix::zeros(n, n);
+        flow_jac(net, v, x, &mut f, &mut j);
+        (0.5 * f.norm_squared(), j.tr_mul(&f))
+    };
+    let m = lbfgs(cost_grad, x0, &opts.lbfgs)?;
+    match newton_from(net, v, m.x.clone(), opts) {
+        Ok(p) => Ok(p),
+        Err(_) => describe(net, v, m.x, "slow", opts),
+    }
 }
 
 /// Slow-point search: minimise q = |F|^2/2 by L-BFGS from each start; keep minima with
@@ -268,7 +300,7 @@ pub fn readout_angle(y1: &[f64], y2: &[f64]) -> f64 {
 /// How learning B changed the A fixed point.
 #[derive(Debug, Clone, Serialize)]
 pub struct Tracking {
-    /// A fixed point before B (Newton from the A-trial end state).
+    /// A fixed point before B ([`settle`] from the A-trial end state).
     pub a_before: RnnFixedPoint,
     /// Where A trials settle after B (Newton from the new A-trial end state).
     pub a_after: RnnFixedPoint,
@@ -298,10 +330,10 @@ pub fn track(
     v_b: &DVector<f64>,
     opts: &FixedPointOptions,
 ) -> Result<Tracking> {
-    let a_before = newton_from(before, v_a, a_end_before.clone(), opts)?;
-    let a_after = newton_from(after, v_a, a_end_after.clone(), opts)?;
+    let a_before = settle(before, v_a, a_end_before.clone(), opts)?;
+    let a_after = settle(after, v_a, a_end_after.clone(), opts)?;
     let a_continued = newton_from(after, v_a, a_before.x.clone(), opts).ok();
-    let b_after = newton_from(after, v_b, b_end_after.clone(), opts)?;
+    let b_after = settle(after, v_b, b_end_after.clone(), opts)?;
     let theta = readout_angle(&a_before.readout, &a_after.readout);
     // new formation: A's old point still exists near where it was (readout angle < 0.1 rad)
     // and A trials still reach it

@@ -97,6 +97,10 @@ mod tests {
         let g00 = (e * e - 3.0) / e.powi(4) + 2.0 * (1.0 - e.powi(-2)) / (e * e);
         let m = theta_new_measured(&s, 1).unwrap();
         // the extrapolated Euler error is O(dt^2) ~ 1e-4 relative at dt = 0.02
-        assert!((m - g00 * g00).abs() < 1e-3 * g00 * g00, "{m} vs {}", g00 * g00);
+        assert!(
+            (m - g00 * g00).abs() < 1e-3 * g00 * g00,
+            "{m} vs {}",
+            g00 * g00
+        );
     }
 }

@@ -7,12 +7,13 @@
 //! Measured: interference I = L_A(after B) / L_A(untrained), learning times, and the seed
 //! covariate eps = a^T x_B(T) / N, the overlap of the B-trial end state with a before B.
 
-use nalgebra::DMatrix;
+use nalgebra::{DMatrix, DVector};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::Serialize;
 
 use super::bptt::Workspace;
+use super::fixed_points::{track, FixedPointOptions, Tracking};
 use super::network::{Network, NetworkSpec, Trainable};
 use super::task::{Task, Trials, WorkingMemory};
 use super::train::{train_task, TrainLog, TrainOptions};
@@ -296,4 +297,31 @@ mod tests {
             s2.after_b.w
         });
     }
+}
+
+/// End state (trial 0) and final constant input of `trials` run on `net`.
+pub fn end_state_and_input(net: &Network, trials: &Trials) -> Result<(DVector<f64>, DVector<f64>)> {
+    let mut ws = Workspace::new(net, trials.steps, trials.batch);
+    ws.forward(net, trials)?;
+    let x = ws.state(trials.steps).column(0).into_owned();
+    let u_last = trials.inputs.column((trials.steps - 1) * trials.batch);
+    let v = &net.w_in * u_last;
+    Ok((x, v))
+}
+
+/// Track the A fixed point through B training for the stages of a protocol run.
+pub fn track_stages(stages: &Stages, opts: &FixedPointOptions) -> Result<Tracking> {
+    let (a_before, v_a) = end_state_and_input(&stages.after_a, &stages.trials_a)?;
+    let (a_after, _) = end_state_and_input(&stages.after_b, &stages.trials_a)?;
+    let (b_after, v_b) = end_state_and_input(&stages.after_b, &stages.trials_b)?;
+    track(
+        &stages.after_a,
+        &stages.after_b,
+        &a_before,
+        &a_after,
+        &b_after,
+        &v_a,
+        &v_b,
+        opts,
+    )
 }
