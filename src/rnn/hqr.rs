@@ -94,7 +94,7 @@ pub fn hessenberg_eigenvalues(h: &DMatrix<f64>, max_its: usize) -> Option<Vec<(f
                         w = -0.4375 * s * s;
                     }
                     its += 1;
-                    let (mut p, mut q, mut r) = (0.0, 0.0, 0.0);
+                    let (mut p, mut q, mut r);
                     let mut z;
                     let mut m = nn - 2;
                     loop {
@@ -126,7 +126,7 @@ pub fn hessenberg_eigenvalues(h: &DMatrix<f64>, max_its: usize) -> Option<Vec<(f
                         }
                     }
                     let mut k = m;
-                    while k + 1 <= nn {
+                    while k < nn {
                         if k != m {
                             p = a[(k, k - 1)];
                             q = a[(k + 1, k - 1)];

@@ -236,6 +236,33 @@ pub fn run_sequential(spec: &SequentialSpec, seed: u64) -> Result<(SequentialRes
     Ok((result, stages))
 }
 
+/// End state (trial 0) and final constant input of `trials` run on `net`.
+pub fn end_state_and_input(net: &Network, trials: &Trials) -> Result<(DVector<f64>, DVector<f64>)> {
+    let mut ws = Workspace::new(net, trials.steps, trials.batch);
+    ws.forward(net, trials)?;
+    let x = ws.state(trials.steps).column(0).into_owned();
+    let u_last = trials.inputs.column((trials.steps - 1) * trials.batch);
+    let v = &net.w_in * u_last;
+    Ok((x, v))
+}
+
+/// Track the A fixed point through B training for the stages of a protocol run.
+pub fn track_stages(stages: &Stages, opts: &FixedPointOptions) -> Result<Tracking> {
+    let (a_before, v_a) = end_state_and_input(&stages.after_a, &stages.trials_a)?;
+    let (a_after, _) = end_state_and_input(&stages.after_b, &stages.trials_a)?;
+    let (b_after, v_b) = end_state_and_input(&stages.after_b, &stages.trials_b)?;
+    track(
+        &stages.after_a,
+        &stages.after_b,
+        &a_before,
+        &a_after,
+        &b_after,
+        &v_a,
+        &v_b,
+        opts,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,31 +324,4 @@ mod tests {
             s2.after_b.w
         });
     }
-}
-
-/// End state (trial 0) and final constant input of `trials` run on `net`.
-pub fn end_state_and_input(net: &Network, trials: &Trials) -> Result<(DVector<f64>, DVector<f64>)> {
-    let mut ws = Workspace::new(net, trials.steps, trials.batch);
-    ws.forward(net, trials)?;
-    let x = ws.state(trials.steps).column(0).into_owned();
-    let u_last = trials.inputs.column((trials.steps - 1) * trials.batch);
-    let v = &net.w_in * u_last;
-    Ok((x, v))
-}
-
-/// Track the A fixed point through B training for the stages of a protocol run.
-pub fn track_stages(stages: &Stages, opts: &FixedPointOptions) -> Result<Tracking> {
-    let (a_before, v_a) = end_state_and_input(&stages.after_a, &stages.trials_a)?;
-    let (a_after, _) = end_state_and_input(&stages.after_b, &stages.trials_a)?;
-    let (b_after, v_b) = end_state_and_input(&stages.after_b, &stages.trials_b)?;
-    track(
-        &stages.after_a,
-        &stages.after_b,
-        &a_before,
-        &a_after,
-        &b_after,
-        &v_a,
-        &v_b,
-        opts,
-    )
 }
