@@ -21,7 +21,7 @@ pub fn checks() -> Vec<Check> {
             run: x1_fast,
         },
         Check {
-            id: "X-1",
+            id: "X-3",
             tier: Tier::Full,
             run: x1_full,
         },
@@ -31,7 +31,7 @@ pub fn checks() -> Vec<Check> {
             run: x2_fast,
         },
         Check {
-            id: "X-2",
+            id: "X-4",
             tier: Tier::Full,
             run: x2_full,
         },
@@ -253,4 +253,24 @@ fn x2_full() -> Result<Vec<Row>> {
         }
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod probe {
+    use super::*;
+    #[test]
+    #[ignore]
+    fn probe_checks() {
+        for c in checks() {
+            let t = std::time::Instant::now();
+            let rows = (c.run)().unwrap();
+            for r in rows {
+                eprintln!(
+                    "{} {:?} {} pred {:.4e} meas {:.4e} err {:.3e} tol {:.3} {}",
+                    c.id, r.verdict, r.label, r.predicted, r.measured, r.error, r.tolerance, r.note
+                );
+            }
+            eprintln!("{} {:?} took {:?}", c.id, c.tier, t.elapsed());
+        }
+    }
 }
