@@ -212,7 +212,7 @@ fn x2_row(label: &str, p: &X2Point) -> Option<Row> {
             format!("I vs 2(1-cos theta), {label}"),
             p.predicted,
             p.interference,
-            0.08,
+            x2_tolerance(p),
         )
         .note(note)
     })
