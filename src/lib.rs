@@ -17,6 +17,7 @@ pub mod latent;
 pub mod model;
 pub mod num;
 pub mod report;
+pub mod rnn;
 pub mod run;
 pub mod sweep;
 

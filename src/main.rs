@@ -34,6 +34,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Train the networks a model file describes; print each prediction beside its
+    /// measurement with a verdict.
+    Train {
+        /// A model file (TOML); see models/.
+        model: PathBuf,
+        /// Print JSON (with model, seed and version) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a parameter sweep (a `kind = "sweep"` file) in parallel; writes NAME.csv and
     /// NAME.json (or NAME.shard-I-of-N.*) into --out.
     Sweep {
@@ -76,6 +85,9 @@ fn main() -> ExitCode {
         None => main_job(),
         Some(Command::Predict { model, json }) => model::load(&model)
             .and_then(|m| run::predict(&m))
+            .map(|o| emit(o, json)),
+        Some(Command::Train { model, json }) => model::load(&model)
+            .and_then(|m| run::train(&m))
             .map(|o| emit(o, json)),
         Some(Command::Check {
             pattern,

@@ -145,5 +145,6 @@ pub fn registry() -> Vec<Check> {
     checks.extend(crate::latent::checks());
     checks.extend(crate::interference::linear::checks());
     checks.extend(crate::interference::kernels::checks());
+    checks.extend(crate::rnn::checks());
     checks
 }
