@@ -78,7 +78,12 @@ impl<'a> Checker<'a> {
         if (lo..=hi).contains(&v) {
             Ok(v as usize)
         } else {
-            Err(self.error(field, v, &format!("an integer in [{lo}, {hi}]"), "out of range"))
+            Err(self.error(
+                field,
+                v,
+                &format!("an integer in [{lo}, {hi}]"),
+                "out of range",
+            ))
         }
     }
 
