@@ -8,7 +8,9 @@
 //! - [`stats`]: fitting helpers.
 
 pub mod balance;
+pub mod margin;
 pub mod nets;
+pub mod solvers;
 pub mod stats;
 
 use crate::claims::{Check, Tier};
