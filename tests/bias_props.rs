@@ -55,3 +55,32 @@ proptest! {
         prop_assert!(r.max_residual <= IDENTITY_TOL, "residual {}", r.max_residual);
     }
 }
+
+mod diagonal_props {
+    use modeflow::bias::diagonal::{sparse_regression, train_diagonal, DiagSettings};
+    use modeflow::bias::solvers::mirror_argmin;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+        /// B-11: the trained diagonal net is the exact mirror argmin (alpha_T, delta) — formula
+        /// vs solver on random sparse regressions, step sizes, batch sizes and init scales.
+        #[test]
+        fn trained_diagonal_net_is_the_mirror_argmin(
+            seed in 0u64..1000, n in 3usize..10, extra in 2usize..12, alpha in 0.2f64..1.5,
+            eta in 0.005f64..0.02, batch_small in any::<bool>(),
+        ) {
+            let d = n + extra;
+            let (x, y, _) = sparse_regression(n, d, 2, 1.0, seed);
+            let batch = if batch_small { 1 } else { n };
+            // single-sample curvature ~ 4 alpha^2 |x_i|^2 ~ 4 alpha^2 d: keep eta below its inverse
+            let eta = if batch_small { eta * 4.0 / d as f64 } else { eta };
+            let s = DiagSettings { alpha, eta, batch, max_steps: 2_000_000, loss_tol: 1e-27, seed };
+            let run = train_diagonal(&x, &y, &s).unwrap();
+            prop_assume!(run.loss <= 1e-27); // converged (ill-conditioned draws may be slow)
+            prop_assert!(run.max_identity_residual <= 1e-12);
+            let b = mirror_argmin(&x, &y, &run.ln_alpha2, &run.delta, 1e-13).unwrap();
+            prop_assert!((&run.beta - &b).amax() <= 1e-10, "diff {}", (&run.beta - &b).amax());
+        }
+    }
+}

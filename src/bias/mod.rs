@@ -8,6 +8,7 @@
 //! - [`stats`]: fitting helpers.
 
 pub mod balance;
+pub mod diagonal;
 pub mod margin;
 pub mod nets;
 pub mod solvers;

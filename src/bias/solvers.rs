@@ -190,20 +190,25 @@ fn newton_stage(
             xs.column_mut(j).scale_mut(s);
         }
         let h = &xs * x.transpose();
-        let chol = h.cholesky().ok_or_else(|| Error::Singular {
-            context: "mirror argmin dual Hessian X diag(cosh) X^T (X must have full row rank)"
-                .into(),
-            pivot: 0.0,
-            threshold: 0.0,
-        })?;
-        let step = chol.solve(&grad);
+        let step = match h.clone().cholesky() {
+            Some(chol) => chol.solve(&grad),
+            // Tiny alpha: weights 2 alpha^2 cosh z of inactive coordinates underflow relative to
+            // the active ones and H is numerically rank-deficient; the system is consistent on
+            // the active span, so take the minimum-norm Newton step (pseudo-inverse, cutoff
+            // 1e-14 of the largest eigenvalue).
+            None => pinv_solve(h, &grad)?,
+        };
         let f0 = phi(&nu);
         let slope = -grad.dot(&step);
         let mut t = 1.0;
         loop {
             let cand = &nu - &step * t;
             let f1 = phi(&cand);
-            if f1.is_finite() && f1 <= f0 + 1e-4 * t * slope {
+            // Armijo on phi; near the solution the decrease of phi is below its rounding level,
+            // so a decrease of the residual |X beta - y| is accepted as well.
+            let zc = x.tr_mul(&cand) + delta;
+            let rc = (x * beta_of(ln_alpha2, &zc).0 - y).amax();
+            if f1.is_finite() && (f1 <= f0 + 1e-4 * t * slope || rc < (1.0 - 0.5 * t) * res) {
                 nu = cand;
                 break;
             }
@@ -229,6 +234,37 @@ fn newton_stage(
         residual: res,
         tolerance: tol,
     })
+}
+
+/// Minimum-norm solution of H s = g for symmetric positive semi-definite H (capped eigen-solver).
+fn pinv_solve(h: DMatrix<f64>, g: &DVector<f64>) -> Result<DVector<f64>> {
+    let n = h.nrows();
+    let eig = nalgebra::SymmetricEigen::try_new(h, 1e-15, 10_000).ok_or_else(|| {
+        Error::NoConvergence {
+            solver: "symmetric eigen-decomposition (mirror argmin Hessian)".into(),
+            iterations: 10_000,
+            residual: f64::NAN,
+            tolerance: 1e-15,
+        }
+    })?;
+    let lmax = eig.eigenvalues.amax();
+    if !(lmax > 0.0) {
+        return Err(Error::Singular {
+            context: "mirror argmin dual Hessian (all weights underflow)".into(),
+            pivot: lmax,
+            threshold: 0.0,
+        });
+    }
+    let q = &eig.eigenvectors;
+    let coef = q.tr_mul(g);
+    let mut out = DVector::zeros(n);
+    for k in 0..n {
+        let l = eig.eigenvalues[k];
+        if l > 1e-14 * lmax {
+            out.axpy(coef[k] / l, &q.column(k), 1.0);
+        }
+    }
+    Ok(out)
 }
 
 /// q(z) = 2 - sqrt(4 + z^2) + z asinh(z/2), the hyperbolic entropy of B-10.
