@@ -248,7 +248,7 @@ fn pinv_solve(h: DMatrix<f64>, g: &DVector<f64>) -> Result<DVector<f64>> {
         }
     })?;
     let lmax = eig.eigenvalues.amax();
-    if !(lmax > 0.0) {
+    if lmax.is_nan() || lmax <= 0.0 {
         return Err(Error::Singular {
             context: "mirror argmin dual Hessian (all weights underflow)".into(),
             pivot: lmax,
