@@ -7,10 +7,13 @@
 //! - [`balance`]: B-1, B-2 per-step identities and drift exponents.
 //! - [`stats`]: fitting helpers.
 
+pub mod approx_grad;
 pub mod balance;
 pub mod diagonal;
 pub mod margin;
+pub mod modified_flow;
 pub mod nets;
+pub mod saxe;
 pub mod solvers;
 pub mod stats;
 
