@@ -14,6 +14,9 @@ pub mod claims;
 pub mod error;
 pub mod io;
 pub mod model;
+pub mod num;
 pub mod report;
+pub mod run;
+pub mod sweep;
 
 pub use error::{Error, Result};

@@ -1,0 +1,406 @@
+//! Discovery of claim files and execution of their checks.
+//!
+//! A claim file is `proofs-checks/<ID>-<slug>.md` whose header (before the first `##`) holds
+//! `key: value` lines: `id`, `source`, `tier` (fast | full), `status` (holds | disputed | trend).
+//! The runner pairs files with registered checks by id. A file without a check, a check without
+//! a file, a check that errors, and a disputed row in a file not marked `status: disputed` are
+//! all failures: the registry and the documents cannot drift apart silently.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::{Check, Row, Tier, Verdict};
+use crate::{Error, Result};
+
+/// The header of one claim file.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClaimFile {
+    pub id: String,
+    /// The `# ...` title line without the id prefix.
+    pub title: String,
+    pub source: String,
+    pub tier: Tier,
+    /// `holds`, `disputed` or `trend`.
+    pub status: String,
+    pub path: PathBuf,
+}
+
+/// The outcome of one claim.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClaimResult {
+    pub id: String,
+    pub title: String,
+    pub status: String,
+    pub verdict: Verdict,
+    pub rows: Vec<Row>,
+    /// Problems of the pairing or of the run (empty when the check ran).
+    pub problems: Vec<String>,
+    pub seconds: f64,
+}
+
+/// Read the header of a claim file.
+pub fn parse_claim_file(path: &Path) -> Result<ClaimFile> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let bad = |m: String| Error::Claims(format!("{}: {m}", path.display()));
+    let mut title = String::new();
+    let (mut id, mut source, mut tier, mut status) = (None, String::new(), None, None);
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with("##") {
+            break;
+        }
+        if let Some(t) = line.strip_prefix("# ") {
+            title = t.to_string();
+            continue;
+        }
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        let v = v.trim().to_string();
+        match k.trim() {
+            "id" => id = Some(v),
+            "source" => source = v,
+            "tier" => {
+                tier = Some(match v.as_str() {
+                    "fast" => Tier::Fast,
+                    "full" => Tier::Full,
+                    _ => return Err(bad(format!("tier `{v}` (allowed: fast | full)"))),
+                })
+            }
+            "status" => {
+                if !["holds", "disputed", "trend"].contains(&v.as_str()) {
+                    return Err(bad(format!(
+                        "status `{v}` (allowed: holds | disputed | trend)"
+                    )));
+                }
+                status = Some(v)
+            }
+            _ => {}
+        }
+    }
+    let id = id.ok_or_else(|| bad("missing `id:` line in the header".into()))?;
+    let title = title
+        .split_once('—')
+        .map(|(_, t)| t.trim().to_string())
+        .unwrap_or(title);
+    for section in ["## Statement", "## Derivation", "## Tolerance", "## Check"] {
+        if !text.contains(section) {
+            return Err(bad(format!("missing section `{section}`")));
+        }
+    }
+    Ok(ClaimFile {
+        id,
+        title,
+        source,
+        tier: tier.ok_or_else(|| bad("missing `tier:` line".into()))?,
+        status: status.ok_or_else(|| bad("missing `status:` line".into()))?,
+        path: path.to_path_buf(),
+    })
+}
+
+/// All claim files in `dir`, sorted by id (natural order: I-2 before I-10).
+pub fn discover(dir: &Path) -> Result<Vec<ClaimFile>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        if path.extension().is_some_and(|e| e == "md")
+            && path.file_name().is_some_and(|n| n != "README.md")
+        {
+            files.push(parse_claim_file(&path)?);
+        }
+    }
+    files.sort_by_key(|f| id_key(&f.id));
+    let mut seen = std::collections::HashSet::new();
+    for f in &files {
+        if !seen.insert(f.id.clone()) {
+            return Err(Error::Claims(format!(
+                "two claim files share id {} ({})",
+                f.id,
+                f.path.display()
+            )));
+        }
+    }
+    Ok(files)
+}
+
+/// Sort key: prefix letters, then the number.
+pub fn id_key(id: &str) -> (String, u32, String) {
+    let (p, n) = id.split_once('-').unwrap_or((id, ""));
+    let digits: String = n.chars().take_while(|c| c.is_ascii_digit()).collect();
+    (p.to_string(), digits.parse().unwrap_or(0), n.to_string())
+}
+
+/// The default claims directory: `./proofs-checks` if present, else the one of the source tree.
+pub fn default_dir() -> PathBuf {
+    let local = PathBuf::from("proofs-checks");
+    if local.is_dir() {
+        local
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("proofs-checks")
+    }
+}
+
+/// Which claims to run.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Case-insensitive substring of the id or the title; empty = all.
+    pub pattern: String,
+    /// Include `tier: full` claims.
+    pub full: bool,
+}
+
+impl Selection {
+    fn matches(&self, id: &str, title: &str) -> bool {
+        let p = self.pattern.to_lowercase();
+        p.is_empty() || id.to_lowercase().starts_with(&p) || title.to_lowercase().contains(&p)
+    }
+}
+
+/// Pair files with checks and run the selected ones (in parallel; results in id order).
+pub fn run(files: &[ClaimFile], checks: &[Check], sel: &Selection) -> Vec<ClaimResult> {
+    let mut results: Vec<ClaimResult> = files
+        .par_iter()
+        .filter(|f| sel.matches(&f.id, &f.title) && (sel.full || f.tier == Tier::Fast))
+        .map(|f| run_one(f, checks))
+        .collect();
+    // Checks with no claim file are failures too.
+    for c in checks {
+        if !files.iter().any(|f| f.id == c.id) && sel.matches(c.id, "") {
+            results.push(ClaimResult {
+                id: c.id.to_string(),
+                title: String::new(),
+                status: String::new(),
+                verdict: Verdict::Fail,
+                rows: vec![],
+                problems: vec![format!(
+                    "check {} has no claim file in proofs-checks/",
+                    c.id
+                )],
+                seconds: 0.0,
+            });
+        }
+    }
+    results.sort_by_key(|r| id_key(&r.id));
+    results
+}
+
+fn run_one(f: &ClaimFile, checks: &[Check]) -> ClaimResult {
+    let mut res = ClaimResult {
+        id: f.id.clone(),
+        title: f.title.clone(),
+        status: f.status.clone(),
+        verdict: Verdict::Fail,
+        rows: vec![],
+        problems: vec![],
+        seconds: 0.0,
+    };
+    let matching: Vec<&Check> = checks.iter().filter(|c| c.id == f.id).collect();
+    let check = match matching.as_slice() {
+        [c] => *c,
+        [] => {
+            res.problems
+                .push(format!("no check registered for {}", f.path.display()));
+            return res;
+        }
+        _ => {
+            res.problems.push(format!(
+                "{} checks registered for id {}",
+                matching.len(),
+                f.id
+            ));
+            return res;
+        }
+    };
+    if check.tier != f.tier {
+        res.problems.push(format!(
+            "tier mismatch: file says {:?}, check says {:?}",
+            f.tier, check.tier
+        ));
+    }
+    let start = Instant::now();
+    match (check.run)() {
+        Ok(rows) => res.rows = rows,
+        Err(e) => res.problems.push(format!("check failed to run: {e}")),
+    }
+    res.seconds = start.elapsed().as_secs_f64();
+    if res.rows.is_empty() && res.problems.is_empty() {
+        res.problems.push("check produced no rows".into());
+    }
+    if f.status != "disputed" && res.rows.iter().any(|r| r.verdict == Verdict::Disputed) {
+        res.problems
+            .push("a row is disputed but the claim file is not marked `status: disputed`".into());
+    }
+    let worst = res
+        .rows
+        .iter()
+        .map(|r| r.verdict)
+        .max()
+        .unwrap_or(Verdict::Fail);
+    res.verdict = if res.problems.is_empty() {
+        worst
+    } else {
+        Verdict::Fail
+    };
+    res
+}
+
+/// Plain-text table of results.
+pub fn render(results: &[ClaimResult]) -> String {
+    use crate::report::fmt_num;
+    let mut s = format!(
+        "{:<6} {:<44} {:>14} {:>14} {:>10} {:>9}  {}\n",
+        "id", "claim / row", "predicted", "measured", "error", "tol", "verdict"
+    );
+    s.push_str(&"-".repeat(112));
+    s.push('\n');
+    for r in results {
+        s.push_str(&format!(
+            "{:<6} {:<44} {:>14} {:>14} {:>10} {:>9}  {}   ({:.2} s)\n",
+            r.id,
+            truncate(&r.title, 44),
+            "",
+            "",
+            "",
+            "",
+            verdict_str(r.verdict).to_uppercase(),
+            r.seconds
+        ));
+        for row in &r.rows {
+            s.push_str(&format!(
+                "{:<6} {:<44} {:>14} {:>14} {:>10} {:>9}  {}{}\n",
+                "",
+                truncate(&format!("  {}", row.label), 44),
+                fmt_num(row.predicted),
+                fmt_num(row.measured),
+                format!("{:.2e}{}", row.error, if row.relative { "r" } else { "" }),
+                format!("{:.1e}", row.tolerance),
+                verdict_str(row.verdict),
+                if row.note.is_empty() {
+                    String::new()
+                } else {
+                    format!("  [{}]", row.note)
+                }
+            ));
+        }
+        for p in &r.problems {
+            s.push_str(&format!("{:<6}   ! {p}\n", ""));
+        }
+    }
+    let count = |v: Verdict| results.iter().filter(|r| r.verdict == v).count();
+    s.push_str(&format!(
+        "\n{} passed, {} failed, {} disputed (of {} claims)\n",
+        count(Verdict::Pass),
+        count(Verdict::Fail),
+        count(Verdict::Disputed),
+        results.len()
+    ));
+    s
+}
+
+fn verdict_str(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "pass",
+        Verdict::Disputed => "disputed",
+        Verdict::Fail => "FAIL",
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok_rows() -> Result<Vec<Row>> {
+        Ok(vec![Row::abs("x", 1.0, 1.0 + 1e-12, 1e-9)])
+    }
+    fn bad_rows() -> Result<Vec<Row>> {
+        Ok(vec![Row::rel("x", 1.0, 1.1, 1e-3)])
+    }
+    fn disputed_rows() -> Result<Vec<Row>> {
+        Ok(vec![Row::disputed("x", 1.0, 2.0, 0.01, 2.0, 0.01)])
+    }
+
+    fn file(id: &str, status: &str) -> ClaimFile {
+        ClaimFile {
+            id: id.into(),
+            title: "t".into(),
+            source: "der".into(),
+            tier: Tier::Fast,
+            status: status.into(),
+            path: PathBuf::from(format!("{id}.md")),
+        }
+    }
+
+    #[test]
+    fn pairing_and_verdicts() {
+        let checks = [
+            Check {
+                id: "T-1",
+                tier: Tier::Fast,
+                run: ok_rows,
+            },
+            Check {
+                id: "T-2",
+                tier: Tier::Fast,
+                run: bad_rows,
+            },
+            Check {
+                id: "T-3",
+                tier: Tier::Fast,
+                run: disputed_rows,
+            },
+            Check {
+                id: "T-4",
+                tier: Tier::Fast,
+                run: disputed_rows,
+            },
+            Check {
+                id: "T-9",
+                tier: Tier::Fast,
+                run: ok_rows,
+            },
+        ];
+        let files = [
+            file("T-1", "holds"),
+            file("T-2", "holds"),
+            file("T-3", "disputed"),
+            file("T-4", "holds"),
+            file("T-5", "holds"),
+        ];
+        let r = run(&files, &checks, &Selection::default());
+        let v: Vec<(&str, Verdict)> = r.iter().map(|r| (r.id.as_str(), r.verdict)).collect();
+        assert_eq!(
+            v,
+            vec![
+                ("T-1", Verdict::Pass),
+                ("T-2", Verdict::Fail),
+                ("T-3", Verdict::Disputed),
+                ("T-4", Verdict::Fail), // disputed row, file not marked
+                ("T-5", Verdict::Fail), // file without check
+                ("T-9", Verdict::Fail), // check without file
+            ]
+        );
+        let text = render(&r);
+        assert!(text.contains("1 passed, 4 failed, 1 disputed"));
+    }
+
+    #[test]
+    fn natural_id_order() {
+        let mut ids = vec!["I-10", "I-2", "B-1", "I-1"];
+        ids.sort_by_key(|i| id_key(i));
+        assert_eq!(ids, vec!["B-1", "I-1", "I-2", "I-10"]);
+    }
+}

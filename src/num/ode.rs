@@ -1,0 +1,554 @@
+//! Adaptive Dormand–Prince 5(4) with dense output and event location.
+//!
+//! The state is a static `SVector<f64, D>`, so a step allocates nothing; only the accepted
+//! trajectory (and its dense-output coefficients) is pushed to growing vectors. Error control is
+//! the usual mixed test `|e_i| <= atol + rtol max(|y_i|, |y_new_i|)` in the RMS norm, with the
+//! step-size controller of Hairer, Nørsett & Wanner (safety 0.9, growth in [0.2, 10], no growth
+//! right after a rejection). Dense output is the 4th-order continuous extension of the method
+//! (Hairer's `contd5`), accurate to the integration tolerance between steps.
+//!
+//! ```
+//! use modeflow::num::ode::{solve, OdeOptions};
+//! use nalgebra::Vector1;
+//! // y' = -y, y(0) = 1  ->  y(1) = e^-1
+//! let tr = solve(|_, y| -y, 0.0, Vector1::new(1.0), 1.0, &OdeOptions::default()).unwrap();
+//! assert!((tr.last().1[0] - (-1.0f64).exp()).abs() < 1e-10);
+//! assert!((tr.eval(0.5)[0] - (-0.5f64).exp()).abs() < 1e-9);
+//! ```
+
+use nalgebra::SVector;
+
+use crate::{Error, Result};
+
+/// Tolerances and caps of the integrator.
+#[derive(Debug, Clone, Copy)]
+pub struct OdeOptions {
+    /// Relative tolerance per step (local error control).
+    pub rtol: f64,
+    /// Absolute tolerance per step.
+    pub atol: f64,
+    /// Initial step; 0 chooses it automatically (Hairer's `hinit`).
+    pub h0: f64,
+    /// Largest allowed |step|.
+    pub h_max: f64,
+    /// Cap on the number of attempted steps; exceeding it is an error, never an endless loop.
+    pub max_steps: usize,
+}
+
+impl Default for OdeOptions {
+    fn default() -> Self {
+        OdeOptions {
+            rtol: 1e-9,
+            atol: 1e-12,
+            h0: 0.0,
+            h_max: f64::INFINITY,
+            max_steps: 1_000_000,
+        }
+    }
+}
+
+impl OdeOptions {
+    /// Options with the given relative and absolute tolerances.
+    pub fn tol(rtol: f64, atol: f64) -> Self {
+        OdeOptions {
+            rtol,
+            atol,
+            ..Default::default()
+        }
+    }
+}
+
+/// An accepted trajectory with dense output.
+#[derive(Debug, Clone)]
+pub struct Trajectory<const D: usize> {
+    /// Accepted times (monotone in the direction of integration).
+    pub t: Vec<f64>,
+    /// States at `t`.
+    pub y: Vec<SVector<f64, D>>,
+    /// Dense-output coefficients of segment i (from t[i] with step h[i]).
+    cont: Vec<[SVector<f64, D>; 5]>,
+    h: Vec<f64>,
+    /// Number of right-hand-side evaluations.
+    pub evaluations: usize,
+    /// Number of rejected steps.
+    pub rejected: usize,
+}
+
+impl<const D: usize> Trajectory<D> {
+    /// Final time and state.
+    pub fn last(&self) -> (f64, SVector<f64, D>) {
+        (*self.t.last().unwrap(), *self.y.last().unwrap())
+    }
+
+    /// Number of accepted steps.
+    pub fn steps(&self) -> usize {
+        self.t.len() - 1
+    }
+
+    /// The state at time `t` from the dense output; `t` is clamped to the integrated range.
+    pub fn eval(&self, t: f64) -> SVector<f64, D> {
+        let n = self.t.len();
+        if n == 1 {
+            return self.y[0];
+        }
+        let forward = self.t[n - 1] >= self.t[0];
+        // index of the segment containing t
+        let i = if forward {
+            if t <= self.t[0] {
+                return self.y[0];
+            }
+            if t >= self.t[n - 1] {
+                return self.y[n - 1];
+            }
+            self.t.partition_point(|&s| s <= t).saturating_sub(1)
+        } else {
+            if t >= self.t[0] {
+                return self.y[0];
+            }
+            if t <= self.t[n - 1] {
+                return self.y[n - 1];
+            }
+            self.t.partition_point(|&s| s >= t).saturating_sub(1)
+        };
+        let i = i.min(self.cont.len() - 1);
+        let theta = (t - self.t[i]) / self.h[i];
+        interpolate(&self.cont[i], theta)
+    }
+}
+
+#[inline]
+fn interpolate<const D: usize>(c: &[SVector<f64, D>; 5], theta: f64) -> SVector<f64, D> {
+    let th1 = 1.0 - theta;
+    c[0] + (c[1] + (c[2] + (c[3] + c[4] * th1) * theta) * th1) * theta
+}
+
+// Dormand–Prince 5(4) tableau.
+const C2: f64 = 1.0 / 5.0;
+const C3: f64 = 3.0 / 10.0;
+const C4: f64 = 4.0 / 5.0;
+const C5: f64 = 8.0 / 9.0;
+const A21: f64 = 1.0 / 5.0;
+const A31: f64 = 3.0 / 40.0;
+const A32: f64 = 9.0 / 40.0;
+const A41: f64 = 44.0 / 45.0;
+const A42: f64 = -56.0 / 15.0;
+const A43: f64 = 32.0 / 9.0;
+const A51: f64 = 19372.0 / 6561.0;
+const A52: f64 = -25360.0 / 2187.0;
+const A53: f64 = 64448.0 / 6561.0;
+const A54: f64 = -212.0 / 729.0;
+const A61: f64 = 9017.0 / 3168.0;
+const A62: f64 = -355.0 / 33.0;
+const A63: f64 = 46732.0 / 5247.0;
+const A64: f64 = 49.0 / 176.0;
+const A65: f64 = -5103.0 / 18656.0;
+const A71: f64 = 35.0 / 384.0;
+const A73: f64 = 500.0 / 1113.0;
+const A74: f64 = 125.0 / 192.0;
+const A75: f64 = -2187.0 / 6784.0;
+const A76: f64 = 11.0 / 84.0;
+const E1: f64 = 71.0 / 57600.0;
+const E3: f64 = -71.0 / 16695.0;
+const E4: f64 = 71.0 / 1920.0;
+const E5: f64 = -17253.0 / 339200.0;
+const E6: f64 = 22.0 / 525.0;
+const E7: f64 = -1.0 / 40.0;
+const D1: f64 = -12715105075.0 / 11282082432.0;
+const D3: f64 = 87487479700.0 / 32700410799.0;
+const D4: f64 = -10690763975.0 / 1880347072.0;
+const D5: f64 = 701980252875.0 / 199316789632.0;
+const D6: f64 = -1453857185.0 / 822651844.0;
+const D7: f64 = 69997945.0 / 29380423.0;
+
+/// Integrate `y' = f(t, y)` from `t0` to `t1` (backward if `t1 < t0`).
+pub fn solve<const D: usize>(
+    f: impl FnMut(f64, &SVector<f64, D>) -> SVector<f64, D>,
+    t0: f64,
+    y0: SVector<f64, D>,
+    t1: f64,
+    opts: &OdeOptions,
+) -> Result<Trajectory<D>> {
+    let (tr, _) = integrate(
+        f,
+        t0,
+        y0,
+        t1,
+        None::<fn(f64, &SVector<f64, D>) -> f64>,
+        opts,
+    )?;
+    Ok(tr)
+}
+
+/// Integrate until the first sign change of `event(t, y)` or until `t_max`.
+///
+/// Returns the trajectory, ending at the event if one occurred, and `Some(t_event)`. The event
+/// time is located on the dense output by safeguarded regula falsi (Illinois) to a relative
+/// accuracy ~1e-14 in t; the state there carries the integration error of the dense output.
+/// An event function that is exactly zero at `t0` does not trigger.
+pub fn solve_until<const D: usize>(
+    f: impl FnMut(f64, &SVector<f64, D>) -> SVector<f64, D>,
+    t0: f64,
+    y0: SVector<f64, D>,
+    t_max: f64,
+    event: impl FnMut(f64, &SVector<f64, D>) -> f64,
+    opts: &OdeOptions,
+) -> Result<(Trajectory<D>, Option<f64>)> {
+    integrate(f, t0, y0, t_max, Some(event), opts)
+}
+
+fn rms_err<const D: usize>(
+    e: &SVector<f64, D>,
+    y0: &SVector<f64, D>,
+    y1: &SVector<f64, D>,
+    opts: &OdeOptions,
+) -> f64 {
+    let mut s = 0.0;
+    for i in 0..D {
+        let sc = opts.atol + opts.rtol * y0[i].abs().max(y1[i].abs());
+        let r = e[i] / sc;
+        s += r * r;
+    }
+    (s / D.max(1) as f64).sqrt()
+}
+
+/// Hairer's initial step-size heuristic.
+fn initial_step<const D: usize>(
+    f: &mut impl FnMut(f64, &SVector<f64, D>) -> SVector<f64, D>,
+    t0: f64,
+    y0: &SVector<f64, D>,
+    k1: &SVector<f64, D>,
+    dir: f64,
+    span: f64,
+    opts: &OdeOptions,
+) -> f64 {
+    let z = SVector::<f64, D>::zeros();
+    let d0 = rms_err(y0, &z, &z, opts);
+    let d1 = rms_err(k1, y0, y0, opts);
+    let h0 = if d0 < 1e-5 || d1 < 1e-5 {
+        1e-6
+    } else {
+        0.01 * d0 / d1
+    };
+    let h0 = h0.min(span).min(opts.h_max);
+    let y1 = y0 + k1 * (dir * h0);
+    let k2 = f(t0 + dir * h0, &y1);
+    let d2 = rms_err(&(k2 - k1), y0, y0, opts) / h0;
+    let h1 = if d1.max(d2) <= 1e-15 {
+        (h0 * 1e-3).max(1e-6)
+    } else {
+        (0.01 / d1.max(d2)).powf(0.2)
+    };
+    (100.0 * h0).min(h1).min(span).min(opts.h_max)
+}
+
+fn integrate<const D: usize, F, G>(
+    mut f: F,
+    t0: f64,
+    y0: SVector<f64, D>,
+    t1: f64,
+    mut event: Option<G>,
+    opts: &OdeOptions,
+) -> Result<(Trajectory<D>, Option<f64>)>
+where
+    F: FnMut(f64, &SVector<f64, D>) -> SVector<f64, D>,
+    G: FnMut(f64, &SVector<f64, D>) -> f64,
+{
+    if !(t0.is_finite() && t1.is_finite()) {
+        return Err(Error::Ode {
+            t: t0,
+            reason: format!("non-finite time interval [{t0}, {t1}]"),
+        });
+    }
+    if y0.iter().any(|v| !v.is_finite()) {
+        return Err(Error::Ode {
+            t: t0,
+            reason: "non-finite initial state".into(),
+        });
+    }
+    if !(opts.rtol > 0.0 && opts.atol >= 0.0) {
+        return Err(Error::Ode {
+            t: t0,
+            reason: format!(
+                "tolerances must satisfy rtol > 0, atol >= 0 (got {}, {})",
+                opts.rtol, opts.atol
+            ),
+        });
+    }
+    let mut tr = Trajectory {
+        t: vec![t0],
+        y: vec![y0],
+        cont: Vec::new(),
+        h: Vec::new(),
+        evaluations: 0,
+        rejected: 0,
+    };
+    let span = (t1 - t0).abs();
+    if span == 0.0 {
+        return Ok((tr, None));
+    }
+    let dir = (t1 - t0).signum();
+    let mut t = t0;
+    let mut y = y0;
+    let mut k1 = f(t, &y);
+    tr.evaluations += 1;
+    let mut g_old = event.as_mut().map(|g| g(t, &y)).unwrap_or(0.0);
+    let mut h = if opts.h0 > 0.0 {
+        opts.h0.min(span)
+    } else {
+        tr.evaluations += 1;
+        initial_step(&mut f, t0, &y, &k1, dir, span, opts)
+    };
+    let mut last_rejected = false;
+    let mut attempts = 0usize;
+    loop {
+        attempts += 1;
+        if attempts > opts.max_steps {
+            return Err(Error::Ode {
+                t,
+                reason: format!("step cap {} reached", opts.max_steps),
+            });
+        }
+        let remaining = (t1 - t).abs();
+        let mut last = false;
+        if h >= remaining * (1.0 - 1e-12) {
+            h = remaining;
+            last = true;
+        }
+        if h < 1e-14 * t.abs().max(1.0) {
+            return Err(Error::Ode {
+                t,
+                reason: format!("step size underflow (h = {h:e})"),
+            });
+        }
+        let hs = dir * h;
+        let k2 = f(t + C2 * hs, &(y + k1 * (A21 * hs)));
+        let k3 = f(t + C3 * hs, &(y + (k1 * A31 + k2 * A32) * hs));
+        let k4 = f(t + C4 * hs, &(y + (k1 * A41 + k2 * A42 + k3 * A43) * hs));
+        let k5 = f(
+            t + C5 * hs,
+            &(y + (k1 * A51 + k2 * A52 + k3 * A53 + k4 * A54) * hs),
+        );
+        let k6 = f(
+            t + hs,
+            &(y + (k1 * A61 + k2 * A62 + k3 * A63 + k4 * A64 + k5 * A65) * hs),
+        );
+        let y_new = y + (k1 * A71 + k3 * A73 + k4 * A74 + k5 * A75 + k6 * A76) * hs;
+        let t_new = if last { t1 } else { t + hs };
+        let k7 = f(t_new, &y_new);
+        tr.evaluations += 6;
+        let err_vec = (k1 * E1 + k3 * E3 + k4 * E4 + k5 * E5 + k6 * E6 + k7 * E7) * hs;
+        let err = rms_err(&err_vec, &y, &y_new, opts);
+        if !err.is_finite() || y_new.iter().any(|v| !v.is_finite()) {
+            // Treat as a strong rejection; if the step is already tiny this ends in underflow.
+            h *= 0.1;
+            tr.rejected += 1;
+            last_rejected = true;
+            continue;
+        }
+        if err <= 1.0 {
+            let ydiff = y_new - y;
+            let bspl = k1 * hs - ydiff;
+            let cont = [
+                y,
+                ydiff,
+                bspl,
+                ydiff - k7 * hs - bspl,
+                (k1 * D1 + k3 * D3 + k4 * D4 + k5 * D5 + k6 * D6 + k7 * D7) * hs,
+            ];
+            // Event detection on the accepted step.
+            if let Some(g) = event.as_mut() {
+                let g_new = g(t_new, &y_new);
+                if g_old != 0.0 && (g_new == 0.0 || g_old.signum() != g_new.signum()) {
+                    let theta = locate_event(g, &cont, t, hs, g_old, g_new);
+                    let te = t + theta * hs;
+                    let ye = interpolate(&cont, theta);
+                    tr.cont.push(cont);
+                    tr.h.push(hs);
+                    tr.t.push(te);
+                    tr.y.push(ye);
+                    return Ok((tr, Some(te)));
+                }
+                g_old = g_new;
+            }
+            tr.cont.push(cont);
+            tr.h.push(hs);
+            tr.t.push(t_new);
+            tr.y.push(y_new);
+            t = t_new;
+            y = y_new;
+            k1 = k7;
+            if last {
+                return Ok((tr, None));
+            }
+            let mut fac = 0.9 * err.max(1e-10).powf(-0.2);
+            fac = fac.clamp(0.2, 10.0);
+            if last_rejected {
+                fac = fac.min(1.0);
+            }
+            h = (h * fac).min(opts.h_max);
+            last_rejected = false;
+        } else {
+            tr.rejected += 1;
+            let fac = (0.9 * err.powf(-0.2)).max(0.2);
+            h *= fac;
+            last_rejected = true;
+        }
+    }
+}
+
+/// Locate the root of the event function on one dense-output segment (theta in [0, 1]).
+fn locate_event<const D: usize>(
+    g: &mut impl FnMut(f64, &SVector<f64, D>) -> f64,
+    cont: &[SVector<f64, D>; 5],
+    t: f64,
+    hs: f64,
+    g0: f64,
+    g1: f64,
+) -> f64 {
+    if g1 == 0.0 {
+        return 1.0;
+    }
+    let (mut a, mut b, mut ga, mut gb) = (0.0f64, 1.0f64, g0, g1);
+    let mut side = 0i32;
+    for _ in 0..200 {
+        // stop when the bracket in t is at rounding level of t
+        if (b - a) * hs.abs() <= 4.0 * f64::EPSILON * t.abs().max(hs.abs()) {
+            break;
+        }
+        // Illinois variant of regula falsi: guaranteed bracketing, superlinear convergence.
+        let c = (a * gb - b * ga) / (gb - ga);
+        let c = if c.is_finite() && c > a && c < b {
+            c
+        } else {
+            0.5 * (a + b)
+        };
+        let gc = g(t + c * hs, &interpolate(cont, c));
+        if gc == 0.0 {
+            return c;
+        }
+        if gc.signum() == gb.signum() {
+            b = c;
+            gb = gc;
+            if side == 1 {
+                ga *= 0.5;
+            }
+            side = 1;
+        } else {
+            a = c;
+            ga = gc;
+            if side == -1 {
+                gb *= 0.5;
+            }
+            side = -1;
+        }
+    }
+    // the sign change lies in [a, b]; return the side where the event has happened
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nalgebra::{Vector1, Vector2};
+
+    #[test]
+    fn harmonic_oscillator_full_period() {
+        // y'' = -y: after 2 pi the state returns; energy is conserved to tolerance.
+        let opts = OdeOptions::tol(1e-11, 1e-13);
+        let tr = solve(
+            |_, y: &Vector2<f64>| Vector2::new(y[1], -y[0]),
+            0.0,
+            Vector2::new(1.0, 0.0),
+            2.0 * std::f64::consts::PI,
+            &opts,
+        )
+        .unwrap();
+        let (_, y) = tr.last();
+        assert!((y - Vector2::new(1.0, 0.0)).norm() < 1e-9, "{y}");
+        // dense output between steps
+        for &t in &[0.3, 1.7, 4.0] {
+            let yt = tr.eval(t);
+            assert!((yt[0] - f64::cos(t)).abs() < 1e-8, "t={t}");
+        }
+    }
+
+    #[test]
+    fn backward_integration() {
+        let opts = OdeOptions::tol(1e-11, 1e-14);
+        let tr = solve(|_, y| -y, 1.0, Vector1::new(1.0), 0.0, &opts).unwrap();
+        assert!((tr.last().1[0] - 1f64.exp()).abs() < 1e-9);
+        assert!((tr.eval(0.5)[0] - 0.5f64.exp()).abs() < 1e-8);
+    }
+
+    #[test]
+    fn event_locates_crossing() {
+        // y' = 1: crosses 0.37 at t = 0.37.
+        let (tr, te) = solve_until(
+            |_, _y| Vector1::new(1.0),
+            0.0,
+            Vector1::new(0.0),
+            10.0,
+            |_, y| y[0] - 0.37,
+            &OdeOptions::default(),
+        )
+        .unwrap();
+        let te = te.unwrap();
+        assert!((te - 0.37).abs() < 1e-13, "{te}");
+        assert!((tr.last().1[0] - 0.37).abs() < 1e-12);
+        // exponential decay crossing 0.5 at ln 2
+        let (_, te) = solve_until(
+            |_, y| -y,
+            0.0,
+            Vector1::new(1.0),
+            10.0,
+            |_, y| y[0] - 0.5,
+            &OdeOptions::tol(1e-12, 1e-14),
+        )
+        .unwrap();
+        assert!((te.unwrap() - 2f64.ln()).abs() < 1e-10);
+    }
+
+    #[test]
+    fn no_event_runs_to_end() {
+        let (tr, te) = solve_until(
+            |_, _y| Vector1::new(1.0),
+            0.0,
+            Vector1::new(0.0),
+            1.0,
+            |_, y| y[0] - 5.0,
+            &OdeOptions::default(),
+        )
+        .unwrap();
+        assert!(te.is_none());
+        assert!((tr.last().0 - 1.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn blow_up_is_an_error_not_a_hang() {
+        // y' = y^2, y(0) = 1 blows up at t = 1.
+        let opts = OdeOptions {
+            max_steps: 10_000,
+            ..Default::default()
+        };
+        let r = solve(
+            |_, y| y.component_mul(y),
+            0.0,
+            Vector1::new(1.0),
+            2.0,
+            &opts,
+        );
+        assert!(matches!(r, Err(Error::Ode { .. })), "{r:?}");
+    }
+
+    #[test]
+    fn nan_input_rejected() {
+        let r = solve(
+            |_, y| -y,
+            0.0,
+            Vector1::new(f64::NAN),
+            1.0,
+            &OdeOptions::default(),
+        );
+        assert!(r.is_err());
+    }
+}

@@ -1,0 +1,64 @@
+//! The verbs of the workbench as library functions: each takes a parsed model file, dispatches
+//! on its `kind` to the family's solver and returns an [`Output`] (text and JSON). The CLI only
+//! parses arguments, calls these and prints.
+
+use serde::Serialize;
+
+use crate::model::ModelFile;
+use crate::report::{envelope, Report};
+use crate::{Error, Result};
+
+/// What a verb produced.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Human-readable report.
+    pub text: String,
+    /// JSON envelope (version, model, seed, result).
+    pub json: serde_json::Value,
+    /// Whether a verdict in the result failed (the CLI exits with 1).
+    pub failed: bool,
+}
+
+impl Output {
+    /// Wrap a report.
+    pub fn from_report<R: Report + Serialize>(model: &ModelFile, r: &R, failed: bool) -> Self {
+        Output {
+            text: r.text(),
+            json: envelope(&model.common, r),
+            failed,
+        }
+    }
+}
+
+fn unsupported(model: &ModelFile, verb: &str, kinds: &[&str]) -> Error {
+    Error::ModelFile {
+        file: model.common.file.clone(),
+        message: format!(
+            "`modeflow {verb}` does not apply to kind `{}` (it applies to: {})",
+            model.common.kind,
+            kinds.join(", ")
+        ),
+    }
+}
+
+/// `modeflow predict`: analytic predictions beside their ODE values.
+pub fn predict(model: &ModelFile) -> Result<Output> {
+    #[allow(clippy::match_single_binding)]
+    match model.common.kind.as_str() {
+        _ => Err(unsupported(model, "predict", PREDICT_KINDS)),
+    }
+}
+
+/// Kinds `predict` applies to.
+pub const PREDICT_KINDS: &[&str] = &[];
+
+/// `modeflow train`: train the networks a model file describes; predictions beside measurements.
+pub fn train(model: &ModelFile) -> Result<Output> {
+    #[allow(clippy::match_single_binding)]
+    match model.common.kind.as_str() {
+        _ => Err(unsupported(model, "train", TRAIN_KINDS)),
+    }
+}
+
+/// Kinds `train` applies to.
+pub const TRAIN_KINDS: &[&str] = &[];

@@ -1,0 +1,96 @@
+//! Property tests of the shared numerics: DP45 against analytic solutions (error scales with
+//! the tolerance), closed-form 2x2 eigenpairs, classification against eigenvalues.
+
+use modeflow::num::eig2::{classify, eigen2, FixedPointType};
+use modeflow::num::ode::{solve, solve_until, OdeOptions};
+use nalgebra::{Matrix2, Vector2};
+use num_complex::Complex64;
+use proptest::prelude::*;
+
+fn matrix2(lo: f64, hi: f64) -> impl Strategy<Value = Matrix2<f64>> {
+    prop::array::uniform4(lo..hi).prop_map(|a| Matrix2::new(a[0], a[1], a[2], a[3]))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// y' = A y has y(T) = exp(A T) y0. The global error of DP45 is bounded by a modest multiple
+    /// of the tolerance and falls with it: the fitted slope of log(err) against log(tol) over
+    /// tol = 1e-4 .. 1e-10 lies in [0.6, 1.3] (DP45 with local error-per-step control: the
+    /// global error is ~ tol^(5/5) in theory, somewhat below 1 in practice).
+    #[test]
+    fn dp45_error_scales_with_tolerance(a in matrix2(-1.5, 1.0), y0 in prop::array::uniform2(-1.0f64..1.0)) {
+        let t_end = 2.0;
+        let y0 = Vector2::new(y0[0], y0[1]) + Vector2::new(1.0, 0.5);
+        let exact = (a * t_end).exp() * y0;
+        let scale = exact.norm().max(y0.norm());
+        let tols = [1e-4, 1e-6, 1e-8, 1e-10];
+        let mut pts = vec![];
+        for &tol in &tols {
+            let tr = solve(|_, y| a * y, 0.0, y0, t_end, &OdeOptions::tol(tol, tol * 1e-3)).unwrap();
+            let err = (tr.last().1 - exact).norm() / scale;
+            prop_assert!(err <= 200.0 * tol, "tol {tol}: err {err}");
+            pts.push((tol.ln(), err.max(1e-16).ln()));
+        }
+        let n = pts.len() as f64;
+        let (mx, my) = (pts.iter().map(|p| p.0).sum::<f64>() / n, pts.iter().map(|p| p.1).sum::<f64>() / n);
+        let slope = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum::<f64>()
+            / pts.iter().map(|p| (p.0 - mx).powi(2)).sum::<f64>();
+        // Skip the slope when all errors sit at rounding level (nothing to fit).
+        if pts[0].1 > (1e-13f64).ln() {
+            prop_assert!((0.6..=1.3).contains(&slope), "slope {slope}, pts {pts:?}");
+        }
+    }
+
+    /// Dense output between steps agrees with the exact solution to the tolerance level.
+    #[test]
+    fn dp45_dense_output(a in matrix2(-1.0, 0.5), theta in 0.0f64..1.0) {
+        let y0 = Vector2::new(1.0, -0.3);
+        let tr = solve(|_, y| a * y, 0.0, y0, 3.0, &OdeOptions::tol(1e-10, 1e-13)).unwrap();
+        let t = 3.0 * theta;
+        let exact = (a * t).exp() * y0;
+        prop_assert!((tr.eval(t) - exact).norm() <= 1e-7 * exact.norm().max(1.0));
+    }
+
+    /// Events: the first crossing of a level by a monotone exact solution.
+    #[test]
+    fn dp45_event_time(k in 0.2f64..3.0, level in 0.05f64..0.95) {
+        let (_, te) = solve_until(|_, y: &nalgebra::Vector1<f64>| -y * k, 0.0, nalgebra::Vector1::new(1.0), 100.0,
+            |_, y| y[0] - level, &OdeOptions::tol(1e-12, 1e-15)).unwrap();
+        let exact = -level.ln() / k;
+        prop_assert!((te.unwrap() - exact).abs() <= 1e-9 * exact.max(1.0));
+    }
+
+    /// Closed-form eigenpairs satisfy M v = l v and match trace and determinant.
+    #[test]
+    fn eigen2_pairs(m in matrix2(-5.0, 5.0)) {
+        let e = eigen2(&m);
+        let mc = m.map(|x| Complex64::new(x, 0.0));
+        for k in 0..2 {
+            let r = mc * e.vectors[k] - e.vectors[k] * e.values[k];
+            prop_assert!(r.norm() <= 1e-11 * (1.0 + m.amax()));
+        }
+        prop_assert!(((e.values[0] + e.values[1]).re - m.trace()).abs() <= 1e-12 * (1.0 + m.amax()));
+    }
+
+    /// The trace/determinant classification agrees with the eigenvalues.
+    #[test]
+    fn classification_agrees_with_eigenvalues(m in matrix2(-3.0, 3.0)) {
+        let e = eigen2(&m);
+        let kind = classify(&m);
+        let (l0, l1) = (e.values[0], e.values[1]);
+        let s = m.amax();
+        // Away from the boundaries (where the verdict is decided at rounding level).
+        prop_assume!(l0.re.abs() > 1e-6 * s && l1.re.abs() > 1e-6 * s);
+        let complex = l0.im != 0.0;
+        let expected = match (complex, l0.re > 0.0, l1.re > 0.0) {
+            (true, true, _) => FixedPointType::UnstableFocus,
+            (true, false, _) => FixedPointType::StableFocus,
+            (false, true, true) => FixedPointType::UnstableNode,
+            (false, false, false) => FixedPointType::StableNode,
+            _ => FixedPointType::Saddle,
+        };
+        prop_assert_eq!(kind, expected);
+        prop_assert_eq!(kind.is_stable(), l0.re < 0.0 && l1.re < 0.0);
+    }
+}
