@@ -54,11 +54,14 @@ pub const PREDICT_KINDS: &[&str] = &[];
 
 /// `modeflow train`: train the networks a model file describes; predictions beside measurements.
 pub fn train(model: &ModelFile) -> Result<Output> {
-    #[allow(clippy::match_single_binding)]
     match model.common.kind.as_str() {
+        k if crate::bias::spec::KINDS.contains(&k) => {
+            let r = crate::bias::train(model)?;
+            Ok(Output::from_report(model, &r, r.failed()))
+        }
         _ => Err(unsupported(model, "train", TRAIN_KINDS)),
     }
 }
 
 /// Kinds `train` applies to.
-pub const TRAIN_KINDS: &[&str] = &[];
+pub const TRAIN_KINDS: &[&str] = &["bias_balance", "bias_margin", "bias_diagonal"];

@@ -64,6 +64,18 @@ pub fn two_layer_run(
     loss: Loss,
     s: &SgdSettings,
 ) -> Result<BalanceRun> {
+    two_layer_run_observed(net, x, y, loss, s, |_, _, _| {})
+}
+
+/// [`two_layer_run`] calling `observe(step, net, batch loss)` after every step (for time series).
+pub fn two_layer_run_observed(
+    net: &mut TwoLayer,
+    x: &DMatrix<f64>,
+    y: &DVector<f64>,
+    loss: Loss,
+    s: &SgdSettings,
+    mut observe: impl FnMut(usize, &TwoLayer, f64),
+) -> Result<BalanceRun> {
     let (n, d, k) = (x.nrows(), x.ncols(), net.k());
     if s.batch == 0 || s.batch > n {
         return Err(Error::Shape {
@@ -112,6 +124,7 @@ pub fn two_layer_run(
             let scale = scale_before[j].max(scale_after[j]).max(f64::MIN_POSITIVE);
             max_res = max_res.max((after[j] - pred).abs() / scale);
         }
+        observe(step + 1, net, last);
     }
     let drift = (net.balance() - d0).abs().sum();
     Ok(BalanceRun {

@@ -160,13 +160,20 @@ pub fn soudry(x: &[Vector2<f64>], y: &[f64], eta: f64, steps: u64) -> Result<Sou
     let z: Vec<Vector2<f64>> = x.iter().zip(y).map(|(p, l)| p * *l).collect();
     let window = 41;
     let t0 = (steps as f64 / 10.0).max(1.0);
-    let mut record: Vec<u64> = (0..window)
+    let fit: Vec<u64> = (0..window)
         .map(|i| (t0 * (steps as f64 / t0).powf(i as f64 / (window - 1) as f64)).round() as u64)
         .collect();
+    // plus 100 log-spaced steps over the whole run (time series for figures)
+    let mut record: Vec<u64> = (0..100)
+        .map(|i| (steps as f64).powf(i as f64 / 99.0).round() as u64)
+        .chain(fit.iter().copied())
+        .collect();
+    record.sort_unstable();
     record.dedup();
     let samples = logistic_gd_2d(&z, Vector2::zeros(), eta, steps, &record)?;
-    let lt: Vec<f64> = samples.iter().map(|s| (s.t as f64).ln()).collect();
-    let nw: Vec<f64> = samples.iter().map(|s| s.w[0].hypot(s.w[1])).collect();
+    let late: Vec<&MarginSample> = samples.iter().filter(|s| fit.contains(&s.t)).collect();
+    let lt: Vec<f64> = late.iter().map(|s| (s.t as f64).ln()).collect();
+    let nw: Vec<f64> = late.iter().map(|s| s.w[0].hypot(s.w[1])).collect();
     let slope = super::stats::slope(&lt, &nw);
     let last = samples
         .last()

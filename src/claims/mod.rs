@@ -143,5 +143,6 @@ pub mod runner;
 pub fn registry() -> Vec<Check> {
     #[allow(unused_mut)]
     let mut checks: Vec<Check> = Vec::new();
+    checks.extend(crate::bias::checks());
     checks
 }
