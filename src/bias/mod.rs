@@ -13,6 +13,7 @@
 //! - [`spec`]: model kinds `bias_balance`, `bias_margin`, `bias_diagonal` and `train`.
 //! - [`stats`]: fitting helpers.
 
+pub mod agreement;
 pub mod approx_grad;
 pub mod balance;
 pub mod diagonal;
@@ -23,6 +24,7 @@ pub mod saxe;
 pub mod solvers;
 pub mod spec;
 pub mod stats;
+pub mod width;
 
 use crate::claims::{Check, Tier};
 
@@ -42,6 +44,10 @@ pub fn checks() -> Vec<Check> {
         fast("B-12", modified_flow::check_b12),
         fast("B-13", saxe::check_b13),
         fast("B-14", approx_grad::check_b14),
+        fast("B-3", agreement::check_b3),
+        fast("B-4", agreement::check_b4),
+        fast("B-5", agreement::check_b5),
+        fast("B-9", width::check_b9),
     ]
 }
 
