@@ -66,9 +66,13 @@ pub fn train(model: &ModelFile) -> Result<Output> {
             let r = crate::rnn::train(model)?;
             Ok(Output::from_report(model, &r, r.failed()))
         }
+        k if crate::bias::spec::KINDS.contains(&k) => {
+            let r = crate::bias::train(model)?;
+            Ok(Output::from_report(model, &r, r.failed()))
+        }
         _ => Err(unsupported(model, "train", TRAIN_KINDS)),
     }
 }
 
 /// Kinds `train` applies to.
-pub const TRAIN_KINDS: &[&str] = &["rnn"];
+pub const TRAIN_KINDS: &[&str] = &["rnn", "bias_balance", "bias_margin", "bias_diagonal"];

@@ -146,5 +146,6 @@ pub fn registry() -> Vec<Check> {
     checks.extend(crate::interference::linear::checks());
     checks.extend(crate::interference::kernels::checks());
     checks.extend(crate::rnn::checks());
+    checks.extend(crate::bias::checks());
     checks
 }
