@@ -355,7 +355,7 @@ impl Amplitude {
     }
 }
 
-const BIF_COLOUR: RGBColor = canvas::VERMILLION;
+const BIF_COLOUR: RGBColor = canvas::BLACK_OI;
 
 struct ContinuationFigure<'a> {
     c: &'a Continuation,
@@ -435,7 +435,7 @@ impl Figure for ContinuationFigure<'_> {
         let entries = vec![
             (Glyph::Line(canvas::GREY, 3, false), "stable".to_string()),
             (Glyph::Line(canvas::GREY, 3, true), "unstable".to_string()),
-            (Glyph::Dot(BIF_COLOUR), "bifurcation (×)".to_string()),
+            (Glyph::Cross(BIF_COLOUR), "bifurcation".to_string()),
         ];
         legend(&right, 6, 60, &entries)?;
         right
@@ -565,7 +565,7 @@ impl Figure for PathFigure<'_> {
                 Glyph::Line(canvas::GREY, 2, false),
                 "unstable (ring)".to_string(),
             ),
-            (Glyph::Dot(BIF_COLOUR), "bifurcation (×)".to_string()),
+            (Glyph::Cross(BIF_COLOUR), "bifurcation".to_string()),
         ];
         let mut kinds: Vec<FixedPointType> = c
             .fixed_points

@@ -193,6 +193,7 @@ pub(crate) enum Glyph {
     Marker(FixedPointType),
     Dot(RGBColor),
     Patch(RGBColor),
+    Cross(RGBColor),
 }
 
 /// Draw a vertical legend at (x, y) in `area` (screen coordinates); returns the height used.
@@ -225,6 +226,9 @@ pub(crate) fn legend<DB: DrawingBackend>(
             Glyph::Marker(kind) => draw_marker(area, c, kind, LEGEND_MARKER)?,
             Glyph::Dot(col) => {
                 area.draw(&Circle::new(c, 4, col.filled())).drawn()?;
+            }
+            Glyph::Cross(col) => {
+                area.draw(&Cross::new(c, 6, col.stroke_width(3))).drawn()?;
             }
             Glyph::Patch(col) => {
                 area.draw(&Rectangle::new(
