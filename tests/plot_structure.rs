@@ -544,3 +544,72 @@ fn line_figures_fit_slope_matrix_and_scatter() {
     .unwrap();
     check_figure(&dir, "proj", (960, 680));
 }
+
+/// Flow defined only for x > 0 (NaN elsewhere): x' = 1 - sqrt(x), y' = -y.
+struct HalfPlane;
+impl PlanarFlow for HalfPlane {
+    fn flow(&self, x: &Vector2<f64>) -> Vector2<f64> {
+        Vector2::new(1.0 - x[0].sqrt(), -x[1])
+    }
+    fn jacobian(&self, x: &Vector2<f64>) -> Matrix2<f64> {
+        Matrix2::new(-0.5 / x[0].sqrt(), 0.0, 0.0, -1.0)
+    }
+}
+
+#[test]
+fn flow_undefined_in_part_of_the_box_renders_without_panic() {
+    let dir = out_dir("nan");
+    let spec = PhaseSpec::new([-1.0, -1.0], [3.0, 1.0]);
+    let r = phase::render(&HalfPlane, &spec, "x' = 1 - √x", &Output::new(&dir, "nan")).unwrap();
+    check_figure(&dir, "nan", spec.size);
+    assert_eq!(r.data.fixed_points.len(), 1, "{:?}", r.data.fixed_points);
+    assert!((r.data.fixed_points[0].x[0] - 1.0).abs() < 1e-12);
+    // the nullcline x = 1 is found; nothing is drawn from the undefined half
+    let c0: Vec<_> = r
+        .data
+        .nullclines
+        .iter()
+        .filter(|b| b.component == 0)
+        .collect();
+    assert_eq!(c0.len(), 1);
+    assert!(c0[0].points.iter().all(|p| (p[0] - 1.0).abs() < 1e-12));
+    // orbits crossing into x < 0 fail to integrate and are reported, not drawn
+    assert!(r.data.trajectories.len() + r.data.skipped.len() >= 20);
+}
+
+#[test]
+fn output_is_deterministic() {
+    let (a, b) = (out_dir("det-a"), out_dir("det-b"));
+    let mut spec = PhaseSpec::new([-3.0, -4.0], [3.0, 4.0]);
+    spec.basins = Some(20);
+    for d in [&a, &b] {
+        phase::render(&VanDerPol(0.5), &spec, "vdp", &Output::new(d, "v")).unwrap();
+    }
+    for ext in ["svg", "png", "json", "_nullclines.csv"] {
+        let name = if ext.starts_with('_') {
+            format!("v{ext}")
+        } else {
+            format!("v.{ext}")
+        };
+        let (x, y) = (
+            std::fs::read(a.join(&name)).unwrap(),
+            std::fs::read(b.join(&name)).unwrap(),
+        );
+        assert!(x == y, "{name} differs between runs");
+    }
+}
+
+#[test]
+fn auto_box_frames_all_fixed_points() {
+    let (lo, hi) = phase::auto_box(&Pitchfork(1.0), [-10.0, -10.0], [10.0, 10.0], 21);
+    // fixed points at x = -1, 0, 1 and y = 0: x extent [-1, 1] padded by 1 -> [-2, 2];
+    // y extent 0 -> the minimum half-width, a tenth of the search box: +-2
+    assert!(
+        (lo[0] + 2.0).abs() < 1e-9 && (hi[0] - 2.0).abs() < 1e-9,
+        "{lo:?} {hi:?}"
+    );
+    assert!(
+        (lo[1] + 2.0).abs() < 1e-9 && (hi[1] - 2.0).abs() < 1e-9,
+        "{lo:?} {hi:?}"
+    );
+}

@@ -183,6 +183,17 @@ pub fn tick(v: f64) -> String {
     }
 }
 
+/// Check a figure size: 300..=8000 pixels wide, 200..=8000 high (smaller leaves no room for
+/// the axes, legend and colour bar; larger is surely a mistake).
+pub fn check_size(what: &str, (w, h): (u32, u32)) -> Result<()> {
+    if !(300..=8000).contains(&w) || !(200..=8000).contains(&h) {
+        return Err(Error::Requirement(format!(
+            "{what}: size {w}x{h} outside 300..=8000 x 200..=8000 pixels"
+        )));
+    }
+    Ok(())
+}
+
 /// Map a plotters drawing error to the crate error.
 pub(crate) trait Drawn<T> {
     fn drawn(self) -> Result<T>;
@@ -373,7 +384,14 @@ pub fn colour_bar<DB: DrawingBackend>(
         let y = bottom - ((bottom - top) as f64 * u).round() as i32;
         area.draw(&PathElement::new(vec![(x1, y), (x1 + 4, y)], BLACK))
             .drawn()?;
-        area.draw(&Text::new(tick(scale.value(u)), (x1 + 6, y - 6), font(13)))
+        // snap rounding noise (e.g. 1e-16 for a zero in the middle of a linear scale)
+        let v = scale.value(u);
+        let v = if !scale.log && v.abs() < 1e-9 * (scale.max - scale.min) {
+            0.0
+        } else {
+            v
+        };
+        area.draw(&Text::new(tick(v), (x1 + 6, y - 6), font(13)))
             .drawn()?;
     }
     Ok(())

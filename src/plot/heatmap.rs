@@ -46,6 +46,8 @@ pub struct HeatSpec {
     pub log_colour: bool,
     pub log_x: bool,
     pub log_y: bool,
+    /// Draw the y axis downwards (first row at the top, as in a matrix); linear y only.
+    pub flip_y: bool,
     /// Fixed colour range; default: the range of the finite values.
     pub range: Option<(f64, f64)>,
     pub size: (u32, u32),
@@ -61,6 +63,7 @@ impl HeatSpec {
             log_colour: false,
             log_x: false,
             log_y: false,
+            flip_y: false,
             range: None,
             size: (960, 760),
         }
@@ -70,6 +73,7 @@ impl HeatSpec {
 /// Check the grid: non-empty, matching sizes, strictly increasing finite axes, positive on log
 /// axes. Errors are `Shape` (sizes) or `Requirement` (empty, unordered, non-positive).
 pub fn check_grid(g: &Grid, spec: &HeatSpec) -> Result<()> {
+    canvas::check_size(&format!("heat map `{}`", spec.title), spec.size)?;
     if g.x.is_empty() || g.y.is_empty() {
         return Err(Error::Requirement(format!(
             "heat map `{}`: empty grid (no sweep points)",
@@ -156,15 +160,24 @@ impl Figure for HeatFigure<'_> {
         let (left, right) = root.split_horizontally(s.size.0 as i32 - side);
         let xc: Vec<f64> = g.x.iter().map(|&v| tr(v, s.log_x)).collect();
         let yc: Vec<f64> = g.y.iter().map(|&v| tr(v, s.log_y)).collect();
-        let (xe, ye) = (edges(&xc), edges(&yc));
+        let flip = s.flip_y && !s.log_y;
+        let (xe, mut ye) = (edges(&xc), edges(&yc));
+        if flip {
+            ye.iter_mut().for_each(|v| *v = -*v);
+        }
+        let (y0, y1) = (ye[0].min(ye[ye.len() - 1]), ye[0].max(ye[ye.len() - 1]));
+        let ty = |v: f64| if flip { -v } else { tr(v, s.log_y) };
         let chart = frame(
             &left,
             &s.title,
             &s.x_label,
             &s.y_label,
             xe[0]..xe[xe.len() - 1],
-            ye[0]..ye[ye.len() - 1],
-            (axis(s.log_x), axis(s.log_y)),
+            y0..y1,
+            (
+                axis(s.log_x),
+                if flip { Axis::Negated } else { axis(s.log_y) },
+            ),
             false,
         )?;
         let plot = chart.plotting_area();
@@ -182,7 +195,7 @@ impl Figure for HeatFigure<'_> {
             let pts: Vec<[f64; 2]> = c
                 .points
                 .iter()
-                .map(|p| [tr(p[0], s.log_x), tr(p[1], s.log_y)])
+                .map(|p| [tr(p[0], s.log_x), ty(p[1])])
                 .collect();
             let col = curve_colour(k);
             draw_polyline(&chart, &pts, WHITE.stroke_width(5), false)?;
@@ -194,7 +207,7 @@ impl Figure for HeatFigure<'_> {
         for (k, p) in self.points.iter().enumerate() {
             let edge = series_colour(k + 1);
             for (m, q) in p.points.iter().enumerate() {
-                let q = (tr(q[0], s.log_x), tr(q[1], s.log_y));
+                let q = (tr(q[0], s.log_x), ty(q[1]));
                 if !(xr.contains(&q.0) && yr.contains(&q.1)) {
                     continue;
                 }

@@ -268,6 +268,7 @@ pub struct LineResult {
 /// Draw the series (colours in Okabe–Ito order; a dashed series is usually the prediction),
 /// fit the slope if asked, write `stem.svg/.png`, `stem.csv` (series, x, y) and `stem.json`.
 pub fn render(series: &[Series], spec: &LineSpec, out: &Output) -> Result<LineResult> {
+    canvas::check_size(&format!("line figure `{}`", spec.title), spec.size)?;
     if series.iter().all(|s| s.points.is_empty()) {
         return Err(Error::Requirement(format!(
             "line figure `{}`: no data points",
@@ -336,6 +337,7 @@ pub fn render_matrix(
     };
     let mut spec = HeatSpec::new(title, "unit j", "unit i", value_label);
     spec.range = range;
+    spec.flip_y = true;
     spec.size = (900, 760);
     heatmap::render(&grid, &[], &[], &spec, out)
 }

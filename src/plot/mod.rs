@@ -43,12 +43,15 @@ pub(crate) type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64,
 pub(crate) enum Axis {
     Linear,
     Log10,
+    /// The axis holds -v (a flipped axis, e.g. matrix rows counted downwards).
+    Negated,
 }
 
 fn fmt_axis(v: f64, a: Axis) -> String {
     match a {
         Axis::Linear => tick(v),
         Axis::Log10 => tick(10f64.powf(v)),
+        Axis::Negated => tick(-v),
     }
 }
 

@@ -51,8 +51,7 @@ pub fn nullcline(
         }
     }
     let v = |i: usize, k: usize| vals[k * (n + 1) + i];
-    // a node is "positive" if >= 0 (NaN counts as negative and so never yields a crossing
-    // point between two NaNs; a crossing next to a NaN is interpolated at the midpoint)
+    // a node is "positive" if >= 0; cells with a non-finite corner are skipped
     let pos = |x: f64| x >= 0.0;
     let crossing = |e: Edge| -> [f64; 2] {
         let (i, k, d) = e;
@@ -71,6 +70,10 @@ pub fn nullcline(
     for k in 0..n {
         for i in 0..n {
             let (a, b, c, d) = (v(i, k), v(i + 1, k), v(i + 1, k + 1), v(i, k + 1));
+            if !(a.is_finite() && b.is_finite() && c.is_finite() && d.is_finite()) {
+                // the flow is undefined at a corner: no verdict on a sign change here
+                continue;
+            }
             let idx =
                 (pos(a) as u8) | (pos(b) as u8) << 1 | (pos(c) as u8) << 2 | (pos(d) as u8) << 3;
             let bottom = (i, k, 0u8);
@@ -270,6 +273,48 @@ mod tests {
         xs.sort_by(f64::total_cmp);
         for (x, want) in xs.iter().zip([-1.0, 0.0, 1.0]) {
             assert!((x - want).abs() < 1e-12);
+        }
+    }
+
+    proptest::proptest! {
+        /// A straight nullcline a x + b y + c = 0 crossing the box is one open branch whose
+        /// points lie on the line to rounding level (linear g: one Newton step is exact).
+        #[test]
+        fn straight_lines_are_one_branch(
+            a in -2.0f64..2.0, b in -2.0f64..2.0, c in -0.5f64..0.5,
+        ) {
+            proptest::prop_assume!(a.abs() + b.abs() > 0.2);
+            struct Line(f64, f64, f64);
+            impl PlanarFlow for Line {
+                fn flow(&self, x: &Vector2<f64>) -> Vector2<f64> {
+                    Vector2::new(self.0 * x[0] + self.1 * x[1] + self.2, 1.0)
+                }
+                fn jacobian(&self, _: &Vector2<f64>) -> Matrix2<f64> {
+                    Matrix2::new(self.0, self.1, 0.0, 0.0)
+                }
+            }
+            // |c| / |(a, b)| < 0.5 / 0.2 * ... keep the line well inside the unit box
+            proptest::prop_assume!(c.abs() / (a * a + b * b).sqrt() < 0.8);
+            let br = nullcline(&Line(a, b, c), 0, [-1.0, -1.0], [1.0, 1.0], 50);
+            proptest::prop_assert_eq!(br.len(), 1);
+            proptest::prop_assert!(!br[0].closed);
+            for p in &br[0].points {
+                proptest::prop_assert!((a * p[0] + b * p[1] + c).abs() < 1e-13);
+            }
+        }
+
+        /// Clipped pieces lie in the box.
+        #[test]
+        fn clipped_pieces_lie_in_the_box(
+            pts in proptest::collection::vec((-3.0f64..3.0, -3.0f64..3.0), 2..30),
+        ) {
+            let pts: Vec<[f64; 2]> = pts.into_iter().map(|(x, y)| [x, y]).collect();
+            for piece in super::super::canvas::clip_polyline(&pts, [-1.0, -1.0], [1.0, 1.0]) {
+                proptest::prop_assert!(piece.len() >= 2);
+                for (x, y) in piece {
+                    proptest::prop_assert!(x.abs() <= 1.0 + 1e-12 && y.abs() <= 1.0 + 1e-12);
+                }
+            }
         }
     }
 }

@@ -102,13 +102,7 @@ impl PhaseSpec {
         if self.basins.is_some_and(|n| n == 0 || n > 400) {
             return bad("basins grid must be in 1..=400".into());
         }
-        if self.size.0 < 200 || self.size.1 < 200 || self.size.0 > 8000 || self.size.1 > 8000 {
-            return bad(format!(
-                "size must be in 200..=8000 pixels, got {:?}",
-                self.size
-            ));
-        }
-        Ok(())
+        canvas::check_size("phase portrait", self.size)
     }
 }
 
@@ -167,6 +161,38 @@ pub fn halton_starts(lo: [f64; 2], hi: [f64; 2], n: usize) -> Vec<[f64; 2]> {
             [lo[0] + u * (hi[0] - lo[0]), lo[1] + v * (hi[1] - lo[1])]
         })
         .collect()
+}
+
+/// A box framing every fixed point found in the search box `[lo, hi]` (with `grid` Newton
+/// starts per side): their bounding box padded by half its size on each side, each side at
+/// least a fifth of the search box; the search box itself if there is no fixed point.
+pub fn auto_box(
+    sys: &impl PlanarFlow,
+    lo: [f64; 2],
+    hi: [f64; 2],
+    grid: usize,
+) -> ([f64; 2], [f64; 2]) {
+    let fps = fixed_points_in_box(sys, lo, hi, grid);
+    if fps.is_empty() {
+        return (lo, hi);
+    }
+    let mut blo = [f64::INFINITY; 2];
+    let mut bhi = [f64::NEG_INFINITY; 2];
+    for fp in &fps {
+        for d in 0..2 {
+            blo[d] = blo[d].min(fp.x[d]);
+            bhi[d] = bhi[d].max(fp.x[d]);
+        }
+    }
+    let mut out = (blo, bhi);
+    for d in 0..2 {
+        let c = 0.5 * (blo[d] + bhi[d]);
+        // half-width: extent/2 plus a padding of extent/2; at least a tenth of the search box
+        let half = (bhi[d] - blo[d]).max(0.1 * (hi[d] - lo[d]));
+        out.0[d] = c - half;
+        out.1[d] = c + half;
+    }
+    out
 }
 
 /// Compute everything the portrait shows. Fixed points come from
