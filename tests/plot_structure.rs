@@ -613,3 +613,34 @@ fn auto_box_frames_all_fixed_points() {
         "{lo:?} {hi:?}"
     );
 }
+
+#[test]
+fn learning_set_writes_strip_path_and_continuation() {
+    let dir = out_dir("set");
+    let mut spec = PhaseSpec::new([-1.5, -1.0], [1.5, 1.0]).labels("κ_a", "κ_b");
+    spec.trajectories = 4;
+    let tau: Vec<f64> = (0..30).map(|k| -0.4833 + 0.05 * k as f64).collect();
+    let set = learning::render_learning_set(
+        Pitchfork,
+        &tau,
+        &[-0.5, 0.5, 1.0],
+        &spec,
+        "pitchfork",
+        "τ",
+        Amplitude::First,
+        &Output::new(&dir, "pf"),
+    )
+    .unwrap();
+    assert_eq!(set.strip.markers, vec![1, 3, 3]);
+    assert_eq!(set.path_markers, 3);
+    // 3 figures x (svg, png, json) + csv for path and continuation
+    assert_eq!(set.files.len(), 3 * 3 + 2);
+    for stem in ["pf_strip", "pf_path", "pf_continuation"] {
+        let size = match stem {
+            "pf_strip" => (3 * 380 + 220, 360 + 44),
+            "pf_path" => (980, 780),
+            _ => (980, 660),
+        };
+        check_figure(&dir, stem, size);
+    }
+}

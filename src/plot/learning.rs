@@ -649,3 +649,77 @@ pub fn render_matrix_series(
         .collect();
     lines::render(&s, &LineSpec::new(title, tau_label, symbol), out)
 }
+
+/// The learning portrait set written by one call.
+#[derive(Debug, Clone, Serialize)]
+pub struct LearningSet {
+    pub strip: StripResult,
+    pub continuation: Continuation,
+    /// Final-time fixed-point markers drawn on the path figure.
+    pub path_markers: usize,
+    pub files: Vec<std::path::PathBuf>,
+}
+
+/// Everything about a flow that changes over learning time, in one call: the strip of
+/// portraits at `strip_tau` (`{stem}_strip`), and, from fixed points tracked over `tau`,
+/// the path in the plane (`{stem}_path`) and the continuation diagram
+/// (`{stem}_continuation`, amplitude `amp`). Axis labels come from `spec.labels`; tracking
+/// uses `spec.fixed_point_grid` and matches fixed points within 10% of the box diagonal.
+pub fn render_learning_set<F: PlanarFlow>(
+    flow: impl Fn(f64) -> F,
+    tau: &[f64],
+    strip_tau: &[f64],
+    spec: &PhaseSpec,
+    title: &str,
+    tau_symbol: &str,
+    amp: Amplitude,
+    out: &Output,
+) -> Result<LearningSet> {
+    let flows: Vec<F> = strip_tau.iter().map(|&t| flow(t)).collect();
+    let snaps: Vec<(f64, &dyn PlanarFlow)> = strip_tau
+        .iter()
+        .zip(&flows)
+        .map(|(&t, f)| (t, f as &dyn PlanarFlow))
+        .collect();
+    let mut strip_spec = spec.clone();
+    strip_spec.arrows = strip_spec.arrows.min(20);
+    let strip = render_strip(
+        &snaps,
+        &strip_spec,
+        &format!("{title}: phase portraits over learning"),
+        tau_symbol,
+        4,
+        &out.sibling(format!("{}_strip", out.stem)),
+    )?;
+    let continuation = track(tau, &flow, spec.lo, spec.hi, spec.fixed_point_grid, 0.1)?;
+    let [l1, l2] = [spec.labels[0].as_str(), spec.labels[1].as_str()];
+    let (path_files, path_markers) = render_path(
+        &continuation,
+        &format!("{title}: fixed points over learning"),
+        [l1, l2],
+        tau_symbol,
+        &out.sibling(format!("{}_path", out.stem)),
+    )?;
+    let amp_label = match amp {
+        Amplitude::Norm => format!("|({l1}, {l2})*|"),
+        Amplitude::First => format!("{l1}*"),
+        Amplitude::Second => format!("{l2}*"),
+    };
+    let cont_files = render_continuation(
+        &continuation,
+        amp,
+        &format!("{title}: continuation over learning"),
+        tau_symbol,
+        &amp_label,
+        &out.sibling(format!("{}_continuation", out.stem)),
+    )?;
+    let mut files = strip.files.clone();
+    files.extend(path_files);
+    files.extend(cont_files);
+    Ok(LearningSet {
+        strip,
+        continuation,
+        path_markers,
+        files,
+    })
+}

@@ -252,13 +252,23 @@ pub fn compute(sys: &impl PlanarFlow, spec: &PhaseSpec) -> Result<PhaseData> {
     for s in starts {
         let fw = manifolds::orbit(sys, s, spec.t_max, lo, hi);
         let bw = manifolds::orbit(sys, s, -spec.t_max, lo, hi);
-        match (fw, bw) {
-            (Ok(forward), Ok(backward)) => trajectories.push(Orbit {
+        // keep the direction that integrated; report the one that failed (e.g. the orbit ran
+        // into a region where the flow is not finite)
+        let mut keep = |r: Result<Vec<[f64; 2]>>, dir: &str| match r {
+            Ok(p) => p,
+            Err(e) => {
+                skipped.push(format!("trajectory from {s:?} {dir}: {e}"));
+                Vec::new()
+            }
+        };
+        let forward = keep(fw, "forward");
+        let backward = keep(bw, "backward");
+        if !forward.is_empty() || !backward.is_empty() {
+            trajectories.push(Orbit {
                 start: s,
                 forward,
                 backward,
-            }),
-            (Err(e), _) | (_, Err(e)) => skipped.push(format!("trajectory from {s:?}: {e}")),
+            });
         }
     }
     let basins = spec
@@ -541,6 +551,27 @@ pub(crate) fn nullcline_csv(d: &PhaseData) -> String {
 
 /// Compute and draw the phase portrait of `sys`; write `stem.svg`, `stem.png`, `stem.json`
 /// (the [`PhaseData`] drawn) and `stem_nullclines.csv`.
+///
+/// ```
+/// use modeflow::num::planar::PlanarFlow;
+/// use modeflow::plot::{phase, Output};
+/// use nalgebra::{Matrix2, Vector2};
+/// /// x' = x - x^3, y' = -y
+/// struct Pitchfork;
+/// impl PlanarFlow for Pitchfork {
+///     fn flow(&self, x: &Vector2<f64>) -> Vector2<f64> { Vector2::new(x[0] - x[0].powi(3), -x[1]) }
+///     fn jacobian(&self, x: &Vector2<f64>) -> Matrix2<f64> {
+///         Matrix2::new(1.0 - 3.0 * x[0] * x[0], 0.0, 0.0, -1.0)
+///     }
+/// }
+/// let dir = std::env::temp_dir().join(format!("modeflow-doc-phase-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let spec = phase::PhaseSpec::new([-2.0, -1.5], [2.0, 1.5]).labels("κ_a", "κ_b");
+/// let r = phase::render(&Pitchfork, &spec, "pitchfork", &Output::new(&dir, "pf")).unwrap();
+/// assert_eq!(r.markers, 3); // two stable nodes and a saddle
+/// assert!(dir.join("pf.png").exists() && dir.join("pf_nullclines.csv").exists());
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
 pub fn render(
     sys: &impl PlanarFlow,
     spec: &PhaseSpec,
