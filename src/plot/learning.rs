@@ -665,6 +665,7 @@ pub struct LearningSet {
 /// the path in the plane (`{stem}_path`) and the continuation diagram
 /// (`{stem}_continuation`, amplitude `amp`). Axis labels come from `spec.labels`; tracking
 /// uses `spec.fixed_point_grid` and matches fixed points within 10% of the box diagonal.
+#[allow(clippy::too_many_arguments)]
 pub fn render_learning_set<F: PlanarFlow>(
     flow: impl Fn(f64) -> F,
     tau: &[f64],
