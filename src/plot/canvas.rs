@@ -194,6 +194,25 @@ pub fn check_size(what: &str, (w, h): (u32, u32)) -> Result<()> {
     Ok(())
 }
 
+/// Three significant digits (colour-bar labels, whose values are not round numbers).
+pub fn sig3(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return tick(v);
+    }
+    let a = v.abs();
+    if (1e-2..1e4).contains(&a) {
+        let decimals = (2 - a.log10().floor() as i32).max(0) as usize;
+        let s = format!("{v:.decimals$}");
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
+    } else {
+        format!("{v:.2e}")
+    }
+}
+
 /// Map a plotters drawing error to the crate error.
 pub(crate) trait Drawn<T> {
     fn drawn(self) -> Result<T>;
@@ -391,7 +410,7 @@ pub fn colour_bar<DB: DrawingBackend>(
         } else {
             v
         };
-        area.draw(&Text::new(tick(v), (x1 + 6, y - 6), font(13)))
+        area.draw(&Text::new(sig3(v), (x1 + 6, y - 6), font(13)))
             .drawn()?;
     }
     Ok(())
@@ -509,5 +528,9 @@ mod tests {
         assert_eq!(tick(1.5e-5), "1.5e-5");
         assert_eq!(tick(2.0e6), "2e6");
         assert_eq!(tick(-0.0001), "-1e-4");
+        assert_eq!(sig3(480.523), "481");
+        assert_eq!(sig3(17.34), "17.3");
+        assert_eq!(sig3(0.0230), "0.023");
+        assert_eq!(sig3(1.3e4), "1.30e4");
     }
 }

@@ -12,7 +12,21 @@
 //! - [`lines`]: line / log-log plots with fitted slopes, similarity matrices, 2-D scatter.
 //!
 //! Every `render*` function takes an [`Output`] (directory, file stem, provenance) and writes
-//! `stem.svg`, `stem.png` and `stem.json` (plus CSV where the data is tabular).
+//! `stem.svg`, `stem.png` and `stem.json` (plus CSV where the data is tabular). All bytes are
+//! rendered in memory first and each file is written atomically; the directory must exist
+//! (a missing or unwritable one is [`crate::Error::Io`] naming the path, with nothing left
+//! behind). Output is deterministic: the same input gives byte-identical files.
+//!
+//! Typical calls:
+//! - `phase::render(&flow, &PhaseSpec::new(lo, hi).labels("κ_a", "κ_b"), title, &out)`;
+//! - `learning::render_learning_set(|tau| flow_at(tau), &tau_grid, &strip_tau, &spec, title,
+//!   "τ", learning::Amplitude::Norm, &out)` (strip + fixed-point path + continuation);
+//! - `learning::render_matrix_series(&m_series, "M", title, "τ", &out)`;
+//! - `heatmap::render(&grid, &[curve], &[points], &HeatSpec::new(..), &out)`;
+//! - `lines::render(&series, &LineSpec::new(..).log_log(), &out)`, `lines::render_matrix`,
+//!   `lines::render_scatter`.
+//!
+//! A model held as `&dyn PlanarFlow` is passed as `&learning::DynFlow(model)`.
 
 pub mod canvas;
 pub mod heatmap;
