@@ -6,6 +6,7 @@
 //! - [`model`]: model files, validation with errors naming the field and range.
 //! - [`num`]: shared numerics (Dormand–Prince 5(4), damped Newton, quadrature, 2x2 eigen,
 //!   the argmin glue).
+//! - [`plot`]: phase portraits, learning portraits, heat maps and line figures (SVG + PNG + data).
 //! - [`claims`]: the registry running `proofs-checks/` and reporting verdicts.
 //! - [`report`], [`io`]: text/JSON reports and atomic output files.
 
@@ -17,6 +18,7 @@ pub mod io;
 pub mod latent;
 pub mod model;
 pub mod num;
+pub mod plot;
 pub mod report;
 pub mod rnn;
 pub mod run;
