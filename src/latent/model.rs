@@ -527,3 +527,81 @@ impl Report for LatentReport {
         o
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::interference::nonlinear::Mode;
+    use crate::Error;
+
+    const ROTATION: &str = include_str!("../../models/latent-rotation.toml");
+    const NEW_FORMATION: &str = include_str!("../../models/latent-new-formation.toml");
+
+    fn field_error(text: &str) -> (String, String) {
+        let m = crate::model::parse("test.toml", text).unwrap();
+        match LatentSpec::from_model(&m) {
+            Err(Error::Parameter { field, reason, .. }) => (field, reason),
+            Err(e) => ("<other>".into(), e.to_string()),
+            Ok(_) => panic!("accepted: {text}"),
+        }
+    }
+
+    #[test]
+    fn impossible_target_names_zhat() {
+        let (field, reason) = field_error(&ROTATION.replace("zhat = 0.5", "zhat = 0.8"));
+        assert_eq!(field, "zhat");
+        assert!(reason.contains("impossible"), "{reason}");
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let cases = [
+            ("eta = 1.0", "eta = -1.0", "learning.eta"),
+            ("t_l = 2.0", "t_l = 12.0", "schedule.t_l"),
+            ("t_d = 10.0", "t_d = nan", "schedule.t_d"),
+            ("gain = \"erf\"", "gain = \"relu\"", "gain"),
+            ("fraction = 0.9", "fraction = 1.0", "seeding.fraction"),
+            ("eps = 0.07071067811865475", "eps = 0.7", "seeding.eps"),
+            (
+                "eps_kind = \"offdiag\"",
+                "eps_kind = \"both\"",
+                "init.eps_kind",
+            ),
+        ];
+        for (from, to, field) in cases {
+            assert!(ROTATION.contains(from), "{from}");
+            assert_eq!(field_error(&ROTATION.replace(from, to)).0, field, "{to}");
+        }
+    }
+
+    #[test]
+    fn unknown_key_is_an_error() {
+        let m = crate::model::parse(
+            "t.toml",
+            &ROTATION.replace("eta = 1.0", "eta = 1.0\netta = 2.0"),
+        )
+        .unwrap();
+        let e = LatentSpec::from_model(&m).unwrap_err().to_string();
+        assert!(e.contains("etta"), "{e}");
+    }
+
+    #[test]
+    fn shipped_models_predict_their_modes() {
+        // rotation: u_s = 0, the A memory is overwritten (I ~ 2); new formation: u_s = 0.3,
+        // the A fixed point survives beside a new one (I << 1)
+        let m = crate::model::parse("rot.toml", ROTATION).unwrap();
+        let r = predict(&m).unwrap();
+        let s = &r.sequential;
+        assert!(s.learning_a.converged && s.learning_b.converged);
+        assert_eq!(s.mode, Mode::Rotation, "{}", s.mode_reason);
+        assert!(s.interference > 1.5, "{}", s.interference);
+        assert!((r.target.lambda_a - 1.283).abs() < 5e-4);
+        assert!((r.seeding.simulated - r.seeding.quadrature).abs() < 1e-8);
+        let m = crate::model::parse("new.toml", NEW_FORMATION).unwrap();
+        let s = predict(&m).unwrap().sequential;
+        assert_eq!(s.mode, Mode::NewFormation, "{}", s.mode_reason);
+        assert!(s.interference < 0.1, "{}", s.interference);
+        assert!(s.decomposition.rotation_share < 0.1);
+        assert!(!r.text().is_empty());
+    }
+}
