@@ -800,4 +800,52 @@ mod tests {
         assert_eq!(grad[(1, 0)], 0.0);
         assert!(grad[(1, 1)].abs() > 1e-3);
     }
+
+    #[test]
+    fn decomposition_separates_the_bb_entry() {
+        let before = Matrix2::new(1.28, 0.05, 0.05, 0.0);
+        let after = Matrix2::new(1.20, 0.35, -0.25, 0.9);
+        let d = decompose(&before, &after);
+        assert_eq!(d.new_formation_part, [[0.0, 0.0], [0.0, 0.9]]);
+        let r = d.rotation_part;
+        assert!((r[0][0] + 0.08).abs() < 1e-15 && (r[0][1] - 0.3).abs() < 1e-15);
+        assert!((r[1][0] + 0.3).abs() < 1e-15 && r[1][1] == 0.0);
+        let total = 0.08f64.powi(2) + 2.0 * 0.09 + 0.81;
+        assert!((d.rotation_share - (0.08f64.powi(2) + 0.18) / total).abs() < 1e-14);
+        assert_eq!(decompose(&before, &before).rotation_share, 0.0);
+    }
+
+    #[test]
+    fn learning_flow_reaches_the_tolerance_and_lowers_the_loss() {
+        let tr = Trials {
+            ode: OdeOptions {
+                rtol: 1e-8,
+                atol: 1e-11,
+                ..OdeOptions::default()
+            },
+            ..trials(GainKind::Erf, LossKind::Aligned, 0.0)
+        };
+        let opts = LearningOptions {
+            eta: 1.0,
+            tol: 1e-4,
+            tau_max: 1e3,
+            ode: OdeOptions {
+                rtol: 1e-6,
+                atol: 1e-9,
+                ..OdeOptions::default()
+            },
+        };
+        let run = learn(&tr, &Matrix2::zeros(), Task::A, &opts).unwrap();
+        assert!(run.converged && run.loss_start > 1e-2);
+        // the event stops where L(M(tau)) = tol, located to ~1e-13 in tau
+        assert!((run.loss_end - 1e-4).abs() < 1e-9, "{}", run.loss_end);
+        // the loss decreases monotonically along the gradient flow (checked on the stored steps)
+        let losses: Vec<f64> = run
+            .path
+            .y
+            .iter()
+            .map(|y| tr.loss(&unpack(y), Task::A).unwrap())
+            .collect();
+        assert!(losses.windows(2).all(|w| w[1] <= w[0] * (1.0 + 1e-9)));
+    }
 }
