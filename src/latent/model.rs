@@ -397,14 +397,14 @@ pub fn predict(model: &ModelFile) -> Result<LatentReport> {
 fn fp_plain(out: &mut String, fps: &[FixedPoint]) {
     for f in fps {
         out.push_str(&format!(
-            "    ({:>10}, {:>10})  eig {}{:+}i / {}{:+}i  {:?}\n",
+            "    ({:>10}, {:>10})  eig {}{:+}i / {}{:+}i  {}\n",
             fmt_num(f.x[0]),
             fmt_num(f.x[1]),
             fmt_num(f.eigenvalues[0][0]),
             f.eigenvalues[0][1],
             fmt_num(f.eigenvalues[1][0]),
             f.eigenvalues[1][1],
-            f.kind
+            f.kind.label()
         ));
     }
 }
@@ -420,14 +420,14 @@ fn fp_lines(out: &mut String, fps: &[EigenFixedPoint]) {
             }
         };
         out.push_str(&format!(
-            "    ({:>10}, {:>10})  lambda {:>9}  |y| {:>9}  eig {} / {}  {:?}\n",
+            "    ({:>10}, {:>10})  lambda {:>9}  |y| {:>9}  eig {} / {}  {}\n",
             fmt_num(f.point.x[0]),
             fmt_num(f.point.x[1]),
             fmt_num(f.lambda),
             fmt_num(f.readout),
             evs(ev[0]),
             evs(ev[1]),
-            f.point.kind
+            f.point.kind.label()
         ));
     }
 }
@@ -480,9 +480,9 @@ impl Report for LatentReport {
             fmt_num(s.learning_b.loss_start),
             fmt_num(s.learning_b.loss_end)
         ));
-        o.push_str("attractors of the autonomous flow after A (closed form, I-1):\n");
+        o.push_str("fixed points of the autonomous flow after A (closed form, I-1):\n");
         fp_lines(&mut o, &s.attractors_after_a);
-        o.push_str("attractors of the autonomous flow after B:\n");
+        o.push_str("fixed points of the autonomous flow after B:\n");
         fp_lines(&mut o, &s.attractors_after_b);
         if self.spec.schedule.u_s != 0.0 {
             for (label, set) in [
