@@ -143,6 +143,37 @@ pub struct InterferenceGrid {
     pub first_failure: Option<String>,
 }
 
+impl InterferenceGrid {
+    /// The grid as CSV (one line per defined point): r, eps, interference, rotation_share, t_b,
+    /// race_margin. Undefined or failed points are left out.
+    pub fn csv(&self) -> String {
+        let mut rows = Vec::new();
+        for (i, &e) in self.eps.iter().enumerate() {
+            for (j, &r) in self.r.iter().enumerate() {
+                if let (Some(x), Some(sh), Some(t), Some(m)) = (
+                    self.interference[i][j],
+                    self.rotation_share[i][j],
+                    self.t_b[i][j],
+                    self.race_margin[i][j],
+                ) {
+                    rows.push(vec![r, e, x, sh, t, m]);
+                }
+            }
+        }
+        crate::io::csv(
+            &[
+                "r",
+                "eps",
+                "interference",
+                "rotation_share",
+                "t_b",
+                "race_margin",
+            ],
+            rows,
+        )
+    }
+}
+
 /// The (r, eps) interference grid, rows over `eps`, columns over `r`, computed in parallel
 /// (rayon, one task per point).
 pub fn interference_grid(r: &[f64], eps: &[f64], tol: f64) -> Result<InterferenceGrid> {
@@ -222,6 +253,9 @@ mod tests {
         // r = 0.99, eps = 0.4: eps^2 > r(1-r), undefined; no r* above eps = 0.3124.
         assert_eq!(g.interference[1][2], None);
         assert!(g.r_star[0].is_some() && g.r_star[1].is_none());
+        let csv = g.csv();
+        assert_eq!(csv.lines().count(), 1 + 5); // header + 5 defined points
+        assert!(csv.starts_with("r,eps,interference,rotation_share,t_b,race_margin\n"));
     }
 
     #[test]
