@@ -254,7 +254,7 @@ mod tests {
         assert_eq!(g.interference[1][2], None);
         assert!(g.r_star[0].is_some() && g.r_star[1].is_none());
         let csv = g.csv();
-        assert_eq!(csv.lines().count(), 1 + 5); // header + 5 defined points
+        assert_eq!(csv.lines().count(), 1 + 4); // header + 4 defined points
         assert!(csv.starts_with("r,eps,interference,rotation_share,t_b,race_margin\n"));
     }
 
