@@ -184,7 +184,7 @@ pub fn predict_spec(spec: &LinearSpec) -> Result<LinearReport> {
     let (r, eps, tol) = (par.r(), spec.eps, spec.tolerance);
     let c = par.c();
     let target = par.s_eff_target(tol);
-    let precise = flow::precise_options_for(tol);
+    let precise = flow::precise_options_for(tol / par.zhat);
 
     // Task A from M = 0 (own loss): lambda follows the new-formation equation with s -> lambda.
     let a = flow::learn(
