@@ -265,7 +265,8 @@ fn rhs_loss_clock(y: &ClockState, task: Task, par: &Params, mask: &State) -> Clo
     ClockState::new(dm[0], dm[1], dm[2], dm[3], 1.0 / (par.eta * n2))
 }
 
-/// Task `task` with the own loss, integrated in the loss clock (see [`rhs_loss_clock`]): the
+/// Task `task` with the own loss, integrated in the loss clock sigma
+/// (dM/dsigma = e g/|g|^2, dt/dsigma = 1/(eta |g|^2), g = grad z_mu masked to the pathway): the
 /// same path and times as [`learn`] with [`Loss::Own`], robust where I - M approaches
 /// singularity. The event |z_mu - zhat| = tol is reached at sigma ~ ln(|e(0)| / tol).
 ///
