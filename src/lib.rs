@@ -9,6 +9,7 @@
 //! - [`claims`]: the registry running `proofs-checks/` and reporting verdicts.
 //! - [`report`], [`io`]: text/JSON reports and atomic output files.
 
+pub mod bias;
 pub mod claims;
 pub mod error;
 pub mod interference;
@@ -17,6 +18,7 @@ pub mod latent;
 pub mod model;
 pub mod num;
 pub mod report;
+pub mod rnn;
 pub mod run;
 pub mod sweep;
 

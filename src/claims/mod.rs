@@ -144,5 +144,8 @@ pub fn registry() -> Vec<Check> {
     let mut checks: Vec<Check> = Vec::new();
     checks.extend(crate::latent::checks());
     checks.extend(crate::interference::linear::checks());
+    checks.extend(crate::interference::kernels::checks());
+    checks.extend(crate::rnn::checks());
+    checks.extend(crate::bias::checks());
     checks
 }
