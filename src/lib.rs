@@ -12,11 +12,15 @@
 
 pub mod claims;
 pub mod error;
+pub mod interference;
 pub mod io;
+pub mod latent;
 pub mod model;
 pub mod num;
 pub mod plot;
 pub mod report;
+pub mod rnn;
 pub mod run;
+pub mod sweep;
 
 pub use error::{Error, Result};

@@ -1,13 +1,13 @@
 //! The `modeflow` command line: parse, call the library, print. Exit codes: 0 success,
 //! 1 a check failed or a run diverged, 2 bad input.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use modeflow::claims::runner::{self, Selection};
 use modeflow::claims::{registry, Verdict};
-use modeflow::{model, run, Error};
+use modeflow::{model, run, sweep, Error};
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +34,35 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Train the networks a model file describes; print each prediction beside its
+    /// measurement with a verdict.
+    Train {
+        /// A model file (TOML); see models/.
+        model: PathBuf,
+        /// Print JSON (with model, seed and version) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a parameter sweep (a `kind = "sweep"` file) in parallel; writes NAME.csv and
+    /// NAME.json (or NAME.shard-I-of-N.*) into --out.
+    Sweep {
+        /// The sweep file.
+        sweep: PathBuf,
+        /// Output directory (created if missing).
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
+        /// Run only shard I of N (1-based), e.g. for array jobs: --shard 3/8.
+        #[arg(long)]
+        shard: Option<String>,
+    },
+    /// Merge the JSON shards of one sweep into NAME.csv and NAME.json in --out.
+    Merge {
+        /// Shard JSON files written by `modeflow sweep --shard`.
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
+    },
     /// Run the numerical checks of the claims in proofs-checks/.
     Check {
         /// Run only claims whose id starts with, or whose title contains, this text.
@@ -57,12 +86,17 @@ fn main() -> ExitCode {
         Some(Command::Predict { model, json }) => model::load(&model)
             .and_then(|m| run::predict(&m))
             .map(|o| emit(o, json)),
+        Some(Command::Train { model, json }) => model::load(&model)
+            .and_then(|m| run::train(&m))
+            .map(|o| emit(o, json)),
         Some(Command::Check {
             pattern,
             json,
             full,
             dir,
         }) => check(pattern, json, full, dir),
+        Some(Command::Sweep { sweep, out, shard }) => run_sweep(&sweep, &out, shard.as_deref()),
+        Some(Command::Merge { shards, out }) => merge(&shards, &out),
     };
     match result {
         Ok(code) => code,
@@ -73,14 +107,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// Write to stdout; a closed pipe (`modeflow ... | head`) ends the output quietly.
+fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+}
+
 fn emit(out: run::Output, json: bool) -> ExitCode {
     if json {
-        println!(
-            "{}",
+        say(&format!(
+            "{}\n",
             serde_json::to_string_pretty(&out.json).expect("JSON values serialise")
-        );
+        ));
     } else {
-        print!("{}", out.text);
+        say(&out.text);
     }
     if out.failed {
         ExitCode::from(1)
@@ -113,12 +154,12 @@ fn check(
             "modeflow_version": env!("CARGO_PKG_VERSION"),
             "claims": results,
         });
-        println!(
-            "{}",
+        say(&format!(
+            "{}\n",
             serde_json::to_string_pretty(&v).expect("serialisable")
-        );
+        ));
     } else {
-        print!("{}", runner::render(&results));
+        say(&runner::render(&results));
     }
     let failed = results.iter().any(|r| r.verdict == Verdict::Fail);
     Ok(if failed {
@@ -126,4 +167,66 @@ fn check(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn write_sweep(r: &sweep::SweepResult, out: &Path) -> Result<(), Error> {
+    modeflow::io::ensure_dir(out)?;
+    let stem = if r.shard.n == 1 {
+        r.name.clone()
+    } else {
+        format!("{}.shard-{}-of-{}", r.name, r.shard.i, r.shard.n)
+    };
+    let json = serde_json::to_string_pretty(r).expect("sweep results serialise");
+    modeflow::io::write_atomic(&out.join(format!("{stem}.json")), json.as_bytes())?;
+    modeflow::io::write_atomic(
+        &out.join(format!("{stem}.csv")),
+        sweep::to_csv(r).as_bytes(),
+    )?;
+    let errors = r.rows.iter().filter(|x| x.status != "ok").count();
+    say(&format!(
+        "{}: {} of {} points, {} not ok -> {}\n",
+        r.name,
+        r.rows.len(),
+        r.total,
+        errors,
+        out.join(format!("{stem}.{{csv,json}}")).display()
+    ));
+    Ok(())
+}
+
+fn run_sweep(file: &Path, out: &Path, shard: Option<&str>) -> Result<ExitCode, Error> {
+    let shard = shard
+        .map(sweep::Shard::parse)
+        .transpose()?
+        .unwrap_or(sweep::Shard::ALL);
+    let m = model::load(file)?;
+    if m.common.kind != "sweep" {
+        return Err(Error::ModelFile {
+            file: m.common.file,
+            message: format!(
+                "`modeflow sweep` needs kind = \"sweep\", found `{}`",
+                m.common.kind
+            ),
+        });
+    }
+    let spec = sweep::parse(&m)?;
+    let r = sweep::run(&spec, shard);
+    write_sweep(&r, out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn merge(shards: &[PathBuf], out: &Path) -> Result<ExitCode, Error> {
+    let parts = shards
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+            serde_json::from_str::<sweep::SweepResult>(&text).map_err(|e| Error::ModelFile {
+                file: p.display().to_string(),
+                message: format!("not a sweep shard: {e}"),
+            })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let r = sweep::merge(parts)?;
+    write_sweep(&r, out)?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -46,7 +46,7 @@ pub struct ModelFile {
 }
 
 /// The families a model file may name with `kind`.
-pub const KINDS: &[&str] = &["latent", "linear2x2"];
+pub const KINDS: &[&str] = &["latent", "linear2x2", "sweep", "rnn"];
 
 impl ModelFile {
     /// Deserialise the family-specific keys into `T` (which should use `deny_unknown_fields`),
@@ -57,7 +57,7 @@ impl ModelFile {
             .try_into()
             .map_err(|e: toml::de::Error| Error::ModelFile {
                 file: self.common.file.clone(),
-                message: e.message().trim().to_string(),
+                message: one_line(e.message()),
             })
     }
 
@@ -90,7 +90,7 @@ pub fn parse(file: &str, text: &str) -> Result<ModelFile> {
             .unwrap_or_default();
         Error::ModelFile {
             file: file.to_string(),
-            message: format!("malformed TOML{span}: {}", e.message().trim()),
+            message: format!("malformed TOML{span}: {}", one_line(e.message())),
         }
     })?;
     let mut take_str = |key: &str, required: bool| -> Result<String> {
@@ -140,4 +140,14 @@ pub fn parse(file: &str, text: &str) -> Result<ModelFile> {
         },
         rest: table,
     })
+}
+
+/// Collapse a multi-line parser message into one line.
+fn one_line(msg: &str) -> String {
+    msg.trim()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
