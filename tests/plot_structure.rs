@@ -657,7 +657,7 @@ fn latent_model_learning_portraits() {
     let model = modeflow::model::load(Path::new("models/latent-rotation.toml")).unwrap();
     let spec = LatentSpec::from_model(&model).unwrap();
     let t0 = std::time::Instant::now();
-    let (_, _run_a, run_b) = spec.sequential().run(&spec.m0()).unwrap();
+    let (res, _run_a, run_b) = spec.sequential().run(&spec.m0()).unwrap();
     eprintln!("learning: {:?}", t0.elapsed());
     let gain = Gain::new(spec.gain);
     let m_at = |t: f64| unpack(&run_b.path.eval(t));
@@ -691,6 +691,21 @@ fn latent_model_learning_portraits() {
     learning::render_matrix_series(&ms, "M", "M over learning B", "τ", &Output::new(&dir, "m"))
         .unwrap();
     eprintln!("figures: {:?} in {}", t0.elapsed(), dir.display());
+    // the A attractors vanish into the origin: the first "vanished" found by tracking agrees
+    // with the interference module's own track within the bisected interval (step / 2^4)
+    let vanished = set
+        .continuation
+        .bifurcations
+        .iter()
+        .find(|b| b.what == "vanished")
+        .expect("A attractor vanishes");
+    let want = res.a_fixed_point.as_ref().unwrap().vanished_at.unwrap();
+    let step = tau_end / 60.0;
+    assert!(
+        (vanished.tau - want).abs() <= step / 16.0,
+        "tracked {} vs interference module {want} (step {step})",
+        vanished.tau
+    );
     for (p, m) in set.strip.panels.iter().zip(&set.strip.markers) {
         assert_eq!(p.fixed_points.len(), *m);
     }
