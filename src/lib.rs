@@ -11,7 +11,9 @@
 
 pub mod claims;
 pub mod error;
+pub mod interference;
 pub mod io;
+pub mod latent;
 pub mod model;
 pub mod num;
 pub mod report;
