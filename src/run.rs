@@ -61,11 +61,14 @@ pub const PREDICT_KINDS: &[&str] = &["linear2x2", "latent"];
 
 /// `modeflow train`: train the networks a model file describes; predictions beside measurements.
 pub fn train(model: &ModelFile) -> Result<Output> {
-    #[allow(clippy::match_single_binding)]
     match model.common.kind.as_str() {
+        "rnn" => {
+            let r = crate::rnn::train(model)?;
+            Ok(Output::from_report(model, &r, r.failed()))
+        }
         _ => Err(unsupported(model, "train", TRAIN_KINDS)),
     }
 }
 
 /// Kinds `train` applies to.
-pub const TRAIN_KINDS: &[&str] = &[];
+pub const TRAIN_KINDS: &[&str] = &["rnn"];
