@@ -13,6 +13,7 @@
 pub mod bias;
 pub mod claims;
 pub mod error;
+pub mod figures;
 pub mod interference;
 pub mod io;
 pub mod latent;

@@ -1,0 +1,419 @@
+//! The figures of a model file (`modeflow phase`) and the gallery of every shipped model
+//! (`modeflow figures`): model definition -> solver -> figure, through [`crate::plot`].
+//!
+//! - `latent`: the autonomous flow after task A (fixed points, nullclines, manifolds), and the
+//!   learning portraits of task B: a strip of portraits over learning time tau, the path of the
+//!   fixed points, the continuation diagram and the entries of M(tau).
+//! - `linear2x2`: the input-driven flow of task A before and after task B, and the same learning
+//!   portraits of the task-A flow while B is learned (the A fixed point rotating toward b or
+//!   staying put while s grows).
+//! - the gallery adds the interference phase diagram over (r, eps) with the I-8 curve r*(eps),
+//!   and the I-13 rotation share over (g, T_d) with its f_rot = 1/2 boundary.
+
+use std::path::{Path, PathBuf};
+
+use nalgebra::{Matrix2, Vector2};
+
+use crate::interference::kernels::theta::{
+    psi_sq_erf, rotation_share, theta_new, theta_rot, InputSchedule,
+};
+use crate::interference::linear::{self, closed, flow as lflow, report::InputDriven};
+use crate::interference::nonlinear::unpack;
+use crate::latent::flow::{fixed_point_box, LatentFlow};
+use crate::latent::gain::Gain;
+use crate::latent::model::LatentSpec;
+use crate::model::ModelFile;
+use crate::num::ode::{solve_until, OdeOptions};
+use crate::num::planar::PlanarFlow;
+use crate::plot::heatmap::{self, Curve, Grid, HeatSpec};
+use crate::plot::learning::{self, Amplitude};
+use crate::plot::phase::{self, PhaseSpec};
+use crate::plot::Output;
+use crate::report::envelope;
+use crate::{io, Error, Result};
+
+/// Number of learning-time samples for tracking fixed points, and panels in a strip.
+const TAU_SAMPLES: usize = 60;
+const STRIP_PANELS: usize = 4;
+
+/// Kinds that have a 2-D latent form.
+pub const PHASE_KINDS: &[&str] = &["latent", "linear2x2"];
+
+/// Phase and learning portraits of a model file, written into `dir` (created if missing).
+/// Returns the files written.
+pub fn phase(model: &ModelFile, dir: &Path) -> Result<Vec<PathBuf>> {
+    match model.common.kind.as_str() {
+        "latent" => {
+            io::ensure_dir(dir)?;
+            latent_figures(model, dir)
+        }
+        "linear2x2" => {
+            io::ensure_dir(dir)?;
+            linear_figures(model, dir)
+        }
+        other => Err(Error::Requirement(format!(
+            "{}: kind `{other}` has no 2-D latent form; `modeflow phase` applies to: {}",
+            model.common.file,
+            PHASE_KINDS.join(", ")
+        ))),
+    }
+}
+
+fn stem(model: &ModelFile) -> String {
+    if model.common.name.is_empty() {
+        model.common.kind.clone()
+    } else {
+        model.common.name.clone()
+    }
+}
+
+fn output(model: &ModelFile, dir: &Path, suffix: &str) -> Output {
+    Output::new(dir, format!("{}_{suffix}", stem(model)))
+        .with_provenance(envelope(&model.common, &serde_json::Value::Null))
+}
+
+/// Learning-time samples and strip times on [0, tau_end].
+fn tau_grids(tau_end: f64) -> (Vec<f64>, Vec<f64>) {
+    let taus = (0..=TAU_SAMPLES)
+        .map(|k| tau_end * k as f64 / TAU_SAMPLES as f64)
+        .collect();
+    let strip = (0..STRIP_PANELS)
+        .map(|k| tau_end * k as f64 / (STRIP_PANELS - 1) as f64)
+        .collect();
+    (taus, strip)
+}
+
+fn m_series(taus: &[f64], m_at: impl Fn(f64) -> Matrix2<f64>) -> Vec<(f64, [f64; 4])> {
+    taus.iter()
+        .map(|&t| {
+            let m = m_at(t);
+            (t, [m[(0, 0)], m[(0, 1)], m[(1, 0)], m[(1, 1)]])
+        })
+        .collect()
+}
+
+/// Portrait + learning set + M(tau) of a family of flows over learning time.
+#[allow(clippy::too_many_arguments)]
+fn learning_figures<F: PlanarFlow>(
+    model: &ModelFile,
+    dir: &Path,
+    flow_at: impl Fn(f64) -> F + Sync,
+    m_at: impl Fn(f64) -> Matrix2<f64>,
+    tau_end: f64,
+    spec: &PhaseSpec,
+    what: &str,
+) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let name = stem(model);
+    let (taus, strip) = tau_grids(tau_end);
+    let mut strip_spec = spec.clone();
+    strip_spec.trajectories = 8;
+    strip_spec.arrows = 18;
+    let set = learning::render_learning_set(
+        &flow_at,
+        &taus,
+        &strip,
+        &strip_spec,
+        &format!("{name}: {what} while task B is learned"),
+        "τ",
+        Amplitude::Norm,
+        &output(model, dir, "learning"),
+    )?;
+    files.extend(set.files);
+    let ms = m_series(&taus, m_at);
+    let r = learning::render_matrix_series(
+        &ms,
+        "M",
+        &format!("{name}: entries of M over learning time of task B"),
+        "τ",
+        &output(model, dir, "m"),
+    )?;
+    files.extend(r.files);
+    Ok(files)
+}
+
+fn latent_figures(model: &ModelFile, dir: &Path) -> Result<Vec<PathBuf>> {
+    let spec = LatentSpec::from_model(model)?;
+    let gain = Gain::new(spec.gain);
+    let (_res, run_a, run_b) = spec.sequential().run(&spec.m0())?;
+    let m_after_a = unpack(&run_a.path.eval(run_a.tau));
+    let m_at = |t: f64| unpack(&run_b.path.eval(t));
+    let half = fixed_point_box(&m_at(run_b.tau), &gain)?
+        .max(fixed_point_box(&m_after_a, &gain)?);
+    let ps = PhaseSpec::new([-half, -half], [half, half]).labels("κ_a", "κ_b");
+    let mut files = Vec::new();
+    let r = phase::render(
+        &LatentFlow::autonomous(m_after_a, gain.clone()),
+        &ps,
+        &format!("{}: autonomous latent flow after task A", stem(model)),
+        &output(model, dir, "phase"),
+    )?;
+    files.extend(r.files);
+    files.extend(learning_figures(
+        model,
+        dir,
+        |t| LatentFlow::autonomous(m_at(t), gain.clone()),
+        m_at,
+        run_b.tau,
+        &ps,
+        "autonomous flow",
+    )?);
+    Ok(files)
+}
+
+/// Gradient flow of task B from M after A, with its dense output (until |z_BB - zhat| < tol).
+fn linear_task_b_path(
+    spec: &linear::LinearSpec,
+) -> Result<(crate::num::ode::Trajectory<4>, f64)> {
+    let par = spec.params;
+    let m0 = par.after_a(spec.eps);
+    let rhs = |_: f64, y: &lflow::State| {
+        let m = lflow::to_matrix(y);
+        lflow::gradient_flow(&m, closed::Task::B, lflow::Loss::Own, &par)
+            .map(|d| lflow::to_state(&d))
+            .unwrap_or_else(|_| lflow::State::from_element(f64::NAN))
+    };
+    let event = |_: f64, y: &lflow::State| {
+        closed::readouts(&lflow::to_matrix(y), par.u)
+            .map(|r| (r.z_bb - par.zhat).abs() - spec.tolerance)
+            .unwrap_or(f64::NAN)
+    };
+    let (tr, hit) = solve_until(
+        rhs,
+        0.0,
+        lflow::to_state(&m0),
+        1e6,
+        event,
+        &OdeOptions::tol(1e-10, 1e-13),
+    )?;
+    let t_b = hit.ok_or_else(|| Error::Ode {
+        t: tr.last().0,
+        reason: "task B not learned within tau = 1e6".into(),
+    })?;
+    Ok((tr, t_b))
+}
+
+fn linear_figures(model: &ModelFile, dir: &Path) -> Result<Vec<PathBuf>> {
+    let spec = linear::check(model)?;
+    let par = spec.params;
+    let (path, t_b) = linear_task_b_path(&spec)?;
+    let m_at = |t: f64| lflow::to_matrix(&path.eval(t));
+    let flow_a = |m: Matrix2<f64>| InputDriven {
+        m,
+        input: Vector2::new(par.u, 0.0),
+    };
+    // A box holding the A fixed point before and after B, and the origin.
+    let pts: Vec<Vector2<f64>> = [0.0, t_b]
+        .iter()
+        .filter_map(|&t| closed::fixed_point(&m_at(t), par.u, closed::Task::A).ok())
+        .collect();
+    let half = pts.iter().map(|p| p.amax()).fold(par.u, f64::max) * 1.4;
+    let ps = PhaseSpec::new([-half, -half], [half, half]).labels("κ_a", "κ_b");
+    let mut files = Vec::new();
+    for (t, label) in [(0.0, "before"), (t_b, "after")] {
+        let r = phase::render(
+            &flow_a(m_at(t)),
+            &ps,
+            &format!("{}: task-A input-driven flow {label} task B", stem(model)),
+            &output(model, dir, &format!("phase_{label}_b")),
+        )?;
+        files.extend(r.files);
+    }
+    files.extend(learning_figures(
+        model,
+        dir,
+        |t| flow_a(m_at(t)),
+        m_at,
+        t_b,
+        &ps,
+        "task-A flow",
+    )?);
+    Ok(files)
+}
+
+/// Interference over (r, eps) from the full linear 2x2 ODE (I-8), log colour, with the
+/// criterion's r*(eps) overlaid.
+pub fn race_map(dir: &Path, n_r: usize, n_eps: usize) -> Result<Vec<PathBuf>> {
+    io::ensure_dir(dir)?;
+    let r: Vec<f64> = (0..n_r)
+        .map(|i| 0.12 + 0.58 * i as f64 / (n_r - 1) as f64)
+        .collect();
+    let eps: Vec<f64> = (0..n_eps)
+        .map(|j| (0.005f64.ln() + (0.15f64.ln() - 0.005f64.ln()) * j as f64 / (n_eps - 1) as f64).exp())
+        .collect();
+    let grid = linear::interference_grid(&r, &eps, 1e-6)?;
+    // values[j * nx + i]: row j = eps, column i = r; failed points are left at the map's floor
+    let mut values = Vec::with_capacity(n_r * n_eps);
+    for j in 0..n_eps {
+        for i in 0..n_r {
+            values.push(grid.interference[i][j].unwrap_or(f64::NAN));
+        }
+    }
+    let floor = values
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    for v in &mut values {
+        if !v.is_finite() || *v <= 0.0 {
+            *v = floor;
+        }
+    }
+    let curve: Vec<[f64; 2]> = eps
+        .iter()
+        .filter_map(|&e| closed::r_star(e).ok().flatten().map(|rs| [rs, e]))
+        .collect();
+    let mut hs = HeatSpec::new(
+        "Interference I(r, ε) of the linear 2x2 model (full gradient flow)",
+        "r = u / ẑ (input-driven emphasis)",
+        "ε (seed)",
+        "I = L_A(after B) / L_A(M = 0)",
+    );
+    hs.log_colour = true;
+    hs.log_y = true;
+    let out = Output::new(dir, "race_map").with_provenance(serde_json::json!({
+        "modeflow_version": env!("CARGO_PKG_VERSION"),
+        "what": "linear 2x2 interference grid, reference protocol of THEORY I-8 (zhat = 1, eta = 1, tol 1e-6)",
+    }));
+    let res = heatmap::render(
+        &Grid {
+            x: r,
+            y: eps,
+            values,
+        },
+        &[Curve {
+            label: "r*(ε), race criterion (I-8)".into(),
+            points: curve,
+        }],
+        &[],
+        &hs,
+        &out,
+    )?;
+    Ok(res.files)
+}
+
+/// The I-13 rotation share f_rot = Theta_rot / (Theta_rot + Theta_new) over (g, T_d) (pure
+/// memory, T_in = 2, u_p = 1, erf target attractor at zhat = 0.5), with the f_rot = 1/2 line.
+pub fn theta_map(dir: &Path, n_g: usize, n_td: usize) -> Result<Vec<PathBuf>> {
+    io::ensure_dir(dir)?;
+    let gs: Vec<f64> = (0..n_g).map(|i| 0.9 * i as f64 / (n_g - 1) as f64).collect();
+    let tds: Vec<f64> = (0..n_td)
+        .map(|j| 1.0 + 14.0 * j as f64 / (n_td - 1) as f64)
+        .collect();
+    // I-1 for erf: lambda_A = (1 - pi zhat^2 / 2)^(-1/2), |kappa_A|^2 = (2/pi)(lambda_A^2 - 1)
+    let zhat = 0.5f64;
+    let lambda_a = (1.0 - std::f64::consts::PI * zhat * zhat / 2.0).powf(-0.5);
+    let kappa_a = (2.0 / std::f64::consts::PI * (lambda_a * lambda_a - 1.0)).sqrt();
+    let psi = psi_sq_erf(kappa_a);
+    let sched = |t_d: f64| InputSchedule {
+        t_in: 2.0,
+        u_p: 1.0,
+        t_d,
+        u_s: 0.0,
+    };
+    let f = |g: f64, t_d: f64| rotation_share(theta_rot(psi, g), theta_new(g, &sched(t_d)));
+    let mut values = Vec::with_capacity(n_g * n_td);
+    for &td in &tds {
+        for &g in &gs {
+            values.push(f(g, td));
+        }
+    }
+    // f_rot = 1/2 boundary: for each g, the T_d where Theta_new = Theta_rot (bisection on a
+    // fine scan; Theta_new decreases with T_d).
+    let mut curve = Vec::new();
+    for k in 0..=60 {
+        let g = 0.9 * k as f64 / 60.0;
+        let h = |t: f64| f(g, t) - 0.5;
+        let (mut a, mut b) = (0.0, 15.0);
+        if h(a) >= 0.0 || h(b) <= 0.0 {
+            continue;
+        }
+        for _ in 0..60 {
+            let c = 0.5 * (a + b);
+            if h(c) < 0.0 {
+                a = c;
+            } else {
+                b = c;
+            }
+        }
+        curve.push([g, 0.5 * (a + b)]);
+    }
+    let mut hs = HeatSpec::new(
+        "Rotation share f_rot = Θ_rot / (Θ_rot + Θ_new) (I-13 estimate)",
+        "g (random connectivity)",
+        "T_d (delay)",
+        "f_rot",
+    );
+    hs.range = Some((0.0, 1.0));
+    let out = Output::new(dir, "theta_map").with_provenance(serde_json::json!({
+        "modeflow_version": env!("CARGO_PKG_VERSION"),
+        "what": "I-12 Theta_new series and I-13 Theta_rot = psi_A^2 beta; T_in = 2, u_p = 1, u_s = 0, erf, zhat = 0.5",
+    }));
+    let res = heatmap::render(
+        &Grid {
+            x: gs,
+            y: tds,
+            values,
+        },
+        &[Curve {
+            label: "f_rot = 1/2 (Θ_new = Θ_rot)".into(),
+            points: curve,
+        }],
+        &[],
+        &hs,
+        &out,
+    )?;
+    Ok(res.files)
+}
+
+/// The shipped models whose figures make up the gallery (file names in `models/`).
+pub const GALLERY_MODELS: &[&str] = &[
+    "default.toml",
+    "linear-rotation.toml",
+    "linear-new-formation.toml",
+    "latent-rotation.toml",
+    "latent-new-formation.toml",
+];
+
+/// One item of the gallery.
+pub enum GalleryItem {
+    /// Figures of a shipped model file.
+    Model(&'static str),
+    /// The (r, eps) interference phase diagram.
+    RaceMap,
+    /// The (g, T_d) rotation-share map.
+    ThetaMap,
+}
+
+/// Every item of the gallery, in order.
+pub fn gallery_items() -> Vec<GalleryItem> {
+    let mut v: Vec<GalleryItem> = GALLERY_MODELS
+        .iter()
+        .map(|m| GalleryItem::Model(m))
+        .collect();
+    v.push(GalleryItem::RaceMap);
+    v.push(GalleryItem::ThetaMap);
+    v
+}
+
+/// Produce one gallery item into `dir`, reading shipped models from `models_dir`.
+pub fn gallery_item(item: &GalleryItem, models_dir: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
+    match item {
+        GalleryItem::Model(name) => {
+            let m = crate::model::load(&models_dir.join(name))?;
+            phase(&m, dir)
+        }
+        GalleryItem::RaceMap => race_map(dir, 48, 36),
+        GalleryItem::ThetaMap => theta_map(dir, 46, 57),
+    }
+}
+
+/// The default models directory: `./models` if present, else the source tree's.
+pub fn default_models_dir() -> PathBuf {
+    let local = PathBuf::from("models");
+    if local.join("default.toml").is_file() {
+        local
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
+    }
+}
