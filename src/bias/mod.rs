@@ -21,6 +21,7 @@ pub mod margin;
 pub mod modified_flow;
 pub mod nets;
 pub mod saxe;
+pub mod smoothed_margin;
 pub mod solvers;
 pub mod spec;
 pub mod stats;
@@ -48,6 +49,7 @@ pub fn checks() -> Vec<Check> {
         fast("B-4", agreement::check_b4),
         fast("B-5", agreement::check_b5),
         fast("B-9", width::check_b9),
+        fast("B-7", smoothed_margin::check_b7),
     ]
 }
 
