@@ -50,6 +50,7 @@ pub const KINDS: &[&str] = &[
     "latent",
     "linear2x2",
     "sweep",
+    "rnn",
     "bias_balance",
     "bias_margin",
     "bias_diagonal",
