@@ -315,3 +315,63 @@ mod tests {
         }
     }
 }
+
+/// One reference run of THEORY II.2: d = 5, n = 40, 10 + 10 leaky-ReLU neurons (alpha = 0.2), GD
+/// eta = 0.5 on the mean logistic loss for `steps` steps from init std `init`. Returns (clusters
+/// per sign (+, -), fraction of 1e4 fresh test points with sign N(x) = sign((P - Q).x)).
+pub fn reference_run(seed: u64, init: f64, steps: usize) -> Result<(usize, usize, f64)> {
+    let (n, d, k, alpha, eta) = (40, 5, 10, 0.2, 0.5);
+    let (x, y, _) = teacher_data(n, d, 0.1, seed);
+    let mut rng = StdRng::seed_from_u64(seed + 2000);
+    let w0 = DMatrix::from_fn(d, 2 * k, |_, _| init * rng.sample::<f64, _>(StandardNormal));
+    let mut net = student(w0, k, alpha);
+    let mut work = TwoLayerWork::new(n, 2 * k);
+    let mut g = TwoLayerGrad::zeros(d, 2 * k);
+    for step in 0..steps {
+        let l = first_layer_step(&mut net, &x, &y, eta, &mut work, &mut g)?;
+        if !l.is_finite() {
+            return Err(Error::Diverged {
+                what: "reference GD".into(),
+                step,
+                loss: l,
+                hint: "reduce eta".into(),
+            });
+        }
+    }
+    let cols = |r: std::ops::Range<usize>| -> Vec<DVector<f64>> {
+        r.map(|c| net.w.column(c).into_owned()).collect()
+    };
+    let ccp = super::cluster::cosine_clusters(&cols(0..k))?;
+    let ccn = super::cluster::cosine_clusters(&cols(k..2 * k))?;
+    if std::env::var_os("MODEFLOW_DEBUG_CLUSTERS").is_some() {
+        eprintln!("merge heights +: {}", super::stats::fmt_list(&ccp.heights));
+        eprintln!("merge heights -: {}", super::stats::fmt_list(&ccn.heights));
+    }
+    let (cp, cn) = (ccp.count, ccn.count);
+    let p: DVector<f64> = cols(0..k).iter().sum();
+    let q: DVector<f64> = cols(k..2 * k).iter().sum();
+    let xt = DMatrix::from_fn(10_000, d, |_, _| rng.sample::<f64, _>(StandardNormal));
+    let f = net.predict(&xt);
+    let lin = &xt * (&p - &q);
+    let agree = (0..10_000)
+        .filter(|&i| f[i].signum() == lin[i].signum())
+        .count() as f64
+        / 1e4;
+    Ok((cp, cn, agree))
+}
+
+#[cfg(test)]
+mod reference_tests {
+    #[test]
+    #[ignore = "long: reference runs (see check_b3)"]
+    fn print_reference() {
+        for init in [1e-3, 0.3] {
+            for seed in 0..3 {
+                eprintln!(
+                    "init {init} seed {seed}: {:?}",
+                    super::reference_run(seed, init, 200_000).unwrap()
+                );
+            }
+        }
+    }
+}

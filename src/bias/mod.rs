@@ -5,7 +5,9 @@
 //!
 //! - [`nets`]: two-layer nets, deep linear nets, the ReLU RNN (losses, gradients).
 //! - [`balance`]: B-1, B-2 per-step identities and drift exponents.
+//! - [`agreement`]: B-3, B-4, B-5 linear teacher, +-1 student, agreement regime, lifted problem.
 //! - [`margin`]: B-6 separable logistic regression, rho(t), slope of |w| vs ln t.
+//! - [`smoothed_margin`]: B-7; [`cluster`]: cosine cluster count and B-8; [`width`]: B-9.
 //! - [`diagonal`]: B-10, B-11 diagonal linear nets, alpha_inf, the mirror potential.
 //! - [`modified_flow`]: B-12 backward-error analysis order test.
 //! - [`saxe`]: B-13 mode curves; [`approx_grad`]: B-14 bias/variance of one step.
@@ -16,11 +18,13 @@
 pub mod agreement;
 pub mod approx_grad;
 pub mod balance;
+pub mod cluster;
 pub mod diagonal;
 pub mod margin;
 pub mod modified_flow;
 pub mod nets;
 pub mod saxe;
+pub mod smoothed_margin;
 pub mod solvers;
 pub mod spec;
 pub mod stats;
@@ -48,6 +52,8 @@ pub fn checks() -> Vec<Check> {
         fast("B-4", agreement::check_b4),
         fast("B-5", agreement::check_b5),
         fast("B-9", width::check_b9),
+        fast("B-7", smoothed_margin::check_b7),
+        fast("B-8", cluster::check_b8),
     ]
 }
 

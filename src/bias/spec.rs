@@ -217,24 +217,13 @@ fn train_balance(model: &ModelFile) -> Result<Trained> {
         ],
         series,
     )?;
-    let mut rows = vec![Row::abs(
+    let rows = vec![Row::abs(
         "max per-step residual of D' = (1-eta lambda)^2 D + eta^2 (|g_w|^2 - g_a^2)",
         0.0,
         run.max_residual,
         IDENTITY_TOL,
     )
     .note("relative to |w_j|^2 + a_j^2")];
-    if lambda == 0.0 {
-        rows.push(Row::holds(
-            "drift sum_j |D_j(T) - D_j(0)| is O(eta): drift / (eta^2 T) finite",
-            run.drift.is_finite(),
-            format!(
-                "drift {:.3e} at eta T = {:.3}",
-                run.drift,
-                eta * steps as f64
-            ),
-        ));
-    }
     let summary = vec![
         ("final batch loss".into(), run.final_loss),
         ("balance drift sum_j |Delta D_j|".into(), run.drift),
