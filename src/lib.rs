@@ -6,16 +6,21 @@
 //! - [`model`]: model files, validation with errors naming the field and range.
 //! - [`num`]: shared numerics (Dormand–Prince 5(4), damped Newton, quadrature, 2x2 eigen,
 //!   the argmin glue).
+//! - [`plot`]: phase portraits, learning portraits, heat maps and line figures (SVG + PNG + data).
 //! - [`claims`]: the registry running `proofs-checks/` and reporting verdicts.
 //! - [`report`], [`io`]: text/JSON reports and atomic output files.
 
+pub mod bias;
 pub mod claims;
 pub mod error;
 pub mod interference;
 pub mod io;
+pub mod latent;
 pub mod model;
 pub mod num;
+pub mod plot;
 pub mod report;
+pub mod rnn;
 pub mod run;
 pub mod sweep;
 

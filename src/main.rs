@@ -34,6 +34,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Train the networks a model file describes; print each prediction beside its
+    /// measurement with a verdict.
+    Train {
+        /// A model file (TOML); see models/.
+        model: PathBuf,
+        /// Print JSON (with model, seed and version) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a parameter sweep (a `kind = "sweep"` file) in parallel; writes NAME.csv and
     /// NAME.json (or NAME.shard-I-of-N.*) into --out.
     Sweep {
@@ -77,6 +86,9 @@ fn main() -> ExitCode {
         Some(Command::Predict { model, json }) => model::load(&model)
             .and_then(|m| run::predict(&m))
             .map(|o| emit(o, json)),
+        Some(Command::Train { model, json }) => model::load(&model)
+            .and_then(|m| run::train(&m))
+            .map(|o| emit(o, json)),
         Some(Command::Check {
             pattern,
             json,
@@ -95,14 +107,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// Write to stdout; a closed pipe (`modeflow ... | head`) ends the output quietly.
+fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+}
+
 fn emit(out: run::Output, json: bool) -> ExitCode {
     if json {
-        println!(
-            "{}",
+        say(&format!(
+            "{}\n",
             serde_json::to_string_pretty(&out.json).expect("JSON values serialise")
-        );
+        ));
     } else {
-        print!("{}", out.text);
+        say(&out.text);
     }
     if out.failed {
         ExitCode::from(1)
@@ -135,12 +154,12 @@ fn check(
             "modeflow_version": env!("CARGO_PKG_VERSION"),
             "claims": results,
         });
-        println!(
-            "{}",
+        say(&format!(
+            "{}\n",
             serde_json::to_string_pretty(&v).expect("serialisable")
-        );
+        ));
     } else {
-        print!("{}", runner::render(&results));
+        say(&runner::render(&results));
     }
     let failed = results.iter().any(|r| r.verdict == Verdict::Fail);
     Ok(if failed {
@@ -164,14 +183,14 @@ fn write_sweep(r: &sweep::SweepResult, out: &Path) -> Result<(), Error> {
         sweep::to_csv(r).as_bytes(),
     )?;
     let errors = r.rows.iter().filter(|x| x.status != "ok").count();
-    println!(
-        "{}: {} of {} points, {} not ok -> {}",
+    say(&format!(
+        "{}: {} of {} points, {} not ok -> {}\n",
         r.name,
         r.rows.len(),
         r.total,
         errors,
         out.join(format!("{stem}.{{csv,json}}")).display()
-    );
+    ));
     Ok(())
 }
 

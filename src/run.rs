@@ -43,22 +43,36 @@ fn unsupported(model: &ModelFile, verb: &str, kinds: &[&str]) -> Error {
 
 /// `modeflow predict`: analytic predictions beside their ODE values.
 pub fn predict(model: &ModelFile) -> Result<Output> {
-    #[allow(clippy::match_single_binding)]
     match model.common.kind.as_str() {
+        "linear2x2" => {
+            let r = crate::interference::linear::predict(model)?;
+            Ok(Output::from_report(model, &r, false))
+        }
+        "latent" => {
+            let r = crate::latent::predict(model)?;
+            Ok(Output::from_report(model, &r, false))
+        }
         _ => Err(unsupported(model, "predict", PREDICT_KINDS)),
     }
 }
 
 /// Kinds `predict` applies to.
-pub const PREDICT_KINDS: &[&str] = &[];
+pub const PREDICT_KINDS: &[&str] = &["linear2x2", "latent"];
 
 /// `modeflow train`: train the networks a model file describes; predictions beside measurements.
 pub fn train(model: &ModelFile) -> Result<Output> {
-    #[allow(clippy::match_single_binding)]
     match model.common.kind.as_str() {
+        "rnn" => {
+            let r = crate::rnn::train(model)?;
+            Ok(Output::from_report(model, &r, r.failed()))
+        }
+        k if crate::bias::spec::KINDS.contains(&k) => {
+            let r = crate::bias::train(model)?;
+            Ok(Output::from_report(model, &r, r.failed()))
+        }
         _ => Err(unsupported(model, "train", TRAIN_KINDS)),
     }
 }
 
 /// Kinds `train` applies to.
-pub const TRAIN_KINDS: &[&str] = &[];
+pub const TRAIN_KINDS: &[&str] = &["rnn", "bias_balance", "bias_margin", "bias_diagonal"];

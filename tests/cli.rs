@@ -69,3 +69,107 @@ fn help_lists_verbs() {
         assert!(s.contains(verb), "{s}");
     }
 }
+
+#[test]
+fn default_model_runs_and_predict_json_has_the_fields() {
+    let out = bin().output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("interference"), "{text}");
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let out = bin()
+        .args(["predict", "--json", &format!("{dir}/models/default.toml")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &v["result"];
+    for key in [
+        "winner",
+        "interference",
+        "t_new",
+        "t_rot",
+        "r_star",
+        "fixed_points",
+    ] {
+        assert!(!r[key].is_null(), "missing {key}");
+    }
+    let fp = &r["fixed_points"][0];
+    for key in ["coordinates", "eigenvalues", "type"] {
+        assert!(!fp[key].is_null(), "fixed point misses {key}: {fp}");
+    }
+    assert!(["rotation", "new_formation"].contains(&r["winner"].as_str().unwrap()));
+    assert_eq!(v["modeflow_version"], env!("CARGO_PKG_VERSION"));
+    assert!(v["model"]["text"].as_str().unwrap().contains("linear2x2"));
+}
+
+#[test]
+fn linear_model_bad_fields_name_the_field() {
+    let base = "kind = \"linear2x2\"\nzhat = 1.0\neps = 0.05\ntolerance = 1e-6\n";
+    expect_bad_input("eta.toml", &format!("{base}r = 0.3\neta = -1.0\n"), "eta");
+    expect_bad_input("nan.toml", &format!("{base}r = nan\neta = 1.0\n"), "`r`");
+    expect_bad_input("r.toml", &format!("{base}r = 1.5\neta = 1.0\n"), "`r`");
+    expect_bad_input(
+        "unknown.toml",
+        &format!("{base}r = 0.3\neta = 1.0\nbogus = 2\n"),
+        "bogus",
+    );
+}
+
+#[test]
+fn sweep_shards_merge_to_the_full_sweep() {
+    let dir = std::env::temp_dir().join(format!("modeflow-sweep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let base = dir.join("base.toml");
+    std::fs::write(
+        &base,
+        "kind = \"linear2x2\"\nr = 0.3\nzhat = 1.0\neta = 1.0\neps = 0.05\ntolerance = 1e-6\n",
+    )
+    .unwrap();
+    let sweep = dir.join("sweep.toml");
+    std::fs::write(
+        &sweep,
+        "kind = \"sweep\"\nname = \"t\"\nbase = \"base.toml\"\noutputs = [\"interference\", \"winner\"]\n\
+         [axes]\nr = [0.2, 0.3, 0.6]\neps = [0.01, 0.05]\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let o = bin().args(args).output().unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    let out = dir.join("out");
+    let (s, o) = (sweep.to_str().unwrap(), out.to_str().unwrap());
+    run(&["sweep", s, "--out", o]);
+    run(&["sweep", s, "--out", o, "--shard", "1/2"]);
+    run(&["sweep", s, "--out", o, "--shard", "2/2"]);
+    let merged_dir = dir.join("merged");
+    run(&[
+        "merge",
+        out.join("t.shard-1-of-2.json").to_str().unwrap(),
+        out.join("t.shard-2-of-2.json").to_str().unwrap(),
+        "--out",
+        merged_dir.to_str().unwrap(),
+    ]);
+    let full = std::fs::read_to_string(out.join("t.csv")).unwrap();
+    let merged = std::fs::read_to_string(merged_dir.join("t.csv")).unwrap();
+    assert_eq!(full, merged);
+    assert_eq!(full.lines().count(), 1 + 6);
+    assert!(full.lines().skip(1).all(|l| l.ends_with(",ok")));
+    // a missing shard is an error, not a silent partial table
+    let o = bin()
+        .args([
+            "merge",
+            out.join("t.shard-1-of-2.json").to_str().unwrap(),
+            "--out",
+            o,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("missing"));
+}

@@ -14,32 +14,42 @@ fn matrix2(lo: f64, hi: f64) -> impl Strategy<Value = Matrix2<f64>> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
-    /// y' = A y has y(T) = exp(A T) y0. The global error of DP45 is bounded by a modest multiple
-    /// of the tolerance and falls with it: the fitted slope of log(err) against log(tol) over
-    /// tol = 1e-4 .. 1e-10 lies in [0.6, 1.3] (DP45 with local error-per-step control: the
-    /// global error is ~ tol^(5/5) in theory, somewhat below 1 in practice).
+    /// y' = A y has y(T) = exp(A T) y0: the global error of DP45 is bounded by a modest multiple
+    /// of the tolerance at every tolerance (for 2x2 systems the error components can cancel, so
+    /// only the bound is asserted here; the rate is tested on the scalar problem below).
     #[test]
-    fn dp45_error_scales_with_tolerance(a in matrix2(-1.5, 1.0), y0 in prop::array::uniform2(-1.0f64..1.0)) {
+    fn dp45_error_bounded_by_tolerance(a in matrix2(-1.5, 1.0), y0 in prop::array::uniform2(-1.0f64..1.0)) {
         let t_end = 2.0;
         let y0 = Vector2::new(y0[0], y0[1]) + Vector2::new(1.0, 0.5);
         let exact = (a * t_end).exp() * y0;
         let scale = exact.norm().max(y0.norm());
-        let tols = [1e-4, 1e-6, 1e-8, 1e-10];
-        let mut pts = vec![];
-        for &tol in &tols {
+        for tol in [1e-4, 1e-6, 1e-8, 1e-10] {
             let tr = solve(|_, y| a * y, 0.0, y0, t_end, &OdeOptions::tol(tol, tol * 1e-3)).unwrap();
             let err = (tr.last().1 - exact).norm() / scale;
             prop_assert!(err <= 200.0 * tol, "tol {tol}: err {err}");
+        }
+    }
+
+    /// The oscillator y'' = -w^2 y over many periods: each step leaves a phase error of one sign,
+    /// so the global error accumulates without cancelling and must fall with the tolerance. The
+    /// fitted slope of log(err) against log(tol) over tol = 1e-5 .. 1e-10 lies in [0.7, 1.2]
+    /// (local error per step ~ tol, steps ~ tol^-1/5: theory 4/5 .. 1).
+    #[test]
+    fn dp45_error_scales_with_tolerance(w in 0.5f64..3.0, t_end in 10.0f64..30.0) {
+        let exact = Vector2::new((w * t_end).cos(), -w * (w * t_end).sin());
+        let mut pts = vec![];
+        for tol in [1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10] {
+            let tr = solve(|_, y: &Vector2<f64>| Vector2::new(y[1], -w * w * y[0]), 0.0,
+                Vector2::new(1.0, 0.0), t_end, &OdeOptions::tol(tol, tol)).unwrap();
+            let err = (tr.last().1 - exact).norm() / w.max(1.0);
+            prop_assert!(err <= 1e3 * tol * t_end, "tol {tol}: err {err}");
             pts.push((tol.ln(), err.max(1e-16).ln()));
         }
         let n = pts.len() as f64;
         let (mx, my) = (pts.iter().map(|p| p.0).sum::<f64>() / n, pts.iter().map(|p| p.1).sum::<f64>() / n);
         let slope = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum::<f64>()
             / pts.iter().map(|p| (p.0 - mx).powi(2)).sum::<f64>();
-        // Skip the slope when all errors sit at rounding level (nothing to fit).
-        if pts[0].1 > (1e-13f64).ln() {
-            prop_assert!((0.6..=1.3).contains(&slope), "slope {slope}, pts {pts:?}");
-        }
+        prop_assert!((0.7..=1.2).contains(&slope), "slope {slope}, pts {pts:?}");
     }
 
     /// Dense output between steps agrees with the exact solution to the tolerance level.

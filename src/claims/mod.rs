@@ -141,7 +141,11 @@ pub mod runner;
 
 /// Every registered check of the library.
 pub fn registry() -> Vec<Check> {
-    #[allow(unused_mut)]
     let mut checks: Vec<Check> = Vec::new();
+    checks.extend(crate::latent::checks());
+    checks.extend(crate::interference::linear::checks());
+    checks.extend(crate::interference::kernels::checks());
+    checks.extend(crate::rnn::checks());
+    checks.extend(crate::bias::checks());
     checks
 }

@@ -46,7 +46,15 @@ pub struct ModelFile {
 }
 
 /// The families a model file may name with `kind`.
-pub const KINDS: &[&str] = &["latent", "linear2x2", "sweep"];
+pub const KINDS: &[&str] = &[
+    "latent",
+    "linear2x2",
+    "sweep",
+    "rnn",
+    "bias_balance",
+    "bias_margin",
+    "bias_diagonal",
+];
 
 impl ModelFile {
     /// Deserialise the family-specific keys into `T` (which should use `deny_unknown_fields`),

@@ -1,0 +1,518 @@
+//! Exact balance laws (THEORY II.1, B-1 and B-2).
+//!
+//! For a 1-homogeneous activation, w_j . grad_{w_j} L = a_j dL/da_j for every loss and every
+//! minibatch (rescaling symmetry w_j -> c w_j, a_j -> a_j / c). Expanding one (S)GD step with
+//! weight decay lambda, theta' = (1 - eta lambda) theta - eta g, the cross terms cancel and
+//!
+//!   D_j' = (1 - eta lambda)^2 D_j + eta^2 (|grad_{w_j} L_B|^2 - (dL_B/da_j)^2),  D_j = |w_j|^2 - a_j^2
+//!
+//! exactly. The same cancellation gives the deep-linear matrices M_l and the RNN charge Q_j.
+//! The runners below train and compare every step against this prediction; the residual is
+//! measured relative to the per-unit scale |w_j|^2 + a_j^2 (the size of the rounding error of
+//! D_j itself).
+
+use nalgebra::{DMatrix, DVector};
+use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
+use rand_distr::StandardNormal;
+use serde::Serialize;
+
+use super::nets::{
+    balance_matrices, Activation, DeepLinear, Loss, ReluRnn, TwoLayer, TwoLayerGrad, TwoLayerWork,
+};
+use super::stats::{fmt_list, loglog_slope};
+use crate::claims::Row;
+use crate::{Error, Result};
+
+/// Result of a balance run: the worst per-step identity residual and the total drift.
+#[derive(Debug, Clone, Serialize)]
+pub struct BalanceRun {
+    /// max over steps and units of |D_measured' - D_predicted'| / scale.
+    pub max_residual: f64,
+    /// sum_j |D_j(T) - D_j(0)| (no weight decay: the accumulated eta^2 terms).
+    pub drift: f64,
+    pub steps: usize,
+    pub final_loss: f64,
+}
+
+/// Settings of a two-layer (S)GD run.
+#[derive(Debug, Clone, Copy)]
+pub struct SgdSettings {
+    pub eta: f64,
+    /// weight decay lambda
+    pub lambda: f64,
+    /// minibatch size (n = full-batch GD)
+    pub batch: usize,
+    pub steps: usize,
+    pub seed: u64,
+}
+
+fn diverged(what: &str, step: usize, loss: f64) -> Error {
+    Error::Diverged {
+        what: what.into(),
+        step,
+        loss,
+        hint: "reduce the step size eta".into(),
+    }
+}
+
+/// Train a two-layer net with (S)GD (reshuffled minibatches) and check the B-1 identity at
+/// every step.
+pub fn two_layer_run(
+    net: &mut TwoLayer,
+    x: &DMatrix<f64>,
+    y: &DVector<f64>,
+    loss: Loss,
+    s: &SgdSettings,
+) -> Result<BalanceRun> {
+    two_layer_run_observed(net, x, y, loss, s, |_, _, _| {})
+}
+
+/// [`two_layer_run`] calling `observe(step, net, batch loss)` after every step (for time series).
+pub fn two_layer_run_observed(
+    net: &mut TwoLayer,
+    x: &DMatrix<f64>,
+    y: &DVector<f64>,
+    loss: Loss,
+    s: &SgdSettings,
+    mut observe: impl FnMut(usize, &TwoLayer, f64),
+) -> Result<BalanceRun> {
+    let (n, d, k) = (x.nrows(), x.ncols(), net.k());
+    if s.batch == 0 || s.batch > n {
+        return Err(Error::Shape {
+            context: "minibatch".into(),
+            message: format!("batch size {} not in 1..={n}", s.batch),
+        });
+    }
+    let mut rng = StdRng::seed_from_u64(s.seed);
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut pos = n; // forces a shuffle at the first step
+    let mut xb = DMatrix::zeros(s.batch, d);
+    let mut yb = DVector::zeros(s.batch);
+    let mut work = TwoLayerWork::new(s.batch, k);
+    let mut g = TwoLayerGrad::zeros(d, k);
+    let d0 = net.balance();
+    let decay2 = (1.0 - s.eta * s.lambda).powi(2);
+    let mut max_res: f64 = 0.0;
+    let mut last = f64::NAN;
+    for step in 0..s.steps {
+        if s.batch == n {
+            xb.copy_from(x);
+            yb.copy_from(y);
+        } else {
+            if pos + s.batch > n {
+                order.shuffle(&mut rng);
+                pos = 0;
+            }
+            for (r, &i) in order[pos..pos + s.batch].iter().enumerate() {
+                xb.row_mut(r).copy_from(&x.row(i));
+                yb[r] = y[i];
+            }
+            pos += s.batch;
+        }
+        last = net.grad_into(&xb, &yb, loss, &mut work, &mut g)?;
+        if !last.is_finite() || last > 1e12 {
+            return Err(diverged("two-layer (S)GD", step, last));
+        }
+        let before = net.balance();
+        let scale_before = net.scale();
+        let form = g.balance_form();
+        net.step(&g, s.eta, s.lambda);
+        let after = net.balance();
+        let scale_after = net.scale();
+        for j in 0..k {
+            let pred = decay2 * before[j] + s.eta * s.eta * form[j];
+            let scale = scale_before[j].max(scale_after[j]).max(f64::MIN_POSITIVE);
+            max_res = max_res.max((after[j] - pred).abs() / scale);
+        }
+        observe(step + 1, net, last);
+    }
+    let drift = (net.balance() - d0).abs().sum();
+    Ok(BalanceRun {
+        max_residual: max_res,
+        drift,
+        steps: s.steps,
+        final_loss: last,
+    })
+}
+
+/// Train a deep linear net by GD and check M_l' = (1 - eta lambda)^2 M_l + eta^2 (G_{l+1}^T
+/// G_{l+1} - G_l G_l^T) entrywise, relative to the scale |W_{l+1}|_F^2 + |W_l|_F^2.
+pub fn deep_linear_run(
+    net: &mut DeepLinear,
+    x: &DMatrix<f64>,
+    y: &DMatrix<f64>,
+    eta: f64,
+    lambda: f64,
+    steps: usize,
+) -> Result<BalanceRun> {
+    let m0 = net.balance();
+    let decay2 = (1.0 - eta * lambda).powi(2);
+    let mut max_res: f64 = 0.0;
+    let mut last = f64::NAN;
+    for step in 0..steps {
+        let (loss, g) = net.loss_grad(x, y)?;
+        last = loss;
+        if !loss.is_finite() || loss > 1e12 {
+            return Err(diverged("deep linear GD", step, loss));
+        }
+        let before = net.balance();
+        let form = balance_matrices(&g);
+        net.step(&g, eta, lambda);
+        let after = net.balance();
+        for l in 0..before.len() {
+            let scale = (net.layers[l].norm_squared() + net.layers[l + 1].norm_squared())
+                .max(f64::MIN_POSITIVE);
+            let pred = &before[l] * decay2 + &form[l] * (eta * eta);
+            max_res = max_res.max((&after[l] - pred).amax() / scale);
+        }
+    }
+    let drift = net
+        .balance()
+        .iter()
+        .zip(&m0)
+        .map(|(a, b)| (a - b).norm())
+        .sum();
+    Ok(BalanceRun {
+        max_residual: max_res,
+        drift,
+        steps,
+        final_loss: last,
+    })
+}
+
+/// Train a ReLU RNN by BPTT-GD and check Q_j' = (1 - eta lambda)^2 Q_j + eta^2 Q_j(grad).
+pub fn rnn_run(
+    net: &mut ReluRnn,
+    xs: &[DMatrix<f64>],
+    targets: &[DMatrix<f64>],
+    eta: f64,
+    lambda: f64,
+    steps: usize,
+) -> Result<BalanceRun> {
+    let q0 = net.charge();
+    let decay2 = (1.0 - eta * lambda).powi(2);
+    let mut max_res: f64 = 0.0;
+    let mut last = f64::NAN;
+    for step in 0..steps {
+        let (loss, g) = net.loss_grad(xs, targets)?;
+        last = loss;
+        if !loss.is_finite() || loss > 1e12 {
+            return Err(diverged("ReLU RNN BPTT-GD", step, loss));
+        }
+        let before = net.charge();
+        let sb = net.charge_scale();
+        let form = g.charge_form();
+        net.step(&g, eta, lambda);
+        let after = net.charge();
+        let sa = net.charge_scale();
+        for j in 0..net.n() {
+            let pred = decay2 * before[j] + eta * eta * form[j];
+            max_res =
+                max_res.max((after[j] - pred).abs() / sb[j].max(sa[j]).max(f64::MIN_POSITIVE));
+        }
+    }
+    Ok(BalanceRun {
+        max_residual: max_res,
+        drift: (net.charge() - q0).abs().sum(),
+        steps,
+        final_loss: last,
+    })
+}
+
+/// A random two-layer net (entries N(0, s^2)) and regression/classification data.
+pub fn random_two_layer(
+    rng: &mut StdRng,
+    d: usize,
+    k: usize,
+    n: usize,
+    act: Activation,
+    loss: Loss,
+    init: f64,
+) -> (TwoLayer, DMatrix<f64>, DVector<f64>) {
+    let w = DMatrix::from_fn(d, k, |_, _| init * rng.sample::<f64, _>(StandardNormal));
+    let a = DVector::from_fn(k, |_, _| init * rng.sample::<f64, _>(StandardNormal));
+    let x = DMatrix::from_fn(n, d, |_, _| rng.sample::<f64, _>(StandardNormal));
+    let y = match loss {
+        Loss::Square => DVector::from_fn(n, |_, _| rng.sample::<f64, _>(StandardNormal)),
+        _ => DVector::from_fn(n, |_, _| if rng.random::<bool>() { 1.0 } else { -1.0 }),
+    };
+    (TwoLayer { w, a, act }, x, y)
+}
+
+/// A random ReLU RNN with a batch of random sequences and targets.
+pub fn random_rnn(
+    rng: &mut StdRng,
+    nh: usize,
+    m: usize,
+    p: usize,
+    steps: usize,
+    bsz: usize,
+) -> (ReluRnn, Vec<DMatrix<f64>>, Vec<DMatrix<f64>>) {
+    let mut rm = |r: usize, c: usize, s: f64| {
+        DMatrix::from_fn(r, c, |_, _| s * rng.sample::<f64, _>(StandardNormal))
+    };
+    let net = ReluRnn {
+        w: rm(nh, nh, 0.5 / (nh as f64).sqrt()),
+        u: rm(nh, m, 1.0),
+        b: rm(nh, 1, 0.3).column(0).into(),
+        v: rm(p, nh, 1.0 / (nh as f64).sqrt()),
+        c: rm(p, 1, 0.1).column(0).into(),
+    };
+    let xs = (0..steps).map(|_| rm(m, bsz, 1.0)).collect();
+    let ts = (0..steps).map(|_| rm(p, bsz, 1.0)).collect();
+    (net, xs, ts)
+}
+
+/// Drift at the fixed horizon eta*T = `horizon` for each step size (same init and data),
+/// and the fitted exponent of drift ~ eta^p (least squares in log-log).
+pub fn drift_exponent(
+    etas: &[f64],
+    horizon: f64,
+    mut run: impl FnMut(f64, usize) -> Result<BalanceRun>,
+) -> Result<(Vec<f64>, f64)> {
+    let mut drifts = Vec::with_capacity(etas.len());
+    for &eta in etas {
+        let steps = (horizon / eta).round() as usize;
+        drifts.push(run(eta, steps)?.drift);
+    }
+    let p = loglog_slope(etas, &drifts);
+    Ok((drifts, p))
+}
+
+/// Per-step identity tolerance: the identity is algebraic; measured relative to the unit's
+/// scale the residual is a few ulps per step (each D_j is a sum of d + 1 squares, ~d eps).
+pub const IDENTITY_TOL: f64 = 1e-12;
+
+/// Drift exponent tolerance (brief: 1 +- 0.05): drift = c1 eta + c2 eta^2 + ..., so the fitted
+/// exponent deviates from 1 by O(eta c2/c1); the step sizes are chosen small enough.
+pub const EXPONENT_TOL: f64 = 0.05;
+
+/// Step sizes of the drift-exponent fits.
+pub const DRIFT_ETAS: [f64; 4] = [0.004, 0.002, 0.001, 0.0005];
+
+/// B-1 check: per-step identity for every activation/loss combination, GD and SGD, with and
+/// without weight decay; deep linear identity; drift exponents.
+pub fn check_b1() -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    let acts = [
+        ("relu", Activation::Relu),
+        ("leaky_relu", Activation::LeakyRelu(0.2)),
+        ("linear", Activation::Linear),
+    ];
+    let losses = [("square", Loss::Square), ("logistic", Loss::Logistic)];
+    let mut worst: f64 = 0.0;
+    let mut case = 0u64;
+    for (an, act) in acts {
+        for (ln, loss) in losses {
+            for (batch, lambda) in [(40, 0.0), (5, 0.0), (40, 0.1), (5, 0.1)] {
+                case += 1;
+                let mut rng = StdRng::seed_from_u64(100 + case);
+                let (mut net, x, y) = random_two_layer(&mut rng, 6, 12, 40, act, loss, 0.7);
+                let r = two_layer_run(
+                    &mut net,
+                    &x,
+                    &y,
+                    loss,
+                    &SgdSettings {
+                        eta: 0.05,
+                        lambda,
+                        batch,
+                        steps: 200,
+                        seed: case,
+                    },
+                )?;
+                worst = worst.max(r.max_residual);
+                let _ = (an, ln);
+            }
+        }
+    }
+    rows.push(
+        Row::abs(
+            "two-layer per-step identity, max rel. residual (3 act x 2 loss x GD/SGD x wd)",
+            0.0,
+            worst,
+            IDENTITY_TOL,
+        )
+        .note("24 runs x 200 steps, d=6 k=12 n=40 eta=0.05; residual / (|w_j|^2 + a_j^2)"),
+    );
+    // deep linear, with weight decay
+    let mut rng = StdRng::seed_from_u64(7);
+    let dims = [4, 5, 3, 2];
+    let mut dl = DeepLinear {
+        layers: (0..3)
+            .map(|l| {
+                DMatrix::from_fn(dims[l + 1], dims[l], |_, _| {
+                    0.6 * rng.sample::<f64, _>(StandardNormal)
+                })
+            })
+            .collect(),
+    };
+    let x = DMatrix::from_fn(4, 30, |_, _| rng.sample::<f64, _>(StandardNormal));
+    let y = DMatrix::from_fn(2, 30, |_, _| rng.sample::<f64, _>(StandardNormal));
+    let r = deep_linear_run(&mut dl, &x, &y, 0.05, 0.05, 300)?;
+    rows.push(Row::abs(
+        "deep linear (L=3) per-step identity of M_l, max rel. residual",
+        0.0,
+        r.max_residual,
+        IDENTITY_TOL,
+    ));
+    // drift exponents (GD and SGD, leaky ReLU, square loss; no weight decay)
+    for (label, batch) in [("GD", 40usize), ("SGD b=8", 8)] {
+        let mut rng = StdRng::seed_from_u64(11);
+        let (net0, x, y) = random_two_layer(
+            &mut rng,
+            6,
+            12,
+            40,
+            Activation::LeakyRelu(0.2),
+            Loss::Square,
+            0.7,
+        );
+        // SGD: the drift of one run is one realisation of the batch sequence; average the
+        // drift over 8 seeds so the fitted exponent measures the eta-dependence, not noise.
+        let seeds = if batch == 40 { 1 } else { 8 };
+        let (drifts, p) = drift_exponent(&DRIFT_ETAS, 1.0, |eta, steps| {
+            let mut total = None::<BalanceRun>;
+            for seed in 0..seeds {
+                let mut net = net0.clone();
+                let r = two_layer_run(
+                    &mut net,
+                    &x,
+                    &y,
+                    Loss::Square,
+                    &SgdSettings {
+                        eta,
+                        lambda: 0.0,
+                        batch,
+                        steps,
+                        seed,
+                    },
+                )?;
+                total = Some(match total {
+                    None => r,
+                    Some(mut t) => {
+                        t.drift += r.drift;
+                        t
+                    }
+                });
+            }
+            total.ok_or_else(|| Error::Requirement("no runs".into()))
+        })?;
+        rows.push(
+            Row::abs(
+                format!("two-layer {label}: drift exponent at eta*T = 1"),
+                1.0,
+                p,
+                EXPONENT_TOL,
+            )
+            .note(format!("etas {DRIFT_ETAS:?}, drifts {}", fmt_list(&drifts))),
+        );
+    }
+    Ok(rows)
+}
+
+/// B-2 check: ReLU RNN charge identity under BPTT-GD (with and without weight decay) and the
+/// drift exponent.
+pub fn check_b2() -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    let mut worst: f64 = 0.0;
+    for (seed, lambda) in [(1u64, 0.0), (2, 0.0), (3, 0.05), (4, 0.05)] {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let (mut net, xs, ts) = random_rnn(&mut rng, 8, 3, 2, 6, 10);
+        let r = rnn_run(&mut net, &xs, &ts, 0.05, lambda, 200)?;
+        worst = worst.max(r.max_residual);
+    }
+    rows.push(
+        Row::abs(
+            "ReLU RNN per-step charge identity, max rel. residual",
+            0.0,
+            worst,
+            IDENTITY_TOL,
+        )
+        .note("N=8, m=3, p=2, T=6, B=10, eta=0.05, 200 steps, lambda in {0, 0.05}"),
+    );
+    let mut rng = StdRng::seed_from_u64(21);
+    let (net0, xs, ts) = random_rnn(&mut rng, 8, 3, 2, 6, 10);
+    let (drifts, p) = drift_exponent(&DRIFT_ETAS, 1.0, |eta, steps| {
+        let mut net = net0.clone();
+        rnn_run(&mut net, &xs, &ts, eta, 0.0, steps)
+    })?;
+    rows.push(
+        Row::abs(
+            "ReLU RNN charge drift exponent at eta*T = 1",
+            1.0,
+            p,
+            EXPONENT_TOL,
+        )
+        .note(format!("etas {DRIFT_ETAS:?}, drifts {}", fmt_list(&drifts))),
+    );
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn b1_and_b2_checks_pass() {
+        for row in check_b1().unwrap().into_iter().chain(check_b2().unwrap()) {
+            eprintln!("{} | {:e} | {}", row.label, row.measured, row.note);
+            assert_eq!(row.verdict, crate::claims::Verdict::Pass, "{row:?}");
+        }
+    }
+
+    #[test]
+    fn identity_detects_a_wrong_prediction() {
+        // Dropping the eta^2 term must show up as a residual far above the tolerance:
+        // the check can fail.
+        let mut rng = StdRng::seed_from_u64(5);
+        let (net, x, y) = random_two_layer(&mut rng, 4, 5, 20, Activation::Relu, Loss::Square, 1.0);
+        let mut g = TwoLayerGrad::zeros(4, 5);
+        let mut work = TwoLayerWork::new(20, 5);
+        net.grad_into(&x, &y, Loss::Square, &mut work, &mut g)
+            .unwrap();
+        let mut next = net.clone();
+        next.step(&g, 0.1, 0.0);
+        let err = (next.balance() - net.balance()).amax() / net.scale().max();
+        assert!(
+            err > 1e3 * IDENTITY_TOL,
+            "eta^2 term too small to detect: {err}"
+        );
+    }
+
+    #[test]
+    fn bad_batch_is_a_shape_error() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let (mut net, x, y) =
+            random_two_layer(&mut rng, 4, 5, 20, Activation::Relu, Loss::Square, 1.0);
+        let s = SgdSettings {
+            eta: 0.1,
+            lambda: 0.0,
+            batch: 21,
+            steps: 1,
+            seed: 0,
+        };
+        assert!(matches!(
+            two_layer_run(&mut net, &x, &y, Loss::Square, &s),
+            Err(Error::Shape { .. })
+        ));
+    }
+
+    #[test]
+    fn diverging_step_is_an_error() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let (mut net, x, y) =
+            random_two_layer(&mut rng, 4, 5, 20, Activation::Linear, Loss::Square, 1.0);
+        let s = SgdSettings {
+            eta: 50.0,
+            lambda: 0.0,
+            batch: 20,
+            steps: 200,
+            seed: 0,
+        };
+        assert!(matches!(
+            two_layer_run(&mut net, &x, &y, Loss::Square, &s),
+            Err(Error::Diverged { .. })
+        ));
+    }
+}

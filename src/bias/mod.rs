@@ -1,0 +1,54 @@
+//! Implicit bias of (S)GD (THEORY.md Part II, claims B-1..B-15): model families with
+//! hand-written gradients, trainers, the exact balance laws, margins and max-margin limits,
+//! diagonal linear nets and their mirror potential, modified flows, Saxe mode curves and the
+//! bias/variance formula for approximate gradients.
+//!
+//! - [`nets`]: two-layer nets, deep linear nets, the ReLU RNN (losses, gradients).
+//! - [`balance`]: B-1, B-2 per-step identities and drift exponents.
+//! - [`margin`]: B-6 separable logistic regression, rho(t), slope of |w| vs ln t.
+//! - [`diagonal`]: B-10, B-11 diagonal linear nets, alpha_inf, the mirror potential.
+//! - [`modified_flow`]: B-12 backward-error analysis order test.
+//! - [`saxe`]: B-13 mode curves; [`approx_grad`]: B-14 bias/variance of one step.
+//! - [`solvers`]: hard-margin SVM, mirror-potential argmin (dual Newton, log domain).
+//! - [`spec`]: model kinds `bias_balance`, `bias_margin`, `bias_diagonal` and `train`.
+//! - [`stats`]: fitting helpers.
+
+pub mod agreement;
+pub mod approx_grad;
+pub mod balance;
+pub mod diagonal;
+pub mod margin;
+pub mod modified_flow;
+pub mod nets;
+pub mod saxe;
+pub mod solvers;
+pub mod spec;
+pub mod stats;
+pub mod width;
+
+use crate::claims::{Check, Tier};
+
+/// The checks of Part II, wired into `modeflow check` (all fast: ~2 s together in release).
+pub fn checks() -> Vec<Check> {
+    let fast = |id: &'static str, run: fn() -> crate::Result<Vec<crate::claims::Row>>| Check {
+        id,
+        tier: Tier::Fast,
+        run,
+    };
+    vec![
+        fast("B-1", balance::check_b1),
+        fast("B-2", balance::check_b2),
+        fast("B-6", margin::check_b6),
+        fast("B-10", diagonal::check_b10),
+        fast("B-11", diagonal::check_b11),
+        fast("B-12", modified_flow::check_b12),
+        fast("B-13", saxe::check_b13),
+        fast("B-14", approx_grad::check_b14),
+        fast("B-3", agreement::check_b3),
+        fast("B-4", agreement::check_b4),
+        fast("B-5", agreement::check_b5),
+        fast("B-9", width::check_b9),
+    ]
+}
+
+pub use spec::{train, BiasReport};

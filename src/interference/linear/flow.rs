@@ -1,0 +1,444 @@
+//! Gradient flow on M for the linear static 2x2 model (THEORY I-5, I-6): the general
+//! recurrent-backprop gradient M' = eta R^T E kappa_nu^T, the explicit task-B equations, and
+//! their integration with the shared Dormand–Prince solver, stopped by an event when the task
+//! is learned.
+
+use nalgebra::{Matrix2, SVector, Vector2};
+use serde::Serialize;
+
+use super::closed::{self, entries, Params, Task, SINGULAR_D};
+use crate::num::ode::{self, OdeOptions, Trajectory};
+use crate::{Error, Result};
+
+/// The ODE state (lambda, p, q, s) of M = [[lambda, p], [q, s]].
+pub type State = SVector<f64, 4>;
+
+/// (lambda, p, q, s) as an ODE state.
+pub fn to_state(m: &Matrix2<f64>) -> State {
+    let (l, p, q, s) = entries(m);
+    State::new(l, p, q, s)
+}
+
+/// M from an ODE state.
+pub fn to_matrix(y: &State) -> Matrix2<f64> {
+    closed::from_entries(y[0], y[1], y[2], y[3])
+}
+
+/// Which readouts a task's loss scores (I.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Loss {
+    /// L_mu = (zhat - z_mu)^2 / 2.
+    Own,
+    /// L_mu = [(zhat - z_mu)^2 + z_nu^2] / 2 (the other readout held at zero).
+    Aligned,
+}
+
+/// The readout error vector E at the fixed point kappa_mu: own loss (zhat - z_mu) e_mu;
+/// aligned loss additionally -z_nu e_nu. The loss is |E|^2 / 2.
+pub fn error_vector(kappa: &Vector2<f64>, task: Task, loss: Loss, zhat: f64) -> Vector2<f64> {
+    let i = task.index();
+    let mut e = Vector2::zeros();
+    e[i] = zhat - kappa[i];
+    if loss == Loss::Aligned {
+        let j = task.other().index();
+        e[j] = -kappa[j];
+    }
+    e
+}
+
+/// The loss L_mu of `task` at M (I.1 own / aligned, evaluated at the input-driven fixed point).
+pub fn loss(m: &Matrix2<f64>, task: Task, loss: Loss, par: &Params) -> Result<f64> {
+    let kappa = closed::fixed_point(m, par.u, task)?;
+    Ok(error_vector(&kappa, task, loss, par.zhat).norm_squared() / 2.0)
+}
+
+/// dL/dM = -R^T E kappa_mu^T (from d kappa = R dM kappa at the fixed point).
+pub fn loss_gradient(
+    m: &Matrix2<f64>,
+    task: Task,
+    loss: Loss,
+    par: &Params,
+) -> Result<Matrix2<f64>> {
+    let r = closed::resolvent(m)?;
+    let kappa = r.column(task.index()) * par.u;
+    let e = error_vector(&kappa, task, loss, par.zhat);
+    Ok(-(r.transpose() * e) * kappa.transpose())
+}
+
+/// I-5: the gradient flow M' = -eta dL/dM = eta R^T E kappa_mu^T.
+pub fn gradient_flow(
+    m: &Matrix2<f64>,
+    task: Task,
+    loss: Loss,
+    par: &Params,
+) -> Result<Matrix2<f64>> {
+    Ok(-par.eta * loss_gradient(m, task, loss, par)?)
+}
+
+/// I-6: the explicit task-B equations for the own loss, e = zhat - z_BB:
+/// lambda' = eta e u p q / D^2, p' = eta e u q (1 - lambda) / D^2,
+/// q' = eta e u p (1 - lambda) / D^2, s' = eta e u (1 - lambda)^2 / D^2.
+pub fn task_b_own_explicit(m: &Matrix2<f64>, par: &Params) -> Result<Matrix2<f64>> {
+    let z = closed::readouts(m, par.u)?;
+    let d = closed::det_d(m);
+    let (l, p, q, _) = entries(m);
+    let k = par.eta * (par.zhat - z.z_bb) * par.u / (d * d);
+    Ok(closed::from_entries(
+        k * p * q,
+        k * q * (1.0 - l),
+        k * p * (1.0 - l),
+        k * (1.0 - l) * (1.0 - l),
+    ))
+}
+
+/// Which pathways of the flow are left free (I-7 reduced flows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pathway {
+    /// The full 4-dimensional flow.
+    Full,
+    /// New formation alone: only s moves (lambda, p, q frozen).
+    NewFormation,
+    /// Rotation alone: only p and q move (lambda, s frozen).
+    Rotation,
+}
+
+impl Pathway {
+    fn mask(self) -> State {
+        match self {
+            Pathway::Full => State::new(1.0, 1.0, 1.0, 1.0),
+            Pathway::NewFormation => State::new(0.0, 0.0, 0.0, 1.0),
+            Pathway::Rotation => State::new(0.0, 1.0, 1.0, 0.0),
+        }
+    }
+}
+
+/// The ODE right-hand side, allocation-free; NaN where I - M is singular, which the integrator
+/// reports as an `Ode` error.
+fn rhs(y: &State, task: Task, loss: Loss, par: &Params, mask: &State) -> State {
+    let (l, p, q, s) = (y[0], y[1], y[2], y[3]);
+    let d = (1.0 - l) * (1.0 - s) - p * q;
+    if d.abs() < SINGULAR_D {
+        return State::repeat(f64::NAN);
+    }
+    // R = (1/D) [[1 - s, p], [q, 1 - lambda]]
+    let r = Matrix2::new(1.0 - s, p, q, 1.0 - l) / d;
+    let kappa = r.column(task.index()) * par.u;
+    let e = error_vector(&kappa, task, loss, par.zhat);
+    let g = (r.transpose() * e) * kappa.transpose() * par.eta;
+    State::new(g[(0, 0)], g[(0, 1)], g[(1, 0)], g[(1, 1)]).component_mul(mask)
+}
+
+/// sqrt(2 L) without allocation; NaN where singular.
+fn root_loss(y: &State, task: Task, loss: Loss, par: &Params) -> f64 {
+    let m = to_matrix(y);
+    let d = closed::det_d(&m);
+    if d.abs() < SINGULAR_D {
+        return f64::NAN;
+    }
+    let kappa = Matrix2::new(1.0 - y[3], y[1], y[2], 1.0 - y[0]).column(task.index()) * (par.u / d);
+    error_vector(&kappa, task, loss, par.zhat).norm()
+}
+
+/// Integrator settings for the learning flows: rtol 1e-9, atol 1e-12 (the solver default).
+/// Enough for interference to ~1e-7 relative.
+pub fn ode_options() -> OdeOptions {
+    OdeOptions::default()
+}
+
+/// Tight settings used where learning *times* are compared to closed forms at 1e-6 relative
+/// (I-7), for a task tolerance `tol`. The event sits where the distance to the target is ~tol,
+/// and near it the flow contracts at a rate k, so a state error delta moves the event by
+/// delta / (k tol): the event time is ill-conditioned by a factor 1/tol. Its relative error is
+/// about rtol / (tol ln(1/tol)), so rtol = 1e-6 tol keeps it below 1e-6, clamped to
+/// [1e-14, 1e-12] (below 1e-14 rounding in the steps dominates). atol = rtol / 1000.
+pub fn precise_options_for(tol: f64) -> OdeOptions {
+    let rtol = (1e-6 * tol).clamp(1e-14, 1e-12);
+    OdeOptions {
+        rtol,
+        atol: rtol * 1e-3,
+        ..OdeOptions::default()
+    }
+}
+
+/// [`precise_options_for`] at the default task tolerance 1e-6: rtol 1e-12, atol 1e-15.
+pub fn precise_options() -> OdeOptions {
+    precise_options_for(1e-6)
+}
+
+/// A learned task: the time at which sqrt(2 L) first fell below the tolerance, the final M and
+/// the trajectory (learning time on the t axis, state (lambda, p, q, s)).
+#[derive(Debug, Clone)]
+pub struct Learning {
+    /// Learning time tau at which sqrt(2 L) = tol (|z - zhat| = tol for the own loss).
+    pub t: f64,
+    /// M at that time.
+    pub m: Matrix2<f64>,
+    pub trajectory: Trajectory<4>,
+}
+
+/// Integrate M' = eta R^T E kappa^T (masked to `pathway`) from `m0` until sqrt(2 L) < `tol`.
+/// Fails with `NoConvergence` if this does not happen by tau = 1e4 / (eta u zhat) (a hundred
+/// times the slowest learning time of any valid model), or `Ode` if I - M turns singular.
+pub fn learn(
+    m0: &Matrix2<f64>,
+    task: Task,
+    loss: Loss,
+    pathway: Pathway,
+    par: &Params,
+    tol: f64,
+    opts: &OdeOptions,
+) -> Result<Learning> {
+    let y0 = to_state(m0);
+    let l0 = root_loss(&y0, task, loss, par);
+    if !l0.is_finite() {
+        closed::resolvent(m0)?;
+    }
+    if l0 < tol {
+        return Err(Error::Requirement(format!(
+            "task {task:?} is already learned at the start (sqrt(2 L) = {l0:.3e} < tolerance {tol:.1e})"
+        )));
+    }
+    let mask = pathway.mask();
+    let t_max = 1e4 / (par.eta * par.u * par.zhat);
+    let (trajectory, hit) = ode::solve_until(
+        |_, y| rhs(y, task, loss, par, &mask),
+        0.0,
+        y0,
+        t_max,
+        |_, y| root_loss(y, task, loss, par) - tol,
+        opts,
+    )?;
+    let Some(t) = hit else {
+        let (_, y) = trajectory.last();
+        return Err(Error::NoConvergence {
+            solver: format!("gradient flow on M (task {task:?}, {pathway:?})"),
+            iterations: trajectory.t.len(),
+            residual: root_loss(&y, task, loss, par),
+            tolerance: tol,
+        });
+    };
+    let m = to_matrix(&trajectory.eval(t));
+    Ok(Learning { t, m, trajectory })
+}
+
+/// The outcome of task B on the reference protocol of I-8 (task A learned, seed eps in both
+/// off-diagonals, own loss on B until |z_BB - zhat| < tol).
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskB {
+    /// Learning time of task B.
+    pub t: f64,
+    /// M before B, [[lambda, p], [q, s]] row-major.
+    pub m_before: [[f64; 2]; 2],
+    /// M after B.
+    pub m_after: [[f64; 2]; 2],
+    pub readouts_before: closed::Readouts,
+    pub readouts_after: closed::Readouts,
+    /// Interference I = L_A(after B) / L_A(M = 0), own loss on A; L_A(M = 0) = (zhat - u)^2/2.
+    pub interference: f64,
+    /// Change of s during B (new formation, the one-factor pathway).
+    pub delta_s: f64,
+    /// Change of p q / (1 - lambda) during B (rotation, the two-factor pathway).
+    pub delta_rotation: f64,
+    /// Share of the change of s_eff carried by rotation: delta_rotation / (delta_s + delta_rotation).
+    pub rotation_share: f64,
+    /// max over the integrator's steps of |(p^2 - q^2)(t) - (p^2 - q^2)(0)| (I-6: zero).
+    pub conserved_drift: f64,
+}
+
+fn rows(m: &Matrix2<f64>) -> [[f64; 2]; 2] {
+    [[m[(0, 0)], m[(0, 1)]], [m[(1, 0)], m[(1, 1)]]]
+}
+
+/// Task B from `m0` with the own loss (the full I-6 flow); interference measured on A.
+pub fn task_b_from(m0: &Matrix2<f64>, par: &Params, tol: f64, opts: &OdeOptions) -> Result<TaskB> {
+    let learned = learn(m0, Task::B, Loss::Own, Pathway::Full, par, tol, opts)?;
+    let m1 = learned.m;
+    let l_a0 = loss(&Matrix2::zeros(), Task::A, Loss::Own, par)?;
+    let interference = loss(&m1, Task::A, Loss::Own, par)? / l_a0;
+    let delta_s = m1[(1, 1)] - m0[(1, 1)];
+    let delta_rotation = closed::rotation_part(&m1) - closed::rotation_part(m0);
+    let c0 = m0[(0, 1)].powi(2) - m0[(1, 0)].powi(2);
+    let conserved_drift = learned
+        .trajectory
+        .y
+        .iter()
+        .map(|y| (y[1] * y[1] - y[2] * y[2] - c0).abs())
+        .fold(0.0, f64::max);
+    Ok(TaskB {
+        t: learned.t,
+        m_before: rows(m0),
+        m_after: rows(&m1),
+        readouts_before: closed::readouts(m0, par.u)?,
+        readouts_after: closed::readouts(&m1, par.u)?,
+        interference,
+        delta_s,
+        delta_rotation,
+        rotation_share: delta_rotation / (delta_s + delta_rotation),
+        conserved_drift,
+    })
+}
+
+/// Task B on the reference protocol: from M = [[1 - r, eps], [eps, 0]].
+pub fn task_b(par: &Params, eps: f64, tol: f64, opts: &OdeOptions) -> Result<TaskB> {
+    task_b_from(&par.after_a(eps), par, tol, opts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use approx::assert_relative_eq;
+
+    #[test]
+    fn gradient_matches_finite_differences_and_i6() {
+        let par = Params {
+            u: 0.3,
+            zhat: 1.0,
+            eta: 1.3,
+        };
+        let m = closed::from_entries(0.6, 0.2, -0.1, 0.3);
+        for task in [Task::A, Task::B] {
+            for l in [Loss::Own, Loss::Aligned] {
+                let g = loss_gradient(&m, task, l, &par).unwrap();
+                for i in 0..2 {
+                    for j in 0..2 {
+                        let h = 1e-6;
+                        let (mut mp, mut mm) = (m, m);
+                        mp[(i, j)] += h;
+                        mm[(i, j)] -= h;
+                        let fd = (loss(&mp, task, l, &par).unwrap()
+                            - loss(&mm, task, l, &par).unwrap())
+                            / (2.0 * h);
+                        assert!(
+                            (fd - g[(i, j)]).abs() < 1e-8 * g.amax(),
+                            "{task:?} {l:?} ({i},{j})"
+                        );
+                    }
+                }
+            }
+        }
+        let general = gradient_flow(&m, Task::B, Loss::Own, &par).unwrap();
+        let explicit = task_b_own_explicit(&m, &par).unwrap();
+        assert!((general - explicit).amax() < 1e-15);
+    }
+
+    #[test]
+    fn task_a_from_zero_reaches_lambda_a() {
+        let par = Params {
+            u: 0.25,
+            zhat: 0.5,
+            eta: 2.0,
+        };
+        let tol = 1e-9;
+        let a = learn(
+            &Matrix2::zeros(),
+            Task::A,
+            Loss::Own,
+            Pathway::Full,
+            &par,
+            tol,
+            &precise_options(),
+        )
+        .unwrap();
+        // Stops at |z_AA - zhat| = tol: lambda short by tol u / zhat^2.
+        assert_relative_eq!(
+            a.m[(0, 0)],
+            1.0 - par.r() - tol * par.u / (par.zhat * par.zhat),
+            epsilon = 1e-12
+        );
+        assert_eq!((a.m[(0, 1)], a.m[(1, 0)], a.m[(1, 1)]), (0.0, 0.0, 0.0));
+        // The aligned loss gives the same lambda (z_BA stays 0).
+        let b = learn(
+            &Matrix2::zeros(),
+            Task::A,
+            Loss::Aligned,
+            Pathway::Full,
+            &par,
+            tol,
+            &precise_options(),
+        )
+        .unwrap();
+        assert_relative_eq!(a.m[(0, 0)], b.m[(0, 0)], epsilon = 1e-12);
+    }
+
+    #[test]
+    fn reduced_flows_keep_their_frozen_entries() {
+        let par = Params::reference(0.3);
+        let rot = learn(
+            &par.after_a(0.05),
+            Task::B,
+            Loss::Own,
+            Pathway::Rotation,
+            &par,
+            1e-6,
+            &ode_options(),
+        )
+        .unwrap();
+        assert_eq!((rot.m[(0, 0)], rot.m[(1, 1)]), (0.7, 0.0));
+        assert_relative_eq!(rot.m[(0, 1)], rot.m[(1, 0)], max_relative = 1e-12);
+        let nf = learn(
+            &par.after_a(0.05),
+            Task::B,
+            Loss::Own,
+            Pathway::NewFormation,
+            &par,
+            1e-6,
+            &ode_options(),
+        )
+        .unwrap();
+        assert_eq!(
+            (nf.m[(0, 0)], nf.m[(0, 1)], nf.m[(1, 0)]),
+            (0.7, 0.05, 0.05)
+        );
+    }
+
+    #[test]
+    fn learned_start_and_singular_start_are_errors() {
+        let par = Params::reference(0.3);
+        let done = closed::from_entries(0.7, 0.0, 0.0, 0.7);
+        assert!(matches!(
+            learn(
+                &done,
+                Task::B,
+                Loss::Own,
+                Pathway::Full,
+                &par,
+                1e-6,
+                &ode_options()
+            ),
+            Err(Error::Requirement(_))
+        ));
+        let sing = closed::from_entries(1.0, 0.0, 0.0, 0.0);
+        assert!(matches!(
+            learn(
+                &sing,
+                Task::B,
+                Loss::Own,
+                Pathway::Full,
+                &par,
+                1e-6,
+                &ode_options()
+            ),
+            Err(Error::Singular { .. })
+        ));
+    }
+
+    #[test]
+    fn reference_interference_values() {
+        // I-8 reference values at eps = 0.05 (one or two significant digits).
+        let opts = ode_options();
+        for (r, expected) in [
+            (0.60, 0.008),
+            (0.45, 0.11),
+            (0.30, 7.9),
+            (0.25, 37.0),
+            (0.20, 174.0),
+        ] {
+            let b = task_b(&Params::reference(r), 0.05, 1e-6, &opts).unwrap();
+            assert_relative_eq!(b.interference, expected, max_relative = 0.1);
+            assert!(b.conserved_drift < 1e-9);
+            assert!((b.readouts_after.z_bb - 1.0).abs() <= 1e-6 + 1e-12);
+        }
+    }
+}

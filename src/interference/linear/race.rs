@@ -1,0 +1,246 @@
+//! The race between rotation and new formation measured on the full I-6 flow (I-8): which
+//! pathway carries the change of s_eff, the full-ODE crossover in r, and the (r, eps)
+//! interference grid.
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::closed::{self, Params};
+use super::flow::{self, TaskB};
+use crate::num::ode::OdeOptions;
+use crate::{Error, Result};
+
+/// The learning mode that carries most of the change of s_eff during task B.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// The two-factor pathway p q / (1 - lambda): A's fixed point is rotated toward b.
+    Rotation,
+    /// The one-factor pathway s: a new input-driven state forms along b.
+    NewFormation,
+}
+
+impl Mode {
+    /// The winner by rotation share (rotation if it carries more than half of delta s_eff).
+    pub fn from_share(rotation_share: f64) -> Mode {
+        if rotation_share > 0.5 {
+            Mode::Rotation
+        } else {
+            Mode::NewFormation
+        }
+    }
+
+    /// Human-readable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Rotation => "rotation",
+            Mode::NewFormation => "new formation",
+        }
+    }
+}
+
+/// Whether the reference protocol is defined at (r, eps): 0 < r < 1 and
+/// 0 < eps < sqrt(r (1 - r)) (otherwise the seed alone already reads out z_BB >= zhat, or
+/// I - M is singular).
+pub fn valid_point(r: f64, eps: f64) -> bool {
+    r > 0.0 && r < 1.0 && eps > 0.0 && eps * eps < r * (1.0 - r)
+}
+
+/// Task B on the reference protocol (zhat = 1, eta = 1) at (r, eps).
+pub fn reference_task_b(r: f64, eps: f64, tol: f64, opts: &OdeOptions) -> Result<TaskB> {
+    if !valid_point(r, eps) {
+        return Err(Error::Requirement(format!(
+            "reference protocol undefined at r = {r}, eps = {eps} (needs 0 < r < 1, 0 < eps < sqrt(r(1-r)))"
+        )));
+    }
+    flow::task_b(&Params::reference(r), eps, tol, opts)
+}
+
+/// Tolerance in r of the full-ODE crossover: 1e-6 is far below the spacing of any reported r
+/// and far above the ~1e-8 noise of the rotation share from the integrator (rtol 1e-9).
+pub const CROSSOVER_XTOL: f64 = 1e-6;
+
+/// The full-ODE crossover at seed eps: the r at which rotation carries exactly half of the
+/// change of s_eff. `Ok(None)` if the share does not cross 1/2 on the valid r range. (The share
+/// falls with r; the scan brackets the first crossing from below.)
+pub fn crossover_ode(eps: f64, tol: f64) -> Result<Option<f64>> {
+    let opts = flow::ode_options();
+    let share = |r: f64| -> f64 {
+        reference_task_b(r, eps, tol, &opts)
+            .map(|b| b.rotation_share - 0.5)
+            .unwrap_or(f64::NAN)
+    };
+    // Valid r: r (1 - r) > eps^2, i.e. between the roots of r^2 - r + eps^2.
+    let disc = (0.25 - eps * eps).max(0.0).sqrt();
+    let (lo, hi) = (0.5 - disc, 0.5 + disc);
+    if hi - lo < 1e-6 {
+        return Ok(None);
+    }
+    let n = 24;
+    let mut prev: Option<(f64, f64)> = None;
+    for k in 1..n {
+        let r = lo + (hi - lo) * k as f64 / n as f64;
+        let f = share(r);
+        if !f.is_finite() {
+            continue;
+        }
+        if let Some((r0, f0)) = prev {
+            if f0 > 0.0 && f <= 0.0 {
+                return crate::num::optim::brent_root(share, r0, r, CROSSOVER_XTOL).map(Some);
+            }
+        }
+        prev = Some((r, f));
+    }
+    Ok(None)
+}
+
+/// `n` evenly spaced points on [lo, hi].
+pub fn linspace(lo: f64, hi: f64, n: usize) -> Vec<f64> {
+    match n {
+        0 => vec![],
+        1 => vec![lo],
+        _ => (0..n)
+            .map(|k| lo + (hi - lo) * k as f64 / (n - 1) as f64)
+            .collect(),
+    }
+}
+
+/// `n` log-spaced points on [lo, hi] (lo, hi > 0).
+pub fn logspace(lo: f64, hi: f64, n: usize) -> Vec<f64> {
+    linspace(lo.ln(), hi.ln(), n)
+        .into_iter()
+        .map(f64::exp)
+        .collect()
+}
+
+/// The default axes of the interference phase diagram: r on [0.05, 0.95] (linear),
+/// eps on [0.005, 0.2] (log), `n` points each. Every point is valid (eps < sqrt(r(1-r))).
+pub fn default_axes(n: usize) -> (Vec<f64>, Vec<f64>) {
+    (linspace(0.05, 0.95, n), logspace(0.005, 0.2, n))
+}
+
+/// Interference I, rotation share and learning time of B over an (r, eps) grid, from the full
+/// I-6 flow on the reference protocol. Matrices are indexed `[i_eps][i_r]`; `None` marks a point
+/// where the protocol is undefined (eps >= sqrt(r(1-r))) or the flow failed (counted in
+/// `failures`, first message in `first_failure`).
+#[derive(Debug, Clone, Serialize)]
+pub struct InterferenceGrid {
+    pub r: Vec<f64>,
+    pub eps: Vec<f64>,
+    /// Tolerance |z_BB - zhat| at which B counts as learned.
+    pub tolerance: f64,
+    /// I = L_A(after B) / L_A(M = 0).
+    pub interference: Vec<Vec<Option<f64>>>,
+    /// Share of delta s_eff carried by rotation.
+    pub rotation_share: Vec<Vec<Option<f64>>>,
+    /// Learning time of B.
+    pub t_b: Vec<Vec<Option<f64>>>,
+    /// The I-8 race margin (r/2) ln(r(1-r)/eps^2) - (1 - r) (negative: rotation predicted).
+    pub race_margin: Vec<Vec<Option<f64>>>,
+    /// r*(eps) from the criterion, per eps.
+    pub r_star: Vec<Option<f64>>,
+    pub failures: usize,
+    pub first_failure: Option<String>,
+}
+
+/// The (r, eps) interference grid, rows over `eps`, columns over `r`, computed in parallel
+/// (rayon, one task per point).
+pub fn interference_grid(r: &[f64], eps: &[f64], tol: f64) -> Result<InterferenceGrid> {
+    if !(tol > 0.0 && tol < 1.0) {
+        return Err(Error::Requirement(format!(
+            "interference grid: tolerance must lie in (0, 1), got {tol}"
+        )));
+    }
+    let opts = flow::ode_options();
+    let points: Vec<(usize, usize)> = (0..eps.len())
+        .flat_map(|i| (0..r.len()).map(move |j| (i, j)))
+        .collect();
+    let results: Vec<Option<Result<TaskB>>> = points
+        .par_iter()
+        .map(|&(i, j)| {
+            valid_point(r[j], eps[i]).then(|| reference_task_b(r[j], eps[i], tol, &opts))
+        })
+        .collect();
+    let mut grid = InterferenceGrid {
+        r: r.to_vec(),
+        eps: eps.to_vec(),
+        tolerance: tol,
+        interference: vec![vec![None; r.len()]; eps.len()],
+        rotation_share: vec![vec![None; r.len()]; eps.len()],
+        t_b: vec![vec![None; r.len()]; eps.len()],
+        race_margin: vec![vec![None; r.len()]; eps.len()],
+        r_star: Vec::with_capacity(eps.len()),
+        failures: 0,
+        first_failure: None,
+    };
+    for (&(i, j), res) in points.iter().zip(results) {
+        match res {
+            None => {}
+            Some(Ok(b)) => {
+                grid.interference[i][j] = Some(b.interference);
+                grid.rotation_share[i][j] = Some(b.rotation_share);
+                grid.t_b[i][j] = Some(b.t);
+                grid.race_margin[i][j] = Some(closed::race_margin(r[j], eps[i]));
+            }
+            Some(Err(e)) => {
+                grid.failures += 1;
+                if grid.first_failure.is_none() {
+                    grid.first_failure = Some(format!("r = {}, eps = {}: {e}", r[j], eps[i]));
+                }
+            }
+        }
+    }
+    for &e in eps {
+        grid.r_star
+            .push(if e > 0.0 { closed::r_star(e)? } else { None });
+    }
+    Ok(grid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axes() {
+        assert_eq!(linspace(0.0, 1.0, 3), vec![0.0, 0.5, 1.0]);
+        let l = logspace(0.01, 1.0, 3);
+        assert!((l[1] - 0.1).abs() < 1e-15 && (l[2] - 1.0).abs() < 1e-15);
+        let (r, e) = default_axes(100);
+        assert!(r.iter().all(|&r| e.iter().all(|&e| valid_point(r, e))));
+    }
+
+    #[test]
+    fn small_grid_matches_single_runs() {
+        let r = [0.2, 0.5, 0.99];
+        let eps = [0.05, 0.4];
+        let g = interference_grid(&r, &eps, 1e-6).unwrap();
+        assert_eq!(g.failures, 0);
+        let one = reference_task_b(0.5, 0.05, 1e-6, &flow::ode_options()).unwrap();
+        assert_eq!(g.interference[0][1], Some(one.interference));
+        assert_eq!(g.rotation_share[0][1], Some(one.rotation_share));
+        // r = 0.99, eps = 0.4: eps^2 > r(1-r), undefined; no r* above eps = 0.3124.
+        assert_eq!(g.interference[1][2], None);
+        assert!(g.r_star[0].is_some() && g.r_star[1].is_none());
+    }
+
+    #[test]
+    fn rotation_share_falls_with_r_and_crosses_half_at_eps_005() {
+        let opts = flow::ode_options();
+        let shares: Vec<f64> = [0.15, 0.25, 0.35, 0.5]
+            .iter()
+            .map(|&r| {
+                reference_task_b(r, 0.05, 1e-6, &opts)
+                    .unwrap()
+                    .rotation_share
+            })
+            .collect();
+        assert!(shares.windows(2).all(|w| w[1] < w[0]), "{shares:?}");
+        let x = crossover_ode(0.05, 1e-6).unwrap().unwrap();
+        assert!((0.25..0.30).contains(&x), "crossover {x}");
+        let at = reference_task_b(x, 0.05, 1e-6, &opts)
+            .unwrap()
+            .rotation_share;
+        assert!((at - 0.5).abs() < 1e-5);
+    }
+}

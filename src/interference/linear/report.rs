@@ -1,0 +1,622 @@
+//! The learning-mode report of a `linear2x2` model (the main job): fixed points and their
+//! stability, which mode wins and why, predicted interference and learning times, every analytic
+//! number beside its ODE value.
+
+use nalgebra::{Matrix2, Vector2};
+use serde::Serialize;
+
+use super::closed::{self, Params, Task};
+use super::flow::{self, Loss, Pathway, TaskB};
+use super::race::{self, Mode};
+use super::spec::{self, LinearSpec};
+use crate::model::ModelFile;
+use crate::num::eig2::FixedPointType;
+use crate::num::ode;
+use crate::num::planar::{self, PlanarFlow};
+use crate::report::Report;
+use crate::Result;
+
+/// An analytic number beside its ODE value.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Compared {
+    pub closed_form: f64,
+    pub ode: f64,
+    /// ode - closed_form.
+    pub difference: f64,
+    /// |ode - closed_form| / |closed_form|.
+    pub relative: f64,
+}
+
+impl Compared {
+    pub fn new(closed_form: f64, ode: f64) -> Self {
+        Compared {
+            closed_form,
+            ode,
+            difference: ode - closed_form,
+            relative: (ode - closed_form).abs() / closed_form.abs().max(f64::MIN_POSITIVE),
+        }
+    }
+}
+
+/// The network dynamics kappa' = -kappa + M kappa + u e_mu as a planar flow (Jacobian -I + M).
+#[derive(Debug, Clone, Copy)]
+pub struct InputDriven {
+    pub m: Matrix2<f64>,
+    /// The input u e_mu.
+    pub input: Vector2<f64>,
+}
+
+impl PlanarFlow for InputDriven {
+    fn flow(&self, x: &Vector2<f64>) -> Vector2<f64> {
+        -x + self.m * x + self.input
+    }
+    fn jacobian(&self, _x: &Vector2<f64>) -> Matrix2<f64> {
+        self.m - Matrix2::identity()
+    }
+}
+
+/// One input-driven fixed point with its stability.
+#[derive(Debug, Clone, Serialize)]
+pub struct FixedPointReport {
+    /// e.g. "A before B".
+    pub label: String,
+    /// The task whose input drives it.
+    pub task: Task,
+    /// kappa in the basis (a, b), closed form u R e_mu.
+    pub coordinates: [f64; 2],
+    /// The state the network ODE relaxes to from kappa = 0 (stable fixed points only).
+    pub relaxed: Option<[f64; 2]>,
+    /// |relaxed - coordinates| (max norm).
+    pub difference: Option<f64>,
+    /// |F(kappa)| at the closed form.
+    pub residual: f64,
+    /// Readout of the task's own pattern, z_mu mu.
+    pub readout: f64,
+    /// Eigenvalues of J = -I + M, [re, im] each.
+    pub eigenvalues: [[f64; 2]; 2],
+    #[serde(rename = "type")]
+    pub kind: FixedPointType,
+}
+
+/// The I-8 race: criterion, estimates, crossovers.
+#[derive(Debug, Clone, Serialize)]
+pub struct Race {
+    /// (r/2) ln(r (1 - r) / eps^2).
+    pub lhs: f64,
+    /// 1 - r.
+    pub rhs: f64,
+    /// The winner the criterion predicts.
+    pub criterion_winner: Mode,
+    /// Initial exponential rate of rotation, 2 eta zhat^2 (1 - r).
+    pub rotation_rate: f64,
+    /// rho0 = G_A eps^2 = eps^2 / r, the seed of the rotation part of s_eff.
+    pub rho0: f64,
+    /// Rotation time scale ln(r (1 - r) / eps^2) / (2 eta zhat^2 (1 - r)).
+    pub rotation_estimate: f64,
+    /// New-formation time scale 1 / (eta u zhat).
+    pub new_formation_estimate: f64,
+    /// r*(eps) from the criterion.
+    pub r_star: Option<f64>,
+    /// The full-ODE crossover at this eps (rotation share = 1/2).
+    pub r_star_ode: Option<f64>,
+}
+
+/// The learning-mode report of a `linear2x2` model.
+#[derive(Debug, Clone, Serialize)]
+pub struct LinearReport {
+    pub name: String,
+    pub description: String,
+    pub spec: LinearSpec,
+    pub r: f64,
+    /// Winner by the full ODE: the pathway carrying more of the change of s_eff.
+    pub winner: Mode,
+    /// Share of delta s_eff carried by rotation (full ODE).
+    pub rotation_share: f64,
+    /// Interference I = L_A(after B) / L_A(M = 0), own loss, full ODE.
+    pub interference: f64,
+    /// Time for new formation alone to learn B (I-7 closed form vs ODE).
+    pub t_new: Compared,
+    /// Time for rotation alone to learn B (I-7 closed form vs ODE).
+    pub t_rot: Compared,
+    /// Time to learn A from M = 0 (same equation as new formation: closed form t_new).
+    pub t_a: Compared,
+    /// lambda_A = 1 - r vs the lambda task A reaches.
+    pub lambda_a: Compared,
+    /// G_A = zhat / u.
+    pub gain_a: f64,
+    /// r*(eps) from the criterion (I-8).
+    pub r_star: Option<f64>,
+    pub race: Race,
+    /// Task B under the full flow.
+    pub task_b: TaskB,
+    pub fixed_points: Vec<FixedPointReport>,
+}
+
+/// Relax the network from kappa = 0 to its fixed point (event |kappa'| < 1e-11 (1 + u)); `None` if the
+/// fixed point is unstable or the relaxation does not settle by t = 1e4.
+fn relax(flow: &InputDriven) -> Option<Vector2<f64>> {
+    let opts = flow::precise_options();
+    let (traj, hit) = ode::solve_until(
+        |_, x| flow.flow(x),
+        0.0,
+        Vector2::zeros(),
+        1e4,
+        |_, x| flow.flow(x).norm() - 1e-11 * (1.0 + flow.input.norm()),
+        &opts,
+    )
+    .ok()?;
+    hit.map(|t| traj.eval(t))
+}
+
+fn fixed_point_report(
+    label: &str,
+    m: &Matrix2<f64>,
+    task: Task,
+    u: f64,
+) -> Result<FixedPointReport> {
+    let kappa = closed::fixed_point(m, u, task)?;
+    let sys = InputDriven {
+        m: *m,
+        input: task.unit() * u,
+    };
+    let fp = planar::fixed_point_at(&sys, &kappa);
+    let relaxed = if fp.kind.is_stable() {
+        relax(&sys)
+    } else {
+        None
+    };
+    Ok(FixedPointReport {
+        label: label.to_string(),
+        task,
+        coordinates: [kappa[0], kappa[1]],
+        relaxed: relaxed.map(|x| [x[0], x[1]]),
+        difference: relaxed.map(|x| (x - kappa).amax()),
+        residual: sys.flow(&kappa).norm(),
+        readout: kappa[task.index()],
+        eigenvalues: fp.eigenvalues,
+        kind: fp.kind,
+    })
+}
+
+/// Predict the learning modes of a validated spec.
+pub fn predict_spec(spec: &LinearSpec) -> Result<LinearReport> {
+    let par: Params = spec.params;
+    let (r, eps, tol) = (par.r(), spec.eps, spec.tolerance);
+    let c = par.c();
+    let target = par.s_eff_target(tol);
+    let precise = flow::precise_options_for(tol);
+
+    // Task A from M = 0 (own loss): lambda follows the new-formation equation with s -> lambda.
+    let a = flow::learn(
+        &Matrix2::zeros(),
+        Task::A,
+        Loss::Own,
+        Pathway::Full,
+        &par,
+        tol,
+        &precise,
+    )?;
+    let t_a = Compared::new(closed::t_new(target, &par)?, a.t);
+    let lambda_a = Compared::new(c, a.m[(0, 0)]);
+
+    // Each mode alone (I-7).
+    let nf = flow::learn(
+        &par.after_a(0.0),
+        Task::B,
+        Loss::Own,
+        Pathway::NewFormation,
+        &par,
+        tol,
+        &precise,
+    )?;
+    let t_new = Compared::new(closed::t_new(target, &par)?, nf.t);
+    let rho0 = eps * eps * par.gain_a();
+    let rot = flow::learn(
+        &par.after_a(eps),
+        Task::B,
+        Loss::Own,
+        Pathway::Rotation,
+        &par,
+        tol,
+        &precise,
+    )?;
+    let t_rot = Compared::new(closed::t_rot(target, rho0, &par)?, rot.t);
+
+    // The full flow (I-6).
+    let task_b = flow::task_b(&par, eps, tol, &flow::ode_options())?;
+    let r_star = closed::r_star(eps)?;
+    let rate = 2.0 * par.eta * par.zhat * par.zhat * c;
+    let race = Race {
+        lhs: 0.5 * r * (r * c / (eps * eps)).ln(),
+        rhs: c,
+        criterion_winner: if closed::race_margin(r, eps) < 0.0 {
+            Mode::Rotation
+        } else {
+            Mode::NewFormation
+        },
+        rotation_rate: rate,
+        rho0,
+        rotation_estimate: (r * c / (eps * eps)).ln() / rate,
+        new_formation_estimate: 1.0 / (par.eta * par.u * par.zhat),
+        r_star,
+        r_star_ode: race::crossover_ode(eps, tol)?,
+    };
+
+    let before = par.after_a(eps);
+    let after = Matrix2::new(
+        task_b.m_after[0][0],
+        task_b.m_after[0][1],
+        task_b.m_after[1][0],
+        task_b.m_after[1][1],
+    );
+    let fixed_points = vec![
+        fixed_point_report("A before B", &before, Task::A, par.u)?,
+        fixed_point_report("B before B", &before, Task::B, par.u)?,
+        fixed_point_report("A after B", &after, Task::A, par.u)?,
+        fixed_point_report("B after B", &after, Task::B, par.u)?,
+    ];
+    Ok(LinearReport {
+        name: String::new(),
+        description: String::new(),
+        spec: *spec,
+        r,
+        winner: Mode::from_share(task_b.rotation_share),
+        rotation_share: task_b.rotation_share,
+        interference: task_b.interference,
+        t_new,
+        t_rot,
+        t_a,
+        lambda_a,
+        gain_a: par.gain_a(),
+        r_star,
+        race,
+        task_b,
+        fixed_points,
+    })
+}
+
+/// Validate a `linear2x2` model file and predict its learning modes.
+pub fn predict(model: &ModelFile) -> Result<LinearReport> {
+    let spec = spec::check(model)?;
+    let mut rep = predict_spec(&spec)?;
+    rep.name = model.common.name.clone();
+    rep.description = model.common.description.clone();
+    Ok(rep)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text rendering
+
+/// A number with `sig` significant digits, fixed notation for moderate magnitudes.
+fn num(x: f64, sig: usize) -> String {
+    if x == 0.0 {
+        return "0".into();
+    }
+    if !x.is_finite() {
+        return format!("{x}");
+    }
+    let mag = x.abs().log10().floor() as i32;
+    if !(-3..5).contains(&mag) {
+        return format!("{:.*e}", sig.saturating_sub(1), x);
+    }
+    let dec = (sig as i32 - 1 - mag).max(0) as usize;
+    format!("{x:.dec$}")
+}
+
+/// An input parameter as typed (shortest form after rounding to 10 significant digits).
+fn short(x: f64) -> String {
+    format!("{x:.9e}")
+        .parse::<f64>()
+        .map(|v| v.to_string())
+        .unwrap_or_else(|_| x.to_string())
+}
+
+/// A small difference, always scientific.
+fn diff(x: f64) -> String {
+    if x == 0.0 {
+        "0".into()
+    } else {
+        format!("{x:+.1e}")
+    }
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.0}%", 100.0 * x)
+}
+
+fn eig(e: &[[f64; 2]; 2]) -> String {
+    let one = |v: [f64; 2]| {
+        if v[1] == 0.0 {
+            num(v[0], 4)
+        } else {
+            format!("{}{:+}i", num(v[0], 4), num(v[1], 3))
+        }
+    };
+    format!("{}, {}", one(e[0]), one(e[1]))
+}
+
+fn matrix(m: &[[f64; 2]; 2]) -> String {
+    format!(
+        "[[{:.4}, {:.4}], [{:.4}, {:.4}]]",
+        m[0][0], m[0][1], m[1][0], m[1][1]
+    )
+}
+
+fn compared_line(out: &mut String, label: &str, c: &Compared, sig: usize) {
+    out.push_str(&format!(
+        "    {label:<34}{:>14}{:>16}{:>12}\n",
+        num(c.closed_form, sig),
+        num(c.ode, sig),
+        diff(c.difference)
+    ));
+}
+
+impl Report for LinearReport {
+    fn text(&self) -> String {
+        let s = &self.spec;
+        let p = &s.params;
+        let r = self.r;
+        let b = &self.task_b;
+        let mut o = String::new();
+        let title = if self.name.is_empty() {
+            "linear 2x2 model"
+        } else {
+            &self.name
+        };
+        o.push_str(&format!(
+            "modeflow · learning modes of the linear 2x2 model — {title}\n"
+        ));
+        if !self.description.is_empty() {
+            o.push_str(&format!("  {}\n", self.description));
+        }
+        o.push_str(
+            "  network kappa' = -kappa + M kappa + u e_mu, M = [[lambda, p], [q, s]] in the basis (a, b);\n  \
+             gradient flow on M, task A then task B (THEORY I.3)\n\n",
+        );
+        o.push_str(&format!(
+            "  r = u/zhat = {}   u = {}   zhat = {}   eta = {}   seed eps = {}   learned when |z - zhat| < {:.0e}\n\n",
+            short(r), short(p.u), short(p.zhat), short(p.eta), short(s.eps), s.tolerance
+        ));
+
+        // Verdict.
+        let share = self.rotation_share;
+        let margin = (share - 0.5).abs();
+        let closeness = if margin < 0.1 { ", narrowly" } else { "" };
+        let lead_mode = self.winner.name().to_uppercase();
+        let other = if self.winner == Mode::Rotation {
+            1.0 - share
+        } else {
+            share
+        };
+        o.push_str(&format!(
+            "VERDICT  {lead_mode} wins the race{closeness}: it carries {} of the change of s_eff during task B\n",
+            pct(share.max(1.0 - share))
+        ));
+        let fate = if self.interference < 0.05 {
+            "A survives"
+        } else if self.interference < 1.0 {
+            "A is partly forgotten"
+        } else {
+            "A is forgotten"
+        };
+        o.push_str(&format!(
+            "         ({} is left to {}). {fate}: interference I = {}.\n",
+            pct(other),
+            if self.winner == Mode::Rotation {
+                "new formation"
+            } else {
+                "rotation"
+            },
+            num(self.interference, 3)
+        ));
+        let crit = self.race.criterion_winner;
+        match (self.r_star, self.race.r_star_ode) {
+            (Some(rs), ode) => {
+                let cmp = if r < rs { "<" } else { ">" };
+                o.push_str(&format!(
+                    "         The I-8 criterion predicts {} (r = {} {cmp} r*(eps) = {})",
+                    crit.name(),
+                    num(r, 3),
+                    num(rs, 3)
+                ));
+                match ode {
+                    Some(ro) if crit != self.winner => o.push_str(&format!(
+                        "; the full flow crosses over\n         earlier, at r = {}, so here the estimate and the full flow disagree.\n",
+                        num(ro, 3)
+                    )),
+                    Some(ro) => o.push_str(&format!(
+                        "; the full flow agrees (crossover at r = {}).\n",
+                        num(ro, 3)
+                    )),
+                    None => o.push_str(".\n"),
+                }
+            }
+            (None, _) => o.push_str(&format!(
+                "         The I-8 criterion predicts {} at every r for this seed.\n",
+                crit.name()
+            )),
+        }
+        o.push('\n');
+
+        // 1. Task A.
+        o.push_str("1. TASK A, learned from M = 0 (own loss)\n");
+        o.push_str(&format!(
+            "    {:<34}{:>14}{:>16}{:>12}\n",
+            "", "closed form", "ODE", "difference"
+        ));
+        compared_line(&mut o, "lambda_A = 1 - r", &self.lambda_a, 7);
+        compared_line(&mut o, "learning time of A", &self.t_a, 7);
+        o.push_str(&format!(
+            "    recurrent gain G_A = 1/(1 - lambda_A) = zhat/u = {}\n",
+            num(self.gain_a, 4)
+        ));
+        o.push_str(
+            "    (the ODE stops when |z_AA - zhat| < tol, so lambda falls short of 1 - r by tol u/zhat^2)\n\n",
+        );
+
+        // 2. Fixed points.
+        o.push_str("2. FIXED POINTS AND STABILITY   (kappa_mu = u R e_mu, R = (I - M)^-1; Jacobian J = -I + M)\n");
+        o.push_str(&format!(
+            "    M before B = {}      M after B = {}\n",
+            matrix(&b.m_before),
+            matrix(&b.m_after)
+        ));
+        o.push_str(&format!(
+            "    {:<12}{:>22}{:>11}{:>10}   {:<22}{}\n",
+            "", "kappa (closed form)", "ODE diff", "readout", "eigenvalues of J", "type"
+        ));
+        for fp in &self.fixed_points {
+            let coord = format!("({:.4}, {:.4})", fp.coordinates[0], fp.coordinates[1]);
+            let d = fp.difference.map(diff).unwrap_or_else(|| "—".into());
+            o.push_str(&format!(
+                "    {:<12}{:>22}{:>11}{:>10}   {:<22}{}\n",
+                fp.label,
+                coord,
+                d,
+                num(fp.readout, 4),
+                eig(&fp.eigenvalues),
+                fp.kind.label()
+            ));
+        }
+        o.push_str(
+            "    (ODE diff: the network relaxed from kappa = 0 minus the closed form; readout z_mu mu)\n\n",
+        );
+
+        // 3. The race.
+        let race = &self.race;
+        o.push_str(
+            "3. THE RACE   z_BB = u / (1 - s_eff),  s_eff = s + p q/(1 - lambda)   (I-6, I-8)\n",
+        );
+        o.push_str(&format!(
+            "    rotation       two-factor pathway p q/(1 - lambda): starts at a saddle, seeded by eps;\n                   \
+             grows at rate 2 eta zhat^2 (1 - r) = {} from rho0 = eps^2/r = {}  ->  time ~ {}\n",
+            num(race.rotation_rate, 4),
+            num(race.rho0, 3),
+            num(race.rotation_estimate, 4)
+        ));
+        o.push_str(&format!(
+            "    new formation  one-factor pathway s: moves at once, needs s ~ 1 - r  ->  time ~ 1/(eta u zhat) = {}\n",
+            num(race.new_formation_estimate, 4)
+        ));
+        o.push_str(&format!(
+            "    criterion      (r/2) ln(r(1 - r)/eps^2) = {}  vs  1 - r = {}  ->  {} predicted",
+            num(race.lhs, 4),
+            num(race.rhs, 4),
+            race.criterion_winner.name()
+        ));
+        match race.r_star {
+            Some(rs) => o.push_str(&format!("; r*(eps = {}) = {}\n", s.eps, num(rs, 4))),
+            None => o.push_str("; no crossover r* at this eps\n"),
+        }
+        o.push_str("\n    each mode alone, until |z_BB - zhat| < tol (I-7)\n");
+        o.push_str(&format!(
+            "    {:<34}{:>14}{:>16}{:>12}\n",
+            "", "closed form", "ODE", "difference"
+        ));
+        compared_line(&mut o, "  t_rot (balanced p = q, s = 0)", &self.t_rot, 7);
+        compared_line(&mut o, "  t_new (p = q = 0)", &self.t_new, 7);
+        o.push_str(&format!(
+            "\n    full flow (I-6): B learned at tau = {};  delta s = {},  delta p q/(1 - lambda) = {}\n",
+            num(b.t, 5),
+            num(b.delta_s, 4),
+            num(b.delta_rotation, 4)
+        ));
+        o.push_str(&format!(
+            "                     rotation share {}  ->  {} wins;  conserved p^2 - q^2 drifted by {:.1e}\n",
+            pct(share),
+            self.winner.name(),
+            b.conserved_drift
+        ));
+        match race.r_star_ode {
+            Some(ro) => o.push_str(&format!(
+                "                     full-flow crossover at this eps: r = {} (rotation wins below)\n\n",
+                num(ro, 4)
+            )),
+            None => o.push_str("                     the full flow has no crossover at this eps\n\n"),
+        }
+
+        // 4. Interference.
+        let ra = &b.readouts_after;
+        o.push_str("4. INTERFERENCE   I = L_A(after B) / L_A(M = 0),  L_A = (zhat - z_AA)^2 / 2\n");
+        o.push_str(&format!(
+            "    z_AA: {} before B -> {} after B (target {});  z_BB after B = {}\n",
+            num(b.readouts_before.z_aa, 6),
+            num(ra.z_aa, 6),
+            num(p.zhat, 4),
+            num(ra.z_bb, 7)
+        ));
+        o.push_str(&format!(
+            "    cross readouts after B: z_BA = {}, z_AB = {}\n",
+            num(ra.z_ba, 4),
+            num(ra.z_ab, 4)
+        ));
+        o.push_str(&format!(
+            "    I = {}   ({})\n",
+            num(self.interference, 4),
+            if self.interference < 1.0 {
+                "A is remembered better than by the untrained network"
+            } else {
+                "A is remembered worse than by the untrained network"
+            }
+        ));
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(body: &str) -> LinearReport {
+        let m = crate::model::parse("t.toml", &format!("kind = \"linear2x2\"\n{body}")).unwrap();
+        predict(&m).unwrap()
+    }
+
+    #[test]
+    fn json_carries_the_promised_keys() {
+        let rep = report("r = 0.3\neps = 0.05");
+        let v = serde_json::to_value(&rep).unwrap();
+        for key in [
+            "winner",
+            "interference",
+            "t_new",
+            "t_rot",
+            "r_star",
+            "fixed_points",
+        ] {
+            assert!(v.get(key).is_some(), "missing {key}");
+        }
+        assert_eq!(v["winner"], "new_formation");
+        let fp = &v["fixed_points"][0];
+        for key in ["coordinates", "eigenvalues", "type"] {
+            assert!(fp.get(key).is_some(), "fixed point misses {key}");
+        }
+        assert_eq!(fp["type"], "stable_node");
+    }
+
+    #[test]
+    fn analytic_numbers_agree_with_their_ode_values() {
+        for (body, winner) in [
+            ("r = 0.2\neps = 0.05", Mode::Rotation),
+            ("r = 0.6\neps = 0.05", Mode::NewFormation),
+        ] {
+            let rep = report(body);
+            assert_eq!(rep.winner, winner);
+            assert!(
+                rep.t_new.relative < 1e-6 && rep.t_rot.relative < 1e-6 && rep.t_a.relative < 1e-6
+            );
+            // lambda_A falls short by tol u / zhat^2 (event at |z_AA - zhat| = tol).
+            assert!((rep.lambda_a.difference + 1e-6 * rep.spec.params.u).abs() < 1e-9);
+            for fp in &rep.fixed_points {
+                assert!(fp.residual < 1e-14);
+                if let Some(d) = fp.difference {
+                    assert!(d < 1e-8, "{}: {d}", fp.label);
+                }
+            }
+            let text = rep.text();
+            assert!(
+                text.contains("VERDICT") && text.contains(winner.name().to_uppercase().as_str())
+            );
+        }
+    }
+}

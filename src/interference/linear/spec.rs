@@ -1,0 +1,212 @@
+//! The `linear2x2` model file: raw keys -> `check()` -> a validated [`LinearSpec`].
+//!
+//! ```toml
+//! kind = "linear2x2"
+//! r = 0.3            # input-driven emphasis u/zhat, in (0, 1)  (or give u instead)
+//! zhat = 1.0         # target readout, > 0                      (default 1)
+//! eta = 1.0          # learning rate, > 0                       (default 1)
+//! eps = 0.05         # seed in both off-diagonals after task A, in (0, sqrt(r(1-r)))
+//! tolerance = 1e-6   # task learned when |z - zhat| < tolerance (default 1e-6)
+//! ```
+
+use serde::Deserialize;
+
+use super::closed::Params;
+use crate::model::ModelFile;
+use crate::{Error, Result};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLinear {
+    r: Option<f64>,
+    u: Option<f64>,
+    zhat: Option<f64>,
+    eta: Option<f64>,
+    eps: f64,
+    tolerance: Option<f64>,
+}
+
+/// A validated linear 2x2 model.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct LinearSpec {
+    pub params: Params,
+    /// Seed eps: M_ab = M_ba = eps after task A (I-4: rotation needs it).
+    pub eps: f64,
+    /// Tolerance on |z - zhat| at which a task counts as learned.
+    pub tolerance: f64,
+}
+
+impl LinearSpec {
+    /// r = u / zhat.
+    pub fn r(&self) -> f64 {
+        self.params.r()
+    }
+}
+
+/// Validate a `linear2x2` model file.
+pub fn check(model: &ModelFile) -> Result<LinearSpec> {
+    if model.common.kind != "linear2x2" {
+        return Err(Error::ModelFile {
+            file: model.common.file.clone(),
+            message: format!("expected kind `linear2x2`, found `{}`", model.common.kind),
+        });
+    }
+    let raw: RawLinear = model.raw()?;
+    let ck = model.checker();
+    let zhat = ck.positive("zhat", raw.zhat.unwrap_or(1.0))?;
+    let eta = ck.positive("eta", raw.eta.unwrap_or(1.0))?;
+    let r = match (raw.r, raw.u) {
+        (Some(_), Some(u)) => {
+            return Err(ck.error(
+                "u",
+                u,
+                "either r or u, not both",
+                "r = u/zhat is given twice",
+            ))
+        }
+        (None, None) => {
+            return Err(ck.error(
+                "r",
+                "missing",
+                "r in (0, 1) or u in (0, zhat)",
+                "the input-driven emphasis r = u/zhat is required",
+            ))
+        }
+        (Some(r), None) => ck.in_open("r", r, 0.0, 1.0)?,
+        (None, Some(u)) => ck.in_open("u", u, 0.0, zhat)? / zhat,
+    };
+    let par = Params {
+        u: r * zhat,
+        zhat,
+        eta,
+    };
+    ck.finite("eps", raw.eps)?;
+    let eps_max = (r * (1.0 - r)).sqrt();
+    if !(raw.eps > 0.0 && raw.eps < eps_max) {
+        return Err(ck.error(
+            "eps",
+            raw.eps,
+            &format!("(0, sqrt(r(1-r))) = (0, {eps_max:.6})"),
+            if raw.eps <= 0.0 {
+                "rotation needs a seed: at eps = 0 the rotation pathway sits on a saddle forever"
+            } else {
+                "impossible target: the seed alone already drives z_BB to zhat or beyond"
+            },
+        ));
+    }
+    let tol = raw.tolerance.unwrap_or(1e-6);
+    // Task B starts at z_BB = u r / (r - eps^2); the tolerance must leave something to learn.
+    let z_bb0 = par.u * r / (r - raw.eps * raw.eps);
+    let tol_max = zhat - z_bb0;
+    ck.finite("tolerance", tol)?;
+    if !(tol > 0.0 && tol < tol_max) {
+        return Err(ck.error(
+            "tolerance",
+            tol,
+            &format!("(0, zhat - z_BB(start of B)) = (0, {tol_max:.6})"),
+            "task B must start farther than the tolerance from its target",
+        ));
+    }
+    Ok(LinearSpec {
+        params: par,
+        eps: raw.eps,
+        tolerance: tol,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Result<LinearSpec> {
+        let m = crate::model::parse("m.toml", &format!("kind = \"linear2x2\"\n{body}"))?;
+        check(&m)
+    }
+
+    fn field_of(e: Error) -> String {
+        match e {
+            Error::Parameter { field, .. } => field,
+            other => panic!("expected a parameter error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn valid_files() {
+        let s = parse("r = 0.3\neps = 0.05").unwrap();
+        assert_eq!(
+            (s.params.u, s.params.zhat, s.params.eta, s.tolerance),
+            (0.3, 1.0, 1.0, 1e-6)
+        );
+        let s = parse("u = 0.2\nzhat = 0.8\neta = 2\neps = 0.1\ntolerance = 1e-8").unwrap();
+        assert!((s.r() - 0.25).abs() < 1e-15);
+        assert_eq!(s.params.eta, 2.0);
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        assert_eq!(
+            field_of(parse("r = 0.3\neps = 0.05\neta = 0").unwrap_err()),
+            "eta"
+        );
+        assert_eq!(
+            field_of(parse("r = 0.3\neps = 0.05\neta = -1").unwrap_err()),
+            "eta"
+        );
+        assert_eq!(field_of(parse("r = 1.2\neps = 0.05").unwrap_err()), "r");
+        assert_eq!(field_of(parse("r = 0\neps = 0.05").unwrap_err()), "r");
+        assert_eq!(field_of(parse("r = nan\neps = 0.05").unwrap_err()), "r");
+        assert_eq!(field_of(parse("r = 0.3\neps = inf").unwrap_err()), "eps");
+        assert_eq!(field_of(parse("r = 0.3\neps = 0.5").unwrap_err()), "eps");
+        assert_eq!(field_of(parse("r = 0.3\neps = 0").unwrap_err()), "eps");
+        assert_eq!(field_of(parse("u = 1.5\neps = 0.05").unwrap_err()), "u");
+        assert_eq!(
+            field_of(parse("r = 0.3\nu = 0.3\neps = 0.05").unwrap_err()),
+            "u"
+        );
+        assert_eq!(field_of(parse("eps = 0.05").unwrap_err()), "r");
+        assert_eq!(
+            field_of(parse("r = 0.3\neps = 0.05\nzhat = -1").unwrap_err()),
+            "zhat"
+        );
+        assert_eq!(
+            field_of(parse("r = 0.3\neps = 0.05\ntolerance = 0.9").unwrap_err()),
+            "tolerance"
+        );
+        assert_eq!(
+            field_of(parse("r = 0.3\neps = 0.05\ntolerance = 0").unwrap_err()),
+            "tolerance"
+        );
+    }
+
+    #[test]
+    fn impossible_target_is_explained() {
+        let e = parse("r = 0.3\neps = 0.46").unwrap_err().to_string();
+        assert!(e.contains("impossible target") && e.contains("eps"), "{e}");
+    }
+
+    #[test]
+    fn unknown_and_missing_keys_are_model_file_errors() {
+        assert!(matches!(
+            parse("r = 0.3\neps = 0.05\nlr = 1"),
+            Err(Error::ModelFile { .. })
+        ));
+        assert!(matches!(parse("r = 0.3"), Err(Error::ModelFile { .. })));
+        assert!(matches!(
+            parse("r = \"x\"\neps = 0.05"),
+            Err(Error::ModelFile { .. })
+        ));
+    }
+
+    #[test]
+    fn shipped_models_are_valid() {
+        let d = check(&crate::model::default_model()).unwrap();
+        assert_eq!((d.r(), d.eps), (0.3, 0.05));
+        for f in [
+            "models/linear-rotation.toml",
+            "models/linear-new-formation.toml",
+        ] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(f);
+            check(&crate::model::load(&path).unwrap()).unwrap();
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! The exact latent reduction of THEORY.md I.2 (g = 0, only M trained, erf or tanh,
+//! N -> infinity): kappa = U^T x / N follows
+//! kappa' = -kappa + G(|kappa|^2) M kappa + u(t) e_mu.
+//!
+//! - [`gain`]: G(D) and G'(D) (erf closed form, tanh quadrature).
+//! - [`flow`]: the flow, its Jacobian (I-2), fixed points in closed form (I-1) and by Newton,
+//!   seeding time (I-3).
+//! - [`model`]: model kind `latent` and [`predict`]; trials, the adjoint gradient (I-4) and
+//!   the learning flow live in [`crate::interference::nonlinear`].
+//! - [`checks`]: the numerical checks of claims I-1..I-4.
+
+pub mod checks;
+pub mod flow;
+pub mod gain;
+pub mod model;
+
+pub use checks::checks;
+pub use flow::{eigen_fixed_points, jacobian, numerical_fixed_points, rhs, LatentFlow};
+pub use gain::{Gain, GainKind};
+pub use model::{predict, LatentReport, LatentSpec};

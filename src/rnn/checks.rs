@@ -1,0 +1,276 @@
+//! Cross-validation claims X-1.. (proofs-checks/X-*.md): the 2x2 theory against networks
+//! built and trained by modeflow.
+
+use serde::Serialize;
+
+use super::fixed_points::FixedPointOptions;
+use super::measure::{theta_new_measured, ThetaNewSetting};
+use super::network::{NetworkSpec, Phi, Readout, Trainable};
+use super::sequential::{end_state_and_input, run_sequential, track_stages, SequentialSpec};
+use super::task::{LossKind, WorkingMemory};
+use super::train::{Optimizer, TrainOptions};
+use crate::claims::{Check, Row, Tier};
+use crate::Result;
+
+/// The registered checks of the trained-network module.
+pub fn checks() -> Vec<Check> {
+    vec![
+        Check {
+            id: "X-1",
+            tier: Tier::Fast,
+            run: x1_fast,
+        },
+        Check {
+            id: "X-3",
+            tier: Tier::Full,
+            run: x1_full,
+        },
+        Check {
+            id: "X-2",
+            tier: Tier::Fast,
+            run: x2_fast,
+        },
+        Check {
+            id: "X-4",
+            tier: Tier::Full,
+            run: x2_full,
+        },
+    ]
+}
+
+/// Reference values of THEORY I-12 (T_in = 2, u_p = 1): (T_d, u_s, g, Theta_new).
+pub const THETA_NEW_TABLE: &[(f64, f64, f64, f64)] = &[
+    (2.0, 0.0, 0.0, 0.099),
+    (2.0, 0.0, 0.5, 0.237),
+    (2.0, 0.0, 0.8, 0.718),
+    (5.0, 0.0, 0.0, 1.1e-3),
+    (5.0, 0.0, 0.5, 1.9e-2),
+    (5.0, 0.0, 0.8, 0.33),
+    (10.0, 0.0, 0.0, 1.7e-7),
+    (10.0, 0.0, 0.5, 1.8e-4),
+    (10.0, 0.0, 0.8, 6.3e-2),
+    (10.0, 0.3, 0.0, 0.092),
+    (10.0, 0.3, 0.5, 0.165),
+    (10.0, 0.3, 0.8, 0.794),
+];
+
+/// Mean measured Theta_new over `seeds` networks.
+pub fn theta_new_mean(n: usize, g: f64, u_s: f64, t_d: f64, seeds: u64) -> Result<f64> {
+    let s = ThetaNewSetting {
+        n,
+        g,
+        u_p: 1.0,
+        t_in: 2.0,
+        u_s,
+        t_d,
+        dt: 0.05,
+    };
+    // g = 0: W0 = 0 and the measurement does not depend on the draw
+    let seeds = if g == 0.0 { 1 } else { seeds };
+    let mut sum = 0.0;
+    for seed in 0..seeds {
+        sum += theta_new_measured(&s, seed)?;
+    }
+    Ok(sum / seeds as f64)
+}
+
+fn x1_rows(t_d_max: f64, seeds: u64) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for &(t_d, u_s, g, reference) in THETA_NEW_TABLE {
+        if t_d > t_d_max {
+            continue;
+        }
+        let m = theta_new_mean(600, g, u_s, t_d, seeds)?;
+        // g = 0 is exact up to the 2-digit rounding of the reference (<= 5%); g > 0 adds the
+        // finite-N spread of the seed mean (proofs-checks/X-01): 15% in all.
+        let tol = if g == 0.0 { 0.05 } else { 0.15 };
+        rows.push(
+            Row::rel(
+                format!("Theta_new N=600 T_d={t_d} u_s={u_s} g={g}"),
+                reference,
+                m,
+                tol,
+            )
+            .note(format!(
+                "mean of {} networks, Richardson dt 0.05/0.025",
+                if g == 0.0 { 1 } else { seeds }
+            )),
+        );
+    }
+    Ok(rows)
+}
+
+fn x1_fast() -> Result<Vec<Row>> {
+    x1_rows(5.0, 4)
+}
+
+fn x1_full() -> Result<Vec<Row>> {
+    x1_rows(10.0, 8)
+}
+
+/// The I.6 reference protocol (N = 200, tanh, dt = 0.2, full W, GD, T_in = 2, u_p = 1,
+/// T_L = 2, zhat = 0.5, aligned loss).
+pub fn reference_protocol(g: f64, u_s: f64, t_d: f64) -> SequentialSpec {
+    SequentialSpec {
+        network: NetworkSpec {
+            n: 200,
+            g,
+            dt: 0.2,
+            phi: Phi::Tanh,
+            readout: Readout::Rate,
+            m0: [[0.0; 2]; 2],
+        },
+        task: WorkingMemory {
+            pattern: 0,
+            u_p: 1.0,
+            t_in: 2.0,
+            u_s,
+            t_d,
+            t_loss: 2.0,
+            zhat: 0.5,
+            loss: LossKind::Aligned,
+            sigma0: 0.0,
+        },
+        trainable: Trainable::FULL,
+        train: TrainOptions {
+            optimizer: Optimizer::Gd,
+            lr: 1.0,
+            tol: 1e-4,
+            max_steps: 20_000,
+            ..TrainOptions::default()
+        },
+        record_every: 50,
+        eval_batch: 1,
+    }
+}
+
+/// One X-2 measurement.
+#[derive(Debug, Clone, Serialize)]
+pub struct X2Point {
+    pub interference: f64,
+    pub theta: f64,
+    pub predicted: f64,
+    /// |y_A after| / zhat - 1 (norm change of the A readout).
+    pub norm_change: f64,
+    /// L_A(untrained) / (zhat^2/2) - 1.
+    pub untrained_offset: f64,
+    pub outcome: &'static str,
+    /// The same derivation without its two simplifications (fixed norm, untrained readout 0):
+    /// I_gen = |y_A(after) - zhat e_a|^2 / (2 L_A(untrained)), y_A(after) the readout of
+    /// where A trials settle after B.
+    pub predicted_general: f64,
+    /// |y(A-trial end state) - y(settled point)| / zhat: whether A trials sit at the point.
+    pub settle_gap: f64,
+}
+
+/// Train A -> B and compare I with 2 (1 - cos theta).
+pub fn x2_point(g: f64, u_s: f64, t_d: f64, seed: u64) -> Result<X2Point> {
+    let spec = reference_protocol(g, u_s, t_d);
+    let (res, stages) = run_sequential(&spec, seed)?;
+    let tr = track_stages(&stages, &FixedPointOptions::default())?;
+    let zhat = spec.task.zhat;
+    let y = &tr.a_after.readout;
+    let (a_end, _) = end_state_and_input(&stages.after_b, &stages.trials_a)?;
+    let y_end = stages.after_b.readouts(&a_end);
+    let settle_gap = ((y_end[0] - y[0]).powi(2) + (y_end[1] - y[1]).powi(2)).sqrt() / zhat;
+    let norm = (y[0] * y[0] + y[1] * y[1]).sqrt();
+    Ok(X2Point {
+        interference: res.interference,
+        theta: tr.theta,
+        predicted: tr.interference_predicted,
+        norm_change: norm / zhat - 1.0,
+        untrained_offset: res.loss_a_untrained / (0.5 * zhat * zhat) - 1.0,
+        outcome: tr.outcome,
+        predicted_general: ((y[0] - zhat).powi(2) + y[1].powi(2)) / (2.0 * res.loss_a_untrained),
+        settle_gap,
+    })
+}
+
+/// Whether a measurement meets the hypotheses of I = 2(1 - cos theta): the A readout keeps
+/// its norm, the untrained readout is ~0 and A trials sit at the rotated point: each of
+/// |norm change|, |untrained offset| and the settle gap below 0.1.
+pub fn x2_hypothesis(p: &X2Point) -> bool {
+    p.norm_change.abs() < 0.1 && p.untrained_offset.abs() < 0.1 && p.settle_gap < 0.1
+}
+
+/// Tolerance of one X-2 row: the first-order relative deviation of I from 2(1 - cos theta)
+/// is |norm change| + |untrained offset| + settle gap, plus 0.03 for the stopping rule
+/// (L < 1e-4 leaves readout errors up to sqrt(2e-4) ~ 0.03 zhat).
+pub fn x2_tolerance(p: &X2Point) -> f64 {
+    0.03 + p.norm_change.abs() + p.untrained_offset.abs() + p.settle_gap
+}
+
+/// The X-2 row of one measurement (None if the hypotheses are not met).
+fn x2_row(label: &str, p: &X2Point) -> Option<Row> {
+    let note = format!(
+        "theta={:.4} rad, |y_A|/zhat-1={:.2e}, L_A0/(zhat^2/2)-1={:.2e}, settle gap {:.2e}, {}",
+        p.theta, p.norm_change, p.untrained_offset, p.settle_gap, p.outcome
+    );
+    // relative deviation ~ |norm change| + |untrained offset| + settle gap (proofs-checks/X-02)
+    x2_hypothesis(p).then(|| {
+        Row::rel(
+            format!("I vs 2(1-cos theta), {label}"),
+            p.predicted,
+            p.interference,
+            x2_tolerance(p),
+        )
+        .note(note)
+    })
+}
+
+fn x2_fast() -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for seed in [1, 2] {
+        let p = x2_point(0.0, 0.0, 10.0, seed)?;
+        let label = format!("g=0 u_s=0 T_d=10 seed={seed}");
+        // the fast cases are chosen to meet the hypotheses; if one stops meeting them that
+        // is itself a failure of the setting
+        rows.push(x2_row(&label, &p).unwrap_or_else(|| {
+            Row::holds(
+                format!("X-2 hypotheses met, {label}"),
+                false,
+                format!("{p:?}"),
+            )
+        }));
+    }
+    Ok(rows)
+}
+
+fn x2_full() -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for &(g, u_s, t_d) in &[
+        (0.0, 0.0, 10.0),
+        (0.5, 0.0, 10.0),
+        (0.8, 0.0, 10.0),
+        (0.0, 0.3, 10.0),
+        (0.5, 0.0, 5.0),
+    ] {
+        for seed in 1..=3 {
+            let p = x2_point(g, u_s, t_d, seed)?;
+            if let Some(r) = x2_row(&format!("g={g} u_s={u_s} T_d={t_d} seed={seed}"), &p) {
+                rows.push(r);
+            }
+        }
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod probe {
+    use super::*;
+    #[test]
+    #[ignore]
+    fn probe_checks() {
+        for c in checks() {
+            let t = std::time::Instant::now();
+            let rows = (c.run)().unwrap();
+            for r in rows {
+                eprintln!(
+                    "{} {:?} {} pred {:.4e} meas {:.4e} err {:.3e} tol {:.3} {}",
+                    c.id, r.verdict, r.label, r.predicted, r.measured, r.error, r.tolerance, r.note
+                );
+            }
+            eprintln!("{} {:?} took {:?}", c.id, c.tier, t.elapsed());
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! The N-neuron rate network of THEORY I.1, trained by modeflow itself.
+//!
+//! - [`network`]: x' = -x + W phi(x) + u w_in, W = W0 + U M U^T / N, trainable sets.
+//! - [`task`]: trial generators (working memory, NeurIPS static task, flip-flop).
+//! - [`bptt`]: batched forward pass and hand-written BPTT (one gemm per step for the batch).
+//! - [`train`]: GD / SGD / Adam driver with stopping rules and divergence detection.
+//! - [`sequential`]: the protocol A -> B with its per-step record, I and eps.
+//! - [`fixed_points`]: Newton, slow points (L-BFGS on q), spectra, tracking A through B.
+//! - [`measure`]: Theta_new = |dz/dW|^2 at initialisation.
+//! - [`spec`], [`report`]: model kind `rnn` and `modeflow train`.
+//! - [`checks`]: cross-validation claims.
+
+pub mod bptt;
+pub mod checks;
+pub mod fixed_points;
+pub mod hqr;
+pub mod measure;
+pub mod network;
+pub mod report;
+pub mod sequential;
+pub mod spec;
+pub mod task;
+pub mod train;
+
+pub use bptt::Workspace;
+pub use checks::checks;
+pub use network::{Network, NetworkSpec, Phi, Readout, Recurrent, Trainable};
+pub use report::{train, RnnReport};
+pub use task::{LossKind, Task, Trials};
+
+/// Model kinds handled by this module.
+pub const KINDS: &[&str] = &["rnn"];

@@ -1,0 +1,396 @@
+//! `modeflow train` for kind `rnn`: run the networks a model file describes and print each
+//! prediction beside its measurement with a verdict.
+
+use serde::Serialize;
+
+use super::checks::{x2_hypothesis, x2_tolerance, X2Point};
+use super::fixed_points::{find_fixed_points, FixedPointOptions, RnnFixedPoint, Tracking};
+use super::network::Network;
+use super::sequential::{
+    end_state_and_input, run_sequential, track_stages, SequentialResult, SequentialSpec,
+};
+use super::spec::{check, Protocol, RnnSpec};
+use super::task::LossKind;
+use super::train::{train_task, TrainLog};
+use crate::claims::{Row, Verdict};
+use crate::model::ModelFile;
+use crate::report::{fmt_num, Report};
+use crate::Result;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+/// A single-task run.
+#[derive(Debug, Clone, Serialize)]
+pub struct SingleRun {
+    pub log: TrainLog,
+    /// Fixed points reachable from the trained network's trial end states.
+    pub fixed_points: Vec<RnnFixedPoint>,
+}
+
+/// One seed.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunOutcome {
+    pub seed: u64,
+    pub sequential: Option<SequentialResult>,
+    pub tracking: Option<Tracking>,
+    pub single: Option<SingleRun>,
+    /// Fixed-point analysis failure (the run itself succeeded), if any.
+    pub fixed_point_error: Option<String>,
+}
+
+/// Means over seeds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub seeds: usize,
+    pub interference_mean: Option<f64>,
+    pub interference_sd: Option<f64>,
+    pub eps_mean: Option<f64>,
+    pub steps_a_mean: f64,
+    pub steps_b_mean: Option<f64>,
+}
+
+/// The report of `modeflow train` for an `rnn` model.
+#[derive(Debug, Clone, Serialize)]
+pub struct RnnReport {
+    pub spec: RnnSpec,
+    pub runs: Vec<RunOutcome>,
+    pub summary: Summary,
+    /// Predictions beside measurements.
+    pub rows: Vec<Row>,
+}
+
+impl RnnReport {
+    /// Whether any row failed.
+    pub fn failed(&self) -> bool {
+        self.rows.iter().any(|r| r.verdict == Verdict::Fail)
+    }
+}
+
+fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (m, var.sqrt())
+}
+
+/// Run the model: every seed, the protocol, fixed points, predictions beside measurements.
+pub fn train(model: &ModelFile) -> Result<RnnReport> {
+    let spec = check(model)?;
+    let mut runs = Vec::new();
+    let mut rows = Vec::new();
+    for i in 0..spec.seeds {
+        let seed = spec.seed + i as u64;
+        runs.push(match spec.protocol {
+            Protocol::Sequential => run_seq(&spec, seed, &mut rows)?,
+            Protocol::Single => run_single(&spec, seed, &mut rows)?,
+        });
+    }
+    let is: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| r.sequential.as_ref().map(|s| s.interference))
+        .collect();
+    let eps: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| r.sequential.as_ref().map(|s| s.eps))
+        .collect();
+    let steps_a: Vec<f64> = runs
+        .iter()
+        .map(|r| match (&r.sequential, &r.single) {
+            (Some(s), _) => s.steps_a as f64,
+            (_, Some(s)) => s.log.steps as f64,
+            _ => f64::NAN,
+        })
+        .collect();
+    let steps_b: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| r.sequential.as_ref().map(|s| s.steps_b as f64))
+        .collect();
+    let summary = Summary {
+        seeds: spec.seeds,
+        interference_mean: (!is.is_empty()).then(|| mean_sd(&is).0),
+        interference_sd: (!is.is_empty()).then(|| mean_sd(&is).1),
+        eps_mean: (!eps.is_empty()).then(|| mean_sd(&eps).0),
+        steps_a_mean: mean_sd(&steps_a).0,
+        steps_b_mean: (!steps_b.is_empty()).then(|| mean_sd(&steps_b).0),
+    };
+    Ok(RnnReport {
+        spec,
+        runs,
+        summary,
+        rows,
+    })
+}
+
+fn run_seq(spec: &RnnSpec, seed: u64, rows: &mut Vec<Row>) -> Result<RunOutcome> {
+    let Some(wm) = spec.working_memory() else {
+        return Err(crate::Error::Requirement(
+            "the sequential protocol needs the working-memory task".into(),
+        ));
+    };
+    let seq = SequentialSpec {
+        network: spec.network,
+        task: wm,
+        trainable: spec.trainable,
+        train: spec.train,
+        record_every: spec.record_every,
+        eval_batch: spec.train.batch,
+    };
+    let (res, stages) = run_sequential(&seq, seed)?;
+    rows.push(Row::holds(
+        format!("seed {seed}: A and B reach L < tol"),
+        res.converged_a && res.converged_b,
+        format!(
+            "L_A = {:.3e} after {} steps, L_B = {:.3e} after {} steps",
+            res.loss_a_after_a, res.steps_a, res.loss_b_after_b, res.steps_b
+        ),
+    ));
+    let mut tracking = None;
+    let mut fixed_point_error = None;
+    if spec.fixed_points {
+        match track_stages(&stages, &FixedPointOptions::default()) {
+            Ok(tr) => {
+                if wm.loss == LossKind::Aligned {
+                    let y = &tr.a_after.readout;
+                    let zhat = wm.zhat;
+                    let norm = (y[0] * y[0] + y[1] * y[1]).sqrt();
+                    let (a_end, _) = end_state_and_input(&stages.after_b, &stages.trials_a)?;
+                    let y_end = stages.after_b.readouts(&a_end);
+                    let p = X2Point {
+                        interference: res.interference,
+                        theta: tr.theta,
+                        predicted: tr.interference_predicted,
+                        norm_change: norm / zhat - 1.0,
+                        untrained_offset: res.loss_a_untrained / (0.5 * zhat * zhat) - 1.0,
+                        outcome: tr.outcome,
+                        predicted_general: ((y[0] - zhat).powi(2) + y[1].powi(2))
+                            / (2.0 * res.loss_a_untrained),
+                        settle_gap: ((y_end[0] - y[0]).powi(2) + (y_end[1] - y[1]).powi(2)).sqrt()
+                            / zhat,
+                    };
+                    let note = format!(
+                        "theta = {:.4} rad ({}); |y_A|/zhat-1 = {:.2e}, L_A0/(zhat^2/2)-1 = {:.2e}, settle gap {:.2e}",
+                        p.theta, p.outcome, p.norm_change, p.untrained_offset, p.settle_gap
+                    );
+                    if x2_hypothesis(&p) {
+                        rows.push(
+                            Row::rel(
+                                format!("seed {seed}: I vs 2(1-cos theta) [X-2]"),
+                                p.predicted,
+                                p.interference,
+                                x2_tolerance(&p),
+                            )
+                            .note(note),
+                        );
+                    }
+                }
+                tracking = Some(tr);
+            }
+            Err(e) => fixed_point_error = Some(e.to_string()),
+        }
+    }
+    Ok(RunOutcome {
+        seed,
+        sequential: Some(res),
+        tracking,
+        single: None,
+        fixed_point_error,
+    })
+}
+
+fn run_single(spec: &RnnSpec, seed: u64, rows: &mut Vec<Row>) -> Result<RunOutcome> {
+    let mut rng_net = StdRng::seed_from_u64(seed);
+    let mut rng_train = StdRng::seed_from_u64(seed ^ 0x7a1e_0b0b);
+    let mut net = Network::new(&spec.network, &mut rng_net);
+    let log = train_task(
+        &mut net,
+        &spec.trainable,
+        &spec.task,
+        &spec.train,
+        &mut rng_train,
+        |_, _, _| Ok(()),
+    )?;
+    rows.push(Row::holds(
+        format!("seed {seed}: L < tol"),
+        log.converged,
+        format!("L = {:.3e} after {} steps", log.final_loss, log.steps),
+    ));
+    let mut fixed_points = Vec::new();
+    let mut fixed_point_error = None;
+    if spec.fixed_points {
+        let mut rng_eval = StdRng::seed_from_u64(seed ^ 0x5eed_e7a1);
+        let trials = spec.task.trials(
+            net.n,
+            net.inputs(),
+            net.outputs(),
+            net.dt,
+            spec.train.batch.min(8),
+            &mut rng_eval,
+        );
+        let (x, v) = end_state_and_input(&net, &trials)?;
+        match find_fixed_points(&net, &v, &[x], &FixedPointOptions::default(), seed) {
+            Ok(f) => fixed_points = f,
+            Err(e) => fixed_point_error = Some(e.to_string()),
+        }
+    }
+    Ok(RunOutcome {
+        seed,
+        sequential: None,
+        tracking: None,
+        single: Some(SingleRun { log, fixed_points }),
+        fixed_point_error,
+    })
+}
+
+impl Report for RnnReport {
+    fn text(&self) -> String {
+        let s = &self.spec;
+        let mut out = format!(
+            "rnn: N = {}, g = {}, dt = {}, phi = {:?}, {:?} training ({:?}), protocol {:?}, {} seed(s)\n",
+            s.network.n,
+            s.network.g,
+            s.network.dt,
+            s.network.phi,
+            s.trainable.recurrent,
+            s.train.optimizer,
+            s.protocol,
+            s.seeds
+        );
+        if s.protocol == Protocol::Sequential {
+            out.push_str(&format!(
+                "\n{:>6} {:>8} {:>8} {:>12} {:>12} {:>10} {:>12} {:>14}\n",
+                "seed", "steps_A", "steps_B", "I", "eps", "theta", "2(1-cos th)", "outcome"
+            ));
+            for r in &self.runs {
+                if let Some(q) = &r.sequential {
+                    let (th, pr, oc) = r
+                        .tracking
+                        .as_ref()
+                        .map(|t| {
+                            (
+                                fmt_num(t.theta),
+                                fmt_num(t.interference_predicted),
+                                t.outcome,
+                            )
+                        })
+                        .unwrap_or(("-".into(), "-".into(), "-"));
+                    out.push_str(&format!(
+                        "{:>6} {:>8} {:>8} {:>12} {:>12} {:>10} {:>12} {:>14}\n",
+                        r.seed,
+                        q.steps_a,
+                        q.steps_b,
+                        fmt_num(q.interference),
+                        fmt_num(q.eps),
+                        th,
+                        pr,
+                        oc
+                    ));
+                }
+            }
+            if let (Some(m), Some(sd)) =
+                (self.summary.interference_mean, self.summary.interference_sd)
+            {
+                out.push_str(&format!("mean I = {} (sd {})\n", fmt_num(m), fmt_num(sd)));
+            }
+        } else {
+            for r in &self.runs {
+                if let Some(q) = &r.single {
+                    out.push_str(&format!(
+                        "seed {}: {} steps, L = {}, {} fixed point(s)\n",
+                        r.seed,
+                        q.log.steps,
+                        fmt_num(q.log.final_loss),
+                        q.fixed_points.len()
+                    ));
+                    for f in &q.fixed_points {
+                        out.push_str(&format!(
+                            "    kappa = ({}, {}), |F| = {}, max Re(eig J) = {}, {}\n",
+                            fmt_num(f.kappa[0]),
+                            fmt_num(f.kappa[1]),
+                            fmt_num(f.residual),
+                            fmt_num(f.max_real),
+                            if f.stable { "stable" } else { "unstable" }
+                        ));
+                    }
+                }
+            }
+        }
+        for r in &self.runs {
+            if let Some(e) = &r.fixed_point_error {
+                out.push_str(&format!(
+                    "seed {}: fixed-point analysis failed: {e}\n",
+                    r.seed
+                ));
+            }
+        }
+        out.push_str("\nprediction beside measurement:\n");
+        for r in &self.rows {
+            out.push_str(&format!(
+                "  {:<9} {:<58} predicted {:>12}  measured {:>12}  {}\n",
+                format!("{:?}", r.verdict).to_lowercase(),
+                r.label,
+                fmt_num(r.predicted),
+                fmt_num(r.measured),
+                r.note
+            ));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::parse;
+
+    #[test]
+    fn train_runs_a_small_model_and_reports() {
+        let text = r#"
+kind = "rnn"
+seed = 1
+[network]
+n = 60
+g = 0.0
+[task]
+family = "working_memory"
+t_d = 4.0
+t_loss = 1.0
+[training]
+lr = 2.0
+max_steps = 4000
+progress = false
+"#;
+        let m = parse("t.toml", text).unwrap();
+        let r = train(&m).unwrap();
+        assert_eq!(r.runs.len(), 1);
+        assert!(r.summary.interference_mean.unwrap().is_finite());
+        let t = r.text();
+        assert!(t.contains("prediction beside measurement"), "{t}");
+        let j = serde_json::to_string(&r).unwrap();
+        assert!(j.contains("interference"));
+    }
+
+    #[test]
+    fn diverging_run_is_an_error() {
+        let text = r#"
+kind = "rnn"
+[network]
+n = 30
+g = 0.5
+phi = "identity"
+[task]
+family = "static"
+t_max = 10.0
+[training]
+protocol = "single"
+lr = 1000.0
+max_steps = 100
+progress = false
+"#;
+        let m = parse("t.toml", text).unwrap();
+        assert!(matches!(train(&m), Err(crate::Error::Diverged { .. })));
+    }
+}

@@ -1,0 +1,327 @@
+//! The sequential protocol A -> B of THEORY I.1 with a full record per step.
+//!
+//! Train task A (pattern a) to L_A < tol, then task B (pattern b) to L_B < tol. Every
+//! `record_every` steps: L_A, L_B, |W - W_phase_start|_F and the effective 2x2 change
+//! M_eff = U^T (W - W_phase_start) U / N, split into its rotation part (the off-diagonals
+//! M_ab, M_ba: the two-factor pathway coupling a and b) and its new-formation part (M_bb).
+//! Measured: interference I = L_A(after B) / L_A(untrained), learning times, and the seed
+//! covariate eps = a^T x_B(T) / N, the overlap of the B-trial end state with a before B.
+
+use nalgebra::{DMatrix, DVector};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde::Serialize;
+
+use super::bptt::Workspace;
+use super::fixed_points::{track, FixedPointOptions, Tracking};
+use super::network::{Network, NetworkSpec, Trainable};
+use super::task::{Task, Trials, WorkingMemory};
+use super::train::{train_task, TrainLog, TrainOptions};
+use crate::Result;
+
+/// Everything the protocol needs.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct SequentialSpec {
+    pub network: NetworkSpec,
+    /// Task A; task B is the same task on pattern b (`pattern` is overridden: A = 0, B = 1).
+    pub task: WorkingMemory,
+    pub trainable: Trainable,
+    pub train: TrainOptions,
+    /// Record every this many steps (1: every step).
+    pub record_every: usize,
+    /// Trials used to evaluate the losses (1 for noise-free tasks).
+    pub eval_batch: usize,
+}
+
+/// One row of the per-step record.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRecord {
+    /// "A" or "B".
+    pub phase: &'static str,
+    pub step: usize,
+    pub loss_a: f64,
+    pub loss_b: f64,
+    /// |W - W_phase_start|_F.
+    pub dw_norm: f64,
+    /// M_eff row-major.
+    pub m_eff: [[f64; 2]; 2],
+    /// Rotation part sqrt(M_ab^2 + M_ba^2).
+    pub rotation: f64,
+    /// New-formation part M_bb (phase B) or M_aa (phase A).
+    pub new_formation: f64,
+}
+
+/// Result of the protocol.
+#[derive(Debug, Clone, Serialize)]
+pub struct SequentialResult {
+    pub seed: u64,
+    pub loss_a_untrained: f64,
+    pub loss_a_after_a: f64,
+    pub loss_a_after_b: f64,
+    pub loss_b_before_b: f64,
+    pub loss_b_after_b: f64,
+    /// I = L_A(after B) / L_A(untrained).
+    pub interference: f64,
+    /// Learning times in steps (tau = lr x steps).
+    pub steps_a: usize,
+    pub steps_b: usize,
+    pub converged_a: bool,
+    pub converged_b: bool,
+    /// Seed covariate eps = a^T x_B(T)/N (mean over evaluation trials), before B training.
+    pub eps: f64,
+    /// The same overlap as a cosine a.x / (|a||x|).
+    pub eps_cos: f64,
+    /// M_eff of phase B at its end.
+    pub m_eff_b: [[f64; 2]; 2],
+    pub records: Vec<StepRecord>,
+    #[serde(skip)]
+    pub log_a: Option<TrainLog>,
+    #[serde(skip)]
+    pub log_b: Option<TrainLog>,
+}
+
+/// The networks at the three stages of the protocol (kept for fixed-point analysis).
+#[derive(Debug, Clone)]
+pub struct Stages {
+    pub untrained: Network,
+    pub after_a: Network,
+    pub after_b: Network,
+    pub task_a: Task,
+    pub task_b: Task,
+    pub trials_a: Trials,
+    pub trials_b: Trials,
+}
+
+fn m2(m: &nalgebra::Matrix2<f64>) -> [[f64; 2]; 2] {
+    [[m[(0, 0)], m[(0, 1)]], [m[(1, 0)], m[(1, 1)]]]
+}
+
+/// Run A -> B with seed `seed` (the network draw, trial noise and SGD batches all derive from it).
+pub fn run_sequential(spec: &SequentialSpec, seed: u64) -> Result<(SequentialResult, Stages)> {
+    let mut rng_net = StdRng::seed_from_u64(seed);
+    let mut rng_eval = StdRng::seed_from_u64(seed ^ 0x5eed_e7a1);
+    let mut rng_train = StdRng::seed_from_u64(seed ^ 0x7a1e_0b0b);
+    let mut net = Network::new(&spec.network, &mut rng_net);
+    let task_a = Task::WorkingMemory(WorkingMemory {
+        pattern: 0,
+        ..spec.task
+    });
+    let task_b = Task::WorkingMemory(WorkingMemory {
+        pattern: 1,
+        ..spec.task
+    });
+    let (n, k, r, dt) = (net.n, net.inputs(), net.outputs(), net.dt);
+    let eval_batch = if task_a.is_random() {
+        spec.eval_batch.max(1)
+    } else {
+        1
+    };
+    let trials_a = task_a.trials(n, k, r, dt, eval_batch, &mut rng_eval);
+    let trials_b = task_b.trials(n, k, r, dt, eval_batch, &mut rng_eval);
+    let mut ws_a = Workspace::new(&net, trials_a.steps, trials_a.batch);
+    let mut ws_b = Workspace::new(&net, trials_b.steps, trials_b.batch);
+    let untrained = net.clone();
+    let loss_a_untrained = ws_a.loss_only(&net, &trials_a)?;
+
+    let every = spec.record_every.max(1);
+    let mut records = Vec::new();
+    let mut record = |phase: &'static str,
+                      step: usize,
+                      net: &Network,
+                      w_start: &DMatrix<f64>,
+                      ws_a: &mut Workspace,
+                      ws_b: &mut Workspace|
+     -> Result<()> {
+        let loss_a = ws_a.loss_only(net, &trials_a)?;
+        let loss_b = ws_b.loss_only(net, &trials_b)?;
+        let m = net.m_eff(w_start);
+        let (nf, rot) = if phase == "A" {
+            (m[(0, 0)], (m[(0, 1)].powi(2) + m[(1, 0)].powi(2)).sqrt())
+        } else {
+            (m[(1, 1)], (m[(0, 1)].powi(2) + m[(1, 0)].powi(2)).sqrt())
+        };
+        records.push(StepRecord {
+            phase,
+            step,
+            loss_a,
+            loss_b,
+            dw_norm: (&net.w - w_start).norm(),
+            m_eff: m2(&m),
+            rotation: rot,
+            new_formation: nf,
+        });
+        Ok(())
+    };
+
+    // phase A
+    let w_start = net.w.clone();
+    let log_a = train_task(
+        &mut net,
+        &spec.trainable,
+        &task_a,
+        &spec.train,
+        &mut rng_train,
+        |step, _, net| {
+            if step % every == 0 {
+                record("A", step, net, &w_start, &mut ws_a, &mut ws_b)?;
+            }
+            Ok(())
+        },
+    )?;
+    let after_a = net.clone();
+    let loss_a_after_a = ws_a.loss_only(&net, &trials_a)?;
+    let loss_b_before_b = ws_b.loss_only(&net, &trials_b)?;
+    // seed covariate: overlap of the B-trial end state with a, before B training
+    let (eps, eps_cos) = {
+        let xt = ws_b.state(trials_b.steps);
+        let a = net.u.column(0);
+        let mut e = 0.0;
+        let mut c = 0.0;
+        for j in 0..xt.ncols() {
+            let x = xt.column(j);
+            let d = a.dot(&x);
+            e += d / n as f64;
+            c += d / (a.norm() * x.norm()).max(f64::MIN_POSITIVE);
+        }
+        let bn = xt.ncols() as f64;
+        (e / bn, c / bn)
+    };
+
+    // phase B
+    let w_start = net.w.clone();
+    let log_b = train_task(
+        &mut net,
+        &spec.trainable,
+        &task_b,
+        &spec.train,
+        &mut rng_train,
+        |step, _, net| {
+            if step % every == 0 {
+                record("B", step, net, &w_start, &mut ws_a, &mut ws_b)?;
+            }
+            Ok(())
+        },
+    )?;
+    let loss_a_after_b = ws_a.loss_only(&net, &trials_a)?;
+    let loss_b_after_b = ws_b.loss_only(&net, &trials_b)?;
+    let m_eff_b = m2(&net.m_eff(&w_start));
+    let result = SequentialResult {
+        seed,
+        loss_a_untrained,
+        loss_a_after_a,
+        loss_a_after_b,
+        loss_b_before_b,
+        loss_b_after_b,
+        interference: loss_a_after_b / loss_a_untrained,
+        steps_a: log_a.steps,
+        steps_b: log_b.steps,
+        converged_a: log_a.converged,
+        converged_b: log_b.converged,
+        eps,
+        eps_cos,
+        m_eff_b,
+        records,
+        log_a: Some(log_a),
+        log_b: Some(log_b),
+    };
+    let stages = Stages {
+        untrained,
+        after_a,
+        after_b: net,
+        task_a,
+        task_b,
+        trials_a,
+        trials_b,
+    };
+    Ok((result, stages))
+}
+
+/// End state (trial 0) and final constant input of `trials` run on `net`.
+pub fn end_state_and_input(net: &Network, trials: &Trials) -> Result<(DVector<f64>, DVector<f64>)> {
+    let mut ws = Workspace::new(net, trials.steps, trials.batch);
+    ws.forward(net, trials)?;
+    let x = ws.state(trials.steps).column(0).into_owned();
+    let u_last = trials.inputs.column((trials.steps - 1) * trials.batch);
+    let v = &net.w_in * u_last;
+    Ok((x, v))
+}
+
+/// Track the A fixed point through B training for the stages of a protocol run.
+pub fn track_stages(stages: &Stages, opts: &FixedPointOptions) -> Result<Tracking> {
+    let (a_before, v_a) = end_state_and_input(&stages.after_a, &stages.trials_a)?;
+    let (a_after, _) = end_state_and_input(&stages.after_b, &stages.trials_a)?;
+    let (b_after, v_b) = end_state_and_input(&stages.after_b, &stages.trials_b)?;
+    track(
+        &stages.after_a,
+        &stages.after_b,
+        &a_before,
+        &a_after,
+        &b_after,
+        &v_a,
+        &v_b,
+        opts,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rnn::network::{Phi, Readout};
+    use crate::rnn::task::LossKind;
+    use crate::rnn::train::Optimizer;
+
+    #[test]
+    fn protocol_records_and_measures() {
+        let spec = SequentialSpec {
+            network: NetworkSpec {
+                n: 60,
+                g: 0.5,
+                dt: 0.2,
+                phi: Phi::Tanh,
+                readout: Readout::Rate,
+                m0: [[0.0; 2]; 2],
+            },
+            task: WorkingMemory {
+                pattern: 0,
+                u_p: 1.0,
+                t_in: 2.0,
+                u_s: 0.0,
+                t_d: 4.0,
+                t_loss: 1.0,
+                zhat: 0.5,
+                loss: LossKind::Aligned,
+                sigma0: 0.0,
+            },
+            trainable: Trainable::FULL,
+            train: TrainOptions {
+                optimizer: Optimizer::Gd,
+                lr: 2.0,
+                tol: 1e-4,
+                max_steps: 4000,
+                ..TrainOptions::default()
+            },
+            record_every: 1,
+            eval_batch: 1,
+        };
+        let (res, stages) = run_sequential(&spec, 7).unwrap();
+        assert!(res.converged_a && res.converged_b);
+        assert!(res.loss_a_after_a < 1e-4 && res.loss_b_after_b < 1e-4);
+        assert_eq!(res.records.len(), res.steps_a + res.steps_b + 2);
+        // the first B record sees W = W_after_A: no change yet
+        let first_b = res.records.iter().find(|r| r.phase == "B").unwrap();
+        assert_eq!(first_b.dw_norm, 0.0);
+        assert!((first_b.loss_a - res.loss_a_after_a).abs() < 1e-15);
+        // the recorded M_eff at the end of B matches the one of the final network
+        let last = res.records.last().unwrap();
+        for i in 0..2 {
+            for j in 0..2 {
+                assert!((last.m_eff[i][j] - res.m_eff_b[i][j]).abs() < 1e-12);
+            }
+        }
+        assert!((res.interference - res.loss_a_after_b / res.loss_a_untrained).abs() < 1e-15);
+        assert_eq!(stages.after_b.w, {
+            let (_, s2) = run_sequential(&spec, 7).unwrap();
+            s2.after_b.w
+        });
+    }
+}

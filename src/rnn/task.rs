@@ -1,0 +1,255 @@
+//! Tasks as trial generators (THEORY I.1, I.4): a batch of B trials of T Euler steps.
+//!
+//! A [`Trials`] holds, per step k = 0..T-1, the input U_k (K x B) that drives x_k -> x_{k+1},
+//! and for the state x_{k+1} the readout targets and loss weights (R x B). The loss is
+//! L = sum_k sum_{r,j} c_{r,j,k} (y_{r,j}(x_{k+1}) - target)^2 / 2; the weights already carry
+//! the averages over the loss window and over trials.
+
+use nalgebra::DMatrix;
+use rand::Rng;
+use rand_distr::StandardNormal;
+use serde::Serialize;
+
+/// A batch of trials, laid out for the batched forward pass.
+#[derive(Debug, Clone)]
+pub struct Trials {
+    /// Euler steps T.
+    pub steps: usize,
+    /// Trials B.
+    pub batch: usize,
+    /// Inputs, K x (T B); column block k is U_k.
+    pub inputs: DMatrix<f64>,
+    /// Targets for the states x_1..x_T, R x (T B); column block k belongs to x_{k+1}.
+    pub targets: DMatrix<f64>,
+    /// Loss weights, same layout as `targets`.
+    pub weights: DMatrix<f64>,
+    /// Whether block k carries any loss weight (steps outside the loss window are skipped).
+    pub active: Vec<bool>,
+    /// Initial states x_0, N x B.
+    pub x0: DMatrix<f64>,
+}
+
+impl Trials {
+    /// Empty trials (no input, no loss) for a network of `n` neurons, `k` inputs, `r` readouts.
+    pub fn zeros(n: usize, k: usize, r: usize, steps: usize, batch: usize) -> Trials {
+        Trials {
+            steps,
+            batch,
+            inputs: DMatrix::zeros(k, steps * batch),
+            targets: DMatrix::zeros(r, steps * batch),
+            weights: DMatrix::zeros(r, steps * batch),
+            active: vec![false; steps],
+            x0: DMatrix::zeros(n, batch),
+        }
+    }
+
+    /// Set the loss weight and target of readout `r`, trial `j`, state x_{k+1}.
+    pub fn set_target(&mut self, k: usize, j: usize, r: usize, target: f64, weight: f64) {
+        let c = k * self.batch + j;
+        self.targets[(r, c)] = target;
+        self.weights[(r, c)] = weight;
+        if weight != 0.0 {
+            self.active[k] = true;
+        }
+    }
+}
+
+/// Loss of the working-memory task (THEORY I.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LossKind {
+    /// L_mu = 1/2 <(y_mu - zhat)^2>.
+    Own,
+    /// L_mu = 1/2 <(y_mu - zhat)^2 + y_nu^2>.
+    Aligned,
+}
+
+/// The working-memory fixed point task for pattern mu (channel 0 = a, 1 = b).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct WorkingMemory {
+    /// Which pattern (input channel and readout) this task uses: 0 = a (task A), 1 = b (task B).
+    pub pattern: usize,
+    /// Pulse amplitude u_p and duration T_in.
+    pub u_p: f64,
+    pub t_in: f64,
+    /// Sustained level u_s during the delay T_d.
+    pub u_s: f64,
+    pub t_d: f64,
+    /// Loss window T_L at the end of the trial (0: the final state only).
+    pub t_loss: f64,
+    /// Target zhat.
+    pub zhat: f64,
+    pub loss: LossKind,
+    /// Standard deviation sigma0 of the initial state (0: x(0) = 0).
+    pub sigma0: f64,
+}
+
+/// The NeurIPS-2020 static task (THEORY I-10): constant input u along channel 0 (a) for the
+/// whole trial, target zhat on readout 1 (b, orthogonal to the input) at the final state.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct StaticTask {
+    pub u: f64,
+    pub t_max: f64,
+    pub zhat: f64,
+}
+
+/// The flip-flop task: on each channel, pulses of random sign (probability `rate` per unit
+/// time, duration `t_pulse`, amplitude 1); readout r must hold the sign of the last pulse on
+/// channel r (0 before the first one). Loss averaged over all steps after the first pulse
+/// window.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct FlipFlop {
+    pub t_max: f64,
+    pub rate: f64,
+    pub t_pulse: f64,
+    pub sigma0: f64,
+}
+
+/// A task family.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(tag = "family", rename_all = "snake_case")]
+pub enum Task {
+    WorkingMemory(WorkingMemory),
+    Static(StaticTask),
+    FlipFlop(FlipFlop),
+}
+
+/// Number of Euler steps covering time `t` (at least 1).
+pub fn steps_for(t: f64, dt: f64) -> usize {
+    ((t / dt).round() as usize).max(1)
+}
+
+impl Task {
+    /// Whether the trials are random (noise or random pulses); deterministic tasks need one
+    /// trial per batch.
+    pub fn is_random(&self) -> bool {
+        match self {
+            Task::WorkingMemory(w) => w.sigma0 > 0.0,
+            Task::Static(_) => false,
+            Task::FlipFlop(_) => true,
+        }
+    }
+
+    /// Generate `batch` trials for a network with `n` neurons, `k` inputs, `r` readouts.
+    pub fn trials(
+        &self,
+        n: usize,
+        k: usize,
+        r: usize,
+        dt: f64,
+        batch: usize,
+        rng: &mut impl Rng,
+    ) -> Trials {
+        match self {
+            Task::WorkingMemory(w) => {
+                let steps = steps_for(w.t_in + w.t_d, dt);
+                let mut tr = Trials::zeros(n, k, r, steps, batch);
+                let n_in = steps_for(w.t_in, dt).min(steps);
+                let n_loss = if w.t_loss > 0.0 {
+                    steps_for(w.t_loss, dt).min(steps)
+                } else {
+                    1
+                };
+                let other = 1 - w.pattern.min(1);
+                let c = 1.0 / (n_loss * batch) as f64;
+                for kk in 0..steps {
+                    let u = if kk < n_in { w.u_p } else { w.u_s };
+                    for j in 0..batch {
+                        tr.inputs[(w.pattern, kk * batch + j)] = u;
+                        if kk + n_loss >= steps {
+                            tr.set_target(kk, j, w.pattern, w.zhat, c);
+                            if w.loss == LossKind::Aligned && other < r {
+                                tr.set_target(kk, j, other, 0.0, c);
+                            }
+                        }
+                    }
+                }
+                if w.sigma0 > 0.0 {
+                    tr.x0 = DMatrix::from_fn(n, batch, |_, _| {
+                        w.sigma0 * rng.sample::<f64, _>(StandardNormal)
+                    });
+                }
+                tr
+            }
+            Task::Static(s) => {
+                let steps = steps_for(s.t_max, dt);
+                let mut tr = Trials::zeros(n, k, r, steps, batch);
+                let c = 1.0 / batch as f64;
+                for kk in 0..steps {
+                    for j in 0..batch {
+                        tr.inputs[(0, kk * batch + j)] = s.u;
+                    }
+                }
+                for j in 0..batch {
+                    tr.set_target(steps - 1, j, 1.min(r - 1), s.zhat, c);
+                }
+                tr
+            }
+            Task::FlipFlop(f) => {
+                let steps = steps_for(f.t_max, dt);
+                let pulse = steps_for(f.t_pulse, dt);
+                let mut tr = Trials::zeros(n, k, r, steps, batch);
+                let ch = k.min(r);
+                let p = (f.rate * dt).min(1.0);
+                let c = 1.0 / (steps * batch * ch) as f64;
+                for j in 0..batch {
+                    for q in 0..ch {
+                        let mut state = 0.0;
+                        let mut left = 0usize;
+                        let mut sign = 0.0;
+                        for kk in 0..steps {
+                            if left == 0 && rng.random::<f64>() < p {
+                                sign = if rng.random::<bool>() { 1.0 } else { -1.0 };
+                                left = pulse;
+                            }
+                            if left > 0 {
+                                tr.inputs[(q, kk * batch + j)] = sign;
+                                state = sign;
+                                left -= 1;
+                            }
+                            tr.set_target(kk, j, q, state, c);
+                        }
+                    }
+                }
+                if f.sigma0 > 0.0 {
+                    tr.x0 = DMatrix::from_fn(n, batch, |_, _| {
+                        f.sigma0 * rng.sample::<f64, _>(StandardNormal)
+                    });
+                }
+                tr
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn working_memory_weights_average_over_window_and_trials() {
+        let t = Task::WorkingMemory(WorkingMemory {
+            pattern: 1,
+            u_p: 1.0,
+            t_in: 2.0,
+            u_s: 0.3,
+            t_d: 5.0,
+            t_loss: 2.0,
+            zhat: 0.5,
+            loss: LossKind::Aligned,
+            sigma0: 0.0,
+        });
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let tr = t.trials(10, 2, 2, 0.2, 3, &mut rng);
+        assert_eq!(tr.steps, 35);
+        // each readout's weights sum to 1 (window average x trial average)
+        let s1: f64 = tr.weights.row(1).sum();
+        let s0: f64 = tr.weights.row(0).sum();
+        assert!((s1 - 1.0).abs() < 1e-12 && (s0 - 1.0).abs() < 1e-12);
+        assert_eq!(tr.active.iter().filter(|&&a| a).count(), 10);
+        assert_eq!(tr.inputs[(1, 0)], 1.0);
+        assert_eq!(tr.inputs[(1, 34 * 3)], 0.3);
+        assert_eq!(tr.inputs[(0, 34 * 3)], 0.0);
+    }
+}

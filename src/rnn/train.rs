@@ -1,0 +1,305 @@
+//! Training the network on one task: GD, SGD and Adam on the BPTT gradient (THEORY I.1).
+//!
+//! The problem (loss and gradient of a [`Network`] on [`Trials`]) lives in [`super::bptt`];
+//! the optimiser is a small update rule on the flat parameter vector; [`train_task`] is the
+//! driver that owns the loop, the stopping rules (loss < tol, step cap), divergence detection
+//! and the progress bar.
+
+use std::io::IsTerminal;
+
+use nalgebra::DVector;
+use rand::rngs::StdRng;
+use serde::Serialize;
+
+use super::bptt::Workspace;
+use super::network::{Network, Trainable};
+use super::task::{Task, Trials};
+use crate::{Error, Result};
+
+/// The update rule.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimizer {
+    /// Full-batch gradient descent on a fixed set of `batch` trials drawn once.
+    Gd,
+    /// Online SGD: a fresh batch of `batch` trials every step.
+    Sgd,
+    /// Adam (Kingma & Ba) on fresh batches if the task is random, else on the fixed set.
+    Adam { beta1: f64, beta2: f64, eps: f64 },
+}
+
+impl Optimizer {
+    /// Adam with the usual constants (0.9, 0.999, 1e-8).
+    pub const ADAM: Optimizer = Optimizer::Adam {
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+    };
+}
+
+/// Options of one training run.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct TrainOptions {
+    pub optimizer: Optimizer,
+    /// Learning rate eta.
+    pub lr: f64,
+    /// Stop when the loss drops below `tol`.
+    pub tol: f64,
+    /// Step cap.
+    pub max_steps: usize,
+    /// Trials per step.
+    pub batch: usize,
+    /// Divergence: loss above `diverge_factor` x max(initial loss, tol), or non-finite.
+    pub diverge_factor: f64,
+    /// Show a progress bar (only if stderr is a terminal).
+    pub progress: bool,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            optimizer: Optimizer::Gd,
+            lr: 0.1,
+            tol: 1e-4,
+            max_steps: 10_000,
+            batch: 1,
+            diverge_factor: 1e4,
+            progress: false,
+        }
+    }
+}
+
+/// What a training run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainLog {
+    /// Gradient steps taken (the learning time in steps; tau = lr x steps).
+    pub steps: usize,
+    pub converged: bool,
+    pub initial_loss: f64,
+    pub final_loss: f64,
+    /// Loss before each step.
+    pub losses: Vec<f64>,
+}
+
+/// Reusable buffers of the optimiser.
+struct Adam {
+    m: DVector<f64>,
+    v: DVector<f64>,
+    t: i32,
+}
+
+/// Train `net` on `task` (parameters in `trainable`) until the loss is below `opts.tol` or
+/// `opts.max_steps` steps. `observe(step, loss, net)` is called before every update (and once
+/// after the last step) and may record anything. Deterministic given `rng`.
+pub fn train_task(
+    net: &mut Network,
+    trainable: &Trainable,
+    task: &Task,
+    opts: &TrainOptions,
+    rng: &mut StdRng,
+    mut observe: impl FnMut(usize, f64, &Network) -> Result<()>,
+) -> Result<TrainLog> {
+    let fresh = match opts.optimizer {
+        Optimizer::Sgd => true,
+        Optimizer::Gd => false,
+        Optimizer::Adam { .. } => task.is_random(),
+    };
+    let (n, k, r, dt) = (net.n, net.inputs(), net.outputs(), net.dt);
+    let draw = |rng: &mut StdRng| -> Trials { task.trials(n, k, r, dt, opts.batch, rng) };
+    let mut trials = draw(rng);
+    let mut ws = Workspace::new(net, trials.steps, trials.batch);
+    let mut p = net.params(trainable);
+    let mut grad = vec![0.0; p.len()];
+    let mut adam = Adam {
+        m: DVector::zeros(p.len()),
+        v: DVector::zeros(p.len()),
+        t: 0,
+    };
+    let bar = if opts.progress && std::io::stderr().is_terminal() {
+        let b = indicatif::ProgressBar::new(opts.max_steps as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} steps  loss {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Some(b)
+    } else {
+        None
+    };
+    let mut losses = Vec::new();
+    let mut initial = f64::NAN;
+    let mut converged = false;
+    let mut step = 0;
+    let loss = loop {
+        if fresh && step > 0 {
+            trials = draw(rng);
+        }
+        let loss = ws.loss_and_grad(net, &trials, trainable, &mut grad)?;
+        if step == 0 {
+            initial = loss;
+        }
+        let limit = opts.diverge_factor * initial.max(opts.tol);
+        if !loss.is_finite() || loss > limit || grad.iter().any(|g| !g.is_finite()) {
+            if let Some(b) = &bar {
+                b.abandon();
+            }
+            return Err(Error::Diverged {
+                what: "rnn training".into(),
+                step,
+                loss,
+                hint: format!(
+                    "the loss left the bound {limit:.3e}; try a smaller learning rate (e.g. lr = {:.3e})",
+                    opts.lr / 4.0
+                ),
+            });
+        }
+        losses.push(loss);
+        observe(step, loss, net)?;
+        if loss < opts.tol {
+            converged = true;
+            break loss;
+        }
+        if step >= opts.max_steps {
+            break loss;
+        }
+        match opts.optimizer {
+            Optimizer::Gd | Optimizer::Sgd => {
+                for (pi, gi) in p.iter_mut().zip(&grad) {
+                    *pi -= opts.lr * gi;
+                }
+            }
+            Optimizer::Adam { beta1, beta2, eps } => {
+                adam.t += 1;
+                let c1 = 1.0 - beta1.powi(adam.t);
+                let c2 = 1.0 - beta2.powi(adam.t);
+                for i in 0..p.len() {
+                    let g = grad[i];
+                    adam.m[i] = beta1 * adam.m[i] + (1.0 - beta1) * g;
+                    adam.v[i] = beta2 * adam.v[i] + (1.0 - beta2) * g * g;
+                    p[i] -= opts.lr * (adam.m[i] / c1) / ((adam.v[i] / c2).sqrt() + eps);
+                }
+            }
+        }
+        net.set_params(trainable, p.as_slice());
+        step += 1;
+        if let Some(b) = &bar {
+            b.set_position(step as u64);
+            if step % 20 == 0 {
+                b.set_message(format!("{loss:.3e}"));
+            }
+        }
+    };
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    Ok(TrainLog {
+        steps: step,
+        converged,
+        initial_loss: initial,
+        final_loss: loss,
+        losses,
+    })
+}
+
+/// Loss of `net` on `trials` (forward only).
+pub fn evaluate(net: &Network, trials: &Trials) -> Result<f64> {
+    let mut ws = Workspace::new(net, trials.steps, trials.batch);
+    ws.loss_only(net, trials)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rnn::network::{NetworkSpec, Phi, Readout};
+    use crate::rnn::task::{LossKind, WorkingMemory};
+    use rand::SeedableRng;
+
+    fn setup(phi: Phi) -> (Network, Task) {
+        let mut rng = StdRng::seed_from_u64(11);
+        let spec = NetworkSpec {
+            n: 40,
+            g: 0.5,
+            dt: 0.2,
+            phi,
+            readout: Readout::Rate,
+            m0: [[0.0; 2]; 2],
+        };
+        let net = Network::new(&spec, &mut rng);
+        let task = Task::WorkingMemory(WorkingMemory {
+            pattern: 0,
+            u_p: 1.0,
+            t_in: 2.0,
+            u_s: 0.0,
+            t_d: 4.0,
+            t_loss: 1.0,
+            zhat: 0.5,
+            loss: LossKind::Aligned,
+            sigma0: 0.0,
+        });
+        (net, task)
+    }
+
+    #[test]
+    fn gd_and_adam_reach_tolerance_deterministically() {
+        for opt in [Optimizer::Gd, Optimizer::ADAM] {
+            let lr = if opt == Optimizer::Gd { 2.0 } else { 0.01 };
+            let opts = TrainOptions {
+                optimizer: opt,
+                lr,
+                tol: 1e-4,
+                max_steps: 3000,
+                ..TrainOptions::default()
+            };
+            let run = || {
+                let (mut net, task) = setup(Phi::Tanh);
+                let mut rng = StdRng::seed_from_u64(5);
+                let log = train_task(
+                    &mut net,
+                    &Trainable::FULL,
+                    &task,
+                    &opts,
+                    &mut rng,
+                    |_, _, _| Ok(()),
+                )
+                .unwrap();
+                (log, net.w.clone())
+            };
+            let (log, w1) = run();
+            assert!(
+                log.converged,
+                "{opt:?}: {} steps, loss {}",
+                log.steps, log.final_loss
+            );
+            assert!(log.final_loss < 1e-4);
+            let (_, w2) = run();
+            assert_eq!(w1, w2, "training is not deterministic");
+        }
+    }
+
+    #[test]
+    fn huge_rate_is_reported_as_divergence() {
+        // a linear network: a large step makes W unstable and the loss explode
+        let (mut net, task) = setup(Phi::Identity);
+        let opts = TrainOptions {
+            lr: 1e3,
+            max_steps: 50,
+            ..TrainOptions::default()
+        };
+        let mut rng = StdRng::seed_from_u64(5);
+        let err = train_task(
+            &mut net,
+            &Trainable::FULL,
+            &task,
+            &opts,
+            &mut rng,
+            |_, _, _| Ok(()),
+        )
+        .unwrap_err();
+        match err {
+            Error::Diverged { step, hint, .. } => {
+                assert!((1..50).contains(&step));
+                assert!(hint.contains("smaller learning rate"));
+            }
+            e => panic!("expected Diverged, got {e}"),
+        }
+    }
+}
