@@ -97,9 +97,10 @@ fn check_i9() -> Result<Vec<Row>> {
         let mut cols: Vec<Vec<f64>> = vec![Vec::new(); 12];
         for seed in 0..I9_SEEDS {
             let net = RandomNetwork::sample_with_patterns(I9_N, g, 900 + seed, I9_PATTERNS)?;
-            let at0 = dressing::measure_pairs(&net, &zero)?;
-            let at_k = dressing::measure_pairs(&net, &k)?;
-            let z = dressing::measure_dressed_readouts(&net, &(m_latent / (b * b)))?;
+            let res = dressing::Resolvents::new(&net)?;
+            let at0 = dressing::measure_pairs_with(&net, &res, &zero)?;
+            let at_k = dressing::measure_pairs_with(&net, &res, &k)?;
+            let z = dressing::measure_dressed_readouts_with(&net, &res, &(m_latent / (b * b)))?;
             let av = |v: Vec<f64>| mean(&v);
             let vals = [
                 av(at0.iter().map(|p| p.0.a_r0_a).collect()),
