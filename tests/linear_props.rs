@@ -28,7 +28,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
 
     /// I-6: p^2 - q^2 is conserved along the full task-B flow from a random start near the
-    /// learned A state. Tolerance 1e-9: DP45 at rtol 1e-9 (see I-6's claim file).
+    /// learned A state. Tolerance 1e-10: DP45 at rtol 1e-11 (see I-6's claim file).
     #[test]
     fn p2_minus_q2_is_conserved(
         par in params_strategy(),
@@ -40,7 +40,7 @@ proptest! {
         let z0 = closed::readouts(&m0, par.u).unwrap().z_bb;
         prop_assume!((z0 - par.zhat).abs() > 1e-3);
         let b = flow::task_b_from(&m0, &par, 1e-6, &flow::ode_options()).unwrap();
-        prop_assert!(b.conserved_drift < 1e-9, "drift {}", b.conserved_drift);
+        prop_assert!(b.conserved_drift < 1e-10, "drift {}", b.conserved_drift);
         prop_assert!((b.readouts_after.z_bb - par.zhat).abs() <= 1e-6 * (1.0 + 1e-9));
     }
 
@@ -92,7 +92,14 @@ proptest! {
     fn gradient_equals_explicit_equations_and_finite_differences(m in matrix_strategy(), par in params_strategy()) {
         let general = flow::gradient_flow(&m, Task::B, Loss::Own, &par).unwrap();
         let explicit = flow::task_b_own_explicit(&m, &par).unwrap();
-        prop_assert!((general - explicit).amax() <= 1e-13 * general.amax().max(1e-300));
+        // Both are e times the same rational factor; e = zhat - z_BB is computed along two
+        // rounding paths, which differ by ~1e-16 (zhat + |z_BB|) when e itself is small.
+        let d = closed::det_d(&m);
+        let (l, p, q, _) = closed::entries(&m);
+        let factor = par.eta * par.u * q.abs().max((1.0 - l).abs()) * p.abs().max((1.0 - l).abs()) / (d * d);
+        let z = closed::readouts(&m, par.u).unwrap().z_bb;
+        let e_rounding = 1e-15 * (par.zhat + z.abs());
+        prop_assert!((general - explicit).amax() <= 1e-13 * general.amax() + factor * e_rounding);
         for task in [Task::A, Task::B] {
             for loss in [Loss::Own, Loss::Aligned] {
                 let g = flow::loss_gradient(&m, task, loss, &par).unwrap();

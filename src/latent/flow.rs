@@ -174,6 +174,26 @@ pub fn seeding_time_quadrature(gain: &Gain, lambda: f64, eps: f64, fraction: f64
     ))
 }
 
+/// The O(1) offset of the exact seeding time over the leading-order formula, as eps -> 0:
+/// t(eps) = ln(|kappa_A| / eps) / (lambda - 1) + ln(f) / (lambda - 1) + C(f) + O(eps^2) with
+/// C(f) = int_0^{f r} lambda (1 - G(k^2)) / (k (lambda G(k^2) - 1)(lambda - 1)) dk
+/// (the difference of the exact and the linearised integrands, regular at k = 0).
+pub fn seeding_time_offset(gain: &Gain, lambda: f64, fraction: f64) -> Result<f64> {
+    let r = gain.radius_sq_for_eigenvalue(lambda)?.sqrt();
+    check_seeding_args(r, 0.5 * fraction * r, fraction)?;
+    let gl = GaussLegendre::new(20);
+    let c = gl.integrate_composite(
+        |k| {
+            let g = gain.g(k * k);
+            lambda * (1.0 - g) / (k * (lambda * g - 1.0) * (lambda - 1.0))
+        },
+        0.0,
+        fraction * r,
+        64,
+    );
+    Ok(fraction.ln() / (lambda - 1.0) + c)
+}
+
 /// Seeding time from the 2-D flow: integrate from kappa(0) = eps e_a with
 /// M = lambda e_a e_a^T and stop (event, `solve_until`) at the first time |kappa| reaches
 /// `fraction` of the attractor radius |kappa_A|, located on the dense output.

@@ -23,7 +23,7 @@
 //! tau_max = 1e4           # cap on learning time per task
 //! max_steps = 100000      # cap on learning-flow steps per task
 //! rtol = 1e-5             # learning-flow integrator tolerance
-//! trial_rtol = 1e-8       # forward/adjoint trial tolerance
+//! trial_rtol = 1e-7       # forward/adjoint trial tolerance
 //! [seeding]               # claim I-3
 //! eps = 0.0707106781      # |kappa(0)| along a
 //! fraction = 0.9          # "reached": |kappa| = fraction |kappa_A|
@@ -126,7 +126,7 @@ fn default_rtol() -> f64 {
     1e-5
 }
 fn default_trial_rtol() -> f64 {
-    1e-8
+    1e-7
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -397,14 +397,14 @@ pub fn predict(model: &ModelFile) -> Result<LatentReport> {
 fn fp_plain(out: &mut String, fps: &[FixedPoint]) {
     for f in fps {
         out.push_str(&format!(
-            "    ({:>10}, {:>10})  eig {}{:+}i / {}{:+}i  {:?}\n",
+            "    ({:>10}, {:>10})  eig {}{:+}i / {}{:+}i  {}\n",
             fmt_num(f.x[0]),
             fmt_num(f.x[1]),
             fmt_num(f.eigenvalues[0][0]),
             f.eigenvalues[0][1],
             fmt_num(f.eigenvalues[1][0]),
             f.eigenvalues[1][1],
-            f.kind
+            f.kind.label()
         ));
     }
 }
@@ -420,14 +420,14 @@ fn fp_lines(out: &mut String, fps: &[EigenFixedPoint]) {
             }
         };
         out.push_str(&format!(
-            "    ({:>10}, {:>10})  lambda {:>9}  |y| {:>9}  eig {} / {}  {:?}\n",
+            "    ({:>10}, {:>10})  lambda {:>9}  |y| {:>9}  eig {} / {}  {}\n",
             fmt_num(f.point.x[0]),
             fmt_num(f.point.x[1]),
             fmt_num(f.lambda),
             fmt_num(f.readout),
             evs(ev[0]),
             evs(ev[1]),
-            f.point.kind
+            f.point.kind.label()
         ));
     }
 }
@@ -480,9 +480,9 @@ impl Report for LatentReport {
             fmt_num(s.learning_b.loss_start),
             fmt_num(s.learning_b.loss_end)
         ));
-        o.push_str("attractors of the autonomous flow after A (closed form, I-1):\n");
+        o.push_str("fixed points of the autonomous flow after A (closed form, I-1):\n");
         fp_lines(&mut o, &s.attractors_after_a);
-        o.push_str("attractors of the autonomous flow after B:\n");
+        o.push_str("fixed points of the autonomous flow after B:\n");
         fp_lines(&mut o, &s.attractors_after_b);
         if self.spec.schedule.u_s != 0.0 {
             for (label, set) in [
@@ -531,18 +531,117 @@ impl Report for LatentReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::interference::nonlinear::Mode;
+    use crate::Error;
+
+    const ROTATION: &str = include_str!("../../models/latent-rotation.toml");
+    const NEW_FORMATION: &str = include_str!("../../models/latent-new-formation.toml");
+
+    fn field_error(text: &str) -> (String, String) {
+        let m = crate::model::parse("test.toml", text).unwrap();
+        match LatentSpec::from_model(&m) {
+            Err(Error::Parameter { field, reason, .. }) => (field, reason),
+            Err(e) => ("<other>".into(), e.to_string()),
+            Ok(_) => panic!("accepted: {text}"),
+        }
+    }
 
     #[test]
-    #[ignore]
-    fn explore_models() {
-        for f in [
-            "models/latent-rotation.toml",
-            "models/latent-new-formation.toml",
-        ] {
-            let m = crate::model::load(std::path::Path::new(f)).unwrap();
-            let t0 = std::time::Instant::now();
-            let r = predict(&m).unwrap();
-            println!("{f} ({:?})\n{}", t0.elapsed(), r.text());
+    fn impossible_target_names_zhat() {
+        let (field, reason) = field_error(&ROTATION.replace("zhat = 0.5", "zhat = 0.8"));
+        assert_eq!(field, "zhat");
+        assert!(reason.contains("impossible"), "{reason}");
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let cases = [
+            ("eta = 1.0", "eta = -1.0", "learning.eta"),
+            ("t_l = 2.0", "t_l = 12.0", "schedule.t_l"),
+            ("t_d = 10.0", "t_d = nan", "schedule.t_d"),
+            ("gain = \"erf\"", "gain = \"relu\"", "gain"),
+            ("fraction = 0.9", "fraction = 1.0", "seeding.fraction"),
+            ("eps = 0.07071067811865475", "eps = 0.7", "seeding.eps"),
+            (
+                "eps_kind = \"offdiag\"",
+                "eps_kind = \"both\"",
+                "init.eps_kind",
+            ),
+        ];
+        for (from, to, field) in cases {
+            assert!(ROTATION.contains(from), "{from}");
+            assert_eq!(field_error(&ROTATION.replace(from, to)).0, field, "{to}");
         }
+    }
+
+    #[test]
+    fn unknown_key_is_an_error() {
+        let m = crate::model::parse(
+            "t.toml",
+            &ROTATION.replace("eta = 1.0", "eta = 1.0\netta = 2.0"),
+        )
+        .unwrap();
+        let e = LatentSpec::from_model(&m).unwrap_err().to_string();
+        assert!(e.contains("etta"), "{e}");
+    }
+
+    #[test]
+    fn shipped_models_predict_their_modes() {
+        // rotation: u_s = 0, the A memory is overwritten (I ~ 2); new formation: u_s = 0.3,
+        // the A fixed point survives beside a new one (I << 1)
+        let m = crate::model::parse("rot.toml", ROTATION).unwrap();
+        let r = predict(&m).unwrap();
+        let s = &r.sequential;
+        assert!(s.learning_a.converged && s.learning_b.converged);
+        assert_eq!(s.mode, Mode::Rotation, "{}", s.mode_reason);
+        assert!(s.interference > 1.5, "{}", s.interference);
+        assert!((r.target.lambda_a - 1.283).abs() < 5e-4);
+        assert!((r.seeding.simulated - r.seeding.quadrature).abs() < 1e-8);
+        let m = crate::model::parse("new.toml", NEW_FORMATION).unwrap();
+        let s = predict(&m).unwrap().sequential;
+        assert_eq!(s.mode, Mode::NewFormation, "{}", s.mode_reason);
+        assert!(s.interference < 0.1, "{}", s.interference);
+        assert!(s.decomposition.rotation_share < 0.1);
+        assert!(!r.text().is_empty());
+    }
+
+    /// The moderate tolerances of the shipped model (trial rtol 1e-6, learning rtol 1e-4, chosen
+    /// for the 20 ms budget) reproduce a tight run (1e-10, 1e-8): learning times to 1e-3 and
+    /// interference to 1e-4 relative (measured: 4e-5 and 3e-6).
+    #[test]
+    fn moderate_tolerances_agree_with_tight_reference() {
+        let m = crate::model::parse("rot.toml", ROTATION).unwrap();
+        let run = |tr: f64, lr: f64| {
+            let mut spec = LatentSpec::from_model(&m).unwrap();
+            spec.trial_rtol = tr;
+            spec.rtol = lr;
+            let seq = spec.sequential();
+            let a = crate::interference::nonlinear::learn(
+                &seq.trials,
+                &spec.m0(),
+                crate::interference::nonlinear::Task::A,
+                &seq.learning_a,
+            )
+            .unwrap();
+            let b = crate::interference::nonlinear::learn(
+                &seq.trials,
+                &a.m_end,
+                crate::interference::nonlinear::Task::B,
+                &seq.learning_b,
+            )
+            .unwrap();
+            let i = seq
+                .trials
+                .loss(&b.m_end, crate::interference::nonlinear::Task::A)
+                .unwrap()
+                / a.loss_start;
+            (a.tau, b.tau, i)
+        };
+        let spec = LatentSpec::from_model(&m).unwrap();
+        let (ta, tb, i) = run(spec.trial_rtol, spec.rtol);
+        let (ta0, tb0, i0) = run(1e-10, 1e-8);
+        assert!(((ta - ta0) / ta0).abs() < 1e-3, "{ta} vs {ta0}");
+        assert!(((tb - tb0) / tb0).abs() < 1e-3, "{tb} vs {tb0}");
+        assert!(((i - i0) / i0).abs() < 1e-4, "{i} vs {i0}");
     }
 }

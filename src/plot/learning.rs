@@ -174,6 +174,8 @@ pub struct Continuation {
 }
 
 /// Fixed points of `flow(tau)` in the box at every tau (increasing), linked into branches.
+/// Intervals in which the fixed points change are bisected up to 4 times (the returned `tau`
+/// then holds the inserted values too); points closer than 1e-4 of the box diagonal are merged.
 ///
 /// Linking: between consecutive tau the closest pairs are matched greedily; a pair farther
 /// apart than `match_frac` of the box diagonal is not matched (the point is taken as born or
@@ -197,11 +199,79 @@ pub fn track<F: PlanarFlow>(
             "fixed-point tracking: tau must be finite and strictly increasing".into(),
         ));
     }
-    let fps: Vec<Vec<FixedPoint>> = tau
-        .iter()
-        .map(|&t| fixed_points_in_box(&flow(t), lo, hi, grid))
-        .collect();
-    Ok(link(tau, fps, lo, hi, match_frac))
+    let diam = ((hi[0] - lo[0]).powi(2) + (hi[1] - lo[1]).powi(2)).sqrt();
+    let find = |t: f64| merge_close(fixed_points_in_box(&flow(t), lo, hi, grid), 1e-4 * diam);
+    let mut ts: Vec<f64> = tau.to_vec();
+    let mut fps: Vec<Vec<FixedPoint>> = ts.iter().map(|&t| find(t)).collect();
+    // refine intervals where the picture changes (a point unmatched or changing type) by
+    // bisection, up to REFINE levels: fast motion then links up, and a bifurcation is located
+    // to 2^-REFINE of the user's step
+    for _ in 0..REFINE {
+        let radius = match_frac * diam;
+        let mut nts = Vec::with_capacity(ts.len());
+        let mut nfps = Vec::with_capacity(ts.len());
+        let mut inserted = false;
+        for k in 0..ts.len() {
+            nts.push(ts[k]);
+            nfps.push(fps[k].clone());
+            if k + 1 < ts.len() && changes(&fps[k], &fps[k + 1], radius) {
+                let mid = 0.5 * (ts[k] + ts[k + 1]);
+                if mid > ts[k] && mid < ts[k + 1] {
+                    nts.push(mid);
+                    nfps.push(find(mid));
+                    inserted = true;
+                }
+            }
+        }
+        ts = nts;
+        fps = nfps;
+        if !inserted {
+            break;
+        }
+    }
+    Ok(link(&ts, fps, lo, hi, match_frac))
+}
+
+/// Bisection levels of [`track`] around changes (each halves the located tau interval).
+const REFINE: usize = 4;
+
+/// Whether the fixed points change between two consecutive tau: different numbers, a point
+/// with no partner within `radius`, or a partner of another stability class.
+fn changes(a: &[FixedPoint], b: &[FixedPoint], radius: f64) -> bool {
+    if a.len() != b.len() {
+        return true;
+    }
+    a.iter().any(|p| {
+        match b
+            .iter()
+            .map(|q| ((p.vector() - q.vector()).norm(), q))
+            .min_by(|x, y| x.0.total_cmp(&y.0))
+        {
+            Some((d, q)) => d > radius || class(p.kind) != class(q.kind),
+            None => true,
+        }
+    })
+}
+
+/// Merge fixed points closer than `tol` (keep the smallest residual): near a degenerate
+/// (bifurcating) point Newton converges only linearly and distinct starts stop at slightly
+/// different places; points that close are one point at plotting resolution.
+fn merge_close(fps: Vec<FixedPoint>, tol: f64) -> Vec<FixedPoint> {
+    let mut out: Vec<FixedPoint> = Vec::with_capacity(fps.len());
+    for fp in fps {
+        match out
+            .iter_mut()
+            .find(|q| (q.vector() - fp.vector()).norm() <= tol)
+        {
+            Some(q) => {
+                if fp.residual < q.residual {
+                    *q = fp;
+                }
+            }
+            None => out.push(fp),
+        }
+    }
+    out
 }
 
 /// [`track`] for explicit snapshots.

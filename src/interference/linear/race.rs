@@ -61,8 +61,8 @@ pub fn reference_task_b(r: f64, eps: f64, tol: f64, opts: &OdeOptions) -> Result
 pub const CROSSOVER_XTOL: f64 = 1e-6;
 
 /// The full-ODE crossover at seed eps: the r at which rotation carries exactly half of the
-/// change of s_eff. `Ok(None)` if the share does not cross 1/2 on the valid r range. (The share
-/// falls with r; the scan brackets the first crossing from below.)
+/// change of s_eff. `Ok(None)` if the share does not cross 1/2 on the valid r range above
+/// r = 1e-3. (The share falls with r; a geometric scan brackets the first crossing from below.)
 pub fn crossover_ode(eps: f64, tol: f64) -> Result<Option<f64>> {
     let opts = flow::ode_options();
     let share = |r: f64| -> f64 {
@@ -76,10 +76,12 @@ pub fn crossover_ode(eps: f64, tol: f64) -> Result<Option<f64>> {
     if hi - lo < 1e-6 {
         return Ok(None);
     }
-    let n = 24;
+    // Geometric scan (the crossover moves towards small r as eps shrinks), then Brent.
+    let (a, b) = ((lo * 1.001).max(1e-3), hi * 0.999);
+    let n = 32;
     let mut prev: Option<(f64, f64)> = None;
-    for k in 1..n {
-        let r = lo + (hi - lo) * k as f64 / n as f64;
+    for k in 0..=n {
+        let r = a * (b / a).powf(k as f64 / n as f64);
         let f = share(r);
         if !f.is_finite() {
             continue;
@@ -141,6 +143,37 @@ pub struct InterferenceGrid {
     pub r_star: Vec<Option<f64>>,
     pub failures: usize,
     pub first_failure: Option<String>,
+}
+
+impl InterferenceGrid {
+    /// The grid as CSV (one line per defined point): r, eps, interference, rotation_share, t_b,
+    /// race_margin. Undefined or failed points are left out.
+    pub fn csv(&self) -> String {
+        let mut rows = Vec::new();
+        for (i, &e) in self.eps.iter().enumerate() {
+            for (j, &r) in self.r.iter().enumerate() {
+                if let (Some(x), Some(sh), Some(t), Some(m)) = (
+                    self.interference[i][j],
+                    self.rotation_share[i][j],
+                    self.t_b[i][j],
+                    self.race_margin[i][j],
+                ) {
+                    rows.push(vec![r, e, x, sh, t, m]);
+                }
+            }
+        }
+        crate::io::csv(
+            &[
+                "r",
+                "eps",
+                "interference",
+                "rotation_share",
+                "t_b",
+                "race_margin",
+            ],
+            rows,
+        )
+    }
 }
 
 /// The (r, eps) interference grid, rows over `eps`, columns over `r`, computed in parallel
@@ -222,6 +255,9 @@ mod tests {
         // r = 0.99, eps = 0.4: eps^2 > r(1-r), undefined; no r* above eps = 0.3124.
         assert_eq!(g.interference[1][2], None);
         assert!(g.r_star[0].is_some() && g.r_star[1].is_none());
+        let csv = g.csv();
+        assert_eq!(csv.lines().count(), 1 + 4); // header + 4 defined points
+        assert!(csv.starts_with("r,eps,interference,rotation_share,t_b,race_margin\n"));
     }
 
     #[test]

@@ -184,7 +184,7 @@ pub fn predict_spec(spec: &LinearSpec) -> Result<LinearReport> {
     let (r, eps, tol) = (par.r(), spec.eps, spec.tolerance);
     let c = par.c();
     let target = par.s_eff_target(tol);
-    let precise = flow::precise_options_for(tol);
+    let precise = flow::precise_options_for(tol / par.zhat);
 
     // Task A from M = 0 (own loss): lambda follows the new-formation equation with s -> lambda.
     let a = flow::learn(
@@ -467,7 +467,10 @@ impl Report for LinearReport {
         ));
         for fp in &self.fixed_points {
             let coord = format!("({:.4}, {:.4})", fp.coordinates[0], fp.coordinates[1]);
-            let d = fp.difference.map(diff).unwrap_or_else(|| "—".into());
+            let d = fp
+                .difference
+                .map(|x| format!("{x:.1e}"))
+                .unwrap_or_else(|| "— (unstable)".into());
             o.push_str(&format!(
                 "    {:<12}{:>22}{:>11}{:>10}   {:<22}{}\n",
                 fp.label,
@@ -549,6 +552,21 @@ impl Report for LinearReport {
             "    cross readouts after B: z_BA = {}, z_AB = {}\n",
             num(ra.z_ba, 4),
             num(ra.z_ab, 4)
+        ));
+        let (l1, p1, q1, s1) = (
+            b.m_after[0][0],
+            b.m_after[0][1],
+            b.m_after[1][0],
+            b.m_after[1][1],
+        );
+        o.push_str(&format!(
+            "    why: z_AA = u / ((1 - lambda) - p q/(1 - s)); after B, 1 - lambda = {} and the rotation\n         \
+             term p q/(1 - s) = {} leave u / {} = {} (A needs 1 - lambda_A = r = {})\n",
+            num(1.0 - l1, 4),
+            num(p1 * q1 / (1.0 - s1), 4),
+            num((1.0 - l1) - p1 * q1 / (1.0 - s1), 4),
+            num(ra.z_aa, 4),
+            num(r, 4)
         ));
         o.push_str(&format!(
             "    I = {}   ({})\n",

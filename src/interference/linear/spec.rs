@@ -6,7 +6,7 @@
 //! zhat = 1.0         # target readout, > 0                      (default 1)
 //! eta = 1.0          # learning rate, > 0                       (default 1)
 //! eps = 0.05         # seed in both off-diagonals after task A, in (0, sqrt(r(1-r)))
-//! tolerance = 1e-6   # task learned when |z - zhat| < tolerance (default 1e-6)
+//! tolerance = 1e-6   # task learned when |z - zhat| < tolerance, in [1e-12 zhat, ...) (default 1e-6)
 //! ```
 
 use serde::Deserialize;
@@ -98,13 +98,20 @@ pub fn check(model: &ModelFile) -> Result<LinearSpec> {
     // Task B starts at z_BB = u r / (r - eps^2); the tolerance must leave something to learn.
     let z_bb0 = par.u * r / (r - raw.eps * raw.eps);
     let tol_max = zhat - z_bb0;
+    // Below 1e-12 zhat the readout cannot be resolved: f64 rounding of the state, amplified by
+    // |grad z| ~ G_A^2, reaches that level.
+    let tol_min = 1e-12 * zhat;
     ck.finite("tolerance", tol)?;
-    if !(tol > 0.0 && tol < tol_max) {
+    if !(tol >= tol_min && tol < tol_max) {
         return Err(ck.error(
             "tolerance",
             tol,
-            &format!("(0, zhat - z_BB(start of B)) = (0, {tol_max:.6})"),
-            "task B must start farther than the tolerance from its target",
+            &format!("[1e-12 zhat, zhat - z_BB(start of B)) = [{tol_min:.1e}, {tol_max:.6})"),
+            if tol < tol_min {
+                "below what f64 can resolve of the readout"
+            } else {
+                "task B must start farther than the tolerance from its target"
+            },
         ));
     }
     Ok(LinearSpec {
