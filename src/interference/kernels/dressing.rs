@@ -100,21 +100,43 @@ fn singular(context: &str) -> Error {
 /// U~ = U^T R0 U / N, the push-through identity gives (I - W0 - U K U^T/N)^{-1} a
 /// = R0 U (I - K U~)^{-1} e_a and its transpose analogue, so no N x N solve per pair is needed.
 pub fn measure_pairs(net: &RandomNetwork, k: &Matrix2<f64>) -> Result<Vec<(Overlaps, NtkRatios)>> {
+    measure_pairs_with(net, &Resolvents::new(net)?, k)
+}
+
+/// R0 P, R0^T P and R0 R0^T P for the pattern matrix P of a network: everything the I-9
+/// measurements need, from two LU factorisations of I - W0.
+#[derive(Debug, Clone)]
+pub struct Resolvents {
+    pub r0x: DMatrix<f64>,
+    pub r0tx: DMatrix<f64>,
+    pub r0r0tx: DMatrix<f64>,
+}
+
+impl Resolvents {
+    /// Factorise I - W0 and its transpose once and solve for all patterns.
+    pub fn new(net: &RandomNetwork) -> Result<Self> {
+        let m = net.identity_minus_w0();
+        let lu = m.clone().lu();
+        let lu_t = m.transpose().lu();
+        let x = &net.patterns;
+        let err = || singular("I - W0 (kernels::dressing)");
+        let r0x = lu.solve(x).ok_or_else(err)?;
+        let r0tx = lu_t.solve(x).ok_or_else(err)?;
+        // a^T R0^T R0 R0^T v = (R0 a) . (R0 (R0^T v)).
+        let r0r0tx = lu.solve(&r0tx).ok_or_else(err)?;
+        Ok(Resolvents { r0x, r0tx, r0r0tx })
+    }
+}
+
+/// [`measure_pairs`] with precomputed [`Resolvents`].
+pub fn measure_pairs_with(
+    net: &RandomNetwork,
+    res: &Resolvents,
+    k: &Matrix2<f64>,
+) -> Result<Vec<(Overlaps, NtkRatios)>> {
     let n = net.n as f64;
-    let m = net.identity_minus_w0();
-    let lu = m.clone().lu();
-    let lu_t = m.transpose().lu();
     let x = &net.patterns;
-    let r0x = lu
-        .solve(x)
-        .ok_or_else(|| singular("I - W0 (kernels::dressing)"))?;
-    let r0tx = lu_t
-        .solve(x)
-        .ok_or_else(|| singular("I - W0 (kernels::dressing)"))?;
-    // a^T R0^T R0 R0^T v = (R0 a) . (R0 (R0^T v)).
-    let r0r0tx = lu
-        .solve(&r0tx)
-        .ok_or_else(|| singular("I - W0 (kernels::dressing)"))?;
+    let (r0x, r0tx, r0r0tx) = (&res.r0x, &res.r0tx, &res.r0r0tx);
     let (v_lat, vt_lat) = latent_vectors(k)?;
     let latent = v_lat.norm_squared() * vt_lat.norm_squared();
     let mut out = Vec::with_capacity(x.ncols() / 2);
@@ -124,31 +146,31 @@ pub fn measure_pairs(net: &RandomNetwork, k: &Matrix2<f64>) -> Result<Vec<(Overl
             u.column(p).dot(&v.column(q)) / n
         };
         let o = Overlaps {
-            a_r0_a: dot(x, i, &r0x, i),
-            r0a_sq: dot(&r0x, i, &r0x, i),
-            triple: dot(&r0x, i, &r0r0tx, i),
-            a_r0_b: dot(x, i, &r0x, j),
-            r0a_r0b: dot(&r0x, i, &r0x, j),
-            triple_ab: dot(&r0x, i, &r0r0tx, j),
+            a_r0_a: dot(x, i, r0x, i),
+            r0a_sq: dot(r0x, i, r0x, i),
+            triple: dot(r0x, i, r0r0tx, i),
+            a_r0_b: dot(x, i, r0x, j),
+            r0a_r0b: dot(r0x, i, r0x, j),
+            triple_ab: dot(r0x, i, r0r0tx, j),
         };
         // U~ = U^T R0 U / N; Grams of R0 U and R0^T U (divided by N).
         let ut = Matrix2::new(
-            dot(x, i, &r0x, i),
-            dot(x, i, &r0x, j),
-            dot(x, j, &r0x, i),
-            dot(x, j, &r0x, j),
+            dot(x, i, r0x, i),
+            dot(x, i, r0x, j),
+            dot(x, j, r0x, i),
+            dot(x, j, r0x, j),
         );
         let gram = Matrix2::new(
-            dot(&r0x, i, &r0x, i),
-            dot(&r0x, i, &r0x, j),
-            dot(&r0x, j, &r0x, i),
-            dot(&r0x, j, &r0x, j),
+            dot(r0x, i, r0x, i),
+            dot(r0x, i, r0x, j),
+            dot(r0x, j, r0x, i),
+            dot(r0x, j, r0x, j),
         );
         let gram_t = Matrix2::new(
-            dot(&r0tx, i, &r0tx, i),
-            dot(&r0tx, i, &r0tx, j),
-            dot(&r0tx, j, &r0tx, i),
-            dot(&r0tx, j, &r0tx, j),
+            dot(r0tx, i, r0tx, i),
+            dot(r0tx, i, r0tx, j),
+            dot(r0tx, j, r0tx, i),
+            dot(r0tx, j, r0tx, j),
         );
         let e_a = Vector2::new(1.0, 0.0);
         let inv = (Matrix2::identity() - k * ut)
@@ -239,30 +261,28 @@ pub fn measure_dressed_readouts(
     net: &RandomNetwork,
     k: &Matrix2<f64>,
 ) -> Result<Vec<Matrix2<f64>>> {
+    measure_dressed_readouts_with(net, &Resolvents::new(net)?, k)
+}
+
+/// [`measure_dressed_readouts`] with precomputed [`Resolvents`].
+pub fn measure_dressed_readouts_with(
+    net: &RandomNetwork,
+    res: &Resolvents,
+    k: &Matrix2<f64>,
+) -> Result<Vec<Matrix2<f64>>> {
     let n = net.n as f64;
-    let m = net.identity_minus_w0();
-    let lu = m.clone().lu();
-    let lu_t = m.transpose().lu();
     let x = &net.patterns;
-    let r0x = lu
-        .solve(x)
-        .ok_or_else(|| singular("I - W0 (kernels::dressing)"))?;
-    let r0tx = lu_t
-        .solve(x)
-        .ok_or_else(|| singular("I - W0 (kernels::dressing)"))?;
-    let r0r0tx = lu
-        .solve(&r0tx)
-        .ok_or_else(|| singular("I - W0 (kernels::dressing)"))?;
+    let (r0x, r0tx, r0r0tx) = (&res.r0x, &res.r0tx, &res.r0r0tx);
     let mut out = Vec::with_capacity(x.ncols() / 2);
     for pair in 0..x.ncols() / 2 {
         let idx = [2 * pair, 2 * pair + 1];
         let block = |u: &DMatrix<f64>, v: &DMatrix<f64>| {
             Matrix2::from_fn(|r, c| u.column(idx[r]).dot(&v.column(idx[c])) / n)
         };
-        let ut = block(x, &r0x);
-        let a = block(&r0tx, &r0tx);
-        let b = block(&r0x, &r0x);
-        let t = block(&r0x, &r0r0tx);
+        let ut = block(x, r0x);
+        let a = block(r0tx, r0tx);
+        let b = block(r0x, r0x);
+        let t = block(r0x, r0r0tx);
         let inv = (Matrix2::identity() - k * t)
             .try_inverse()
             .ok_or_else(|| singular("I - K T (kernels::dressing)"))?;
