@@ -138,8 +138,7 @@ fn latent_figures(model: &ModelFile, dir: &Path) -> Result<Vec<PathBuf>> {
     let (_res, run_a, run_b) = spec.sequential().run(&spec.m0())?;
     let m_after_a = unpack(&run_a.path.eval(run_a.tau));
     let m_at = |t: f64| unpack(&run_b.path.eval(t));
-    let half = fixed_point_box(&m_at(run_b.tau), &gain)?
-        .max(fixed_point_box(&m_after_a, &gain)?);
+    let half = fixed_point_box(&m_at(run_b.tau), &gain)?.max(fixed_point_box(&m_after_a, &gain)?);
     let ps = PhaseSpec::new([-half, -half], [half, half]).labels("κ_a", "κ_b");
     let mut files = Vec::new();
     let r = phase::render(
@@ -162,9 +161,7 @@ fn latent_figures(model: &ModelFile, dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Gradient flow of task B from M after A, with its dense output (until |z_BB - zhat| < tol).
-fn linear_task_b_path(
-    spec: &linear::LinearSpec,
-) -> Result<(crate::num::ode::Trajectory<4>, f64)> {
+fn linear_task_b_path(spec: &linear::LinearSpec) -> Result<(crate::num::ode::Trajectory<4>, f64)> {
     let par = spec.params;
     let m0 = par.after_a(spec.eps);
     let rhs = |_: f64, y: &lflow::State| {
@@ -239,14 +236,16 @@ pub fn race_map(dir: &Path, n_r: usize, n_eps: usize) -> Result<Vec<PathBuf>> {
         .map(|i| 0.12 + 0.58 * i as f64 / (n_r - 1) as f64)
         .collect();
     let eps: Vec<f64> = (0..n_eps)
-        .map(|j| (0.005f64.ln() + (0.15f64.ln() - 0.005f64.ln()) * j as f64 / (n_eps - 1) as f64).exp())
+        .map(|j| {
+            (0.005f64.ln() + (0.15f64.ln() - 0.005f64.ln()) * j as f64 / (n_eps - 1) as f64).exp()
+        })
         .collect();
     let grid = linear::interference_grid(&r, &eps, 1e-6)?;
     // values[j * nx + i]: row j = eps, column i = r; failed points are left at the map's floor
     let mut values = Vec::with_capacity(n_r * n_eps);
     for j in 0..n_eps {
         for i in 0..n_r {
-            values.push(grid.interference[i][j].unwrap_or(f64::NAN));
+            values.push(grid.interference[j][i].unwrap_or(f64::NAN));
         }
     }
     let floor = values
@@ -296,7 +295,9 @@ pub fn race_map(dir: &Path, n_r: usize, n_eps: usize) -> Result<Vec<PathBuf>> {
 /// memory, T_in = 2, u_p = 1, erf target attractor at zhat = 0.5), with the f_rot = 1/2 line.
 pub fn theta_map(dir: &Path, n_g: usize, n_td: usize) -> Result<Vec<PathBuf>> {
     io::ensure_dir(dir)?;
-    let gs: Vec<f64> = (0..n_g).map(|i| 0.9 * i as f64 / (n_g - 1) as f64).collect();
+    let gs: Vec<f64> = (0..n_g)
+        .map(|i| 0.9 * i as f64 / (n_g - 1) as f64)
+        .collect();
     let tds: Vec<f64> = (0..n_td)
         .map(|j| 1.0 + 14.0 * j as f64 / (n_td - 1) as f64)
         .collect();

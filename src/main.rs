@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use modeflow::claims::runner::{self, Selection};
 use modeflow::claims::{registry, Verdict};
-use modeflow::{model, run, sweep, Error};
+use modeflow::{figures, model, run, sweep, Error};
 
 #[derive(Parser)]
 #[command(
@@ -42,6 +42,23 @@ enum Command {
         /// Print JSON (with model, seed and version) instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Phase and learning portraits of a model with a 2-D latent form (SVG + PNG + data).
+    Phase {
+        /// A model file (TOML) of kind latent or linear2x2.
+        model: PathBuf,
+        /// Output directory (created if missing).
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
+    },
+    /// The gallery: every figure of the shipped model files, in one command.
+    Figures {
+        /// Output directory (created if missing).
+        #[arg(long, default_value = "out/figures")]
+        out: PathBuf,
+        /// Directory of the shipped model files (default: ./models, else the source tree's).
+        #[arg(long)]
+        models: Option<PathBuf>,
     },
     /// Run a parameter sweep (a `kind = "sweep"` file) in parallel; writes NAME.csv and
     /// NAME.json (or NAME.shard-I-of-N.*) into --out.
@@ -95,6 +112,10 @@ fn main() -> ExitCode {
             full,
             dir,
         }) => check(pattern, json, full, dir),
+        Some(Command::Phase { model, out }) => model::load(&model)
+            .and_then(|m| figures::phase(&m, &out))
+            .map(|files| list_files(&files)),
+        Some(Command::Figures { out, models }) => gallery(&out, models),
         Some(Command::Sweep { sweep, out, shard }) => run_sweep(&sweep, &out, shard.as_deref()),
         Some(Command::Merge { shards, out }) => merge(&shards, &out),
     };
@@ -130,10 +151,59 @@ fn emit(out: run::Output, json: bool) -> ExitCode {
     }
 }
 
+/// The main job: the learning-mode report of the embedded default model, and its phase and
+/// learning portraits in `out/`.
 fn main_job() -> Result<ExitCode, Error> {
     let m = model::default_model();
     let out = run::predict(&m)?;
-    Ok(emit(out, false))
+    let code = emit(out, false);
+    let files = figures::phase(&m, Path::new("out"))?;
+    say(&format!(
+        "\nFIGURES  phase and learning portraits of the default model: {} files in out/ \
+         (`modeflow figures` draws the whole gallery)\n",
+        files.len()
+    ));
+    Ok(code)
+}
+
+fn list_files(files: &[PathBuf]) -> ExitCode {
+    for f in files {
+        say(&format!("{}\n", f.display()));
+    }
+    ExitCode::SUCCESS
+}
+
+fn gallery(out: &Path, models: Option<PathBuf>) -> Result<ExitCode, Error> {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    use rayon::prelude::*;
+    use std::io::IsTerminal;
+    let models = models.unwrap_or_else(figures::default_models_dir);
+    modeflow::io::ensure_dir(out)?;
+    let items = figures::gallery_items();
+    let bar = ProgressBar::new(items.len() as u64);
+    if std::io::stderr().is_terminal() {
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} figure sets [{elapsed}]")
+                .expect("static template"),
+        );
+    } else {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    let results: Vec<Result<Vec<PathBuf>, Error>> = items
+        .par_iter()
+        .map(|item| {
+            let r = figures::gallery_item(item, &models, out);
+            bar.inc(1);
+            r
+        })
+        .collect();
+    bar.finish_and_clear();
+    let mut n = 0;
+    for r in results {
+        n += r?.len();
+    }
+    say(&format!("{n} files written to {}\n", out.display()));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check(
