@@ -384,6 +384,8 @@ pub enum GalleryItem {
     RaceMap,
     /// The (g, T_d) rotation-share map.
     ThetaMap,
+    /// An implicit-bias figure of [`crate::figures_bias`] (writes into the given directory).
+    Bias(fn(&Path) -> Result<Vec<PathBuf>>),
 }
 
 /// Every item of the gallery, in order.
@@ -394,6 +396,17 @@ pub fn gallery_items() -> Vec<GalleryItem> {
         .collect();
     v.push(GalleryItem::RaceMap);
     v.push(GalleryItem::ThetaMap);
+    use crate::figures_bias as fb;
+    v.extend(
+        [
+            fb::norm_growth as fn(&Path) -> Result<Vec<PathBuf>>,
+            fb::balance_drift,
+            fb::clusters,
+            fb::diagonal_bias,
+            fb::modified_flow_order,
+        ]
+        .map(GalleryItem::Bias),
+    );
     v
 }
 
@@ -406,6 +419,10 @@ pub fn gallery_item(item: &GalleryItem, models_dir: &Path, dir: &Path) -> Result
         }
         GalleryItem::RaceMap => race_map(dir, 48, 36),
         GalleryItem::ThetaMap => theta_map(dir, 46, 57),
+        GalleryItem::Bias(f) => {
+            io::ensure_dir(dir)?;
+            f(dir)
+        }
     }
 }
 

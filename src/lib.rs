@@ -14,6 +14,7 @@ pub mod bias;
 pub mod claims;
 pub mod error;
 pub mod figures;
+pub mod figures_bias;
 pub mod interference;
 pub mod io;
 pub mod latent;

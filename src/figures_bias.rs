@@ -1,0 +1,500 @@
+//! Gallery figures of the implicit-bias results (THEORY Part II), each computed with the
+//! [`crate::bias`] trainers and solvers and drawn through [`crate::plot::lines`]:
+//!
+//! - [`norm_growth`]: B-6, |w(t)| against ln t for separable logistic regression (slope |w_hat| = 1);
+//! - [`balance_drift`]: B-1, drift of the balance D_j at fixed horizon eta*T against eta (slope 1);
+//! - [`clusters`]: B-3/B-8, cosine similarities of the hidden weight vectors of a leaky-ReLU
+//!   student trained from small init, and their projection on the top two principal directions;
+//! - [`diagonal_bias`]: B-10, |beta|_1 of argmin Q_alpha against alpha between min-l1 and min-l2;
+//! - [`modified_flow_order`]: B-12, error of GD / SGD against gradient flow and the modified flow
+//!   against the step size eps (orders 1, 2 and 2, 3).
+//!
+//! Every function writes into `dir` (created if missing) and returns the files written; the
+//! figure JSON carries the provenance (`modeflow_version`, what was computed, the settings).
+
+use std::path::{Path, PathBuf};
+
+use nalgebra::{DMatrix, DVector};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use rand_distr::StandardNormal;
+
+use crate::bias::agreement::{student, teacher_data};
+use crate::bias::balance::{random_two_layer, two_layer_run, SgdSettings};
+use crate::bias::cluster::cosine_clusters;
+use crate::bias::diagonal::{min_l2, reference_data, train_diagonal, DiagRun, DiagSettings};
+use crate::bias::margin::{soudry, soudry_set};
+use crate::bias::modified_flow::{gd_errors, sgd_epoch_errors, test_problem};
+use crate::bias::nets::{Activation, Loss, TwoLayerGrad, TwoLayerWork};
+use crate::bias::solvers::mirror_argmin;
+use crate::plot::lines::{self, FitSpec, LineSpec, Mark, Series};
+use crate::plot::Output;
+use crate::{io, Error, Result};
+
+fn output(dir: &Path, stem: &str, what: &str, settings: serde_json::Value) -> Output {
+    Output::new(dir, stem).with_provenance(serde_json::json!({
+        "modeflow_version": env!("CARGO_PKG_VERSION"),
+        "what": what,
+        "settings": settings,
+    }))
+}
+
+/// Geometric grid of `n` points from `a` to `b` (both included).
+fn geom(a: f64, b: f64, n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|i| (a.ln() + (b.ln() - a.ln()) * i as f64 / (n - 1) as f64).exp())
+        .collect()
+}
+
+/// Steps of the B-6 runs of [`norm_growth`].
+pub const NORM_GROWTH_STEPS: u64 = 1_000_000;
+
+/// B-6: |w(t)| against ln t for GD on the mean logistic loss of the reference 2-D separable set
+/// (eta = 1 and 0.25, w(0) = 0), with the predicted lines |w| = |w_hat| ln t + rho~_1 (|w_hat| = 1,
+/// rho~_1 from the SVM dual) and the slope fitted on the eta = 1 run over t in [1e4, 1e6].
+pub fn norm_growth(dir: &Path) -> Result<Vec<PathBuf>> {
+    io::ensure_dir(dir)?;
+    let (x, y) = soudry_set();
+    let mut series = Vec::new();
+    let mut preds = Vec::new();
+    let mut runs = Vec::new();
+    for eta in [1.0, 0.25] {
+        let r = soudry(&x, &y, eta, NORM_GROWTH_STEPS)?;
+        let pts: Vec<[f64; 2]> = r
+            .samples
+            .iter()
+            .filter(|s| s.t >= 1)
+            .map(|s| [(s.t as f64).ln(), s.w[0].hypot(s.w[1])])
+            .collect();
+        series.push(Series::new(
+            &format!("|w(t)|, GD η = {eta}"),
+            pts,
+            Mark::Line,
+        ));
+        let w_hat = r.w_hat[0].hypot(r.w_hat[1]);
+        let lt_max = (NORM_GROWTH_STEPS as f64).ln();
+        // the prediction is asymptotic: drawn from ln t = 2 on
+        let pred: Vec<[f64; 2]> = (0..=40)
+            .map(|k| {
+                let lt = 2.0 + (lt_max - 2.0) * k as f64 / 40.0;
+                [lt, w_hat * lt + r.rho_pred[0]]
+            })
+            .collect();
+        preds.push(Series::new(
+            &format!("ln t {:+.3} (pred., η = {eta})", r.rho_pred[0]),
+            pred,
+            Mark::Dashed,
+        ));
+        runs.push(serde_json::json!({
+            "eta": eta, "w_hat": r.w_hat, "rho_pred": r.rho_pred, "rho_T": r.rho,
+            "slope_late_window": r.slope,
+        }));
+    }
+    series.extend(preds);
+    let mut spec = LineSpec::new(
+        "B-6: norm growth of GD on separable logistic regression (|w| ≈ |ŵ| ln t)",
+        "ln t (t = GD step)",
+        "|w(t)|",
+    );
+    spec.fit = Some(FitSpec {
+        series: 0,
+        predicted: Some(1.0),
+        x_range: Some((1e4f64.ln(), 1e6f64.ln())),
+    });
+    let out = output(
+        dir,
+        "bias_norm_growth",
+        "B-6 Soudry run on the reference 2-D separable set (THEORY II.3), GD from w = 0",
+        serde_json::json!({ "steps": NORM_GROWTH_STEPS, "fit_window_t": [1e4, 1e6], "runs": runs }),
+    );
+    Ok(lines::render(&series, &spec, &out)?.files)
+}
+
+/// Step sizes of [`balance_drift`] (factor 2 apart).
+pub const DRIFT_FIG_ETAS: [f64; 6] = [0.008, 0.004, 0.002, 0.001, 0.0005, 0.00025];
+/// SGD seeds averaged per step size in [`balance_drift`].
+pub const DRIFT_SGD_SEEDS: u64 = 8;
+
+/// B-1: drift sum_j |D_j(T) - D_j(0)| of the balance D_j = |w_j|^2 - a_j^2 of a two-layer
+/// leaky-ReLU net (d = 6, k = 12, n = 40, square loss, init std 0.7, no weight decay) at the fixed
+/// horizon eta*T = 1, against eta, for GD and SGD (batch 8, mean over 8 shuffles); log-log with
+/// the GD slope fitted (predicted 1: the drift is a sum of T = 1/eta terms of size eta^2).
+pub fn balance_drift(dir: &Path) -> Result<Vec<PathBuf>> {
+    io::ensure_dir(dir)?;
+    let mut rng = StdRng::seed_from_u64(11);
+    let (net0, x, y) = random_two_layer(
+        &mut rng,
+        6,
+        12,
+        40,
+        Activation::LeakyRelu(0.2),
+        Loss::Square,
+        0.7,
+    );
+    let mut series = Vec::new();
+    for (label, batch, seeds) in [
+        ("GD", 40usize, 1u64),
+        ("SGD b = 8, 8 runs", 8, DRIFT_SGD_SEEDS),
+    ] {
+        let mut pts = Vec::new();
+        for &eta in &DRIFT_FIG_ETAS {
+            let steps = (1.0 / eta).round() as usize;
+            let mut total = 0.0;
+            for seed in 0..seeds {
+                let mut net = net0.clone();
+                let r = two_layer_run(
+                    &mut net,
+                    &x,
+                    &y,
+                    Loss::Square,
+                    &SgdSettings {
+                        eta,
+                        lambda: 0.0,
+                        batch,
+                        steps,
+                        seed,
+                    },
+                )?;
+                total += r.drift;
+            }
+            pts.push([eta, total / seeds as f64]);
+        }
+        series.push((label, pts));
+    }
+    let sgd_fit = lines::fit_slope(&series[1].1, true, true, None);
+    let series: Vec<Series> = series
+        .into_iter()
+        .map(|(label, pts)| {
+            let l = match (label, sgd_fit) {
+                ("GD", _) => "GD".to_string(),
+                (l, Some(f)) => format!("{l} (slope {:.3})", f.slope),
+                (l, None) => l.to_string(),
+            };
+            Series::new(&l, pts, Mark::LinePoints)
+        })
+        .collect();
+    let mut spec = LineSpec::new(
+        "B-1: balance drift at fixed horizon ηT = 1 (two-layer leaky ReLU)",
+        "η (step size)",
+        "Σ_j |D_j(T) − D_j(0)|,  D_j = |w_j|² − a_j²",
+    )
+    .log_log();
+    spec.fit = Some(FitSpec {
+        series: 0,
+        predicted: Some(1.0),
+        x_range: None,
+    });
+    let out = output(
+        dir,
+        "bias_balance_drift",
+        "B-1 drift of the two-layer balance at eta*T = 1 (THEORY II.1), same init and data for every eta",
+        serde_json::json!({
+            "d": 6, "k": 12, "n": 40, "activation": "leaky_relu(0.2)", "loss": "square",
+            "init_std": 0.7, "data_seed": 11, "etas": DRIFT_FIG_ETAS, "horizon": 1.0,
+            "sgd_batch": 8, "sgd_seeds": DRIFT_SGD_SEEDS,
+            "sgd_slope": sgd_fit.map(|f| f.slope),
+        }),
+    );
+    Ok(lines::render(&series, &spec, &out)?.files)
+}
+
+/// Settings of the [`clusters`] run (THEORY II.2 reference setting, shorter).
+const CL_N: usize = 40;
+const CL_D: usize = 5;
+const CL_K: usize = 10;
+const CL_ALPHA: f64 = 0.2;
+const CL_ETA: f64 = 0.5;
+const CL_INIT: f64 = 1e-3;
+/// GD steps of the [`clusters`] run.
+pub const CLUSTER_STEPS: usize = 100_000;
+
+/// Single-linkage labels of the directions of `v` cut into `count` clusters (Kruskal on the
+/// cosine distance), relabelled in order of first appearance.
+fn linkage_labels(v: &[DVector<f64>], count: usize) -> Vec<usize> {
+    let m = v.len();
+    let u: Vec<DVector<f64>> = v.iter().map(|x| x.normalize()).collect();
+    let mut edges: Vec<(f64, usize, usize)> = Vec::with_capacity(m * m / 2);
+    for i in 0..m {
+        for j in i + 1..m {
+            edges.push((1.0 - u[i].dot(&u[j]), i, j));
+        }
+    }
+    edges.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut parent: Vec<usize> = (0..m).collect();
+    fn find(p: &mut [usize], mut i: usize) -> usize {
+        while p[i] != i {
+            p[i] = p[p[i]];
+            i = p[i];
+        }
+        i
+    }
+    let mut comps = m;
+    for (_, i, j) in edges {
+        if comps <= count {
+            break;
+        }
+        let (a, b) = (find(&mut parent, i), find(&mut parent, j));
+        if a != b {
+            parent[a] = b;
+            comps -= 1;
+        }
+    }
+    let mut ids: Vec<usize> = Vec::new();
+    (0..m)
+        .map(|i| {
+            let r = find(&mut parent, i);
+            match ids.iter().position(|&x| x == r) {
+                Some(p) => p,
+                None => {
+                    ids.push(r);
+                    ids.len() - 1
+                }
+            }
+        })
+        .collect()
+}
+
+/// B-3/B-8: a two-layer leaky-ReLU student (alpha = 0.2, 10 + 10 neurons with a = +-1 fixed) on
+/// linearly separable teacher data (d = 5, n = 40), first layer trained by GD (eta = 0.5, mean
+/// logistic loss) from init std 1e-3. Writes the cosine-similarity matrix of the hidden weight
+/// vectors w_j ordered by single-linkage cluster, and their projection on the top two principal
+/// directions of sum_j w_j w_j^T, coloured by cluster.
+pub fn clusters(dir: &Path) -> Result<Vec<PathBuf>> {
+    io::ensure_dir(dir)?;
+    let seed = 0u64;
+    let (x, y, _) = teacher_data(CL_N, CL_D, 0.1, seed);
+    let mut rng = StdRng::seed_from_u64(seed + 2000);
+    let w0 = DMatrix::from_fn(CL_D, 2 * CL_K, |_, _| {
+        CL_INIT * rng.sample::<f64, _>(StandardNormal)
+    });
+    let mut net = student(w0, CL_K, CL_ALPHA);
+    let mut work = TwoLayerWork::new(CL_N, 2 * CL_K);
+    let mut g = TwoLayerGrad::zeros(CL_D, 2 * CL_K);
+    let mut loss = f64::NAN;
+    for step in 0..CLUSTER_STEPS {
+        loss = net.grad_into(&x, &y, Loss::Logistic, &mut work, &mut g)?;
+        if !loss.is_finite() {
+            return Err(Error::Diverged {
+                what: "cluster figure GD".into(),
+                step,
+                loss,
+                hint: "reduce eta".into(),
+            });
+        }
+        // first layer only: the second layer stays at +-1
+        net.w -= &g.w * CL_ETA;
+    }
+    let m = 2 * CL_K;
+    let v: Vec<DVector<f64>> = (0..m).map(|c| net.w.column(c).into_owned()).collect();
+    let cc = cosine_clusters(&v)?;
+    let labels = linkage_labels(&v, cc.count);
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by_key(|&j| (labels[j], j));
+    let u: Vec<DVector<f64>> = v.iter().map(|x| x.normalize()).collect();
+    let cos: Vec<Vec<f64>> = order
+        .iter()
+        .map(|&i| order.iter().map(|&j| u[i].dot(&u[j])).collect())
+        .collect();
+    let settings = serde_json::json!({
+        "n": CL_N, "d": CL_D, "k_per_sign": CL_K, "leaky_alpha": CL_ALPHA, "eta": CL_ETA,
+        "init_std": CL_INIT, "steps": CLUSTER_STEPS, "seed": seed, "final_loss": loss,
+        "cluster_count": cc.count, "gap_ratio": cc.gap_ratio, "order": order,
+        "labels": labels,
+    });
+    let mut files = Vec::new();
+    let what = "B-3/B-8 leaky-ReLU student (a = +-1 fixed) on teacher data, first layer by GD from small init (THEORY II.2)";
+    let r = lines::render_matrix(
+        &cos,
+        &format!(
+            "B-3: cos(w_i, w_j), units ordered by cluster ({} clusters)",
+            cc.count
+        ),
+        "cos(w_i, w_j)",
+        Some((-1.0, 1.0)),
+        &output(dir, "bias_clusters_cosine", what, settings.clone()),
+    )?;
+    files.extend(r.files);
+    // top two principal directions of the (uncentred) second moment W W^T
+    let eig = (&net.w * net.w.transpose()).symmetric_eigen();
+    let mut idx: Vec<usize> = (0..CL_D).collect();
+    idx.sort_by(|&a, &b| eig.eigenvalues[b].total_cmp(&eig.eigenvalues[a]));
+    let (e1, e2) = (
+        eig.eigenvectors.column(idx[0]),
+        eig.eigenvectors.column(idx[1]),
+    );
+    let pts: Vec<[f64; 2]> = v.iter().map(|w| [w.dot(&e1), w.dot(&e2)]).collect();
+    let nc = labels.iter().copied().max().map_or(0, |c| c + 1);
+    let group_labels: Vec<String> = (0..nc)
+        .map(|c| {
+            let members: Vec<usize> = (0..m).filter(|&j| labels[j] == c).collect();
+            let pos = members.iter().filter(|&&j| net.a[j] > 0.0).count();
+            let sign = if pos == members.len() {
+                "a = +1"
+            } else if pos == 0 {
+                "a = −1"
+            } else {
+                "mixed a"
+            };
+            format!("cluster {} ({}, {} units)", c + 1, sign, members.len())
+        })
+        .collect();
+    let spec = LineSpec::new(
+        "B-3: hidden weight vectors w_j on the top two principal directions",
+        "w_j · e₁ (first principal direction)",
+        "w_j · e₂ (second principal direction)",
+    );
+    let r = lines::render_scatter(
+        &pts,
+        &labels,
+        &group_labels,
+        &spec,
+        &output(dir, "bias_clusters_pca", what, settings),
+    )?;
+    files.extend(r.files);
+    Ok(files)
+}
+
+/// Number of alpha values of [`diagonal_bias`].
+pub const DIAG_ALPHAS: usize = 29;
+
+/// B-10: |beta|_1 of argmin Q_alpha (the implicit-bias potential of the diagonal net at init
+/// scale alpha) on the reference sparse regression (n = 20, d = 40, 3-sparse beta*), for alpha on
+/// a log grid 1e-3..10, with GD-trained interpolators at a few alpha and the min-l1 (alpha ->
+/// 0, here alpha = 1e-100) and min-l2 levels dashed.
+pub fn diagonal_bias(dir: &Path) -> Result<Vec<PathBuf>> {
+    io::ensure_dir(dir)?;
+    let (x, y, beta_star) = reference_data(1);
+    let d = x.ncols();
+    let zero = DVector::zeros(d);
+    let alphas = geom(1e-3, 10.0, DIAG_ALPHAS);
+    let argmin = |ln_a2: f64| mirror_argmin(&x, &y, &DVector::from_element(d, ln_a2), &zero, 1e-13);
+    let mut q = Vec::with_capacity(alphas.len());
+    for &a in &alphas {
+        q.push([a, argmin(2.0 * a.ln())?.abs().sum()]);
+    }
+    let l1 = argmin(2.0 * 1e-100f64.ln())?.abs().sum();
+    let l2 = min_l2(&x, &y)?.abs().sum();
+    let mut trained = Vec::new();
+    let mut gd_notes = Vec::new();
+    for a in GD_ALPHAS {
+        let run: DiagRun = train_diagonal(
+            &x,
+            &y,
+            &DiagSettings {
+                alpha: a,
+                eta: 0.01,
+                batch: x.nrows(),
+                max_steps: 400_000,
+                loss_tol: 1e-16,
+                seed: 0,
+            },
+        )?;
+        trained.push([a, run.beta.abs().sum()]);
+        gd_notes.push(serde_json::json!({"alpha": a, "steps": run.steps, "loss": run.loss}));
+    }
+    let span = [alphas[0], alphas[alphas.len() - 1]];
+    let series = vec![
+        Series::new("argmin Q_α s.t. Xβ = y", q, Mark::LinePoints),
+        Series::new("GD-trained (η = 0.01)", trained, Mark::Points),
+        Series::new(
+            &format!("min-ℓ1 level ({l1:.3})"),
+            span.iter().map(|&a| [a, l1]).collect(),
+            Mark::Dashed,
+        ),
+        Series::new(
+            &format!("min-ℓ2 level ({l2:.3})"),
+            span.iter().map(|&a| [a, l2]).collect(),
+            Mark::Dashed,
+        ),
+    ];
+    let mut spec = LineSpec::new(
+        "B-10: diagonal-net bias from ℓ1 (small α) to ℓ2 (large α)",
+        "α (initial scale, u = v = α)",
+        "|β|₁ of the interpolator",
+    );
+    spec.log_x = true;
+    let out = output(
+        dir,
+        "bias_diagonal",
+        "B-10 diagonal linear net: argmin of the mirror potential Q_alpha and GD interpolators (THEORY II.4)",
+        serde_json::json!({
+            "data": "reference_data(1): n = 20, d = 40, 3-sparse beta* of size 1",
+            "beta_star_l1": beta_star.abs().sum(), "min_l1": l1, "min_l2_l1norm": l2,
+            "alphas": alphas, "gd": gd_notes,
+        }),
+    );
+    Ok(lines::render(&series, &spec, &out)?.files)
+}
+
+/// Init scales of the GD-trained points of [`diagonal_bias`].
+const GD_ALPHAS: [f64; 3] = [0.05, 0.3, 1.0];
+
+/// Step sizes of [`modified_flow_order`] (factor 2 apart).
+pub const ORDER_EPS: [f64; 5] = [0.4, 0.2, 0.1, 0.05, 0.025];
+
+/// B-12: error of GD at the horizon t = 2 against gradient flow on L (order 1) and against the
+/// modified flow on L + (eps/4)|grad L|^2 (order 2), and of one SGD epoch (3 batches, mean over
+/// all 6 orders) against GF (order 2) and its modified flow (order 3), on the B-12 test problem;
+/// log-log against eps with the GD-vs-modified slope fitted (predicted 2) and the others in the
+/// legend.
+pub fn modified_flow_order(dir: &Path) -> Result<Vec<PathBuf>> {
+    io::ensure_dir(dir)?;
+    let p = test_problem();
+    let w0 = DVector::from_vec(vec![1.5, -1.0, 0.8]);
+    let batches = vec![
+        (0..4).collect::<Vec<_>>(),
+        (4..8).collect(),
+        (8..12).collect(),
+    ];
+    let mut s = vec![Vec::new(); 4];
+    for &e in &ORDER_EPS {
+        let (g0, g1) = gd_errors(&p, &w0, e, 2.0);
+        let (s0, s1) = sgd_epoch_errors(&p, &batches, &w0, e);
+        s[0].push([e, g0]);
+        s[1].push([e, g1]);
+        s[2].push([e, s0]);
+        s[3].push([e, s1]);
+    }
+    let names = [
+        ("GD vs GF", 1),
+        ("GD vs modified", 2),
+        ("SGD epoch vs GF", 2),
+        ("SGD vs modified", 3),
+    ];
+    let mut slopes = Vec::new();
+    let series: Vec<Series> = names
+        .iter()
+        .zip(&s)
+        .enumerate()
+        .map(|(i, ((name, pred), pts))| {
+            let f = lines::fit_slope(pts, true, true, None).map(|f| f.slope);
+            slopes.push(f);
+            let label = match (i, f) {
+                (1, _) => format!("{name} (p = {pred})"),
+                (_, Some(sl)) => format!("{name} (p = {pred}, fit {sl:.2})"),
+                (_, None) => name.to_string(),
+            };
+            Series::new(&label, pts.clone(), Mark::LinePoints)
+        })
+        .collect();
+    let mut spec = LineSpec::new(
+        "B-12: (S)GD error vs GF and modified flow L + (ε/4)|∇L|², order p",
+        "ε (step size)",
+        "|w_GD − w_flow|  (GD at t = 2; SGD: one epoch)",
+    )
+    .log_log();
+    spec.fit = Some(FitSpec {
+        series: 1,
+        predicted: Some(2.0),
+        x_range: None,
+    });
+    let out = output(
+        dir,
+        "bias_modified_flow",
+        "B-12 backward-error order test on l2-regularised logistic regression in R^3 (THEORY II.5), RK4 references",
+        serde_json::json!({
+            "eps": ORDER_EPS, "horizon_gd": 2.0, "sgd_batches": 3, "w0": [1.5, -1.0, 0.8],
+            "fitted_slopes": slopes,
+        }),
+    );
+    Ok(lines::render(&series, &spec, &out)?.files)
+}
