@@ -80,7 +80,7 @@ pub fn norm_growth(dir: &Path) -> Result<Vec<PathBuf>> {
             })
             .collect();
         preds.push(Series::new(
-            &format!("ln t {:+.3} (pred., η = {eta})", r.rho_pred[0]),
+            &format!("ln t {:+.2} (pred., η = {eta})", r.rho_pred[0]),
             pred,
             Mark::Dashed,
         ));
@@ -92,7 +92,7 @@ pub fn norm_growth(dir: &Path) -> Result<Vec<PathBuf>> {
     series.extend(preds);
     let mut spec = LineSpec::new(
         "B-6: norm growth of GD on separable logistic regression (|w| ≈ |ŵ| ln t)",
-        "ln t (t = GD step)",
+        "ln t (t = GD step; slope fitted on η = 1 over t ∈ [10⁴, 10⁶])",
         "|w(t)|",
     );
     spec.fit = Some(FitSpec {
@@ -456,9 +456,9 @@ pub fn modified_flow_order(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     let names = [
         ("GD vs GF", 1),
-        ("GD vs modified", 2),
+        ("GD vs MF", 2),
         ("SGD epoch vs GF", 2),
-        ("SGD vs modified", 3),
+        ("SGD epoch vs MF", 3),
     ];
     let mut slopes = Vec::new();
     let series: Vec<Series> = names
@@ -470,14 +470,14 @@ pub fn modified_flow_order(dir: &Path) -> Result<Vec<PathBuf>> {
             slopes.push(f);
             let label = match (i, f) {
                 (1, _) => format!("{name} (p = {pred})"),
-                (_, Some(sl)) => format!("{name} (p = {pred}, fit {sl:.2})"),
+                (_, Some(sl)) => format!("{name} (p={pred}, fit {sl:.2})"),
                 (_, None) => name.to_string(),
             };
             Series::new(&label, pts.clone(), Mark::LinePoints)
         })
         .collect();
     let mut spec = LineSpec::new(
-        "B-12: (S)GD error vs GF and modified flow L + (ε/4)|∇L|², order p",
+        "B-12: error ~ ε^p vs gradient flow (GF) and modified flow (MF)",
         "ε (step size)",
         "|w_GD − w_flow|  (GD at t = 2; SGD: one epoch)",
     )
