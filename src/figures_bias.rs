@@ -165,8 +165,8 @@ pub fn balance_drift(dir: &Path) -> Result<Vec<PathBuf>> {
         .into_iter()
         .map(|(label, pts)| {
             let l = match (label, sgd_fit) {
-                ("GD", _) => "GD".to_string(),
-                (l, Some(f)) => format!("{l} (slope {:.3})", f.slope),
+                ("GD", _) => "GD (fitted)".to_string(),
+                (l, Some(f)) => format!("{l} (slope {:.2})", f.slope),
                 (l, None) => l.to_string(),
             };
             Series::new(&l, pts, Mark::LinePoints)
