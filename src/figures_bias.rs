@@ -498,3 +498,35 @@ pub fn modified_flow_order(dir: &Path) -> Result<Vec<PathBuf>> {
     );
     Ok(lines::render(&series, &spec, &out)?.files)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linkage_labels_split_two_direction_clusters() {
+        // three vectors near e1 (different norms), two near -e1 + e2: cut into 2 clusters
+        let v: Vec<DVector<f64>> = [
+            [1.0, 0.01],
+            [-1.0, 1.0],
+            [3.0, -0.02],
+            [0.5, 0.0],
+            [-2.0, 2.1],
+        ]
+        .iter()
+        .map(|p| DVector::from_column_slice(p))
+        .collect();
+        assert_eq!(linkage_labels(&v, 2), vec![0, 1, 0, 0, 1]);
+        assert_eq!(cosine_clusters(&v).unwrap().count, 2);
+        // one cluster per vector when asked for m clusters
+        assert_eq!(linkage_labels(&v, 5), vec![0, 1, 2, 3, 4]);
+        assert_eq!(linkage_labels(&v, 1), vec![0; 5]);
+    }
+
+    #[test]
+    fn geometric_grid_hits_both_ends() {
+        let g = geom(1e-3, 10.0, 5);
+        assert!((g[0] - 1e-3).abs() < 1e-15 && (g[4] - 10.0).abs() < 1e-12);
+        assert!((g[1] / g[0] - 10.0).abs() < 1e-12);
+    }
+}
