@@ -420,11 +420,8 @@ pub fn sweep_overlay(
     if let (Some(ig), Some(it)) = (axis("g"), axis("t_d")) {
         let ius = axis("u_s");
         let (mut hi, mut lo) = (Vec::new(), Vec::new());
-        for row in sw
-            .rows
-            .iter()
-            .filter(|r| r.status != "" && r.status.starts_with("ok") || r.status == "failed")
-        {
+        // a failed verdict still carries its measurement; an error row does not
+        for row in sw.rows.iter().filter(|r| !r.status.starts_with("error")) {
             if ius.is_some_and(|k| num(&row.params[k]) != Some(0.0)) {
                 continue;
             }

@@ -179,15 +179,26 @@ fn phase_writes_figures_and_refuses_models_without_a_latent_form() {
     let dir = std::env::temp_dir().join(format!("modeflow-phase-{}", std::process::id()));
     let root = env!("CARGO_MANIFEST_DIR");
     let o = bin()
-        .args(["phase", &format!("{root}/models/linear-rotation.toml"), "--out"])
+        .args([
+            "phase",
+            &format!("{root}/models/linear-rotation.toml"),
+            "--out",
+        ])
         .arg(&dir)
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let listed = String::from_utf8_lossy(&o.stdout);
     for ext in ["svg", "png", "json"] {
         assert!(
-            listed.lines().any(|l| l.ends_with(&format!("phase_after_b.{ext}"))),
+            listed
+                .lines()
+                .any(|l| l.ends_with(&format!("phase_after_b.{ext}"))),
             "{listed}"
         );
     }
