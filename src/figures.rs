@@ -114,7 +114,7 @@ fn learning_figures<F: PlanarFlow>(
         &taus,
         &strip,
         &strip_spec,
-        &format!("{name}: {what} while task B is learned"),
+        &format!("{name}, {what} over learning B"),
         "τ",
         Amplitude::Norm,
         &output(model, dir, "learning"),
@@ -124,7 +124,7 @@ fn learning_figures<F: PlanarFlow>(
     let r = learning::render_matrix_series(
         &ms,
         "M",
-        &format!("{name}: entries of M over learning time of task B"),
+        &format!("{name}: M over learning B"),
         "τ",
         &output(model, dir, "m"),
     )?;
@@ -155,7 +155,7 @@ fn latent_figures(model: &ModelFile, dir: &Path) -> Result<Vec<PathBuf>> {
         m_at,
         run_b.tau,
         &ps,
-        "autonomous flow",
+        "autonomous",
     )?);
     Ok(files)
 }
