@@ -359,19 +359,3 @@ pub fn reference_run(seed: u64, init: f64, steps: usize) -> Result<(usize, usize
         / 1e4;
     Ok((cp, cn, agree))
 }
-
-#[cfg(test)]
-mod reference_tests {
-    #[test]
-    #[ignore = "long: reference runs (see check_b3)"]
-    fn print_reference() {
-        for init in [1e-3, 0.3] {
-            for seed in 0..3 {
-                eprintln!(
-                    "init {init} seed {seed}: {:?}",
-                    super::reference_run(seed, init, 200_000).unwrap()
-                );
-            }
-        }
-    }
-}
