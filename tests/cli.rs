@@ -250,3 +250,13 @@ fn empty_sweep_result_for_figures_is_an_error() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("no rows"));
     assert!(!out.exists(), "output directory created on failure");
 }
+
+#[test]
+fn impossible_latent_target_names_zhat() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let text = std::fs::read_to_string(format!("{root}/models/latent-rotation.toml")).unwrap();
+    // erf networks have no fixed point with readout zhat >= sqrt(2/pi) ~ 0.798
+    let bad = text.replace("zhat = 0.5", "zhat = 0.9");
+    assert_ne!(bad, text);
+    expect_bad_input("zhat.toml", &bad, "zhat");
+}
