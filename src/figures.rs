@@ -25,7 +25,7 @@ use crate::latent::model::LatentSpec;
 use crate::model::ModelFile;
 use crate::num::ode::{solve_until, OdeOptions};
 use crate::num::planar::PlanarFlow;
-use crate::plot::heatmap::{self, Curve, Grid, HeatSpec};
+use crate::plot::heatmap::{self, Curve, Grid, HeatSpec, Points};
 use crate::plot::learning::{self, Amplitude};
 use crate::plot::phase::{self, PhaseSpec};
 use crate::plot::Output;
@@ -114,7 +114,7 @@ fn learning_figures<F: PlanarFlow>(
         &taus,
         &strip,
         &strip_spec,
-        &format!("{name}: {what} while task B is learned"),
+        &format!("{name}, {what} over learning B"),
         "τ",
         Amplitude::Norm,
         &output(model, dir, "learning"),
@@ -124,7 +124,7 @@ fn learning_figures<F: PlanarFlow>(
     let r = learning::render_matrix_series(
         &ms,
         "M",
-        &format!("{name}: entries of M over learning time of task B"),
+        &format!("{name}: M over learning B"),
         "τ",
         &output(model, dir, "m"),
     )?;
@@ -155,7 +155,7 @@ fn latent_figures(model: &ModelFile, dir: &Path) -> Result<Vec<PathBuf>> {
         m_at,
         run_b.tau,
         &ps,
-        "autonomous flow",
+        "autonomous",
     )?);
     Ok(files)
 }
@@ -230,7 +230,7 @@ fn linear_figures(model: &ModelFile, dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Interference over (r, eps) from the full linear 2x2 ODE (I-8), log colour, with the
 /// criterion's r*(eps) overlaid.
-pub fn race_map(dir: &Path, n_r: usize, n_eps: usize) -> Result<Vec<PathBuf>> {
+pub fn race_map(dir: &Path, n_r: usize, n_eps: usize, overlay: &[Points]) -> Result<Vec<PathBuf>> {
     io::ensure_dir(dir)?;
     let r: Vec<f64> = (0..n_r)
         .map(|i| 0.12 + 0.58 * i as f64 / (n_r - 1) as f64)
@@ -284,7 +284,7 @@ pub fn race_map(dir: &Path, n_r: usize, n_eps: usize) -> Result<Vec<PathBuf>> {
             label: "r*(ε), race criterion (I-8)".into(),
             points: curve,
         }],
-        &[],
+        overlay,
         &hs,
         &out,
     )?;
@@ -293,7 +293,7 @@ pub fn race_map(dir: &Path, n_r: usize, n_eps: usize) -> Result<Vec<PathBuf>> {
 
 /// The I-13 rotation share f_rot = Theta_rot / (Theta_rot + Theta_new) over (g, T_d) (pure
 /// memory, T_in = 2, u_p = 1, erf target attractor at zhat = 0.5), with the f_rot = 1/2 line.
-pub fn theta_map(dir: &Path, n_g: usize, n_td: usize) -> Result<Vec<PathBuf>> {
+pub fn theta_map(dir: &Path, n_g: usize, n_td: usize, overlay: &[Points]) -> Result<Vec<PathBuf>> {
     io::ensure_dir(dir)?;
     let gs: Vec<f64> = (0..n_g)
         .map(|i| 0.9 * i as f64 / (n_g - 1) as f64)
@@ -360,11 +360,101 @@ pub fn theta_map(dir: &Path, n_g: usize, n_td: usize) -> Result<Vec<PathBuf>> {
             label: "f_rot = 1/2 (Θ_new = Θ_rot)".into(),
             points: curve,
         }],
-        &[],
+        overlay,
         &hs,
         &out,
     )?;
     Ok(res.files)
+}
+
+/// Points of a sweep result to overlay on the gallery maps: `(race, theta)`.
+///
+/// - race map (r, eps): rows whose axes end in `r` and `eps`, coloured by the first output
+///   ending in `interference` (on the map's colour scale);
+/// - rotation-share map (g, T_d): rows whose axes end in `g` and `t_d` (only `u_s` = 0 if the
+///   sweep has a `u_s` axis, as the map is for pure memory), split into I > 1 (A forgotten) and
+///   I <= 1, from the first output containing `interference`.
+///
+/// A sweep with no rows, or with neither pair of axes, is an error naming the file.
+pub fn sweep_overlay(
+    sw: &crate::sweep::SweepResult,
+    file: &str,
+) -> Result<(Vec<Points>, Vec<Points>)> {
+    if sw.rows.is_empty() {
+        return Err(Error::Requirement(format!(
+            "{file}: the sweep result has no rows"
+        )));
+    }
+    let axis = |name: &str| {
+        sw.axes
+            .iter()
+            .position(|a| a.rsplit('.').next() == Some(name))
+    };
+    let out_i = sw.outputs.iter().position(|o| o.contains("interference"));
+    let num = |v: &serde_json::Value| v.as_f64();
+    let mut race = Vec::new();
+    let mut theta = Vec::new();
+    let Some(oi) = out_i else {
+        return Err(Error::Requirement(format!(
+            "{file}: the sweep records no output named like `interference`"
+        )));
+    };
+    if let (Some(ir), Some(ie)) = (axis("r"), axis("eps")) {
+        let (mut pts, mut vals) = (Vec::new(), Vec::new());
+        for row in sw.rows.iter().filter(|r| r.status == "ok") {
+            if let (Some(r), Some(e), Some(i)) = (
+                num(&row.params[ir]),
+                num(&row.params[ie]),
+                num(&row.outputs[oi]),
+            ) {
+                pts.push([r, e]);
+                vals.push(i);
+            }
+        }
+        race.push(Points {
+            label: format!("sweep {}", sw.name),
+            points: pts,
+            values: Some(vals),
+        });
+    }
+    if let (Some(ig), Some(it)) = (axis("g"), axis("t_d")) {
+        let ius = axis("u_s");
+        let (mut hi, mut lo) = (Vec::new(), Vec::new());
+        // a failed verdict still carries its measurement; an error row does not
+        for row in sw.rows.iter().filter(|r| !r.status.starts_with("error")) {
+            if ius.is_some_and(|k| num(&row.params[k]) != Some(0.0)) {
+                continue;
+            }
+            if let (Some(g), Some(t), Some(i)) = (
+                num(&row.params[ig]),
+                num(&row.params[it]),
+                num(&row.outputs[oi]),
+            ) {
+                if i > 1.0 {
+                    hi.push([g, t])
+                } else {
+                    lo.push([g, t])
+                }
+            }
+        }
+        theta.push(Points {
+            label: format!("{}: I > 1 (A forgotten)", sw.name),
+            points: hi,
+            values: None,
+        });
+        theta.push(Points {
+            label: format!("{}: I <= 1", sw.name),
+            points: lo,
+            values: None,
+        });
+    }
+    if race.is_empty() && theta.is_empty() {
+        return Err(Error::Requirement(format!(
+            "{file}: sweep axes {:?} contain neither (r, eps) nor (g, t_d)",
+            sw.axes
+        )));
+    }
+    Ok((race, theta))
 }
 
 /// The shipped models whose figures make up the gallery (file names in `models/`).
@@ -411,14 +501,20 @@ pub fn gallery_items() -> Vec<GalleryItem> {
 }
 
 /// Produce one gallery item into `dir`, reading shipped models from `models_dir`.
-pub fn gallery_item(item: &GalleryItem, models_dir: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
+/// `overlay` = (race-map points, rotation-share-map points), e.g. from [`sweep_overlay`].
+pub fn gallery_item(
+    item: &GalleryItem,
+    models_dir: &Path,
+    dir: &Path,
+    overlay: &(Vec<Points>, Vec<Points>),
+) -> Result<Vec<PathBuf>> {
     match item {
         GalleryItem::Model(name) => {
             let m = crate::model::load(&models_dir.join(name))?;
             phase(&m, dir)
         }
-        GalleryItem::RaceMap => race_map(dir, 48, 36),
-        GalleryItem::ThetaMap => theta_map(dir, 46, 57),
+        GalleryItem::RaceMap => race_map(dir, 48, 36, &overlay.0),
+        GalleryItem::ThetaMap => theta_map(dir, 46, 57, &overlay.1),
         GalleryItem::Bias(f) => {
             io::ensure_dir(dir)?;
             f(dir)

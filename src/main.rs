@@ -59,6 +59,10 @@ enum Command {
         /// Directory of the shipped model files (default: ./models, else the source tree's).
         #[arg(long)]
         models: Option<PathBuf>,
+        /// A sweep result (JSON from `modeflow sweep`) whose points are overlaid on the maps:
+        /// axes (r, eps) on the interference map, (g, t_d) on the rotation-share map.
+        #[arg(long)]
+        sweep: Option<PathBuf>,
     },
     /// Run a parameter sweep (a `kind = "sweep"` file) in parallel; writes NAME.csv and
     /// NAME.json (or NAME.shard-I-of-N.*) into --out.
@@ -115,7 +119,7 @@ fn main() -> ExitCode {
         Some(Command::Phase { model, out }) => model::load(&model)
             .and_then(|m| figures::phase(&m, &out))
             .map(|files| list_files(&files)),
-        Some(Command::Figures { out, models }) => gallery(&out, models),
+        Some(Command::Figures { out, models, sweep }) => gallery(&out, models, sweep),
         Some(Command::Sweep { sweep, out, shard }) => run_sweep(&sweep, &out, shard.as_deref()),
         Some(Command::Merge { shards, out }) => merge(&shards, &out),
     };
@@ -173,11 +177,23 @@ fn list_files(files: &[PathBuf]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn gallery(out: &Path, models: Option<PathBuf>) -> Result<ExitCode, Error> {
+fn gallery(out: &Path, models: Option<PathBuf>, sweep: Option<PathBuf>) -> Result<ExitCode, Error> {
     use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
     use rayon::prelude::*;
     use std::io::IsTerminal;
     let models = models.unwrap_or_else(figures::default_models_dir);
+    let overlay = match &sweep {
+        None => (vec![], vec![]),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+            let sw: sweep::SweepResult =
+                serde_json::from_str(&text).map_err(|e| Error::ModelFile {
+                    file: p.display().to_string(),
+                    message: format!("not a sweep result: {e}"),
+                })?;
+            figures::sweep_overlay(&sw, &p.display().to_string())?
+        }
+    };
     modeflow::io::ensure_dir(out)?;
     let items = figures::gallery_items();
     let bar = ProgressBar::new(items.len() as u64);
@@ -192,7 +208,7 @@ fn gallery(out: &Path, models: Option<PathBuf>) -> Result<ExitCode, Error> {
     let results: Vec<Result<Vec<PathBuf>, Error>> = items
         .par_iter()
         .map(|item| {
-            let r = figures::gallery_item(item, &models, out);
+            let r = figures::gallery_item(item, &models, out, &overlay);
             bar.inc(1);
             r
         })

@@ -173,3 +173,90 @@ fn sweep_shards_merge_to_the_full_sweep() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("missing"));
 }
+
+#[test]
+fn phase_writes_figures_and_refuses_models_without_a_latent_form() {
+    let dir = std::env::temp_dir().join(format!("modeflow-phase-{}", std::process::id()));
+    let root = env!("CARGO_MANIFEST_DIR");
+    let o = bin()
+        .args([
+            "phase",
+            &format!("{root}/models/linear-rotation.toml"),
+            "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let listed = String::from_utf8_lossy(&o.stdout);
+    for ext in ["svg", "png", "json"] {
+        assert!(
+            listed
+                .lines()
+                .any(|l| l.ends_with(&format!("phase_after_b.{ext}"))),
+            "{listed}"
+        );
+    }
+    for l in listed.lines() {
+        assert!(std::path::Path::new(l).is_file(), "listed but missing: {l}");
+    }
+    // a model family without a 2-D latent form
+    let o = bin()
+        .args(["phase", &format!("{root}/models/bias-margin.toml"), "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no 2-D latent form"));
+}
+
+#[test]
+fn unwritable_output_directory_is_a_clear_error() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    // a regular file where a directory is expected
+    let blocker = temp_model("blocker", "not a directory");
+    let o = bin()
+        .args(["phase", &format!("{root}/models/default.toml"), "--out"])
+        .arg(blocker.join("sub"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("blocker"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn empty_sweep_result_for_figures_is_an_error() {
+    let p = temp_model(
+        "empty-sweep.json",
+        r#"{"modeflow_version":"0","name":"e","sweep_file":"x","base_file":"y","verb":"predict",
+            "axes":["r","eps"],"outputs":["interference"],"total":0,"shard":{"i":1,"n":1},"rows":[]}"#,
+    );
+    let out = std::env::temp_dir().join(format!("modeflow-empty-{}", std::process::id()));
+    let o = bin()
+        .args(["figures", "--sweep"])
+        .arg(&p)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no rows"));
+    assert!(!out.exists(), "output directory created on failure");
+}
+
+#[test]
+fn impossible_latent_target_names_zhat() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let text = std::fs::read_to_string(format!("{root}/models/latent-rotation.toml")).unwrap();
+    // erf networks have no fixed point with readout zhat >= sqrt(2/pi) ~ 0.798
+    let bad = text.replace("zhat = 0.5", "zhat = 0.9");
+    assert_ne!(bad, text);
+    expect_bad_input("zhat.toml", &bad, "zhat");
+}

@@ -295,27 +295,6 @@ pub fn check_b5() -> Result<Vec<Row>> {
     Ok(rows)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn b3_b4_b5_checks_pass() {
-        for row in check_b3()
-            .unwrap()
-            .into_iter()
-            .chain(check_b4().unwrap())
-            .chain(check_b5().unwrap())
-        {
-            eprintln!(
-                "{} | {:e} | {:e} | {}",
-                row.label, row.measured, row.error, row.note
-            );
-            assert_eq!(row.verdict, crate::claims::Verdict::Pass, "{row:?}");
-        }
-    }
-}
-
 /// One reference run of THEORY II.2: d = 5, n = 40, 10 + 10 leaky-ReLU neurons (alpha = 0.2), GD
 /// eta = 0.5 on the mean logistic loss for `steps` steps from init std `init`. Returns (clusters
 /// per sign (+, -), fraction of 1e4 fresh test points with sign N(x) = sign((P - Q).x)).
@@ -361,17 +340,22 @@ pub fn reference_run(seed: u64, init: f64, steps: usize) -> Result<(usize, usize
 }
 
 #[cfg(test)]
-mod reference_tests {
+mod tests {
+    use super::*;
+
     #[test]
-    #[ignore = "long: reference runs (see check_b3)"]
-    fn print_reference() {
-        for init in [1e-3, 0.3] {
-            for seed in 0..3 {
-                eprintln!(
-                    "init {init} seed {seed}: {:?}",
-                    super::reference_run(seed, init, 200_000).unwrap()
-                );
-            }
+    fn b3_b4_b5_checks_pass() {
+        for row in check_b3()
+            .unwrap()
+            .into_iter()
+            .chain(check_b4().unwrap())
+            .chain(check_b5().unwrap())
+        {
+            eprintln!(
+                "{} | {:e} | {:e} | {}",
+                row.label, row.measured, row.error, row.note
+            );
+            assert_eq!(row.verdict, crate::claims::Verdict::Pass, "{row:?}");
         }
     }
 }

@@ -263,23 +263,3 @@ fn x2_full() -> Result<Vec<Row>> {
     }
     Ok(rows)
 }
-
-#[cfg(test)]
-mod probe {
-    use super::*;
-    #[test]
-    #[ignore]
-    fn probe_checks() {
-        for c in checks() {
-            let t = std::time::Instant::now();
-            let rows = (c.run)().unwrap();
-            for r in rows {
-                eprintln!(
-                    "{} {:?} {} pred {:.4e} meas {:.4e} err {:.3e} tol {:.3} {}",
-                    c.id, r.verdict, r.label, r.predicted, r.measured, r.error, r.tolerance, r.note
-                );
-            }
-            eprintln!("{} {:?} took {:?}", c.id, c.tier, t.elapsed());
-        }
-    }
-}

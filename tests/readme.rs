@@ -1,0 +1,74 @@
+//! The README's examples cannot rot: every model file it names exists and validates, every
+//! `predict` example runs, and every shipped model file validates for its family.
+
+use std::path::Path;
+
+use modeflow::model;
+
+fn readme() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap()
+}
+
+/// Validate a model file the way its verb would, without running long jobs.
+fn validate(path: &Path) {
+    let m = model::load(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let r = match m.common.kind.as_str() {
+        "linear2x2" => modeflow::interference::linear::check(&m).map(|_| ()),
+        "latent" => modeflow::latent::model::LatentSpec::from_model(&m).map(|_| ()),
+        "sweep" => modeflow::sweep::parse(&m).map(|_| ()),
+        "rnn" => modeflow::rnn::spec::check(&m).map(|_| ()),
+        _ => Ok(()),
+    };
+    r.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
+#[test]
+fn readme_examples_name_valid_models() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = readme();
+    let mut seen = 0;
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("cargo run --release -- "))
+    {
+        let args: Vec<&str> = line
+            .trim_start_matches("cargo run --release -- ")
+            .split('#')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        for a in args.iter().filter(|a| a.starts_with("models/")) {
+            validate(&root.join(a));
+            seen += 1;
+        }
+        if args[0] == "predict" {
+            let m = model::load(&root.join(args[1])).unwrap();
+            let out = modeflow::run::predict(&m).unwrap();
+            assert!(!out.text.is_empty());
+        }
+    }
+    assert!(seen >= 5, "README names only {seen} model files");
+}
+
+#[test]
+fn every_shipped_model_validates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            validate(&p);
+            n += 1;
+        }
+    }
+    assert!(n >= 10);
+}
+
+#[test]
+fn embedded_default_is_the_shipped_default() {
+    let shipped =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default.toml"))
+            .unwrap();
+    assert_eq!(shipped, model::DEFAULT_MODEL);
+}
