@@ -409,6 +409,22 @@ mod tests {
     }
 
     #[test]
+    fn g_zero_run_converges_and_shuffling_nothing_keeps_the_fit() {
+        // g = 0: W0 = 0, so permuting it changes nothing and the trained loss (< tol) remains
+        let s = StaticSetting {
+            n: 32,
+            t_max: 10.0,
+            ..x5_setting(0.0)
+        };
+        let r = run_static(&s, 3).unwrap();
+        assert!(r.steps > 10 && r.steps < 1000, "{}", r.steps);
+        assert!((r.loss0 - 0.125).abs() < 1e-12, "{}", r.loss0);
+        assert!(r.loss_shuffled < s.tol, "{}", r.loss_shuffled);
+        assert!(r.tau_conv > r.lr * (r.steps - 1) as f64 && r.tau_conv <= r.lr * r.steps as f64);
+        assert_eq!(r.z.len(), r.steps + 1);
+    }
+
+    #[test]
     fn ratio_propagates_relative_errors() {
         let (r, e) = ratio((2.0, 0.06), (4.0, 0.16));
         assert_eq!(r, 0.5);
