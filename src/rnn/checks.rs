@@ -36,6 +36,11 @@ pub fn checks() -> Vec<Check> {
             tier: Tier::Full,
             run: x2_full,
         },
+        Check {
+            id: "X-5",
+            tier: Tier::Fast,
+            run: super::static_curves::x5_check,
+        },
     ]
 }
 

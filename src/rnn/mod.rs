@@ -8,7 +8,8 @@
 //! - [`fixed_points`]: Newton, slow points (L-BFGS on q), spectra, tracking A through B.
 //! - [`measure`]: Theta_new = |dz/dW|^2 at initialisation.
 //! - [`spec`], [`report`]: model kind `rnn` and `modeflow train`.
-//! - [`checks`]: cross-validation claims.
+//! - [`checks`]: cross-validation claims X-1..X-4.
+//! - [`static_curves`]: full-W training on the static task against the I-10 curves.
 
 pub mod bptt;
 pub mod checks;
@@ -19,6 +20,7 @@ pub mod network;
 pub mod report;
 pub mod sequential;
 pub mod spec;
+pub mod static_curves;
 pub mod task;
 pub mod train;
 
