@@ -349,7 +349,7 @@ fn trend_rows(
         "{name}: k={kmax} mean fraction of active filters with best cos to a true pattern > {COS_ALIGNED} (claim: ~1, >= {B15_ALIGNED})"
     );
     let align_note = format!(
-        "per seed {} (chance for a random direction {chance:.3}); active {}; cosine cluster counts {}",
+        "per seed {} (chance for a random direction {chance:.2e}); active {}; cosine cluster counts {}",
         fmt_list(&aligned),
         fmt_list(&active),
         fmt_list(&clusters)
@@ -408,13 +408,14 @@ pub fn check_b15() -> Result<Vec<Row>> {
         xor_alignment_chance(),
         None,
     );
-    // in R^8 a random direction is essentially never within acos(0.95) of one of 8 patterns;
+    // in R^8 a random direction is within acos(0.95) of one of 8 orthonormal patterns with
+    // probability 3.6e-4 (Monte Carlo, 2e6 directions; claim file);
     // single-pattern alignment is disputed for this task (claim file): filters sit in the span
     // of several same-sign patterns instead
     rows.extend(trend_rows(
         "orthogonal patterns (m=8, t=4, n=12)",
         &opd,
-        0.0,
+        3.6e-4,
         Some((B15_OPD_ALIGNED_FINDING, 0.3)),
     ));
     Ok(rows)
