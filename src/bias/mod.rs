@@ -13,16 +13,20 @@
 //! - [`saxe`]: B-13 mode curves; [`approx_grad`]: B-14 bias/variance of one step.
 //! - [`solvers`]: hard-margin SVM, mirror-potential argmin (dual Newton, log domain).
 //! - [`spec`]: model kinds `bias_balance`, `bias_margin`, `bias_diagonal` and `train`.
+//! - [`conv`], [`pattern_data`]: B-15 max-pooling conv detector, XOR-type and
+//!   orthogonal-pattern detection data, width trends.
 //! - [`stats`]: fitting helpers.
 
 pub mod agreement;
 pub mod approx_grad;
 pub mod balance;
 pub mod cluster;
+pub mod conv;
 pub mod diagonal;
 pub mod margin;
 pub mod modified_flow;
 pub mod nets;
+pub mod pattern_data;
 pub mod saxe;
 pub mod smoothed_margin;
 pub mod solvers;
@@ -54,6 +58,7 @@ pub fn checks() -> Vec<Check> {
         fast("B-9", width::check_b9),
         fast("B-7", smoothed_margin::check_b7),
         fast("B-8", cluster::check_b8),
+        fast("B-15", conv::check_b15),
     ]
 }
 
