@@ -6,55 +6,11 @@ use std::path::{Path, PathBuf};
 
 use modeflow::figures_bias as fb;
 
+mod common;
+use common::{check_png, check_svg};
+
 fn out_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("modeflow-biasfig-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// Minimal well-formedness check: one root `<svg>` element, every tag closed in order.
-fn check_svg(text: &str) {
-    assert!(text.starts_with("<svg"), "SVG must start with <svg");
-    let mut stack: Vec<String> = Vec::new();
-    let mut rest = text;
-    let mut roots = 0;
-    while let Some(i) = rest.find('<') {
-        let j = rest[i..].find('>').expect("unterminated tag") + i;
-        let tag = &rest[i + 1..j];
-        assert!(!tag.contains('<'), "'<' inside a tag: {tag}");
-        if tag.starts_with('?') || tag.starts_with('!') {
-        } else if let Some(name) = tag.strip_prefix('/') {
-            assert_eq!(
-                stack.pop().as_deref(),
-                Some(name.trim()),
-                "unbalanced </{name}>"
-            );
-        } else if !tag.ends_with('/') {
-            let name = tag.split_whitespace().next().unwrap().to_string();
-            if stack.is_empty() {
-                roots += 1;
-            }
-            stack.push(name);
-        } else if stack.is_empty() {
-            roots += 1;
-        }
-        rest = &rest[j + 1..];
-    }
-    assert!(stack.is_empty(), "unclosed tags: {stack:?}");
-    assert_eq!(roots, 1, "exactly one root element");
-}
-
-/// The PNG's size from its IHDR chunk, after checking the signature; also decodes it.
-fn check_png(path: &Path, size: (u32, u32)) {
-    let b = std::fs::read(path).unwrap();
-    assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n");
-    assert_eq!(&b[12..16], b"IHDR");
-    let w = u32::from_be_bytes(b[16..20].try_into().unwrap());
-    let h = u32::from_be_bytes(b[20..24].try_into().unwrap());
-    assert_eq!((w, h), size);
-    let img = image::load_from_memory(&b).unwrap();
-    assert_eq!((img.width(), img.height()), size);
+    common::out_dir_with("biasfig", name)
 }
 
 /// Checks svg/png/json/csv of `stem` and returns the parsed figure JSON.
