@@ -19,7 +19,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
 use crate::bias::agreement::{student, teacher_data};
-use crate::bias::balance::{random_two_layer, two_layer_run, SgdSettings};
+use crate::bias::balance::{random_two_layer, summed_drift};
 use crate::bias::cluster::cosine_clusters;
 use crate::bias::diagonal::{min_l2, reference_data, train_diagonal, DiagRun, DiagSettings};
 use crate::bias::margin::{soudry, soudry_set};
@@ -138,24 +138,7 @@ pub fn balance_drift(dir: &Path) -> Result<Vec<PathBuf>> {
         let mut pts = Vec::new();
         for &eta in &DRIFT_FIG_ETAS {
             let steps = (1.0 / eta).round() as usize;
-            let mut total = 0.0;
-            for seed in 0..seeds {
-                let mut net = net0.clone();
-                let r = two_layer_run(
-                    &mut net,
-                    &x,
-                    &y,
-                    Loss::Square,
-                    &SgdSettings {
-                        eta,
-                        lambda: 0.0,
-                        batch,
-                        steps,
-                        seed,
-                    },
-                )?;
-                total += r.drift;
-            }
+            let total = summed_drift(&net0, &x, &y, eta, batch, steps, seeds)?;
             pts.push([eta, total / seeds as f64]);
         }
         series.push((label, pts));
