@@ -2,8 +2,8 @@
 //!
 //! States of all B trials form the columns of X_k (N x B), so each Euler step is one gemm
 //! W phi(X_k) for the whole batch. The trajectory X_0..X_T, the rates phi(X_k) and the adjoints
-//! Lambda_k = dL/dX_k each live in one preallocated buffer of N x (T+1) B; the time loops
-//! allocate nothing. Backward:
+//! Lambda_k = dL/dX_k each live in one preallocated buffer of N x (T+1) B; W and W^T are packed once per
+//! pass ([`PackedMatrix`]) and reused at every step; the time loops allocate nothing. Backward:
 //!
 //!   Lambda_T = g_T,   Lambda_k = g_k + (1 - dt) Lambda_{k+1} + dt phi'(X_k) .* (W^T Lambda_{k+1}),
 //!   dL/dW = dt sum_{k=1}^T Lambda_k phi(X_{k-1})^T     (one gemm over the whole trajectory),
@@ -15,6 +15,7 @@ use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, Dyn, MatrixView};
 
 use super::network::{Network, Readout, Recurrent, Trainable};
 use super::task::Trials;
+use crate::num::packed::PackedMatrix;
 use crate::{Error, Result};
 
 /// Transposed view of a column-major `rows x cols` block stored in `s`: a `cols x rows` view.
@@ -48,8 +49,11 @@ pub struct Workspace {
     /// U^T Lambda and U^T phi(X) for the latent gradient, 2 x T B.
     p: DMatrix<f64>,
     q: DMatrix<f64>,
-    /// Contiguous transposes W^T (N x N), w_out^T (R x N), U^T (2 x N) (see [`tview`]).
-    wt: DMatrix<f64>,
+    /// W and W^T in the panel layout of [`PackedMatrix`], packed once per pass and reused at
+    /// every Euler step (the per-step products are N x N times N x B with B small).
+    wp: PackedMatrix,
+    wtp: PackedMatrix,
+    /// Contiguous transposes w_out^T (R x N), U^T (2 x N) (see [`tview`]).
     wout_t: DMatrix<f64>,
     u_t: DMatrix<f64>,
 }
@@ -72,7 +76,8 @@ impl Workspace {
             ey: DMatrix::zeros(r, steps * batch),
             p: DMatrix::zeros(2, steps * batch),
             q: DMatrix::zeros(2, steps * batch),
-            wt: DMatrix::zeros(n, n),
+            wp: PackedMatrix::new(),
+            wtp: PackedMatrix::new(),
             wout_t: DMatrix::zeros(r, n),
             u_t: DMatrix::zeros(2, n),
         }
@@ -151,6 +156,7 @@ impl Workspace {
         let phi = net.phi;
         let k_in = net.inputs();
         self.xs[..nb].copy_from_slice(trials.x0.as_slice());
+        self.wp.pack(&net.w);
         for k in 0..self.steps {
             // H_k = phi(X_k)
             {
@@ -166,9 +172,8 @@ impl Workspace {
             for (a, &c) in xn.iter_mut().zip(xk) {
                 *a = (1.0 - dt) * c;
             }
+            self.wp.gemm(dt, &self.hs[k * nb..(k + 1) * nb], b, 1.0, xn);
             let mut xn = DMatrixViewMut::from_slice(xn, n, b);
-            let h = DMatrixView::from_slice(&self.hs[k * nb..(k + 1) * nb], n, b);
-            xn.gemm(dt, &net.w, &h, 1.0);
             let uk = trials.inputs.columns(k * b, b);
             if k_in > 0 && uk.iter().any(|&v| v != 0.0) {
                 xn.gemm(dt, &net.w_in, &uk, 1.0);
@@ -254,12 +259,15 @@ impl Workspace {
         // Lambda_T = g_T
         self.lam[steps * nb..].fill(0.0);
         self.add_readout_cotangent(net, steps, active[steps - 1]);
-        net.w.transpose_to(&mut self.wt);
+        self.wtp.pack_transpose(&net.w);
         for k in (1..steps).rev() {
-            {
-                let ln = DMatrixView::from_slice(&self.lam[(k + 1) * nb..(k + 2) * nb], n, b);
-                self.z.gemm(dt, &self.wt, &ln, 0.0);
-            }
+            self.wtp.gemm(
+                dt,
+                &self.lam[(k + 1) * nb..(k + 2) * nb],
+                b,
+                0.0,
+                self.z.as_mut_slice(),
+            );
             let (left, right) = self.lam.split_at_mut((k + 1) * nb);
             let lk = &mut left[k * nb..];
             let ln = &right[..nb];
