@@ -41,6 +41,11 @@ pub fn checks() -> Vec<Check> {
             tier: Tier::Fast,
             run: super::static_curves::x5_check,
         },
+        Check {
+            id: "X-10",
+            tier: Tier::Full,
+            run: super::static_curves::x10_check,
+        },
     ]
 }
 
