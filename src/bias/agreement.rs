@@ -376,6 +376,9 @@ pub struct ReferenceRun {
     pub agreement_from: Option<usize>,
     /// over that stretch: max |(w_j - w_0)(t) - (w_j - w_0)(t_a)| / max |w| within each sign (B-4)
     pub drift_after: f64,
+    /// over that stretch: max |(P, Q)_net - theta| / max |theta| with theta the lifted GD of B-5
+    /// (step k eta) started from (P, Q) at the first agreeing step
+    pub lift_gap_after: f64,
     /// cluster counts of the neurons that agree at the end, per sign (0 if none)
     pub clusters_agreeing: (usize, usize),
     /// final mean logistic loss
@@ -411,6 +414,16 @@ pub fn reference_trace(data: &RefData, seed: u64, init: f64, steps: usize) -> Re
     let mut drift: f64 = 0.0;
     let mut agreeing = Vec::new();
     let mut loss = f64::NAN;
+    // B-5: lifted GD theta = (P, Q) on phi_i, run alongside once all neurons agree
+    let phi = lifted_features(&x, &y, alpha);
+    let mut theta = DVector::zeros(2 * d);
+    let mut nv = DVector::zeros(n);
+    let mut lift_grad = DVector::zeros(2 * d);
+    let mut gap: f64 = 0.0;
+    let pq = |w: &DMatrix<f64>, r: usize| -> f64 {
+        let (lo, hi) = if r < d { (0, k) } else { (k, 2 * k) };
+        (lo..hi).map(|c| w[(r % d, c)]).sum::<f64>()
+    };
     for step in 0..=steps {
         // agreement of every neuron at the current weights
         z.gemm(1.0, &x, &net.w, 0.0);
@@ -426,6 +439,10 @@ pub fn reference_trace(data: &RefData, seed: u64, init: f64, steps: usize) -> Re
             if streak.is_none() {
                 streak = Some(step);
                 drift = 0.0;
+                gap = 0.0;
+                for r in 0..2 * d {
+                    theta[r] = pq(&net.w, r);
+                }
                 for c in 0..2 * k {
                     let base = if c < k { 0 } else { k };
                     for r in 0..d {
@@ -450,6 +467,17 @@ pub fn reference_trace(data: &RefData, seed: u64, init: f64, steps: usize) -> Re
         }
         loss = l;
         if streak.is_some() {
+            // lifted GD step: theta <- theta - k eta (1/n) sum_i ell'(theta . phi_i, y_i) phi_i
+            nv.gemv(1.0, &phi, &theta, 0.0);
+            for i in 0..n {
+                nv[i] = y[i] * sigmoid(-y[i] * nv[i]) / n as f64;
+            }
+            lift_grad.gemv_tr(1.0, &phi, &nv, 0.0);
+            theta.axpy(k as f64 * eta, &lift_grad, 1.0);
+            let tscale = theta.amax();
+            for r in 0..2 * d {
+                gap = gap.max((pq(&net.w, r) - theta[r]).abs() / tscale);
+            }
             let scale = net.w.amax();
             for c in 0..2 * k {
                 let base = if c < k { 0 } else { k };
@@ -507,6 +535,7 @@ pub fn reference_trace(data: &RefData, seed: u64, init: f64, steps: usize) -> Re
         agreeing,
         agreement_from: streak,
         drift_after: if streak.is_some() { drift } else { f64::NAN },
+        lift_gap_after: if streak.is_some() { gap } else { f64::NAN },
         clusters_agreeing,
         loss,
     })
@@ -565,6 +594,7 @@ mod tests {
             r.agreeing
         );
         assert!(r.drift_after < 1e-13, "{}", r.drift_after);
+        assert!(r.lift_gap_after < 1e-13, "{}", r.lift_gap_after);
         assert_eq!((r.clusters_pos.count, r.clusters_neg.count), (1, 1));
         assert_eq!(r.clusters_agreeing, (1, 1));
         // the B-3 lemma on sign-uniform points holds in every run, clustered or not

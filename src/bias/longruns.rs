@@ -100,6 +100,34 @@ fn mean(v: impl Iterator<Item = f64>) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
 }
 
+/// Teacher margins of the B-16 margin scan (x uniform on the unit sphere, d = 5, n = 40, init
+/// std 1e-3, [`SCAN_STEPS`] steps, seeds 0..[`SCAN_SEEDS`]).
+pub const SCAN_MARGINS: [f64; 4] = [0.05, 0.1, 0.2, 0.3];
+pub const SCAN_SEEDS: u64 = 8;
+/// The agreement state is settled within ~100 steps (see the claim file), so 1e4 steps suffice.
+pub const SCAN_STEPS: usize = 10_000;
+
+/// The margin scan of B-16: one row of runs per margin in [`SCAN_MARGINS`].
+pub fn margin_scan() -> Result<Vec<Vec<ReferenceRun>>> {
+    let jobs: Vec<(usize, u64)> = (0..SCAN_MARGINS.len())
+        .flat_map(|m| (0..SCAN_SEEDS).map(move |seed| (m, seed)))
+        .collect();
+    let runs: Vec<ReferenceRun> = jobs
+        .par_iter()
+        .map(|&(m, seed)| {
+            let data = RefData {
+                margin: SCAN_MARGINS[m],
+                ..RefData::SEPARATED
+            };
+            reference_trace(&data, seed, 1e-3, SCAN_STEPS)
+        })
+        .collect::<Result<_>>()?;
+    let mut it = runs.into_iter();
+    Ok((0..SCAN_MARGINS.len())
+        .map(|_| it.by_ref().take(SCAN_SEEDS as usize).collect())
+        .collect())
+}
+
 /// All reference runs of B-16: every setting x seeds 0..3, in parallel.
 pub fn reference_runs() -> Result<Vec<Vec<ReferenceRun>>> {
     let jobs: Vec<(usize, u64)> = (0..SETTINGS.len())
@@ -214,7 +242,56 @@ pub fn check_b16() -> Result<Vec<Row>> {
             }
         }
     }
-    let flat: Vec<&ReferenceRun> = all.iter().flatten().collect();
+    let scan = margin_scan()?;
+    let all_agree = |r: &ReferenceRun| final_agreeing(r) == 20;
+    let frac = |runs: &[ReferenceRun], f: &dyn Fn(&ReferenceRun) -> bool| {
+        runs.iter().filter(|r| f(r)).count() as f64 / runs.len() as f64
+    };
+    let per_margin = SCAN_MARGINS
+        .iter()
+        .zip(&scan)
+        .map(|(m, runs)| {
+            format!(
+                "margin {m}: all agree {:.3}, one cluster {:.3}, mean linear {:.4}",
+                frac(runs, &all_agree),
+                frac(runs, &one_cluster),
+                mean(runs.iter().map(|r| r.linear))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let scan_flat: Vec<&ReferenceRun> = scan.iter().flatten().collect();
+    rows.push(
+        Row::abs(
+            "margin scan (sphere, 4 margins x 8 seeds): all agree but not one cluster per sign",
+            0.0,
+            scan_flat
+                .iter()
+                .filter(|r| all_agree(r) && !one_cluster(r))
+                .count() as f64,
+            0.0,
+        )
+        .note(format!(
+            "{per_margin}; runs with one cluster per sign without full agreement: {}",
+            scan_flat
+                .iter()
+                .filter(|r| !all_agree(r) && one_cluster(r))
+                .count()
+        )),
+    );
+    // Effect size of the margin condition: with 8 seeds a fraction has s.e. <= 0.18, the
+    // difference of two <= 0.25; a rise >= 0.5 is two s.e. and means half the seeds switch.
+    let rise = frac(&scan[scan.len() - 1], &all_agree) - frac(&scan[0], &all_agree);
+    rows.push(Row::holds(
+        "margin scan: full-agreement fraction rises by >= 0.5 from margin 0.05 to 0.3",
+        rise >= 0.5,
+        format!("rise {rise:.3}; {per_margin}"),
+    ));
+    let flat: Vec<&ReferenceRun> = all
+        .iter()
+        .flatten()
+        .chain(scan_flat.iter().copied())
+        .collect();
     let smalls: Vec<&ReferenceRun> = SETTINGS
         .iter()
         .zip(&all)
@@ -223,7 +300,7 @@ pub fn check_b16() -> Result<Vec<Row>> {
         .collect();
     rows.push(
         Row::abs(
-            "all runs: fresh points off the linear boundary with both groups sign-uniform",
+            "all 47 runs: fresh points off the linear boundary with both groups sign-uniform",
             0.0,
             flat.iter().map(|r| r.nonlinear_uniform).sum::<usize>() as f64,
             0.0,
@@ -273,6 +350,15 @@ pub fn check_b16() -> Result<Vec<Row>> {
     let agreed: Vec<&&ReferenceRun> = flat.iter().filter(|r| r.agreement_from.is_some()).collect();
     rows.push(
         Row::abs(
+            "B-5 on the reference runs: (P, Q) vs lifted GD (step k eta) after full agreement",
+            0.0,
+            agreed.iter().map(|r| r.lift_gap_after).fold(0.0, f64::max),
+            B16_LIFT_TOL,
+        )
+        .note(format!("max relative gap over {} runs", agreed.len())),
+    );
+    rows.push(
+        Row::abs(
             "B-4 on the reference runs: drift of w_j - w_0 within a sign after full agreement",
             0.0,
             agreed.iter().map(|r| r.drift_after).fold(0.0, f64::max),
@@ -294,6 +380,12 @@ pub fn check_b16() -> Result<Vec<Row>> {
 /// updates leave only rounding, ~1e-16 relative per step, accumulating like a random walk
 /// (sqrt(2e5) x 1e-16 x a few ~ 1e-13); 1e-12 leaves a factor ~10.
 pub const B16_DRIFT_TOL: f64 = 1e-12;
+
+/// Tolerance of (P, Q) against lifted GD over up to 2e5 steps (B-5 on the reference runs): the
+/// two recursions are algebraically identical and differ only by rounding (sums over k neurons
+/// in a different order), ~1e-16 per step accumulating at worst linearly: 2e5 x 1e-16 x a few
+/// ~ 1e-10.
+pub const B16_LIFT_TOL: f64 = 1e-10;
 
 /// Checkpoints of the long B-8 run.
 pub const B17_CHECKPOINTS: [usize; 3] = [10_000, 100_000, 1_000_000];
