@@ -113,6 +113,14 @@ pub struct TwoClusterRun {
 /// Train a two-layer ReLU net (both layers) by GD on the mean logistic loss from small init, then
 /// compare the active neurons with the one-class max-margin vectors.
 pub fn two_cluster_run(seed: u64, steps: usize) -> Result<TwoClusterRun> {
+    two_cluster_trajectory(seed, &[steps])?
+        .pop()
+        .ok_or_else(|| Error::Requirement("no checkpoint".into()))
+}
+
+/// As [`two_cluster_run`], one training run measured at each of the increasing `checkpoints`
+/// (step counts).
+pub fn two_cluster_trajectory(seed: u64, checkpoints: &[usize]) -> Result<Vec<TwoClusterRun>> {
     let (n, d, k) = (30, 6, 20);
     let (x, y) = orthogonal_data(n, d, seed);
     let mut rng = StdRng::seed_from_u64(seed + 500);
@@ -121,20 +129,6 @@ pub fn two_cluster_run(seed: u64, steps: usize) -> Result<TwoClusterRun> {
         a: DVector::from_fn(k, |_, _| 1e-2 * rng.sample::<f64, _>(StandardNormal)),
         act: Activation::Relu,
     };
-    let mut work = TwoLayerWork::new(n, k);
-    let mut g = TwoLayerGrad::zeros(d, k);
-    for step in 0..steps {
-        let l = net.grad_into(&x, &y, Loss::Logistic, &mut work, &mut g)?;
-        if !l.is_finite() {
-            return Err(Error::Diverged {
-                what: "two-cluster GD".into(),
-                step,
-                loss: l,
-                hint: "reduce eta".into(),
-            });
-        }
-        net.step(&g, 0.2, 0.0);
-    }
     // one-class max-margin vectors: argmin |w| s.t. w . x_i >= 1 on one class
     let one_class = |label: f64| -> Result<DVector<f64>> {
         let idx: Vec<usize> = (0..n).filter(|&i| y[i] == label).collect();
@@ -146,28 +140,48 @@ pub fn two_cluster_run(seed: u64, steps: usize) -> Result<TwoClusterRun> {
         )
     };
     let (wp, wn) = (one_class(1.0)?, one_class(-1.0)?);
-    let norms: Vec<f64> = (0..k)
-        .map(|j| net.w.column(j).norm() * net.a[j].abs())
-        .collect();
-    let top = norms.iter().cloned().fold(0.0, f64::max);
-    let active: Vec<usize> = (0..k).filter(|&j| norms[j] > 0.05 * top).collect();
-    let (mut cp, mut cn) = (1.0f64, 1.0f64);
-    let mut vecs = Vec::new();
-    for &j in &active {
-        let wj = net.w.column(j).normalize();
-        if net.a[j] > 0.0 {
-            cp = cp.min(wj.dot(&wp));
-        } else {
-            cn = cn.min(wj.dot(&wn));
+    let mut work = TwoLayerWork::new(n, k);
+    let mut g = TwoLayerGrad::zeros(d, k);
+    let mut out = Vec::with_capacity(checkpoints.len());
+    let mut step = 0;
+    for &target in checkpoints {
+        while step < target {
+            let l = net.grad_into(&x, &y, Loss::Logistic, &mut work, &mut g)?;
+            if !l.is_finite() {
+                return Err(Error::Diverged {
+                    what: "two-cluster GD".into(),
+                    step,
+                    loss: l,
+                    hint: "reduce eta".into(),
+                });
+            }
+            net.step(&g, 0.2, 0.0);
+            step += 1;
         }
-        vecs.push(net.w.column(j).into_owned());
+        let norms: Vec<f64> = (0..k)
+            .map(|j| net.w.column(j).norm() * net.a[j].abs())
+            .collect();
+        let top = norms.iter().cloned().fold(0.0, f64::max);
+        let active: Vec<usize> = (0..k).filter(|&j| norms[j] > 0.05 * top).collect();
+        let (mut cp, mut cn) = (1.0f64, 1.0f64);
+        let mut vecs = Vec::new();
+        for &j in &active {
+            let wj = net.w.column(j).normalize();
+            if net.a[j] > 0.0 {
+                cp = cp.min(wj.dot(&wp));
+            } else {
+                cn = cn.min(wj.dot(&wn));
+            }
+            vecs.push(net.w.column(j).into_owned());
+        }
+        out.push(TwoClusterRun {
+            clusters: cosine_clusters(&vecs)?,
+            cos_pos: cp,
+            cos_neg: cn,
+            active: active.len(),
+        });
     }
-    Ok(TwoClusterRun {
-        clusters: cosine_clusters(&vecs)?,
-        cos_pos: cp,
-        cos_neg: cn,
-        active: active.len(),
-    })
+    Ok(out)
 }
 
 /// B-8 check: 3 seeds: cluster count 2, active neurons aligned with the one-class max-margin
@@ -229,6 +243,17 @@ mod tests {
         ];
         assert_eq!(cosine_clusters(&three).unwrap().count, 3);
         assert!(cosine_clusters(&[e([0.0, 0.0, 0.0])]).is_err());
+    }
+
+    #[test]
+    fn trajectory_checkpoints_match_single_runs() {
+        let traj = two_cluster_trajectory(1, &[200, 600]).unwrap();
+        for (r, steps) in traj.iter().zip([200, 600]) {
+            let one = two_cluster_run(1, steps).unwrap();
+            assert_eq!(r.cos_pos, one.cos_pos);
+            assert_eq!(r.cos_neg, one.cos_neg);
+            assert_eq!(r.active, one.active);
+        }
     }
 
     #[test]

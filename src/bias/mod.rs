@@ -15,6 +15,7 @@
 //! - [`spec`]: model kinds `bias_balance`, `bias_margin`, `bias_diagonal` and `train`.
 //! - [`conv`], [`pattern_data`]: B-15 max-pooling conv detector, XOR-type and
 //!   orthogonal-pattern detection data, width trends.
+//! - [`longruns`]: full-tier long runs: B-16 reference runs of II.2, B-17 long B-8, B-18 long B-7.
 //! - [`stats`]: fitting helpers.
 
 pub mod agreement;
@@ -23,6 +24,7 @@ pub mod balance;
 pub mod cluster;
 pub mod conv;
 pub mod diagonal;
+pub mod longruns;
 pub mod margin;
 pub mod modified_flow;
 pub mod nets;
@@ -36,11 +38,17 @@ pub mod width;
 
 use crate::claims::{Check, Tier};
 
-/// The checks of Part II, wired into `modeflow check` (all fast: ~2 s together in release).
+/// The checks of Part II, wired into `modeflow check`: B-1..B-15 fast (a few seconds together in
+/// release), B-16..B-18 the long runs under `modeflow check --full` ([`longruns`]).
 pub fn checks() -> Vec<Check> {
     let fast = |id: &'static str, run: fn() -> crate::Result<Vec<crate::claims::Row>>| Check {
         id,
         tier: Tier::Fast,
+        run,
+    };
+    let full = |id: &'static str, run: fn() -> crate::Result<Vec<crate::claims::Row>>| Check {
+        id,
+        tier: Tier::Full,
         run,
     };
     vec![
@@ -59,6 +67,9 @@ pub fn checks() -> Vec<Check> {
         fast("B-7", smoothed_margin::check_b7),
         fast("B-8", cluster::check_b8),
         fast("B-15", conv::check_b15),
+        full("B-16", longruns::check_b16),
+        full("B-17", longruns::check_b17),
+        full("B-18", longruns::check_b18),
     ]
 }
 
