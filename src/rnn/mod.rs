@@ -15,6 +15,7 @@ pub mod bptt;
 pub mod checks;
 pub mod fixed_points;
 pub mod hqr;
+pub mod latent_xval;
 pub mod measure;
 pub mod network;
 pub mod report;
