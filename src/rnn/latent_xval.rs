@@ -92,6 +92,46 @@ impl XvalSpec {
         }
     }
 
+    /// The cross-validation setting of a validated `rnn` model (the network side of
+    /// `models/rnn-latent-xval.toml`). The latent reduction needs g = 0, erf, rate readouts,
+    /// only M trained, plain GD, a noise-free working-memory task: anything else is a
+    /// [`Error::Requirement`] naming what to change.
+    pub fn from_rnn(spec: &super::spec::RnnSpec) -> Result<XvalSpec> {
+        let net = &spec.network;
+        let need = |ok: bool, what: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(Error::Requirement(format!(
+                    "the latent cross-validation (THEORY I.2) needs {what}"
+                )))
+            }
+        };
+        need(net.g == 0.0, "network.g = 0")?;
+        need(net.phi == Phi::Erf, "network.phi = \"erf\"")?;
+        need(net.readout == Readout::Rate, "network.readout = \"rate\"")?;
+        need(
+            spec.trainable == Trainable::LATENT,
+            "training.trainable = \"latent\" (only M)",
+        )?;
+        need(
+            spec.train.optimizer == Optimizer::Gd,
+            "training.optimizer = \"gd\"",
+        )?;
+        let task = spec
+            .working_memory()
+            .ok_or_else(|| Error::Requirement("the working-memory task".into()))?;
+        need(task.sigma0 == 0.0, "task.sigma0 = 0 (x(0) = 0)")?;
+        Ok(XvalSpec {
+            dt: net.dt,
+            task,
+            m0: net.m0,
+            lr: spec.train.lr,
+            tol: spec.train.tol,
+            max_steps: spec.train.max_steps,
+        })
+    }
+
     /// M0 as a matrix.
     pub fn m0(&self) -> Matrix2<f64> {
         Matrix2::new(self.m0[0][0], self.m0[0][1], self.m0[1][0], self.m0[1][1])
@@ -392,6 +432,10 @@ pub struct Measured {
     pub tau_b: f64,
     /// Seed: kappa_a(T) of the B trial at M_afterA.
     pub eps: f64,
+    /// The same overlap after B training: kappa_a(T) of the B trial at M_afterB.
+    pub eps_after_b: f64,
+    /// The reverse leak after B training: kappa_b(T) of the A trial at M_afterB.
+    pub leak_a_after_b: f64,
     pub m_after_a: [[f64; 2]; 2],
     pub m_after_b: [[f64; 2]; 2],
 }
@@ -451,6 +495,9 @@ pub fn run_network(spec: &XvalSpec, n: usize, seed: u64) -> Result<Measured> {
     let k_end = net_a.kappa(&x_end);
     let fp = network_fixed_point(net_a, spec.task.u_s, Vector2::new(k_end[0], k_end[1]))?;
     let (h, _) = empirical_h(net_a, &fp);
+    let net_b = &stages.after_b;
+    let (xb, _) = super::sequential::end_state_and_input(net_b, &stages.trials_b)?;
+    let (xa, _) = super::sequential::end_state_and_input(net_b, &stages.trials_a)?;
     let tau = |log: &Option<super::train::TrainLog>| {
         log.as_ref()
             .map_or(f64::NAN, |l| crossing_tau(&l.losses, spec.tol, spec.lr))
@@ -463,6 +510,8 @@ pub fn run_network(spec: &XvalSpec, n: usize, seed: u64) -> Result<Measured> {
         tau_a: tau(&res.log_a),
         tau_b: tau(&res.log_b),
         eps: res.eps,
+        eps_after_b: net_b.kappa(&xb)[0],
+        leak_a_after_b: net_b.kappa(&xa)[1],
         m_after_a: arr(&net_a.m),
         m_after_b: arr(&stages.after_b.m),
     })
@@ -491,6 +540,8 @@ pub fn run_latent(spec: &XvalSpec, leak: f64) -> Result<Measured> {
         tau_a: run_a.tau,
         tau_b: run_b.tau,
         eps: lat.end_state(&m_a, Task::B)[0],
+        eps_after_b: lat.end_state(&m_b, Task::B)[0],
+        leak_a_after_b: lat.end_state(&m_b, Task::A)[1],
         m_after_a: arr(&m_a),
         m_after_b: arr(&m_b),
     })
@@ -1047,6 +1098,8 @@ mod tests {
             tau_a: 1.0,
             tau_b: 1.0,
             eps: 0.0,
+            eps_after_b: 0.0,
+            leak_a_after_b: 0.0,
             m_after_a: [[0.0; 2]; 2],
             m_after_b: [[0.0; 2]; 2],
         };
@@ -1074,6 +1127,49 @@ mod tests {
     fn x6_has_no_failing_row() {
         let rows = x6_check().unwrap();
         assert!(rows.iter().all(|r| r.verdict != Verdict::Fail), "{rows:#?}");
+    }
+
+    #[test]
+    fn model_file_is_the_standard_setting() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/models/rnn-latent-xval.toml"
+        ))
+        .unwrap();
+        let model = crate::model::parse("rnn-latent-xval.toml", &text).unwrap();
+        let rnn = super::super::spec::check(&model).unwrap();
+        let x = XvalSpec::from_rnn(&rnn).unwrap();
+        let s = XvalSpec::standard();
+        assert_eq!(format!("{x:?}"), format!("{s:?}"));
+        let mut bad = rnn.clone();
+        bad.network.g = 0.5;
+        assert!(matches!(
+            XvalSpec::from_rnn(&bad),
+            Err(Error::Requirement(_))
+        ));
+    }
+
+    /// The mechanism behind the disputed I rows (proofs-checks X-6): the network's seed is a
+    /// rate leak h_N,a(kappa_b e_b) that grows as the B memory forms, the latent input leak
+    /// does not; after B training the network's B-trial overlap kappa_a(T) exceeds the
+    /// latent one although both start from the same eps. Seeds 1..8 at N = 512 measured
+    /// ratios 1.38 .. 2.04; asserted: every ratio > 1.2.
+    #[test]
+    #[ignore]
+    fn network_seed_grows_more_during_b() {
+        for seed in 1..=8 {
+            let r = compare(&XvalSpec::standard(), 512, seed).unwrap();
+            let ratio = r.network.eps_after_b / r.latent.eps_after_b;
+            println!(
+                "seed {seed}: I {:.3e} / {:.3e}, eps {:.3e}, eps after B {:.3e} / {:.3e} (ratio {ratio:.2})",
+                r.network.interference,
+                r.latent.interference,
+                r.network.eps,
+                r.network.eps_after_b,
+                r.latent.eps_after_b
+            );
+            assert!(ratio > 1.2, "seed {seed}: {ratio}");
+        }
     }
 
     #[test]
