@@ -1129,6 +1129,32 @@ mod tests {
         assert!(rows.iter().all(|r| r.verdict != Verdict::Fail), "{rows:#?}");
     }
 
+    /// Claim files and checks pair up: same id, same tier, and they run through the claims
+    /// runner with the documented verdict (X-6: disputed because of the I row).
+    #[test]
+    fn claim_files_pair_with_the_checks() {
+        use crate::claims::runner::{parse_claim_file, run, Selection};
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("proofs-checks");
+        let files: Vec<_> = ["X-06-latent-flow-network.md", "X-07-latent-flow-scaling.md"]
+            .iter()
+            .map(|f| parse_claim_file(&dir.join(f)).unwrap())
+            .collect();
+        for (f, c) in files.iter().zip(checks()) {
+            assert_eq!(f.id, c.id);
+            assert_eq!(f.tier, c.tier);
+            assert_eq!(f.status, "disputed");
+        }
+        let sel = Selection {
+            pattern: "X-6".into(),
+            full: false,
+        };
+        let res = run(&files, &checks(), &sel);
+        let x6: Vec<_> = res.iter().filter(|r| r.id == "X-6").collect();
+        assert_eq!(x6.len(), 1, "{res:#?}");
+        assert!(x6[0].problems.is_empty(), "{:?}", x6[0].problems);
+        assert_eq!(x6[0].verdict, Verdict::Disputed);
+    }
+
     #[test]
     fn model_file_is_the_standard_setting() {
         let text = std::fs::read_to_string(concat!(
