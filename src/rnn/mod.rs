@@ -9,12 +9,14 @@
 //! - [`measure`]: Theta_new = |dz/dW|^2 at initialisation.
 //! - [`spec`], [`report`]: model kind `rnn` and `modeflow train`.
 //! - [`checks`]: cross-validation claims X-1..X-4.
+//! - [`latent_xval`]: M-only g = 0 network vs the latent 2x2 learning flow given eps.
 //! - [`static_curves`]: full-W training on the static task against the I-10 curves.
 
 pub mod bptt;
 pub mod checks;
 pub mod fixed_points;
 pub mod hqr;
+pub mod latent_xval;
 pub mod measure;
 pub mod network;
 pub mod report;

@@ -1,0 +1,1221 @@
+//! Cross-validation (a) of issue 3: M-only training of the erf network at g = 0 against the
+//! latent 2x2 learning flow of THEORY.md I.2 (claims X-6, X-7).
+//!
+//! **Why the comparison is exact up to pattern sampling.** At g = 0 with only M trained,
+//! W = U M U^T / N and the input vectors lie in span(U), so x(t) = U kappa(t) for all t
+//! (x(0) = 0) and the network is *exactly* the 2-D system
+//!
+//! ```text
+//! kappa_{k+1} = kappa_k + dt (-kappa_k + M h_N(kappa_k) + u_k e_mu),
+//! h_N(kappa) = U^T phi(U kappa) / N = (1/N) sum_i u_i phi(u_i . kappa),   u_i = (a_i, b_i),
+//! ```
+//!
+//! with rate readouts y = h_N(kappa). The latent model replaces the empirical average over the
+//! N pattern rows by the Gaussian average (Stein's lemma): h(kappa) = G(|kappa|^2) kappa,
+//! G(D) = (1 + pi D / 2)^(-1/2). Every finite-N difference is an empirical average of O(1)
+//! functions over N iid rows, hence O(N^(-1/2)).
+//!
+//! **Same discretisation on both sides.** The network runs Euler steps dt and plain GD; so
+//! does [`EulerLatent`] here: the same trial layout as [`super::task`] (pulse steps, loss
+//! window, weights), the same Euler map with h_N -> G kappa, its exact discrete adjoint, and
+//! the same GD loop and stopping rule as [`super::train::train_task`]. The disagreement
+//! network vs [`EulerLatent`] is then *only* finite N. How far the Euler/GD latent model is from
+//! the continuous learning flow of [`crate::interference::nonlinear`] (adaptive ODE trials,
+//! gradient flow in tau) is a discretisation error, O(dt) in the trials (unit test
+//! `euler_latent_approaches_the_ode_adjoint`) and O(eta) in learning time.
+//!
+//! **The seed eps.** With exactly orthogonal patterns the latent line kappa_a = 0 is invariant
+//! (claim I-4), but the network's B trial leaks into a: h_N,a(kappa_b e_b) =
+//! (1/N) sum_i a_i phi(b_i kappa_b) is O(N^(-1/2)) (a.b = 0 kills only the linear term). The
+//! network's seed covariate is eps = a^T x_B(T) / N = kappa_a(T) of the B trial before B
+//! training ([`super::sequential`]). The latent model's seed parameter is the input leak
+//! `leak` of [`crate::interference::nonlinear::Trials`] (input u(t) (e_mu + leak e_nu) in both
+//! tasks); we choose it so that the latent B trial at the latent M_afterA ends with the same
+//! kappa_a(T) = eps (a scalar root find, [`calibrate_leak`]).
+//!
+//! **Findings** (proofs-checks X-6, X-7): lambda_A, the A fixed point (|kappa_A|, y_A) and the
+//! learning times tau_A, tau_B agree up to pattern sampling, RMS relative disagreement
+//! ~ C N^(-1/2) with C = 0.6 .. 2.7 (fitted p = 0.46 .. 0.74, +-0.25 .. 0.7 over seeds). The
+//! interference I does not: given the same eps the network forgets 3-6x more (geometric mean,
+//! N = 128 .. 1024, no decrease), because its seed is a rate leak that grows as the B memory
+//! forms while the latent input leak stays fixed — disputed.
+
+use nalgebra::{Matrix2, Vector2};
+use serde::Serialize;
+
+use super::network::{Network, NetworkSpec, Phi, Readout, Trainable};
+use super::sequential::{run_sequential, SequentialSpec};
+use super::task::{steps_for, LossKind, WorkingMemory};
+use super::train::{Optimizer, TrainOptions};
+use crate::claims::{Check, Row, Tier};
+use crate::interference::nonlinear::Task;
+use crate::latent::gain::{Gain, GainKind};
+use crate::num::eig2::eigen2;
+use crate::num::newton::{newton_static, NewtonOptions};
+use crate::num::optim::brent_root;
+use crate::{Error, Result};
+
+/// The shared setting of one cross-validation (network and latent model).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct XvalSpec {
+    /// Euler step dt of both models.
+    pub dt: f64,
+    /// The working-memory task (the `pattern` field is ignored: A = a, B = b).
+    pub task: WorkingMemory,
+    /// Initial structure M0, row-major.
+    pub m0: [[f64; 2]; 2],
+    /// GD learning rate eta (tau = eta x steps).
+    pub lr: f64,
+    /// Stop a task when L < tol.
+    pub tol: f64,
+    /// Step cap per task.
+    pub max_steps: usize,
+}
+
+impl XvalSpec {
+    /// The setting of X-6 / X-7 (chosen so that both tasks are learnable by GD and the
+    /// interference is seed-sensitive): A already holds a memory, M0 = diag(1.2, 0); pulse
+    /// u_p = 1 for T_in = 2, pure memory (u_s = 0) over a short delay T_d = 3 (the b pulse
+    /// still reaches the end, e^(-3), so new formation has a gradient), loss on the final
+    /// state only (T_L = 0: one loss state, so zero loss is reachable and tol = 1e-6 is met in
+    /// a few dozen steps), zhat = 0.5, own loss, dt = 0.2, eta = 1.
+    pub fn standard() -> XvalSpec {
+        XvalSpec {
+            dt: 0.2,
+            task: WorkingMemory {
+                pattern: 0,
+                u_p: 1.0,
+                t_in: 2.0,
+                u_s: 0.0,
+                t_d: 3.0,
+                t_loss: 0.0,
+                zhat: 0.5,
+                loss: LossKind::Own,
+                sigma0: 0.0,
+            },
+            m0: [[1.2, 0.0], [0.0, 0.0]],
+            lr: 1.0,
+            tol: 1e-6,
+            max_steps: 20_000,
+        }
+    }
+
+    /// The cross-validation setting of a validated `rnn` model (the network side of
+    /// `models/rnn-latent-xval.toml`). The latent reduction needs g = 0, erf, rate readouts,
+    /// only M trained, plain GD, a noise-free working-memory task: anything else is a
+    /// [`Error::Requirement`] naming what to change.
+    pub fn from_rnn(spec: &super::spec::RnnSpec) -> Result<XvalSpec> {
+        let net = &spec.network;
+        let need = |ok: bool, what: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(Error::Requirement(format!(
+                    "the latent cross-validation (THEORY I.2) needs {what}"
+                )))
+            }
+        };
+        need(net.g == 0.0, "network.g = 0")?;
+        need(net.phi == Phi::Erf, "network.phi = \"erf\"")?;
+        need(net.readout == Readout::Rate, "network.readout = \"rate\"")?;
+        need(
+            spec.trainable == Trainable::LATENT,
+            "training.trainable = \"latent\" (only M)",
+        )?;
+        need(
+            spec.train.optimizer == Optimizer::Gd,
+            "training.optimizer = \"gd\"",
+        )?;
+        let task = spec
+            .working_memory()
+            .ok_or_else(|| Error::Requirement("the working-memory task".into()))?;
+        need(task.sigma0 == 0.0, "task.sigma0 = 0 (x(0) = 0)")?;
+        Ok(XvalSpec {
+            dt: net.dt,
+            task,
+            m0: net.m0,
+            lr: spec.train.lr,
+            tol: spec.train.tol,
+            max_steps: spec.train.max_steps,
+        })
+    }
+
+    /// M0 as a matrix.
+    pub fn m0(&self) -> Matrix2<f64> {
+        Matrix2::new(self.m0[0][0], self.m0[0][1], self.m0[1][0], self.m0[1][1])
+    }
+}
+
+/// The Euler/GD-discretised latent model of THEORY I.2: the network's Euler map and trial
+/// layout with h_N(kappa) replaced by G(|kappa|^2) kappa (erf gain).
+#[derive(Debug, Clone)]
+pub struct EulerLatent {
+    pub gain: Gain,
+    pub dt: f64,
+    /// Euler steps T of a trial.
+    pub steps: usize,
+    /// Pulse steps (input u_p for k < n_in, u_s after).
+    pub n_in: usize,
+    /// Loss-window steps (states kappa_{T - n_loss + 1} .. kappa_T).
+    pub n_loss: usize,
+    pub u_p: f64,
+    pub u_s: f64,
+    pub zhat: f64,
+    pub loss: LossKind,
+    /// Input leak: the input of task mu is u_k (e_mu + leak e_nu).
+    pub leak: f64,
+}
+
+/// A GD run of one task.
+#[derive(Debug, Clone, Serialize)]
+pub struct GdRun {
+    /// Update steps taken.
+    pub steps: usize,
+    pub converged: bool,
+    /// Learning time at which L crosses tol, log-interpolated between the last two steps
+    /// (tau = eta x steps on the step grid).
+    pub tau: f64,
+    pub m_end: [[f64; 2]; 2],
+}
+
+/// Learning time of a GD run from its loss record (loss before each step, the last one below
+/// tol): log-interpolation of the crossing between the last two records.
+pub fn crossing_tau(losses: &[f64], tol: f64, lr: f64) -> f64 {
+    let s = losses.len().saturating_sub(1);
+    if s == 0 {
+        return 0.0;
+    }
+    let (l0, l1) = (losses[s - 1], losses[s]);
+    if !(l1 < tol && l0 >= tol && l1 > 0.0) {
+        return lr * s as f64;
+    }
+    let frac = (l0 / tol).ln() / (l0 / l1).ln();
+    lr * ((s - 1) as f64 + frac)
+}
+
+fn arr(m: &Matrix2<f64>) -> [[f64; 2]; 2] {
+    [[m[(0, 0)], m[(0, 1)]], [m[(1, 0)], m[(1, 1)]]]
+}
+
+impl EulerLatent {
+    /// The latent model of `spec` with input leak `leak`.
+    pub fn new(spec: &XvalSpec, leak: f64) -> EulerLatent {
+        let w = &spec.task;
+        let steps = steps_for(w.t_in + w.t_d, spec.dt);
+        EulerLatent {
+            gain: Gain::new(GainKind::Erf),
+            dt: spec.dt,
+            steps,
+            n_in: steps_for(w.t_in, spec.dt).min(steps),
+            n_loss: if w.t_loss > 0.0 {
+                steps_for(w.t_loss, spec.dt).min(steps)
+            } else {
+                1
+            },
+            u_p: w.u_p,
+            u_s: w.u_s,
+            zhat: w.zhat,
+            loss: w.loss,
+            leak,
+        }
+    }
+
+    fn input(&self, k: usize, task: Task) -> Vector2<f64> {
+        let u = if k < self.n_in { self.u_p } else { self.u_s };
+        let mut d = Vector2::repeat(self.leak * u);
+        d[task.index()] = u;
+        d
+    }
+
+    /// h(kappa) = G kappa and its Jacobian Dh = G I + 2 G' kappa kappa^T (symmetric).
+    #[inline]
+    fn h(&self, k: &Vector2<f64>) -> (Vector2<f64>, Matrix2<f64>) {
+        let (g, gp) = self.gain.g_and_slope(k.norm_squared());
+        (
+            k * g,
+            Matrix2::identity() * g + k * k.transpose() * (2.0 * gp),
+        )
+    }
+
+    /// Whether state kappa_j (j = 1..T) carries loss.
+    fn in_window(&self, j: usize) -> bool {
+        j + self.n_loss > self.steps
+    }
+
+    /// Loss term of a window state and its gradient dl/dkappa.
+    fn running_loss(&self, task: Task, k: &Vector2<f64>) -> (f64, Vector2<f64>) {
+        let (y, dh) = self.h(k);
+        let c = 1.0 / self.n_loss as f64;
+        let mu = task.index();
+        let mut e = Vector2::zeros();
+        e[mu] = y[mu] - self.zhat;
+        if self.loss == LossKind::Aligned {
+            e[1 - mu] = y[1 - mu];
+        }
+        (0.5 * c * e.norm_squared(), dh * e * c)
+    }
+
+    /// Forward trial: fills `states` with kappa_0..kappa_T and returns the loss.
+    pub fn trial_into(&self, m: &Matrix2<f64>, task: Task, states: &mut Vec<Vector2<f64>>) -> f64 {
+        states.clear();
+        let mut k = Vector2::zeros();
+        states.push(k);
+        let mut l = 0.0;
+        for s in 0..self.steps {
+            let (h, _) = self.h(&k);
+            k += (-k + m * h + self.input(s, task)) * self.dt;
+            states.push(k);
+            if self.in_window(s + 1) {
+                l += self.running_loss(task, &k).0;
+            }
+        }
+        l
+    }
+
+    /// Loss L_mu(M).
+    pub fn loss(&self, m: &Matrix2<f64>, task: Task) -> f64 {
+        let mut st = Vec::with_capacity(self.steps + 1);
+        self.trial_into(m, task, &mut st)
+    }
+
+    /// kappa(T) at the end of a trial.
+    pub fn end_state(&self, m: &Matrix2<f64>, task: Task) -> Vector2<f64> {
+        let mut st = Vec::with_capacity(self.steps + 1);
+        self.trial_into(m, task, &mut st);
+        st[self.steps]
+    }
+
+    /// L_mu(M) and dL/dM by the exact discrete adjoint of the Euler map:
+    /// lambda_T = dl_T, lambda_j = dl_j + (1 - dt) lambda_{j+1} + dt Dh(kappa_j) M^T lambda_{j+1},
+    /// dL/dM = dt sum_k lambda_{k+1} h(kappa_k)^T (the discrete form of claim I-4).
+    pub fn loss_and_gradient(
+        &self,
+        m: &Matrix2<f64>,
+        task: Task,
+        states: &mut Vec<Vector2<f64>>,
+    ) -> (f64, Matrix2<f64>) {
+        let l = self.trial_into(m, task, states);
+        let t = self.steps;
+        let mut lam = self.running_loss(task, &states[t]).1;
+        let mut grad = Matrix2::zeros();
+        for j in (0..t).rev() {
+            // lambda = lambda_{j+1}; kappa_j feeds kappa_{j+1}
+            let (h, dh) = self.h(&states[j]);
+            grad += lam * h.transpose() * self.dt;
+            let mut next = lam * (1.0 - self.dt) + dh * m.tr_mul(&lam) * self.dt;
+            if j >= 1 && self.in_window(j) {
+                next += self.running_loss(task, &states[j]).1;
+            }
+            lam = next;
+        }
+        (l, grad)
+    }
+
+    /// GD on one task from `m0`, exactly the loop of [`super::train::train_task`]: loss before
+    /// each update, stop when L < tol or after `max_steps` updates. Returns the run and M.
+    pub fn train(
+        &self,
+        m0: &Matrix2<f64>,
+        task: Task,
+        spec: &XvalSpec,
+    ) -> Result<(GdRun, Matrix2<f64>)> {
+        let mut m = *m0;
+        let mut st = Vec::with_capacity(self.steps + 1);
+        let mut losses = Vec::new();
+        let mut step = 0;
+        let converged = loop {
+            let (l, g) = self.loss_and_gradient(&m, task, &mut st);
+            if !l.is_finite() || g.iter().any(|v| !v.is_finite()) {
+                return Err(Error::Diverged {
+                    what: format!("Euler latent model, task {task:?}"),
+                    step,
+                    loss: l,
+                    hint: "lower the learning rate".into(),
+                });
+            }
+            losses.push(l);
+            if l < spec.tol {
+                break true;
+            }
+            if step >= spec.max_steps {
+                break false;
+            }
+            m -= g * spec.lr;
+            step += 1;
+        };
+        Ok((
+            GdRun {
+                steps: step,
+                converged,
+                tau: crossing_tau(&losses, spec.tol, spec.lr),
+                m_end: arr(&m),
+            },
+            m,
+        ))
+    }
+
+    /// The fixed point of the delay flow of `task` (input u_s (e_mu + leak e_nu)) reached from
+    /// the trial end state, by Newton on F = -kappa + G M kappa + input (Euler keeps fixed points).
+    pub fn delay_fixed_point(&self, m: &Matrix2<f64>, task: Task) -> Result<Vector2<f64>> {
+        let x0 = self.end_state(m, task);
+        let input = self.input(self.steps - 1, task);
+        let r = newton_static(
+            |k| {
+                let (h, dh) = self.h(k);
+                (-k + m * h + input, -Matrix2::identity() + m * dh)
+            },
+            x0,
+            &NewtonOptions::default(),
+        )?;
+        Ok(r.x)
+    }
+}
+
+/// The network's exact 2-D reduction at g = 0: h_N(kappa) = U^T phi(U kappa) / N and its
+/// Jacobian U^T diag(phi'(U kappa)) U / N.
+pub fn empirical_h(net: &Network, k: &Vector2<f64>) -> (Vector2<f64>, Matrix2<f64>) {
+    let (mut h, mut dh) = (Vector2::zeros(), Matrix2::zeros());
+    let a = net.u.column(0);
+    let b = net.u.column(1);
+    for i in 0..net.n {
+        let (ai, bi) = (a[i], b[i]);
+        let x = ai * k[0] + bi * k[1];
+        let f = net.phi.f(x);
+        let d = net.phi.df(x, f);
+        h[0] += ai * f;
+        h[1] += bi * f;
+        dh[(0, 0)] += ai * ai * d;
+        dh[(0, 1)] += ai * bi * d;
+        dh[(1, 1)] += bi * bi * d;
+    }
+    dh[(1, 0)] = dh[(0, 1)];
+    let inv = 1.0 / net.n as f64;
+    (h * inv, dh * inv)
+}
+
+/// Fixed point of the network's delay flow for task A (input u_s a) reached from `x0` (in
+/// latent coordinates), by Newton on the exact 2-D reduction.
+fn network_fixed_point(net: &Network, u_s: f64, x0: Vector2<f64>) -> Result<Vector2<f64>> {
+    let input = Vector2::new(u_s, 0.0);
+    let r = newton_static(
+        |k| {
+            let (h, dh) = empirical_h(net, k);
+            (-k + net.m * h + input, -Matrix2::identity() + net.m * dh)
+        },
+        x0,
+        &NewtonOptions::default(),
+    )?;
+    Ok(r.x)
+}
+
+/// The eigenvalue of M "along a": the real eigenvalue whose eigenvector has the larger
+/// a-component (lambda_A of THEORY I-1); NaN if the pair is complex.
+pub fn lambda_along_a(m: &Matrix2<f64>) -> f64 {
+    let e = eigen2(m);
+    if !e.is_real() {
+        return f64::NAN;
+    }
+    let w0 = e.vectors[0][0].norm();
+    let w1 = e.vectors[1][0].norm();
+    if w0 >= w1 {
+        e.values[0].re
+    } else {
+        e.values[1].re
+    }
+}
+
+/// The compared quantities of one model.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Measured {
+    /// lambda_A: eigenvalue along a of M after A.
+    pub lambda_a: f64,
+    /// |kappa_A|: the fixed point of the A delay flow after A (reached from the A trial end).
+    pub kappa_a: f64,
+    /// Readout y_a at that fixed point.
+    pub readout_a: f64,
+    /// Interference I = L_A(after B) / L_A(M0).
+    pub interference: f64,
+    /// Learning times tau_A, tau_B (eta x steps, log-interpolated at the tolerance).
+    pub tau_a: f64,
+    pub tau_b: f64,
+    /// Seed: kappa_a(T) of the B trial at M_afterA.
+    pub eps: f64,
+    /// The same overlap after B training: kappa_a(T) of the B trial at M_afterB.
+    pub eps_after_b: f64,
+    /// The reverse leak after B training: kappa_b(T) of the A trial at M_afterB.
+    pub leak_a_after_b: f64,
+    pub m_after_a: [[f64; 2]; 2],
+    pub m_after_b: [[f64; 2]; 2],
+}
+
+/// The quantity names, in the order of [`Measured::values`].
+pub const QUANTITIES: [&str; 6] = ["lambda_A", "|kappa_A|", "y_A", "I", "tau_A", "tau_B"];
+
+impl Measured {
+    pub fn values(&self) -> [f64; 6] {
+        [
+            self.lambda_a,
+            self.kappa_a,
+            self.readout_a,
+            self.interference,
+            self.tau_a,
+            self.tau_b,
+        ]
+    }
+}
+
+/// Run the M-only erf network at g = 0 (N neurons, `seed`) through A then B.
+pub fn run_network(spec: &XvalSpec, n: usize, seed: u64) -> Result<Measured> {
+    let seq = SequentialSpec {
+        network: NetworkSpec {
+            n,
+            g: 0.0,
+            dt: spec.dt,
+            phi: Phi::Erf,
+            readout: Readout::Rate,
+            m0: spec.m0,
+        },
+        task: spec.task,
+        trainable: Trainable::LATENT,
+        train: TrainOptions {
+            optimizer: Optimizer::Gd,
+            lr: spec.lr,
+            tol: spec.tol,
+            max_steps: spec.max_steps,
+            batch: 1,
+            ..TrainOptions::default()
+        },
+        record_every: usize::MAX,
+        eval_batch: 1,
+    };
+    let (res, stages) = run_sequential(&seq, seed)?;
+    if !(res.converged_a && res.converged_b) {
+        return Err(Error::NoConvergence {
+            solver: format!("network N = {n}, seed {seed}: GD on task A/B"),
+            iterations: spec.max_steps,
+            residual: res.loss_a_after_a.max(res.loss_b_after_b),
+            tolerance: spec.tol,
+        });
+    }
+    let net_a = &stages.after_a;
+    // the A trial end state in latent coordinates, then Newton on the exact reduction
+    let (x_end, _) = super::sequential::end_state_and_input(net_a, &stages.trials_a)?;
+    let k_end = net_a.kappa(&x_end);
+    let fp = network_fixed_point(net_a, spec.task.u_s, Vector2::new(k_end[0], k_end[1]))?;
+    let (h, _) = empirical_h(net_a, &fp);
+    let net_b = &stages.after_b;
+    let (xb, _) = super::sequential::end_state_and_input(net_b, &stages.trials_b)?;
+    let (xa, _) = super::sequential::end_state_and_input(net_b, &stages.trials_a)?;
+    let tau = |log: &Option<super::train::TrainLog>| {
+        log.as_ref()
+            .map_or(f64::NAN, |l| crossing_tau(&l.losses, spec.tol, spec.lr))
+    };
+    Ok(Measured {
+        lambda_a: lambda_along_a(&net_a.m),
+        kappa_a: fp.norm(),
+        readout_a: h[0],
+        interference: res.interference,
+        tau_a: tau(&res.log_a),
+        tau_b: tau(&res.log_b),
+        eps: res.eps,
+        eps_after_b: net_b.kappa(&xb)[0],
+        leak_a_after_b: net_b.kappa(&xa)[1],
+        m_after_a: arr(&net_a.m),
+        m_after_b: arr(&stages.after_b.m),
+    })
+}
+
+/// Run the Euler latent model through A then B with input leak `leak`.
+pub fn run_latent(spec: &XvalSpec, leak: f64) -> Result<Measured> {
+    let lat = EulerLatent::new(spec, leak);
+    let m0 = spec.m0();
+    let (run_a, m_a) = lat.train(&m0, Task::A, spec)?;
+    let (run_b, m_b) = lat.train(&m_a, Task::B, spec)?;
+    if !(run_a.converged && run_b.converged) {
+        return Err(Error::NoConvergence {
+            solver: "Euler latent model: GD on task A/B".into(),
+            iterations: spec.max_steps,
+            residual: f64::NAN,
+            tolerance: spec.tol,
+        });
+    }
+    let fp = lat.delay_fixed_point(&m_a, Task::A)?;
+    Ok(Measured {
+        lambda_a: lambda_along_a(&m_a),
+        kappa_a: fp.norm(),
+        readout_a: lat.gain.g(fp.norm_squared()) * fp[0],
+        interference: lat.loss(&m_b, Task::A) / lat.loss(&m0, Task::A),
+        tau_a: run_a.tau,
+        tau_b: run_b.tau,
+        eps: lat.end_state(&m_a, Task::B)[0],
+        eps_after_b: lat.end_state(&m_b, Task::B)[0],
+        leak_a_after_b: lat.end_state(&m_b, Task::A)[1],
+        m_after_a: arr(&m_a),
+        m_after_b: arr(&m_b),
+    })
+}
+
+/// The latent seed kappa_a(T) of the B trial at M_afterA(leak), for a given leak.
+fn latent_eps(spec: &XvalSpec, leak: f64) -> Result<f64> {
+    let lat = EulerLatent::new(spec, leak);
+    let (_, m_a) = lat.train(&spec.m0(), Task::A, spec)?;
+    Ok(lat.end_state(&m_a, Task::B)[0])
+}
+
+/// The input leak whose latent B-trial seed kappa_a(T) at M_afterA equals `eps` (relative
+/// accuracy 1e-10; the map leak -> eps is smooth and, near 0, linear).
+pub fn calibrate_leak(spec: &XvalSpec, eps: f64) -> Result<f64> {
+    if eps == 0.0 {
+        return Ok(0.0);
+    }
+    let probe = 1e-4 * eps.signum();
+    let slope = (latent_eps(spec, probe)? - latent_eps(spec, 0.0)?) / probe;
+    if !(slope.is_finite() && slope != 0.0) {
+        return Err(Error::Requirement(format!(
+            "latent seed does not respond to the input leak (slope {slope})"
+        )));
+    }
+    let guess = eps / slope;
+    let f = |l: f64| latent_eps(spec, l).map_or(f64::NAN, |e| e - eps);
+    let (mut lo, mut hi) = (0.5 * guess, 2.0 * guess);
+    for _ in 0..6 {
+        if f(lo).signum() != f(hi).signum() {
+            break;
+        }
+        lo *= 0.5;
+        hi *= 2.0;
+    }
+    brent_root(f, lo, hi, 1e-10 * guess.abs())
+}
+
+/// One (N, seed) row: the network, the latent model given its eps, relative disagreements.
+#[derive(Debug, Clone, Serialize)]
+pub struct XvalRow {
+    pub n: usize,
+    pub seed: u64,
+    /// Calibrated input leak of the latent model (its seed parameter).
+    pub leak: f64,
+    pub network: Measured,
+    pub latent: Measured,
+    /// |network - latent| / |latent| for each of [`QUANTITIES`].
+    pub rel_error: [f64; 6],
+}
+
+/// Power-law fit of the RMS (over seeds) disagreement of one quantity: rms ~ C N^(-p).
+#[derive(Debug, Clone, Serialize)]
+pub struct ScalingFit {
+    pub quantity: &'static str,
+    /// The N values and the RMS relative disagreement at each.
+    pub n: Vec<usize>,
+    pub rms: Vec<f64>,
+    /// Fitted exponent p and amplitude C (least squares on ln rms vs ln N).
+    pub p: f64,
+    pub c: f64,
+    /// Jackknife standard error of p over seeds (leave one seed index out at every N).
+    pub p_se: f64,
+}
+
+/// The cross-validation result: all rows and one fit per quantity.
+#[derive(Debug, Clone, Serialize)]
+pub struct XvalResult {
+    pub spec: XvalSpec,
+    pub rows: Vec<XvalRow>,
+    pub fits: Vec<ScalingFit>,
+}
+
+/// Network and latent model for one (N, seed).
+pub fn compare(spec: &XvalSpec, n: usize, seed: u64) -> Result<XvalRow> {
+    let network = run_network(spec, n, seed)?;
+    let leak = calibrate_leak(spec, network.eps)?;
+    let latent = run_latent(spec, leak)?;
+    let mut rel_error = [0.0; 6];
+    for (e, (a, b)) in rel_error
+        .iter_mut()
+        .zip(network.values().iter().zip(latent.values()))
+    {
+        *e = (a - b).abs() / b.abs().max(f64::MIN_POSITIVE);
+    }
+    Ok(XvalRow {
+        n,
+        seed,
+        leak,
+        network,
+        latent,
+        rel_error,
+    })
+}
+
+/// Least-squares slope and intercept of y on x.
+fn line_fit(x: &[f64], y: &[f64]) -> (f64, f64) {
+    let k = x.len() as f64;
+    let mx = x.iter().sum::<f64>() / k;
+    let my = y.iter().sum::<f64>() / k;
+    let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let sxx: f64 = x.iter().map(|a| (a - mx) * (a - mx)).sum();
+    let slope = sxy / sxx;
+    (slope, my - slope * mx)
+}
+
+/// RMS over the rows of quantity q, per N in `ns`, leaving out seed `skip`.
+fn rms_by_n(rows: &[XvalRow], q: usize, ns: &[usize], skip: Option<u64>) -> Vec<f64> {
+    ns.iter()
+        .map(|&n| {
+            let v: Vec<f64> = rows
+                .iter()
+                .filter(|r| r.n == n && Some(r.seed) != skip)
+                .map(|r| r.rel_error[q] * r.rel_error[q])
+                .collect();
+            (v.iter().sum::<f64>() / v.len().max(1) as f64).sqrt()
+        })
+        .collect()
+}
+
+/// Fit rms ~ C N^(-p) for quantity q; jackknife over seed indices for the error of p.
+pub fn fit_scaling(rows: &[XvalRow], q: usize) -> ScalingFit {
+    let mut ns: Vec<usize> = rows.iter().map(|r| r.n).collect();
+    ns.sort_unstable();
+    ns.dedup();
+    let mut seeds: Vec<u64> = rows.iter().map(|r| r.seed).collect();
+    seeds.sort_unstable();
+    seeds.dedup();
+    let ln_n: Vec<f64> = ns.iter().map(|&n| (n as f64).ln()).collect();
+    let fit = |skip| {
+        let rms = rms_by_n(rows, q, &ns, skip);
+        let ln_r: Vec<f64> = rms.iter().map(|r| r.ln()).collect();
+        let (slope, icpt) = line_fit(&ln_n, &ln_r);
+        (-slope, icpt.exp(), rms)
+    };
+    let (p, c, rms) = fit(None);
+    // jackknife: p_(i) without seed i; SE^2 = (k-1)/k sum (p_(i) - mean)^2
+    let k = seeds.len() as f64;
+    let ps: Vec<f64> = seeds.iter().map(|&s| fit(Some(s)).0).collect();
+    let mean = ps.iter().sum::<f64>() / k;
+    let p_se = ((k - 1.0) / k * ps.iter().map(|x| (x - mean).powi(2)).sum::<f64>()).sqrt();
+    ScalingFit {
+        quantity: QUANTITIES[q],
+        n: ns,
+        rms,
+        p,
+        c,
+        p_se,
+    }
+}
+
+/// Run the cross-validation for every N in `ns` with seeds 1..=seeds_for(N).
+pub fn cross_validate(
+    spec: &XvalSpec,
+    ns: &[usize],
+    seeds_for: impl Fn(usize) -> u64,
+) -> Result<XvalResult> {
+    let mut rows = Vec::new();
+    for &n in ns {
+        for seed in 1..=seeds_for(n) {
+            rows.push(compare(spec, n, seed)?);
+        }
+    }
+    let fits = if ns.len() >= 2 {
+        (0..QUANTITIES.len())
+            .map(|q| fit_scaling(&rows, q))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(XvalResult {
+        spec: *spec,
+        rows,
+        fits,
+    })
+}
+
+/// The report for `modeflow train` (JSON via serde, text via [`crate::report::Report`]):
+/// the cross-validation of `spec` at the given N values with seeds 1..=seeds each.
+pub fn xval_report(spec: &XvalSpec, ns: &[usize], seeds: u64) -> Result<XvalResult> {
+    cross_validate(spec, ns, |_| seeds)
+}
+
+impl crate::report::Report for XvalResult {
+    fn text(&self) -> String {
+        use crate::report::fmt_num;
+        let mut out = String::from(
+            "M-only erf network at g = 0 vs the latent 2x2 model (same Euler dt and GD) given the measured eps\n\
+             cells: network / latent\n",
+        );
+        out.push_str(&format!(
+            "{:>6} {:>5} {:>11} {:>11}  {}\n",
+            "N",
+            "seed",
+            "eps",
+            "leak",
+            QUANTITIES
+                .iter()
+                .map(|q| format!("{q:>24}"))
+                .collect::<String>()
+        ));
+        for r in &self.rows {
+            let cells: String = r
+                .network
+                .values()
+                .iter()
+                .zip(r.latent.values())
+                .map(|(a, b)| format!("{:>24}", format!("{} / {}", fmt_num(*a), fmt_num(b))))
+                .collect();
+            out.push_str(&format!(
+                "{:>6} {:>5} {:>11} {:>11}  {cells}\n",
+                r.n,
+                r.seed,
+                fmt_num(r.network.eps),
+                fmt_num(r.leak)
+            ));
+        }
+        out.push_str("\nRMS relative disagreement over seeds, fit rms ~ C N^(-p):\n");
+        for f in &self.fits {
+            let cells: String =
+                f.n.iter()
+                    .zip(&f.rms)
+                    .map(|(n, r)| format!("  N={n}: {}", fmt_num(*r)))
+                    .collect();
+            out.push_str(&format!(
+                "{:>10}{cells}   p = {:.3} +- {:.3}, C = {}\n",
+                f.quantity,
+                f.p,
+                f.p_se,
+                fmt_num(f.c)
+            ));
+        }
+        out
+    }
+}
+
+/// Quantities that the latent flow must reproduce up to pattern sampling (indices into
+/// [`QUANTITIES`]): lambda_A, |kappa_A|, y_A, tau_A, tau_B. I is reported separately.
+const SAMPLED: [usize; 5] = [0, 1, 2, 4, 5];
+
+/// Finite-N amplitudes C_q of the RMS relative disagreement, rms ~ C_q N^(-1/2), measured in
+/// the X-7 sweep (pooled over N = 128..1024: mean of rms sqrt(N)); order of [`SAMPLED`].
+pub const AMPLITUDES: [f64; 5] = [0.63, 2.68, 2.14, 2.12, 2.32];
+
+/// The setting of the full sweep X-7: seeds per N.
+fn x7_seeds(n: usize) -> u64 {
+    if n >= 1024 {
+        4
+    } else {
+        8
+    }
+}
+
+/// Geometric mean of I_network / I_latent over the rows at N = n.
+fn interference_ratio(rows: &[XvalRow], n: usize) -> f64 {
+    let v: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.n == n)
+        .map(|r| (r.network.interference / r.latent.interference).ln())
+        .collect();
+    (v.iter().sum::<f64>() / v.len() as f64).exp()
+}
+
+/// X-6 (fast): N = 256, seeds 1..3. Each sampled quantity's RMS relative disagreement must lie
+/// within 3 C_q / sqrt(256) (C_q from the X-7 sweep); the latent seed must equal the measured
+/// eps; I is disputed (the network forgets more than the latent model given the same eps).
+pub fn x6_check() -> Result<Vec<Row>> {
+    let spec = XvalSpec::standard();
+    let res = cross_validate(&spec, &[256], |_| 3)?;
+    let mut rows = Vec::new();
+    let sqrt_n = 16.0;
+    for (k, &q) in SAMPLED.iter().enumerate() {
+        let rms = rms_by_n(&res.rows, q, &[256], None)[0];
+        rows.push(
+            Row::abs(
+                format!("{}: RMS rel. disagreement, N = 256, 3 seeds", QUANTITIES[q]),
+                0.0,
+                rms,
+                3.0 * AMPLITUDES[k] / sqrt_n,
+            )
+            .note(format!("tolerance 3 C N^(-1/2), C = {}", AMPLITUDES[k])),
+        );
+    }
+    let worst_eps = res
+        .rows
+        .iter()
+        .map(|r| (r.latent.eps - r.network.eps).abs() / r.network.eps.abs())
+        .fold(0.0, f64::max);
+    rows.push(Row::abs(
+        "latent seed kappa_a(T) = measured eps (max rel. error)",
+        0.0,
+        worst_eps,
+        1e-8,
+    ));
+    rows.push(Row::disputed(
+        "I: geometric mean of I_network / I_latent, N = 256",
+        1.0,
+        interference_ratio(&res.rows, 256),
+        0.5,
+        X6_I_RATIO,
+        0.02,
+    ));
+    Ok(rows)
+}
+
+/// Our finding for X-6 (geometric mean of I_net / I_lat at N = 256, seeds 1..3).
+pub const X6_I_RATIO: f64 = 119.18;
+/// Our finding for X-7 (geometric mean of I_net / I_lat at N = 1024, seeds 1..4).
+pub const X7_I_RATIO: f64 = 5.654;
+
+/// X-7 (full): N = 128, 256, 512 (8 seeds) and 1024 (4 seeds). For each sampled quantity the
+/// RMS disagreement at N = 1024 is below that at N = 128 and the fitted exponent is 1/2 within
+/// 2 jackknife standard errors; I is disputed.
+pub fn x7_check() -> Result<Vec<Row>> {
+    let spec = XvalSpec::standard();
+    let res = cross_validate(&spec, &[128, 256, 512, 1024], x7_seeds)?;
+    let mut rows = Vec::new();
+    for &q in &SAMPLED {
+        let f = &res.fits[q];
+        let (first, last) = (f.rms[0], f.rms[f.rms.len() - 1]);
+        rows.push(Row::holds(
+            format!("{}: RMS disagreement shrinks, N = 128 -> 1024", f.quantity),
+            last < first,
+            format!("{first:.4} -> {last:.4}"),
+        ));
+        rows.push(
+            Row::abs(
+                format!("{}: exponent p of rms ~ C N^(-p)", f.quantity),
+                0.5,
+                f.p,
+                2.0 * f.p_se,
+            )
+            .note(format!("jackknife SE {:.3}, C = {:.3}", f.p_se, f.c)),
+        );
+    }
+    rows.push(Row::disputed(
+        "I: geometric mean of I_network / I_latent, N = 1024",
+        1.0,
+        interference_ratio(&res.rows, 1024),
+        0.5,
+        X7_I_RATIO,
+        0.02,
+    ));
+    Ok(rows)
+}
+
+/// The registered checks: X-6 (fast) and X-7 (full).
+pub fn checks() -> Vec<Check> {
+    vec![
+        Check {
+            id: "X-6",
+            tier: Tier::Fast,
+            run: x6_check,
+        },
+        Check {
+            id: "X-7",
+            tier: Tier::Full,
+            run: x7_check,
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claims::Verdict;
+    use rand::SeedableRng;
+
+    fn spec_small() -> XvalSpec {
+        XvalSpec {
+            task: WorkingMemory {
+                t_loss: 1.0,
+                u_s: 0.1,
+                ..XvalSpec::standard().task
+            },
+            ..XvalSpec::standard()
+        }
+    }
+
+    #[test]
+    fn discrete_adjoint_matches_central_differences() {
+        let mut spec = spec_small();
+        spec.task.loss = LossKind::Aligned;
+        let lat = EulerLatent::new(&spec, 0.03);
+        let m = Matrix2::new(1.3, 0.2, -0.15, 0.4);
+        let mut st = Vec::new();
+        for task in [Task::A, Task::B] {
+            let (_, g) = lat.loss_and_gradient(&m, task, &mut st);
+            // h = 1e-5: truncation h^2 L^(3) ~ 1e-10, rounding 1e-16 / 1e-5 = 1e-11
+            let h = 1e-5;
+            for i in 0..2 {
+                for j in 0..2 {
+                    let (mut mp, mut mm) = (m, m);
+                    mp[(i, j)] += h;
+                    mm[(i, j)] -= h;
+                    let fd = (lat.loss(&mp, task) - lat.loss(&mm, task)) / (2.0 * h);
+                    assert!(
+                        (fd - g[(i, j)]).abs() < 1e-8 * g.norm(),
+                        "{task:?} ({i},{j}): {fd} vs {}",
+                        g[(i, j)]
+                    );
+                }
+            }
+        }
+    }
+
+    /// The network's BPTT dL/dM (W = U M U^T / N) converges to the latent adjoint dL/dM at
+    /// the same M: the same learning-rate scale on both sides. The gap is pattern sampling,
+    /// O(N^(-1/2)) with a large amplitude near lambda = 1 (task A, RMS over seeds 1..4:
+    /// 0.263 at N = 256, 0.062 at N = 4096, ratio 4.3 against sqrt(16) = 4, C ~ 4). Asserted
+    /// at N = 128 and 2048 (expected ratio 4): RMS(2048) below half of RMS(128) and below
+    /// 3 C / sqrt(2048) = 0.27; a wrong factor (1/N, dt, G) would leave an N-independent gap.
+    #[test]
+    fn network_gradient_converges_to_latent_adjoint() {
+        use super::super::bptt::Workspace;
+        use super::super::task::Task as NetTask;
+        let spec = spec_small();
+        let lat = EulerLatent::new(&spec, 0.0);
+        let m = Matrix2::new(1.15, 0.1, -0.05, 0.3);
+        let mut st = Vec::new();
+        for (pattern, task) in [(0usize, Task::A), (1, Task::B)] {
+            let (_, g_lat) = lat.loss_and_gradient(&m, task, &mut st);
+            let mut rms = Vec::new();
+            for &n in &[128usize, 2048] {
+                let mut sq = 0.0;
+                for seed in 1..=4u64 {
+                    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+                    let net = Network::new(
+                        &NetworkSpec {
+                            n,
+                            g: 0.0,
+                            dt: spec.dt,
+                            phi: Phi::Erf,
+                            readout: Readout::Rate,
+                            m0: arr(&m),
+                        },
+                        &mut rng,
+                    );
+                    let t = NetTask::WorkingMemory(WorkingMemory {
+                        pattern,
+                        ..spec.task
+                    });
+                    let trials = t.trials(n, 2, 2, spec.dt, 1, &mut rng);
+                    let mut ws = Workspace::new(&net, trials.steps, 1);
+                    let mut g = vec![0.0; 4];
+                    ws.loss_and_grad(&net, &trials, &Trainable::LATENT, &mut g)
+                        .unwrap();
+                    // column-major M
+                    let g_net = Matrix2::new(g[0], g[2], g[1], g[3]);
+                    sq += ((g_net - g_lat).norm() / g_lat.norm()).powi(2);
+                }
+                rms.push((sq / 4.0).sqrt());
+            }
+            println!("{task:?} rms gradient gap N = 128, 2048: {rms:?}");
+            assert!(rms[1] < 0.27 && rms[1] < 0.5 * rms[0], "{task:?} {rms:?}");
+        }
+    }
+
+    /// The Euler latent model approaches the continuous adjoint of
+    /// [`crate::interference::nonlinear`] as dt -> 0: the gap is O(dt) (Euler states and the
+    /// window average as a Riemann sum); dt = 0.01 must be within 2e-2 and closer than dt = 0.1.
+    #[test]
+    fn euler_latent_approaches_the_ode_adjoint() {
+        use crate::interference::nonlinear::{LossKind as Lk, Schedule, Trials as OdeTrials};
+        use crate::num::ode::OdeOptions;
+        let base = spec_small();
+        let ode = OdeTrials {
+            gain: Gain::new(GainKind::Erf),
+            schedule: Schedule {
+                u_p: base.task.u_p,
+                t_in: base.task.t_in,
+                u_s: base.task.u_s,
+                t_d: base.task.t_d,
+                t_l: base.task.t_loss,
+            },
+            loss: Lk::Own,
+            zhat: base.task.zhat,
+            leak: 0.02,
+            ode: OdeOptions {
+                rtol: 1e-10,
+                atol: 1e-12,
+                ..OdeOptions::default()
+            },
+        };
+        let m = Matrix2::new(1.15, 0.1, -0.05, 0.3);
+        for task in [Task::A, Task::B] {
+            let (_, g_ode) = ode.loss_and_gradient(&m, task).unwrap();
+            let gap = |dt: f64| {
+                let spec = XvalSpec { dt, ..base };
+                let lat = EulerLatent::new(&spec, 0.02);
+                let (_, g) = lat.loss_and_gradient(&m, task, &mut Vec::new());
+                (g - g_ode).norm() / g_ode.norm()
+            };
+            let (fine, coarse) = (gap(0.01), gap(0.1));
+            println!("{task:?} gap dt=0.01 {fine:.3e}, dt=0.1 {coarse:.3e}");
+            assert!(fine < 2e-2 && fine < coarse, "{task:?}: {fine} {coarse}");
+        }
+    }
+
+    #[test]
+    fn network_fixed_point_is_a_fixed_point_of_the_n_dim_flow() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let net = Network::new(
+            &NetworkSpec {
+                n: 200,
+                g: 0.0,
+                dt: 0.2,
+                phi: Phi::Erf,
+                readout: Readout::Rate,
+                m0: [[1.3, 0.0], [0.0, 0.0]],
+            },
+            &mut rng,
+        );
+        let k = network_fixed_point(&net, 0.0, Vector2::new(0.6, 0.0)).unwrap();
+        let x = &net.u * nalgebra::DVector::from_column_slice(k.as_slice());
+        let mut f = nalgebra::DVector::zeros(200);
+        net.flow(&x, &nalgebra::DVector::zeros(200), &mut f);
+        assert!(f.norm() < 1e-10 * x.norm(), "{}", f.norm());
+        // near the N -> infinity memory |kappa|^2 = (2/pi)(lambda^2 - 1) (claim I-1); the
+        // pattern's fourth moment moves it by O(N^(-1/2)) ~ 10-20% at N = 200
+        let r = ((2.0 / std::f64::consts::PI) * (1.3f64.powi(2) - 1.0)).sqrt();
+        assert!((k.norm() - r).abs() < 0.25 * r, "{} vs {r}", k.norm());
+    }
+
+    #[test]
+    fn calibrated_leak_reproduces_the_seed() {
+        let spec = XvalSpec::standard();
+        let eps = -7.5e-3;
+        let leak = calibrate_leak(&spec, eps).unwrap();
+        let lat = run_latent(&spec, leak).unwrap();
+        assert!(
+            (lat.eps - eps).abs() < 1e-8 * eps.abs(),
+            "{} vs {eps}",
+            lat.eps
+        );
+        assert!(leak < 0.0);
+    }
+
+    #[test]
+    fn crossing_time_interpolates_in_log_loss() {
+        // L = 10^-k at step k: crosses 10^-2.5 at 2.5 steps
+        let l = [1.0, 0.1, 0.01, 0.001];
+        assert!((crossing_tau(&l, 10f64.powf(-2.5), 2.0) - 5.0).abs() < 1e-12);
+        assert_eq!(crossing_tau(&[1e-9], 1e-6, 1.0), 0.0);
+    }
+
+    #[test]
+    fn scaling_fit_recovers_a_known_exponent() {
+        let m = Measured {
+            lambda_a: 1.0,
+            kappa_a: 1.0,
+            readout_a: 1.0,
+            interference: 1.0,
+            tau_a: 1.0,
+            tau_b: 1.0,
+            eps: 0.0,
+            eps_after_b: 0.0,
+            leak_a_after_b: 0.0,
+            m_after_a: [[0.0; 2]; 2],
+            m_after_b: [[0.0; 2]; 2],
+        };
+        // rel errors exactly 2 N^-0.5 (1 + 0.1 seed): p = 0.5 with zero jackknife spread
+        let rows: Vec<XvalRow> = [128usize, 512, 2048]
+            .iter()
+            .flat_map(|&n| {
+                (1..=3u64).map(move |seed| XvalRow {
+                    n,
+                    seed,
+                    leak: 0.0,
+                    network: m,
+                    latent: m,
+                    rel_error: [2.0 * (n as f64).powf(-0.5) * (1.0 + 0.1 * seed as f64); 6],
+                })
+            })
+            .collect();
+        let f = fit_scaling(&rows, 0);
+        assert!((f.p - 0.5).abs() < 1e-12 && f.p_se < 1e-12, "{f:?}");
+        assert!((f.c - 2.0 * (1.0f64 + 1.4 / 3.0 * 0.1 * 3.0)).abs() < 1.0);
+    }
+
+    /// X-6 and X-7 give no failing row (X-7 is the long sweep, ~30-60 s: `--ignored`).
+    #[test]
+    fn x6_has_no_failing_row() {
+        let rows = x6_check().unwrap();
+        assert!(rows.iter().all(|r| r.verdict != Verdict::Fail), "{rows:#?}");
+    }
+
+    /// Claim files and checks pair up: same id, same tier, and they run through the claims
+    /// runner with the documented verdict (X-6: disputed because of the I row).
+    #[test]
+    fn claim_files_pair_with_the_checks() {
+        use crate::claims::runner::{parse_claim_file, run, Selection};
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("proofs-checks");
+        let files: Vec<_> = ["X-06-latent-flow-network.md", "X-07-latent-flow-scaling.md"]
+            .iter()
+            .map(|f| parse_claim_file(&dir.join(f)).unwrap())
+            .collect();
+        for (f, c) in files.iter().zip(checks()) {
+            assert_eq!(f.id, c.id);
+            assert_eq!(f.tier, c.tier);
+            assert_eq!(f.status, "disputed");
+        }
+        let sel = Selection {
+            pattern: "X-6".into(),
+            full: false,
+        };
+        let res = run(&files, &checks(), &sel);
+        let x6: Vec<_> = res.iter().filter(|r| r.id == "X-6").collect();
+        assert_eq!(x6.len(), 1, "{res:#?}");
+        assert!(x6[0].problems.is_empty(), "{:?}", x6[0].problems);
+        assert_eq!(x6[0].verdict, Verdict::Disputed);
+    }
+
+    #[test]
+    fn model_file_is_the_standard_setting() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/models/rnn-latent-xval.toml"
+        ))
+        .unwrap();
+        let model = crate::model::parse("rnn-latent-xval.toml", &text).unwrap();
+        let rnn = super::super::spec::check(&model).unwrap();
+        let x = XvalSpec::from_rnn(&rnn).unwrap();
+        let s = XvalSpec::standard();
+        assert_eq!(format!("{x:?}"), format!("{s:?}"));
+        let mut bad = rnn.clone();
+        bad.network.g = 0.5;
+        assert!(matches!(
+            XvalSpec::from_rnn(&bad),
+            Err(Error::Requirement(_))
+        ));
+    }
+
+    /// The mechanism behind the disputed I rows (proofs-checks X-6): the network's seed is a
+    /// rate leak h_N,a(kappa_b e_b) that grows as the B memory forms, the latent input leak
+    /// does not; after B training the network's B-trial overlap kappa_a(T) exceeds the
+    /// latent one although both start from the same eps. Seeds 1..8 at N = 512 measured
+    /// ratios 1.38 .. 2.04; asserted: every ratio > 1.2.
+    #[test]
+    #[ignore]
+    fn network_seed_grows_more_during_b() {
+        for seed in 1..=8 {
+            let r = compare(&XvalSpec::standard(), 512, seed).unwrap();
+            let ratio = r.network.eps_after_b / r.latent.eps_after_b;
+            println!(
+                "seed {seed}: I {:.3e} / {:.3e}, eps {:.3e}, eps after B {:.3e} / {:.3e} (ratio {ratio:.2})",
+                r.network.interference,
+                r.latent.interference,
+                r.network.eps,
+                r.network.eps_after_b,
+                r.latent.eps_after_b
+            );
+            assert!(ratio > 1.2, "seed {seed}: {ratio}");
+        }
+    }
+
+    #[test]
+    #[ignore]
+    fn x7_has_no_failing_row() {
+        use crate::report::Report;
+        let res = cross_validate(&XvalSpec::standard(), &[128, 256, 512, 1024], x7_seeds).unwrap();
+        println!("{}", res.text());
+        for n in [128, 256, 512, 1024] {
+            println!("I ratio N={n}: {}", interference_ratio(&res.rows, n));
+        }
+        let rows = x7_check().unwrap();
+        assert!(rows.iter().all(|r| r.verdict != Verdict::Fail), "{rows:#?}");
+    }
+}
