@@ -146,6 +146,7 @@ pub fn registry() -> Vec<Check> {
     checks.extend(crate::interference::linear::checks());
     checks.extend(crate::interference::kernels::checks());
     checks.extend(crate::rnn::checks());
+    checks.extend(crate::rnn::latent_xval::checks());
     checks.extend(crate::bias::checks());
     checks
 }
