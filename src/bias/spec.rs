@@ -6,10 +6,32 @@
 //!   accumulated drift.
 //! - `bias_margin`: separable logistic regression in 2-D; B-6 w_hat, rho(T), slope of |w| vs ln t.
 //! - `bias_diagonal`: diagonal linear net under (S)GD; B-10/B-11 alpha_inf, mirror argmin.
+//! - `bias_agreement` ([`agreement`]): leaky-ReLU +-1 student of a linear teacher; B-3 linear
+//!   boundary, cluster counts, B-4 agreement regime, B-5 lifted GD and its max-margin direction.
+//! - `bias_smoothed_margin` ([`smoothed_margin`]): B-7 smoothed margin of a homogeneous net.
+//! - `bias_clusters` ([`clusters`]): B-8 two clusters on orthogonally separable data.
+//! - `bias_width` ([`width`]): B-9 SGD updates to zero hinge loss over widths, 1/eta scaling.
+//! - `bias_modified_flow` ([`modified_flow`]): B-12 order test of the modified flows.
+//! - `bias_saxe` ([`saxe`]): B-13 mode curves of a balanced aligned linear net.
+//! - `bias_approx_grad` ([`approx_grad`]): B-14 one-step bias/variance formula vs Monte Carlo.
+//! - `bias_pattern` ([`pattern`]): B-15 pattern detection, test error and clusters vs width.
+//!
+//! Each kind: a raw struct (`deny_unknown_fields`) -> validation naming the field -> a run of the
+//! library functions of `crate::bias` -> rows of prediction | measurement | verdict, summaries,
+//! and a CSV (written only after a successful run; `csv` key, optional).
+
+pub mod agreement;
+pub mod approx_grad;
+pub mod clusters;
+pub mod modified_flow;
+pub mod pattern;
+pub mod saxe;
+pub mod smoothed_margin;
+pub mod width;
 
 use std::path::PathBuf;
 
-use nalgebra::{DVector, Vector2};
+use nalgebra::{DMatrix, DVector, Vector2};
 use rand::{rngs::StdRng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
@@ -19,12 +41,24 @@ use super::margin::{soudry, soudry_set, RHO_TOL, SLOPE_TOL};
 use super::nets::{Activation, Loss};
 use super::solvers::mirror_argmin;
 use crate::claims::{Row, Verdict};
-use crate::model::ModelFile;
+use crate::model::{Checker, ModelFile};
 use crate::report::{fmt_num, Report};
 use crate::{Error, Result};
 
 /// The model kinds of this module (to be listed in `model::KINDS`).
-pub const KINDS: &[&str] = &["bias_balance", "bias_margin", "bias_diagonal"];
+pub const KINDS: &[&str] = &[
+    "bias_balance",
+    "bias_margin",
+    "bias_diagonal",
+    "bias_agreement",
+    "bias_smoothed_margin",
+    "bias_clusters",
+    "bias_width",
+    "bias_modified_flow",
+    "bias_saxe",
+    "bias_approx_grad",
+    "bias_pattern",
+];
 
 /// Result of `modeflow train` on a bias model.
 #[derive(Debug, Clone, Serialize)]
@@ -90,6 +124,14 @@ pub fn train(model: &ModelFile) -> Result<BiasReport> {
         "bias_balance" => train_balance(model)?,
         "bias_margin" => train_margin(model)?,
         "bias_diagonal" => train_diagonal_model(model)?,
+        "bias_agreement" => agreement::train(model)?,
+        "bias_smoothed_margin" => smoothed_margin::train(model)?,
+        "bias_clusters" => clusters::train(model)?,
+        "bias_width" => width::train(model)?,
+        "bias_modified_flow" => modified_flow::train(model)?,
+        "bias_saxe" => saxe::train(model)?,
+        "bias_approx_grad" => approx_grad::train(model)?,
+        "bias_pattern" => pattern::train(model)?,
         other => {
             return Err(Error::ModelFile {
                 file: model.common.file.clone(),
@@ -125,6 +167,67 @@ fn write_csv(
             Ok(Some(p))
         }
     }
+}
+
+/// Explicit data of a model file: `points` (rows, each of length `dim` if given, else all of
+/// the first point's length) and `labels` (+1 or -1, one per point). Errors name the field.
+fn labelled_points(
+    c: &Checker,
+    points: &[Vec<f64>],
+    labels: &[f64],
+    dim: Option<usize>,
+) -> Result<(DMatrix<f64>, DVector<f64>)> {
+    if points.is_empty() {
+        return Err(c.error("points", "[]", "at least one point", "no data"));
+    }
+    if points.len() != labels.len() {
+        return Err(c.error(
+            "labels",
+            format!("{} labels", labels.len()),
+            &format!("{} labels (one per point)", points.len()),
+            "points and labels differ in length",
+        ));
+    }
+    let d = dim.unwrap_or(points[0].len());
+    if d == 0 {
+        return Err(c.error("points[0]", "[]", "a non-empty point", "empty point"));
+    }
+    for (i, p) in points.iter().enumerate() {
+        if p.len() != d {
+            return Err(c.error(
+                &format!("points[{i}]"),
+                format!("a point of dimension {}", p.len()),
+                &format!("dimension {d}"),
+                "inconsistent shapes: all points must have the same dimension",
+            ));
+        }
+        for (j, v) in p.iter().enumerate() {
+            c.finite(&format!("points[{i}][{j}]"), *v)?;
+        }
+    }
+    for (i, v) in labels.iter().enumerate() {
+        if *v != 1.0 && *v != -1.0 {
+            return Err(c.error(&format!("labels[{i}]"), v, "+1 or -1", "not a label"));
+        }
+    }
+    Ok((
+        DMatrix::from_fn(points.len(), d, |i, j| points[i][j]),
+        DVector::from_column_slice(labels),
+    ))
+}
+
+/// `n` steps in 1..=steps, log-spaced (deduplicated, always containing 1 and `steps`).
+fn log_steps(steps: usize, n: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = (0..n)
+        .map(|i| {
+            (steps as f64)
+                .powf(i as f64 / (n.max(2) - 1) as f64)
+                .round() as usize
+        })
+        .map(|t| t.clamp(1, steps.max(1)))
+        .collect();
+    v.dedup();
+    v
 }
 
 #[derive(Debug, Deserialize)]
