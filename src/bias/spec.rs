@@ -339,7 +339,7 @@ fn train_balance(model: &ModelFile) -> Result<Trained> {
 #[serde(deny_unknown_fields)]
 struct RawMargin {
     /// points as [x1, x2]; default: the reference set of THEORY II.3
-    points: Option<Vec<[f64; 2]>>,
+    points: Option<Vec<Vec<f64>>>,
     labels: Option<Vec<f64>>,
     eta: f64,
     steps: i64,
@@ -356,24 +356,13 @@ fn train_margin(model: &ModelFile) -> Result<Trained> {
     let (x, y) = match (raw.points, raw.labels) {
         (None, None) => soudry_set(),
         (Some(p), Some(l)) => {
-            if p.len() != l.len() {
-                return Err(c.error(
-                    "labels",
-                    l.len(),
-                    &format!("{} labels (one per point)", p.len()),
-                    "points and labels differ in length",
-                ));
-            }
-            for (i, v) in l.iter().enumerate() {
-                if *v != 1.0 && *v != -1.0 {
-                    return Err(c.error(&format!("labels[{i}]"), v, "+1 or -1", "not a label"));
-                }
-            }
-            for (i, q) in p.iter().enumerate() {
-                c.finite(&format!("points[{i}][0]"), q[0])?;
-                c.finite(&format!("points[{i}][1]"), q[1])?;
-            }
-            (p.iter().map(|q| Vector2::new(q[0], q[1])).collect(), l)
+            let (x, y) = labelled_points(&c, &p, &l, Some(2))?;
+            (
+                (0..x.nrows())
+                    .map(|i| Vector2::new(x[(i, 0)], x[(i, 1)]))
+                    .collect(),
+                y.iter().copied().collect(),
+            )
         }
         _ => {
             return Err(c.error(
