@@ -278,6 +278,18 @@ fn non_separable_data_is_bad_input() {
         ],
     );
     expect_error(
+        "sep_origin",
+        "kind = \"bias_margin\"\neta = 1.0\nsteps = 100\npoints = [[0.0, 0.0], [1.0, 1.0]]\nlabels = [1.0, -1.0]\n",
+        2,
+        &["`points`/`labels`", "point at the origin"],
+    );
+    expect_error(
+        "sep_one_class",
+        &format!("{CLUSTERS}points = [[1.0, 0.0], [2.0, 0.5]]\nlabels = [1.0, 1.0]\n"),
+        2,
+        &["labels", "both classes"],
+    );
+    expect_error(
         "sep_width",
         &format!("{WIDTH}{xs}"),
         2,
@@ -307,6 +319,15 @@ fn diverging_step_sizes_name_the_step_and_exit_1() {
         "kind = \"bias_saxe\"\ns = [3.0, 1.0]\nu0 = [1e-3, 1e-3]\neta = 2.0\nsteps = 200\n",
         1,
         &["aligned linear net GD diverged at step", "reduce eta = 2"],
+    );
+    expect_error(
+        "div_flow",
+        "kind = \"bias_modified_flow\"\neps = [100.0, 50.0]\nhorizon = 5000.0\n",
+        1,
+        &[
+            "GD with eps = 100 (lambda 0.05) diverged at step",
+            "use a smaller eps",
+        ],
     );
     expect_error(
         "div_smooth",

@@ -373,7 +373,13 @@ fn train_margin(model: &ModelFile) -> Result<Trained> {
             ))
         }
     };
-    let r = soudry(&x, &y, eta, steps)?;
+    let r = soudry(&x, &y, eta, steps).map_err(|e| match e {
+        Error::Requirement(m) => Error::Requirement(format!(
+            "{}: `points`/`labels`: {m}; B-6 needs linearly separable data",
+            model.common.file
+        )),
+        e => e,
+    })?;
     let lnt = (steps as f64).ln();
     let mut rows = vec![
         Row::abs(

@@ -114,6 +114,16 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
             ))
         }
     };
+    for label in [1.0, -1.0] {
+        if !y.iter().any(|&v| v == label) {
+            return Err(c.error(
+                "labels",
+                format!("no label {label}"),
+                "both classes (+1 and -1)",
+                "B-8 needs a max-margin vector for each class",
+            ));
+        }
+    }
     // orthogonal separability, the hypothesis of B-8
     let n = x.nrows();
     for i in 0..n {

@@ -121,17 +121,34 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
     }
     let b = n / m;
     let batches: Vec<Vec<usize>> = (0..m).map(|j| (j * b..(j + 1) * b).collect()).collect();
+    // Divergence guard. With R = max |x_i| the data part of every (batch) gradient is bounded by
+    // R, so GF and GD/SGD with eps lambda <= 1 stay in the ball |w| <= B = |w0| + R / lambda
+    // (|w'| <= (1 - eps lambda)|w| + eps R). An iterate beyond 10 B is an unstable step size.
+    let r_max = (0..n).map(|i| p.x.row(i).norm()).fold(0.0, f64::max);
+    let ball = 10.0 * (w0.norm() + r_max / p.lambda);
+    let diverged = |eps: f64, step: usize| Error::Diverged {
+        what: format!("GD with eps = {eps} (lambda {})", p.lambda),
+        step,
+        loss: f64::NAN,
+        hint: "use a smaller eps (GD is stable for eps < 2 / (lambda + R^2/4), R = max |x_i|)"
+            .into(),
+    };
     let mut table = Vec::new();
     for &eps in &raw.eps {
+        let mut w = w0.clone();
+        for step in 1..=(horizon / eps).round() as usize {
+            w -= p.grad(&w) * eps;
+            if w.norm().is_nan() || w.norm() > ball {
+                return Err(diverged(eps, step));
+            }
+        }
         let (g0, g1) = gd_errors(&p, &w0, eps, horizon);
         let (s0, s1) = sgd_epoch_errors(&p, &batches, &w0, eps);
-        if ![g0, g1, s0, s1].iter().all(|v| v.is_finite()) {
-            return Err(Error::Diverged {
-                what: format!("GD/SGD with eps = {eps} (lambda {})", p.lambda),
-                step: (horizon / eps).round() as usize,
-                loss: f64::NAN,
-                hint: "use a smaller eps (eps lambda < 2 and eps times the largest Hessian eigenvalue < 2)".into(),
-            });
+        if ![g0, g1, s0, s1]
+            .iter()
+            .all(|v| v.is_finite() && *v <= 2.0 * ball)
+        {
+            return Err(diverged(eps, m));
         }
         table.push(vec![eps, g0, g1, s0, s1]);
     }
