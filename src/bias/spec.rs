@@ -607,6 +607,49 @@ mod tests {
     }
 
     #[test]
+    fn labelled_points_name_the_offending_field() {
+        let c = Checker::new("f.toml");
+        let (x, y) =
+            labelled_points(&c, &[vec![1.0, 2.0], vec![3.0, 4.0]], &[1.0, -1.0], None).unwrap();
+        assert_eq!((x.nrows(), x.ncols(), y.len()), (2, 2, 2));
+        assert_eq!(x[(1, 0)], 3.0);
+        let field = |r: Result<(DMatrix<f64>, DVector<f64>)>| match r {
+            Err(Error::Parameter { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        let two = [vec![1.0, 2.0], vec![3.0]];
+        assert_eq!(
+            field(labelled_points(&c, &two, &[1.0, 1.0], None)),
+            "points[1]"
+        );
+        let one = [vec![1.0, 2.0, 3.0]];
+        assert_eq!(
+            field(labelled_points(&c, &one, &[1.0], Some(2))),
+            "points[0]"
+        );
+        let ok = [vec![1.0], vec![2.0]];
+        assert_eq!(field(labelled_points(&c, &ok, &[1.0], None)), "labels");
+        assert_eq!(
+            field(labelled_points(&c, &ok, &[1.0, 0.5], None)),
+            "labels[1]"
+        );
+        let nan = [vec![1.0], vec![f64::NAN]];
+        assert_eq!(
+            field(labelled_points(&c, &nan, &[1.0, -1.0], None)),
+            "points[1][0]"
+        );
+        assert_eq!(field(labelled_points(&c, &[], &[], None)), "points");
+    }
+
+    #[test]
+    fn log_steps_cover_the_run() {
+        let v = log_steps(1000, 10);
+        assert_eq!((v[0], *v.last().unwrap()), (1, 1000));
+        assert!(v.windows(2).all(|p| p[0] < p[1]));
+        assert_eq!(log_steps(1, 5), vec![1]);
+    }
+
+    #[test]
     fn bad_inputs_give_typed_errors() {
         let m = parse("kind = \"bias_balance\"\nd = 3\nk = 2\nn = 5\nactivation = \"tanh\"\nloss = \"square\"\neta = 0.1\nbatch = 5\nsteps = 10\n");
         assert!(matches!(train(&m), Err(Error::Parameter { .. })));
