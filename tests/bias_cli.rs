@@ -336,3 +336,21 @@ fn diverging_step_sizes_name_the_step_and_exit_1() {
         &["smoothed-margin GD diverged at step", "reduce eta"],
     );
 }
+
+#[test]
+fn impossible_teacher_margins_are_bad_input() {
+    // rejection sampling on the unit sphere would never finish
+    expect_error(
+        "margin_sphere",
+        &format!("{WIDTH}n = 10\nd = 200\nmargin = 0.9\n"),
+        2,
+        &["`margin` = 0.9", "rejection sampling would not end"],
+    );
+    // margin 0: no gap between the classes
+    expect_error(
+        "margin_zero",
+        &format!("{AGREE}n = 10\nd = 3\nmargin = 0.0\n"),
+        2,
+        &["`margin` = 0", "(0, 2)"],
+    );
+}

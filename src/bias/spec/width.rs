@@ -13,6 +13,8 @@
 //! init std perturbs the shared trajectory); updates(eta/2)/updates(eta) at the first width = 2
 //! within 10% (the additive constant of the bound shifts it by O(eta)).
 
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use rand_distr::{ChiSquared, StandardNormal};
 use serde::Deserialize;
 
 use super::agreement::{data_keys, separable, Data};
@@ -48,6 +50,26 @@ const SPREAD_TOL: f64 = 0.05;
 /// eta-scaling tolerance of B-9 (claim file): 10%.
 const ETA_TOL: f64 = 0.1;
 
+/// Fraction of the unit sphere in R^d with |u_1| >= margin (Monte Carlo, 2e4 draws: u_1^2 =
+/// z^2 / (z^2 + chi^2_{d-1}); resolution ~1e-4, enough for the 1e-3 guard).
+fn sphere_acceptance(d: usize, margin: f64) -> f64 {
+    let mut rng = StdRng::seed_from_u64(9);
+    let n = 20_000;
+    let chi = if d > 1 {
+        ChiSquared::new((d - 1) as f64).ok()
+    } else {
+        None
+    };
+    let hits = (0..n)
+        .filter(|_| {
+            let z: f64 = rng.sample(StandardNormal);
+            let rest = chi.as_ref().map_or(0.0, |c| rng.sample(c));
+            z * z >= margin * margin * (z * z + rest)
+        })
+        .count();
+    hits as f64 / n as f64
+}
+
 pub(super) fn train(model: &ModelFile) -> Result<Trained> {
     let raw: Raw = model.raw()?;
     let c = model.checker();
@@ -72,7 +94,18 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
         .collect::<Result<_>>()?;
     let max_updates = c.count("max_updates", raw.max_updates, 1, i64::MAX)?;
     let (x, y) = match data {
-        Data::Teacher { n, d, margin } => sphere_teacher(n, d, margin, seed),
+        Data::Teacher { n, d, margin } => {
+            let p = sphere_acceptance(d, margin);
+            if p < 1e-3 {
+                return Err(c.error(
+                    "margin",
+                    margin,
+                    "a smaller margin (or a smaller d)",
+                    &format!("only a fraction {p:.1e} of the unit sphere in R^{d} has |w*.x| >= margin: rejection sampling would not end"),
+                ));
+            }
+            sphere_teacher(n, d, margin, seed)
+        }
         Data::Explicit(x, y) => {
             separable(
                 &model.common.file,
