@@ -39,7 +39,7 @@ use super::balance::{random_two_layer, two_layer_run_observed, SgdSettings, IDEN
 use super::diagonal::{sparse_regression, train_diagonal, DiagSettings, MIRROR_TOL};
 use super::margin::{soudry, soudry_set, RHO_TOL, SLOPE_TOL};
 use super::nets::{Activation, Loss};
-use super::solvers::mirror_argmin;
+use super::solvers::{hard_margin_svm, mirror_argmin};
 use crate::claims::{Row, Verdict};
 use crate::model::{Checker, ModelFile};
 use crate::report::{fmt_num, Report};
@@ -214,6 +214,77 @@ fn labelled_points(
         DMatrix::from_fn(points.len(), d, |i, j| points[i][j]),
         DVector::from_column_slice(labels),
     ))
+}
+
+/// Data keys of a model file: a teacher to generate from (`n`, `d`, `margin`) or explicit rows
+/// and labels.
+enum Data {
+    Teacher { n: usize, d: usize, margin: f64 },
+    Explicit(DMatrix<f64>, DVector<f64>),
+}
+
+/// Validate the data keys of a teacher-or-explicit family.
+fn data_keys(
+    c: &Checker,
+    n: Option<i64>,
+    d: Option<i64>,
+    margin: Option<f64>,
+    points: Option<Vec<Vec<f64>>>,
+    labels: Option<Vec<f64>>,
+) -> Result<Data> {
+    match (points, labels) {
+        (None, None) => {
+            let missing = |f: &str| {
+                c.error(
+                    f,
+                    "missing",
+                    "an integer",
+                    "the teacher data need n, d, margin (or give points and labels)",
+                )
+            };
+            let n = c.count("n", n.ok_or_else(|| missing("n"))?, 1, 100_000)?;
+            let d = c.count("d", d.ok_or_else(|| missing("d"))?, 1, 10_000)?;
+            // |w*.x| >= margin for Gaussian x keeps a fraction erfc(margin/sqrt 2) of the draws
+            // (4.6% at 2); margin > 0 keeps the normalised SVM margin away from 0
+            let margin = c.in_open("margin", margin.ok_or_else(|| missing("margin"))?, 0.0, 2.0)?;
+            Ok(Data::Teacher { n, d, margin })
+        }
+        (Some(p), Some(l)) => {
+            for (f, given) in [
+                ("n", n.is_some()),
+                ("d", d.is_some()),
+                ("margin", margin.is_some()),
+            ] {
+                if given {
+                    return Err(c.error(
+                        f,
+                        "given",
+                        "absent when points are given",
+                        "points and labels replace the teacher data",
+                    ));
+                }
+            }
+            let (x, y) = labelled_points(c, &p, &l, None)?;
+            Ok(Data::Explicit(x, y))
+        }
+        _ => Err(c.error(
+            "points",
+            "one of points/labels",
+            "both or neither",
+            "points and labels go together",
+        )),
+    }
+}
+
+/// The hard-margin SVM of the data, with the file and the requirement named on failure.
+fn separable(file: &str, x: &DMatrix<f64>, y: &DVector<f64>, why: &str) -> Result<DVector<f64>> {
+    match hard_margin_svm(x, y, 1e-12) {
+        Ok(s) => Ok(s.w),
+        Err(Error::Requirement(m)) => Err(Error::Requirement(format!(
+            "{file}: `points`/`labels`: {m}; {why}"
+        ))),
+        Err(e) => Err(e),
+    }
 }
 
 /// `n` steps in 1..=steps, log-spaced (deduplicated, always containing 1 and `steps`).

@@ -18,14 +18,13 @@
 use nalgebra::{DMatrix, DVector};
 use serde::Deserialize;
 
-use super::{labelled_points, write_csv, Trained};
+use super::{data_keys, separable, write_csv, Data, Trained};
 use crate::bias::agreement::{
     agreement_run_on, in_agreement, lifted_features, reference_run_on, student, teacher_data,
     StudentSettings,
 };
-use crate::bias::solvers::hard_margin_svm;
 use crate::claims::Row;
-use crate::model::{Checker, ModelFile};
+use crate::model::ModelFile;
 use crate::{Error, Result};
 
 #[derive(Debug, Deserialize)]
@@ -60,81 +59,6 @@ fn default_noise() -> f64 {
 }
 fn default_every() -> i64 {
     100
-}
-
-/// Data of a model file: (X n x d, y, a unit separating direction).
-pub(super) enum Data {
-    Teacher { n: usize, d: usize, margin: f64 },
-    Explicit(DMatrix<f64>, DVector<f64>),
-}
-
-/// Validate the data keys of a teacher-or-explicit family.
-pub(super) fn data_keys(
-    c: &Checker,
-    n: Option<i64>,
-    d: Option<i64>,
-    margin: Option<f64>,
-    points: Option<Vec<Vec<f64>>>,
-    labels: Option<Vec<f64>>,
-) -> Result<Data> {
-    match (points, labels) {
-        (None, None) => {
-            let missing = |f: &str| {
-                c.error(
-                    f,
-                    "missing",
-                    "an integer",
-                    "the teacher data need n, d, margin (or give points and labels)",
-                )
-            };
-            let n = c.count("n", n.ok_or_else(|| missing("n"))?, 1, 100_000)?;
-            let d = c.count("d", d.ok_or_else(|| missing("d"))?, 1, 10_000)?;
-            // |w*.x| >= margin for Gaussian x keeps a fraction erfc(margin/sqrt 2) of the draws
-            // (4.6% at 2); margin > 0 keeps the normalised SVM margin away from 0
-            let margin = c.in_open("margin", margin.ok_or_else(|| missing("margin"))?, 0.0, 2.0)?;
-            Ok(Data::Teacher { n, d, margin })
-        }
-        (Some(p), Some(l)) => {
-            for (f, given) in [
-                ("n", n.is_some()),
-                ("d", d.is_some()),
-                ("margin", margin.is_some()),
-            ] {
-                if given {
-                    return Err(c.error(
-                        f,
-                        "given",
-                        "absent when points are given",
-                        "points and labels replace the teacher data",
-                    ));
-                }
-            }
-            let (x, y) = labelled_points(c, &p, &l, None)?;
-            Ok(Data::Explicit(x, y))
-        }
-        _ => Err(c.error(
-            "points",
-            "one of points/labels",
-            "both or neither",
-            "points and labels go together",
-        )),
-    }
-}
-
-/// The hard-margin SVM of the data, with the file and the requirement named on failure.
-pub(super) fn separable(
-    file: &str,
-    x: &DMatrix<f64>,
-    y: &DVector<f64>,
-    why: &str,
-) -> Result<DVector<f64>> {
-    match hard_margin_svm(x, y, 1e-12) {
-        Ok(s) => Ok(s.w),
-        Err(Error::Requirement(m)) => Err(Error::Requirement(format!(
-            "{file}: `points`/`labels`: {m}; {why}"
-        ))),
-        Err(e) => Err(e),
-    }
 }
 
 fn cos(a: &DVector<f64>, b: &DVector<f64>) -> f64 {

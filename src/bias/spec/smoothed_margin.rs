@@ -13,8 +13,7 @@
 
 use serde::Deserialize;
 
-use super::agreement::{data_keys, Data};
-use super::{log_steps, write_csv, Trained};
+use super::{data_keys, log_steps, write_csv, Data, Trained};
 use crate::bias::agreement::teacher_data;
 use crate::bias::smoothed_margin::{smoothed_margin_run_on, SmoothedMarginSettings};
 use crate::bias::stats::fmt_list;

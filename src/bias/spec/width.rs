@@ -17,8 +17,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::{ChiSquared, StandardNormal};
 use serde::Deserialize;
 
-use super::agreement::{data_keys, separable, Data};
-use super::{write_csv, Trained};
+use super::{data_keys, separable, write_csv, Data, Trained};
 use crate::bias::width::{sphere_teacher, updates_to_zero_loss, HingeSgd};
 use crate::claims::Row;
 use crate::model::ModelFile;
