@@ -75,4 +75,17 @@ pub fn train(model: &ModelFile) -> Result<Output> {
 }
 
 /// Kinds `train` applies to.
-pub const TRAIN_KINDS: &[&str] = &["rnn", "bias_balance", "bias_margin", "bias_diagonal"];
+pub const TRAIN_KINDS: &[&str] = &[
+    "rnn",
+    "bias_balance",
+    "bias_margin",
+    "bias_diagonal",
+    "bias_agreement",
+    "bias_smoothed_margin",
+    "bias_clusters",
+    "bias_width",
+    "bias_modified_flow",
+    "bias_saxe",
+    "bias_approx_grad",
+    "bias_pattern",
+];

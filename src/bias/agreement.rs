@@ -162,17 +162,54 @@ pub struct AgreementRun {
 }
 
 /// Train in the agreement regime from w_j = c w* + eps xi_j, u_j = -c w* + eps xi'_j and compare
-/// with lifted GD of step k eta.
+/// with lifted GD of step k eta (the B-4/B-5 reference: n = 40, d = 5, 10 + 10 neurons, alpha =
+/// 0.2, teacher margin 0.3, eps = 0.02).
 pub fn agreement_run(seed: u64, steps: usize, eta: f64) -> Result<AgreementRun> {
-    let (n, d, k, alpha) = (40, 5, 10, 0.2);
-    let (x, y, ws) = teacher_data(n, d, 0.3, seed);
-    let mut rng = StdRng::seed_from_u64(seed + 1000);
+    let (x, y, ws) = teacher_data(40, 5, 0.3, seed);
+    let s = StudentSettings {
+        k: 10,
+        alpha: 0.2,
+        eta,
+        steps,
+    };
+    agreement_run_on(&x, &y, &ws, &s, 0.02, seed + 1000)
+}
+
+/// Settings of a +-1 student run (THEORY II.2): k neurons per sign, leaky slope alpha, GD step
+/// eta on the mean logistic loss (first layer only), `steps` steps.
+#[derive(Debug, Clone, Copy)]
+pub struct StudentSettings {
+    pub k: usize,
+    pub alpha: f64,
+    pub eta: f64,
+    pub steps: usize,
+}
+
+/// [`agreement_run`] on given data: init w_j = w* + `noise` xi_j, u_j = -w* + `noise` xi'_j
+/// (xi from `StdRng::seed_from_u64(rng_seed)`), where `ws` separates the data
+/// (sign(ws . x_i) = y_i). Errors if that init is not in the agreement regime.
+pub fn agreement_run_on(
+    x: &DMatrix<f64>,
+    y: &DVector<f64>,
+    ws: &DVector<f64>,
+    s: &StudentSettings,
+    noise: f64,
+    rng_seed: u64,
+) -> Result<AgreementRun> {
+    let StudentSettings {
+        k,
+        alpha,
+        eta,
+        steps,
+    } = *s;
+    let (n, d) = (x.nrows(), x.ncols());
+    let mut rng = StdRng::seed_from_u64(rng_seed);
     let w0 = DMatrix::from_fn(d, 2 * k, |r, c| {
         let s = if c < k { 1.0 } else { -1.0 };
-        s * ws[r] + 0.02 * rng.sample::<f64, _>(StandardNormal)
+        s * ws[r] + noise * rng.sample::<f64, _>(StandardNormal)
     });
     let mut net = student(w0, k, alpha);
-    if !in_agreement(&net, &x, &y) {
+    if !in_agreement(&net, x, y) {
         return Err(Error::Requirement(
             "initialisation not in the agreement regime".into(),
         ));
@@ -184,7 +221,7 @@ pub fn agreement_run(seed: u64, steps: usize, eta: f64) -> Result<AgreementRun> 
         })
     };
     let d0 = diffs(&net);
-    let phi = lifted_features(&x, &y, alpha);
+    let phi = lifted_features(x, y, alpha);
     let mut theta = DVector::from_fn(2 * d, |r, _| {
         let (lo, hi) = if r < d { (0, k) } else { (k, 2 * k) };
         (lo..hi).map(|c| net.w[(r % d, c)]).sum::<f64>()
@@ -194,7 +231,7 @@ pub fn agreement_run(seed: u64, steps: usize, eta: f64) -> Result<AgreementRun> 
     let (mut drift, mut gap): (f64, f64) = (0.0, 0.0);
     let mut agreed = true;
     for _ in 0..steps {
-        first_layer_step(&mut net, &x, &y, eta, &mut work, &mut g)?;
+        first_layer_step(&mut net, x, y, eta, &mut work, &mut g)?;
         // lifted GD: grad = (1/n) sum ell'(N_i) phi_i, step k eta
         let nvals = &phi * &theta;
         let mut grad = DVector::zeros(2 * d);
@@ -206,7 +243,7 @@ pub fn agreement_run(seed: u64, steps: usize, eta: f64) -> Result<AgreementRun> 
             );
         }
         theta.axpy(-(k as f64) * eta, &grad, 1.0);
-        agreed &= in_agreement(&net, &x, &y);
+        agreed &= in_agreement(&net, x, y);
         let scale = net.w.amax();
         drift = drift.max((diffs(&net) - &d0).amax() / scale);
         let pq = DVector::from_fn(2 * d, |r, _| {
@@ -559,6 +596,81 @@ pub fn reference_run(seed: u64, init: f64, steps: usize) -> Result<(usize, usize
     }
     Ok((r.clusters_pos.count, r.clusters_neg.count, r.linear))
 }
+
+/// Outcome of [`reference_run_on`].
+pub struct ReferenceOutcome {
+    /// cosine clusters of the w_j (+) and of the u_j (-)
+    pub clusters: (super::cluster::ClusterCount, super::cluster::ClusterCount),
+    /// fraction of fresh Gaussian test points with sign N(x) = sign((P - Q).x)
+    pub linear_fraction: f64,
+    /// P = sum w_j, Q = sum u_j
+    pub p: DVector<f64>,
+    pub q: DVector<f64>,
+    /// the fresh test points (n_test x d)
+    pub test: DMatrix<f64>,
+    pub net: TwoLayer,
+}
+
+/// [`reference_run`] on given data: init std `init`, `n_test` fresh N(0, I) test points, both
+/// drawn from `StdRng::seed_from_u64(rng_seed)`; `observe(step, net, loss)` after every step.
+/// Errors: non-finite loss ([`Error::Diverged`]), a zero neuron (cannot be clustered).
+pub fn reference_run_on(
+    x: &DMatrix<f64>,
+    y: &DVector<f64>,
+    s: &StudentSettings,
+    init: f64,
+    n_test: usize,
+    rng_seed: u64,
+    mut observe: impl FnMut(usize, &TwoLayer, f64),
+) -> Result<ReferenceOutcome> {
+    let StudentSettings {
+        k,
+        alpha,
+        eta,
+        steps,
+    } = *s;
+    let (n, d) = (x.nrows(), x.ncols());
+    let mut rng = StdRng::seed_from_u64(rng_seed);
+    let w0 = DMatrix::from_fn(d, 2 * k, |_, _| init * rng.sample::<f64, _>(StandardNormal));
+    let mut net = student(w0, k, alpha);
+    let mut work = TwoLayerWork::new(n, 2 * k);
+    let mut g = TwoLayerGrad::zeros(d, 2 * k);
+    for step in 0..steps {
+        let l = first_layer_step(&mut net, x, y, eta, &mut work, &mut g)?;
+        if !l.is_finite() || !net.w.iter().all(|v| v.is_finite()) {
+            return Err(Error::Diverged {
+                what: "reference GD".into(),
+                step,
+                loss: l,
+                hint: "reduce eta".into(),
+            });
+        }
+        observe(step, &net, l);
+    }
+    let cols = |r: std::ops::Range<usize>| -> Vec<DVector<f64>> {
+        r.map(|c| net.w.column(c).into_owned()).collect()
+    };
+    let ccp = super::cluster::cosine_clusters(&cols(0..k))?;
+    let ccn = super::cluster::cosine_clusters(&cols(k..2 * k))?;
+    let p: DVector<f64> = cols(0..k).iter().sum();
+    let q: DVector<f64> = cols(k..2 * k).iter().sum();
+    let xt = DMatrix::from_fn(n_test, d, |_, _| rng.sample::<f64, _>(StandardNormal));
+    let f = net.predict(&xt);
+    let lin = &xt * (&p - &q);
+    let agree = (0..n_test)
+        .filter(|&i| f[i].signum() == lin[i].signum())
+        .count() as f64
+        / n_test.max(1) as f64;
+    Ok(ReferenceOutcome {
+        clusters: (ccp, ccn),
+        linear_fraction: agree,
+        p,
+        q,
+        test: xt,
+        net,
+    })
+}
+
 
 #[cfg(test)]
 mod tests {

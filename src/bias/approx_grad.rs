@@ -62,7 +62,9 @@ pub fn monte_carlo_delta(
     (m, (var / samples as f64).sqrt())
 }
 
-fn random_spd(rng: &mut StdRng, d: usize, lmax: f64) -> DMatrix<f64> {
+/// Random symmetric positive definite H = Q diag(l) Q^T (Q Haar-orthogonal) with eigenvalues
+/// spread evenly over [0.05 lmax, lmax].
+pub fn random_spd(rng: &mut StdRng, d: usize, lmax: f64) -> DMatrix<f64> {
     let a = DMatrix::from_fn(d, d, |_, _| rng.sample::<f64, _>(StandardNormal));
     let q = a.qr().q();
     let l = DVector::from_fn(d, |i, _| {

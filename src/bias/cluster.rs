@@ -111,7 +111,8 @@ pub struct TwoClusterRun {
 }
 
 /// Train a two-layer ReLU net (both layers) by GD on the mean logistic loss from small init, then
-/// compare the active neurons with the one-class max-margin vectors.
+/// compare the active neurons with the one-class max-margin vectors (the B-8 reference: d = 6,
+/// n = 30, k = 20, init std 1e-2, eta = 0.2).
 pub fn two_cluster_run(seed: u64, steps: usize) -> Result<TwoClusterRun> {
     two_cluster_trajectory(seed, &[steps])?
         .pop()
@@ -121,32 +122,90 @@ pub fn two_cluster_run(seed: u64, steps: usize) -> Result<TwoClusterRun> {
 /// As [`two_cluster_run`], one training run measured at each of the increasing `checkpoints`
 /// (step counts).
 pub fn two_cluster_trajectory(seed: u64, checkpoints: &[usize]) -> Result<Vec<TwoClusterRun>> {
-    let (n, d, k) = (30, 6, 20);
-    let (x, y) = orthogonal_data(n, d, seed);
-    let mut rng = StdRng::seed_from_u64(seed + 500);
+    let (x, y) = orthogonal_data(30, 6, seed);
+    let s = TwoClusterSettings {
+        k: 20,
+        init: 1e-2,
+        eta: 0.2,
+        steps: checkpoints.last().copied().unwrap_or(0),
+        rng_seed: seed + 500,
+    };
+    two_cluster_checkpoints(&x, &y, &s, checkpoints, |_, _, _| {})
+}
+
+/// Settings of a B-8 run: k ReLU units, both layers N(0, init^2) from
+/// `StdRng::seed_from_u64(rng_seed)` (w first, then a), GD step eta, `steps` steps.
+#[derive(Debug, Clone, Copy)]
+pub struct TwoClusterSettings {
+    pub k: usize,
+    pub init: f64,
+    pub eta: f64,
+    pub steps: usize,
+    pub rng_seed: u64,
+}
+
+/// One-class max-margin vector of the points with label `label`: argmin |w| s.t. w . x_i >= 1
+/// on that class, normalised. Errors ([`Error::Requirement`]) if the class is empty or does
+/// not lie in an open half-space through the origin.
+pub fn one_class_max_margin(
+    x: &DMatrix<f64>,
+    y: &DVector<f64>,
+    label: f64,
+) -> Result<DVector<f64>> {
+    let idx: Vec<usize> = (0..y.len()).filter(|&i| y[i] == label).collect();
+    if idx.is_empty() {
+        return Err(Error::Requirement(format!(
+            "no point with label {label}: the one-class max-margin vector is undefined"
+        )));
+    }
+    let xc = DMatrix::from_fn(idx.len(), x.ncols(), |r, c| x[(idx[r], c)]);
+    Ok(
+        hard_margin_svm(&xc, &DVector::from_element(idx.len(), 1.0), 1e-12)?
+            .w
+            .normalize(),
+    )
+}
+
+/// [`two_cluster_run`] on given data, calling `observe(step, net, loss)` after every step. The
+/// one-class max-margin vectors are solved before training, so data without them fails fast.
+pub fn two_cluster_run_on(
+    x: &DMatrix<f64>,
+    y: &DVector<f64>,
+    s: &TwoClusterSettings,
+    observe: impl FnMut(usize, &TwoLayer, f64),
+) -> Result<TwoClusterRun> {
+    two_cluster_checkpoints(x, y, s, &[s.steps], observe)?
+        .pop()
+        .ok_or_else(|| Error::Requirement("no checkpoint".into()))
+}
+
+/// One B-8 training run on given data (settings `s`; `s.steps` is ignored), measured at each of
+/// the increasing step counts `checkpoints`; `observe(step, net, loss)` after every step.
+pub fn two_cluster_checkpoints(
+    x: &DMatrix<f64>,
+    y: &DVector<f64>,
+    s: &TwoClusterSettings,
+    checkpoints: &[usize],
+    mut observe: impl FnMut(usize, &TwoLayer, f64),
+) -> Result<Vec<TwoClusterRun>> {
+    let (n, d, k) = (x.nrows(), x.ncols(), s.k);
+    let (wp, wn) = (
+        one_class_max_margin(x, y, 1.0)?,
+        one_class_max_margin(x, y, -1.0)?,
+    );
+    let mut rng = StdRng::seed_from_u64(s.rng_seed);
     let mut net = TwoLayer {
-        w: DMatrix::from_fn(d, k, |_, _| 1e-2 * rng.sample::<f64, _>(StandardNormal)),
-        a: DVector::from_fn(k, |_, _| 1e-2 * rng.sample::<f64, _>(StandardNormal)),
+        w: DMatrix::from_fn(d, k, |_, _| s.init * rng.sample::<f64, _>(StandardNormal)),
+        a: DVector::from_fn(k, |_, _| s.init * rng.sample::<f64, _>(StandardNormal)),
         act: Activation::Relu,
     };
-    // one-class max-margin vectors: argmin |w| s.t. w . x_i >= 1 on one class
-    let one_class = |label: f64| -> Result<DVector<f64>> {
-        let idx: Vec<usize> = (0..n).filter(|&i| y[i] == label).collect();
-        let xc = DMatrix::from_fn(idx.len(), d, |r, c| x[(idx[r], c)]);
-        Ok(
-            hard_margin_svm(&xc, &DVector::from_element(idx.len(), 1.0), 1e-12)?
-                .w
-                .normalize(),
-        )
-    };
-    let (wp, wn) = (one_class(1.0)?, one_class(-1.0)?);
     let mut work = TwoLayerWork::new(n, k);
     let mut g = TwoLayerGrad::zeros(d, k);
     let mut out = Vec::with_capacity(checkpoints.len());
     let mut step = 0;
     for &target in checkpoints {
         while step < target {
-            let l = net.grad_into(&x, &y, Loss::Logistic, &mut work, &mut g)?;
+            let l = net.grad_into(x, y, Loss::Logistic, &mut work, &mut g)?;
             if !l.is_finite() {
                 return Err(Error::Diverged {
                     what: "two-cluster GD".into(),
@@ -155,8 +214,9 @@ pub fn two_cluster_trajectory(seed: u64, checkpoints: &[usize]) -> Result<Vec<Tw
                     hint: "reduce eta".into(),
                 });
             }
-            net.step(&g, 0.2, 0.0);
+            net.step(&g, s.eta, 0.0);
             step += 1;
+            observe(step, &net, l);
         }
         let norms: Vec<f64> = (0..k)
             .map(|j| net.w.column(j).norm() * net.a[j].abs())
@@ -243,17 +303,6 @@ mod tests {
         ];
         assert_eq!(cosine_clusters(&three).unwrap().count, 3);
         assert!(cosine_clusters(&[e([0.0, 0.0, 0.0])]).is_err());
-    }
-
-    #[test]
-    fn trajectory_checkpoints_match_single_runs() {
-        let traj = two_cluster_trajectory(1, &[200, 600]).unwrap();
-        for (r, steps) in traj.iter().zip([200, 600]) {
-            let one = two_cluster_run(1, steps).unwrap();
-            assert_eq!(r.cos_pos, one.cos_pos);
-            assert_eq!(r.cos_neg, one.cos_neg);
-            assert_eq!(r.active, one.active);
-        }
     }
 
     #[test]

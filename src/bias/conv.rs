@@ -314,7 +314,7 @@ pub const B15_ALIGNED: f64 = 0.8;
 /// Rows of one task: (a) the width trend of the test error, (b) filters on single true patterns
 /// (`finding`: our documented mean aligned fraction and its relative tolerance if the claim is
 /// disputed for this task), (c) filters in the span of their own-sign patterns.
-fn trend_rows(
+pub fn trend_rows(
     name: &str,
     out: &[Vec<PatternOutcome>],
     chance: f64,

@@ -34,19 +34,49 @@ fn flatten(net: &TwoLayer) -> DVector<f64> {
 }
 
 /// GD on the mean exponential loss with step eta (equivalently step eta/n on the sum), recording
-/// the smoothed margin every step after L < 1 and theta at `checkpoints`.
+/// the smoothed margin every step after L < 1 and theta at `checkpoints` (the B-7 reference:
+/// n = 40, d = 5, teacher margin 0.3, k = 20, init std 0.2).
 pub fn smoothed_margin_run(
     seed: u64,
     eta: f64,
     steps: usize,
     checkpoints: &[usize],
 ) -> Result<MarginRun> {
-    let (n, d, k) = (40, 5, 20);
-    let (x, y, _) = teacher_data(n, d, 0.3, seed);
-    let mut rng = StdRng::seed_from_u64(seed + 77);
+    let (x, y, _) = teacher_data(40, 5, 0.3, seed);
+    let s = SmoothedMarginSettings {
+        k: 20,
+        init: 0.2,
+        eta,
+        steps,
+        rng_seed: seed + 77,
+    };
+    smoothed_margin_run_on(&x, &y, &s, checkpoints)
+}
+
+/// Settings of a B-7 run: k ReLU units, both layers N(0, init^2) from
+/// `StdRng::seed_from_u64(rng_seed)` (w first, then a), GD step eta, `steps` steps.
+#[derive(Debug, Clone, Copy)]
+pub struct SmoothedMarginSettings {
+    pub k: usize,
+    pub init: f64,
+    pub eta: f64,
+    pub steps: usize,
+    pub rng_seed: u64,
+}
+
+/// [`smoothed_margin_run`] on given data (rows of `x`, labels +-1).
+pub fn smoothed_margin_run_on(
+    x: &DMatrix<f64>,
+    y: &DVector<f64>,
+    s: &SmoothedMarginSettings,
+    checkpoints: &[usize],
+) -> Result<MarginRun> {
+    let (n, d, k) = (x.nrows(), x.ncols(), s.k);
+    let (eta, steps) = (s.eta, s.steps);
+    let mut rng = StdRng::seed_from_u64(s.rng_seed);
     let mut net = TwoLayer {
-        w: DMatrix::from_fn(d, k, |_, _| 0.2 * rng.sample::<f64, _>(StandardNormal)),
-        a: DVector::from_fn(k, |_, _| 0.2 * rng.sample::<f64, _>(StandardNormal)),
+        w: DMatrix::from_fn(d, k, |_, _| s.init * rng.sample::<f64, _>(StandardNormal)),
+        a: DVector::from_fn(k, |_, _| s.init * rng.sample::<f64, _>(StandardNormal)),
         act: Activation::Relu,
     };
     let mut work = TwoLayerWork::new(n, k);
@@ -57,7 +87,7 @@ pub fn smoothed_margin_run(
     let mut samples = Vec::new();
     let mut thetas = Vec::new();
     for t in 0..=steps {
-        let mean = net.grad_into(&x, &y, Loss::Exponential, &mut work, &mut g)?;
+        let mean = net.grad_into(x, y, Loss::Exponential, &mut work, &mut g)?;
         let sum = mean * n as f64;
         if !sum.is_finite() {
             return Err(Error::Diverged {

@@ -6,10 +6,32 @@
 //!   accumulated drift.
 //! - `bias_margin`: separable logistic regression in 2-D; B-6 w_hat, rho(T), slope of |w| vs ln t.
 //! - `bias_diagonal`: diagonal linear net under (S)GD; B-10/B-11 alpha_inf, mirror argmin.
+//! - `bias_agreement` ([`agreement`]): leaky-ReLU +-1 student of a linear teacher; B-3 linear
+//!   boundary, cluster counts, B-4 agreement regime, B-5 lifted GD and its max-margin direction.
+//! - `bias_smoothed_margin` ([`smoothed_margin`]): B-7 smoothed margin of a homogeneous net.
+//! - `bias_clusters` ([`clusters`]): B-8 two clusters on orthogonally separable data.
+//! - `bias_width` ([`width`]): B-9 SGD updates to zero hinge loss over widths, 1/eta scaling.
+//! - `bias_modified_flow` ([`modified_flow`]): B-12 order test of the modified flows.
+//! - `bias_saxe` ([`saxe`]): B-13 mode curves of a balanced aligned linear net.
+//! - `bias_approx_grad` ([`approx_grad`]): B-14 one-step bias/variance formula vs Monte Carlo.
+//! - `bias_pattern` ([`pattern`]): B-15 pattern detection, test error and clusters vs width.
+//!
+//! Each kind: a raw struct (`deny_unknown_fields`) -> validation naming the field -> a run of the
+//! library functions of `crate::bias` -> rows of prediction | measurement | verdict, summaries,
+//! and a CSV (written only after a successful run; `csv` key, optional).
+
+pub mod agreement;
+pub mod approx_grad;
+pub mod clusters;
+pub mod modified_flow;
+pub mod pattern;
+pub mod saxe;
+pub mod smoothed_margin;
+pub mod width;
 
 use std::path::PathBuf;
 
-use nalgebra::{DVector, Vector2};
+use nalgebra::{DMatrix, DVector, Vector2};
 use rand::{rngs::StdRng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
@@ -17,14 +39,26 @@ use super::balance::{random_two_layer, two_layer_run_observed, SgdSettings, IDEN
 use super::diagonal::{sparse_regression, train_diagonal, DiagSettings, MIRROR_TOL};
 use super::margin::{soudry, soudry_set, RHO_TOL, SLOPE_TOL};
 use super::nets::{Activation, Loss};
-use super::solvers::mirror_argmin;
+use super::solvers::{hard_margin_svm, mirror_argmin};
 use crate::claims::{Row, Verdict};
-use crate::model::ModelFile;
+use crate::model::{Checker, ModelFile};
 use crate::report::{fmt_num, Report};
 use crate::{Error, Result};
 
 /// The model kinds of this module (to be listed in `model::KINDS`).
-pub const KINDS: &[&str] = &["bias_balance", "bias_margin", "bias_diagonal"];
+pub const KINDS: &[&str] = &[
+    "bias_balance",
+    "bias_margin",
+    "bias_diagonal",
+    "bias_agreement",
+    "bias_smoothed_margin",
+    "bias_clusters",
+    "bias_width",
+    "bias_modified_flow",
+    "bias_saxe",
+    "bias_approx_grad",
+    "bias_pattern",
+];
 
 /// Result of `modeflow train` on a bias model.
 #[derive(Debug, Clone, Serialize)]
@@ -90,6 +124,14 @@ pub fn train(model: &ModelFile) -> Result<BiasReport> {
         "bias_balance" => train_balance(model)?,
         "bias_margin" => train_margin(model)?,
         "bias_diagonal" => train_diagonal_model(model)?,
+        "bias_agreement" => agreement::train(model)?,
+        "bias_smoothed_margin" => smoothed_margin::train(model)?,
+        "bias_clusters" => clusters::train(model)?,
+        "bias_width" => width::train(model)?,
+        "bias_modified_flow" => modified_flow::train(model)?,
+        "bias_saxe" => saxe::train(model)?,
+        "bias_approx_grad" => approx_grad::train(model)?,
+        "bias_pattern" => pattern::train(model)?,
         other => {
             return Err(Error::ModelFile {
                 file: model.common.file.clone(),
@@ -125,6 +167,138 @@ fn write_csv(
             Ok(Some(p))
         }
     }
+}
+
+/// Explicit data of a model file: `points` (rows, each of length `dim` if given, else all of
+/// the first point's length) and `labels` (+1 or -1, one per point). Errors name the field.
+fn labelled_points(
+    c: &Checker,
+    points: &[Vec<f64>],
+    labels: &[f64],
+    dim: Option<usize>,
+) -> Result<(DMatrix<f64>, DVector<f64>)> {
+    if points.is_empty() {
+        return Err(c.error("points", "[]", "at least one point", "no data"));
+    }
+    if points.len() != labels.len() {
+        return Err(c.error(
+            "labels",
+            format!("{} labels", labels.len()),
+            &format!("{} labels (one per point)", points.len()),
+            "points and labels differ in length",
+        ));
+    }
+    let d = dim.unwrap_or(points[0].len());
+    if d == 0 {
+        return Err(c.error("points[0]", "[]", "a non-empty point", "empty point"));
+    }
+    for (i, p) in points.iter().enumerate() {
+        if p.len() != d {
+            return Err(c.error(
+                &format!("points[{i}]"),
+                format!("a point of dimension {}", p.len()),
+                &format!("dimension {d}"),
+                "inconsistent shapes: all points must have the same dimension",
+            ));
+        }
+        for (j, v) in p.iter().enumerate() {
+            c.finite(&format!("points[{i}][{j}]"), *v)?;
+        }
+    }
+    for (i, v) in labels.iter().enumerate() {
+        if *v != 1.0 && *v != -1.0 {
+            return Err(c.error(&format!("labels[{i}]"), v, "+1 or -1", "not a label"));
+        }
+    }
+    Ok((
+        DMatrix::from_fn(points.len(), d, |i, j| points[i][j]),
+        DVector::from_column_slice(labels),
+    ))
+}
+
+/// Data keys of a model file: a teacher to generate from (`n`, `d`, `margin`) or explicit rows
+/// and labels.
+enum Data {
+    Teacher { n: usize, d: usize, margin: f64 },
+    Explicit(DMatrix<f64>, DVector<f64>),
+}
+
+/// Validate the data keys of a teacher-or-explicit family.
+fn data_keys(
+    c: &Checker,
+    n: Option<i64>,
+    d: Option<i64>,
+    margin: Option<f64>,
+    points: Option<Vec<Vec<f64>>>,
+    labels: Option<Vec<f64>>,
+) -> Result<Data> {
+    match (points, labels) {
+        (None, None) => {
+            let missing = |f: &str| {
+                c.error(
+                    f,
+                    "missing",
+                    "an integer",
+                    "the teacher data need n, d, margin (or give points and labels)",
+                )
+            };
+            let n = c.count("n", n.ok_or_else(|| missing("n"))?, 1, 100_000)?;
+            let d = c.count("d", d.ok_or_else(|| missing("d"))?, 1, 10_000)?;
+            // |w*.x| >= margin for Gaussian x keeps a fraction erfc(margin/sqrt 2) of the draws
+            // (4.6% at 2); margin > 0 keeps the normalised SVM margin away from 0
+            let margin = c.in_open("margin", margin.ok_or_else(|| missing("margin"))?, 0.0, 2.0)?;
+            Ok(Data::Teacher { n, d, margin })
+        }
+        (Some(p), Some(l)) => {
+            for (f, given) in [
+                ("n", n.is_some()),
+                ("d", d.is_some()),
+                ("margin", margin.is_some()),
+            ] {
+                if given {
+                    return Err(c.error(
+                        f,
+                        "given",
+                        "absent when points are given",
+                        "points and labels replace the teacher data",
+                    ));
+                }
+            }
+            let (x, y) = labelled_points(c, &p, &l, None)?;
+            Ok(Data::Explicit(x, y))
+        }
+        _ => Err(c.error(
+            "points",
+            "one of points/labels",
+            "both or neither",
+            "points and labels go together",
+        )),
+    }
+}
+
+/// The hard-margin SVM of the data, with the file and the requirement named on failure.
+fn separable(file: &str, x: &DMatrix<f64>, y: &DVector<f64>, why: &str) -> Result<DVector<f64>> {
+    match hard_margin_svm(x, y, 1e-12) {
+        Ok(s) => Ok(s.w),
+        Err(Error::Requirement(m)) => Err(Error::Requirement(format!(
+            "{file}: `points`/`labels`: {m}; {why}"
+        ))),
+        Err(e) => Err(e),
+    }
+}
+
+/// `n` steps in 1..=steps, log-spaced (deduplicated, always containing 1 and `steps`).
+fn log_steps(steps: usize, n: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = (0..n)
+        .map(|i| {
+            (steps as f64)
+                .powf(i as f64 / (n.max(2) - 1) as f64)
+                .round() as usize
+        })
+        .map(|t| t.clamp(1, steps.max(1)))
+        .collect();
+    v.dedup();
+    v
 }
 
 #[derive(Debug, Deserialize)]
@@ -236,7 +410,7 @@ fn train_balance(model: &ModelFile) -> Result<Trained> {
 #[serde(deny_unknown_fields)]
 struct RawMargin {
     /// points as [x1, x2]; default: the reference set of THEORY II.3
-    points: Option<Vec<[f64; 2]>>,
+    points: Option<Vec<Vec<f64>>>,
     labels: Option<Vec<f64>>,
     eta: f64,
     steps: i64,
@@ -253,24 +427,13 @@ fn train_margin(model: &ModelFile) -> Result<Trained> {
     let (x, y) = match (raw.points, raw.labels) {
         (None, None) => soudry_set(),
         (Some(p), Some(l)) => {
-            if p.len() != l.len() {
-                return Err(c.error(
-                    "labels",
-                    l.len(),
-                    &format!("{} labels (one per point)", p.len()),
-                    "points and labels differ in length",
-                ));
-            }
-            for (i, v) in l.iter().enumerate() {
-                if *v != 1.0 && *v != -1.0 {
-                    return Err(c.error(&format!("labels[{i}]"), v, "+1 or -1", "not a label"));
-                }
-            }
-            for (i, q) in p.iter().enumerate() {
-                c.finite(&format!("points[{i}][0]"), q[0])?;
-                c.finite(&format!("points[{i}][1]"), q[1])?;
-            }
-            (p.iter().map(|q| Vector2::new(q[0], q[1])).collect(), l)
+            let (x, y) = labelled_points(&c, &p, &l, Some(2))?;
+            (
+                (0..x.nrows())
+                    .map(|i| Vector2::new(x[(i, 0)], x[(i, 1)]))
+                    .collect(),
+                y.iter().copied().collect(),
+            )
         }
         _ => {
             return Err(c.error(
@@ -281,7 +444,13 @@ fn train_margin(model: &ModelFile) -> Result<Trained> {
             ))
         }
     };
-    let r = soudry(&x, &y, eta, steps)?;
+    let r = soudry(&x, &y, eta, steps).map_err(|e| match e {
+        Error::Requirement(m) => Error::Requirement(format!(
+            "{}: `points`/`labels`: {m}; B-6 needs linearly separable data",
+            model.common.file
+        )),
+        e => e,
+    })?;
     let lnt = (steps as f64).ln();
     let mut rows = vec![
         Row::abs(
@@ -506,6 +675,49 @@ mod tests {
             assert!(!r.text().is_empty());
             assert!(!r.failed() || name == "margin", "{name}: {}", r.text());
         }
+    }
+
+    #[test]
+    fn labelled_points_name_the_offending_field() {
+        let c = Checker::new("f.toml");
+        let (x, y) =
+            labelled_points(&c, &[vec![1.0, 2.0], vec![3.0, 4.0]], &[1.0, -1.0], None).unwrap();
+        assert_eq!((x.nrows(), x.ncols(), y.len()), (2, 2, 2));
+        assert_eq!(x[(1, 0)], 3.0);
+        let field = |r: Result<(DMatrix<f64>, DVector<f64>)>| match r {
+            Err(Error::Parameter { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        let two = [vec![1.0, 2.0], vec![3.0]];
+        assert_eq!(
+            field(labelled_points(&c, &two, &[1.0, 1.0], None)),
+            "points[1]"
+        );
+        let one = [vec![1.0, 2.0, 3.0]];
+        assert_eq!(
+            field(labelled_points(&c, &one, &[1.0], Some(2))),
+            "points[0]"
+        );
+        let ok = [vec![1.0], vec![2.0]];
+        assert_eq!(field(labelled_points(&c, &ok, &[1.0], None)), "labels");
+        assert_eq!(
+            field(labelled_points(&c, &ok, &[1.0, 0.5], None)),
+            "labels[1]"
+        );
+        let nan = [vec![1.0], vec![f64::NAN]];
+        assert_eq!(
+            field(labelled_points(&c, &nan, &[1.0, -1.0], None)),
+            "points[1][0]"
+        );
+        assert_eq!(field(labelled_points(&c, &[], &[], None)), "points");
+    }
+
+    #[test]
+    fn log_steps_cover_the_run() {
+        let v = log_steps(1000, 10);
+        assert_eq!((v[0], *v.last().unwrap()), (1, 1000));
+        assert!(v.windows(2).all(|p| p[0] < p[1]));
+        assert_eq!(log_steps(1, 5), vec![1]);
     }
 
     #[test]

@@ -54,6 +54,14 @@ pub const KINDS: &[&str] = &[
     "bias_balance",
     "bias_margin",
     "bias_diagonal",
+    "bias_agreement",
+    "bias_smoothed_margin",
+    "bias_clusters",
+    "bias_width",
+    "bias_modified_flow",
+    "bias_saxe",
+    "bias_approx_grad",
+    "bias_pattern",
 ];
 
 impl ModelFile {

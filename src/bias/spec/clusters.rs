@@ -1,0 +1,210 @@
+//! Kind `bias_clusters` (THEORY II.3, B-8; Phuong & Lampert 2021): a two-layer ReLU net, both
+//! layers trained by GD on the mean logistic loss from small init, on orthogonally separable data
+//! (x_i . x_j > 0 within a class, <= 0 across) converges to two clusters of neurons, at the
+//! one-class max-margin vectors of the two classes.
+//!
+//! Keys: data either generated (`n`, `d` even: positives non-negative on the first d/2
+//! coordinates, negatives on the last d/2) or explicit (`points`, `labels`; checked to be
+//! orthogonally separable); `k` units, `init` std, `eta`, `steps`, `record_every`, `csv`.
+//!
+//! Rows: the cosine cluster count of the active neurons (|a_j| |w_j| > 5% of the largest) is 2;
+//! the alignment error e(t) = 1 - min_j cos(w_j, own-class max-margin vector) decreases from
+//! t = T/4 to T (the limit is reached like 1/ln t, so only the trend is asserted).
+
+use nalgebra::DVector;
+use serde::Deserialize;
+
+use super::{labelled_points, write_csv, Trained};
+use crate::bias::cluster::{
+    one_class_max_margin, orthogonal_data, two_cluster_run_on, TwoClusterSettings,
+};
+use crate::bias::nets::TwoLayer;
+use crate::claims::Row;
+use crate::model::ModelFile;
+use crate::{Error, Result};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    n: Option<i64>,
+    d: Option<i64>,
+    points: Option<Vec<Vec<f64>>>,
+    labels: Option<Vec<f64>>,
+    k: i64,
+    init: f64,
+    eta: f64,
+    steps: i64,
+    #[serde(default = "default_every")]
+    record_every: i64,
+    csv: Option<String>,
+}
+
+fn default_every() -> i64 {
+    100
+}
+
+/// Active neurons (|a_j| |w_j| > 5% of the largest, as in `cluster::two_cluster_run_on`) and the
+/// smallest cosine of an active neuron with its own class's max-margin vector (a_j > 0: positive
+/// class), per class: (active, min cos +, min cos -).
+fn alignment(net: &TwoLayer, wp: &DVector<f64>, wn: &DVector<f64>) -> (usize, f64, f64) {
+    let k = net.a.len();
+    let norms: Vec<f64> = (0..k)
+        .map(|j| net.w.column(j).norm() * net.a[j].abs())
+        .collect();
+    let top = norms.iter().cloned().fold(0.0, f64::max);
+    let (mut active, mut cp, mut cn) = (0, 1.0f64, 1.0f64);
+    for j in (0..k).filter(|&j| top > 0.0 && norms[j] > 0.05 * top) {
+        active += 1;
+        let wj = net.w.column(j).normalize();
+        if net.a[j] > 0.0 {
+            cp = cp.min(wj.dot(wp));
+        } else {
+            cn = cn.min(wj.dot(wn));
+        }
+    }
+    (active, cp, cn)
+}
+
+pub(super) fn train(model: &ModelFile) -> Result<Trained> {
+    let raw: Raw = model.raw()?;
+    let c = model.checker();
+    let file = &model.common.file;
+    let seed = model.common.seed;
+    let (x, y) = match (raw.points, raw.labels) {
+        (None, None) => {
+            let missing = |f: &str| {
+                c.error(
+                    f,
+                    "missing",
+                    "an integer",
+                    "generated data need n and d (or give points and labels)",
+                )
+            };
+            let n = c.count("n", raw.n.ok_or_else(|| missing("n"))?, 2, 100_000)?;
+            let d = c.count("d", raw.d.ok_or_else(|| missing("d"))?, 2, 10_000)?;
+            if d % 2 != 0 {
+                return Err(c.error(
+                    "d",
+                    d,
+                    "an even integer",
+                    "the classes live on the two halves of the coordinates",
+                ));
+            }
+            orthogonal_data(n, d, seed)
+        }
+        (Some(p), Some(l)) => {
+            for (f, given) in [("n", raw.n.is_some()), ("d", raw.d.is_some())] {
+                if given {
+                    return Err(c.error(
+                        f,
+                        "given",
+                        "absent when points are given",
+                        "points and labels replace the generated data",
+                    ));
+                }
+            }
+            labelled_points(&c, &p, &l, None)?
+        }
+        _ => {
+            return Err(c.error(
+                "points",
+                "one of points/labels",
+                "both or neither",
+                "points and labels go together",
+            ))
+        }
+    };
+    for label in [1.0, -1.0] {
+        if !y.iter().any(|&v| v == label) {
+            return Err(c.error(
+                "labels",
+                format!("no label {label}"),
+                "both classes (+1 and -1)",
+                "B-8 needs a max-margin vector for each class",
+            ));
+        }
+    }
+    // orthogonal separability, the hypothesis of B-8
+    let n = x.nrows();
+    for i in 0..n {
+        for j in i + 1..n {
+            let ip = x.row(i).dot(&x.row(j));
+            let same = y[i] == y[j];
+            if (same && ip <= 0.0) || (!same && ip > 0.0) {
+                return Err(Error::Requirement(format!(
+                    "{file}: `points`: data not orthogonally separable: points[{i}] . points[{j}] = {ip:.3e} with labels {} and {} (B-8 needs x_i . x_j > 0 within a class and <= 0 across)",
+                    y[i], y[j]
+                )));
+            }
+        }
+    }
+    let k = c.count("k", raw.k, 2, 10_000)?;
+    let init = c.positive("init", raw.init)?;
+    let eta = c.positive("eta", raw.eta)?;
+    let steps = c.count("steps", raw.steps, 4, 100_000_000)?;
+    let every = c.count("record_every", raw.record_every, 1, i64::MAX)?;
+    let (wp, wn) = (
+        one_class_max_margin(&x, &y, 1.0)?,
+        one_class_max_margin(&x, &y, -1.0)?,
+    );
+    let quarter = steps / 4;
+    let mut e_quarter = f64::NAN;
+    let mut series = Vec::new();
+    let s = TwoClusterSettings {
+        k,
+        init,
+        eta,
+        steps,
+        rng_seed: seed + 500,
+    };
+    let r = two_cluster_run_on(&x, &y, &s, |t, net, l| {
+        if t % every == 0 || t == steps || t == quarter || t == 1 {
+            let (active, cp, cn) = alignment(net, &wp, &wn);
+            let e = 1.0 - cp.min(cn);
+            if t == quarter {
+                e_quarter = e;
+            }
+            series.push(vec![t as f64, l, active as f64, e, cp, cn]);
+        }
+    })?;
+    let e_end = 1.0 - r.cos_pos.min(r.cos_neg);
+    let rows = vec![
+        Row::abs(
+            "cluster count of active neurons",
+            2.0,
+            r.clusters.count as f64,
+            0.0,
+        )
+        .note(format!(
+            "{} active of {k}; gap ratio {:.1e}",
+            r.active, r.clusters.gap_ratio
+        )),
+        Row::holds(
+            format!("1 - min cos(neuron, own-class max-margin vector) decreases t = {quarter} -> {steps}"),
+            e_end < e_quarter,
+            format!(
+                "{e_quarter:.3e} -> {e_end:.3e} (cos+ {:.4}, cos- {:.4} at T)",
+                r.cos_pos, r.cos_neg
+            ),
+        ),
+    ];
+    let summary = vec![
+        ("active neurons".into(), r.active as f64),
+        ("min cos(w_j, w+) at T".into(), r.cos_pos),
+        ("min cos(w_j, w-) at T".into(), r.cos_neg),
+        ("cluster gap ratio".into(), r.clusters.gap_ratio),
+    ];
+    let csv = write_csv(
+        &raw.csv,
+        &[
+            "step",
+            "loss",
+            "active",
+            "align_error",
+            "min_cos_pos",
+            "min_cos_neg",
+        ],
+        series,
+    )?;
+    Ok((rows, summary, csv))
+}

@@ -1,0 +1,190 @@
+//! Kind `bias_modified_flow` (THEORY II.5, B-12; Barrett & Dherin 2021, Smith et al. 2021):
+//! order test of backward-error analysis on l2-regularised logistic regression. GD with step eps
+//! has global error O(eps) against GF on L and O(eps^2) against GF on L + (eps/4)|grad L|^2; one
+//! SGD epoch of m equal batches, averaged over all m! orders, has error O(eps^2) against GF on L
+//! and O(eps^3) against the modified flow L + (eps/(4m)) sum_k |grad L_k|^2.
+//!
+//! Keys: `points`, `labels` (default: the fixed non-separable set of 12 points in R^3 of the
+//! B-12 check), `lambda` > 0 (default 0.05), `w0` (default (1.5, -1, 0.8)), `eps` (a decreasing
+//! list, >= 2 entries, each dividing `horizon`), `horizon` t of the GD runs, `batches` m (divides
+//! the number of points, 2..=6: m! orders), `csv`.
+//!
+//! Rows, for each consecutive pair eps_i > eps_{i+1} with r = eps_i / eps_{i+1}: error ratios r
+//! (GD vs GF), r^2 (GD vs modified flow), r^2 (SGD epoch vs GF), r^3 (SGD epoch vs modified flow),
+//! each within 15% (claim file B-12: the next order changes a ratio by a relative O(eps)).
+
+use nalgebra::DVector;
+use serde::Deserialize;
+
+use super::{labelled_points, write_csv, Trained};
+use crate::bias::modified_flow::{gd_errors, sgd_epoch_errors, test_problem, LogReg, RATIO_TOL};
+use crate::claims::Row;
+use crate::model::ModelFile;
+use crate::{Error, Result};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    points: Option<Vec<Vec<f64>>>,
+    labels: Option<Vec<f64>>,
+    lambda: Option<f64>,
+    w0: Option<Vec<f64>>,
+    eps: Vec<f64>,
+    horizon: f64,
+    #[serde(default = "default_batches")]
+    batches: i64,
+    csv: Option<String>,
+}
+
+fn default_batches() -> i64 {
+    3
+}
+
+pub(super) fn train(model: &ModelFile) -> Result<Trained> {
+    let raw: Raw = model.raw()?;
+    let c = model.checker();
+    let mut p = match (&raw.points, &raw.labels) {
+        (None, None) => test_problem(),
+        (Some(pts), Some(l)) => {
+            let (x, y) = labelled_points(&c, pts, l, None)?;
+            LogReg { x, y, lambda: 0.05 }
+        }
+        _ => {
+            return Err(c.error(
+                "points",
+                "one of points/labels",
+                "both or neither",
+                "points and labels go together",
+            ))
+        }
+    };
+    if let Some(l) = raw.lambda {
+        p.lambda = c.positive("lambda", l)?;
+    }
+    let (n, d) = (p.x.nrows(), p.x.ncols());
+    let w0 = match &raw.w0 {
+        None if raw.points.is_none() => DVector::from_vec(vec![1.5, -1.0, 0.8]),
+        None => DVector::zeros(d),
+        Some(w) => {
+            if w.len() != d {
+                return Err(c.error(
+                    "w0",
+                    format!("{} entries", w.len()),
+                    &format!("{d} entries (the dimension of the points)"),
+                    "inconsistent shapes",
+                ));
+            }
+            for (i, v) in w.iter().enumerate() {
+                c.finite(&format!("w0[{i}]"), *v)?;
+            }
+            DVector::from_column_slice(w)
+        }
+    };
+    let horizon = c.positive("horizon", raw.horizon)?;
+    if raw.eps.len() < 2 {
+        return Err(c.error(
+            "eps",
+            format!("{:?}", raw.eps),
+            "a decreasing list of at least 2 step sizes",
+            "an order test needs two step sizes",
+        ));
+    }
+    for (i, &e) in raw.eps.iter().enumerate() {
+        let f = format!("eps[{i}]");
+        c.positive(&f, e)?;
+        let k = horizon / e;
+        if k < 1.0 || (k - k.round()).abs() > 1e-9 * k {
+            return Err(c.error(
+                &f,
+                e,
+                &format!("horizon / k for an integer k >= 1 (horizon {horizon})"),
+                "the GD runs must end exactly at the horizon",
+            ));
+        }
+        if i > 0 && e >= raw.eps[i - 1] {
+            return Err(c.error(
+                &f,
+                e,
+                &format!("< eps[{}] = {}", i - 1, raw.eps[i - 1]),
+                "the list must decrease",
+            ));
+        }
+    }
+    let m = c.count("batches", raw.batches, 2, 6)?;
+    if n % m != 0 {
+        return Err(c.error(
+            "batches",
+            m,
+            &format!("a divisor of the number of points {n}"),
+            "inconsistent shapes: L = (1/m) sum L_k needs equal batches",
+        ));
+    }
+    let b = n / m;
+    let batches: Vec<Vec<usize>> = (0..m).map(|j| (j * b..(j + 1) * b).collect()).collect();
+    // Divergence guard. With R = max |x_i| the data part of every (batch) gradient is bounded by
+    // R, so GF and GD/SGD with eps lambda <= 1 stay in the ball |w| <= B = |w0| + R / lambda
+    // (|w'| <= (1 - eps lambda)|w| + eps R). An iterate beyond 10 B is an unstable step size.
+    let r_max = (0..n).map(|i| p.x.row(i).norm()).fold(0.0, f64::max);
+    let ball = 10.0 * (w0.norm() + r_max / p.lambda);
+    let diverged = |eps: f64, step: usize| Error::Diverged {
+        what: format!("GD with eps = {eps} (lambda {})", p.lambda),
+        step,
+        loss: f64::NAN,
+        hint: "use a smaller eps (GD is stable for eps < 2 / (lambda + R^2/4), R = max |x_i|)"
+            .into(),
+    };
+    let mut table = Vec::new();
+    for &eps in &raw.eps {
+        let mut w = w0.clone();
+        for step in 1..=(horizon / eps).round() as usize {
+            w -= p.grad(&w) * eps;
+            if w.norm().is_nan() || w.norm() > ball {
+                return Err(diverged(eps, step));
+            }
+        }
+        let (g0, g1) = gd_errors(&p, &w0, eps, horizon);
+        let (s0, s1) = sgd_epoch_errors(&p, &batches, &w0, eps);
+        if ![g0, g1, s0, s1]
+            .iter()
+            .all(|v| v.is_finite() && *v <= 2.0 * ball)
+        {
+            return Err(diverged(eps, m));
+        }
+        table.push(vec![eps, g0, g1, s0, s1]);
+    }
+    let mut rows = Vec::new();
+    for w in table.windows(2) {
+        let (a, z) = (&w[0], &w[1]);
+        let r = a[0] / z[0];
+        let lab = |what: &str| format!("{what}: error ratio eps {} -> {}", a[0], z[0]);
+        for (col, order, what) in [
+            (1, 1, "GD vs GF"),
+            (2, 2, "GD vs modified flow"),
+            (3, 2, "SGD epoch vs GF"),
+            (4, 3, "SGD epoch vs modified flow"),
+        ] {
+            rows.push(
+                Row::rel(lab(what), r.powi(order), a[col] / z[col], RATIO_TOL)
+                    .note(format!("errors {:.3e} -> {:.3e}", a[col], z[col])),
+            );
+        }
+    }
+    let summary = vec![
+        ("points".into(), n as f64),
+        ("lambda".into(), p.lambda),
+        ("horizon (GD)".into(), horizon),
+        ("batches (SGD)".into(), m as f64),
+    ];
+    let csv = write_csv(
+        &raw.csv,
+        &[
+            "eps",
+            "gd_err_gf",
+            "gd_err_modified",
+            "sgd_epoch_err_gf",
+            "sgd_epoch_err_modified",
+        ],
+        table,
+    )?;
+    Ok((rows, summary, csv))
+}

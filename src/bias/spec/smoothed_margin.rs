@@ -1,0 +1,153 @@
+//! Kind `bias_smoothed_margin` (THEORY II.3, B-7; Lyu & Li 2020): a two-layer ReLU net (both
+//! layers, homogeneous of degree L = 2) trained by GD on the mean exponential loss; once the summed
+//! loss is below 1 the smoothed margin gamma~ = ln(1/L_sum) / |theta|^2 never decreases (GD: at
+//! most ~1e-8 relative per step), |theta|^2 grows like ln t / gamma~ and the direction converges.
+//!
+//! Keys: data from a unit teacher (`n`, `d`, `margin`) or explicit (`points`, `labels`); `k`
+//! units, `init` std, `eta`, `steps`; `first_checkpoint` t_1 (default steps / 8): the direction
+//! and norm rows use t_1, 2 t_1, 4 t_1, ... <= steps (at least 3); `csv`.
+//!
+//! Rows: max relative per-step decrease of gamma~ after L_sum < 1 (<= 1e-8); 1 - cos(theta(t),
+//! theta(2t)) decreases along the checkpoints; the |theta|^2 increment per doubling, last / first
+//! = 1 within 10% (claim file B-7).
+
+use serde::Deserialize;
+
+use super::{data_keys, log_steps, write_csv, Data, Trained};
+use crate::bias::agreement::teacher_data;
+use crate::bias::smoothed_margin::{smoothed_margin_run_on, SmoothedMarginSettings};
+use crate::bias::stats::fmt_list;
+use crate::claims::Row;
+use crate::model::ModelFile;
+use crate::{Error, Result};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    n: Option<i64>,
+    d: Option<i64>,
+    margin: Option<f64>,
+    points: Option<Vec<Vec<f64>>>,
+    labels: Option<Vec<f64>>,
+    k: i64,
+    init: f64,
+    eta: f64,
+    steps: i64,
+    first_checkpoint: Option<i64>,
+    csv: Option<String>,
+}
+
+/// Monotonicity tolerance of B-7 (claim file): GD is an O(eta^2) perturbation of GF.
+const DECREASE_TOL: f64 = 1e-8;
+/// Norm-growth tolerance of B-7 (claim file): gamma~ still rises slowly.
+const GROWTH_TOL: f64 = 0.1;
+
+pub(super) fn train(model: &ModelFile) -> Result<Trained> {
+    let raw: Raw = model.raw()?;
+    let c = model.checker();
+    let seed = model.common.seed;
+    let data = data_keys(&c, raw.n, raw.d, raw.margin, raw.points, raw.labels)?;
+    let k = c.count("k", raw.k, 1, 10_000)?;
+    let init = c.positive("init", raw.init)?;
+    let eta = c.positive("eta", raw.eta)?;
+    let steps = c.count("steps", raw.steps, 4, 100_000_000)?;
+    let t1 = match raw.first_checkpoint {
+        None => (steps / 8).max(1),
+        Some(t) => c.count("first_checkpoint", t, 1, raw.steps / 4)?,
+    };
+    let (x, y) = match data {
+        Data::Teacher { n, d, margin } => {
+            let (x, y, _) = teacher_data(n, d, margin, seed);
+            (x, y)
+        }
+        Data::Explicit(x, y) => (x, y),
+    };
+    let doubling: Vec<usize> = std::iter::successors(Some(t1), |t| Some(2 * t))
+        .take_while(|&t| t <= steps)
+        .collect();
+    // t1 <= steps / 4 (validated) gives at least t1, 2 t1, 4 t1
+    debug_assert!(doubling.len() >= 3);
+    let mut checkpoints: Vec<usize> = log_steps(steps, 100);
+    checkpoints.extend(&doubling);
+    checkpoints.sort_unstable();
+    checkpoints.dedup();
+    let s = SmoothedMarginSettings {
+        k,
+        init,
+        eta,
+        steps,
+        rng_seed: seed + 77,
+    };
+    let r = smoothed_margin_run_on(&x, &y, &s, &checkpoints).map_err(|e| match e {
+        Error::Requirement(m) => c.error("steps", steps, "more steps (or a larger eta)", &m),
+        e => e,
+    })?;
+    let at: Vec<usize> = doubling
+        .iter()
+        .filter_map(|t| r.samples.iter().position(|s| s.0 == *t))
+        .collect();
+    let mut rows = vec![Row::abs(
+        "max relative per-step decrease of gamma~ after L_sum < 1",
+        0.0,
+        r.max_rel_decrease.max(0.0),
+        DECREASE_TOL,
+    )
+    .note(format!(
+        "L_sum < 1 from step {}; GD eta {eta} on the mean exp loss",
+        r.t0
+    ))];
+    let cosd: Vec<f64> = at
+        .windows(2)
+        .map(|p| {
+            let (a, b) = (&r.thetas[p[0]], &r.thetas[p[1]]);
+            1.0 - a.dot(b) / (a.norm() * b.norm())
+        })
+        .collect();
+    let inc: Vec<f64> = at
+        .windows(2)
+        .map(|p| r.samples[p[1]].2 - r.samples[p[0]].2)
+        .collect();
+    rows.push(Row::holds(
+        format!("1 - cos(theta(t), theta(2t)) decreases along t = {doubling:?}"),
+        cosd.windows(2).all(|p| p[1] < p[0]),
+        fmt_list(&cosd),
+    ));
+    rows.push(
+        Row::rel(
+            "|theta|^2 increment per doubling, last / first (|theta| ~ (ln t)^(1/2))",
+            1.0,
+            inc.last().copied().unwrap_or(f64::NAN) / inc.first().copied().unwrap_or(f64::NAN),
+            GROWTH_TOL,
+        )
+        .note(fmt_list(&inc)),
+    );
+    let last = r.samples.last().map_or(f64::NAN, |s| s.1);
+    let summary = vec![
+        ("step with L_sum < 1".into(), r.t0 as f64),
+        ("gamma~ at T".into(), last),
+        (
+            "|theta|^2 at T".into(),
+            r.samples.last().map_or(f64::NAN, |s| s.2),
+        ),
+    ];
+    let series = r
+        .samples
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let c = if i == 0 {
+                f64::NAN
+            } else {
+                let (a, b) = (&r.thetas[i - 1], &r.thetas[i]);
+                1.0 - a.dot(b) / (a.norm() * b.norm())
+            };
+            vec![s.0 as f64, s.1, s.2, c]
+        })
+        .collect();
+    let csv = write_csv(
+        &raw.csv,
+        &["t", "smoothed_margin", "theta_norm2", "one_minus_cos_prev"],
+        series,
+    )?;
+    Ok((rows, summary, csv))
+}
