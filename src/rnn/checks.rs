@@ -41,6 +41,16 @@ pub fn checks() -> Vec<Check> {
             tier: Tier::Fast,
             run: super::static_curves::x5_check,
         },
+        Check {
+            id: "X-8",
+            tier: Tier::Full,
+            run: super::divergence::x8_check,
+        },
+        Check {
+            id: "X-9",
+            tier: Tier::Full,
+            run: super::divergence::x9_check,
+        },
     ]
 }
 

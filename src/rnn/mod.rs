@@ -13,6 +13,7 @@
 
 pub mod bptt;
 pub mod checks;
+pub mod divergence;
 pub mod fixed_points;
 pub mod hqr;
 pub mod measure;
