@@ -244,7 +244,7 @@ pub fn settle(
         return describe(net, v, x, "newton", opts);
     }
     let speed = (2.0 * m.cost).sqrt() / (n as f64).sqrt();
-    if !(speed <= opts.slow_speed_max) {
+    if speed.is_nan() || speed > opts.slow_speed_max {
         return Err(Error::NoConvergence {
             solver: format!(
                 "fixed-point search from the trial end state (Newton, then L-BFGS on \
@@ -517,7 +517,7 @@ mod tests {
         let v = net.u.column(0).into_owned();
         let x0 = net.u.column(0) * 3.0;
         let opts = FixedPointOptions::default();
-        match find_fixed_points(&net, &v, &[x0.clone()], &opts, 1) {
+        match find_fixed_points(&net, &v, std::slice::from_ref(&x0), &opts, 1) {
             Err(Error::NoConvergence {
                 solver, residual, ..
             }) => {
@@ -545,7 +545,7 @@ mod tests {
         let x0 = net.u.column(0) * 0.7 + net.u.column(1) * 0.01;
         let opts = FixedPointOptions::default();
         for r in [
-            find_fixed_points(&net, &v, &[x0.clone()], &opts, 1).map(|_| ()),
+            find_fixed_points(&net, &v, std::slice::from_ref(&x0), &opts, 1).map(|_| ()),
             settle(&net, &v, x0.clone(), &opts).map(|_| ()),
             newton_from(&net, &v, x0.clone(), &opts).map(|_| ()),
         ] {
