@@ -10,6 +10,7 @@
 //! - [`spec`], [`report`]: model kind `rnn` and `modeflow train`.
 //! - [`checks`]: cross-validation claims X-1..X-4.
 //! - [`static_curves`]: full-W training on the static task against the I-10 curves.
+//! - [`divergence`]: divergence at large targets and g, the outlier of trained W.
 
 pub mod bptt;
 pub mod checks;
