@@ -46,6 +46,16 @@ pub fn checks() -> Vec<Check> {
             tier: Tier::Full,
             run: super::static_curves::x10_check,
         },
+        Check {
+            id: "X-8",
+            tier: Tier::Full,
+            run: super::divergence::x8_check,
+        },
+        Check {
+            id: "X-9",
+            tier: Tier::Full,
+            run: super::divergence::x9_check,
+        },
     ]
 }
 

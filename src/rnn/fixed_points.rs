@@ -39,6 +39,9 @@ pub struct FixedPointOptions {
     pub schur_max_iter: usize,
     /// How many leading eigenvalues (by real part) to report.
     pub n_eigs: usize,
+    /// A minimum of q whose rms speed |F| / sqrt(N) exceeds this is not a slow point: the
+    /// search from that start found no fixed point.
+    pub slow_speed_max: f64,
 }
 
 impl Default for FixedPointOptions {
@@ -62,6 +65,10 @@ impl Default for FixedPointOptions {
             dedupe_tol: 1e-3,
             schur_max_iter: 10_000,
             n_eigs: 4,
+            // states are O(0.1-1); 1e-2 per unit time moves a slow point by < 2e-2 rms over a
+            // loss window of 2 time units, while a start with no fixed point in reach keeps a
+            // speed of the order of the input (e.g. u = 1 along a marginal direction)
+            slow_speed_max: 1e-2,
         }
     }
 }
@@ -99,6 +106,11 @@ fn flow_jac(
     net.flow(x, v, f);
     net.jacobian(x, j);
 }
+
+/// Relative threshold for a zero eigenvalue of J at a fixed point: the Hessenberg QR is
+/// backward stable (eigenvalue errors ~ 1e-16 |J| x condition), so anything below 1e-9 x the
+/// spectral radius is zero to rounding; a trained attractor's slowest mode is >= 1e-4.
+pub const SINGULAR_RTOL: f64 = 1e-9;
 
 /// Relative deflation threshold of the Schur decomposition (see [`jacobian_eigenvalues`]).
 const SCHUR_EPS: f64 = 1e-14;
@@ -154,6 +166,24 @@ pub fn describe(
     net.flow(&x, v, &mut f);
     let residual = f.norm();
     let ev = jacobian_eigenvalues(net, &x, opts.schur_max_iter)?;
+    let radius = ev.iter().map(|e| e[0].hypot(e[1])).fold(1.0, f64::max);
+    let smallest = ev
+        .iter()
+        .map(|e| e[0].hypot(e[1]))
+        .fold(f64::INFINITY, f64::min);
+    if smallest <= SINGULAR_RTOL * radius {
+        let k = net.kappa(&x);
+        return Err(Error::Singular {
+            context: format!(
+                "the Jacobian J = -I + W diag(phi') at the point found by {method}, kappa = ({:.4}, {:.4}), \
+                 |F| = {residual:.2e}: it has a zero eigenvalue, so the point is not isolated \
+                 (a continuum of fixed points) and its stability is undefined",
+                k[0], k[1]
+            ),
+            pivot: smallest,
+            threshold: SINGULAR_RTOL * radius,
+        });
+    }
     let max_real = ev.first().map(|e| e[0]).unwrap_or(f64::NAN);
     Ok(RnnFixedPoint {
         kappa: net.kappa(&x),
@@ -175,21 +205,32 @@ pub fn newton_from(
     x0: DVector<f64>,
     opts: &FixedPointOptions,
 ) -> Result<RnnFixedPoint> {
-    let r = newton_dyn(|x, f, j| flow_jac(net, v, x, f, j), x0, &opts.newton)?;
-    describe(net, v, r.x, "newton", opts)
+    describe(net, v, newton_solve(net, v, x0, opts)?, "newton", opts)
+}
+
+/// Damped Newton on F(x) = 0 from `x0`: the root only (no spectrum).
+fn newton_solve(
+    net: &Network,
+    v: &DVector<f64>,
+    x0: DVector<f64>,
+    opts: &FixedPointOptions,
+) -> Result<DVector<f64>> {
+    Ok(newton_dyn(|x, f, j| flow_jac(net, v, x, f, j), x0, &opts.newton)?.x)
 }
 
 /// The point a trajectory from `x0` settles to: Newton from `x0`; if that fails, minimise q
 /// from `x0` (L-BFGS) and polish by Newton; if the polish fails too, the slow point itself
-/// (method "slow", with its q and |F|).
+/// (method "slow", with its q and |F|) if its rms speed is below `opts.slow_speed_max`.
+/// Errors: [`Error::NoConvergence`] if nothing slow is in reach, [`Error::Singular`] if the
+/// point found has a singular Jacobian (not isolated).
 pub fn settle(
     net: &Network,
     v: &DVector<f64>,
     x0: DVector<f64>,
     opts: &FixedPointOptions,
 ) -> Result<RnnFixedPoint> {
-    if let Ok(p) = newton_from(net, v, x0.clone(), opts) {
-        return Ok(p);
+    if let Ok(x) = newton_solve(net, v, x0.clone(), opts) {
+        return describe(net, v, x, "newton", opts);
     }
     let n = net.n;
     let cost_grad = |x: &DVector<f64>| -> (f64, DVector<f64>) {
@@ -199,10 +240,25 @@ pub fn settle(
         (0.5 * f.norm_squared(), j.tr_mul(&f))
     };
     let m = lbfgs(cost_grad, x0, &opts.lbfgs)?;
-    match newton_from(net, v, m.x.clone(), opts) {
-        Ok(p) => Ok(p),
-        Err(_) => describe(net, v, m.x, "slow", opts),
+    if let Ok(x) = newton_solve(net, v, m.x.clone(), opts) {
+        return describe(net, v, x, "newton", opts);
     }
+    let speed = (2.0 * m.cost).sqrt() / (n as f64).sqrt();
+    if speed.is_nan() || speed > opts.slow_speed_max {
+        return Err(Error::NoConvergence {
+            solver: format!(
+                "fixed-point search from the trial end state (Newton, then L-BFGS on \
+                 q = |F|^2/2): no fixed or slow point in reach, the minimum of q moves at rms \
+                 speed {speed:.3e} (slow-point bound {:.1e}); the network may have no fixed \
+                 point for this input",
+                opts.slow_speed_max
+            ),
+            iterations: m.iterations as usize,
+            residual: (2.0 * m.cost).sqrt(),
+            tolerance: opts.slow_speed_max * (n as f64).sqrt(),
+        });
+    }
+    describe(net, v, m.x, "slow", opts)
 }
 
 /// Slow-point search: minimise q = |F|^2/2 by L-BFGS from each start; keep minima with
@@ -213,6 +269,16 @@ pub fn slow_points(
     starts: &[DVector<f64>],
     opts: &FixedPointOptions,
 ) -> Result<Vec<RnnFixedPoint>> {
+    Ok(slow_points_min_q(net, v, starts, opts)?.0)
+}
+
+/// [`slow_points`] and the smallest q reached from any start.
+fn slow_points_min_q(
+    net: &Network,
+    v: &DVector<f64>,
+    starts: &[DVector<f64>],
+    opts: &FixedPointOptions,
+) -> Result<(Vec<RnnFixedPoint>, f64)> {
     let n = net.n;
     let cost_grad = |x: &DVector<f64>| -> (f64, DVector<f64>) {
         let mut f = DVector::zeros(n);
@@ -222,22 +288,20 @@ pub fn slow_points(
         (0.5 * f.norm_squared(), g)
     };
     let mut found: Vec<RnnFixedPoint> = Vec::new();
+    let mut min_q = f64::INFINITY;
     for s in starts {
         let m = lbfgs(cost_grad, s.clone(), &opts.lbfgs)?;
+        min_q = min_q.min(m.cost);
         if m.cost >= opts.q_tol {
             continue;
         }
-        let p = match newton_dyn(
-            |x, f, j| flow_jac(net, v, x, f, j),
-            m.x.clone(),
-            &opts.newton,
-        ) {
-            Ok(r) => describe(net, v, r.x, "newton", opts)?,
+        let p = match newton_solve(net, v, m.x.clone(), opts) {
+            Ok(x) => describe(net, v, x, "newton", opts)?,
             Err(_) => describe(net, v, m.x, "slow", opts)?,
         };
         push_unique(&mut found, p, opts.dedupe_tol * (n as f64).sqrt());
     }
-    Ok(found)
+    Ok((found, min_q))
 }
 
 fn push_unique(found: &mut Vec<RnnFixedPoint>, p: RnnFixedPoint, tol: f64) {
@@ -247,7 +311,8 @@ fn push_unique(found: &mut Vec<RnnFixedPoint>, p: RnnFixedPoint, tol: f64) {
 }
 
 /// All fixed points reachable from the given end states: Newton from each, plus slow-point
-/// searches from perturbed copies (seeded). Errors with a clear message if none is found.
+/// searches from perturbed copies (seeded). Errors with a clear message if none is found
+/// ([`Error::NoConvergence`]) or if a point found has a singular Jacobian ([`Error::Singular`]).
 pub fn find_fixed_points(
     net: &Network,
     v: &DVector<f64>,
@@ -259,8 +324,10 @@ pub fn find_fixed_points(
     let tol = opts.dedupe_tol * (n as f64).sqrt();
     let mut found = Vec::new();
     for x0 in end_states {
-        if let Ok(p) = newton_from(net, v, x0.clone(), opts) {
-            push_unique(&mut found, p, tol);
+        // a start from which Newton fails is left to the slow-point search; a root whose
+        // Jacobian is singular is an error (describe)
+        if let Ok(x) = newton_solve(net, v, x0.clone(), opts) {
+            push_unique(&mut found, describe(net, v, x, "newton", opts)?, tol);
         }
     }
     let mut rng = StdRng::seed_from_u64(seed);
@@ -273,15 +340,23 @@ pub fn find_fixed_points(
             }));
         }
     }
-    for p in slow_points(net, v, &starts, opts)? {
+    let (slow, min_q) = slow_points_min_q(net, v, &starts, opts)?;
+    for p in slow {
         push_unique(&mut found, p, tol);
     }
     if found.is_empty() {
         return Err(Error::NoConvergence {
-            solver: "fixed-point search (Newton from trial end states + L-BFGS slow points)".into(),
+            solver: format!(
+                "no fixed point found: the fixed-point search (Newton from {} trial end \
+                 state(s), L-BFGS on q = |F|^2/2 from {} perturbed starts; the network may \
+                 have no fixed point for this input)",
+                end_states.len(),
+                starts.len()
+            ),
             iterations: end_states.len() * (1 + opts.slow_starts),
-            residual: f64::NAN,
-            tolerance: opts.q_tol,
+            // the smallest |F| = sqrt(2 q) reached, against the |F| of q_tol
+            residual: (2.0 * min_q).sqrt(),
+            tolerance: (2.0 * opts.q_tol).sqrt(),
         });
     }
     Ok(found)
@@ -416,6 +491,82 @@ mod tests {
         .unwrap();
         assert!(found.iter().all(|f| f.q < 1e-8));
         assert!(found.iter().any(|f| (&f.x - &p.x).norm() < 1e-6));
+    }
+
+    /// g = 0, identity, M = e_a e_a^T: W = a a^T / N, so J = W - I is singular along a.
+    fn marginal_linear_net() -> Network {
+        let mut rng = StdRng::seed_from_u64(7);
+        Network::new(
+            &NetworkSpec {
+                n: 30,
+                g: 0.0,
+                dt: 0.5,
+                phi: Phi::Identity,
+                readout: Readout::State,
+                m0: [[1.0, 0.0], [0.0, 0.0]],
+            },
+            &mut rng,
+        )
+    }
+
+    #[test]
+    fn no_fixed_point_is_a_typed_error() {
+        // input along the null direction a of W - I: F = (W - I) x + a has no root, the
+        // smallest |F| is |a| = sqrt(N)
+        let net = marginal_linear_net();
+        let v = net.u.column(0).into_owned();
+        let x0 = net.u.column(0) * 3.0;
+        let opts = FixedPointOptions::default();
+        match find_fixed_points(&net, &v, std::slice::from_ref(&x0), &opts, 1) {
+            Err(Error::NoConvergence {
+                solver, residual, ..
+            }) => {
+                assert!(solver.contains("no fixed point found"), "{solver}");
+                assert!((residual - 30f64.sqrt()).abs() < 1e-6, "{residual}");
+            }
+            other => panic!("expected NoConvergence, got {other:?}"),
+        }
+        match settle(&net, &v, x0, &opts) {
+            Err(Error::NoConvergence { solver, .. }) => {
+                assert!(
+                    solver.contains("no fixed or slow point in reach"),
+                    "{solver}"
+                )
+            }
+            other => panic!("expected NoConvergence, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn singular_jacobian_is_a_typed_error() {
+        // no input: F = (W - I) x vanishes on the line along a
+        let net = marginal_linear_net();
+        let v = DVector::zeros(30);
+        let x0 = net.u.column(0) * 0.7 + net.u.column(1) * 0.01;
+        let opts = FixedPointOptions::default();
+        for r in [
+            find_fixed_points(&net, &v, std::slice::from_ref(&x0), &opts, 1).map(|_| ()),
+            settle(&net, &v, x0.clone(), &opts).map(|_| ()),
+            newton_from(&net, &v, x0.clone(), &opts).map(|_| ()),
+        ] {
+            match r {
+                Err(Error::Singular {
+                    context,
+                    pivot,
+                    threshold,
+                }) => {
+                    assert!(context.contains("not isolated"), "{context}");
+                    assert!(pivot <= threshold);
+                }
+                other => panic!("expected Singular, got {other:?}"),
+            }
+        }
+        // a regular linear network (M_aa = 0.5) has exactly one fixed point and no error
+        let mut reg = net.clone();
+        reg.m = nalgebra::Matrix2::new(0.5, 0.0, 0.0, 0.0);
+        reg.sync_w();
+        let p = newton_from(&reg, &v, x0, &opts).unwrap();
+        assert!(p.x.norm() < 1e-9 && p.stable);
     }
 
     #[test]

@@ -11,9 +11,11 @@
 //! - [`checks`]: cross-validation claims X-1..X-4.
 //! - [`latent_xval`]: M-only g = 0 network vs the latent 2x2 learning flow given eps.
 //! - [`static_curves`]: full-W training on the static task against the I-10 curves.
+//! - [`divergence`]: divergence at large targets and g, the outlier of trained W.
 
 pub mod bptt;
 pub mod checks;
+pub mod divergence;
 pub mod fixed_points;
 pub mod hqr;
 pub mod latent_xval;

@@ -84,10 +84,20 @@ pub fn train(model: &ModelFile) -> Result<RnnReport> {
     let mut rows = Vec::new();
     for i in 0..spec.seeds {
         let seed = spec.seed + i as u64;
-        runs.push(match spec.protocol {
+        let run = match spec.protocol {
             Protocol::Sequential => run_seq(&spec, seed, &mut rows)?,
             Protocol::Single => run_single(&spec, seed, &mut rows)?,
-        });
+        };
+        // a fixed-point analysis that was asked for and failed (no fixed point found, a
+        // singular Jacobian) fails the run: exit code 1, the report stays complete
+        if let Some(e) = &run.fixed_point_error {
+            rows.push(Row::holds(
+                format!("seed {seed}: fixed points of the trained network"),
+                false,
+                format!("fixed-point analysis failed: {e}"),
+            ));
+        }
+        runs.push(run);
     }
     let is: Vec<f64> = runs
         .iter()

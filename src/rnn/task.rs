@@ -95,8 +95,9 @@ pub struct StaticTask {
 
 /// The flip-flop task: on each channel, pulses of random sign (probability `rate` per unit
 /// time, duration `t_pulse`, amplitude 1); readout r must hold the sign of the last pulse on
-/// channel r (0 before the first one). Loss averaged over all steps after the first pulse
-/// window.
+/// channel r (0 before the first one). The loss is the mean over steps, trials and channels of
+/// (y - target)^2 / 2, with no loss while a pulse is on (the network needs the pulse to flip:
+/// counting it would put a floor under the loss).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct FlipFlop {
     pub t_max: f64,
@@ -206,8 +207,9 @@ impl Task {
                                 tr.inputs[(q, kk * batch + j)] = sign;
                                 state = sign;
                                 left -= 1;
+                            } else {
+                                tr.set_target(kk, j, q, state, c);
                             }
-                            tr.set_target(kk, j, q, state, c);
                         }
                     }
                 }
@@ -251,5 +253,36 @@ mod tests {
         assert_eq!(tr.inputs[(1, 0)], 1.0);
         assert_eq!(tr.inputs[(1, 34 * 3)], 0.3);
         assert_eq!(tr.inputs[(0, 34 * 3)], 0.0);
+    }
+
+    #[test]
+    fn flip_flop_targets_hold_the_last_sign_and_skip_pulses() {
+        let t = Task::FlipFlop(FlipFlop {
+            t_max: 30.0,
+            rate: 0.5,
+            t_pulse: 1.0,
+            sigma0: 0.0,
+        });
+        let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+        let tr = t.trials(10, 2, 2, 0.2, 3, &mut rng);
+        let mut pulses = 0;
+        for j in 0..3 {
+            for q in 0..2 {
+                let mut last = 0.0;
+                for k in 0..tr.steps {
+                    let c = k * 3 + j;
+                    let u = tr.inputs[(q, c)];
+                    if u != 0.0 {
+                        pulses += 1;
+                        last = u;
+                        assert_eq!(tr.weights[(q, c)], 0.0, "loss during a pulse");
+                    } else {
+                        assert!(tr.weights[(q, c)] > 0.0);
+                        assert_eq!(tr.targets[(q, c)], last);
+                    }
+                }
+            }
+        }
+        assert!(pulses > 0);
     }
 }

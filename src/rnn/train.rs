@@ -276,6 +276,60 @@ mod tests {
     }
 
     #[test]
+    fn tiny_flip_flop_trains_to_tolerance() {
+        // 2-bit flip-flop, state readouts (targets +-1 are out of reach of a tanh rate
+        // readout along a Gaussian pattern: |y| <= E|a_i| = 0.8), Adam on fresh batches
+        use crate::rnn::task::FlipFlop;
+        let run = || {
+            let mut rng = StdRng::seed_from_u64(2);
+            let spec = NetworkSpec {
+                n: 40,
+                g: 0.5,
+                dt: 0.2,
+                phi: Phi::Tanh,
+                readout: Readout::State,
+                m0: [[0.0; 2]; 2],
+            };
+            let mut net = Network::new(&spec, &mut rng);
+            let task = Task::FlipFlop(FlipFlop {
+                t_max: 10.0,
+                rate: 0.3,
+                t_pulse: 1.0,
+                sigma0: 0.0,
+            });
+            let opts = TrainOptions {
+                optimizer: Optimizer::ADAM,
+                lr: 0.01,
+                tol: 0.01,
+                max_steps: 3000,
+                batch: 8,
+                ..TrainOptions::default()
+            };
+            train_task(
+                &mut net,
+                &Trainable::FULL,
+                &task,
+                &opts,
+                &mut rng,
+                |_, _, _| Ok(()),
+            )
+            .unwrap()
+        };
+        let log = run();
+        assert!(
+            log.converged,
+            "{} steps, loss {}",
+            log.steps, log.final_loss
+        );
+        assert!(
+            log.final_loss < 0.01 && log.initial_loss > 0.1,
+            "{}",
+            log.initial_loss
+        );
+        assert_eq!(log.losses, run().losses, "not deterministic");
+    }
+
+    #[test]
     fn huge_rate_is_reported_as_divergence() {
         // a linear network: a large step makes W unstable and the loss explode
         let (mut net, task) = setup(Phi::Identity);

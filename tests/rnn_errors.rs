@@ -1,0 +1,190 @@
+//! `modeflow train` on `rnn` models that fail (issue 3): a diverging run, a network with no
+//! fixed point, a singular Jacobian. Each gives a clear message and exit code 1, never a panic
+//! or a partial output; bad input gives exit code 2.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn temp_model(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("modeflow-rnn-errors-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn train(name: &str, text: &str, json: bool) -> Output {
+    let p = temp_model(name, text);
+    let mut c = Command::new(env!("CARGO_BIN_EXE_modeflow"));
+    c.arg("train").arg(&p);
+    if json {
+        c.arg("--json");
+    }
+    // run in the model's directory: nothing may be written there
+    c.current_dir(p.parent().unwrap());
+    c.output().unwrap()
+}
+
+/// Files in the directory of the model file other than the model files themselves.
+fn stray_files(name: &str) -> Vec<String> {
+    let dir = temp_model(name, "").parent().unwrap().to_path_buf();
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| !n.ends_with(".toml"))
+        .collect()
+}
+
+/// A linear network trained on the static task with a huge rate.
+const DIVERGING: &str = r#"
+kind = "rnn"
+seed = 1
+[network]
+n = 30
+g = 0.5
+phi = "identity"
+readout = "state"
+dt = 0.5
+[task]
+family = "static"
+t_max = 10.0
+[training]
+protocol = "single"
+lr = 1000.0
+max_steps = 100
+progress = false
+"#;
+
+/// g = 0, identity, W = a a^T / N: J = W - I is singular along a. With the static task's
+/// constant input along a, F = (W - I) x + u a has no root (the a-component of F is u).
+/// `tol = 1` is above the initial loss, so training stops at step 0 and W stays as drawn.
+const NO_FIXED_POINT: &str = r#"
+kind = "rnn"
+seed = 1
+[network]
+n = 40
+g = 0.0
+dt = 0.5
+phi = "identity"
+readout = "state"
+m0 = [[1.0, 0.0], [0.0, 0.0]]
+[task]
+family = "static"
+u = 1.0
+t_max = 10.0
+zhat = 0.1
+[training]
+protocol = "single"
+lr = 0.01
+tol = 1.0
+progress = false
+"#;
+
+/// The same W with no input at the end of the trial (working memory, u_s = 0): F = (W - I) x
+/// vanishes on the whole line along a, every fixed point has a zero Jacobian eigenvalue.
+const SINGULAR: &str = r#"
+kind = "rnn"
+seed = 1
+[network]
+n = 40
+g = 0.0
+dt = 0.5
+phi = "identity"
+readout = "state"
+m0 = [[1.0, 0.0], [0.0, 0.0]]
+[task]
+family = "working_memory"
+u_p = 1.0
+t_in = 2.0
+u_s = 0.0
+t_d = 10.0
+t_loss = 2.0
+zhat = 0.5
+[training]
+protocol = "single"
+lr = 0.01
+tol = 10.0
+progress = false
+"#;
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+#[test]
+fn diverging_run_exits_1_naming_the_step_and_a_smaller_rate() {
+    for json in [false, true] {
+        let out = train("diverging.toml", DIVERGING, json);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "stderr: {err}");
+        assert!(err.contains("diverged at step"), "{err}");
+        assert!(
+            err.contains("smaller learning rate (e.g. lr = 2.500e2)"),
+            "{err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "not one line: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(
+            out.stdout.is_empty(),
+            "partial output: {}",
+            text(&out.stdout)
+        );
+    }
+    assert!(stray_files("diverging.toml").is_empty());
+}
+
+#[test]
+fn network_without_fixed_point_exits_1_with_a_complete_report() {
+    for json in [false, true] {
+        let out = train("nofp.toml", NO_FIXED_POINT, json);
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+        assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+        assert!(stdout.contains("no fixed point found"), "{stdout}");
+        // the smallest |F| reached is |u a| = sqrt(N) = 6.325
+        assert!(stdout.contains("residual 6.325e0"), "{stdout}");
+        if json {
+            let v: serde_json::Value = serde_json::from_str(&stdout).expect("complete JSON");
+            let e = v
+                .pointer("/result/runs/0/fixed_point_error")
+                .or_else(|| v.pointer("/runs/0/fixed_point_error"));
+            assert!(
+                e.and_then(|e| e.as_str())
+                    .is_some_and(|e| e.contains("no fixed point")),
+                "{stdout}"
+            );
+        } else {
+            assert!(
+                stdout.contains("fail      seed 1: fixed points"),
+                "{stdout}"
+            );
+        }
+    }
+    assert!(stray_files("nofp.toml").is_empty());
+}
+
+#[test]
+fn singular_jacobian_exits_1_with_a_clear_message() {
+    let out = train("singular.toml", SINGULAR, false);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("singular matrix in the Jacobian"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("not isolated"), "{stdout}");
+    assert!(!text(&out.stderr).contains("panicked"));
+}
+
+#[test]
+fn bad_rnn_input_exits_2() {
+    let out = train(
+        "bad.toml",
+        &DIVERGING.replace("lr = 1000.0", "lr = -1.0"),
+        false,
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("training.lr"), "{err}");
+    assert!(out.stdout.is_empty());
+}
