@@ -671,7 +671,6 @@ pub fn reference_run_on(
     })
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
