@@ -159,13 +159,10 @@ impl Workspace {
         self.wp.pack(&net.w);
         for k in 0..self.steps {
             // H_k = phi(X_k)
-            {
-                let x = &self.xs[k * nb..(k + 1) * nb];
-                let h = &mut self.hs[k * nb..(k + 1) * nb];
-                for (hv, &xv) in h.iter_mut().zip(x) {
-                    *hv = phi.f(xv);
-                }
-            }
+            phi.apply(
+                &self.xs[k * nb..(k + 1) * nb],
+                &mut self.hs[k * nb..(k + 1) * nb],
+            );
             let (left, right) = self.xs.split_at_mut((k + 1) * nb);
             let xk = &left[k * nb..];
             let xn = &mut right[..nb];
@@ -181,11 +178,10 @@ impl Workspace {
         }
         {
             let t = self.steps;
-            let x = &self.xs[t * nb..(t + 1) * nb];
-            let h = &mut self.hs[t * nb..(t + 1) * nb];
-            for (hv, &xv) in h.iter_mut().zip(x) {
-                *hv = phi.f(xv);
-            }
+            phi.apply(
+                &self.xs[t * nb..(t + 1) * nb],
+                &mut self.hs[t * nb..(t + 1) * nb],
+            );
         }
         // readouts y = w_out^T v / N at the loss steps
         net.w_out.transpose_to(&mut self.wout_t);

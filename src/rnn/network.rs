@@ -32,6 +32,72 @@ pub fn fast_tanh(x: f64) -> f64 {
     (1.0 - 2.0 / (e + 1.0)).copysign(x)
 }
 
+/// tanh over a slice, `out[i] = tanh(x[i])`, to the accuracy of [`fast_tanh`] (max |error|
+/// 2.2e-16 against `f64::tanh`, tested) but branch-free and call-free so that it vectorises:
+/// e^y for y = 2|x| by Cody–Waite reduction y = n ln 2 + r, |r| <= ln2/2, a degree-13 Taylor
+/// polynomial for e^r (truncation r^14/14! < 4e-18) and 2^n assembled from its bits. On x86-64
+/// with AVX2 + FMA (detected at run time) the loop is compiled for 4-wide vectors; the forward
+/// pass spends most of its non-gemm time here (`cargo bench --bench rnn_step`).
+pub fn tanh_slice(x: &[f64], out: &mut [f64]) {
+    assert_eq!(x.len(), out.len(), "tanh_slice: lengths differ");
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    {
+        // SAFETY: the features the function is compiled for were detected at run time.
+        unsafe { tanh_slice_avx2(x, out) };
+        return;
+    }
+    tanh_loop(x, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tanh_slice_avx2(x: &[f64], out: &mut [f64]) {
+    tanh_loop(x, out);
+}
+
+#[inline(always)]
+fn tanh_loop(x: &[f64], out: &mut [f64]) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = tanh_arith(v);
+    }
+}
+
+/// The arithmetic of [`tanh_slice`] for one value (no calls, no branches).
+#[inline(always)]
+fn tanh_arith(x: f64) -> f64 {
+    const LOG2_E: f64 = std::f64::consts::LOG2_E;
+    // ln 2 split so that n * LN2_HI is exact for n < 2^11
+    const LN2_HI: f64 = 6.931_471_803_691_238_2e-1;
+    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+    // adding 1.5 * 2^52 rounds to an integer held in the low mantissa bits
+    const MAGIC: f64 = 6_755_399_441_055_744.0;
+    let y = (2.0 * x.abs()).min(40.0);
+    let t = y * LOG2_E + MAGIC;
+    let n = t - MAGIC;
+    let r = (y - n * LN2_HI) - n * LN2_LO;
+    // e^r, Horner form of sum_{j <= 13} r^j / j!
+    let mut p = 1.0 / 6_227_020_800.0;
+    p = p * r + 1.0 / 479_001_600.0;
+    p = p * r + 1.0 / 39_916_800.0;
+    p = p * r + 1.0 / 3_628_800.0;
+    p = p * r + 1.0 / 362_880.0;
+    p = p * r + 1.0 / 40_320.0;
+    p = p * r + 1.0 / 5_040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    // 2^n, 0 <= n <= 58: exponent bits n + 1023
+    let k = t.to_bits().wrapping_sub(MAGIC.to_bits());
+    let scale = f64::from_bits((k.wrapping_add(1023)) << 52);
+    let e = p * scale;
+    (1.0 - 2.0 / (e + 1.0)).copysign(x)
+}
+
 /// sqrt(pi)/2, the argument scale of the erf nonlinearity.
 const ERF_SCALE: f64 = 0.886_226_925_452_758;
 
@@ -53,6 +119,18 @@ impl Phi {
             Phi::Tanh => fast_tanh(x),
             Phi::Erf => libm::erf(ERF_SCALE * x),
             Phi::Identity => x,
+        }
+    }
+
+    /// out = phi(x) elementwise (the vectorised [`tanh_slice`] for tanh).
+    pub fn apply(self, x: &[f64], out: &mut [f64]) {
+        match self {
+            Phi::Tanh => tanh_slice(x, out),
+            _ => {
+                for (o, &v) in out.iter_mut().zip(x) {
+                    *o = self.f(v);
+                }
+            }
         }
     }
 
@@ -333,6 +411,27 @@ mod tests {
         let zero = DMatrix::zeros(40, 40);
         let m = net.m_eff(&zero);
         assert!((m - net.m).norm() < 1e-12, "{m}");
+    }
+
+    #[test]
+    fn tanh_slice_is_tanh_to_rounding() {
+        let x: Vec<f64> = (-50_000..=50_000)
+            .map(|i| i as f64 * 5e-4)
+            .chain([1e3, -1e3, 20.0, 19.999, 1e-300, -0.0, f64::MIN_POSITIVE])
+            .collect();
+        let mut out = vec![0.0; x.len()];
+        tanh_slice(&x, &mut out);
+        let mut scalar = vec![0.0; x.len()];
+        tanh_loop(&x, &mut scalar);
+        let mut worst: f64 = 0.0;
+        for ((&v, &o), &s) in x.iter().zip(&out).zip(&scalar) {
+            worst = worst.max((o - v.tanh()).abs());
+            assert!((o - s).abs() <= f64::EPSILON, "vector vs scalar path at {v}");
+            assert_eq!(o.is_sign_negative(), v.is_sign_negative(), "sign at {v}");
+        }
+        assert!(worst <= 4.0 * f64::EPSILON, "{worst:e}");
+        assert_eq!(out[x.len() - 7], 1.0);
+        assert_eq!(out[x.len() - 6], -1.0);
     }
 
     #[test]
