@@ -10,7 +10,8 @@
 //! Layout: rows in panels of [`MR`] = 8 (the last one zero-padded); panel p holds
 //! A[8p .. 8p + 8, kk] for kk = 0..k contiguously (8 values per kk). The product walks
 //! blocks of [`KC`] values of kk so that one panel block (8 x 256 f64 = 16 KiB) stays in L1
-//! while it is reused for all column groups of the right operand.
+//! while it is reused for the column groups of an NC-column block of the right operand (which
+//! stays in L2).
 //!
 //! Kernel: 8 x 4 register tile (eight 256-bit accumulators) with AVX2 + FMA, selected at run
 //! time; a portable scalar kernel over the same layout otherwise. Results equal a naive triple
@@ -25,6 +26,9 @@ pub const MR: usize = 8;
 pub const NR: usize = 4;
 /// Block length in the inner dimension (one panel block = MR x KC f64 = 16 KiB).
 pub const KC: usize = 256;
+/// Columns of the right operand per outer block (a KC x NC block of B = 128 KiB stays in L2
+/// while every panel of A passes over it).
+pub const NC: usize = 64;
 
 /// A matrix A (m x k) stored in the panel layout described in the module docs.
 #[derive(Debug, Clone, Default)]
@@ -68,8 +72,16 @@ impl PackedMatrix {
     /// Pack A (reuses the buffer when the shape is unchanged).
     pub fn pack(&mut self, a: &DMatrix<f64>) {
         let (m, k) = a.shape();
+        self.pack_slice(a.as_slice(), m, k);
+    }
+
+    /// Pack the column-major m x k matrix stored contiguously in `src`.
+    ///
+    /// # Panics
+    /// If `src.len() != m * k` (a programming error).
+    pub fn pack_slice(&mut self, src: &[f64], m: usize, k: usize) {
+        assert_eq!(src.len(), m * k, "PackedMatrix::pack_slice: shape");
         self.resize(m, k);
-        let src = a.as_slice();
         for p in 0..m.div_ceil(MR) {
             let r0 = p * MR;
             let rows = MR.min(m - r0);
@@ -127,33 +139,38 @@ impl PackedMatrix {
         let mut k0 = 0;
         while k0 < k {
             let kc = KC.min(k - k0);
-            for p in 0..m.div_ceil(MR) {
-                let panel = &self.panels[p * MR * k + k0 * MR..p * MR * k + (k0 + kc) * MR];
-                let r0 = p * MR;
-                let rows = MR.min(m - r0);
-                let mut j = 0;
-                while j + NR <= n {
-                    let mut acc = [[0.0f64; MR]; NR];
-                    self.tile(panel, b, k, k0, kc, j, &mut acc);
-                    for (jj, col) in acc.iter().enumerate() {
-                        let cc = &mut c[(j + jj) * m + r0..(j + jj) * m + r0 + rows];
-                        for (cv, &av) in cc.iter_mut().zip(col) {
+            let mut j0 = 0;
+            while j0 < n {
+                let j1 = (j0 + NC).min(n);
+                for p in 0..m.div_ceil(MR) {
+                    let panel = &self.panels[p * MR * k + k0 * MR..p * MR * k + (k0 + kc) * MR];
+                    let r0 = p * MR;
+                    let rows = MR.min(m - r0);
+                    let mut j = j0;
+                    while j + NR <= j1 {
+                        let mut acc = [[0.0f64; MR]; NR];
+                        self.tile(panel, b, k, k0, kc, j, &mut acc);
+                        for (jj, col) in acc.iter().enumerate() {
+                            let cc = &mut c[(j + jj) * m + r0..(j + jj) * m + r0 + rows];
+                            for (cv, &av) in cc.iter_mut().zip(col) {
+                                *cv += alpha * av;
+                            }
+                        }
+                        j += NR;
+                    }
+                    // remaining columns one at a time
+                    while j < j1 {
+                        let bcol = &b[j * k + k0..j * k + k0 + kc];
+                        let mut acc = [0.0f64; MR];
+                        self.column(panel, bcol, &mut acc);
+                        let cc = &mut c[j * m + r0..j * m + r0 + rows];
+                        for (cv, &av) in cc.iter_mut().zip(&acc) {
                             *cv += alpha * av;
                         }
+                        j += 1;
                     }
-                    j += NR;
                 }
-                // remaining columns one at a time
-                while j < n {
-                    let bcol = &b[j * k + k0..j * k + k0 + kc];
-                    let mut acc = [0.0f64; MR];
-                    self.column(panel, bcol, &mut acc);
-                    let cc = &mut c[j * m + r0..j * m + r0 + rows];
-                    for (cv, &av) in cc.iter_mut().zip(&acc) {
-                        *cv += alpha * av;
-                    }
-                    j += 1;
-                }
+                j0 = j1;
             }
             k0 += kc;
         }
@@ -201,6 +218,30 @@ impl PackedMatrix {
             let a = &panel[kk * MR..(kk + 1) * MR];
             for r in 0..MR {
                 acc[r] += a[r] * bv;
+            }
+        }
+    }
+}
+
+/// `dst` = the transpose of the column-major `rows x cols` matrix in `src` (so `dst` is
+/// `cols x rows`, column-major), in 8 x 8 blocks to keep both sides in cache.
+///
+/// # Panics
+/// If the lengths do not match (a programming error).
+pub fn transpose_into(src: &[f64], rows: usize, cols: usize, dst: &mut [f64]) {
+    assert!(
+        src.len() == rows * cols && dst.len() == rows * cols,
+        "transpose_into: shape"
+    );
+    const BS: usize = 8;
+    for c0 in (0..cols).step_by(BS) {
+        let c1 = (c0 + BS).min(cols);
+        for r0 in (0..rows).step_by(BS) {
+            let r1 = (r0 + BS).min(rows);
+            for c in c0..c1 {
+                for r in r0..r1 {
+                    dst[r * cols + c] = src[c * rows + r];
+                }
             }
         }
     }
@@ -375,6 +416,15 @@ mod tests {
             check(19, 300, 5, -1.3, 0.5, true, simd);
             check(1024, 1030, 1, 1.0, 0.0, false, simd);
         }
+    }
+
+    #[test]
+    fn transpose_into_is_the_transpose() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let a = random(13, 21, &mut rng);
+        let mut t = vec![0.0; 13 * 21];
+        transpose_into(a.as_slice(), 13, 21, &mut t);
+        assert_eq!(DMatrix::from_vec(21, 13, t), a.transpose());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, Dyn, MatrixView};
 
 use super::network::{Network, Readout, Recurrent, Trainable};
 use super::task::Trials;
-use crate::num::packed::PackedMatrix;
+use crate::num::packed::{transpose_into, PackedMatrix};
 use crate::{Error, Result};
 
 /// Transposed view of a column-major `rows x cols` block stored in `s`: a `cols x rows` view.
@@ -53,6 +53,10 @@ pub struct Workspace {
     /// every Euler step (the per-step products are N x N times N x B with B small).
     wp: PackedMatrix,
     wtp: PackedMatrix,
+    /// Lambda_1..Lambda_T packed, and phi(X_0)..phi(X_{T-1}) transposed (T B x N), for the
+    /// single product dL/dW = dt Lambda phi(X)^T (allocated on first use by a full-W gradient).
+    lamp: PackedMatrix,
+    hst: Vec<f64>,
     /// Contiguous transposes w_out^T (R x N), U^T (2 x N) (see [`tview`]).
     wout_t: DMatrix<f64>,
     u_t: DMatrix<f64>,
@@ -78,6 +82,8 @@ impl Workspace {
             q: DMatrix::zeros(2, steps * batch),
             wp: PackedMatrix::new(),
             wtp: PackedMatrix::new(),
+            lamp: PackedMatrix::new(),
+            hst: Vec::new(),
             wout_t: DMatrix::zeros(r, n),
             u_t: DMatrix::zeros(2, n),
         }
@@ -280,9 +286,13 @@ impl Workspace {
         let mut off = 0;
         match t.recurrent {
             Recurrent::Full => {
-                let ht = tview(&self.hs[..steps * nb], n, steps * b);
-                let mut gw = DMatrixViewMut::from_slice(&mut grad[..n * n], n, n);
-                gw.gemm(dt, &lam_all, &ht, 0.0);
+                // dL/dW = dt Lambda_all phi(X)_all^T with the packed kernel: Lambda_all
+                // (N x T B) packed, phi(X)^T as contiguous columns
+                self.hst.resize(steps * nb, 0.0);
+                transpose_into(&self.hs[..steps * nb], n, steps * b, &mut self.hst);
+                self.lamp
+                    .pack_slice(&self.lam[nb..(steps + 1) * nb], n, steps * b);
+                self.lamp.gemm(dt, &self.hst, n, 0.0, &mut grad[..n * n]);
                 off += n * n;
             }
             Recurrent::Latent => {

@@ -41,8 +41,7 @@ pub fn fast_tanh(x: f64) -> f64 {
 pub fn tanh_slice(x: &[f64], out: &mut [f64]) {
     assert_eq!(x.len(), out.len(), "tanh_slice: lengths differ");
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    {
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the features the function is compiled for were detected at run time.
         unsafe { tanh_slice_avx2(x, out) };
         return;
@@ -426,7 +425,10 @@ mod tests {
         let mut worst: f64 = 0.0;
         for ((&v, &o), &s) in x.iter().zip(&out).zip(&scalar) {
             worst = worst.max((o - v.tanh()).abs());
-            assert!((o - s).abs() <= f64::EPSILON, "vector vs scalar path at {v}");
+            assert!(
+                (o - s).abs() <= f64::EPSILON,
+                "vector vs scalar path at {v}"
+            );
             assert_eq!(o.is_sign_negative(), v.is_sign_negative(), "sign at {v}");
         }
         assert!(worst <= 4.0 * f64::EPSILON, "{worst:e}");
