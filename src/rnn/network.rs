@@ -66,9 +66,9 @@ fn tanh_loop(x: &[f64], out: &mut [f64]) {
 #[inline(always)]
 fn tanh_arith(x: f64) -> f64 {
     const LOG2_E: f64 = std::f64::consts::LOG2_E;
-    // ln 2 split so that n * LN2_HI is exact for n < 2^11
-    const LN2_HI: f64 = 6.931_471_803_691_238_2e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+    // ln 2 split so that n * LN2_HI is exact for n < 2^11 (fdlibm's ln2_hi, ln2_lo)
+    const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+    const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
     // adding 1.5 * 2^52 rounds to an integer held in the low mantissa bits
     const MAGIC: f64 = 6_755_399_441_055_744.0;
     let y = (2.0 * x.abs()).min(40.0);
