@@ -63,6 +63,13 @@ pub const PREDICT_KINDS: &[&str] = &["linear2x2", "latent"];
 pub fn train(model: &ModelFile) -> Result<Output> {
     match model.common.kind.as_str() {
         "rnn" => {
+            let spec = crate::rnn::spec::check(model)?;
+            if let Some(ns) = &spec.xval {
+                // issue 3, 7(a): the M-only network at g = 0 beside the latent 2x2 flow
+                let x = crate::rnn::latent_xval::XvalSpec::from_rnn(&spec)?;
+                let r = crate::rnn::latent_xval::xval_report(&x, ns, spec.seeds as u64)?;
+                return Ok(Output::from_report(model, &r, false));
+            }
             let r = crate::rnn::train(model)?;
             Ok(Output::from_report(model, &r, r.failed()))
         }

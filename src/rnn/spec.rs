@@ -46,6 +46,15 @@ struct RawRnn {
     training: RawTraining,
     #[serde(default)]
     fixed_points: Option<bool>,
+    xval: Option<RawXval>,
+}
+
+/// `[xval] n = [...]`: run the latent cross-validation (issue 3, 7(a); claims) at these
+/// N instead of the plain training.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawXval {
+    n: Vec<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,6 +127,8 @@ pub struct RnnSpec {
     pub record_every: usize,
     /// Analyse fixed points of the trained networks.
     pub fixed_points: bool,
+    /// N values of the latent cross-validation (`[xval] n`), if requested.
+    pub xval: Option<Vec<usize>>,
 }
 
 impl RnnSpec {
@@ -316,6 +327,24 @@ pub fn check(model: &ModelFile) -> Result<RnnSpec> {
             1_000_000,
         )?,
         fixed_points: raw.fixed_points.unwrap_or(true),
+        xval: match &raw.xval {
+            None => None,
+            Some(x) => {
+                if x.n.is_empty() {
+                    return Err(c.error(
+                        "xval.n",
+                        "[]",
+                        "a non-empty list of N",
+                        "the cross-validation needs at least one network size",
+                    ));
+                }
+                Some(
+                    x.n.iter()
+                        .map(|&v| c.count("xval.n", v, 8, 4096))
+                        .collect::<Result<Vec<_>>>()?,
+                )
+            }
+        },
     })
 }
 
