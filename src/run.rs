@@ -68,7 +68,7 @@ pub fn train(model: &ModelFile) -> Result<Output> {
                 // issue 3, 7(a): the M-only network at g = 0 beside the latent 2x2 flow
                 let x = crate::rnn::latent_xval::XvalSpec::from_rnn(&spec)?;
                 let r = crate::rnn::latent_xval::xval_report(&x, ns, spec.seeds as u64)?;
-                return Ok(Output::from_report(model, &r, false));
+                return Ok(Output::from_report(model, &r, r.failed()));
             }
             let r = crate::rnn::train(model)?;
             Ok(Output::from_report(model, &r, r.failed()))

@@ -621,6 +621,17 @@ pub struct XvalResult {
     pub spec: XvalSpec,
     pub rows: Vec<XvalRow>,
     pub fits: Vec<ScalingFit>,
+    /// Prediction beside measurement ([`xval_report`] fills it; the checks build their own).
+    pub verdicts: Vec<Row>,
+}
+
+impl XvalResult {
+    /// Whether any verdict row failed.
+    pub fn failed(&self) -> bool {
+        self.verdicts
+            .iter()
+            .any(|r| r.verdict == crate::claims::Verdict::Fail)
+    }
 }
 
 /// Network and latent model for one (N, seed).
@@ -724,13 +735,36 @@ pub fn cross_validate(
         spec: *spec,
         rows,
         fits,
+        verdicts: Vec::new(),
     })
 }
 
 /// The report for `modeflow train` (JSON via serde, text via [`crate::report::Report`]):
 /// the cross-validation of `spec` at the given N values with seeds 1..=seeds each.
+/// Verdict rows: at each N, the RMS relative disagreement of each sampled quantity against
+/// X-6's tolerance 3 C_q / sqrt(N) (C_q measured in X-7, proofs-checks/X-06). Interference is
+/// reported without a verdict: the claim that it agrees is disputed (X-6, X-7).
 pub fn xval_report(spec: &XvalSpec, ns: &[usize], seeds: u64) -> Result<XvalResult> {
-    cross_validate(spec, ns, |_| seeds)
+    let mut res = cross_validate(spec, ns, |_| seeds)?;
+    for &n in ns {
+        for (k, &q) in SAMPLED.iter().enumerate() {
+            let rms = rms_by_n(&res.rows, q, &[n], None)[0];
+            let tol = 3.0 * AMPLITUDES[k] / (n as f64).sqrt();
+            res.verdicts.push(
+                Row::abs(
+                    format!(
+                        "{}: RMS rel. disagreement, N = {n}, {seeds} seeds",
+                        QUANTITIES[q]
+                    ),
+                    0.0,
+                    rms,
+                    tol,
+                )
+                .note(format!("tolerance 3 C N^(-1/2), C = {}", AMPLITUDES[k])),
+            );
+        }
+    }
+    Ok(res)
 }
 
 impl crate::report::Report for XvalResult {
@@ -781,6 +815,28 @@ impl crate::report::Report for XvalResult {
                 f.p_se,
                 fmt_num(f.c)
             ));
+        }
+        if !self.verdicts.is_empty() {
+            out.push_str(
+                "
+prediction beside measurement (latent model = prediction):
+",
+            );
+            for r in &self.verdicts {
+                out.push_str(&format!(
+                    "  {:<9} {:<52} measured {:>10}  tolerance {:>10}  {}
+",
+                    format!("{:?}", r.verdict).to_lowercase(),
+                    r.label,
+                    fmt_num(r.measured),
+                    fmt_num(r.tolerance),
+                    r.note
+                ));
+            }
+            out.push_str(
+                "  (interference I: no verdict here; the network forgets more than the latent model \
+                 given the same eps, disputed in X-6 / X-7)\n",
+            );
         }
         out
     }
@@ -1161,6 +1217,25 @@ mod tests {
         assert_eq!(x6.len(), 1, "{res:#?}");
         assert!(x6[0].problems.is_empty(), "{:?}", x6[0].problems);
         assert_eq!(x6[0].verdict, Verdict::Disputed);
+    }
+
+    #[test]
+    fn train_report_has_a_verdict_per_quantity_and_n() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/models/rnn-latent-xval.toml"
+        ))
+        .unwrap();
+        let model = crate::model::parse("rnn-latent-xval.toml", &text).unwrap();
+        let rnn = super::super::spec::check(&model).unwrap();
+        let ns = rnn.xval.clone().expect("the shipped model asks for [xval]");
+        let r = xval_report(&XvalSpec::from_rnn(&rnn).unwrap(), &ns, 3).unwrap();
+        assert_eq!(r.verdicts.len(), SAMPLED.len() * ns.len());
+        assert!(!r.failed(), "{:?}", r.verdicts);
+        // the rows compare the network with the latent model: a wrong tolerance scale shows
+        for v in &r.verdicts {
+            assert!(v.measured > 0.0 && v.measured < v.tolerance, "{v:?}");
+        }
     }
 
     #[test]
