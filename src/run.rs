@@ -77,22 +77,11 @@ pub fn train(model: &ModelFile) -> Result<Output> {
             let r = crate::bias::train(model)?;
             Ok(Output::from_report(model, &r, r.failed()))
         }
-        _ => Err(unsupported(model, "train", TRAIN_KINDS)),
+        _ => Err(unsupported(model, "train", &train_kinds())),
     }
 }
 
 /// Kinds `train` applies to.
-pub const TRAIN_KINDS: &[&str] = &[
-    "rnn",
-    "bias_balance",
-    "bias_margin",
-    "bias_diagonal",
-    "bias_agreement",
-    "bias_smoothed_margin",
-    "bias_clusters",
-    "bias_width",
-    "bias_modified_flow",
-    "bias_saxe",
-    "bias_approx_grad",
-    "bias_pattern",
-];
+pub fn train_kinds() -> Vec<&'static str> {
+    [crate::rnn::KINDS, crate::bias::spec::KINDS].concat()
+}

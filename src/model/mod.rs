@@ -24,7 +24,7 @@ pub const DEFAULT_MODEL: &str = include_str!("../../models/default.toml");
 /// Keys every model file may carry.
 #[derive(Debug, Clone, Serialize)]
 pub struct Common {
-    /// The family: `latent`, `linear2x2`, ... (see [`KINDS`]).
+    /// The family: `latent`, `linear2x2`, ... (see [`kinds`]).
     pub kind: String,
     pub name: String,
     pub description: String,
@@ -45,24 +45,14 @@ pub struct ModelFile {
     pub rest: toml::Table,
 }
 
-/// The families a model file may name with `kind`.
-pub const KINDS: &[&str] = &[
-    "latent",
-    "linear2x2",
-    "sweep",
-    "rnn",
-    "bias_balance",
-    "bias_margin",
-    "bias_diagonal",
-    "bias_agreement",
-    "bias_smoothed_margin",
-    "bias_clusters",
-    "bias_width",
-    "bias_modified_flow",
-    "bias_saxe",
-    "bias_approx_grad",
-    "bias_pattern",
-];
+/// The families a model file may name with `kind` besides those of the trained-network
+/// modules ([`crate::rnn::KINDS`], [`crate::bias::spec::KINDS`]); [`kinds`] lists them all.
+const CORE_KINDS: &[&str] = &["latent", "linear2x2", "sweep"];
+
+/// Every family a model file may name with `kind`.
+pub fn kinds() -> Vec<&'static str> {
+    [CORE_KINDS, crate::rnn::KINDS, crate::bias::spec::KINDS].concat()
+}
 
 impl ModelFile {
     /// Deserialise the family-specific keys into `T` (which should use `deny_unknown_fields`),
@@ -118,7 +108,7 @@ pub fn parse(file: &str, text: &str) -> Result<ModelFile> {
             }),
             None if required => Err(Error::ModelFile {
                 file: file.to_string(),
-                message: format!("missing field `{key}` (one of: {})", KINDS.join(", ")),
+                message: format!("missing field `{key}` (one of: {})", kinds().join(", ")),
             }),
             None => Ok(String::new()),
         }
@@ -126,10 +116,10 @@ pub fn parse(file: &str, text: &str) -> Result<ModelFile> {
     let kind = take_str("kind", true)?;
     let name = take_str("name", false)?;
     let description = take_str("description", false)?;
-    if !KINDS.contains(&kind.as_str()) {
+    if !kinds().contains(&kind.as_str()) {
         return Err(Error::ModelFile {
             file: file.to_string(),
-            message: format!("unknown kind `{kind}` (allowed: {})", KINDS.join(", ")),
+            message: format!("unknown kind `{kind}` (allowed: {})", kinds().join(", ")),
         });
     }
     let seed = match table.remove("seed") {

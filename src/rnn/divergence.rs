@@ -16,8 +16,8 @@ use rand::SeedableRng;
 use serde::Serialize;
 
 use super::hqr::hessenberg_eigenvalues;
-use super::network::{Network, NetworkSpec, Phi, Readout, Trainable};
-use super::task::{StaticTask, Task};
+use super::network::Trainable;
+use super::task::StaticTask;
 use super::train::{train_task, Optimizer, TrainOptions};
 use crate::claims::Row;
 use crate::{Error, Result};
@@ -199,21 +199,18 @@ const KEEP: usize = 64;
 /// Train one network (seed `seed`) with the library trainer and record the spectra.
 pub fn run_divergence(s: &DivSetting, seed: u64) -> Result<DivRun> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let spec = NetworkSpec {
-        n: s.n,
-        g: s.g,
-        dt: s.dt,
-        phi: Phi::Identity,
-        readout: Readout::State,
-        m0: [[0.0; 2]; 2],
-    };
-    let mut net = Network::new(&spec, &mut rng);
+    let (mut net, task) = super::static_curves::static_network(
+        s.n,
+        s.g,
+        s.dt,
+        StaticTask {
+            u: s.u,
+            t_max: s.t_max,
+            zhat: s.zhat,
+        },
+        &mut rng,
+    );
     let w0 = net.w0.clone();
-    let task = Task::Static(StaticTask {
-        u: s.u,
-        t_max: s.t_max,
-        zhat: s.zhat,
-    });
     let lr = s.lr();
     let b2 = (1.0 - s.g * s.g).powi(-2);
     let opts = TrainOptions {

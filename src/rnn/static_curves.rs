@@ -95,23 +95,40 @@ pub fn mean_sem(x: &[f64]) -> (f64, f64) {
     (m, (var / n).sqrt())
 }
 
-/// Train one network (seed `seed`) on the static task with plain GD and measure.
-pub fn run_static(s: &StaticSetting, seed: u64) -> Result<StaticRun> {
-    let mut rng = StdRng::seed_from_u64(seed);
+/// The linear network of I-10 (phi = identity, state readout, M0 = 0; W0 drawn from `rng`)
+/// and its static task.
+pub fn static_network(
+    n: usize,
+    g: f64,
+    dt: f64,
+    task: StaticTask,
+    rng: &mut StdRng,
+) -> (Network, Task) {
     let spec = NetworkSpec {
-        n: s.n,
-        g: s.g,
-        dt: s.dt,
+        n,
+        g,
+        dt,
         phi: Phi::Identity,
         readout: Readout::State,
         m0: [[0.0; 2]; 2],
     };
-    let mut net = Network::new(&spec, &mut rng);
-    let task = Task::Static(StaticTask {
-        u: s.u,
-        t_max: s.t_max,
-        zhat: s.zhat,
-    });
+    (Network::new(&spec, rng), Task::Static(task))
+}
+
+/// Train one network (seed `seed`) on the static task with plain GD and measure.
+pub fn run_static(s: &StaticSetting, seed: u64) -> Result<StaticRun> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (mut net, task) = static_network(
+        s.n,
+        s.g,
+        s.dt,
+        StaticTask {
+            u: s.u,
+            t_max: s.t_max,
+            zhat: s.zhat,
+        },
+        &mut rng,
+    );
     let trials: Trials = task.trials(s.n, net.inputs(), net.outputs(), s.dt, 1, &mut rng);
     let last = trials.steps - 1;
     let mut ws = Workspace::new(&net, trials.steps, 1);
