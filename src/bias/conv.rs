@@ -43,7 +43,7 @@ impl ConvWork {
 impl ConvDetector {
     /// k filters (k even, first half positive) with i.i.d. N(0, init^2) entries.
     pub fn new(k: usize, d: usize, init: f64, seed: u64) -> Result<Self> {
-        if k < 2 || k % 2 != 0 {
+        if k < 2 || !k.is_multiple_of(2) {
             return Err(Error::Requirement(format!(
                 "conv detector needs an even number k >= 2 of filters, got {k}"
             )));

@@ -594,7 +594,7 @@ mod tests {
             let loss = [Loss::Square, Loss::Logistic, Loss::Exponential, Loss::Hinge][loss_i];
             let net = TwoLayer { w: randm(&mut rng, d, k, 1.0), a: randv(&mut rng, k, 1.0), act };
             let x = randm(&mut rng, n, d, 1.0);
-            let y = DVector::from_fn(n, |i, _| if (i + seed as usize) % 2 == 0 { 1.0 } else { -1.0 });
+            let y = DVector::from_fn(n, |i, _| if (i + seed as usize).is_multiple_of(2) { 1.0 } else { -1.0 });
             // kinks (ReLU at 0, hinge at y f = 1) within reach of the FD step: skip the case
             let z = &x * &net.w;
             let f = net.predict(&x);

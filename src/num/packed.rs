@@ -13,8 +13,11 @@
 //! while it is reused for the column groups of an NC-column block of the right operand (which
 //! stays in L2).
 //!
-//! Kernel: 8 x 4 register tile (eight 256-bit accumulators) with AVX2 + FMA, selected at run
-//! time; a portable scalar kernel over the same layout otherwise. Results equal a naive triple
+//! Kernels, selected at run time ([`Kernel::detect`]): a 24 x 8 register tile over three panels
+//! (24 512-bit accumulators) with AVX-512F; an 8 x 4 tile (eight 256-bit accumulators) with
+//! AVX2 + FMA; a portable scalar kernel over the same layout otherwise. The right operand is
+//! either column-major ([`PackedMatrix::gemm`]) or itself packed, as B^T
+//! ([`PackedMatrix::gemm_nt`]). Results equal a naive triple
 //! loop up to the summation order (relative differences at rounding level; see the tests).
 //! Nothing is allocated in [`PackedMatrix::gemm`].
 
@@ -26,6 +29,12 @@ pub const MR: usize = 8;
 pub const NR: usize = 4;
 /// Block length in the inner dimension (one panel block = MR x KC f64 = 16 KiB).
 pub const KC: usize = 256;
+/// Panels per AVX-512 tile (24 rows) and right-operand columns per AVX-512 tile.
+pub const P512: usize = 3;
+pub const NR512: usize = 8;
+/// Inner block of the AVX-512 path: 3 panels x 128 x 8 f64 = 24 KiB of A plus 8 columns of
+/// 128 f64 of B (8 KiB) fit the 32 KiB L1 together.
+pub const KC512: usize = 128;
 /// Columns of the right operand per outer block (a KC x NC block of B = 128 KiB stays in L2
 /// while every panel of A passes over it).
 pub const NC: usize = 64;
@@ -36,7 +45,38 @@ pub struct PackedMatrix {
     m: usize,
     k: usize,
     panels: Vec<f64>,
-    simd: bool,
+    kernel: Kernel,
+}
+
+/// The register kernel used by [`PackedMatrix::gemm`], chosen once at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kernel {
+    /// Portable loops over the same layout.
+    #[default]
+    Scalar,
+    /// 8 x 4 tiles of 256-bit FMAs (AVX2 + FMA).
+    Avx2,
+    /// (8 P) x 8 tiles of 512-bit FMAs over P = 3 panels at once (AVX-512F): 24 accumulators,
+    /// 3 + 8 loads per 24 FMAs; leftover columns go to the AVX2 tiles.
+    Avx512,
+}
+
+impl Kernel {
+    /// The fastest kernel this CPU supports.
+    pub fn detect() -> Kernel {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let avx2 = std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma");
+            if avx2 && std::arch::is_x86_feature_detected!("avx512f") {
+                return Kernel::Avx512;
+            }
+            if avx2 {
+                return Kernel::Avx2;
+            }
+        }
+        Kernel::Scalar
+    }
 }
 
 impl PackedMatrix {
@@ -46,8 +86,28 @@ impl PackedMatrix {
             m: 0,
             k: 0,
             panels: Vec::new(),
-            simd: simd_available(),
+            kernel: Kernel::detect(),
         }
+    }
+
+    /// The kernel in use.
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
+    /// Use `kernel` instead of the detected one if the CPU supports it (for tests and
+    /// benchmarks); returns the kernel now in use.
+    pub fn set_kernel(&mut self, kernel: Kernel) -> Kernel {
+        let best = Kernel::detect();
+        let ok = match kernel {
+            Kernel::Scalar => true,
+            Kernel::Avx2 => best != Kernel::Scalar,
+            Kernel::Avx512 => best == Kernel::Avx512,
+        };
+        if ok {
+            self.kernel = kernel;
+        }
+        self.kernel
     }
 
     /// Rows m of the packed matrix.
@@ -81,14 +141,41 @@ impl PackedMatrix {
     /// If `src.len() != m * k` (a programming error).
     pub fn pack_slice(&mut self, src: &[f64], m: usize, k: usize) {
         assert_eq!(src.len(), m * k, "PackedMatrix::pack_slice: shape");
+        self.reshape(m, k);
+        // blocks of BK columns: the block is read column by column (sequential streams) and
+        // each panel receives one contiguous run of BK * MR values, instead of every panel
+        // striding through the whole of A
+        const BK: usize = 32;
+        for k0 in (0..k).step_by(BK) {
+            let k1 = (k0 + BK).min(k);
+            self.pack_columns(&src[k0 * m..k1 * m], k0);
+        }
+    }
+
+    /// Give the packed matrix the shape m x k (contents unspecified until packed; the buffer
+    /// is reused when the size is unchanged). With [`PackedMatrix::pack_columns`] a matrix can
+    /// be packed block by block while each block is still in cache.
+    pub fn reshape(&mut self, m: usize, k: usize) {
         self.resize(m, k);
+    }
+
+    /// Pack columns k0 .. k0 + c of A from `src`, the column-major m x c block holding them.
+    ///
+    /// # Panics
+    /// If `src.len()` is not a multiple of m or the columns exceed k (a programming error).
+    pub fn pack_columns(&mut self, src: &[f64], k0: usize) {
+        let (m, k) = (self.m, self.k);
+        assert!(
+            m > 0 && src.len().is_multiple_of(m) && k0 + src.len() / m <= k,
+            "PackedMatrix::pack_columns: shape"
+        );
+        let k1 = k0 + src.len() / m;
         for p in 0..m.div_ceil(MR) {
             let r0 = p * MR;
             let rows = MR.min(m - r0);
-            let panel = &mut self.panels[p * MR * k..(p + 1) * MR * k];
-            for kk in 0..k {
-                let dst = &mut panel[kk * MR..(kk + 1) * MR];
-                dst[..rows].copy_from_slice(&src[kk * m + r0..kk * m + r0 + rows]);
+            let panel = &mut self.panels[p * MR * k + k0 * MR..p * MR * k + k1 * MR];
+            for (c, dst) in panel.chunks_exact_mut(MR).enumerate() {
+                dst[..rows].copy_from_slice(&src[c * m + r0..c * m + r0 + rows]);
                 dst[rows..].fill(0.0);
             }
         }
@@ -125,9 +212,40 @@ impl PackedMatrix {
     /// # Panics
     /// If the slice lengths do not match the shapes (a programming error, not user input).
     pub fn gemm(&self, alpha: f64, b: &[f64], n: usize, beta: f64, c: &mut [f64]) {
-        let (m, k) = (self.m, self.k);
-        assert_eq!(b.len(), k * n, "PackedMatrix::gemm: B must be k x n");
-        assert_eq!(c.len(), m * n, "PackedMatrix::gemm: C must be m x n");
+        assert_eq!(b.len(), self.k * n, "PackedMatrix::gemm: B must be k x n");
+        let rhs = Rhs {
+            data: b,
+            n,
+            packed: false,
+            k: self.k,
+        };
+        self.product(alpha, rhs, beta, c);
+    }
+
+    /// C = beta C + alpha A B^T for another packed matrix B (n x k, the same k) and C (m x n)
+    /// column-major. Both operands are already in panel layout, so a product over a long inner
+    /// dimension (dL/dW = Lambda phi(X)^T over all T B columns) needs no transpose: the panels of
+    /// B are exactly the layout the register tile reads its broadcasts from.
+    ///
+    /// # Panics
+    /// If the inner dimensions or the length of C do not match (a programming error).
+    pub fn gemm_nt(&self, alpha: f64, b: &PackedMatrix, beta: f64, c: &mut [f64]) {
+        assert_eq!(
+            b.k, self.k,
+            "PackedMatrix::gemm_nt: inner dimensions differ"
+        );
+        let rhs = Rhs {
+            data: &b.panels,
+            n: b.m,
+            packed: true,
+            k: self.k,
+        };
+        self.product(alpha, rhs, beta, c);
+    }
+
+    fn product(&self, alpha: f64, rhs: Rhs<'_>, beta: f64, c: &mut [f64]) {
+        let (m, k, n) = (self.m, self.k, rhs.n);
+        assert_eq!(c.len(), m * n, "PackedMatrix: C must be m x n");
         if beta == 0.0 {
             c.fill(0.0);
         } else if beta != 1.0 {
@@ -136,39 +254,39 @@ impl PackedMatrix {
         if k == 0 || m == 0 || n == 0 || alpha == 0.0 {
             return;
         }
+        let kc_max = if self.kernel == Kernel::Avx512 {
+            KC512
+        } else {
+            KC
+        };
+        // a packed right operand is zero-padded to whole panels: tiles may cover the padding
+        // (the epilogue drops those columns), so no single-column leftovers arise
+        let n_tiles = if rhs.packed { n.div_ceil(MR) * MR } else { n };
+        let np = m.div_ceil(MR);
         let mut k0 = 0;
         while k0 < k {
-            let kc = KC.min(k - k0);
+            let kc = kc_max.min(k - k0);
             let mut j0 = 0;
-            while j0 < n {
-                let j1 = (j0 + NC).min(n);
-                for p in 0..m.div_ceil(MR) {
-                    let panel = &self.panels[p * MR * k + k0 * MR..p * MR * k + (k0 + kc) * MR];
-                    let r0 = p * MR;
-                    let rows = MR.min(m - r0);
-                    let mut j = j0;
-                    while j + NR <= j1 {
-                        let mut acc = [[0.0f64; MR]; NR];
-                        self.tile(panel, b, k, k0, kc, j, &mut acc);
-                        for (jj, col) in acc.iter().enumerate() {
-                            let cc = &mut c[(j + jj) * m + r0..(j + jj) * m + r0 + rows];
-                            for (cv, &av) in cc.iter_mut().zip(col) {
-                                *cv += alpha * av;
-                            }
+            while j0 < n_tiles {
+                let j1 = (j0 + NC).min(n_tiles);
+                let mut p = 0;
+                while p < np {
+                    #[cfg(target_arch = "x86_64")]
+                    if self.kernel == Kernel::Avx512 {
+                        let g = (np - p).min(P512);
+                        let mut j = j0;
+                        while j + NR512 <= j1 {
+                            self.tile512(g, p, rhs, k0, kc, j, alpha, c);
+                            j += NR512;
                         }
-                        j += NR;
-                    }
-                    // remaining columns one at a time
-                    while j < j1 {
-                        let bcol = &b[j * k + k0..j * k + k0 + kc];
-                        let mut acc = [0.0f64; MR];
-                        self.column(panel, bcol, &mut acc);
-                        let cc = &mut c[j * m + r0..j * m + r0 + rows];
-                        for (cv, &av) in cc.iter_mut().zip(&acc) {
-                            *cv += alpha * av;
+                        for q in p..p + g {
+                            self.panel_columns(q, rhs, k0, kc, j, j1, alpha, c);
                         }
-                        j += 1;
+                        p += g;
+                        continue;
                     }
+                    self.panel_columns(p, rhs, k0, kc, j0, j1, alpha, c);
+                    p += 1;
                 }
                 j0 = j1;
             }
@@ -176,40 +294,112 @@ impl PackedMatrix {
         }
     }
 
-    /// One MR x NR tile: acc[jj][r] = sum_kk panel[kk][r] * B[k0 + kk, j + jj].
-    #[inline]
+    /// Columns j..j1 of C for panel `p` over the inner block k0..k0+kc: NR-column tiles, then
+    /// single columns (column-major right operand only).
     #[allow(clippy::too_many_arguments)]
-    fn tile(
+    fn panel_columns(
         &self,
-        panel: &[f64],
-        b: &[f64],
-        k: usize,
+        p: usize,
+        rhs: Rhs<'_>,
+        k0: usize,
+        kc: usize,
+        mut j: usize,
+        j1: usize,
+        alpha: f64,
+        c: &mut [f64],
+    ) {
+        let (m, k) = (self.m, self.k);
+        let panel = &self.panels[p * MR * k + k0 * MR..p * MR * k + (k0 + kc) * MR];
+        let r0 = p * MR;
+        let rows = MR.min(m - r0);
+        while j + NR <= j1 {
+            let mut acc = [[0.0f64; MR]; NR];
+            let (off, cs, ks) = rhs.block(k0, kc, j, NR);
+            let bt = &rhs.data[off..];
+            #[cfg(target_arch = "x86_64")]
+            if self.kernel != Kernel::Scalar {
+                // SAFETY: the AVX2 and AVX-512 kernels are only selected if AVX2 and FMA were
+                // detected at run time; `panel` holds kc * MR values and `Rhs::block` checked
+                // that every B[k0 + kk, j + jj] (kk < kc, jj < NR) lies inside `bt`.
+                unsafe { tile_avx2(panel, bt.as_ptr(), cs, ks, kc, &mut acc) };
+            } else {
+                tile_scalar(panel, bt, cs, ks, kc, &mut acc);
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            tile_scalar(panel, bt, cs, ks, kc, &mut acc);
+            for (jj, col) in acc.iter().enumerate().take(rhs.n.saturating_sub(j)) {
+                let cc = &mut c[(j + jj) * m + r0..(j + jj) * m + r0 + rows];
+                for (cv, &av) in cc.iter_mut().zip(col) {
+                    *cv += alpha * av;
+                }
+            }
+            j += NR;
+        }
+        while j < j1 {
+            // only reached with a column-major right operand (packed ones are padded)
+            let bcol = &rhs.data[j * k + k0..j * k + k0 + kc];
+            let mut acc = [0.0f64; MR];
+            self.column(panel, bcol, &mut acc);
+            let cc = &mut c[j * m + r0..j * m + r0 + rows];
+            for (cv, &av) in cc.iter_mut().zip(&acc) {
+                *cv += alpha * av;
+            }
+            j += 1;
+        }
+    }
+
+    /// C[rows of panels p..p+g, j..j+NR512] += alpha A B over the inner block k0..k0+kc with
+    /// the AVX-512 tile (g = 1, 2 or 3 panels).
+    #[cfg(target_arch = "x86_64")]
+    #[allow(clippy::too_many_arguments)]
+    fn tile512(
+        &self,
+        g: usize,
+        p: usize,
+        rhs: Rhs<'_>,
         k0: usize,
         kc: usize,
         j: usize,
-        acc: &mut [[f64; MR]; NR],
+        alpha: f64,
+        c: &mut [f64],
     ) {
-        debug_assert!(panel.len() == kc * MR && b.len() >= (j + NR) * k);
-        #[cfg(target_arch = "x86_64")]
-        if self.simd {
-            // SAFETY: `simd` is true only if AVX2 and FMA were detected at run time; the
-            // slice bounds are checked by the debug assertion above and by the callers'
-            // construction (panel = kc * MR values, B columns j..j+NR of length k).
-            unsafe { tile_avx2(panel, b, k, k0, kc, j, acc) };
-            return;
+        let (m, k) = (self.m, self.k);
+        assert!(
+            (1..=P512).contains(&g) && (p + g) * MR * k <= self.panels.len() && k0 + kc <= k,
+            "tile512: panels"
+        );
+        let (off, cs, ks) = rhs.block(k0, kc, j, NR512);
+        let mut acc = [0.0f64; P512 * MR * NR512];
+        let a = self.panels[p * MR * k + k0 * MR..].as_ptr();
+        let bp = rhs.data[off..].as_ptr();
+        // SAFETY: `Avx512` is only selected when AVX-512F, AVX2 and FMA were detected at run
+        // time; the assert above bounds the reads of A (panels p..p+g over k0..k0+kc),
+        // `Rhs::block` those of B, and `acc` holds P512 * MR * NR512 values.
+        unsafe {
+            match g {
+                3 => tile_avx512::<3>(a, MR * k, bp, cs, ks, kc, acc.as_mut_ptr()),
+                2 => tile_avx512::<2>(a, MR * k, bp, cs, ks, kc, acc.as_mut_ptr()),
+                _ => tile_avx512::<1>(a, MR * k, bp, cs, ks, kc, acc.as_mut_ptr()),
+            }
         }
-        tile_scalar(panel, b, k, k0, kc, j, acc);
+        let r0 = p * MR;
+        let rows = (g * MR).min(m - r0);
+        for jj in 0..NR512.min(rhs.n.saturating_sub(j)) {
+            let cc = &mut c[(j + jj) * m + r0..(j + jj) * m + r0 + rows];
+            let col = &acc[jj * g * MR..jj * g * MR + rows];
+            for (cv, &av) in cc.iter_mut().zip(col) {
+                *cv += alpha * av;
+            }
+        }
     }
-}
 
-impl PackedMatrix {
     /// One MR x 1 tile (matrix-vector products, leftover columns): acc[r] = sum_kk
     /// panel[kk][r] * bcol[kk].
     #[inline]
     fn column(&self, panel: &[f64], bcol: &[f64], acc: &mut [f64; MR]) {
         debug_assert!(panel.len() == bcol.len() * MR);
         #[cfg(target_arch = "x86_64")]
-        if self.simd {
+        if self.kernel != Kernel::Scalar {
             // SAFETY: AVX2 + FMA detected at run time; panel holds MR values per entry of bcol.
             unsafe { column_avx2(panel, bcol, acc) };
             return;
@@ -223,53 +413,54 @@ impl PackedMatrix {
     }
 }
 
-/// `dst` = the transpose of the column-major `rows x cols` matrix in `src` (so `dst` is
-/// `cols x rows`, column-major), in 8 x 8 blocks to keep both sides in cache.
-///
-/// # Panics
-/// If the lengths do not match (a programming error).
-pub fn transpose_into(src: &[f64], rows: usize, cols: usize, dst: &mut [f64]) {
-    assert!(
-        src.len() == rows * cols && dst.len() == rows * cols,
-        "transpose_into: shape"
-    );
-    const BS: usize = 8;
-    for c0 in (0..cols).step_by(BS) {
-        let c1 = (c0 + BS).min(cols);
-        for r0 in (0..rows).step_by(BS) {
-            let r1 = (r0 + BS).min(rows);
-            for c in c0..c1 {
-                for r in r0..r1 {
-                    dst[r * cols + c] = src[c * rows + r];
-                }
-            }
-        }
+/// The right operand B (k x n) of a product, column-major (B[kk, j] = data[j k + kk]) or the
+/// panels of a [`PackedMatrix`] holding B^T (B[kk, j] = data[(j / MR) MR k + kk MR + j % MR],
+/// zero-padded to whole panels).
+#[derive(Debug, Clone, Copy)]
+struct Rhs<'a> {
+    data: &'a [f64],
+    n: usize,
+    packed: bool,
+    k: usize,
+}
+
+impl Rhs<'_> {
+    /// For the block B[k0 .. k0 + kc, j .. j + w] (w dividing MR, j a multiple of w): the
+    /// offset of B[k0, j] in `data` and the strides (column, inner) that address
+    /// B[k0 + kk, j + jj] = data[off + jj cs + kk ks] inside it.
+    ///
+    /// # Panics
+    /// If the block is not inside `data` (this is what makes the unchecked kernels sound).
+    fn block(&self, k0: usize, kc: usize, j: usize, w: usize) -> (usize, usize, usize) {
+        let (off, cs, ks) = if self.packed {
+            assert!(
+                j.is_multiple_of(w) && MR.is_multiple_of(w),
+                "Rhs::block: tile across panels"
+            );
+            ((j / MR) * MR * self.k + k0 * MR + j % MR, 1, MR)
+        } else {
+            (j * self.k + k0, self.k, 1)
+        };
+        assert!(
+            kc > 0 && off + (w - 1) * cs + (kc - 1) * ks < self.data.len(),
+            "Rhs::block: out of bounds"
+        );
+        (off, cs, ks)
     }
 }
 
-fn simd_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
+/// One MR x NR tile, portable: acc[jj][r] += sum_kk panel[kk MR + r] b[jj cs + kk ks].
 fn tile_scalar(
     panel: &[f64],
     b: &[f64],
-    k: usize,
-    k0: usize,
+    cs: usize,
+    ks: usize,
     kc: usize,
-    j: usize,
     acc: &mut [[f64; MR]; NR],
 ) {
     for (jj, col) in acc.iter_mut().enumerate() {
-        let bcol = &b[(j + jj) * k + k0..(j + jj) * k + k0 + kc];
-        for (kk, &bv) in bcol.iter().enumerate() {
+        for kk in 0..kc {
+            let bv = b[jj * cs + kk * ks];
             let a = &panel[kk * MR..(kk + 1) * MR];
             for r in 0..MR {
                 col[r] += a[r] * bv;
@@ -278,23 +469,21 @@ fn tile_scalar(
     }
 }
 
+/// One MR x NR tile with eight 256-bit accumulators: acc[jj][r] = sum_kk panel[kk MR + r]
+/// b[jj cs + kk ks].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn tile_avx2(
     panel: &[f64],
-    b: &[f64],
-    k: usize,
-    k0: usize,
+    b: *const f64,
+    cs: usize,
+    ks: usize,
     kc: usize,
-    j: usize,
     acc: &mut [[f64; MR]; NR],
 ) {
     use std::arch::x86_64::*;
     let a = panel.as_ptr();
-    let b0 = b.as_ptr().add(j * k + k0);
-    let b1 = b0.add(k);
-    let b2 = b1.add(k);
-    let b3 = b2.add(k);
+    let (b0, b1, b2, b3) = (b, b.add(cs), b.add(2 * cs), b.add(3 * cs));
     let mut c00 = _mm256_setzero_pd();
     let mut c01 = _mm256_setzero_pd();
     let mut c10 = _mm256_setzero_pd();
@@ -306,16 +495,16 @@ unsafe fn tile_avx2(
     for kk in 0..kc {
         let a0 = _mm256_loadu_pd(a.add(kk * MR));
         let a1 = _mm256_loadu_pd(a.add(kk * MR + 4));
-        let x0 = _mm256_broadcast_sd(&*b0.add(kk));
+        let x0 = _mm256_broadcast_sd(&*b0.add(kk * ks));
         c00 = _mm256_fmadd_pd(a0, x0, c00);
         c01 = _mm256_fmadd_pd(a1, x0, c01);
-        let x1 = _mm256_broadcast_sd(&*b1.add(kk));
+        let x1 = _mm256_broadcast_sd(&*b1.add(kk * ks));
         c10 = _mm256_fmadd_pd(a0, x1, c10);
         c11 = _mm256_fmadd_pd(a1, x1, c11);
-        let x2 = _mm256_broadcast_sd(&*b2.add(kk));
+        let x2 = _mm256_broadcast_sd(&*b2.add(kk * ks));
         c20 = _mm256_fmadd_pd(a0, x2, c20);
         c21 = _mm256_fmadd_pd(a1, x2, c21);
-        let x3 = _mm256_broadcast_sd(&*b3.add(kk));
+        let x3 = _mm256_broadcast_sd(&*b3.add(kk * ks));
         c30 = _mm256_fmadd_pd(a0, x3, c30);
         c31 = _mm256_fmadd_pd(a1, x3, c31);
     }
@@ -327,6 +516,42 @@ unsafe fn tile_avx2(
     _mm256_storeu_pd(acc[2].as_mut_ptr().add(4), c21);
     _mm256_storeu_pd(acc[3].as_mut_ptr(), c30);
     _mm256_storeu_pd(acc[3].as_mut_ptr().add(4), c31);
+}
+
+/// (8 P) x 8 tile with 512-bit FMAs: out[jj 8P + r] = sum_kk A[r, kk] b[jj cs + kk ks] for the
+/// P consecutive panels starting at `a` (panel stride `pstride`); `out` is written, not
+/// accumulated. With P = 3: 24 accumulators, 3 + 8 loads per 24 FMAs.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn tile_avx512<const P: usize>(
+    a: *const f64,
+    pstride: usize,
+    b: *const f64,
+    cs: usize,
+    ks: usize,
+    kc: usize,
+    out: *mut f64,
+) {
+    use std::arch::x86_64::*;
+    let mut c = [[_mm512_setzero_pd(); P]; NR512];
+    for kk in 0..kc {
+        let mut av = [_mm512_setzero_pd(); P];
+        for (q, v) in av.iter_mut().enumerate() {
+            *v = _mm512_loadu_pd(a.add(q * pstride + kk * MR));
+        }
+        let bk = b.add(kk * ks);
+        for (jj, cj) in c.iter_mut().enumerate() {
+            let x = _mm512_set1_pd(*bk.add(jj * cs));
+            for q in 0..P {
+                cj[q] = _mm512_fmadd_pd(av[q], x, cj[q]);
+            }
+        }
+    }
+    for (jj, cj) in c.iter().enumerate() {
+        for (q, v) in cj.iter().enumerate() {
+            _mm512_storeu_pd(out.add(jj * P * MR + q * MR), *v);
+        }
+    }
 }
 
 /// MR x 1 tile with the inner dimension unrolled by 4 (eight independent accumulators hide the
@@ -378,13 +603,13 @@ mod tests {
     /// max |C - C_ref| / (|alpha| sum_kk |A||B| + |beta C0|): the rounding-level bound of a
     /// dot product of length k is ~k eps, so 1e-13 leaves room for k <= ~500 only in the
     /// worst case; the typical error is far smaller and the bound uses the absolute sums.
-    fn check(m: usize, k: usize, n: usize, alpha: f64, beta: f64, transpose: bool, simd: bool) {
+    fn check(m: usize, k: usize, n: usize, alpha: f64, beta: f64, transpose: bool, kernel: Kernel) {
         let mut rng = StdRng::seed_from_u64((m * 1_000_003 + k * 1009 + n) as u64);
         let a = random(m, k, &mut rng);
         let b = random(k, n, &mut rng);
         let c0 = random(m, n, &mut rng);
         let mut p = PackedMatrix::new();
-        p.simd &= simd;
+        p.set_kernel(kernel);
         if transpose {
             p.pack_transpose(&a.transpose());
         } else {
@@ -410,21 +635,63 @@ mod tests {
 
     #[test]
     fn crosses_the_k_block_and_odd_shapes() {
-        for simd in [true, false] {
-            check(37, 600, 9, 0.7, 1.0, false, simd);
-            check(256, 256, 32, 0.2, 0.0, false, simd);
-            check(19, 300, 5, -1.3, 0.5, true, simd);
-            check(1024, 1030, 1, 1.0, 0.0, false, simd);
+        for kernel in [Kernel::Avx512, Kernel::Avx2, Kernel::Scalar] {
+            check(37, 600, 9, 0.7, 1.0, false, kernel);
+            check(256, 256, 32, 0.2, 0.0, false, kernel);
+            check(19, 300, 5, -1.3, 0.5, true, kernel);
+            check(1024, 1030, 1, 1.0, 0.0, false, kernel);
+            check(100, 300, 21, 1.1, -0.5, true, kernel);
+        }
+    }
+
+    /// A B^T with both operands packed, against the naive product (same bound as `check`).
+    fn check_nt(m: usize, k: usize, n: usize, alpha: f64, beta: f64, kernel: Kernel) {
+        let mut rng = StdRng::seed_from_u64((m * 7919 + k * 104_729 + n) as u64);
+        let a = random(m, k, &mut rng);
+        let b = random(n, k, &mut rng);
+        let c0 = random(m, n, &mut rng);
+        let (mut pa, mut pb) = (PackedMatrix::new(), PackedMatrix::new());
+        pa.set_kernel(kernel);
+        pa.pack(&a);
+        pb.pack(&b);
+        let mut c = c0.clone();
+        pa.gemm_nt(alpha, &pb, beta, c.as_mut_slice());
+        let reference = &c0 * beta + &a * b.transpose() * alpha;
+        let scale = a.abs() * b.abs().transpose() * alpha.abs() + c0.abs() * beta.abs();
+        for i in 0..m {
+            for j in 0..n {
+                let err = (c[(i, j)] - reference[(i, j)]).abs();
+                assert!(
+                    err <= 1e-15 * k as f64 * (scale[(i, j)] + 1e-300) + 1e-300,
+                    "nt m={m} k={k} n={n} ({i},{j}): {} vs {}",
+                    c[(i, j)],
+                    reference[(i, j)]
+                );
+            }
         }
     }
 
     #[test]
-    fn transpose_into_is_the_transpose() {
-        let mut rng = StdRng::seed_from_u64(3);
-        let a = random(13, 21, &mut rng);
-        let mut t = vec![0.0; 13 * 21];
-        transpose_into(a.as_slice(), 13, 21, &mut t);
-        assert_eq!(DMatrix::from_vec(21, 13, t), a.transpose());
+    fn gemm_nt_long_inner_dimension() {
+        for kernel in [Kernel::Avx512, Kernel::Avx2, Kernel::Scalar] {
+            check_nt(64, 3200, 64, 0.2, 0.0, kernel);
+            check_nt(37, 500, 29, -0.7, 1.0, kernel);
+            check_nt(5, 3, 100, 1.0, 0.5, kernel);
+        }
+    }
+
+    #[test]
+    fn packing_by_column_blocks_equals_packing_at_once() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let a = random(21, 50, &mut rng);
+        let (mut whole, mut blocks) = (PackedMatrix::new(), PackedMatrix::new());
+        whole.pack(&a);
+        blocks.reshape(21, 50);
+        for k0 in (0..50).step_by(7) {
+            let k1 = (k0 + 7).min(50);
+            blocks.pack_columns(&a.as_slice()[k0 * 21..k1 * 21], k0);
+        }
+        assert_eq!(whole.panels, blocks.panels);
     }
 
     #[test]
@@ -441,11 +708,13 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         #[test]
-        fn equals_naive_product(m in 1usize..30, k in 1usize..40, n in 1usize..14,
+        fn equals_naive_product(m in 1usize..60, k in 1usize..300, n in 1usize..30,
                                 alpha in -2.0f64..2.0, beta_i in 0usize..3,
-                                transpose: bool, simd: bool) {
+                                transpose: bool, kernel_i in 0usize..3) {
+            let kernel = [Kernel::Avx512, Kernel::Avx2, Kernel::Scalar][kernel_i];
             let beta = [0.0, 1.0, -0.5][beta_i];
-            check(m, k, n, alpha, beta, transpose, simd);
+            check(m, k, n, alpha, beta, transpose, kernel);
+            check_nt(m, k, n, alpha, beta, kernel);
         }
     }
 }

@@ -3,7 +3,10 @@
 //! States of all B trials form the columns of X_k (N x B), so each Euler step is one gemm
 //! W phi(X_k) for the whole batch. The trajectory X_0..X_T, the rates phi(X_k) and the adjoints
 //! Lambda_k = dL/dX_k each live in one preallocated buffer of N x (T+1) B; W and W^T are packed once per
-//! pass ([`PackedMatrix`]) and reused at every step; the time loops allocate nothing. Backward:
+//! pass ([`PackedMatrix`]) and reused at every step; the time loops allocate nothing. For a
+//! full-W gradient the rates phi(X_k) (forward) and the adjoints Lambda_k (backward) are also
+//! packed block by block while still in cache, so dL/dW is one packed A B^T product with no
+//! transpose and no second pass over the N x T B trajectories. Backward:
 //!
 //!   Lambda_T = g_T,   Lambda_k = g_k + (1 - dt) Lambda_{k+1} + dt phi'(X_k) .* (W^T Lambda_{k+1}),
 //!   dL/dW = dt sum_{k=1}^T Lambda_k phi(X_{k-1})^T     (one gemm over the whole trajectory),
@@ -15,7 +18,7 @@ use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, Dyn, MatrixView};
 
 use super::network::{Network, Readout, Recurrent, Trainable};
 use super::task::Trials;
-use crate::num::packed::{transpose_into, PackedMatrix};
+use crate::num::packed::PackedMatrix;
 use crate::{Error, Result};
 
 /// Transposed view of a column-major `rows x cols` block stored in `s`: a `cols x rows` view.
@@ -53,10 +56,12 @@ pub struct Workspace {
     /// every Euler step (the per-step products are N x N times N x B with B small).
     wp: PackedMatrix,
     wtp: PackedMatrix,
-    /// Lambda_1..Lambda_T packed, and phi(X_0)..phi(X_{T-1}) transposed (T B x N), for the
-    /// single product dL/dW = dt Lambda phi(X)^T (allocated on first use by a full-W gradient).
+    /// Lambda_1..Lambda_T and phi(X_0)..phi(X_{T-1}) packed (N x T B each), for the single
+    /// product dL/dW = dt Lambda phi(X)^T (allocated on first use by a full-W gradient).
     lamp: PackedMatrix,
-    hst: Vec<f64>,
+    hsp: PackedMatrix,
+    /// Whether the last forward pass packed the rates into `hsp`.
+    rates_packed: bool,
     /// Contiguous transposes w_out^T (R x N), U^T (2 x N) (see [`tview`]).
     wout_t: DMatrix<f64>,
     u_t: DMatrix<f64>,
@@ -83,7 +88,8 @@ impl Workspace {
             wp: PackedMatrix::new(),
             wtp: PackedMatrix::new(),
             lamp: PackedMatrix::new(),
-            hst: Vec::new(),
+            hsp: PackedMatrix::new(),
+            rates_packed: false,
             wout_t: DMatrix::zeros(r, n),
             u_t: DMatrix::zeros(2, n),
         }
@@ -157,12 +163,22 @@ impl Workspace {
 
     /// Run the batched forward pass; readouts are computed at the steps carrying loss.
     pub fn forward(&mut self, net: &Network, trials: &Trials) -> Result<()> {
+        self.forward_impl(net, trials, false)
+    }
+
+    /// The forward pass; with `pack_rates` it also packs phi(X_0)..phi(X_{T-1}) for dL/dW
+    /// block by block while each is still in cache (see [`Workspace::backward`]).
+    fn forward_impl(&mut self, net: &Network, trials: &Trials, pack_rates: bool) -> Result<()> {
         self.check(net, trials)?;
         let (n, b, nb, dt) = (self.n, self.batch, self.nb(), net.dt);
         let phi = net.phi;
         let k_in = net.inputs();
         self.xs[..nb].copy_from_slice(trials.x0.as_slice());
         self.wp.pack(&net.w);
+        self.rates_packed = pack_rates;
+        if pack_rates {
+            self.hsp.reshape(n, self.steps * b);
+        }
         for k in 0..self.steps {
             // H_k = phi(X_k)
             phi.apply(
@@ -174,6 +190,9 @@ impl Workspace {
             let xn = &mut right[..nb];
             for (a, &c) in xn.iter_mut().zip(xk) {
                 *a = (1.0 - dt) * c;
+            }
+            if pack_rates {
+                self.hsp.pack_columns(&self.hs[k * nb..(k + 1) * nb], k * b);
             }
             self.wp.gemm(dt, &self.hs[k * nb..(k + 1) * nb], b, 1.0, xn);
             let mut xn = DMatrixViewMut::from_slice(xn, n, b);
@@ -261,6 +280,13 @@ impl Workspace {
         // Lambda_T = g_T
         self.lam[steps * nb..].fill(0.0);
         self.add_readout_cotangent(net, steps, active[steps - 1]);
+        let full = t.recurrent == Recurrent::Full;
+        if full {
+            // Lambda_1..Lambda_T packed block by block as they are computed (still in cache)
+            self.lamp.reshape(n, steps * b);
+            self.lamp
+                .pack_columns(&self.lam[steps * nb..(steps + 1) * nb], (steps - 1) * b);
+        }
         self.wtp.pack_transpose(&net.w);
         for k in (1..steps).rev() {
             self.wtp.gemm(
@@ -280,6 +306,10 @@ impl Workspace {
                 lk[i] = (1.0 - dt) * ln[i] + phi.df(x[i], h[i]) * z[i];
             }
             self.add_readout_cotangent(net, k, active[k - 1]);
+            if full {
+                self.lamp
+                    .pack_columns(&self.lam[k * nb..(k + 1) * nb], (k - 1) * b);
+            }
         }
         // parameter gradients
         let lam_all = DMatrixView::from_slice(&self.lam[nb..(steps + 1) * nb], n, steps * b);
@@ -288,11 +318,11 @@ impl Workspace {
             Recurrent::Full => {
                 // dL/dW = dt Lambda_all phi(X)_all^T with the packed kernel: Lambda_all
                 // (N x T B) packed, phi(X)^T as contiguous columns
-                self.hst.resize(steps * nb, 0.0);
-                transpose_into(&self.hs[..steps * nb], n, steps * b, &mut self.hst);
-                self.lamp
-                    .pack_slice(&self.lam[nb..(steps + 1) * nb], n, steps * b);
-                self.lamp.gemm(dt, &self.hst, n, 0.0, &mut grad[..n * n]);
+                if !self.rates_packed {
+                    self.hsp.pack_slice(&self.hs[..steps * nb], n, steps * b);
+                    self.rates_packed = true;
+                }
+                self.lamp.gemm_nt(dt, &self.hsp, 0.0, &mut grad[..n * n]);
                 off += n * n;
             }
             Recurrent::Latent => {
@@ -377,7 +407,7 @@ impl Workspace {
         grad: &mut [f64],
     ) -> Result<f64> {
         self.fit(net, trials);
-        self.forward(net, trials)?;
+        self.forward_impl(net, trials, t.recurrent == Recurrent::Full)?;
         let l = self.loss(trials);
         self.backward(net, trials, t, grad)?;
         Ok(l)
