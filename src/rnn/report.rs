@@ -430,4 +430,42 @@ progress = false
         let m = parse("t.toml", text).unwrap();
         assert!(matches!(train(&m), Err(crate::Error::Diverged { .. })));
     }
+
+    #[test]
+    fn mixed_families_skip_the_fixed_point_tracking_with_a_note() {
+        // A = static task (input a -> readout b), B = working memory on b
+        let text = r#"
+kind = "rnn"
+seed = 2
+[network]
+n = 40
+g = 0.5
+dt = 0.5
+readout = "state"
+[task_a]
+family = "static"
+t_max = 10.0
+zhat = 0.5
+[task_b]
+family = "working_memory"
+t_d = 3.0
+t_loss = 1.0
+[training]
+lr = 0.05
+max_steps = 20000
+progress = false
+"#;
+        let m = parse("t.toml", text).unwrap();
+        let r = train(&m).unwrap();
+        let run = &r.runs[0];
+        let q = run.sequential.as_ref().unwrap();
+        assert!(q.converged_a && q.converged_b, "{q:?}");
+        assert!(q.interference.is_finite() && q.eps.is_finite());
+        assert!(run.tracking.is_none() && run.fixed_point_error.is_none());
+        assert!(run.fixed_point_note.as_deref().unwrap().contains("`static`"));
+        assert!(!r.failed());
+        let t = r.text();
+        assert!(t.contains("task A: static on pattern a; task B: working_memory on pattern b"));
+        assert!(t.contains("fixed-point tracking skipped"), "{t}");
+    }
 }
