@@ -51,7 +51,10 @@ fn flip_flop_then_working_memory_from_the_cli() {
         assert_eq!(q["converged_a"], true);
         assert_eq!(q["converged_b"], true);
         // both tasks learned (the flip-flop on fixed evaluation trials: within 2 x tol)
-        assert!(l_after_a < l0 && l_after_a < 4e-3, "L_A after A = {l_after_a}");
+        assert!(
+            l_after_a < l0 && l_after_a < 4e-3,
+            "L_A after A = {l_after_a}"
+        );
         assert!(lb < 2e-3, "L_B after B = {lb}");
         // I = L_A(after B) / L_A(untrained), to rounding
         assert!((i - l_after_b / l0).abs() <= 1e-14 * i.abs());
@@ -96,6 +99,9 @@ fn task_beside_task_a_is_bad_input() {
     let out = modeflow(&["train", p.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("task_a") && stderr.contains("[task_b]"), "{stderr}");
+    assert!(
+        stderr.contains("task_a") && stderr.contains("[task_b]"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }

@@ -462,7 +462,11 @@ progress = false
         assert!(q.converged_a && q.converged_b, "{q:?}");
         assert!(q.interference.is_finite() && q.eps.is_finite());
         assert!(run.tracking.is_none() && run.fixed_point_error.is_none());
-        assert!(run.fixed_point_note.as_deref().unwrap().contains("`static`"));
+        assert!(run
+            .fixed_point_note
+            .as_deref()
+            .unwrap()
+            .contains("`static`"));
         assert!(!r.failed());
         let t = r.text();
         assert!(t.contains("task A: static on pattern a; task B: working_memory on pattern b"));
