@@ -155,8 +155,8 @@ pub fn run_sequential(spec: &SequentialSpec, seed: u64) -> Result<(SequentialRes
     let task_a = spec.task_a.on_pattern(0);
     let task_b = spec.task_b.on_pattern(1);
     let (n, k, r, dt) = (net.n, net.inputs(), net.outputs(), net.dt);
-    // deterministic tasks need one trial (for evaluation and for training): a batch of
-    // identical copies only costs time
+    // evaluation: a deterministic task needs one trial, a random one `eval_batch` (per task,
+    // as the families may differ; the training batch stays the user's `train.batch`)
     let batch_for = |task: &Task, batch: usize| if task.is_random() { batch.max(1) } else { 1 };
     let trials_a = task_a.trials(
         n,
@@ -174,14 +174,6 @@ pub fn run_sequential(spec: &SequentialSpec, seed: u64) -> Result<(SequentialRes
         batch_for(&task_b, spec.eval_batch),
         &mut rng_eval,
     );
-    let train_a = TrainOptions {
-        batch: batch_for(&task_a, spec.train.batch),
-        ..spec.train
-    };
-    let train_b = TrainOptions {
-        batch: batch_for(&task_b, spec.train.batch),
-        ..spec.train
-    };
     let mut ws_a = Workspace::new(&net, trials_a.steps, trials_a.batch);
     let mut ws_b = Workspace::new(&net, trials_b.steps, trials_b.batch);
     let untrained = net.clone();
@@ -223,7 +215,7 @@ pub fn run_sequential(spec: &SequentialSpec, seed: u64) -> Result<(SequentialRes
         &mut net,
         &spec.trainable,
         &task_a,
-        &train_a,
+        &spec.train,
         &mut rng_train,
         |step, _, net| {
             if step % every == 0 {
@@ -257,7 +249,7 @@ pub fn run_sequential(spec: &SequentialSpec, seed: u64) -> Result<(SequentialRes
         &mut net,
         &spec.trainable,
         &task_b,
-        &train_b,
+        &spec.train,
         &mut rng_train,
         |step, _, net| {
             if step % every == 0 {
