@@ -2,7 +2,7 @@
 //! finite differences (relative error < 1e-6) for random small networks, tasks, trainable sets,
 //! both losses and all phi.
 
-use modeflow::rnn::task::{FlipFlop, StaticTask, WorkingMemory};
+use modeflow::rnn::task::{Channels, FlipFlop, StaticTask, WorkingMemory};
 use modeflow::rnn::{
     LossKind, Network, NetworkSpec, Phi, Readout, Recurrent, Task, Trainable, Workspace,
 };
@@ -37,10 +37,17 @@ fn task_strategy() -> impl Strategy<Value = Task> {
                 sigma0,
             })
         });
-    let st = (0.3f64..1.5, 1.0f64..3.0, 0.3f64..1.5)
-        .prop_map(|(u, t_max, zhat)| Task::Static(StaticTask { u, t_max, zhat }));
+    let st = (0.3f64..1.5, 1.0f64..3.0, 0.3f64..1.5).prop_map(|(u, t_max, zhat)| {
+        Task::Static(StaticTask {
+            pattern: 0,
+            u,
+            t_max,
+            zhat,
+        })
+    });
     let ff = (1.5f64..3.0).prop_map(|t_max| {
         Task::FlipFlop(FlipFlop {
+            channels: Channels::Both,
             t_max,
             rate: 1.5,
             t_pulse: 0.4,

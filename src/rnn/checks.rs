@@ -11,7 +11,7 @@ use super::task::{LossKind, WorkingMemory};
 use super::train::{Optimizer, TrainOptions};
 use crate::claims::{Check, Row, Tier};
 use crate::interference::kernels::{theta_new_series, InputSchedule};
-use crate::Result;
+use crate::{Error, Result};
 
 /// The registered checks of the trained-network module.
 pub fn checks() -> Vec<Check> {
@@ -140,8 +140,8 @@ fn x1_full() -> Result<Vec<Row>> {
 /// The I.6 reference protocol (N = 200, tanh, dt = 0.2, full W, GD, T_in = 2, u_p = 1,
 /// T_L = 2, zhat = 0.5, aligned loss).
 pub fn reference_protocol(g: f64, u_s: f64, t_d: f64) -> SequentialSpec {
-    SequentialSpec {
-        network: NetworkSpec {
+    SequentialSpec::same_task(
+        NetworkSpec {
             n: 200,
             g,
             dt: 0.2,
@@ -149,7 +149,7 @@ pub fn reference_protocol(g: f64, u_s: f64, t_d: f64) -> SequentialSpec {
             readout: Readout::Rate,
             m0: [[0.0; 2]; 2],
         },
-        task: WorkingMemory {
+        WorkingMemory {
             pattern: 0,
             u_p: 1.0,
             t_in: 2.0,
@@ -160,17 +160,17 @@ pub fn reference_protocol(g: f64, u_s: f64, t_d: f64) -> SequentialSpec {
             loss: LossKind::Aligned,
             sigma0: 0.0,
         },
-        trainable: Trainable::FULL,
-        train: TrainOptions {
+        Trainable::FULL,
+        TrainOptions {
             optimizer: Optimizer::Gd,
             lr: 1.0,
             tol: 1e-4,
             max_steps: 20_000,
             ..TrainOptions::default()
         },
-        record_every: 50,
-        eval_batch: 1,
-    }
+        50,
+        1,
+    )
 }
 
 /// One X-2 measurement.
@@ -197,7 +197,10 @@ pub fn x2_point(g: f64, u_s: f64, t_d: f64, seed: u64) -> Result<X2Point> {
     let spec = reference_protocol(g, u_s, t_d);
     let (res, stages) = run_sequential(&spec, seed)?;
     let tr = track_stages(&stages, &FixedPointOptions::default())?;
-    let zhat = spec.task.zhat;
+    let zhat = spec
+        .working_memory_a()
+        .map(|w| w.zhat)
+        .ok_or_else(|| Error::Requirement("X-2 needs a working-memory task A".into()))?;
     let y = &tr.a_after.readout;
     let (a_end, _) = end_state_and_input(&stages.after_b, &stages.trials_a)?;
     let y_end = stages.after_b.readouts(&a_end);

@@ -204,6 +204,7 @@ pub fn run_divergence(s: &DivSetting, seed: u64) -> Result<DivRun> {
         s.g,
         s.dt,
         StaticTask {
+            pattern: 0,
             u: s.u,
             t_max: s.t_max,
             zhat: s.zhat,

@@ -466,8 +466,8 @@ impl Measured {
 
 /// Run the M-only erf network at g = 0 (N neurons, `seed`) through A then B.
 pub fn run_network(spec: &XvalSpec, n: usize, seed: u64) -> Result<Measured> {
-    let seq = SequentialSpec {
-        network: NetworkSpec {
+    let seq = SequentialSpec::same_task(
+        NetworkSpec {
             n,
             g: 0.0,
             dt: spec.dt,
@@ -475,9 +475,9 @@ pub fn run_network(spec: &XvalSpec, n: usize, seed: u64) -> Result<Measured> {
             readout: Readout::Rate,
             m0: spec.m0,
         },
-        task: spec.task,
-        trainable: Trainable::LATENT,
-        train: TrainOptions {
+        spec.task,
+        Trainable::LATENT,
+        TrainOptions {
             optimizer: Optimizer::Gd,
             lr: spec.lr,
             tol: spec.tol,
@@ -485,9 +485,9 @@ pub fn run_network(spec: &XvalSpec, n: usize, seed: u64) -> Result<Measured> {
             batch: 1,
             ..TrainOptions::default()
         },
-        record_every: usize::MAX,
-        eval_batch: 1,
-    };
+        usize::MAX,
+        1,
+    );
     let (res, stages) = run_sequential(&seq, seed)?;
     if !(res.converged_a && res.converged_b) {
         return Err(Error::NoConvergence {

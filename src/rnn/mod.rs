@@ -4,7 +4,8 @@
 //! - [`task`]: trial generators (working memory, NeurIPS static task, flip-flop).
 //! - [`bptt`]: batched forward pass and hand-written BPTT (one gemm per step for the batch).
 //! - [`train`]: GD / SGD / Adam driver with stopping rules and divergence detection.
-//! - [`sequential`]: the protocol A -> B with its per-step record, I and eps.
+//! - [`sequential`]: the protocol A -> B (tasks of any families, bound to patterns a and b)
+//!   with its per-step record, I and eps.
 //! - [`fixed_points`]: Newton, slow points (L-BFGS on q), spectra, tracking A through B.
 //! - [`measure`]: Theta_new = |dz/dW|^2 at initialisation.
 //! - [`spec`], [`report`]: model kind `rnn` and `modeflow train`.

@@ -36,6 +36,8 @@ pub struct RunOutcome {
     pub single: Option<SingleRun>,
     /// Fixed-point analysis failure (the run itself succeeded), if any.
     pub fixed_point_error: Option<String>,
+    /// Why a requested fixed-point analysis was skipped (e.g. task A is not working memory).
+    pub fixed_point_note: Option<String>,
 }
 
 /// Means over seeds.
@@ -136,14 +138,10 @@ pub fn train(model: &ModelFile) -> Result<RnnReport> {
 }
 
 fn run_seq(spec: &RnnSpec, seed: u64, rows: &mut Vec<Row>) -> Result<RunOutcome> {
-    let Some(wm) = spec.working_memory() else {
-        return Err(crate::Error::Requirement(
-            "the sequential protocol needs the working-memory task".into(),
-        ));
-    };
     let seq = SequentialSpec {
         network: spec.network,
-        task: wm,
+        task_a: spec.task,
+        task_b: spec.task_b(),
         trainable: spec.trainable,
         train: spec.train,
         record_every: spec.record_every,
@@ -160,7 +158,18 @@ fn run_seq(spec: &RnnSpec, seed: u64, rows: &mut Vec<Row>) -> Result<RunOutcome>
     ));
     let mut tracking = None;
     let mut fixed_point_error = None;
-    if spec.fixed_points {
+    let mut fixed_point_note = None;
+    // the tracking follows the fixed point along a that a working-memory task A holds (its
+    // rotation angle theta, X-2's 2(1 - cos theta)); other A families have no such point
+    let wm_a = seq.working_memory_a();
+    if spec.fixed_points && wm_a.is_none() {
+        fixed_point_note = Some(format!(
+            "fixed-point tracking skipped: it follows the A fixed point of a working-memory \
+             task A (theta, 2(1-cos theta)); task A here is `{}`",
+            seq.task_a.family()
+        ));
+    }
+    if let (true, Some(wm)) = (spec.fixed_points, wm_a) {
         match track_stages(&stages, &FixedPointOptions::default()) {
             Ok(tr) => {
                 if wm.loss == LossKind::Aligned {
@@ -208,6 +217,7 @@ fn run_seq(spec: &RnnSpec, seed: u64, rows: &mut Vec<Row>) -> Result<RunOutcome>
         tracking,
         single: None,
         fixed_point_error,
+        fixed_point_note,
     })
 }
 
@@ -252,6 +262,7 @@ fn run_single(spec: &RnnSpec, seed: u64, rows: &mut Vec<Row>) -> Result<RunOutco
         tracking: None,
         single: Some(SingleRun { log, fixed_points }),
         fixed_point_error,
+        fixed_point_note: None,
     })
 }
 
@@ -270,6 +281,19 @@ impl Report for RnnReport {
             s.seeds
         );
         if s.protocol == Protocol::Sequential {
+            let (a, b) = (s.task, s.task_b());
+            out.push_str(&format!(
+                "task A: {} on pattern a; task B: {} on pattern b\n",
+                a.family(),
+                b.family()
+            ));
+            if a.family() != b.family() {
+                out.push_str(
+                    "  (families differ: I = L_A(after B)/L_A(untrained) with A's own loss; eps = \
+                     a.x_B(T)/N before B; M_eff = U^T dW U/N split by coordinates: off-diagonal \
+                     'rotation', M_bb 'new formation')\n",
+                );
+            }
             out.push_str(&format!(
                 "\n{:>6} {:>8} {:>8} {:>12} {:>12} {:>10} {:>12} {:>14}\n",
                 "seed", "steps_A", "steps_B", "I", "eps", "theta", "2(1-cos th)", "outcome"
@@ -329,6 +353,9 @@ impl Report for RnnReport {
             }
         }
         for r in &self.runs {
+            if let Some(e) = &r.fixed_point_note {
+                out.push_str(&format!("seed {}: {e}\n", r.seed));
+            }
             if let Some(e) = &r.fixed_point_error {
                 out.push_str(&format!(
                     "seed {}: fixed-point analysis failed: {e}\n",
@@ -402,5 +429,47 @@ progress = false
 "#;
         let m = parse("t.toml", text).unwrap();
         assert!(matches!(train(&m), Err(crate::Error::Diverged { .. })));
+    }
+
+    #[test]
+    fn mixed_families_skip_the_fixed_point_tracking_with_a_note() {
+        // A = static task (input a -> readout b), B = working memory on b
+        let text = r#"
+kind = "rnn"
+seed = 2
+[network]
+n = 40
+g = 0.5
+dt = 0.5
+readout = "state"
+[task_a]
+family = "static"
+t_max = 10.0
+zhat = 0.5
+[task_b]
+family = "working_memory"
+t_d = 3.0
+t_loss = 1.0
+[training]
+lr = 0.05
+max_steps = 20000
+progress = false
+"#;
+        let m = parse("t.toml", text).unwrap();
+        let r = train(&m).unwrap();
+        let run = &r.runs[0];
+        let q = run.sequential.as_ref().unwrap();
+        assert!(q.converged_a && q.converged_b, "{q:?}");
+        assert!(q.interference.is_finite() && q.eps.is_finite());
+        assert!(run.tracking.is_none() && run.fixed_point_error.is_none());
+        assert!(run
+            .fixed_point_note
+            .as_deref()
+            .unwrap()
+            .contains("`static`"));
+        assert!(!r.failed());
+        let t = r.text();
+        assert!(t.contains("task A: static on pattern a; task B: working_memory on pattern b"));
+        assert!(t.contains("fixed-point tracking skipped"), "{t}");
     }
 }

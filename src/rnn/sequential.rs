@@ -1,11 +1,28 @@
 //! The sequential protocol A -> B of THEORY I.1 with a full record per step.
 //!
-//! Train task A (pattern a) to L_A < tol, then task B (pattern b) to L_B < tol. Every
+//! Train task A (bound to pattern a) to L_A < tol, then task B (bound to pattern b) to
+//! L_B < tol. A and B may come from different task families (working memory, the static
+//! input-driven task, the flip-flop); [`Task::on_pattern`] binds each to its pattern: A uses
+//! input channel / readout a, B uses b, wherever the family has a notion of pattern (the static
+//! task takes its input along its pattern and its target on the other readout). Every
 //! `record_every` steps: L_A, L_B, |W - W_phase_start|_F and the effective 2x2 change
 //! M_eff = U^T (W - W_phase_start) U / N, split into its rotation part (the off-diagonals
 //! M_ab, M_ba: the two-factor pathway coupling a and b) and its new-formation part (M_bb).
 //! Measured: interference I = L_A(after B) / L_A(untrained), learning times, and the seed
 //! covariate eps = a^T x_B(T) / N, the overlap of the B-trial end state with a before B.
+//!
+//! When the families differ the definitions are kept, and mean:
+//! - M_eff is the change of W in the (a, b) plane whatever the tasks; its split is a split of
+//!   coordinates (diagonal b-b vs off-diagonal a-b), named after the working-memory mechanisms.
+//!   It reads as "rotation" vs "new formation" only when A is a fixed point along a (working
+//!   memory, or a 1-bit flip-flop's pair of points +-a). The static task's own solution lives in
+//!   an off-diagonal (input a -> readout b is M_ba), so for a static A or B the "rotation" part
+//!   includes what that task itself has to learn.
+//! - eps is the mean over evaluation trials of a^T x_B(T) / N before B training. For a random
+//!   task B (flip-flop) x_B(T) depends on the trial's pulses, so eps is a mean over those trials
+//!   (signs may cancel; `eps_cos` is the mean cosine).
+//! - I is always L_A(after B) / L_A(untrained) with A's own loss (for a flip-flop A, on fixed
+//!   evaluation trials drawn once from the seed).
 
 use nalgebra::{DMatrix, DVector};
 use rand::rngs::StdRng;
@@ -23,14 +40,47 @@ use crate::Result;
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct SequentialSpec {
     pub network: NetworkSpec,
-    /// Task A; task B is the same task on pattern b (`pattern` is overridden: A = 0, B = 1).
-    pub task: WorkingMemory,
+    /// Task A, any family; [`run_sequential`] binds it to pattern a (`on_pattern(0)`).
+    pub task_a: Task,
+    /// Task B, any family; [`run_sequential`] binds it to pattern b (`on_pattern(1)`).
+    pub task_b: Task,
     pub trainable: Trainable,
     pub train: TrainOptions,
     /// Record every this many steps (1: every step).
     pub record_every: usize,
     /// Trials used to evaluate the losses (1 for noise-free tasks).
     pub eval_batch: usize,
+}
+
+impl SequentialSpec {
+    /// The protocol of the same working-memory task on pattern a, then on pattern b.
+    pub fn same_task(
+        network: NetworkSpec,
+        task: WorkingMemory,
+        trainable: Trainable,
+        train: TrainOptions,
+        record_every: usize,
+        eval_batch: usize,
+    ) -> SequentialSpec {
+        let task = Task::WorkingMemory(task);
+        SequentialSpec {
+            network,
+            task_a: task.on_pattern(0),
+            task_b: task.on_pattern(1),
+            trainable,
+            train,
+            record_every,
+            eval_batch,
+        }
+    }
+
+    /// Task A's working-memory parameters, if task A is a working-memory task.
+    pub fn working_memory_a(&self) -> Option<WorkingMemory> {
+        match self.task_a {
+            Task::WorkingMemory(w) => Some(w),
+            _ => None,
+        }
+    }
 }
 
 /// One row of the per-step record.
@@ -102,22 +152,28 @@ pub fn run_sequential(spec: &SequentialSpec, seed: u64) -> Result<(SequentialRes
     let mut rng_eval = StdRng::seed_from_u64(seed ^ 0x5eed_e7a1);
     let mut rng_train = StdRng::seed_from_u64(seed ^ 0x7a1e_0b0b);
     let mut net = Network::new(&spec.network, &mut rng_net);
-    let task_a = Task::WorkingMemory(WorkingMemory {
-        pattern: 0,
-        ..spec.task
-    });
-    let task_b = Task::WorkingMemory(WorkingMemory {
-        pattern: 1,
-        ..spec.task
-    });
+    let task_a = spec.task_a.on_pattern(0);
+    let task_b = spec.task_b.on_pattern(1);
     let (n, k, r, dt) = (net.n, net.inputs(), net.outputs(), net.dt);
-    let eval_batch = if task_a.is_random() {
-        spec.eval_batch.max(1)
-    } else {
-        1
-    };
-    let trials_a = task_a.trials(n, k, r, dt, eval_batch, &mut rng_eval);
-    let trials_b = task_b.trials(n, k, r, dt, eval_batch, &mut rng_eval);
+    // evaluation: a deterministic task needs one trial, a random one `eval_batch` (per task,
+    // as the families may differ; the training batch stays the user's `train.batch`)
+    let batch_for = |task: &Task, batch: usize| if task.is_random() { batch.max(1) } else { 1 };
+    let trials_a = task_a.trials(
+        n,
+        k,
+        r,
+        dt,
+        batch_for(&task_a, spec.eval_batch),
+        &mut rng_eval,
+    );
+    let trials_b = task_b.trials(
+        n,
+        k,
+        r,
+        dt,
+        batch_for(&task_b, spec.eval_batch),
+        &mut rng_eval,
+    );
     let mut ws_a = Workspace::new(&net, trials_a.steps, trials_a.batch);
     let mut ws_b = Workspace::new(&net, trials_b.steps, trials_b.batch);
     let untrained = net.clone();
@@ -272,8 +328,8 @@ mod tests {
 
     #[test]
     fn protocol_records_and_measures() {
-        let spec = SequentialSpec {
-            network: NetworkSpec {
+        let spec = SequentialSpec::same_task(
+            NetworkSpec {
                 n: 60,
                 g: 0.5,
                 dt: 0.2,
@@ -281,7 +337,7 @@ mod tests {
                 readout: Readout::Rate,
                 m0: [[0.0; 2]; 2],
             },
-            task: WorkingMemory {
+            WorkingMemory {
                 pattern: 0,
                 u_p: 1.0,
                 t_in: 2.0,
@@ -292,17 +348,17 @@ mod tests {
                 loss: LossKind::Aligned,
                 sigma0: 0.0,
             },
-            trainable: Trainable::FULL,
-            train: TrainOptions {
+            Trainable::FULL,
+            TrainOptions {
                 optimizer: Optimizer::Gd,
                 lr: 2.0,
                 tol: 1e-4,
                 max_steps: 4000,
                 ..TrainOptions::default()
             },
-            record_every: 1,
-            eval_batch: 1,
-        };
+            1,
+            1,
+        );
         let (res, stages) = run_sequential(&spec, 7).unwrap();
         assert!(res.converged_a && res.converged_b);
         assert!(res.loss_a_after_a < 1e-4 && res.loss_b_after_b < 1e-4);

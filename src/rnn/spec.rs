@@ -21,20 +21,40 @@
 //! zhat = 0.5
 //! loss = "aligned"               # own | aligned
 //! [training]
-//! protocol = "sequential"        # sequential (A -> B) | single (task A only)
+//! protocol = "sequential"        # sequential (A -> B) | single (the [task] only)
 //! trainable = "full"             # full | latent
 //! optimizer = "gd"               # gd | sgd | adam
 //! lr = 1.0
 //! tol = 1e-4
 //! max_steps = 20000
 //! ```
+//!
+//! The tasks of the sequential protocol: `[task]` alone is the same task for A and B, on
+//! pattern a then on pattern b. Tasks of different families (or parameters) are given as two
+//! tables `[task_a]` and `[task_b]` (both, and then no `[task]`), each with the keys of
+//! `[task]`:
+//!
+//! ```toml
+//! [task_a]                       # A: the 1-bit flip-flop on pattern a
+//! family = "flip_flop"
+//! t_max = 20.0
+//! [task_b]                       # B: working memory on pattern b
+//! family = "working_memory"
+//! t_d = 6.0
+//! ```
+//!
+//! Binding to a pattern ([`Task::on_pattern`]): task A uses input channel / readout a, task B
+//! uses b. Working memory: input and target on the task's pattern. Static task (I-10): input
+//! along the task's pattern, target on the other readout (A: a -> readout b, B: b -> readout
+//! a). Flip-flop: the 1-bit flip-flop on the task's channel alone; its `channels` key
+//! (a | b | both, default both: the 2-bit flip-flop) is for `protocol = "single"` only.
 
 use serde::{Deserialize, Serialize};
 
 use super::network::{NetworkSpec, Phi, Readout, Recurrent, Trainable};
-use super::task::{FlipFlop, LossKind, StaticTask, Task, WorkingMemory};
+use super::task::{Channels, FlipFlop, LossKind, StaticTask, Task, WorkingMemory};
 use super::train::{Optimizer, TrainOptions};
-use crate::model::ModelFile;
+use crate::model::{Checker, ModelFile};
 use crate::Result;
 
 #[derive(Debug, Deserialize)]
@@ -42,7 +62,9 @@ use crate::Result;
 struct RawRnn {
     seeds: Option<i64>,
     network: RawNetwork,
-    task: RawTask,
+    task: Option<RawTask>,
+    task_a: Option<RawTask>,
+    task_b: Option<RawTask>,
     training: RawTraining,
     #[serde(default)]
     fixed_points: Option<bool>,
@@ -84,6 +106,7 @@ struct RawTask {
     t_max: Option<f64>,
     rate: Option<f64>,
     t_pulse: Option<f64>,
+    channels: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,9 +130,9 @@ struct RawTraining {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
-    /// Task A then task B (working memory only).
+    /// Task A (on pattern a) then task B (on pattern b), of any families.
     Sequential,
-    /// Task A (or the static / flip-flop task) only.
+    /// The one task of `[task]` only.
     Single,
 }
 
@@ -117,7 +140,12 @@ pub enum Protocol {
 #[derive(Debug, Clone, Serialize)]
 pub struct RnnSpec {
     pub network: NetworkSpec,
+    /// Task A of the sequential protocol (bound to pattern a), or the task of `single`.
     pub task: Task,
+    /// Task B of the sequential protocol (bound to pattern b); `None` for `single`.
+    pub task_b: Option<Task>,
+    /// Whether A and B came from two tables `[task_a]`, `[task_b]` (else one `[task]`).
+    pub separate_tasks: bool,
     pub trainable: Trainable,
     pub train: TrainOptions,
     pub protocol: Protocol,
@@ -132,11 +160,171 @@ pub struct RnnSpec {
 }
 
 impl RnnSpec {
-    /// The working-memory task (for the sequential protocol).
+    /// The working-memory task, when the model runs one working-memory task (on a, and for the
+    /// sequential protocol the same task on b): what the latent cross-validation needs.
     pub fn working_memory(&self) -> Option<WorkingMemory> {
-        match self.task {
-            Task::WorkingMemory(w) => Some(w),
+        match (self.task, self.task_b) {
+            (Task::WorkingMemory(w), None) => Some(w),
+            (Task::WorkingMemory(w), Some(b)) if b == self.task.on_pattern(1) => Some(w),
             _ => None,
+        }
+    }
+
+    /// Task B of the sequential protocol (the same task as A on pattern b if not given).
+    pub fn task_b(&self) -> Task {
+        self.task_b.unwrap_or_else(|| self.task.on_pattern(1))
+    }
+}
+
+/// Validate one task table (`table` = "task", "task_a" or "task_b"). With the sequential
+/// protocol the binding to a pattern is the protocol's, so `channels` is refused there.
+fn check_task(c: &Checker, table: &str, t: &RawTask, sequential: bool) -> Result<Task> {
+    let f = |key: &str| format!("{table}.{key}");
+    let family = c.one_of(
+        &f("family"),
+        &t.family,
+        &["working_memory", "static", "flip_flop"],
+    )?;
+    let given: [(&str, bool); 13] = [
+        ("u_p", t.u_p.is_some()),
+        ("t_in", t.t_in.is_some()),
+        ("u_s", t.u_s.is_some()),
+        ("t_d", t.t_d.is_some()),
+        ("t_loss", t.t_loss.is_some()),
+        ("zhat", t.zhat.is_some()),
+        ("loss", t.loss.is_some()),
+        ("sigma0", t.sigma0.is_some()),
+        ("u", t.u.is_some()),
+        ("t_max", t.t_max.is_some()),
+        ("rate", t.rate.is_some()),
+        ("t_pulse", t.t_pulse.is_some()),
+        ("channels", t.channels.is_some()),
+    ];
+    let allowed: &[&str] = match family {
+        "working_memory" => &[
+            "u_p", "t_in", "u_s", "t_d", "t_loss", "zhat", "loss", "sigma0",
+        ],
+        "static" => &["u", "t_max", "zhat"],
+        _ => &["t_max", "rate", "t_pulse", "sigma0", "channels"],
+    };
+    for (name, present) in given {
+        if present && !allowed.contains(&name) {
+            return Err(c.error(
+                &f(name),
+                "(given)",
+                &allowed.join(", "),
+                &format!("does not apply to the task family `{family}`"),
+            ));
+        }
+    }
+    if sequential {
+        if let Some(ch) = &t.channels {
+            return Err(c.error(
+                &f("channels"),
+                ch,
+                "no `channels` with protocol = \"sequential\"",
+                "the sequential protocol binds task A to channel a and task B to channel b \
+                 (the 1-bit flip-flop on each); `channels` is for protocol = \"single\"",
+            ));
+        }
+    }
+    Ok(match family {
+        "working_memory" => {
+            let loss = match c.one_of(
+                &f("loss"),
+                t.loss.as_deref().unwrap_or("aligned"),
+                &["own", "aligned"],
+            )? {
+                "own" => LossKind::Own,
+                _ => LossKind::Aligned,
+            };
+            let t_in = c.positive(&f("t_in"), t.t_in.unwrap_or(2.0))?;
+            let t_d = c.non_negative(&f("t_d"), t.t_d.unwrap_or(10.0))?;
+            let t_loss = c.non_negative(&f("t_loss"), t.t_loss.unwrap_or(2.0))?;
+            if t_loss > t_in + t_d {
+                return Err(c.error(
+                    &f("t_loss"),
+                    t_loss,
+                    &format!("[0, t_in + t_d = {}]", t_in + t_d),
+                    "the loss window is longer than the trial",
+                ));
+            }
+            Task::WorkingMemory(WorkingMemory {
+                pattern: 0,
+                u_p: c.finite(&f("u_p"), t.u_p.unwrap_or(1.0))?,
+                t_in,
+                u_s: c.finite(&f("u_s"), t.u_s.unwrap_or(0.0))?,
+                t_d,
+                t_loss,
+                zhat: c.finite(&f("zhat"), t.zhat.unwrap_or(0.5))?,
+                loss,
+                sigma0: c.non_negative(&f("sigma0"), t.sigma0.unwrap_or(0.0))?,
+            })
+        }
+        "static" => Task::Static(StaticTask {
+            pattern: 0,
+            u: c.finite(&f("u"), t.u.unwrap_or(1.0))?,
+            t_max: c.positive(&f("t_max"), t.t_max.unwrap_or(50.0))?,
+            zhat: c.finite(&f("zhat"), t.zhat.unwrap_or(1.0))?,
+        }),
+        _ => Task::FlipFlop(FlipFlop {
+            channels: match c.one_of(
+                &f("channels"),
+                t.channels.as_deref().unwrap_or("both"),
+                &["a", "b", "both"],
+            )? {
+                "a" => Channels::A,
+                "b" => Channels::B,
+                _ => Channels::Both,
+            },
+            t_max: c.positive(&f("t_max"), t.t_max.unwrap_or(20.0))?,
+            rate: c.positive(&f("rate"), t.rate.unwrap_or(0.3))?,
+            t_pulse: c.positive(&f("t_pulse"), t.t_pulse.unwrap_or(1.0))?,
+            sigma0: c.non_negative(&f("sigma0"), t.sigma0.unwrap_or(0.0))?,
+        }),
+    })
+}
+
+/// The tasks from `[task]` or `[task_a]` + `[task_b]`: (task A or the single task, task B).
+fn check_tasks(c: &Checker, raw: &RawRnn, protocol: Protocol) -> Result<(Task, Option<Task>)> {
+    let sequential = protocol == Protocol::Sequential;
+    let either = "either [task] (the same task for A and B) or both [task_a] and [task_b]";
+    match (&raw.task, &raw.task_a, &raw.task_b) {
+        (Some(t), None, None) => {
+            let task = check_task(c, "task", t, sequential)?;
+            Ok(if sequential {
+                (task.on_pattern(0), Some(task.on_pattern(1)))
+            } else {
+                (task, None)
+            })
+        }
+        (None, Some(a), Some(b)) => {
+            if !sequential {
+                return Err(c.error(
+                    "training.protocol",
+                    "single",
+                    "sequential (with [task_a] and [task_b]), or one [task] for single",
+                    "[task_a] and [task_b] describe the sequential protocol A -> B",
+                ));
+            }
+            let a = check_task(c, "task_a", a, sequential)?;
+            let b = check_task(c, "task_b", b, sequential)?;
+            Ok((a.on_pattern(0), Some(b.on_pattern(1))))
+        }
+        (Some(_), a, _) => Err(c.error(
+            if a.is_some() { "task_a" } else { "task_b" },
+            "(given)",
+            either,
+            "[task] already gives task A and task B; a model has [task] or [task_a] + [task_b]",
+        )),
+        (None, None, Some(_)) => {
+            Err(c.error("task_a", "(missing)", either, "[task_b] needs [task_a]"))
+        }
+        (None, Some(_), None) => {
+            Err(c.error("task_b", "(missing)", either, "[task_a] needs [task_b]"))
+        }
+        (None, None, None) => {
+            Err(c.error("task", "(missing)", either, "the model has no task table"))
         }
     }
 }
@@ -165,88 +353,6 @@ pub fn check(model: &ModelFile) -> Result<RnnSpec> {
             c.finite(&format!("network.m0[{i}][{j}]"), v)?;
         }
     }
-    let t = &raw.task;
-    let family = c.one_of(
-        "task.family",
-        &t.family,
-        &["working_memory", "static", "flip_flop"],
-    )?;
-    let given: [(&str, bool); 12] = [
-        ("u_p", t.u_p.is_some()),
-        ("t_in", t.t_in.is_some()),
-        ("u_s", t.u_s.is_some()),
-        ("t_d", t.t_d.is_some()),
-        ("t_loss", t.t_loss.is_some()),
-        ("zhat", t.zhat.is_some()),
-        ("loss", t.loss.is_some()),
-        ("sigma0", t.sigma0.is_some()),
-        ("u", t.u.is_some()),
-        ("t_max", t.t_max.is_some()),
-        ("rate", t.rate.is_some()),
-        ("t_pulse", t.t_pulse.is_some()),
-    ];
-    let allowed: &[&str] = match family {
-        "working_memory" => &[
-            "u_p", "t_in", "u_s", "t_d", "t_loss", "zhat", "loss", "sigma0",
-        ],
-        "static" => &["u", "t_max", "zhat"],
-        _ => &["t_max", "rate", "t_pulse", "sigma0"],
-    };
-    for (name, present) in given {
-        if present && !allowed.contains(&name) {
-            return Err(c.error(
-                &format!("task.{name}"),
-                "(given)",
-                &allowed.join(", "),
-                &format!("does not apply to the task family `{family}`"),
-            ));
-        }
-    }
-    let task = match family {
-        "working_memory" => {
-            let loss = match c.one_of(
-                "task.loss",
-                t.loss.as_deref().unwrap_or("aligned"),
-                &["own", "aligned"],
-            )? {
-                "own" => LossKind::Own,
-                _ => LossKind::Aligned,
-            };
-            let t_in = c.positive("task.t_in", t.t_in.unwrap_or(2.0))?;
-            let t_d = c.non_negative("task.t_d", t.t_d.unwrap_or(10.0))?;
-            let t_loss = c.non_negative("task.t_loss", t.t_loss.unwrap_or(2.0))?;
-            if t_loss > t_in + t_d {
-                return Err(c.error(
-                    "task.t_loss",
-                    t_loss,
-                    &format!("[0, t_in + t_d = {}]", t_in + t_d),
-                    "the loss window is longer than the trial",
-                ));
-            }
-            Task::WorkingMemory(WorkingMemory {
-                pattern: 0,
-                u_p: c.finite("task.u_p", t.u_p.unwrap_or(1.0))?,
-                t_in,
-                u_s: c.finite("task.u_s", t.u_s.unwrap_or(0.0))?,
-                t_d,
-                t_loss,
-                zhat: c.finite("task.zhat", t.zhat.unwrap_or(0.5))?,
-                loss,
-                sigma0: c.non_negative("task.sigma0", t.sigma0.unwrap_or(0.0))?,
-            })
-        }
-        "static" => Task::Static(StaticTask {
-            u: c.finite("task.u", t.u.unwrap_or(1.0))?,
-            t_max: c.positive("task.t_max", t.t_max.unwrap_or(50.0))?,
-            zhat: c.finite("task.zhat", t.zhat.unwrap_or(1.0))?,
-        }),
-        _ => Task::FlipFlop(FlipFlop {
-            t_max: c.positive("task.t_max", t.t_max.unwrap_or(20.0))?,
-            rate: c.positive("task.rate", t.rate.unwrap_or(0.3))?,
-            t_pulse: c.positive("task.t_pulse", t.t_pulse.unwrap_or(1.0))?,
-            sigma0: c.non_negative("task.sigma0", t.sigma0.unwrap_or(0.0))?,
-        }),
-    };
     let tr = &raw.training;
     let recurrent = match c.one_of(
         "training.trainable",
@@ -278,14 +384,8 @@ pub fn check(model: &ModelFile) -> Result<RnnSpec> {
         "single" => Protocol::Single,
         _ => Protocol::Sequential,
     };
-    if protocol == Protocol::Sequential && family != "working_memory" {
-        return Err(c.error(
-            "training.protocol",
-            "sequential",
-            "single (for this task family)",
-            "the sequential protocol A -> B needs the working_memory task",
-        ));
-    }
+    let separate_tasks = raw.task.is_none();
+    let (task, task_b) = check_tasks(&c, &raw, protocol)?;
     let train = TrainOptions {
         optimizer,
         lr: c.positive("training.lr", tr.lr)?,
@@ -315,6 +415,8 @@ pub fn check(model: &ModelFile) -> Result<RnnSpec> {
             m0,
         },
         task,
+        task_b,
+        separate_tasks,
         trainable,
         train,
         protocol,
@@ -390,9 +492,9 @@ lr = 1.0
             (
                 GOOD.replace(
                     "family = \"working_memory\"\nt_d = 5.0",
-                    "family = \"static\"",
+                    "family = \"flip_flop\"\nchannels = \"a\"",
                 ),
-                "training.protocol",
+                "task.channels",
             ),
         ];
         for (text, field) in cases {
@@ -404,6 +506,156 @@ lr = 1.0
         }
         let m = parse("t.toml", &GOOD.replace("n = 50", "n = 50\nwidth = 3")).unwrap();
         assert!(matches!(check(&m), Err(Error::ModelFile { .. })));
+    }
+
+    /// A model with tables A and B (flip-flop then working memory).
+    const TWO: &str = r#"
+kind = "rnn"
+[network]
+n = 50
+[task_a]
+family = "flip_flop"
+t_max = 10.0
+[task_b]
+family = "working_memory"
+t_d = 5.0
+[training]
+lr = 0.01
+"#;
+
+    #[test]
+    fn one_task_table_is_the_same_task_on_a_then_b() {
+        let s = check(&parse("t.toml", GOOD).unwrap()).unwrap();
+        assert!(!s.separate_tasks);
+        let (Task::WorkingMemory(a), Some(Task::WorkingMemory(b))) = (s.task, s.task_b) else {
+            panic!("expected working memory for A and B: {s:?}");
+        };
+        assert_eq!((a.pattern, b.pattern), (0, 1));
+        assert_eq!(WorkingMemory { pattern: 0, ..b }, a);
+        assert_eq!(s.working_memory(), Some(a));
+        // the same task for the static and flip-flop families, bound to a then b
+        let ff = GOOD.replace(
+            "family = \"working_memory\"\nt_d = 5.0",
+            "family = \"flip_flop\"",
+        );
+        let s = check(&parse("t.toml", &ff).unwrap()).unwrap();
+        match (s.task, s.task_b) {
+            (Task::FlipFlop(a), Some(Task::FlipFlop(b))) => {
+                assert_eq!((a.channels, b.channels), (Channels::A, Channels::B))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.working_memory(), None);
+        let st = GOOD.replace(
+            "family = \"working_memory\"\nt_d = 5.0",
+            "family = \"static\"",
+        );
+        let s = check(&parse("t.toml", &st).unwrap()).unwrap();
+        match (s.task, s.task_b) {
+            (Task::Static(a), Some(Task::Static(b))) => assert_eq!((a.pattern, b.pattern), (0, 1)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn two_task_tables_give_a_and_b() {
+        let s = check(&parse("t.toml", TWO).unwrap()).unwrap();
+        assert!(s.separate_tasks);
+        match (s.task, s.task_b) {
+            (Task::FlipFlop(a), Some(Task::WorkingMemory(b))) => {
+                assert_eq!(a.channels, Channels::A);
+                assert_eq!(a.t_max, 10.0);
+                assert_eq!(b.pattern, 1);
+                assert_eq!(b.t_d, 5.0);
+            }
+            other => panic!("{other:?}"),
+        }
+        // not one working-memory task: no latent cross-validation setting
+        assert_eq!(s.working_memory(), None);
+        // the single flip-flop keeps its two bits unless told otherwise
+        let single = |extra: &str| {
+            let text = format!(
+                "kind = \"rnn\"\n[network]\nn = 50\n[task]\nfamily = \"flip_flop\"\n{extra}\n\
+                 [training]\nprotocol = \"single\"\nlr = 0.01\n"
+            );
+            check(&parse("t.toml", &text).unwrap()).map(|s| (s.task, s.task_b))
+        };
+        match single("").unwrap() {
+            (Task::FlipFlop(f), None) => assert_eq!(f.channels, Channels::Both),
+            other => panic!("{other:?}"),
+        }
+        match single("channels = \"b\"").unwrap() {
+            (Task::FlipFlop(f), None) => assert_eq!(f.channels, Channels::B),
+            other => panic!("{other:?}"),
+        }
+        match single("channels = \"c\"") {
+            Err(Error::Parameter { field, .. }) => assert_eq!(field, "task.channels"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn mixed_or_invalid_task_tables_are_errors() {
+        let wm = "[task]\nfamily = \"working_memory\"\n";
+        let cases = [
+            // [task] beside [task_a] / [task_b]
+            (TWO.replace("[task_a]", &format!("{wm}[task_a]")), "task_a"),
+            (
+                GOOD.replace("[training]", "[task_b]\nfamily = \"static\"\n[training]"),
+                "task_b",
+            ),
+            // one of the two alone
+            (
+                TWO.replace("[task_b]\nfamily = \"working_memory\"\nt_d = 5.0\n", ""),
+                "task_b",
+            ),
+            (
+                TWO.replace("[task_a]\nfamily = \"flip_flop\"\nt_max = 10.0\n", ""),
+                "task_a",
+            ),
+            // no task at all
+            (
+                GOOD.replace("[task]\nfamily = \"working_memory\"\nt_d = 5.0\n", ""),
+                "task",
+            ),
+            // two tables outside the sequential protocol
+            (
+                TWO.replace("lr = 0.01", "lr = 0.01\nprotocol = \"single\""),
+                "training.protocol",
+            ),
+            // keys checked per table, with the table's name
+            (TWO.replace("t_d = 5.0", "t_d = 5.0\nu = 1.0"), "task_b.u"),
+            (TWO.replace("t_max = 10.0", "t_max = -1.0"), "task_a.t_max"),
+            (
+                TWO.replace("t_max = 10.0", "channels = \"both\""),
+                "task_a.channels",
+            ),
+            (
+                TWO.replace("\"working_memory\"", "\"delay\""),
+                "task_b.family",
+            ),
+        ];
+        for (text, field) in cases {
+            let m = parse("t.toml", &text).unwrap();
+            match check(&m) {
+                Err(e @ Error::Parameter { .. }) => {
+                    assert_eq!(e.exit_code(), 2);
+                    let Error::Parameter { field: f, .. } = e else {
+                        unreachable!()
+                    };
+                    assert_eq!(f, field, "{text}");
+                }
+                other => panic!("{field}: expected a parameter error, got {other:?}"),
+            }
+        }
+        // unknown keys are still rejected, in the new tables too
+        for text in [
+            TWO.replace("t_max = 10.0", "t_max = 10.0\nwidth = 3"),
+            TWO.replace("[task_b]", "[task_c]\nfamily = \"static\"\n[task_b]"),
+        ] {
+            let m = parse("t.toml", &text).unwrap();
+            assert!(matches!(check(&m), Err(Error::ModelFile { .. })), "{text}");
+        }
     }
 }
 

@@ -123,6 +123,7 @@ pub fn run_static(s: &StaticSetting, seed: u64) -> Result<StaticRun> {
         s.g,
         s.dt,
         StaticTask {
+            pattern: 0,
             u: s.u,
             t_max: s.t_max,
             zhat: s.zhat,

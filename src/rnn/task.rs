@@ -65,7 +65,7 @@ pub enum LossKind {
 }
 
 /// The working-memory fixed point task for pattern mu (channel 0 = a, 1 = b).
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct WorkingMemory {
     /// Which pattern (input channel and readout) this task uses: 0 = a (task A), 1 = b (task B).
     pub pattern: usize,
@@ -84,10 +84,19 @@ pub struct WorkingMemory {
     pub sigma0: f64,
 }
 
-/// The NeurIPS-2020 static task (THEORY I-10): constant input u along channel 0 (a) for the
-/// whole trial, target zhat on readout 1 (b, orthogonal to the input) at the final state.
-#[derive(Debug, Clone, Copy, Serialize)]
+/// The NeurIPS-2020 static task (THEORY I-10): constant input u along one pattern for the
+/// whole trial, target zhat at the final state on the readout of the *other* pattern
+/// (orthogonal to the input, as in I-10).
+///
+/// Pattern mapping: `pattern` = 0 (a, the default and the I-10 setting) puts the input on
+/// channel a and the target on readout b; `pattern` = 1 (b, the task-B version of the
+/// sequential protocol) puts the input on channel b and the target on readout a. A and B thus
+/// use different input and readout directions (the map they must learn is b <- a for A and
+/// a <- b for B), which is what makes A -> B meaningful for this family.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct StaticTask {
+    /// Input pattern: 0 = a (target on readout b), 1 = b (target on readout a).
+    pub pattern: usize,
     pub u: f64,
     pub t_max: f64,
     pub zhat: f64,
@@ -98,16 +107,44 @@ pub struct StaticTask {
 /// channel r (0 before the first one). The loss is the mean over steps, trials and channels of
 /// (y - target)^2 / 2, with no loss while a pulse is on (the network needs the pulse to flip:
 /// counting it would put a floor under the loss).
-#[derive(Debug, Clone, Copy, Serialize)]
+///
+/// `channels` selects the bits: both (the 2-bit flip-flop, channels and readouts a and b), or
+/// one of them (a 1-bit flip-flop on pattern a or b alone: the other channel is never driven
+/// and its readout carries no loss).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct FlipFlop {
+    pub channels: Channels,
     pub t_max: f64,
     pub rate: f64,
     pub t_pulse: f64,
     pub sigma0: f64,
 }
 
+/// Which input channels / readouts a flip-flop uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channels {
+    /// Pattern a only (channel and readout 0).
+    A,
+    /// Pattern b only (channel and readout 1).
+    B,
+    /// Both (the 2-bit flip-flop).
+    Both,
+}
+
+impl Channels {
+    /// The channels used, as a range of channel indices.
+    fn range(self) -> std::ops::Range<usize> {
+        match self {
+            Channels::A => 0..1,
+            Channels::B => 1..2,
+            Channels::Both => 0..2,
+        }
+    }
+}
+
 /// A task family.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(tag = "family", rename_all = "snake_case")]
 pub enum Task {
     WorkingMemory(WorkingMemory),
@@ -121,6 +158,35 @@ pub fn steps_for(t: f64, dt: f64) -> usize {
 }
 
 impl Task {
+    /// The family's name as in the model file.
+    pub fn family(&self) -> &'static str {
+        match self {
+            Task::WorkingMemory(_) => "working_memory",
+            Task::Static(_) => "static",
+            Task::FlipFlop(_) => "flip_flop",
+        }
+    }
+
+    /// This task bound to pattern `pattern` (0 = a, 1 = b): the working-memory task drives
+    /// channel `pattern` and targets its readout; the static task takes its input along
+    /// `pattern` and puts its target on the other readout; the flip-flop becomes the 1-bit
+    /// flip-flop on that channel alone. The sequential protocol runs task A on 0, B on 1.
+    pub fn on_pattern(self, pattern: usize) -> Task {
+        let pattern = pattern.min(1);
+        match self {
+            Task::WorkingMemory(w) => Task::WorkingMemory(WorkingMemory { pattern, ..w }),
+            Task::Static(s) => Task::Static(StaticTask { pattern, ..s }),
+            Task::FlipFlop(f) => Task::FlipFlop(FlipFlop {
+                channels: if pattern == 0 {
+                    Channels::A
+                } else {
+                    Channels::B
+                },
+                ..f
+            }),
+        }
+    }
+
     /// Whether the trials are random (noise or random pulses); deterministic tasks need one
     /// trial per batch.
     pub fn is_random(&self) -> bool {
@@ -176,13 +242,15 @@ impl Task {
                 let steps = steps_for(s.t_max, dt);
                 let mut tr = Trials::zeros(n, k, r, steps, batch);
                 let c = 1.0 / batch as f64;
+                let input = s.pattern.min(k - 1);
+                let readout = (1 - s.pattern.min(1)).min(r - 1);
                 for kk in 0..steps {
                     for j in 0..batch {
-                        tr.inputs[(0, kk * batch + j)] = s.u;
+                        tr.inputs[(input, kk * batch + j)] = s.u;
                     }
                 }
                 for j in 0..batch {
-                    tr.set_target(steps - 1, j, 1.min(r - 1), s.zhat, c);
+                    tr.set_target(steps - 1, j, readout, s.zhat, c);
                 }
                 tr
             }
@@ -190,11 +258,12 @@ impl Task {
                 let steps = steps_for(f.t_max, dt);
                 let pulse = steps_for(f.t_pulse, dt);
                 let mut tr = Trials::zeros(n, k, r, steps, batch);
-                let ch = k.min(r);
+                let used = f.channels.range();
+                let used = used.start.min(k.min(r))..used.end.min(k.min(r));
                 let p = (f.rate * dt).min(1.0);
-                let c = 1.0 / (steps * batch * ch) as f64;
+                let c = 1.0 / (steps * batch * used.len().max(1)) as f64;
                 for j in 0..batch {
-                    for q in 0..ch {
+                    for q in used.clone() {
                         let mut state = 0.0;
                         let mut left = 0usize;
                         let mut sign = 0.0;
@@ -258,6 +327,7 @@ mod tests {
     #[test]
     fn flip_flop_targets_hold_the_last_sign_and_skip_pulses() {
         let t = Task::FlipFlop(FlipFlop {
+            channels: Channels::Both,
             t_max: 30.0,
             rate: 0.5,
             t_pulse: 1.0,
@@ -284,5 +354,85 @@ mod tests {
             }
         }
         assert!(pulses > 0);
+    }
+
+    #[test]
+    fn one_bit_flip_flop_on_b_leaves_channel_and_readout_a_alone() {
+        let two = Task::FlipFlop(FlipFlop {
+            channels: Channels::Both,
+            t_max: 30.0,
+            rate: 0.5,
+            t_pulse: 1.0,
+            sigma0: 0.0,
+        });
+        let t = two.on_pattern(1);
+        assert!(matches!(
+            t,
+            Task::FlipFlop(FlipFlop {
+                channels: Channels::B,
+                ..
+            })
+        ));
+        let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+        let tr = t.trials(10, 2, 2, 0.2, 5, &mut rng);
+        // channel a never driven, readout a never weighted or targeted
+        assert!(tr.inputs.row(0).iter().all(|&u| u == 0.0));
+        assert!(tr.weights.row(0).iter().all(|&c| c == 0.0));
+        assert!(tr.targets.row(0).iter().all(|&z| z == 0.0));
+        // channel b carries pulses and the loss; its weights are the mean over the steps
+        // outside pulses, trials and the one channel: each weight is 1 / (T B)
+        assert!(tr.inputs.row(1).iter().any(|&u| u != 0.0));
+        let c = 1.0 / (tr.steps * 5) as f64;
+        assert!(tr.weights.row(1).iter().all(|&w| w == 0.0 || w == c));
+        // and on a: the mirror image
+        let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+        let ta = two.on_pattern(0).trials(10, 2, 2, 0.2, 5, &mut rng);
+        assert!(ta.inputs.row(1).iter().all(|&u| u == 0.0));
+        assert!(ta.weights.row(1).iter().all(|&c| c == 0.0));
+        assert_eq!(ta.inputs.row(0), tr.inputs.row(1));
+    }
+
+    #[test]
+    fn static_task_on_b_swaps_input_and_readout() {
+        let s = Task::Static(StaticTask {
+            pattern: 0,
+            u: 0.7,
+            t_max: 2.0,
+            zhat: 1.0,
+        });
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let a = s.trials(10, 2, 2, 0.5, 1, &mut rng);
+        let b = s.on_pattern(1).trials(10, 2, 2, 0.5, 1, &mut rng);
+        let last = a.steps - 1;
+        // A: input a, target on readout b (I-10); B: input b, target on readout a
+        assert!(a.inputs.row(0).iter().all(|&u| u == 0.7));
+        assert!(a.inputs.row(1).iter().all(|&u| u == 0.0));
+        assert_eq!((a.weights[(1, last)], a.weights[(0, last)]), (1.0, 0.0));
+        assert!(b.inputs.row(1).iter().all(|&u| u == 0.7));
+        assert!(b.inputs.row(0).iter().all(|&u| u == 0.0));
+        assert_eq!((b.weights[(0, last)], b.weights[(1, last)]), (1.0, 0.0));
+        assert_eq!(b.targets[(0, last)], 1.0);
+    }
+
+    #[test]
+    fn working_memory_on_pattern_sets_the_pattern() {
+        let w = WorkingMemory {
+            pattern: 0,
+            u_p: 1.0,
+            t_in: 2.0,
+            u_s: 0.0,
+            t_d: 4.0,
+            t_loss: 1.0,
+            zhat: 0.5,
+            loss: LossKind::Aligned,
+            sigma0: 0.0,
+        };
+        let t = Task::WorkingMemory(w);
+        assert_eq!(t.on_pattern(0), t);
+        assert_eq!(
+            t.on_pattern(1),
+            Task::WorkingMemory(WorkingMemory { pattern: 1, ..w })
+        );
+        assert_eq!(t.family(), "working_memory");
     }
 }

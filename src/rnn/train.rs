@@ -279,7 +279,7 @@ mod tests {
     fn tiny_flip_flop_trains_to_tolerance() {
         // 2-bit flip-flop, state readouts (targets +-1 are out of reach of a tanh rate
         // readout along a Gaussian pattern: |y| <= E|a_i| = 0.8), Adam on fresh batches
-        use crate::rnn::task::FlipFlop;
+        use crate::rnn::task::{Channels, FlipFlop};
         let run = || {
             let mut rng = StdRng::seed_from_u64(2);
             let spec = NetworkSpec {
@@ -292,6 +292,7 @@ mod tests {
             };
             let mut net = Network::new(&spec, &mut rng);
             let task = Task::FlipFlop(FlipFlop {
+                channels: Channels::Both,
                 t_max: 10.0,
                 rate: 0.3,
                 t_pulse: 1.0,
