@@ -120,15 +120,6 @@ impl PackedMatrix {
         self.k
     }
 
-    fn resize(&mut self, m: usize, k: usize) {
-        self.m = m;
-        self.k = k;
-        let len = m.div_ceil(MR) * MR * k;
-        if self.panels.len() != len {
-            self.panels.resize(len, 0.0);
-        }
-    }
-
     /// Pack A (reuses the buffer when the shape is unchanged).
     pub fn pack(&mut self, a: &DMatrix<f64>) {
         let (m, k) = a.shape();
@@ -156,7 +147,12 @@ impl PackedMatrix {
     /// is reused when the size is unchanged). With [`PackedMatrix::pack_columns`] a matrix can
     /// be packed block by block while each block is still in cache.
     pub fn reshape(&mut self, m: usize, k: usize) {
-        self.resize(m, k);
+        self.m = m;
+        self.k = k;
+        let len = m.div_ceil(MR) * MR * k;
+        if self.panels.len() != len {
+            self.panels.resize(len, 0.0);
+        }
     }
 
     /// Pack columns k0 .. k0 + c of A from `src`, the column-major m x c block holding them.
@@ -184,7 +180,7 @@ impl PackedMatrix {
     /// Pack A^T (an a.ncols() x a.nrows() matrix) without forming the transpose.
     pub fn pack_transpose(&mut self, a: &DMatrix<f64>) {
         let (k, m) = a.shape();
-        self.resize(m, k);
+        self.reshape(m, k);
         let src = a.as_slice();
         for p in 0..m.div_ceil(MR) {
             let r0 = p * MR;
@@ -620,12 +616,24 @@ mod tests {
         p.gemm(alpha, b.as_slice(), n, beta, c.as_mut_slice());
         let reference = &c0 * beta + &a * &b * alpha;
         let scale = a.abs() * b.abs() * alpha.abs() + c0.abs() * beta.abs();
+        assert_close(&c, &reference, &scale, k, "gemm");
+    }
+
+    /// |C - C_ref| <= 1e-15 k (|alpha| sum_kk |A||B| + |beta C0|) entrywise (see `check`).
+    fn assert_close(
+        c: &DMatrix<f64>,
+        reference: &DMatrix<f64>,
+        scale: &DMatrix<f64>,
+        k: usize,
+        what: &str,
+    ) {
+        let (m, n) = c.shape();
         for i in 0..m {
             for j in 0..n {
                 let err = (c[(i, j)] - reference[(i, j)]).abs();
                 assert!(
                     err <= 1e-15 * k as f64 * (scale[(i, j)] + 1e-300) + 1e-300,
-                    "m={m} k={k} n={n} ({i},{j}): {} vs {}",
+                    "{what} m={m} k={k} n={n} ({i},{j}): {} vs {}",
                     c[(i, j)],
                     reference[(i, j)]
                 );
@@ -658,17 +666,7 @@ mod tests {
         pa.gemm_nt(alpha, &pb, beta, c.as_mut_slice());
         let reference = &c0 * beta + &a * b.transpose() * alpha;
         let scale = a.abs() * b.abs().transpose() * alpha.abs() + c0.abs() * beta.abs();
-        for i in 0..m {
-            for j in 0..n {
-                let err = (c[(i, j)] - reference[(i, j)]).abs();
-                assert!(
-                    err <= 1e-15 * k as f64 * (scale[(i, j)] + 1e-300) + 1e-300,
-                    "nt m={m} k={k} n={n} ({i},{j}): {} vs {}",
-                    c[(i, j)],
-                    reference[(i, j)]
-                );
-            }
-        }
+        assert_close(&c, &reference, &scale, k, "gemm_nt");
     }
 
     #[test]

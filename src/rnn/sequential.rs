@@ -323,7 +323,6 @@ pub fn track_stages(stages: &Stages, opts: &FixedPointOptions) -> Result<Trackin
 mod tests {
     use super::*;
     use crate::rnn::network::{Phi, Readout};
-    use crate::rnn::task::LossKind;
     use crate::rnn::train::Optimizer;
 
     #[test]
@@ -337,17 +336,7 @@ mod tests {
                 readout: Readout::Rate,
                 m0: [[0.0; 2]; 2],
             },
-            WorkingMemory {
-                pattern: 0,
-                u_p: 1.0,
-                t_in: 2.0,
-                u_s: 0.0,
-                t_d: 4.0,
-                t_loss: 1.0,
-                zhat: 0.5,
-                loss: LossKind::Aligned,
-                sigma0: 0.0,
-            },
+            WorkingMemory::short_test_task(),
             Trainable::FULL,
             TrainOptions {
                 optimizer: Optimizer::Gd,

@@ -84,6 +84,25 @@ pub struct WorkingMemory {
     pub sigma0: f64,
 }
 
+impl WorkingMemory {
+    /// A short noise-free task on pattern a (T_in = 2, T_d = 4, T_L = 1, zhat = 0.5, aligned
+    /// loss): the shared fixture of the unit tests.
+    #[cfg(test)]
+    pub(crate) fn short_test_task() -> WorkingMemory {
+        WorkingMemory {
+            pattern: 0,
+            u_p: 1.0,
+            t_in: 2.0,
+            u_s: 0.0,
+            t_d: 4.0,
+            t_loss: 1.0,
+            zhat: 0.5,
+            loss: LossKind::Aligned,
+            sigma0: 0.0,
+        }
+    }
+}
+
 /// The NeurIPS-2020 static task (THEORY I-10): constant input u along one pattern for the
 /// whole trial, target zhat at the final state on the readout of the *other* pattern
 /// (orthogonal to the input, as in I-10).
@@ -416,17 +435,7 @@ mod tests {
 
     #[test]
     fn working_memory_on_pattern_sets_the_pattern() {
-        let w = WorkingMemory {
-            pattern: 0,
-            u_p: 1.0,
-            t_in: 2.0,
-            u_s: 0.0,
-            t_d: 4.0,
-            t_loss: 1.0,
-            zhat: 0.5,
-            loss: LossKind::Aligned,
-            sigma0: 0.0,
-        };
+        let w = WorkingMemory::short_test_task();
         let t = Task::WorkingMemory(w);
         assert_eq!(t.on_pattern(0), t);
         assert_eq!(

@@ -210,7 +210,7 @@ pub fn evaluate(net: &Network, trials: &Trials) -> Result<f64> {
 mod tests {
     use super::*;
     use crate::rnn::network::{NetworkSpec, Phi, Readout};
-    use crate::rnn::task::{LossKind, WorkingMemory};
+    use crate::rnn::task::WorkingMemory;
     use rand::SeedableRng;
 
     fn setup(phi: Phi) -> (Network, Task) {
@@ -224,17 +224,7 @@ mod tests {
             m0: [[0.0; 2]; 2],
         };
         let net = Network::new(&spec, &mut rng);
-        let task = Task::WorkingMemory(WorkingMemory {
-            pattern: 0,
-            u_p: 1.0,
-            t_in: 2.0,
-            u_s: 0.0,
-            t_d: 4.0,
-            t_loss: 1.0,
-            zhat: 0.5,
-            loss: LossKind::Aligned,
-            sigma0: 0.0,
-        });
+        let task = Task::WorkingMemory(WorkingMemory::short_test_task());
         (net, task)
     }
 
