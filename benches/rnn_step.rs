@@ -1,12 +1,13 @@
 //! One training step (forward + BPTT) of the N-neuron network: N = 256, T = 100 Euler steps,
 //! batch 32, all of W trained; throughput in FLOP/s counted from the gemms
 //! (`rnn::bptt::gemm_flops`: W phi(X), W^T Lambda and dL/dW, 2 N^2 B T each). Plus the
-//! scaling in N over 64..1024.
+//! scaling in N over 64..1024; then the same step with the batch split into shards run on all
+//! cores (`rnn::bptt::Sharded`, what `modeflow train` uses).
 //!
 //! cargo bench --bench rnn_step -- --warm-up-time 1 --measurement-time 3
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use modeflow::rnn::bptt::gemm_flops;
+use modeflow::rnn::bptt::{gemm_flops, Sharded};
 use modeflow::rnn::task::WorkingMemory;
 use modeflow::rnn::{LossKind, Network, NetworkSpec, Phi, Readout, Task, Trainable, Workspace};
 use rand::rngs::StdRng;
@@ -48,6 +49,25 @@ fn step(c: &mut Criterion) {
     for n in [64usize, 128, 256, 512, 1024] {
         let (net, trials) = setup(n, 32);
         let mut ws = Workspace::new(&net, trials.steps, trials.batch);
+        let mut grad = vec![0.0; net.num_params(&Trainable::FULL)];
+        group.throughput(Throughput::Elements(
+            gemm_flops(n, trials.steps, trials.batch, true) as u64,
+        ));
+        group.bench_with_input(BenchmarkId::new("N", n), &n, |b, _| {
+            b.iter(|| {
+                ws.loss_and_grad(&net, &trials, &Trainable::FULL, &mut grad)
+                    .unwrap()
+            })
+        });
+    }
+    group.finish();
+    // the same step with the batch split into shards run in parallel (rayon, all cores; the
+    // shards depend on the batch only: 2 of 16 trials at B = 32)
+    let mut group = c.benchmark_group("rnn_train_step_sharded");
+    group.sample_size(10);
+    for n in [64usize, 128, 256, 512, 1024] {
+        let (net, trials) = setup(n, 32);
+        let mut ws = Sharded::new(&net, trials.steps, trials.batch);
         let mut grad = vec![0.0; net.num_params(&Trainable::FULL)];
         group.throughput(Throughput::Elements(
             gemm_flops(n, trials.steps, trials.batch, true) as u64,

@@ -29,7 +29,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::Serialize;
 
-use super::bptt::Workspace;
+use super::bptt::{Sharded, Workspace};
 use super::fixed_points::{track, FixedPointOptions, Tracking};
 use super::network::{Network, NetworkSpec, Trainable};
 use super::task::{Task, Trials, WorkingMemory};
@@ -174,8 +174,8 @@ pub fn run_sequential(spec: &SequentialSpec, seed: u64) -> Result<(SequentialRes
         batch_for(&task_b, spec.eval_batch),
         &mut rng_eval,
     );
-    let mut ws_a = Workspace::new(&net, trials_a.steps, trials_a.batch);
-    let mut ws_b = Workspace::new(&net, trials_b.steps, trials_b.batch);
+    let mut ws_a = Sharded::new(&net, trials_a.steps, trials_a.batch);
+    let mut ws_b = Sharded::new(&net, trials_b.steps, trials_b.batch);
     let untrained = net.clone();
     let loss_a_untrained = ws_a.loss_only(&net, &trials_a)?;
 
@@ -185,8 +185,8 @@ pub fn run_sequential(spec: &SequentialSpec, seed: u64) -> Result<(SequentialRes
                       step: usize,
                       net: &Network,
                       w_start: &DMatrix<f64>,
-                      ws_a: &mut Workspace,
-                      ws_b: &mut Workspace|
+                      ws_a: &mut Sharded,
+                      ws_b: &mut Sharded|
      -> Result<()> {
         let loss_a = ws_a.loss_only(net, &trials_a)?;
         let loss_b = ws_b.loss_only(net, &trials_b)?;
@@ -229,7 +229,7 @@ pub fn run_sequential(spec: &SequentialSpec, seed: u64) -> Result<(SequentialRes
     let loss_b_before_b = ws_b.loss_only(&net, &trials_b)?;
     // seed covariate: overlap of the B-trial end state with a, before B training
     let (eps, eps_cos) = {
-        let xt = ws_b.state(trials_b.steps);
+        let xt = ws_b.state(trials_b.steps); // N x B, all trials
         let a = net.u.column(0);
         let mut e = 0.0;
         let mut c = 0.0;

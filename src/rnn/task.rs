@@ -43,6 +43,39 @@ impl Trials {
         }
     }
 
+    /// Copy trials `j0..j1` of the batch (their columns in every step block, and their
+    /// initial states) into `dst`, reallocating `dst` only if its shape differs.
+    pub fn copy_subset_into(&self, j0: usize, j1: usize, dst: &mut Trials) {
+        assert!(
+            j0 < j1 && j1 <= self.batch,
+            "copy_subset_into: bad trial range {j0}..{j1}"
+        );
+        let (t, b, bs) = (self.steps, self.batch, j1 - j0);
+        let (k, r, n) = (self.inputs.nrows(), self.targets.nrows(), self.x0.nrows());
+        if dst.steps != t
+            || dst.batch != bs
+            || dst.inputs.nrows() != k
+            || dst.targets.nrows() != r
+            || dst.x0.nrows() != n
+        {
+            *dst = Trials::zeros(n, k, r, t, bs);
+        }
+        for step in 0..t {
+            let (src, to) = (step * b + j0, step * bs);
+            dst.inputs
+                .columns_mut(to, bs)
+                .copy_from(&self.inputs.columns(src, bs));
+            dst.targets
+                .columns_mut(to, bs)
+                .copy_from(&self.targets.columns(src, bs));
+            dst.weights
+                .columns_mut(to, bs)
+                .copy_from(&self.weights.columns(src, bs));
+            dst.active[step] = self.active[step];
+        }
+        dst.x0.copy_from(&self.x0.columns(j0, bs));
+    }
+
     /// Set the loss weight and target of readout `r`, trial `j`, state x_{k+1}.
     pub fn set_target(&mut self, k: usize, j: usize, r: usize, target: f64, weight: f64) {
         let c = k * self.batch + j;

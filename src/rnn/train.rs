@@ -11,7 +11,7 @@ use nalgebra::DVector;
 use rand::rngs::StdRng;
 use serde::Serialize;
 
-use super::bptt::Workspace;
+use super::bptt::Sharded;
 use super::network::{Network, Trainable};
 use super::task::{Task, Trials};
 use crate::{Error, Result};
@@ -107,7 +107,8 @@ pub fn train_task(
     let (n, k, r, dt) = (net.n, net.inputs(), net.outputs(), net.dt);
     let draw = |rng: &mut StdRng| -> Trials { task.trials(n, k, r, dt, opts.batch, rng) };
     let mut trials = draw(rng);
-    let mut ws = Workspace::new(net, trials.steps, trials.batch);
+    // the batch split into shards run in parallel (deterministic for any thread count)
+    let mut ws = Sharded::new(net, trials.steps, trials.batch);
     let mut p = net.params(trainable);
     let mut grad = vec![0.0; p.len()];
     let mut adam = Adam {
@@ -202,7 +203,7 @@ pub fn train_task(
 
 /// Loss of `net` on `trials` (forward only).
 pub fn evaluate(net: &Network, trials: &Trials) -> Result<f64> {
-    let mut ws = Workspace::new(net, trials.steps, trials.batch);
+    let mut ws = Sharded::new(net, trials.steps, trials.batch);
     ws.loss_only(net, trials)
 }
 
