@@ -165,13 +165,20 @@ impl PackedMatrix {
             m > 0 && src.len().is_multiple_of(m) && k0 + src.len() / m <= k,
             "PackedMatrix::pack_columns: shape"
         );
-        let k1 = k0 + src.len() / m;
-        for p in 0..m.div_ceil(MR) {
-            let r0 = p * MR;
-            let rows = MR.min(m - r0);
-            let panel = &mut self.panels[p * MR * k + k0 * MR..p * MR * k + k1 * MR];
-            for (c, dst) in panel.chunks_exact_mut(MR).enumerate() {
-                dst[..rows].copy_from_slice(&src[c * m + r0..c * m + r0 + rows]);
+        // column by column: the source (often just computed, or streamed from memory) is read
+        // sequentially, the writes go to the panels at stride MR k
+        let full = m / MR;
+        for (c, col) in src.chunks_exact(m).enumerate() {
+            let base = (k0 + c) * MR;
+            for (p, v) in col[..full * MR].chunks_exact(MR).enumerate() {
+                let at = p * MR * k + base;
+                self.panels[at..at + MR].copy_from_slice(v);
+            }
+            if full * MR < m {
+                let at = full * MR * k + base;
+                let rows = m - full * MR;
+                let dst = &mut self.panels[at..at + MR];
+                dst[..rows].copy_from_slice(&col[full * MR..]);
                 dst[rows..].fill(0.0);
             }
         }

@@ -1,22 +1,26 @@
 //! Batched forward pass and hand-written backpropagation through time (THEORY I.1).
 //!
 //! States of all B trials form the columns of X_k (N x B), so each Euler step is one gemm
-//! W phi(X_k) for the whole batch. The trajectory X_0..X_T, the rates phi(X_k) and the adjoints
-//! Lambda_k = dL/dX_k each live in one preallocated buffer of N x (T+1) B; W and W^T are packed once per
-//! pass ([`PackedMatrix`]) and reused at every step; the time loops allocate nothing. For a
-//! full-W gradient the rates phi(X_k) (forward) and the adjoints Lambda_k (backward) are also
-//! packed block by block while still in cache, so dL/dW is one packed A B^T product with no
-//! transpose and no second pass over the N x T B trajectories. Backward:
+//! W phi(X_k) for the whole batch. The trajectory X_0..X_T and the rates phi(X_k) each live in
+//! one preallocated buffer of N x (T+1) B; the adjoints Lambda_k = dL/dX_k need only a ring of
+//! two N x B slots, because every parameter gradient is accumulated step by step during the
+//! backward pass. W and W^T are packed once per pass ([`PackedMatrix`]) and reused at every
+//! step; the time loops allocate nothing. For a full-W gradient, Lambda_k and phi(X_{k-1})
+//! are packed while in cache into chunks of [`CHUNK_COLUMNS`] columns, and each full chunk
+//! adds its packed A B^T product to dL/dW (chunks stay in L2; no transpose, no second pass over
+//! the N x T B trajectories). Backward:
 //!
 //!   Lambda_T = g_T,   Lambda_k = g_k + (1 - dt) Lambda_{k+1} + dt phi'(X_k) .* (W^T Lambda_{k+1}),
-//!   dL/dW = dt sum_{k=1}^T Lambda_k phi(X_{k-1})^T     (one gemm over the whole trajectory),
+//!   dL/dW = dt sum_{k=1}^T Lambda_k phi(X_{k-1})^T     (chunk by chunk),
 //!   dL/dM = U^T (dL/dW) U / N = dt (U^T Lambda)(U^T phi(X))^T / N,
+//!   dL/dW_in = dt sum_{k=1}^T Lambda_k U_{k-1}^T,
 //!
-//! with g_k = dl/dX_k the readout cotangent of the loss at step k.
+//! with g_k = dl/dX_k the readout cotangent of the loss at step k. [`Sharded`] splits a batch
+//! into shards of trials run in parallel.
 
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, Dyn, MatrixView};
 
-use super::network::{Network, Readout, Recurrent, Trainable};
+use super::network::{Network, Phi, Readout, Recurrent, Trainable};
 use super::task::Trials;
 use crate::num::packed::PackedMatrix;
 use crate::{Error, Result};
@@ -41,7 +45,8 @@ pub struct Workspace {
     xs: Vec<f64>,
     /// phi(X_0)..phi(X_T).
     hs: Vec<f64>,
-    /// Lambda_0..Lambda_T (Lambda_0 unused).
+    /// Lambda_k and Lambda_{k+1} during the backward pass (a ring of two N x B slots, see
+    /// [`slot`]).
     lam: Vec<f64>,
     /// N x B scratch.
     z: DMatrix<f64>,
@@ -56,12 +61,11 @@ pub struct Workspace {
     /// every Euler step (the per-step products are N x N times N x B with B small).
     wp: PackedMatrix,
     wtp: PackedMatrix,
-    /// Lambda_1..Lambda_T and phi(X_0)..phi(X_{T-1}) packed (N x T B each), for the single
-    /// product dL/dW = dt Lambda phi(X)^T (allocated on first use by a full-W gradient).
+    /// A chunk of Lambda_k and of the matching phi(X_{k-1}) packed (N x [`CHUNK_COLUMNS`]
+    /// each) during the backward pass, for dL/dW += dt Lambda_chunk phi(X)_chunk^T (allocated
+    /// on first use by a full-W gradient; small enough to stay in L2).
     lamp: PackedMatrix,
     hsp: PackedMatrix,
-    /// Whether the last forward pass packed the rates into `hsp`.
-    rates_packed: bool,
     /// Contiguous transposes w_out^T (R x N), U^T (2 x N) (see [`tview`]).
     wout_t: DMatrix<f64>,
     u_t: DMatrix<f64>,
@@ -79,7 +83,7 @@ impl Workspace {
             batch,
             xs: vec![0.0; len],
             hs: vec![0.0; len],
-            lam: vec![0.0; len],
+            lam: vec![0.0; 2 * n * batch],
             z: DMatrix::zeros(n, batch),
             ys: DMatrix::zeros(r, steps * batch),
             ey: DMatrix::zeros(r, steps * batch),
@@ -89,7 +93,6 @@ impl Workspace {
             wtp: PackedMatrix::new(),
             lamp: PackedMatrix::new(),
             hsp: PackedMatrix::new(),
-            rates_packed: false,
             wout_t: DMatrix::zeros(r, n),
             u_t: DMatrix::zeros(2, n),
         }
@@ -163,22 +166,12 @@ impl Workspace {
 
     /// Run the batched forward pass; readouts are computed at the steps carrying loss.
     pub fn forward(&mut self, net: &Network, trials: &Trials) -> Result<()> {
-        self.forward_impl(net, trials, false)
-    }
-
-    /// The forward pass; with `pack_rates` it also packs phi(X_0)..phi(X_{T-1}) for dL/dW
-    /// block by block while each is still in cache (see [`Workspace::backward`]).
-    fn forward_impl(&mut self, net: &Network, trials: &Trials, pack_rates: bool) -> Result<()> {
         self.check(net, trials)?;
         let (n, b, nb, dt) = (self.n, self.batch, self.nb(), net.dt);
         let phi = net.phi;
         let k_in = net.inputs();
         self.xs[..nb].copy_from_slice(trials.x0.as_slice());
         self.wp.pack(&net.w);
-        self.rates_packed = pack_rates;
-        if pack_rates {
-            self.hsp.reshape(n, self.steps * b);
-        }
         for k in 0..self.steps {
             // H_k = phi(X_k)
             phi.apply(
@@ -190,9 +183,6 @@ impl Workspace {
             let xn = &mut right[..nb];
             for (a, &c) in xn.iter_mut().zip(xk) {
                 *a = (1.0 - dt) * c;
-            }
-            if pack_rates {
-                self.hsp.pack_columns(&self.hs[k * nb..(k + 1) * nb], k * b);
             }
             self.wp.gemm(dt, &self.hs[k * nb..(k + 1) * nb], b, 1.0, xn);
             let mut xn = DMatrixViewMut::from_slice(xn, n, b);
@@ -277,78 +267,89 @@ impl Workspace {
         let active: Vec<bool> = (0..steps)
             .map(|k| trials.active[k] || self.ey.columns(k * b, b).iter().any(|&v| v != 0.0))
             .collect();
-        // Lambda_T = g_T
-        self.lam[steps * nb..].fill(0.0);
-        self.add_readout_cotangent(net, steps, active[steps - 1]);
+        // gradient blocks in the layout of Network::params: recurrent, input, readout
         let full = t.recurrent == Recurrent::Full;
-        if full {
-            // Lambda_1..Lambda_T packed block by block as they are computed (still in cache)
-            self.lamp.reshape(n, steps * b);
-            self.lamp
-                .pack_columns(&self.lam[steps * nb..(steps + 1) * nb], (steps - 1) * b);
+        let k_in = net.inputs();
+        let n_rec = if full { n * n } else { 4 };
+        let n_in = if t.input { n * k_in } else { 0 };
+        let (g_rec, rest) = grad.split_at_mut(n_rec);
+        let (g_in, g_out) = rest.split_at_mut(n_in);
+        g_rec.fill(0.0);
+        g_in.fill(0.0);
+        if !full {
+            net.u.transpose_to(&mut self.u_t);
         }
+        // Lambda_T = g_T
+        self.lam[slot(steps, nb)].fill(0.0);
+        self.add_readout_cotangent(net, steps, active[steps - 1]);
+        // steps per dL/dW chunk, and the lowest step of the current chunk
+        let chunk = (CHUNK_COLUMNS / b).max(1);
+        let mut c_lo = 0;
         self.wtp.pack_transpose(&net.w);
-        for k in (1..steps).rev() {
-            self.wtp.gemm(
-                dt,
-                &self.lam[(k + 1) * nb..(k + 2) * nb],
-                b,
-                0.0,
-                self.z.as_mut_slice(),
-            );
-            let (left, right) = self.lam.split_at_mut((k + 1) * nb);
-            let lk = &mut left[k * nb..];
-            let ln = &right[..nb];
-            let x = &self.xs[k * nb..(k + 1) * nb];
-            let h = &self.hs[k * nb..(k + 1) * nb];
-            let z = self.z.as_slice();
-            for i in 0..nb {
-                lk[i] = (1.0 - dt) * ln[i] + phi.df(x[i], h[i]) * z[i];
+        for k in (1..=steps).rev() {
+            if k < steps {
+                // Lambda_k from Lambda_{k+1}: the two slots of the ring
+                let (s0, s1) = self.lam.split_at_mut(nb);
+                let (lk, ln) = if k % 2 == 0 { (s0, s1) } else { (s1, s0) };
+                self.wtp.gemm(dt, ln, b, 0.0, self.z.as_mut_slice());
+                adjoint_update(
+                    phi,
+                    1.0 - dt,
+                    ln,
+                    &self.xs[k * nb..(k + 1) * nb],
+                    &self.hs[k * nb..(k + 1) * nb],
+                    self.z.as_slice(),
+                    lk,
+                );
+                self.add_readout_cotangent(net, k, active[k - 1]);
             }
-            self.add_readout_cotangent(net, k, active[k - 1]);
+            let lk = &self.lam[slot(k, nb)];
             if full {
-                self.lamp
-                    .pack_columns(&self.lam[k * nb..(k + 1) * nb], (k - 1) * b);
+                // dL/dW += dt Lambda_k phi(X_{k-1})^T, a chunk of steps at a time: Lambda_k and
+                // phi(X_{k-1}) are packed while in cache, the chunk product runs when full
+                if k == steps || k + 1 == c_lo {
+                    let len = chunk.min(k);
+                    c_lo = k + 1 - len;
+                    self.lamp.reshape(n, len * b);
+                    self.hsp.reshape(n, len * b);
+                }
+                let col = (k - c_lo) * b;
+                self.lamp.pack_columns(lk, col);
+                self.hsp.pack_columns(&self.hs[(k - 1) * nb..k * nb], col);
+                if k == c_lo {
+                    self.lamp.gemm_nt(dt, &self.hsp, 1.0, g_rec);
+                }
+            } else {
+                // U^T Lambda_k, block k - 1 of P (dL/dM = dt P Q^T / N after the loop)
+                let lv = DMatrixView::from_slice(lk, n, b);
+                self.p
+                    .columns_mut((k - 1) * b, b)
+                    .gemm(1.0, &self.u_t, &lv, 0.0);
+            }
+            if t.input {
+                // dL/dW_in += dt Lambda_k U_{k-1}^T (steps without input skipped)
+                let uk = trials.inputs.columns((k - 1) * b, b);
+                if uk.iter().any(|&v| v != 0.0) {
+                    let lv = DMatrixView::from_slice(lk, n, b);
+                    let ut = tview(&trials.inputs.as_slice()[(k - 1) * b * k_in..], k_in, b);
+                    let mut gi = DMatrixViewMut::from_slice(g_in, n, k_in);
+                    gi.gemm(dt, &lv, &ut, 1.0);
+                }
             }
         }
-        // parameter gradients
-        let lam_all = DMatrixView::from_slice(&self.lam[nb..(steps + 1) * nb], n, steps * b);
-        let mut off = 0;
-        match t.recurrent {
-            Recurrent::Full => {
-                // dL/dW = dt Lambda_all phi(X)_all^T with the packed kernel: Lambda_all
-                // (N x T B) packed, phi(X)^T as contiguous columns
-                if !self.rates_packed {
-                    self.hsp.pack_slice(&self.hs[..steps * nb], n, steps * b);
-                    self.rates_packed = true;
+        if !full {
+            let h_all = DMatrixView::from_slice(&self.hs[..steps * nb], n, steps * b);
+            self.q.gemm(1.0, &self.u_t, &h_all, 0.0);
+            // column-major M: [M00, M10, M01, M11]
+            for j in 0..2 {
+                for i in 0..2 {
+                    let s = self.p.row(i).dot(&self.q.row(j));
+                    g_rec[2 * j + i] = dt * inv_n * s;
                 }
-                self.lamp.gemm_nt(dt, &self.hsp, 0.0, &mut grad[..n * n]);
-                off += n * n;
             }
-            Recurrent::Latent => {
-                net.u.transpose_to(&mut self.u_t);
-                let h_all = DMatrixView::from_slice(&self.hs[..steps * nb], n, steps * b);
-                self.p.gemm(1.0, &self.u_t, &lam_all, 0.0);
-                self.q.gemm(1.0, &self.u_t, &h_all, 0.0);
-                // column-major M: [M00, M10, M01, M11]
-                for j in 0..2 {
-                    for i in 0..2 {
-                        let s = self.p.row(i).dot(&self.q.row(j));
-                        grad[off + 2 * j + i] = dt * inv_n * s;
-                    }
-                }
-                off += 4;
-            }
-        }
-        if t.input {
-            let k_in = net.inputs();
-            let ut = tview(trials.inputs.as_slice(), k_in, steps * b);
-            let mut gi = DMatrixViewMut::from_slice(&mut grad[off..off + n * k_in], n, k_in);
-            gi.gemm(dt, &lam_all, &ut, 0.0);
-            off += n * k_in;
         }
         if t.readout {
-            let mut go = DMatrixViewMut::from_slice(&mut grad[off..off + n * r], n, r);
+            let mut go = DMatrixViewMut::from_slice(&mut g_out[..n * r], n, r);
             go.fill(0.0);
             for k in 0..steps {
                 if !active[k] {
@@ -380,7 +381,7 @@ impl Workspace {
         let (n, b, nb) = (self.n, self.batch, self.nb());
         let e = self.ey.columns((k - 1) * b, b);
         self.z.gemm(1.0 / n as f64, &net.w_out, &e, 0.0);
-        let lk = &mut self.lam[k * nb..(k + 1) * nb];
+        let lk = &mut self.lam[slot(k, nb)];
         let z = self.z.as_slice();
         match net.readout {
             Readout::Rate => {
@@ -407,7 +408,7 @@ impl Workspace {
         grad: &mut [f64],
     ) -> Result<f64> {
         self.fit(net, trials);
-        self.forward_impl(net, trials, t.recurrent == Recurrent::Full)?;
+        self.forward(net, trials)?;
         let l = self.loss(trials);
         self.backward(net, trials, t, grad)?;
         Ok(l)
@@ -565,6 +566,49 @@ impl Sharded {
         self.fit(net, trials);
         self.run(trials, |ws, tr, _| ws.loss_only(net, tr))?;
         Ok(self.shards.iter().map(|sh| sh.loss).sum())
+    }
+}
+
+/// Where Lambda_k lives in the two-slot adjoint ring (only Lambda_k and Lambda_{k+1} are
+/// ever needed: every parameter gradient is accumulated step by step).
+fn slot(k: usize, nb: usize) -> std::ops::Range<usize> {
+    (k % 2) * nb..(k % 2 + 1) * nb
+}
+
+/// Columns (steps x trials) of one dL/dW chunk: Lambda and phi(X) chunks of N x 128 f64 stay
+/// in L2 between being packed and being multiplied, and 128 is the inner block of the
+/// AVX-512 kernel (`num::packed::KC512`).
+pub const CHUNK_COLUMNS: usize = 128;
+
+/// Lambda_k = decay Lambda_{k+1} + phi'(X_k) .* Z elementwise (Z = dt W^T Lambda_{k+1}), with
+/// the choice of phi made once outside the loop so that the tanh and identity loops vectorise.
+fn adjoint_update(
+    phi: Phi,
+    decay: f64,
+    ln: &[f64],
+    x: &[f64],
+    h: &[f64],
+    z: &[f64],
+    lk: &mut [f64],
+) {
+    let n = lk.len();
+    let (ln, x, h, z) = (&ln[..n], &x[..n], &h[..n], &z[..n]);
+    match phi {
+        Phi::Tanh => {
+            for i in 0..n {
+                lk[i] = decay * ln[i] + (1.0 - h[i] * h[i]) * z[i];
+            }
+        }
+        Phi::Identity => {
+            for i in 0..n {
+                lk[i] = decay * ln[i] + z[i];
+            }
+        }
+        Phi::Erf => {
+            for i in 0..n {
+                lk[i] = decay * ln[i] + phi.df(x[i], h[i]) * z[i];
+            }
+        }
     }
 }
 
