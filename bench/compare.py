@@ -44,7 +44,9 @@ def run_modeflow(sizes, measurement_time):
         "cargo", "bench", "--bench", "rnn_step", "--",
         "--warm-up-time", "1", "--measurement-time", str(measurement_time), pattern,
     ]
-    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"cargo bench failed:\n{proc.stdout}\n{proc.stderr}")
     return {
         n: (criterion_mean_ms("rnn_train_step", n), criterion_mean_ms("rnn_train_step_sharded", n))
         for n in sizes

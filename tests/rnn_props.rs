@@ -182,7 +182,7 @@ fn sharded_and_whole(
                     .unwrap();
                 assert_eq!(sh.loss_only(&net, &trials).unwrap(), ls);
                 // the end states of all trials, gathered from the shards in batch order
-                let (xs, xw) = (sh.state(trials.steps), ws.state(trials.steps));
+                let (xs, xw) = (sh.end_state(), ws.end_state());
                 let scale = xw.amax().max(1e-300);
                 assert!((&xs - xw).amax() <= 1e-13 * scale, "end states differ");
                 (ls, gs)

@@ -41,8 +41,12 @@ pub struct Workspace {
     n: usize,
     steps: usize,
     batch: usize,
-    /// X_0..X_T, N x (T+1) B.
+    /// X_0..X_T, N x (T+1) B, when the backward pass needs them ([`Workspace::keeps_states`]);
+    /// otherwise X_k lives in the two-slot ring [`slot`] at the start of the buffer (the
+    /// states are then never written to memory beyond it).
     xs: Vec<f64>,
+    /// Whether the last forward pass kept the whole trajectory X_0..X_T.
+    keep_states: bool,
     /// phi(X_0)..phi(X_T).
     hs: Vec<f64>,
     /// Lambda_k and Lambda_{k+1} during the backward pass (a ring of two N x B slots, see
@@ -82,6 +86,7 @@ impl Workspace {
             steps,
             batch,
             xs: vec![0.0; len],
+            keep_states: true,
             hs: vec![0.0; len],
             lam: vec![0.0; 2 * n * batch],
             z: DMatrix::zeros(n, batch),
@@ -142,10 +147,27 @@ impl Workspace {
         self.n * self.batch
     }
 
-    /// State X_k (N x B), k = 0..=T, of the last forward pass.
-    pub fn state(&self, k: usize) -> DMatrixView<'_, f64> {
+    /// Whether a forward pass of `net` keeps the whole trajectory X_0..X_T: only when the
+    /// backward pass reads it, i.e. phi'(x) needs x (erf) or the loss reads the states
+    /// (state readout). For tanh and identity with rate readout only phi(X_k) is stored, and
+    /// X_k lives in a two-slot ring that stays in cache.
+    pub fn keeps_states(net: &Network) -> bool {
+        net.phi == Phi::Erf || net.readout == Readout::State
+    }
+
+    /// Where X_k is stored (see the field `xs`).
+    fn xr(&self, k: usize) -> std::ops::Range<usize> {
         let nb = self.nb();
-        DMatrixView::from_slice(&self.xs[k * nb..(k + 1) * nb], self.n, self.batch)
+        if self.keep_states {
+            k * nb..(k + 1) * nb
+        } else {
+            slot(k, nb)
+        }
+    }
+
+    /// End state X_T (N x B) of the last forward pass.
+    pub fn end_state(&self) -> DMatrixView<'_, f64> {
+        DMatrixView::from_slice(&self.xs[self.xr(self.steps)], self.n, self.batch)
     }
 
     /// Rates phi(X_k) of the last forward pass.
@@ -170,20 +192,22 @@ impl Workspace {
         let (n, b, nb, dt) = (self.n, self.batch, self.nb(), net.dt);
         let phi = net.phi;
         let k_in = net.inputs();
-        self.xs[..nb].copy_from_slice(trials.x0.as_slice());
+        self.keep_states = Workspace::keeps_states(net);
+        let r0 = self.xr(0);
+        self.xs[r0].copy_from_slice(trials.x0.as_slice());
         self.wp.pack(&net.w);
         for k in 0..self.steps {
-            // H_k = phi(X_k)
-            phi.apply(
-                &self.xs[k * nb..(k + 1) * nb],
-                &mut self.hs[k * nb..(k + 1) * nb],
-            );
-            let (left, right) = self.xs.split_at_mut((k + 1) * nb);
-            let xk = &left[k * nb..];
-            let xn = &mut right[..nb];
-            for (a, &c) in xn.iter_mut().zip(xk) {
-                *a = (1.0 - dt) * c;
-            }
+            let (rk, rn) = (self.xr(k), self.xr(k + 1));
+            // X_k and X_{k+1} never overlap (consecutive blocks, or the two ring slots)
+            let (xk, xn): (&[f64], &mut [f64]) = if rk.start < rn.start {
+                let (left, right) = self.xs.split_at_mut(rn.start);
+                (&left[rk], &mut right[..nb])
+            } else {
+                let (left, right) = self.xs.split_at_mut(rk.start);
+                (&right[..nb], &mut left[rn])
+            };
+            // H_k = phi(X_k) and X_{k+1} = (1 - dt) X_k in one pass
+            phi.apply_and_scale(xk, &mut self.hs[k * nb..(k + 1) * nb], xn, 1.0 - dt);
             self.wp.gemm(dt, &self.hs[k * nb..(k + 1) * nb], b, 1.0, xn);
             let mut xn = DMatrixViewMut::from_slice(xn, n, b);
             let uk = trials.inputs.columns(k * b, b);
@@ -193,10 +217,8 @@ impl Workspace {
         }
         {
             let t = self.steps;
-            phi.apply(
-                &self.xs[t * nb..(t + 1) * nb],
-                &mut self.hs[t * nb..(t + 1) * nb],
-            );
+            let rt = self.xr(t);
+            phi.apply(&self.xs[rt], &mut self.hs[t * nb..(t + 1) * nb]);
         }
         // readouts y = w_out^T v / N at the loss steps
         net.w_out.transpose_to(&mut self.wout_t);
@@ -289,6 +311,7 @@ impl Workspace {
         for k in (1..=steps).rev() {
             if k < steps {
                 // Lambda_k from Lambda_{k+1}: the two slots of the ring
+                let rx = self.xr(k);
                 let (s0, s1) = self.lam.split_at_mut(nb);
                 let (lk, ln) = if k % 2 == 0 { (s0, s1) } else { (s1, s0) };
                 self.wtp.gemm(dt, ln, b, 0.0, self.z.as_mut_slice());
@@ -296,7 +319,7 @@ impl Workspace {
                     phi,
                     1.0 - dt,
                     ln,
-                    &self.xs[k * nb..(k + 1) * nb],
+                    &self.xs[rx],
                     &self.hs[k * nb..(k + 1) * nb],
                     self.z.as_slice(),
                     lk,
@@ -381,11 +404,13 @@ impl Workspace {
         let (n, b, nb) = (self.n, self.batch, self.nb());
         let e = self.ey.columns((k - 1) * b, b);
         self.z.gemm(1.0 / n as f64, &net.w_out, &e, 0.0);
+        let rx = self.xr(k);
         let lk = &mut self.lam[slot(k, nb)];
         let z = self.z.as_slice();
         match net.readout {
             Readout::Rate => {
-                let x = &self.xs[k * nb..(k + 1) * nb];
+                // X_k is only read by phi' for erf, which keeps the whole trajectory
+                let x = &self.xs[rx];
                 let h = &self.hs[k * nb..(k + 1) * nb];
                 for i in 0..nb {
                     lk[i] += net.phi.df(x[i], h[i]) * z[i];
@@ -551,12 +576,12 @@ impl Sharded {
         Ok(loss)
     }
 
-    /// State X_k (N x B, all trials in batch order) of the last forward pass.
-    pub fn state(&self, k: usize) -> DMatrix<f64> {
+    /// End state X_T (N x B, all trials in batch order) of the last forward pass.
+    pub fn end_state(&self) -> DMatrix<f64> {
         let mut x = DMatrix::zeros(self.n, self.batch);
         for sh in &self.shards {
             x.columns_mut(sh.j0, sh.j1 - sh.j0)
-                .copy_from(&sh.ws.state(k));
+                .copy_from(&sh.ws.end_state());
         }
         x
     }

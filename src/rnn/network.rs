@@ -40,36 +40,60 @@ pub fn fast_tanh(x: f64) -> f64 {
 /// pass spends most of its non-gemm time here (`cargo bench --bench rnn_step`).
 pub fn tanh_slice(x: &[f64], out: &mut [f64]) {
     assert_eq!(x.len(), out.len(), "tanh_slice: lengths differ");
+    tanh_dispatch(x, out, None);
+}
+
+/// `out[i] = tanh(x[i])` and `scaled[i] = c x[i]` in one pass over x (the forward pass needs
+/// phi(X_k) and (1 - dt) X_k, the start of X_{k+1}); tanh as in [`tanh_slice`].
+pub fn tanh_slice_and_scale(x: &[f64], out: &mut [f64], scaled: &mut [f64], c: f64) {
+    assert!(
+        x.len() == out.len() && x.len() == scaled.len(),
+        "tanh_slice_and_scale: lengths differ"
+    );
+    tanh_dispatch(x, out, Some((scaled, c)));
+}
+
+fn tanh_dispatch(x: &[f64], out: &mut [f64], scaled: Option<(&mut [f64], f64)>) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the features the function is compiled for were detected at run time.
-            unsafe { tanh_slice_avx512(x, out) };
+            unsafe { tanh_slice_avx512(x, out, scaled) };
         } else {
             // SAFETY: as above.
-            unsafe { tanh_slice_avx2(x, out) };
+            unsafe { tanh_slice_avx2(x, out, scaled) };
         }
         return;
     }
-    tanh_loop::<false>(x, out);
+    tanh_loop::<false>(x, out, scaled);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tanh_slice_avx2(x: &[f64], out: &mut [f64]) {
-    tanh_loop::<true>(x, out);
+unsafe fn tanh_slice_avx2(x: &[f64], out: &mut [f64], scaled: Option<(&mut [f64], f64)>) {
+    tanh_loop::<true>(x, out, scaled);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn tanh_slice_avx512(x: &[f64], out: &mut [f64]) {
-    tanh_loop::<true>(x, out);
+unsafe fn tanh_slice_avx512(x: &[f64], out: &mut [f64], scaled: Option<(&mut [f64], f64)>) {
+    tanh_loop::<true>(x, out, scaled);
 }
 
 #[inline(always)]
-fn tanh_loop<const FMA: bool>(x: &[f64], out: &mut [f64]) {
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = tanh_arith::<FMA>(v);
+fn tanh_loop<const FMA: bool>(x: &[f64], out: &mut [f64], scaled: Option<(&mut [f64], f64)>) {
+    match scaled {
+        None => {
+            for (o, &v) in out.iter_mut().zip(x) {
+                *o = tanh_arith::<FMA>(v);
+            }
+        }
+        Some((sc, c)) => {
+            for ((o, s), &v) in out.iter_mut().zip(sc.iter_mut()).zip(x) {
+                *o = tanh_arith::<FMA>(v);
+                *s = c * v;
+            }
+        }
     }
 }
 
@@ -154,6 +178,19 @@ impl Phi {
             _ => {
                 for (o, &v) in out.iter_mut().zip(x) {
                     *o = self.f(v);
+                }
+            }
+        }
+    }
+
+    /// out = phi(x) and scaled = c x elementwise, in one pass over x.
+    pub fn apply_and_scale(self, x: &[f64], out: &mut [f64], scaled: &mut [f64], c: f64) {
+        match self {
+            Phi::Tanh => tanh_slice_and_scale(x, out, scaled, c),
+            _ => {
+                for ((o, s), &v) in out.iter_mut().zip(scaled.iter_mut()).zip(x) {
+                    *o = self.f(v);
+                    *s = c * v;
                 }
             }
         }
@@ -447,7 +484,7 @@ mod tests {
         let mut out = vec![0.0; x.len()];
         tanh_slice(&x, &mut out);
         let mut scalar = vec![0.0; x.len()];
-        tanh_loop::<false>(&x, &mut scalar);
+        tanh_loop::<false>(&x, &mut scalar, None);
         let mut worst: f64 = 0.0;
         for ((&v, &o), &s) in x.iter().zip(&out).zip(&scalar) {
             worst = worst.max((o - v.tanh()).abs());
@@ -460,6 +497,22 @@ mod tests {
         assert!(worst <= 4.0 * f64::EPSILON, "{worst:e}");
         assert_eq!(out[x.len() - 7], 1.0);
         assert_eq!(out[x.len() - 6], -1.0);
+        // the fused form gives the same tanh, and c x exactly
+        let (mut out2, mut sc) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+        tanh_slice_and_scale(&x, &mut out2, &mut sc, 0.8);
+        for ((&v, (&a, &b)), &s) in x.iter().zip(out.iter().zip(&out2)).zip(&sc) {
+            assert_eq!(a.to_bits(), b.to_bits(), "fused tanh at {v}");
+            assert_eq!(s.to_bits(), (0.8 * v).to_bits(), "scaled at {v}");
+        }
+        for phi in [Phi::Erf, Phi::Identity] {
+            let (mut h, mut s) = (vec![0.0; 5], vec![0.0; 5]);
+            let xs = [-1.0, -0.1, 0.0, 0.3, 2.0];
+            phi.apply_and_scale(&xs, &mut h, &mut s, 0.5);
+            for i in 0..5 {
+                assert_eq!(h[i], phi.f(xs[i]));
+                assert_eq!(s[i], 0.5 * xs[i]);
+            }
+        }
     }
 
     #[test]

@@ -229,7 +229,7 @@ pub fn run_sequential(spec: &SequentialSpec, seed: u64) -> Result<(SequentialRes
     let loss_b_before_b = ws_b.loss_only(&net, &trials_b)?;
     // seed covariate: overlap of the B-trial end state with a, before B training
     let (eps, eps_cos) = {
-        let xt = ws_b.state(trials_b.steps); // N x B, all trials
+        let xt = ws_b.end_state(); // N x B, all trials
         let a = net.u.column(0);
         let mut e = 0.0;
         let mut c = 0.0;
@@ -296,7 +296,7 @@ pub fn run_sequential(spec: &SequentialSpec, seed: u64) -> Result<(SequentialRes
 pub fn end_state_and_input(net: &Network, trials: &Trials) -> Result<(DVector<f64>, DVector<f64>)> {
     let mut ws = Workspace::new(net, trials.steps, trials.batch);
     ws.forward(net, trials)?;
-    let x = ws.state(trials.steps).column(0).into_owned();
+    let x = ws.end_state().column(0).into_owned();
     let u_last = trials.inputs.column((trials.steps - 1) * trials.batch);
     let v = &net.w_in * u_last;
     Ok((x, v))
