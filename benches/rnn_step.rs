@@ -9,11 +9,13 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use modeflow::rnn::bptt::{gemm_flops, Sharded};
 use modeflow::rnn::task::WorkingMemory;
-use modeflow::rnn::{LossKind, Network, NetworkSpec, Phi, Readout, Task, Trainable, Workspace};
+use modeflow::rnn::{
+    LossKind, Network, NetworkSpec, Phi, Readout, Task, Trainable, Trials, Workspace,
+};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-fn setup(n: usize, batch: usize) -> (Network, modeflow::rnn::Trials) {
+fn setup(n: usize, batch: usize) -> (Network, Trials) {
     let mut rng = StdRng::seed_from_u64(1);
     let net = Network::new(
         &NetworkSpec {
@@ -43,43 +45,46 @@ fn setup(n: usize, batch: usize) -> (Network, modeflow::rnn::Trials) {
     (net, trials)
 }
 
+/// One criterion group over N = 64..1024: `new` builds the stepper for a network and its
+/// trials, `step` runs one forward + BPTT (all of W) and returns the loss.
+fn bench_group<S>(
+    c: &mut Criterion,
+    name: &str,
+    new: impl Fn(&Network, &Trials) -> S,
+    step: impl Fn(&mut S, &Network, &Trials, &mut [f64]) -> f64,
+) {
+    let mut group = c.benchmark_group(name);
+    group.sample_size(10);
+    for n in [64usize, 128, 256, 512, 1024] {
+        let (net, trials) = setup(n, 32);
+        let mut stepper = new(&net, &trials);
+        let mut grad = vec![0.0; net.num_params(&Trainable::FULL)];
+        group.throughput(Throughput::Elements(
+            gemm_flops(n, trials.steps, trials.batch, true) as u64,
+        ));
+        group.bench_with_input(BenchmarkId::new("N", n), &n, |b, _| {
+            b.iter(|| step(&mut stepper, &net, &trials, &mut grad))
+        });
+    }
+    group.finish();
+}
+
 fn step(c: &mut Criterion) {
-    let mut group = c.benchmark_group("rnn_train_step");
-    group.sample_size(10);
-    for n in [64usize, 128, 256, 512, 1024] {
-        let (net, trials) = setup(n, 32);
-        let mut ws = Workspace::new(&net, trials.steps, trials.batch);
-        let mut grad = vec![0.0; net.num_params(&Trainable::FULL)];
-        group.throughput(Throughput::Elements(
-            gemm_flops(n, trials.steps, trials.batch, true) as u64,
-        ));
-        group.bench_with_input(BenchmarkId::new("N", n), &n, |b, _| {
-            b.iter(|| {
-                ws.loss_and_grad(&net, &trials, &Trainable::FULL, &mut grad)
-                    .unwrap()
-            })
-        });
-    }
-    group.finish();
-    // the same step with the batch split into shards run in parallel (rayon, all cores; the
-    // shards depend on the batch only: 2 of 16 trials at B = 32)
-    let mut group = c.benchmark_group("rnn_train_step_sharded");
-    group.sample_size(10);
-    for n in [64usize, 128, 256, 512, 1024] {
-        let (net, trials) = setup(n, 32);
-        let mut ws = Sharded::new(&net, trials.steps, trials.batch);
-        let mut grad = vec![0.0; net.num_params(&Trainable::FULL)];
-        group.throughput(Throughput::Elements(
-            gemm_flops(n, trials.steps, trials.batch, true) as u64,
-        ));
-        group.bench_with_input(BenchmarkId::new("N", n), &n, |b, _| {
-            b.iter(|| {
-                ws.loss_and_grad(&net, &trials, &Trainable::FULL, &mut grad)
-                    .unwrap()
-            })
-        });
-    }
-    group.finish();
+    // one core
+    bench_group(
+        c,
+        "rnn_train_step",
+        |net, tr| Workspace::new(net, tr.steps, tr.batch),
+        |ws, net, tr, g| ws.loss_and_grad(net, tr, &Trainable::FULL, g).unwrap(),
+    );
+    // the batch split into shards run in parallel (rayon, all cores; the shards depend on the
+    // batch only: 2 of 16 trials at B = 32), as `modeflow train` runs it
+    bench_group(
+        c,
+        "rnn_train_step_sharded",
+        |net, tr| Sharded::new(net, tr.steps, tr.batch),
+        |ws, net, tr, g| ws.loss_and_grad(net, tr, &Trainable::FULL, g).unwrap(),
+    );
 }
 
 criterion_group!(benches, step);
