@@ -2,7 +2,8 @@
 //!
 //! - [`network`]: x' = -x + W phi(x) + u w_in, W = W0 + U M U^T / N, trainable sets.
 //! - [`task`]: trial generators (working memory, NeurIPS static task, flip-flop).
-//! - [`bptt`]: batched forward pass and hand-written BPTT (one gemm per step for the batch).
+//! - [`bptt`]: batched forward pass and hand-written BPTT (one gemm per step for the batch);
+//!   `Sharded` runs shards of the batch on all cores (results independent of the thread count).
 //! - [`train`]: GD / SGD / Adam driver with stopping rules and divergence detection.
 //! - [`sequential`]: the protocol A -> B (tasks of any families, bound to patterns a and b)
 //!   with its per-step record, I and eps.
