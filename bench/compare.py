@@ -56,7 +56,14 @@ def run_modeflow(sizes, measurement_time):
 def run_jax(sizes, threads):
     cmd = [sys.executable, os.path.join(HERE, "jax_rnn.py"), "--threads", str(threads),
            "--sizes", ",".join(str(n) for n in sizes)]
-    out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        # typically no network access to PyPI for the first install of jax
+        raise SystemExit(
+            f"bench/jax_rnn.py failed (exit {proc.returncode}); the modeflow side alone is "
+            f"`cargo bench --bench rnn_step`.\n{proc.stdout}\n{proc.stderr}"
+        )
+    out = proc.stdout
     times = {}
     for line in out.splitlines():
         m = re.match(r"\s*(\d+)\s+([0-9.]+)\s+([0-9.]+)\s*$", line)
