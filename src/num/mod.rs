@@ -1,9 +1,10 @@
-//! Shared numerics: an adaptive Dormand–Prince 5(4) integrator with dense output and events
-//! ([`ode`]), damped Newton ([`newton`]), Gaussian quadrature ([`quad`]), closed-form 2x2
+//! Shared numerics: adaptive Dormand–Prince 5(4) and 8(5,3) integrators with dense output and
+//! events ([`ode`], [`dop853`]), damped Newton ([`newton`]), Gaussian quadrature ([`quad`]), closed-form 2x2
 //! eigen-decomposition and fixed-point classification ([`eig2`]), planar flows and their fixed
 //! points ([`planar`]), the argmin glue ([`optim`]), and products with a pre-packed matrix
 //! reused over many steps ([`packed`]).
 
+pub mod dop853;
 pub mod eig2;
 pub mod newton;
 pub mod ode;
