@@ -59,6 +59,40 @@ pub fn predict(model: &ModelFile) -> Result<Output> {
 /// Kinds `predict` applies to.
 pub const PREDICT_KINDS: &[&str] = &["linear2x2", "latent"];
 
+/// What the points of a sweep share: memoised parts of predictions (for `linear2x2`, the
+/// per-eps full-flow crossover and the per-r task A and new formation; see
+/// [`crate::interference::linear::Predictor`]). Safe to share between threads.
+#[derive(Debug, Default)]
+pub struct Shared {
+    linear: crate::interference::linear::Predictor,
+}
+
+/// The top-level fields `fields` of the `result` JSON of [`predict`] (a JSON object holding
+/// those of them the result has), and whether a verdict failed. For `linear2x2` only the named
+/// fields are computed, with shared parts from `shared`, each value identical to the one in
+/// [`predict`]'s result; other kinds run the whole [`predict`] and pick the fields.
+pub fn predict_fields(
+    model: &ModelFile,
+    fields: &[&str],
+    shared: &Shared,
+) -> Result<(serde_json::Value, bool)> {
+    match model.common.kind.as_str() {
+        "linear2x2" => {
+            let m = crate::interference::linear::predict_fields(model, fields, &shared.linear)?;
+            Ok((serde_json::Value::Object(m), false))
+        }
+        _ => {
+            let o = predict(model)?;
+            let result = o.json.get("result").cloned().unwrap_or_default();
+            let picked = fields
+                .iter()
+                .filter_map(|&f| result.get(f).map(|v| (f.to_string(), v.clone())))
+                .collect();
+            Ok((serde_json::Value::Object(picked), o.failed))
+        }
+    }
+}
+
 /// `modeflow train`: train the networks a model file describes; predictions beside measurements.
 pub fn train(model: &ModelFile) -> Result<Output> {
     match model.common.kind.as_str() {

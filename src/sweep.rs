@@ -321,10 +321,11 @@ pub fn run(spec: &SweepSpec, shard: Shard) -> SweepResult {
     } else {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
+    let shared = run::Shared::default();
     let rows: Vec<SweepRow> = indices
         .par_iter()
         .map(|&index| {
-            let row = run_point(spec, index);
+            let row = run_point(spec, index, &shared);
             bar.inc(1);
             row
         })
@@ -344,16 +345,30 @@ pub fn run(spec: &SweepSpec, shard: Shard) -> SweepResult {
     }
 }
 
-fn run_point(spec: &SweepSpec, index: usize) -> SweepRow {
+/// The top-level result fields the outputs read (the first component of each dotted path).
+fn top_fields(outputs: &[String]) -> Vec<&str> {
+    let mut f: Vec<&str> = Vec::new();
+    for o in outputs {
+        let top = o.split('.').next().unwrap_or(o);
+        if !f.contains(&top) {
+            f.push(top);
+        }
+    }
+    f
+}
+
+/// One point: `predict` computes only the fields the outputs read (shared parts from
+/// `shared`); `train` runs the whole verb.
+fn run_point(spec: &SweepSpec, index: usize, shared: &run::Shared) -> SweepRow {
     let (vals, seed) = coordinates(spec, index);
     let params = vals.iter().map(to_json).collect();
     let out = point_model(spec, index).and_then(|m| match spec.verb.as_str() {
-        "train" => run::train(&m),
-        _ => run::predict(&m),
+        "train" => run::train(&m)
+            .map(|o| (o.json.get("result").cloned().unwrap_or_default(), o.failed)),
+        _ => run::predict_fields(&m, &top_fields(&spec.outputs), shared),
     });
     let (outputs, status) = match out {
-        Ok(o) => {
-            let result = o.json.get("result").cloned().unwrap_or_default();
+        Ok((result, failed)) => {
             let outs = spec
                 .outputs
                 .iter()
@@ -361,7 +376,7 @@ fn run_point(spec: &SweepSpec, index: usize) -> SweepRow {
                 .collect();
             (
                 outs,
-                if o.failed {
+                if failed {
                     "failed".into()
                 } else {
                     "ok".into()
@@ -476,5 +491,49 @@ mod tests {
         let j = serde_json::json!({"a": {"b": [1, {"c": 2}]}});
         assert_eq!(lookup(&j, "a.b.1.c"), Some(&serde_json::json!(2)));
         assert_eq!(lookup(&j, "a.x"), None);
+        let outs = ["winner", "race.r_star_ode", "race.lhs", "t_a.ode"].map(String::from);
+        assert_eq!(top_fields(&outs), vec!["winner", "race", "t_a"]);
+    }
+
+    /// Every point of a small linear2x2 sweep equals the same output paths looked up in the
+    /// whole `predict` of that point (bit for bit: JSON values compare f64 exactly), and the
+    /// rows are the same for 1 and 2 threads.
+    #[test]
+    fn points_equal_whole_predictions_for_any_thread_count() {
+        let dir = std::env::temp_dir().join(format!("modeflow-sweep-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("base.toml"), "kind = \"linear2x2\"\nr = 0.3\neps = 0.05\n")
+            .unwrap();
+        let file = dir.join("s.toml");
+        std::fs::write(
+            &file,
+            "kind = \"sweep\"\nbase = \"base.toml\"\n\
+             outputs = [\"winner\", \"interference\", \"race.r_star_ode\", \"t_a.ode\", \"fixed_points.2.readout\", \"nope\"]\n\
+             [axes]\nr = [0.2, 0.3, 0.5]\neps = [0.03, 0.05]\n",
+        )
+        .unwrap();
+        let spec = parse(&model::load(&file).unwrap()).unwrap();
+        let run_with = |threads| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| run(&spec, Shard::ALL))
+        };
+        let (one, two) = (run_with(1), run_with(2));
+        assert_eq!(
+            serde_json::to_string(&one.rows).unwrap(),
+            serde_json::to_string(&two.rows).unwrap()
+        );
+        assert_eq!(one.rows.len(), 6);
+        for row in &one.rows {
+            assert_eq!(row.status, "ok");
+            let whole = run::predict(&point_model(&spec, row.index).unwrap()).unwrap();
+            for (p, v) in spec.outputs.iter().zip(&row.outputs) {
+                let expected = lookup(&whole.json["result"], p).cloned().unwrap_or_default();
+                assert_eq!(v, &expected, "point {} output {p}", row.index);
+            }
+        }
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -2,6 +2,10 @@
 //! stability, which mode wins and why, predicted interference and learning times, every analytic
 //! number beside its ODE value.
 
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+
 use nalgebra::{Matrix2, Vector2};
 use serde::Serialize;
 
@@ -178,55 +182,159 @@ fn fixed_point_report(
     })
 }
 
-/// Predict the learning modes of a validated spec.
-pub fn predict_spec(spec: &LinearSpec) -> Result<LinearReport> {
-    let par: Params = spec.params;
-    let (r, eps, tol) = (par.r(), spec.eps, spec.tolerance);
-    let c = par.c();
-    let target = par.s_eff_target(tol);
-    let precise = flow::precise_options_for(tol / par.zhat);
+/// A memo shared between threads: each key computed once, a second caller of the same key
+/// waits for the first. Errors are not stored (a failed key is computed again when asked).
+#[derive(Debug)]
+struct Memo<K, V> {
+    map: Mutex<HashMap<K, Arc<Mutex<Option<V>>>>>,
+}
 
-    // Task A from M = 0 (own loss): lambda follows the new-formation equation with s -> lambda.
+impl<K, V> Default for Memo<K, V> {
+    fn default() -> Self {
+        Memo {
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: Eq + Hash, V: Clone> Memo<K, V> {
+    fn get_or(&self, key: K, compute: impl FnOnce() -> Result<V>) -> Result<V> {
+        // A poisoned lock only means another thread panicked while holding it; the map and the
+        // cells hold finished values only, so they are still valid.
+        let cell = self
+            .map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
+            .or_default()
+            .clone();
+        let mut slot = cell.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = slot.as_ref() {
+            return Ok(v.clone());
+        }
+        let v = compute()?;
+        *slot = Some(v.clone());
+        Ok(v)
+    }
+
+    fn len(&self) -> usize {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+/// Bits of the parameters a part depends on (memo keys compare f64 bit for bit).
+fn bits<const N: usize>(x: [f64; N]) -> [u64; N] {
+    x.map(f64::to_bits)
+}
+
+/// Task A's numbers: t_a, lambda_a.
+type TaskAPart = (Compared, Compared);
+
+/// The parts of a prediction that many points of a sweep share, memoised: the full-flow
+/// crossover `race::crossover_ode(eps, tol)` per (eps, tol), task A and the new-formation-only
+/// flow per (u, zhat, eta, tol) (they do not depend on eps). Every part is computed by the
+/// same function [`predict_spec`] uses, and a memoised value is the value computed the first
+/// time, so a prediction through a shared `Predictor` is bit-identical to one through a fresh
+/// one (tested). Safe to share between threads.
+#[derive(Debug, Default)]
+pub struct Predictor {
+    crossover: Memo<[u64; 2], Option<f64>>,
+    task_a: Memo<[u64; 4], TaskAPart>,
+    t_new: Memo<[u64; 4], Compared>,
+}
+
+impl Predictor {
+    /// The full-ODE crossover at (eps, tol) ([`race::crossover_ode`]).
+    pub fn crossover(&self, eps: f64, tol: f64) -> Result<Option<f64>> {
+        self.crossover
+            .get_or(bits([eps, tol]), || race::crossover_ode(eps, tol))
+    }
+
+    fn task_a(&self, par: &Params, tol: f64) -> Result<TaskAPart> {
+        self.task_a
+            .get_or(bits([par.u, par.zhat, par.eta, tol]), || task_a_part(par, tol))
+    }
+
+    fn t_new(&self, par: &Params, tol: f64) -> Result<Compared> {
+        self.t_new
+            .get_or(bits([par.u, par.zhat, par.eta, tol]), || t_new_part(par, tol))
+    }
+
+    /// Number of distinct (eps, tol) crossovers, (u, zhat, eta, tol) task-A and new-formation
+    /// parts held.
+    pub fn sizes(&self) -> [usize; 3] {
+        [self.crossover.len(), self.task_a.len(), self.t_new.len()]
+    }
+}
+
+/// Task A from M = 0 (own loss): lambda follows the new-formation equation with s -> lambda.
+fn task_a_part(par: &Params, tol: f64) -> Result<TaskAPart> {
+    let precise = flow::precise_options_for(tol / par.zhat);
     let a = flow::learn(
         &Matrix2::zeros(),
         Task::A,
         Loss::Own,
         Pathway::Full,
-        &par,
+        par,
         tol,
         &precise,
     )?;
-    let t_a = Compared::new(closed::t_new(target, &par)?, a.t);
-    let lambda_a = Compared::new(c, a.m[(0, 0)]);
+    let target = par.s_eff_target(tol);
+    Ok((
+        Compared::new(closed::t_new(target, par)?, a.t),
+        Compared::new(par.c(), a.m[(0, 0)]),
+    ))
+}
 
-    // Each mode alone (I-7).
+/// New formation alone (I-7): t_new closed form vs ODE.
+fn t_new_part(par: &Params, tol: f64) -> Result<Compared> {
+    let precise = flow::precise_options_for(tol / par.zhat);
     let nf = flow::learn(
         &par.after_a(0.0),
         Task::B,
         Loss::Own,
         Pathway::NewFormation,
-        &par,
+        par,
         tol,
         &precise,
     )?;
-    let t_new = Compared::new(closed::t_new(target, &par)?, nf.t);
+    Ok(Compared::new(
+        closed::t_new(par.s_eff_target(tol), par)?,
+        nf.t,
+    ))
+}
+
+/// Rotation alone (I-7): t_rot closed form vs ODE.
+fn t_rot_part(par: &Params, eps: f64, tol: f64) -> Result<Compared> {
+    let precise = flow::precise_options_for(tol / par.zhat);
     let rho0 = eps * eps * par.gain_a();
     let rot = flow::learn(
         &par.after_a(eps),
         Task::B,
         Loss::Own,
         Pathway::Rotation,
-        &par,
+        par,
         tol,
         &precise,
     )?;
-    let t_rot = Compared::new(closed::t_rot(target, rho0, &par)?, rot.t);
+    Ok(Compared::new(
+        closed::t_rot(par.s_eff_target(tol), rho0, par)?,
+        rot.t,
+    ))
+}
 
-    // The full flow (I-6).
-    let task_b = flow::task_b(&par, eps, tol, &flow::ode_options())?;
-    let r_star = closed::r_star(eps)?;
+/// The full flow of task B (I-6).
+fn task_b_part(spec: &LinearSpec) -> Result<TaskB> {
+    flow::task_b(&spec.params, spec.eps, spec.tolerance, &flow::ode_options())
+}
+
+/// The I-8 race: criterion and estimates in closed form, the crossover from `pred`.
+fn race_part(spec: &LinearSpec, pred: &Predictor) -> Result<Race> {
+    let par = &spec.params;
+    let (r, eps) = (par.r(), spec.eps);
+    let c = par.c();
     let rate = 2.0 * par.eta * par.zhat * par.zhat * c;
-    let race = Race {
+    Ok(Race {
         lhs: 0.5 * r * (r * c / (eps * eps)).ln(),
         rhs: c,
         criterion_winner: if closed::race_margin(r, eps) < 0.0 {
@@ -235,31 +343,48 @@ pub fn predict_spec(spec: &LinearSpec) -> Result<LinearReport> {
             Mode::NewFormation
         },
         rotation_rate: rate,
-        rho0,
+        rho0: eps * eps * par.gain_a(),
         rotation_estimate: (r * c / (eps * eps)).ln() / rate,
         new_formation_estimate: 1.0 / (par.eta * par.u * par.zhat),
-        r_star,
-        r_star_ode: race::crossover_ode(eps, tol)?,
-    };
+        r_star: closed::r_star(eps)?,
+        r_star_ode: pred.crossover(eps, spec.tolerance)?,
+    })
+}
 
-    let before = par.after_a(eps);
-    let after = Matrix2::new(
-        task_b.m_after[0][0],
-        task_b.m_after[0][1],
-        task_b.m_after[1][0],
-        task_b.m_after[1][1],
-    );
-    let fixed_points = vec![
+/// The four input-driven fixed points before and after task B.
+fn fixed_points_part(spec: &LinearSpec, task_b: &TaskB) -> Result<Vec<FixedPointReport>> {
+    let par = &spec.params;
+    let before = par.after_a(spec.eps);
+    let m = &task_b.m_after;
+    let after = Matrix2::new(m[0][0], m[0][1], m[1][0], m[1][1]);
+    Ok(vec![
         fixed_point_report("A before B", &before, Task::A, par.u)?,
         fixed_point_report("B before B", &before, Task::B, par.u)?,
         fixed_point_report("A after B", &after, Task::A, par.u)?,
         fixed_point_report("B after B", &after, Task::B, par.u)?,
-    ];
+    ])
+}
+
+/// Predict the learning modes of a validated spec.
+pub fn predict_spec(spec: &LinearSpec) -> Result<LinearReport> {
+    predict_spec_with(spec, &Predictor::default())
+}
+
+/// [`predict_spec`] with the shared parts taken from (and added to) `pred`.
+pub fn predict_spec_with(spec: &LinearSpec, pred: &Predictor) -> Result<LinearReport> {
+    let par: Params = spec.params;
+    let tol = spec.tolerance;
+    let (t_a, lambda_a) = pred.task_a(&par, tol)?;
+    let t_new = pred.t_new(&par, tol)?;
+    let t_rot = t_rot_part(&par, spec.eps, tol)?;
+    let task_b = task_b_part(spec)?;
+    let race = race_part(spec, pred)?;
+    let fixed_points = fixed_points_part(spec, &task_b)?;
     Ok(LinearReport {
         name: String::new(),
         description: String::new(),
         spec: *spec,
-        r,
+        r: par.r(),
         winner: Mode::from_share(task_b.rotation_share),
         rotation_share: task_b.rotation_share,
         interference: task_b.interference,
@@ -268,7 +393,7 @@ pub fn predict_spec(spec: &LinearSpec) -> Result<LinearReport> {
         t_a,
         lambda_a,
         gain_a: par.gain_a(),
-        r_star,
+        r_star: race.r_star,
         race,
         task_b,
         fixed_points,
@@ -282,6 +407,71 @@ pub fn predict(model: &ModelFile) -> Result<LinearReport> {
     rep.name = model.common.name.clone();
     rep.description = model.common.description.clone();
     Ok(rep)
+}
+
+/// The top-level fields of the [`LinearReport`] JSON named in `fields` (others are left out;
+/// names that are no field of the report are ignored), each computed by the function
+/// [`predict_spec`] uses and only if asked for, shared parts from `pred`. For every field the
+/// value is the one of `serde_json::to_value(predict(model))` (tested). This is what a sweep
+/// point computes: `outputs = ["winner", "interference"]` runs one task-B flow, not the whole
+/// report.
+pub fn predict_fields(
+    model: &ModelFile,
+    fields: &[&str],
+    pred: &Predictor,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let spec = spec::check(model)?;
+    let par = &spec.params;
+    let tol = spec.tolerance;
+    let json = |v: &dyn erased::Json| v.json();
+    let mut out = serde_json::Map::new();
+    let mut task_b: Option<TaskB> = None;
+    for &f in fields {
+        if out.contains_key(f) {
+            continue;
+        }
+        let v = match f {
+            "name" => json(&model.common.name),
+            "description" => json(&model.common.description),
+            "spec" => json(&spec),
+            "r" => json(&par.r()),
+            "gain_a" => json(&par.gain_a()),
+            "r_star" => json(&closed::r_star(spec.eps)?),
+            "t_a" => json(&pred.task_a(par, tol)?.0),
+            "lambda_a" => json(&pred.task_a(par, tol)?.1),
+            "t_new" => json(&pred.t_new(par, tol)?),
+            "t_rot" => json(&t_rot_part(par, spec.eps, tol)?),
+            "race" => json(&race_part(&spec, pred)?),
+            "winner" | "rotation_share" | "interference" | "task_b" | "fixed_points" => {
+                if task_b.is_none() {
+                    task_b = Some(task_b_part(&spec)?);
+                }
+                let Some(b) = &task_b else { continue };
+                match f {
+                    "winner" => json(&Mode::from_share(b.rotation_share)),
+                    "rotation_share" => json(&b.rotation_share),
+                    "interference" => json(&b.interference),
+                    "task_b" => json(b),
+                    _ => json(&fixed_points_part(&spec, b)?),
+                }
+            }
+            _ => continue,
+        };
+        out.insert(f.to_string(), v);
+    }
+    Ok(out)
+}
+
+/// Serialisation through a trait object, so one closure serves every field type.
+mod erased {
+    pub trait Json {
+        fn json(&self) -> serde_json::Value;
+    }
+    impl<T: serde::Serialize + ?Sized> Json for T {
+        fn json(&self) -> serde_json::Value {
+            serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -610,6 +800,55 @@ mod tests {
             assert!(fp.get(key).is_some(), "fixed point misses {key}");
         }
         assert_eq!(fp["type"], "stable_node");
+    }
+
+    fn model(body: &str) -> ModelFile {
+        crate::model::parse("t.toml", &format!("kind = \"linear2x2\"\nname = \"n\"\n{body}"))
+            .unwrap()
+    }
+
+    #[test]
+    fn fields_equal_the_full_report() {
+        for body in ["r = 0.3\neps = 0.05", "r = 0.55\neps = 0.02\nzhat = 1.3\neta = 0.7"] {
+            let m = model(body);
+            let full = serde_json::to_value(predict(&m).unwrap()).unwrap();
+            let keys: Vec<&str> = full.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+            assert_eq!(keys.len(), 16);
+            let pred = Predictor::default();
+            for &k in &keys {
+                let one = predict_fields(&m, &[k], &pred).unwrap();
+                assert_eq!(one.len(), 1);
+                assert_eq!(one[k], full[k], "{body}: field {k}");
+            }
+            let all = predict_fields(&m, &keys, &Predictor::default()).unwrap();
+            assert_eq!(serde_json::Value::Object(all), full);
+            let none = predict_fields(&m, &["no_such_field", "race.nope"], &pred).unwrap();
+            assert!(none.is_empty());
+        }
+    }
+
+    #[test]
+    fn shared_parts_are_bit_identical_to_fresh_ones() {
+        // Warm a predictor on other points with the same eps (crossover) and the same r (task A,
+        // new formation), then predict: every number equals the one of a fresh predictor.
+        let pred = Predictor::default();
+        for body in ["r = 0.3\neps = 0.03", "r = 0.45\neps = 0.05"] {
+            predict_spec_with(&spec::check(&model(body)).unwrap(), &pred).unwrap();
+        }
+        assert_eq!(pred.sizes(), [2, 2, 2]);
+        let s = spec::check(&model("r = 0.3\neps = 0.05")).unwrap();
+        let shared = predict_spec_with(&s, &pred).unwrap();
+        assert_eq!(pred.sizes(), [2, 2, 2], "all three parts came from the memo");
+        let fresh = predict_spec(&s).unwrap();
+        assert_eq!(
+            serde_json::to_string(&shared).unwrap(),
+            serde_json::to_string(&fresh).unwrap()
+        );
+        assert_eq!(
+            shared.race.r_star_ode.map(f64::to_bits),
+            race::crossover_ode(0.05, 1e-6).unwrap().map(f64::to_bits)
+        );
+        assert_eq!(shared.t_a.ode.to_bits(), fresh.t_a.ode.to_bits());
     }
 
     #[test]
