@@ -363,8 +363,9 @@ fn run_point(spec: &SweepSpec, index: usize, shared: &run::Shared) -> SweepRow {
     let (vals, seed) = coordinates(spec, index);
     let params = vals.iter().map(to_json).collect();
     let out = point_model(spec, index).and_then(|m| match spec.verb.as_str() {
-        "train" => run::train(&m)
-            .map(|o| (o.json.get("result").cloned().unwrap_or_default(), o.failed)),
+        "train" => {
+            run::train(&m).map(|o| (o.json.get("result").cloned().unwrap_or_default(), o.failed))
+        }
         _ => run::predict_fields(&m, &top_fields(&spec.outputs), shared),
     });
     let (outputs, status) = match out {
@@ -374,14 +375,7 @@ fn run_point(spec: &SweepSpec, index: usize, shared: &run::Shared) -> SweepRow {
                 .iter()
                 .map(|p| lookup(&result, p).cloned().unwrap_or_default())
                 .collect();
-            (
-                outs,
-                if failed {
-                    "failed".into()
-                } else {
-                    "ok".into()
-                },
-            )
+            (outs, if failed { "failed".into() } else { "ok".into() })
         }
         Err(e) => (
             vec![serde_json::Value::Null; spec.outputs.len()],
@@ -502,8 +496,11 @@ mod tests {
     fn points_equal_whole_predictions_for_any_thread_count() {
         let dir = std::env::temp_dir().join(format!("modeflow-sweep-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("base.toml"), "kind = \"linear2x2\"\nr = 0.3\neps = 0.05\n")
-            .unwrap();
+        std::fs::write(
+            dir.join("base.toml"),
+            "kind = \"linear2x2\"\nr = 0.3\neps = 0.05\n",
+        )
+        .unwrap();
         let file = dir.join("s.toml");
         std::fs::write(
             &file,
@@ -530,7 +527,9 @@ mod tests {
             assert_eq!(row.status, "ok");
             let whole = run::predict(&point_model(&spec, row.index).unwrap()).unwrap();
             for (p, v) in spec.outputs.iter().zip(&row.outputs) {
-                let expected = lookup(&whole.json["result"], p).cloned().unwrap_or_default();
+                let expected = lookup(&whole.json["result"], p)
+                    .cloned()
+                    .unwrap_or_default();
                 assert_eq!(v, &expected, "point {} output {p}", row.index);
             }
         }

@@ -25,5 +25,7 @@ pub use claims::checks;
 pub use closed::{Params, Readouts, Task};
 pub use flow::{Loss, Pathway, TaskB};
 pub use race::{interference_grid, InterferenceGrid, Mode};
-pub use report::{predict, predict_fields, predict_spec, predict_spec_with, LinearReport, Predictor};
+pub use report::{
+    predict, predict_fields, predict_spec, predict_spec_with, LinearReport, Predictor,
+};
 pub use spec::{check, LinearSpec};

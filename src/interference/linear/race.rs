@@ -358,7 +358,10 @@ mod tests {
             let by_walk = crossover_ode(eps, 1e-6).unwrap();
             match (by_scan, by_walk) {
                 (Some(x), Some(y)) => {
-                    assert!((x - y).abs() <= 2.0 * CROSSOVER_XTOL, "eps {eps}: {x} vs {y}")
+                    assert!(
+                        (x - y).abs() <= 2.0 * CROSSOVER_XTOL,
+                        "eps {eps}: {x} vs {y}"
+                    )
                 }
                 (x, y) => assert_eq!(x, y, "eps {eps}"),
             }

@@ -252,12 +252,16 @@ impl Predictor {
 
     fn task_a(&self, par: &Params, tol: f64) -> Result<TaskAPart> {
         self.task_a
-            .get_or(bits([par.u, par.zhat, par.eta, tol]), || task_a_part(par, tol))
+            .get_or(bits([par.u, par.zhat, par.eta, tol]), || {
+                task_a_part(par, tol)
+            })
     }
 
     fn t_new(&self, par: &Params, tol: f64) -> Result<Compared> {
         self.t_new
-            .get_or(bits([par.u, par.zhat, par.eta, tol]), || t_new_part(par, tol))
+            .get_or(bits([par.u, par.zhat, par.eta, tol]), || {
+                t_new_part(par, tol)
+            })
     }
 
     /// Number of distinct (eps, tol) crossovers, (u, zhat, eta, tol) task-A and new-formation
@@ -803,16 +807,27 @@ mod tests {
     }
 
     fn model(body: &str) -> ModelFile {
-        crate::model::parse("t.toml", &format!("kind = \"linear2x2\"\nname = \"n\"\n{body}"))
-            .unwrap()
+        crate::model::parse(
+            "t.toml",
+            &format!("kind = \"linear2x2\"\nname = \"n\"\n{body}"),
+        )
+        .unwrap()
     }
 
     #[test]
     fn fields_equal_the_full_report() {
-        for body in ["r = 0.3\neps = 0.05", "r = 0.55\neps = 0.02\nzhat = 1.3\neta = 0.7"] {
+        for body in [
+            "r = 0.3\neps = 0.05",
+            "r = 0.55\neps = 0.02\nzhat = 1.3\neta = 0.7",
+        ] {
             let m = model(body);
             let full = serde_json::to_value(predict(&m).unwrap()).unwrap();
-            let keys: Vec<&str> = full.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+            let keys: Vec<&str> = full
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(|k| k.as_str())
+                .collect();
             assert_eq!(keys.len(), 16);
             let pred = Predictor::default();
             for &k in &keys {
@@ -838,7 +853,11 @@ mod tests {
         assert_eq!(pred.sizes(), [2, 2, 2]);
         let s = spec::check(&model("r = 0.3\neps = 0.05")).unwrap();
         let shared = predict_spec_with(&s, &pred).unwrap();
-        assert_eq!(pred.sizes(), [2, 2, 2], "all three parts came from the memo");
+        assert_eq!(
+            pred.sizes(),
+            [2, 2, 2],
+            "all three parts came from the memo"
+        );
         let fresh = predict_spec(&s).unwrap();
         assert_eq!(
             serde_json::to_string(&shared).unwrap(),
