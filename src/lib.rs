@@ -4,8 +4,8 @@
 //! training) -> result (serde) -> report (text | JSON) / figure.
 //!
 //! - [`model`]: model files, validation with errors naming the field and range.
-//! - [`num`]: shared numerics (Dormand–Prince 5(4), damped Newton, quadrature, 2x2 eigen,
-//!   the argmin glue).
+//! - [`num`]: shared numerics (Dormand–Prince 5(4) and 8(5,3), damped Newton, quadrature, 2x2
+//!   eigen, the argmin glue).
 //! - [`plot`]: phase portraits, learning portraits, heat maps and line figures (SVG + PNG + data).
 //! - [`claims`]: the registry running `proofs-checks/` and reporting verdicts.
 //! - [`report`], [`io`]: text/JSON reports and atomic output files.
