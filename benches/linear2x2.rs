@@ -26,9 +26,10 @@ fn task_b(c: &mut Criterion) {
     });
     for method in [Method::Dp45, Method::Dop853] {
         let o = OdeOptions { method, ..opts };
-        c.bench_function(&format!("linear2x2/task_b(r=0.3, eps=0.05) {method:?}"), |b| {
-            b.iter(|| race::reference_task_b(black_box(0.3), 0.05, 1e-6, &o).unwrap())
-        });
+        c.bench_function(
+            &format!("linear2x2/task_b(r=0.3, eps=0.05) {method:?}"),
+            |b| b.iter(|| race::reference_task_b(black_box(0.3), 0.05, 1e-6, &o).unwrap()),
+        );
     }
 }
 
