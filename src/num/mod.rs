@@ -3,7 +3,7 @@
 //! damped Newton ([`newton`]), Gaussian quadrature ([`quad`]), closed-form 2x2
 //! eigen-decomposition and fixed-point classification ([`eig2`]), planar flows and their fixed
 //! points ([`planar`]), the argmin glue ([`optim`]), and products with a pre-packed matrix
-//! reused over many steps ([`packed`]).
+//! reused over many steps ([`packed`]); the kernel policy `MODEFLOW_KERNELS` ([`simd`]).
 
 pub mod eig2;
 pub mod newton;
@@ -13,3 +13,4 @@ pub mod packed;
 pub mod planar;
 pub mod quad;
 pub mod rk;
+pub mod simd;
