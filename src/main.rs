@@ -102,6 +102,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // MODEFLOW_KERNELS: an unknown value is bad input (exit 2), before any work
+    if let Err(e) = modeflow::num::simd::check_env() {
+        eprintln!("error: {e}");
+        return ExitCode::from(e.exit_code() as u8);
+    }
     let result = match cli.command {
         None => main_job(),
         Some(Command::Predict { model, json }) => model::load(&model)

@@ -1,8 +1,10 @@
 //! Shared numerics: an adaptive Dormand–Prince 5(4) integrator with dense output and events
-//! ([`ode`]), damped Newton ([`newton`]), Gaussian quadrature ([`quad`]), closed-form 2x2
+//! ([`ode`]) and its dynamic-size, step-by-step form over a fallible right-hand side ([`rk`]),
+//! damped Newton ([`newton`]), Gaussian quadrature ([`quad`]), closed-form 2x2
 //! eigen-decomposition and fixed-point classification ([`eig2`]), planar flows and their fixed
 //! points ([`planar`]), the argmin glue ([`optim`]), products with a pre-packed matrix
-//! reused over many steps ([`packed`]), and bootstrap intervals over seeds ([`stats`]).
+//! reused over many steps ([`packed`]), bootstrap intervals over seeds ([`stats`]); the kernel
+//! policy `MODEFLOW_KERNELS` ([`simd`]).
 
 pub mod eig2;
 pub mod newton;
@@ -11,4 +13,6 @@ pub mod optim;
 pub mod packed;
 pub mod planar;
 pub mod quad;
+pub mod rk;
+pub mod simd;
 pub mod stats;

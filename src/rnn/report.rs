@@ -49,6 +49,9 @@ pub struct Summary {
     pub eps_mean: Option<f64>,
     pub steps_a_mean: f64,
     pub steps_b_mean: Option<f64>,
+    /// Mean flow time of A (or of the single task) and of B.
+    pub tau_a_mean: f64,
+    pub tau_b_mean: Option<f64>,
 }
 
 /// The report of `modeflow train` for an `rnn` model.
@@ -121,6 +124,18 @@ pub fn train(model: &ModelFile) -> Result<RnnReport> {
         .iter()
         .filter_map(|r| r.sequential.as_ref().map(|s| s.steps_b as f64))
         .collect();
+    let tau_a: Vec<f64> = runs
+        .iter()
+        .map(|r| match (&r.sequential, &r.single) {
+            (Some(s), _) => s.tau_a,
+            (_, Some(s)) => s.log.tau,
+            _ => f64::NAN,
+        })
+        .collect();
+    let tau_b: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| r.sequential.as_ref().map(|s| s.tau_b))
+        .collect();
     let summary = Summary {
         seeds: spec.seeds,
         interference_mean: (!is.is_empty()).then(|| mean_sd(&is).0),
@@ -128,6 +143,8 @@ pub fn train(model: &ModelFile) -> Result<RnnReport> {
         eps_mean: (!eps.is_empty()).then(|| mean_sd(&eps).0),
         steps_a_mean: mean_sd(&steps_a).0,
         steps_b_mean: (!steps_b.is_empty()).then(|| mean_sd(&steps_b).0),
+        tau_a_mean: mean_sd(&tau_a).0,
+        tau_b_mean: (!tau_b.is_empty()).then(|| mean_sd(&tau_b).0),
     };
     Ok(RnnReport {
         spec,
@@ -152,8 +169,8 @@ fn run_seq(spec: &RnnSpec, seed: u64, rows: &mut Vec<Row>) -> Result<RunOutcome>
         format!("seed {seed}: A and B reach L < tol"),
         res.converged_a && res.converged_b,
         format!(
-            "L_A = {:.3e} after {} steps, L_B = {:.3e} after {} steps",
-            res.loss_a_after_a, res.steps_a, res.loss_b_after_b, res.steps_b
+            "L_A = {:.3e} after {} steps (tau {:.4e}), L_B = {:.3e} after {} steps (tau {:.4e})",
+            res.loss_a_after_a, res.steps_a, res.tau_a, res.loss_b_after_b, res.steps_b, res.tau_b
         ),
     ));
     let mut tracking = None;
@@ -236,7 +253,10 @@ fn run_single(spec: &RnnSpec, seed: u64, rows: &mut Vec<Row>) -> Result<RunOutco
     rows.push(Row::holds(
         format!("seed {seed}: L < tol"),
         log.converged,
-        format!("L = {:.3e} after {} steps", log.final_loss, log.steps),
+        format!(
+            "L = {:.3e} after {} steps (tau {:.4e})",
+            log.final_loss, log.steps, log.tau
+        ),
     ));
     let mut fixed_points = Vec::new();
     let mut fixed_point_error = None;
@@ -295,8 +315,17 @@ impl Report for RnnReport {
                 );
             }
             out.push_str(&format!(
-                "\n{:>6} {:>8} {:>8} {:>12} {:>12} {:>10} {:>12} {:>14}\n",
-                "seed", "steps_A", "steps_B", "I", "eps", "theta", "2(1-cos th)", "outcome"
+                "\n{:>6} {:>8} {:>8} {:>10} {:>10} {:>12} {:>12} {:>10} {:>12} {:>14}\n",
+                "seed",
+                "steps_A",
+                "steps_B",
+                "tau_A",
+                "tau_B",
+                "I",
+                "eps",
+                "theta",
+                "2(1-cos th)",
+                "outcome"
             ));
             for r in &self.runs {
                 if let Some(q) = &r.sequential {
@@ -312,10 +341,12 @@ impl Report for RnnReport {
                         })
                         .unwrap_or(("-".into(), "-".into(), "-"));
                     out.push_str(&format!(
-                        "{:>6} {:>8} {:>8} {:>12} {:>12} {:>10} {:>12} {:>14}\n",
+                        "{:>6} {:>8} {:>8} {:>10} {:>10} {:>12} {:>12} {:>10} {:>12} {:>14}\n",
                         r.seed,
                         q.steps_a,
                         q.steps_b,
+                        fmt_num(q.tau_a),
+                        fmt_num(q.tau_b),
                         fmt_num(q.interference),
                         fmt_num(q.eps),
                         th,
@@ -333,9 +364,11 @@ impl Report for RnnReport {
             for r in &self.runs {
                 if let Some(q) = &r.single {
                     out.push_str(&format!(
-                        "seed {}: {} steps, L = {}, {} fixed point(s)\n",
+                        "seed {}: {} steps, tau = {}, {} gradient evaluations, L = {}, {} fixed point(s)\n",
                         r.seed,
                         q.log.steps,
+                        fmt_num(q.log.tau),
+                        q.log.gradient_evaluations,
                         fmt_num(q.log.final_loss),
                         q.fixed_points.len()
                     ));
