@@ -84,7 +84,12 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
 
 /// Run the model: every seed, the protocol, fixed points, predictions beside measurements.
 pub fn train(model: &ModelFile) -> Result<RnnReport> {
-    let spec = check(model)?;
+    train_spec(check(model)?)
+}
+
+/// Run a validated spec: what `modeflow train` runs, and what the network-level claims that
+/// train networks (the T-1..T-5 maps) run per grid point.
+pub fn train_spec(spec: RnnSpec) -> Result<RnnReport> {
     let mut runs = Vec::new();
     let mut rows = Vec::new();
     for i in 0..spec.seeds {
