@@ -30,6 +30,8 @@ pub const DEFAULT_RESAMPLES: usize = 4000;
 /// Fewest resamples accepted: below ~2000 the 2.5% / 97.5% percentiles of the bootstrap
 /// distribution rest on fewer than 50 draws each and move visibly with the seed.
 pub const MIN_RESAMPLES: usize = 2000;
+/// Fewest independent runs (seeds) behind any network-level number (THEORY.md I.7).
+pub const MIN_SEEDS: u64 = 16;
 /// The standard normal quantile at 97.5% (two-sided 95%), for the Wilson interval.
 const Z95: f64 = 1.959_963_984_540_054;
 
@@ -226,6 +228,18 @@ pub fn bootstrap(sample: &[f64], stat: Statistic, boot: &Bootstrap) -> Result<Es
         hi: hi.max(value),
         n,
     })
+}
+
+/// `f` over `items` in parallel (rayon), results in the order of `items`. Every item runs to
+/// completion and the first error *in item order* is returned, so the outcome (values and
+/// error alike) does not depend on the number of threads or on scheduling.
+pub fn par_map<T: Sync, U: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> Result<U> + Sync + Send,
+) -> Result<Vec<U>> {
+    use rayon::prelude::*;
+    let out: Vec<Result<U>> = items.par_iter().map(f).collect();
+    out.into_iter().collect()
 }
 
 /// Share of `true` among `outcomes` with its Wilson score 95% interval.
@@ -539,6 +553,22 @@ mod tests {
         );
         assert!(share(&[]).is_err());
         assert!(share_of(3, 2).is_err());
+    }
+
+    #[test]
+    fn par_map_keeps_order_and_reports_the_first_error() {
+        let items: Vec<u64> = (0..64).collect();
+        let v = par_map(&items, |&i| Ok(i * i)).unwrap();
+        assert_eq!(v, items.iter().map(|i| i * i).collect::<Vec<_>>());
+        let e = par_map(&items, |&i| {
+            if i % 10 == 7 {
+                Err(Error::Requirement(format!("item {i}")))
+            } else {
+                Ok(i)
+            }
+        })
+        .unwrap_err();
+        assert_eq!(e.to_string(), "item 7");
     }
 
     fn est(value: f64, lo: f64, hi: f64) -> Estimate {
