@@ -303,10 +303,7 @@ pub fn learn_rule(
     let Some(t) = hit else {
         let (_, y) = trajectory.last();
         return Err(Error::NoConvergence {
-            solver: format!(
-                "{} flow on M (task {task:?}, {pathway:?})",
-                rule.name()
-            ),
+            solver: format!("{} flow on M (task {task:?}, {pathway:?})", rule.name()),
             iterations: trajectory.t.len(),
             residual: root_loss(&y, task, loss, par),
             tolerance: tol,
