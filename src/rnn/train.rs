@@ -1,4 +1,5 @@
-//! Training the network on one task: GD, SGD and Adam on the BPTT gradient (THEORY I.1).
+//! Training the network on one task: GD, SGD and Adam on the BPTT gradient (THEORY I.1) or on
+//! the update direction of another learning rule ([`LearningRule`], THEORY III.1).
 //!
 //! The problem (loss and gradient of a [`Network`] on [`Trials`]) lives in [`super::bptt`];
 //! the optimiser is a small update rule on the flat parameter vector; [`train_task`] is the
@@ -13,6 +14,7 @@ use serde::Serialize;
 
 use super::bptt::Sharded;
 use super::network::{Network, Trainable};
+use super::rules::{LearningRule, Perturbation};
 use super::task::{Task, Trials};
 use crate::{Error, Result};
 
@@ -53,6 +55,8 @@ pub struct TrainOptions {
     pub diverge_factor: f64,
     /// Show a progress bar (only if stderr is a terminal).
     pub progress: bool,
+    /// The learning rule that produces the update direction (THEORY III.1; default BPTT).
+    pub rule: LearningRule,
 }
 
 impl Default for TrainOptions {
@@ -65,6 +69,7 @@ impl Default for TrainOptions {
             batch: 1,
             diverge_factor: 1e4,
             progress: false,
+            rule: LearningRule::Bptt,
         }
     }
 }
@@ -111,6 +116,9 @@ pub fn train_task(
     let mut ws = Sharded::new(net, trials.steps, trials.batch);
     let mut p = net.params(trainable);
     let mut grad = vec![0.0; p.len()];
+    // the rule's fixed feedback (random e-prop only; other rules draw nothing from rng)
+    let feedback = opts.rule.feedback(net, rng);
+    let mut perturbation = Perturbation::default();
     let mut adam = Adam {
         m: DVector::zeros(p.len()),
         v: DVector::zeros(p.len()),
@@ -134,7 +142,26 @@ pub fn train_task(
         if fresh && step > 0 {
             trials = draw(rng);
         }
-        let loss = ws.loss_and_grad(net, &trials, trainable, &mut grad)?;
+        let loss = match opts.rule {
+            LearningRule::NodePerturbation { sigma, samples } => perturbation.estimate(
+                &mut ws,
+                net,
+                &trials,
+                trainable,
+                p.as_slice(),
+                sigma,
+                samples,
+                rng,
+                &mut grad,
+            )?,
+            rule => ws.loss_and_grad_with(
+                net,
+                &trials,
+                trainable,
+                rule.credit(feedback.as_ref()),
+                &mut grad,
+            )?,
+        };
         if step == 0 {
             initial = loss;
         }

@@ -400,7 +400,12 @@ const E2_TABLE: [(f64, [(f64, f64); 4]); 5] = [
     ),
     (
         0.60,
-        [(0.0076, 5e-5), (5.56, 0.005), (0.00083, 5e-6), (8.90, 0.005)],
+        [
+            (0.0076, 5e-5),
+            (5.56, 0.005),
+            (0.00083, 5e-6),
+            (8.90, 0.005),
+        ],
     ),
 ];
 
@@ -486,6 +491,11 @@ fn check_e2() -> Result<Vec<Row>> {
     }
     // The crossover of the e-prop race on the ODE, by the same scan + Brent as I-8 (xtol 1e-6).
     let x = race::crossover_ode_rule(eps, tol, Rule::Eprop)?.unwrap_or(f64::NAN);
-    rows.push(Row::abs("e-prop ODE crossover r* = eps = 0.05", eps, x, 1e-5));
+    rows.push(Row::abs(
+        "e-prop ODE crossover r* = eps = 0.05",
+        eps,
+        x,
+        1e-5,
+    ));
     Ok(rows)
 }
