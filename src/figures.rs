@@ -160,13 +160,13 @@ fn latent_figures(model: &ModelFile, dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Gradient flow of task B from M after A, with its dense output (until |z_BB - zhat| < tol).
+/// The flow of task B (gradient or e-prop, `spec.rule`) from M after A, with its dense output (until |z_BB - zhat| < tol).
 fn linear_task_b_path(spec: &linear::LinearSpec) -> Result<(crate::num::ode::Trajectory<4>, f64)> {
     let par = spec.params;
     let m0 = par.after_a(spec.eps);
     let rhs = |_: f64, y: &lflow::State| {
         let m = lflow::to_matrix(y);
-        lflow::gradient_flow(&m, closed::Task::B, lflow::Loss::Own, &par)
+        lflow::rule_flow(&m, closed::Task::B, lflow::Loss::Own, spec.rule, &par)
             .map(|d| lflow::to_state(&d))
             .unwrap_or_else(|_| lflow::State::from_element(f64::NAN))
     };

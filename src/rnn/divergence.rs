@@ -222,6 +222,7 @@ pub fn run_divergence(s: &DivSetting, seed: u64) -> Result<DivRun> {
         batch: 1,
         diverge_factor: 1e4,
         progress: false,
+        ..TrainOptions::default()
     };
     let mut recent: std::collections::VecDeque<(usize, DMatrix<f64>)> =
         std::collections::VecDeque::with_capacity(KEEP);

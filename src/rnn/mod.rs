@@ -5,6 +5,8 @@
 //! - [`bptt`]: batched forward pass and hand-written BPTT (one gemm per step for the batch);
 //!   `Sharded` runs shards of the batch on all cores (results independent of the thread count).
 //! - [`train`]: GD / SGD / Adam driver with stopping rules and divergence detection.
+//! - [`rules`]: learning rules beyond the exact gradient (e-prop, random e-prop, truncated
+//!   BPTT as changes to the BPTT adjoint; node perturbation) (THEORY III).
 //! - [`sequential`]: the protocol A -> B (tasks of any families, bound to patterns a and b)
 //!   with its per-step record, I and eps.
 //! - [`fixed_points`]: Newton, slow points (L-BFGS on q), spectra, tracking A through B.
@@ -26,6 +28,7 @@ pub mod latent_xval;
 pub mod measure;
 pub mod network;
 pub mod report;
+pub mod rules;
 pub mod sequential;
 pub mod spec;
 pub mod static_curves;

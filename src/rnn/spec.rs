@@ -29,6 +29,11 @@
 //! flow_atol = 1e-5               # flow only (default flow_rtol/sqrt(N) full W, flow_rtol M)
 //! tol = 1e-4
 //! max_steps = 20000
+//! rule = "bptt"                  # bptt | eprop | random_eprop | tbptt | node_perturbation
+//! feedback_alignment = 0.5       # random_eprop only: c = cos(B, w_out) in [0, 1] (default 0)
+//! truncation = 5                 # tbptt only: steps >= 1 (required)
+//! perturbation_sigma = 1e-4      # node_perturbation only: > 0 (default 1e-4)
+//! perturbation_samples = 16      # node_perturbation only: >= 1 (default 16)
 //! ```
 //!
 //! The tasks of the sequential protocol: `[task]` alone is the same task for A and B, on
@@ -128,6 +133,11 @@ struct RawTraining {
     record_every: Option<i64>,
     diverge_factor: Option<f64>,
     progress: Option<bool>,
+    rule: Option<String>,
+    feedback_alignment: Option<f64>,
+    truncation: Option<i64>,
+    perturbation_sigma: Option<f64>,
+    perturbation_samples: Option<i64>,
 }
 
 /// What `modeflow train` does with the network.
@@ -468,6 +478,16 @@ pub fn check(model: &ModelFile) -> Result<RnnSpec> {
             1e300,
         )?,
         progress: tr.progress.unwrap_or(true),
+        rule: super::rules::check_rule(
+            &c,
+            &super::rules::RawRule {
+                rule: tr.rule.as_deref(),
+                feedback_alignment: tr.feedback_alignment,
+                truncation: tr.truncation,
+                perturbation_sigma: tr.perturbation_sigma,
+                perturbation_samples: tr.perturbation_samples,
+            },
+        )?,
     };
     Ok(RnnSpec {
         network: NetworkSpec {
@@ -552,6 +572,18 @@ lr = 1.0
             (
                 GOOD.replace("lr = 1.0", "lr = 1.0\noptimizer = \"lbfgs\""),
                 "training.optimizer",
+            ),
+            (
+                GOOD.replace("lr = 1.0", "lr = 1.0\nrule = \"gradient\""),
+                "training.rule",
+            ),
+            (
+                GOOD.replace("lr = 1.0", "lr = 1.0\nrule = \"tbptt\"\ntruncation = 0"),
+                "training.truncation",
+            ),
+            (
+                GOOD.replace("lr = 1.0", "lr = 1.0\nfeedback_alignment = 0.5"),
+                "training.feedback_alignment",
             ),
             (
                 GOOD.replace(

@@ -1,5 +1,6 @@
 //! Training the network on one task: GD, SGD, Adam and the gradient flow on the BPTT gradient
-//! (THEORY I.1, I.7).
+//! (THEORY I.1, I.7), or on the update direction of another learning rule ([`LearningRule`],
+//! THEORY III.1).
 //!
 //! The problem (loss and gradient of a [`Network`] on [`Trials`]) lives in [`super::bptt`];
 //! the optimiser is a small update rule on the flat parameter vector; [`train_task`] is the
@@ -24,6 +25,7 @@ use serde::Serialize;
 
 use super::bptt::Sharded;
 use super::network::{Network, Trainable};
+use super::rules::{LearningRule, Perturbation};
 use super::task::{Task, Trials};
 use crate::num::ode::OdeOptions;
 use crate::num::rk::DynDopri;
@@ -94,6 +96,8 @@ pub struct TrainOptions {
     pub diverge_factor: f64,
     /// Show a progress bar (only if stderr is a terminal).
     pub progress: bool,
+    /// The learning rule that produces the update direction (THEORY III.1; default BPTT).
+    pub rule: LearningRule,
 }
 
 impl Default for TrainOptions {
@@ -106,6 +110,7 @@ impl Default for TrainOptions {
             batch: 1,
             diverge_factor: 1e4,
             progress: false,
+            rule: LearningRule::Bptt,
         }
     }
 }
@@ -190,6 +195,9 @@ pub fn train_task_with(
     let mut ws = Sharded::new(net, trials.steps, trials.batch);
     let mut p = net.params(trainable);
     let mut grad = vec![0.0; p.len()];
+    // the rule's fixed feedback (random e-prop only; other rules draw nothing from rng)
+    let feedback = opts.rule.feedback(net, rng);
+    let mut perturbation = Perturbation::default();
     let mut adam = Adam {
         m: DVector::zeros(p.len()),
         v: DVector::zeros(p.len()),
@@ -213,7 +221,26 @@ pub fn train_task_with(
         if fresh && step > 0 {
             trials = draw(rng);
         }
-        let loss = ws.loss_and_grad(net, &trials, trainable, &mut grad)?;
+        let loss = match opts.rule {
+            LearningRule::NodePerturbation { sigma, samples } => perturbation.estimate(
+                &mut ws,
+                net,
+                &trials,
+                trainable,
+                p.as_slice(),
+                sigma,
+                samples,
+                rng,
+                &mut grad,
+            )?,
+            rule => ws.loss_and_grad_with(
+                net,
+                &trials,
+                trainable,
+                rule.credit(feedback.as_ref()),
+                &mut grad,
+            )?,
+        };
         if step == 0 {
             initial = loss;
         }
@@ -318,6 +345,13 @@ fn train_flow(
             "flow_rtol = {rtol}: the flow tolerance must be positive and finite"
         )));
     }
+    if let LearningRule::NodePerturbation { .. } = opts.rule {
+        return Err(Error::Requirement(
+            "optimizer = \"flow\" integrates a deterministic update direction; node \
+             perturbation is a random estimate (use optimizer = \"gd\" or \"sgd\" with it)"
+                .into(),
+        ));
+    }
     let full = trainable.recurrent == super::network::Recurrent::Full;
     let atol = Optimizer::flow_atol(rtol, atol, full, net.n);
     if !(atol >= 0.0 && atol.is_finite()) {
@@ -339,6 +373,10 @@ fn train_flow(
     let (n, k, r, dt) = (net.n, net.inputs(), net.outputs(), net.dt);
     let trials = task.trials(n, k, r, dt, opts.batch, rng);
     let mut ws = Sharded::new(net, trials.steps, trials.batch);
+    // the rule's fixed feedback (random e-prop only), drawn after the trials as in the
+    // stepping driver; the flow then integrates the rule's deterministic direction
+    let feedback = opts.rule.feedback(net, rng);
+    let credit = opts.rule.credit(feedback.as_ref());
     let mut theta: Vec<f64> = net.params(trainable).as_slice().to_vec();
     // the right-hand side -grad L on its own copy of the network; the loss of the last
     // evaluated point is kept beside it (FSAL: after an accepted step that is the new point)
@@ -348,7 +386,7 @@ fn train_flow(
     let evals = std::cell::Cell::new(0usize);
     let mut rhs = |p: &[f64], dp: &mut [f64]| -> Result<()> {
         work.set_params(trainable, p);
-        let l = ws.loss_and_grad(&work, &trials, trainable, dp)?;
+        let l = ws.loss_and_grad_with(&work, &trials, trainable, credit, dp)?;
         if evals.get() == 0 {
             first_loss.set(l);
         }
