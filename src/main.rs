@@ -414,7 +414,9 @@ fn run_sweep(file: &Path, out: &Path, shard: Option<&str>, resume: bool) -> Resu
         Some("slurm") => sweep::Shard::from_slurm(|k| std::env::var(k).ok())?,
         Some(s) => sweep::Shard::parse(s)?,
     };
-    let spec = load_sweep(file)?;
+    let mut spec = load_sweep(file)?;
+    // files the points write (a bias model's `csv`) go under --out too
+    spec.base.common.out = out.to_path_buf();
     modeflow::io::ensure_dir(out)?;
     let progress = sweep::progress_path(out, &spec.name, shard);
     let r = sweep::run_resumable(&spec, shard, &progress, resume)?;

@@ -367,7 +367,13 @@ fn validate_axes(spec: &SweepSpec) -> Result<()> {
                 allowed: "a dotted key of the base model".into(),
                 reason: message,
             })?;
-            let full = run::validate(&m)?;
+            let full = run::validate(&m).map_err(|e| Error::Parameter {
+                file: spec.file.clone(),
+                field: field(a),
+                value: crate::io::truncate(&v.to_string(), 80),
+                allowed: "values that give a valid base model".into(),
+                reason: format!("value {k} makes the base model invalid: {e}"),
+            })?;
             if !full && k == 0 && !has_dotted(&spec.base.rest, &a.key) {
                 let keys: Vec<String> = spec.base.rest.keys().cloned().collect();
                 return Err(Error::Parameter {
@@ -434,7 +440,24 @@ pub fn point_model(spec: &SweepSpec, index: usize) -> Result<ModelFile> {
             message: format!("axis `{}`: {message}", axis.key),
         })?;
     }
+    per_point_csv(&mut m.rest, index);
     Ok(m)
+}
+
+/// A CSV the base model writes (`csv = "run.csv"`) becomes one file per point
+/// (`run.point-7.csv`), so parallel points never write the same file (issue 15).
+fn per_point_csv(rest: &mut toml::Table, index: usize) {
+    if let Some(toml::Value::String(c)) = rest.get_mut("csv") {
+        let p = Path::new(c.as_str());
+        let stem = p.file_stem().map(|s| s.to_string_lossy().to_string());
+        let ext = p.extension().map(|s| s.to_string_lossy().to_string());
+        let name = match (stem, ext) {
+            (Some(s), Some(e)) => format!("{s}.point-{index}.{e}"),
+            (Some(s), None) => format!("{s}.point-{index}"),
+            _ => return,
+        };
+        *c = p.with_file_name(name).to_string_lossy().to_string();
+    }
 }
 
 fn set_dotted(

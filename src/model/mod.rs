@@ -82,12 +82,31 @@ impl ModelFile {
             })
     }
 
-    /// Where deserialising the family keys into `T` fails, from the span of a document parse.
+    /// Where deserialising the family keys into `T` fails: from the span of a document parse,
+    /// else (errors raised after a value was read, such as an array of the wrong length, carry
+    /// no span) the first key whose removal changes the error.
     fn locate<T: serde::de::DeserializeOwned>(&self) -> Option<Located> {
-        let text = toml::to_string(&self.rest).ok()?;
-        let err = toml::from_str::<T>(&text).err()?;
-        let span = err.span()?;
-        key_at(&text, span.start)
+        let spanned = toml::to_string(&self.rest).ok().and_then(|text| {
+            let err = toml::from_str::<T>(&text).err()?;
+            key_at(&text, err.span()?.start)
+        });
+        spanned.or_else(|| self.probe::<T>())
+    }
+
+    fn probe<T: serde::de::DeserializeOwned>(&self) -> Option<Located> {
+        let message = |t: toml::Table| {
+            t.try_into::<T>()
+                .err()
+                .map(|e: toml::de::Error| e.message().to_string())
+        };
+        let original = message(self.rest.clone());
+        let mut keys = Vec::new();
+        leaf_keys(&self.rest, "", &mut keys);
+        keys.into_iter().find_map(|k| {
+            let mut t = self.rest.clone();
+            remove_dotted(&mut t, &k);
+            (message(t) != original).then(|| Located::Key(crate::io::truncate(&k, 80)))
+        })
     }
 
     /// A [`Checker`] that names this file in its errors.
@@ -185,6 +204,34 @@ fn one_line(msg: &str) -> String {
     crate::io::truncate(&s, 400)
 }
 
+/// The dotted keys of the non-table values of `t`, in order.
+fn leaf_keys(t: &toml::Table, prefix: &str, out: &mut Vec<String>) {
+    for (k, v) in t {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(inner) => leaf_keys(inner, &key, out),
+            _ => out.push(key),
+        }
+    }
+}
+
+fn remove_dotted(t: &mut toml::Table, key: &str) {
+    match key.split_once('.') {
+        None => {
+            t.remove(key);
+        }
+        Some((head, rest)) => {
+            if let Some(toml::Value::Table(inner)) = t.get_mut(head) {
+                remove_dotted(inner, rest);
+            }
+        }
+    }
+}
+
 /// A located field: a dotted key, or a table (for a missing key).
 #[derive(Debug, PartialEq)]
 enum Located {
@@ -241,6 +288,7 @@ mod tests {
     struct T {
         x: [f64; 2],
         y: Option<String>,
+        m: Option<[[f64; 2]; 2]>,
     }
 
     fn err(body: &str) -> String {
@@ -258,6 +306,10 @@ mod tests {
             ("a = 1\n[t]\nx = [1.0, 2.0]\ny = 3\n", "field `t.y`"),
             ("a = 1\n[t]\nx = [[1.0], 2.0]\n", "field `t.x`"),
             ("a = 1.5\n[t]\nx = [1.0, 2.0]\n", "field `a`"),
+            (
+                "a = 1\n[t]\nx = [1.0, 2.0]\nm = [[1.0, 2.0, 3.0], [0.0, 0.0]]\n",
+                "field `t.m`",
+            ),
         ];
         for (body, want) in cases {
             let e = err(body);
