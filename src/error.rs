@@ -75,6 +75,10 @@ pub enum Error {
     /// A claims file or the claims registry is inconsistent.
     #[error("claims: {0}")]
     Claims(String),
+
+    /// A computation on a model file failed (one of the variants above, with the file named).
+    #[error("{file}: {message}")]
+    Computation { file: String, message: String },
 }
 
 impl Error {
@@ -87,6 +91,23 @@ impl Error {
             | Error::Requirement(_)
             | Error::Io { .. } => 2,
             _ => 1,
+        }
+    }
+
+    /// Name the model file in a failed computation whose message does not already name it
+    /// (ODE, Newton, divergence, ...): `file: message`, same exit code. Bad-input errors and
+    /// errors that already start with the file are returned unchanged.
+    pub fn in_file(self, file: &str) -> Self {
+        if self.exit_code() == 2 || matches!(self, Error::Computation { .. }) {
+            return self;
+        }
+        let message = self.to_string();
+        if message.starts_with(file) {
+            return self;
+        }
+        Error::Computation {
+            file: file.to_string(),
+            message,
         }
     }
 

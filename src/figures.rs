@@ -59,11 +59,13 @@ pub fn phase(model: &ModelFile, dir: &Path) -> Result<Vec<PathBuf>> {
     }
 }
 
+/// The file stem of a model's figures: its sanitised name ([`io::file_stem`]: issue 15, a
+/// `name` of `../x` or an absolute path wrote outside `--out`), else its kind.
 fn stem(model: &ModelFile) -> String {
     if model.common.name.is_empty() {
         model.common.kind.clone()
     } else {
-        model.common.name.clone()
+        io::file_stem(&model.common.name)
     }
 }
 

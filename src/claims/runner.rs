@@ -162,11 +162,22 @@ impl Selection {
 
 /// Pair files with checks and run the selected ones (in parallel; results in id order).
 pub fn run(files: &[ClaimFile], checks: &[Check], sel: &Selection) -> Vec<ClaimResult> {
-    let mut results: Vec<ClaimResult> = files
-        .par_iter()
+    let chosen: Vec<&ClaimFile> = files
+        .iter()
         .filter(|f| sel.matches(&f.id, &f.title) && (sel.full || f.tier == Tier::Fast))
-        .map(|f| run_one(f, checks))
         .collect();
+    let bar = crate::progress::bar(chosen.len() as u64, "claims");
+    bar.set_message("check");
+    let mut results: Vec<ClaimResult> = chosen
+        .par_iter()
+        .map(|f| {
+            bar.set_message(format!("check {}", f.id));
+            let r = run_one(f, checks);
+            bar.inc(1);
+            r
+        })
+        .collect();
+    bar.finish_and_clear();
     // Checks with no claim file are failures too.
     for c in checks {
         if !files.iter().any(|f| f.id == c.id) && sel.matches(c.id, "") {

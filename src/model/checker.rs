@@ -2,6 +2,17 @@
 
 use crate::{Error, Result};
 
+/// A number for a message: plain decimal between 1e-4 and 1e15 (and 0), else scientific, so
+/// that 1e308 is not printed with 309 digits nor 1e-8 as 0.00000001, and always exact (the
+/// shortest representation that reads back to the same f64).
+pub fn num(v: f64) -> String {
+    if v == 0.0 || (1e-4..1e15).contains(&v.abs()) || !v.is_finite() {
+        format!("{v}")
+    } else {
+        format!("{v:e}")
+    }
+}
+
 /// Validates fields of one model file.
 #[derive(Debug, Clone, Copy)]
 pub struct Checker<'a> {
@@ -29,7 +40,7 @@ impl<'a> Checker<'a> {
         if v.is_finite() {
             Ok(v)
         } else {
-            Err(self.error(field, v, "a finite number", "not finite"))
+            Err(self.error(field, num(v), "a finite number", "not finite"))
         }
     }
 
@@ -39,7 +50,7 @@ impl<'a> Checker<'a> {
         if v > 0.0 {
             Ok(v)
         } else {
-            Err(self.error(field, v, "> 0", "must be positive"))
+            Err(self.error(field, num(v), "> 0", "must be positive"))
         }
     }
 
@@ -49,7 +60,7 @@ impl<'a> Checker<'a> {
         if v >= 0.0 {
             Ok(v)
         } else {
-            Err(self.error(field, v, ">= 0", "must not be negative"))
+            Err(self.error(field, num(v), ">= 0", "must not be negative"))
         }
     }
 
@@ -59,7 +70,12 @@ impl<'a> Checker<'a> {
         if (lo..=hi).contains(&v) {
             Ok(v)
         } else {
-            Err(self.error(field, v, &format!("[{lo}, {hi}]"), "out of range"))
+            Err(self.error(
+                field,
+                num(v),
+                &format!("[{}, {}]", num(lo), num(hi)),
+                "out of range",
+            ))
         }
     }
 
@@ -69,7 +85,12 @@ impl<'a> Checker<'a> {
         if v > lo && v < hi {
             Ok(v)
         } else {
-            Err(self.error(field, v, &format!("({lo}, {hi})"), "out of range"))
+            Err(self.error(
+                field,
+                num(v),
+                &format!("({}, {})", num(lo), num(hi)),
+                "out of range",
+            ))
         }
     }
 
@@ -94,5 +115,24 @@ impl<'a> Checker<'a> {
         } else {
             Err(self.error(field, v, &allowed.join(" | "), "unknown value"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_in_messages_are_short_and_exact() {
+        assert_eq!(num(1e308), "1e308");
+        assert_eq!(num(1e-8), "1e-8");
+        assert_eq!(num(0.25), "0.25");
+        assert_eq!(num(0.0), "0");
+        assert_eq!(num(f64::NAN), "NaN");
+        let e = Checker::new("m.toml").in_range("eta", 1e308, 1e-8, 1e8).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "m.toml: field `eta` = 1e308: out of range (allowed: [1e-8, 100000000])"
+        );
     }
 }

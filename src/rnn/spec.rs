@@ -343,6 +343,75 @@ fn check_tasks(c: &Checker, raw: &RawRnn, protocol: Protocol) -> Result<(Task, O
     }
 }
 
+/// The key of a task that sets its length in time, and that time.
+fn task_time(t: &Task) -> (&'static str, f64) {
+    match t {
+        Task::WorkingMemory(w) => (if w.t_d >= w.t_in { "t_d" } else { "t_in" }, w.t_in + w.t_d),
+        Task::Static(s) => ("t_max", s.t_max),
+        Task::FlipFlop(f) => ("t_max", f.t_max),
+    }
+}
+
+/// Bytes of one training run, f64 so that no product of sizes overflows: about twelve N x N
+/// matrices (W, its packed copies and transpose, the gradient, optimiser moments, the snapshots
+/// of the sequential protocol, the Jacobian and the eigen-solver's work space of the
+/// fixed-point analysis) plus the trajectories of BPTT, three N x (T + 1) x B arrays (states,
+/// rates, cotangents) and eight 2 x T x B arrays (inputs, targets, weights, readouts).
+pub fn memory_estimate(n: usize, steps: f64, batch: usize) -> f64 {
+    let (n, b) = (n as f64, batch as f64);
+    8.0 * (12.0 * n * n + (3.0 * n + 16.0) * (steps + 1.0) * b)
+}
+
+/// Reject, before anything is allocated, a task longer than [`crate::budget::MAX_STEPS`] Euler
+/// steps and a run whose memory ([`memory_estimate`]) exceeds the budget; the error names the
+/// field that dominates the estimate.
+fn check_budget(
+    model: &ModelFile,
+    n: usize,
+    dt: f64,
+    batch: usize,
+    task: &Task,
+    task_b: Option<&Task>,
+    separate_tasks: bool,
+) -> Result<()> {
+    let file = &model.common.file;
+    let tables: [(&str, Option<&Task>); 2] = if separate_tasks {
+        [("task_a", Some(task)), ("task_b", task_b)]
+    } else {
+        [("task", Some(task)), ("task", None)]
+    };
+    let mut longest = (String::from("task.t_max"), 0.0, 0.0);
+    for (table, t) in tables {
+        let Some(t) = t else { continue };
+        let (key, time) = task_time(t);
+        let steps = time / dt;
+        let field = format!("{table}.{key}");
+        crate::budget::check_steps(
+            file,
+            &field,
+            time,
+            steps,
+            &format!("one trial of the task lasts {time:e} / dt = {dt}"),
+        )?;
+        if steps > longest.2 {
+            longest = (field, time, steps);
+        }
+    }
+    let bytes = memory_estimate(n, longest.2, batch);
+    let (nf, bf) = (n as f64, batch as f64);
+    let what = format!(
+        "N = {n}: 12 N^2 matrices, and 3 N (T + 1) B trajectories with T = {:.0} steps, B = {batch}",
+        longest.2
+    );
+    if 12.0 * nf * nf >= 3.0 * nf * (longest.2 + 1.0) * bf {
+        crate::budget::check_memory(file, "network.n", n, bytes, &what)
+    } else if bf > 1.0 {
+        crate::budget::check_memory(file, "training.batch", batch, bytes, &what)
+    } else {
+        crate::budget::check_memory(file, &longest.0, longest.1, bytes, &what)
+    }
+}
+
 /// Validate an `rnn` model file.
 pub fn check(model: &ModelFile) -> Result<RnnSpec> {
     let raw: RawRnn = model.raw()?;
@@ -460,6 +529,8 @@ pub fn check(model: &ModelFile) -> Result<RnnSpec> {
             ));
         }
     }
+    let batch = c.count("training.batch", tr.batch.unwrap_or(1), 1, 100_000)?;
+    check_budget(model, n, dt, batch, &task, task_b.as_ref(), separate_tasks)?;
     let train = TrainOptions {
         optimizer,
         lr,
@@ -470,7 +541,7 @@ pub fn check(model: &ModelFile) -> Result<RnnSpec> {
             1,
             100_000_000,
         )?,
-        batch: c.count("training.batch", tr.batch.unwrap_or(1), 1, 100_000)?,
+        batch,
         diverge_factor: c.in_range(
             "training.diverge_factor",
             tr.diverge_factor.unwrap_or(1e4),
@@ -539,6 +610,57 @@ mod tests {
     use super::*;
     use crate::model::parse;
     use crate::Error;
+
+    /// issue 15: t_d = 1e308 panicked (capacity overflow in Trials::zeros), n = 20000 aborted
+    /// cloning the network, t_d = 1e6 / 1e12 and dt = 1e-4 with t_d = 1e4 aborted allocating
+    /// the trajectories, flip-flop and static t_max = 1e12 likewise: all are rejected by the
+    /// budget, naming the field.
+    #[test]
+    fn budgets_reject_huge_rnn_models_before_allocating() {
+        let cases = [
+            (GOOD.replace("t_d = 5.0", "t_d = 1e308"), "task.t_d"),
+            (GOOD.replace("t_d = 5.0", "t_d = 5.0\nt_in = 1e308"), "task.t_in"),
+            (GOOD.replace("t_d = 5.0", "t_d = 1e6"), "task.t_d"),
+            (GOOD.replace("t_d = 5.0", "t_d = 1e12"), "task.t_d"),
+            (GOOD.replace("n = 50", "n = 20000"), "network.n"),
+            (
+                GOOD.replace("t_d = 5.0", "t_d = 1e4")
+                    .replace("[network]", "[network]\ndt = 1e-4"),
+                "task.t_d",
+            ),
+            (
+                GOOD.replace("family = \"working_memory\"\nt_d = 5.0", "family = \"flip_flop\"\nt_max = 1e12")
+                    .replace("lr = 1.0", "lr = 1.0\nprotocol = \"single\""),
+                "task.t_max",
+            ),
+            (
+                GOOD.replace("family = \"working_memory\"\nt_d = 5.0", "family = \"static\"\nt_max = 1e12"),
+                "task.t_max",
+            ),
+        ];
+        for (text, field) in cases {
+            assert!(text.contains("kind"), "{text}");
+            let m = parse("big.toml", &text).unwrap();
+            match check(&m) {
+                Err(Error::Parameter { field: f, file, .. }) => {
+                    assert_eq!((f.as_str(), file.as_str()), (field, "big.toml"), "{text}")
+                }
+                other => panic!("{field}: {other:?}\n{text}"),
+            }
+        }
+    }
+
+    #[test]
+    fn shipped_rnn_models_fit_the_default_budget() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let m = crate::model::load(&p).unwrap();
+            if m.common.kind == "rnn" {
+                check(&m).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            }
+        }
+    }
 
     const GOOD: &str = r#"
 kind = "rnn"

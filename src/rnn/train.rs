@@ -203,12 +203,12 @@ pub fn train_task_with(
         v: DVector::zeros(p.len()),
         t: 0,
     };
-    let bar = if opts.progress && std::io::stderr().is_terminal() {
-        let b = indicatif::ProgressBar::new(opts.max_steps as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} steps  loss {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
+    // progress is scaled to the work, not to max_steps: the bar runs over ln(L_0 / tol), the
+    // decades of loss left to the tolerance, so its ETA follows the loss curve (terminal only,
+    // silenced by --quiet)
+    let bar = if opts.progress && std::io::stderr().is_terminal() && !crate::progress::quiet() {
+        let b = crate::progress::bar(PROGRESS_UNITS, "(log-loss to tol)");
+        b.set_message("training");
         Some(b)
     } else {
         None
@@ -297,9 +297,9 @@ pub fn train_task_with(
         net.set_params(trainable, p.as_slice());
         step += 1;
         if let Some(b) = &bar {
-            b.set_position(step as u64);
+            b.set_position(log_progress(initial, loss, opts.tol));
             if step % 20 == 0 {
-                b.set_message(format!("{loss:.3e}"));
+                b.set_message(format!("training: step {step}, loss {loss:.3e}"));
             }
         }
     };
@@ -513,6 +513,20 @@ fn train_flow(
     })
 }
 
+/// Units of the training progress bar.
+const PROGRESS_UNITS: u64 = 1000;
+
+/// How far the loss has come from `initial` to `tol` on a log scale, in [0, PROGRESS_UNITS].
+fn log_progress(initial: f64, loss: f64, tol: f64) -> u64 {
+    let total = (initial / tol).ln();
+    let f = if total > 0.0 {
+        (initial / loss).ln() / total
+    } else {
+        1.0
+    };
+    (f.clamp(0.0, 1.0) * PROGRESS_UNITS as f64) as u64
+}
+
 /// Loss of `net` on `trials` (forward only).
 pub fn evaluate(net: &Network, trials: &Trials) -> Result<f64> {
     let mut ws = Sharded::new(net, trials.steps, trials.batch);
@@ -522,6 +536,16 @@ pub fn evaluate(net: &Network, trials: &Trials) -> Result<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_follows_the_log_loss() {
+        assert_eq!(log_progress(1.0, 1.0, 1e-4), 0);
+        assert_eq!(log_progress(1.0, 1e-2, 1e-4), 500);
+        assert_eq!(log_progress(1.0, 1e-5, 1e-4), 1000);
+        assert_eq!(log_progress(1.0, 2.0, 1e-4), 0);
+        assert_eq!(log_progress(1e-5, 1e-6, 1e-4), 1000);
+        assert_eq!(log_progress(1.0, f64::NAN, 1e-4), 0);
+    }
     use crate::rnn::network::{NetworkSpec, Phi, Readout};
     use crate::rnn::task::WorkingMemory;
     use rand::SeedableRng;
