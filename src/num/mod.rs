@@ -4,6 +4,7 @@
 //! points ([`planar`]), the argmin glue ([`optim`]), and products with a pre-packed matrix
 //! reused over many steps ([`packed`]).
 
+pub mod continuation;
 pub mod eig2;
 pub mod newton;
 pub mod ode;
