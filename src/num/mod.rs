@@ -7,6 +7,7 @@
 //! reused over many steps ([`packed`]), bootstrap intervals over seeds ([`stats`]); the kernel
 //! policy `MODEFLOW_KERNELS` ([`simd`]).
 
+pub mod continuation;
 pub mod dop853;
 pub mod eig2;
 pub mod newton;
