@@ -374,6 +374,7 @@ mod tests {
             h0: h,
             h_max: h,
             max_steps: 1_000_000,
+            ..OdeOptions::default()
         }
     }
 

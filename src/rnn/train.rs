@@ -369,6 +369,8 @@ fn train_flow(
         },
         h_max: f64::INFINITY,
         max_steps: opts.max_steps,
+        // the dynamic-size stepper (num::rk) is the 5(4) pair; method and dense do not apply
+        ..OdeOptions::default()
     };
     let (n, k, r, dt) = (net.n, net.inputs(), net.outputs(), net.dt);
     let trials = task.trials(n, k, r, dt, opts.batch, rng);

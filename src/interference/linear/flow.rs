@@ -752,7 +752,7 @@ mod tests {
             let (tr, hit) = ode::solve_until(
                 |_, y: &ClockState| {
                     n += 1;
-                    rhs_loss_clock(y, Task::B, &par, &Pathway::Full.mask())
+                    rhs_loss_clock(y, Task::B, Rule::Gradient, &par, &Pathway::Full.mask())
                 },
                 0.0,
                 ClockState::new(y0[0], y0[1], y0[2], y0[3], 0.0),
