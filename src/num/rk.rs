@@ -30,7 +30,7 @@
 use super::ode::{accept_factor, reject_factor, OdeOptions};
 use super::ode::{
     A21, A31, A32, A41, A42, A43, A51, A52, A53, A54, A61, A62, A63, A64, A65, A71, A73, A74, A75,
-    A76, E1, E3, E4, E5, E6, E7,
+    A76, D1, D3, D4, D5, D6, D7, E1, E3, E4, E5, E6, E7,
 };
 use crate::{Error, Result};
 
@@ -42,6 +42,8 @@ pub struct DynDopri {
     k: [Vec<f64>; 7],
     stage: Vec<f64>,
     y_new: Vec<f64>,
+    /// The state at the start of the last accepted step (for the dense output).
+    y_prev: Vec<f64>,
     /// Current time.
     t: f64,
     /// Next trial step.
@@ -77,6 +79,7 @@ impl DynDopri {
             k: std::array::from_fn(|_| vec![0.0; dim]),
             stage: vec![0.0; dim],
             y_new: vec![0.0; dim],
+            y_prev: vec![0.0; dim],
             t: 0.0,
             h: 0.0,
             h_last: 0.0,
@@ -253,6 +256,7 @@ impl DynDopri {
                 continue;
             }
             if err <= 1.0 {
+                self.y_prev.copy_from_slice(y);
                 y.copy_from_slice(&self.y_new);
                 self.t = if last { t_end } else { self.t + h };
                 self.k.swap(0, 6); // FSAL: k7 = f(y_new) is the next k1
@@ -266,6 +270,38 @@ impl DynDopri {
             self.h = h * reject_factor(err);
             self.last_rejected = true;
         }
+    }
+
+    /// The dense output on the last accepted step: `out = y(t_prev + theta h)` for theta in
+    /// [0, 1] (theta = 1 is the current state), by the 4th-order continuous extension of the
+    /// pair (Hairer's `contd5`), accurate to the integration tolerance. Allocates nothing.
+    pub fn interpolate(&self, theta: f64, out: &mut [f64]) -> Result<()> {
+        if self.accepted == 0 || out.len() != self.dim {
+            return Err(Error::Shape {
+                context: "DynDopri::interpolate".into(),
+                message: format!(
+                    "needs an accepted step and a buffer of length {} (got {} steps, length {})",
+                    self.dim,
+                    self.accepted,
+                    out.len()
+                ),
+            });
+        }
+        let h = self.h_last;
+        let th1 = 1.0 - theta;
+        // after the FSAL swap k[0] holds k7 = f(y_new) and k[6] the step's k1
+        let k = &self.k;
+        for (i, o) in out.iter_mut().enumerate() {
+            let (y0, y1) = (self.y_prev[i], self.y_new[i]);
+            let (k1, k7) = (k[6][i], k[0][i]);
+            let ydiff = y1 - y0;
+            let bspl = h * k1 - ydiff;
+            let c3 = ydiff - h * k7 - bspl;
+            let c4 =
+                h * (D1 * k1 + D3 * k[2][i] + D4 * k[3][i] + D5 * k[4][i] + D6 * k[5][i] + D7 * k7);
+            *o = y0 + (ydiff + (bspl + (c3 + c4 * th1) * theta) * th1) * theta;
+        }
+        Ok(())
     }
 
     /// One attempted step of size h from y: stages k2..k7 and y_new. False if a stage (or
@@ -513,6 +549,57 @@ mod tests {
             t_prev = t;
             assert_eq!(st.derivative()[0], -y[0]);
             assert!((y[0] - (-t).exp()).abs() < 1e-8);
+        }
+    }
+
+    #[test]
+    fn dense_output_between_steps() {
+        let mut f = |y: &[f64], dy: &mut [f64]| {
+            dy[0] = y[1];
+            dy[1] = -y[0];
+            Ok(())
+        };
+        let opts = OdeOptions::tol(1e-10, 1e-12);
+        let mut st = DynDopri::new(2);
+        let mut y = [1.0, 0.0];
+        let mut out = [0.0; 2];
+        assert!(st.interpolate(0.5, &mut out).is_err());
+        st.start(&mut f, 0.0, &y, &opts).unwrap();
+        for _ in 0..6 {
+            let t1 = st.step(&mut f, &mut y, f64::INFINITY, &opts).unwrap();
+            let t0 = t1 - st.last_step();
+            for theta in [0.0, 0.3, 0.7, 1.0] {
+                st.interpolate(theta, &mut out).unwrap();
+                let t = t0 + theta * st.last_step();
+                // the continuous extension is 4th order: within 10x the step tolerance
+                assert!(
+                    (out[0] - t.cos()).abs() < 1e-8 && (out[1] + t.sin()).abs() < 1e-8,
+                    "t = {t}: {out:?}"
+                );
+            }
+            st.interpolate(1.0, &mut out).unwrap();
+            assert!((out[0] - y[0]).abs() < 1e-15 && (out[1] - y[1]).abs() < 1e-15);
+        }
+    }
+
+    #[test]
+    fn non_finite_region_ends_in_underflow() {
+        // y' = 1 but f is NaN beyond y = 0.5: the steps shrink until the underflow error
+        let r = solve_dyn(
+            |y, dy| {
+                dy[0] = if y[0] > 0.5 { f64::NAN } else { 1.0 };
+                Ok(())
+            },
+            &[0.0],
+            1.0,
+            &OdeOptions::tol(1e-8, 1e-10),
+        );
+        match r {
+            Err(Error::Ode { reason, t }) => {
+                assert!(reason.contains("underflow"), "{reason}");
+                assert!((t - 0.5).abs() < 1e-6, "{t}");
+            }
+            other => panic!("{other:?}"),
         }
     }
 

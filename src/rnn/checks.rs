@@ -57,7 +57,145 @@ pub fn checks() -> Vec<Check> {
             tier: Tier::Full,
             run: super::divergence::x9_check,
         },
+        Check {
+            id: "X-11",
+            tier: Tier::Fast,
+            run: x11_fast,
+        },
+        Check {
+            id: "X-12",
+            tier: Tier::Full,
+            run: x12_full,
+        },
     ]
+}
+
+/// Seeds of the flow-limit claims X-11 / X-12 (THEORY I.7: >= 16 per network-level number).
+pub const FLOW_LIMIT_SEEDS: u64 = 16;
+
+/// Largest tolerated move of I when the flow's tolerance is tightened (THEORY I.7: < 0.5%).
+pub const FLOW_TOLERANCE_MOVE: f64 = 5e-3;
+
+/// Noise floor of a GD-vs-flow gap, relative to I: the flow's own error at its working
+/// tolerance (measured <= 1.2e-4 for 100x tightening) and the located stop (1e-4 in L), with
+/// margin; gaps below it are not resolved.
+pub const FLOW_GAP_FLOOR: f64 = 1e-3;
+
+/// The rows of the flow-limit claim on the shipped `models/rnn-flow.toml`: the flow's
+/// tolerance (tightened by each factor of `tighten`), and, seed by seed, the shrinking of
+/// |I_GD(lr) - I_flow| from the largest rung of `lrs` to the smallest. First order predicts
+/// the ratio e(lr_min) / E(lr_max) = lr_min / lr_max, with E(lr_max) the largest gap over the
+/// ladder (the envelope: at small I the gap of GD is O(lr) but not monotone, the step that
+/// crosses tol jumps with lr); the row allows twice that plus the floor, so a gap that does not
+/// shrink (order 0) or shrinks like sqrt(lr) fails.
+fn flow_limit_rows(lrs: &[f64], tighten: &[f64], cost_rel: Option<f64>) -> Result<Vec<Row>> {
+    use super::flow_limit::{cost, lr_limit, shipped_setting};
+    let (spec, seed0, _) = shipped_setting()?;
+    let seeds: Vec<u64> = (seed0..seed0 + FLOW_LIMIT_SEEDS).collect();
+    let limits = lr_limit(&spec, &seeds, lrs, tighten)?;
+    let mut rows = Vec::new();
+    let rtol = match spec.train.optimizer {
+        Optimizer::Flow { rtol, .. } => rtol,
+        _ => f64::NAN,
+    };
+    for (k, t) in tighten.iter().enumerate() {
+        let (worst, seed) = limits
+            .iter()
+            .map(|l| (l.tolerance_moves()[k], l.seed))
+            .fold((0.0f64, 0), |a, b| if b.0 > a.0 { b } else { a });
+        rows.push(
+            Row::abs(
+                format!(
+                    "flow: max |dI|/I over {} seeds, rtol {rtol:e} -> {:e}",
+                    seeds.len(),
+                    rtol / t
+                ),
+                0.0,
+                worst,
+                FLOW_TOLERANCE_MOVE,
+            )
+            .note(format!("largest at seed {seed}; THEORY I.7 asks < 0.5%")),
+        );
+    }
+    let (lr_max, lr_min) = (lrs[0], lrs[lrs.len() - 1]);
+    let first_order = lr_min / lr_max;
+    for l in &limits {
+        let e = l.gaps();
+        let envelope = e.iter().cloned().fold(0.0f64, f64::max);
+        let i_ref = l.i_ref();
+        let e_min = e[e.len() - 1];
+        let floor = FLOW_GAP_FLOOR * i_ref.abs();
+        // not resolved: GD agrees with the flow within the floor on every rung
+        if envelope <= floor {
+            rows.push(
+                Row::abs(
+                    format!("seed {}: GD within the floor at every lr", l.seed),
+                    0.0,
+                    envelope / i_ref.abs(),
+                    FLOW_GAP_FLOOR,
+                )
+                .note(format!("I_flow = {i_ref:.6}")),
+            );
+            continue;
+        }
+        let ratio = e_min / envelope;
+        rows.push(
+            Row::abs(
+                format!(
+                    "seed {}: gap(lr {lr_min}) / max gap(lr <= {lr_max}), order 1",
+                    l.seed
+                ),
+                first_order,
+                ratio,
+                first_order + floor / envelope,
+            )
+            .note(format!(
+                "I_flow = {i_ref:.6}, I_GD = {} at lr = {}; tau_A = {:.3}, tau_B = {:.3}",
+                l.gd.iter()
+                    .map(|p| format!("{:.6}", p.interference))
+                    .collect::<Vec<_>>()
+                    .join(" / "),
+                lrs.iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" / "),
+                l.tau_a,
+                l.tau_b
+            )),
+        );
+    }
+    if let Some(rel) = cost_rel {
+        let c = cost(&limits, rel);
+        rows.push(Row::holds(
+            format!(
+                "cost: flow <= GD at the largest lr within {:.0}% on every seed (gradient evaluations)",
+                rel * 100.0
+            ),
+            c.lr.is_some() && c.flow_evaluations <= c.gd_evaluations,
+            format!(
+                "flow {} evaluations ({:.2} s), GD at lr = {:?}: {} evaluations ({:.2} s), sums over {} seeds",
+                c.flow_evaluations,
+                c.flow_seconds,
+                c.lr,
+                c.gd_evaluations,
+                c.gd_seconds,
+                limits.len()
+            ),
+        ));
+    }
+    Ok(rows)
+}
+
+/// X-11 (fast): GD at lr = 1/4 .. 1/32 against the flow, 16 seeds; the flow's tolerance 100x.
+fn x11_fast() -> Result<Vec<Row>> {
+    flow_limit_rows(&[0.25, 0.125, 0.0625, 0.03125], &[100.0], None)
+}
+
+/// X-12 (full): GD at lr = 1/4 .. 1/256 against the flow, 16 seeds; the flow's tolerance 10x
+/// and 100x; the cost of the flow against GD at the largest lr within 1% on every seed.
+fn x12_full() -> Result<Vec<Row>> {
+    let lrs: Vec<f64> = (2..=8).map(|k| 2f64.powi(-k)).collect();
+    flow_limit_rows(&lrs, &[10.0, 100.0], Some(0.01))
 }
 
 /// Reference values of THEORY I-12 (T_in = 2, u_p = 1): (T_d, u_s, g, Theta_new).

@@ -4,7 +4,9 @@
 //! - [`task`]: trial generators (working memory, NeurIPS static task, flip-flop).
 //! - [`bptt`]: batched forward pass and hand-written BPTT (one gemm per step for the batch);
 //!   `Sharded` runs shards of the batch on all cores (results independent of the thread count).
-//! - [`train`]: GD / SGD / Adam driver with stopping rules and divergence detection.
+//! - [`train`]: GD / SGD / Adam / gradient-flow driver with stopping rules and divergence
+//!   detection; the flow is adaptive Dormand–Prince 5(4) on the parameters (`crate::num::rk`).
+//! - [`flow_limit`]: GD at lr, lr/2, ... against the flow, seed by seed, and their cost.
 //! - [`rules`]: learning rules beyond the exact gradient (e-prop, random e-prop, truncated
 //!   BPTT as changes to the BPTT adjoint; node perturbation) (THEORY III).
 //! - [`sequential`]: the protocol A -> B (tasks of any families, bound to patterns a and b)
@@ -23,6 +25,7 @@ pub mod bptt;
 pub mod checks;
 pub mod divergence;
 pub mod fixed_points;
+pub mod flow_limit;
 pub mod hqr;
 pub mod latent_xval;
 pub mod measure;

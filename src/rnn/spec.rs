@@ -25,7 +25,7 @@
 //! trainable = "full"             # full | latent
 //! optimizer = "gd"               # gd | sgd | adam | flow
 //! lr = 1.0                       # flow: optional, the first trial step in tau
-//! flow_rtol = 1e-4               # flow only: relative local error tolerance per step
+//! flow_rtol = 1e-6               # flow only: relative local error tolerance per step
 //! flow_atol = 1e-5               # flow only (default flow_rtol/sqrt(N) full W, flow_rtol M)
 //! tol = 1e-4
 //! max_steps = 20000

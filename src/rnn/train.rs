@@ -58,7 +58,7 @@ impl Optimizer {
 
     /// Default relative tolerance of the flow. Tightening it 100x moves I on the shipped
     /// `models/rnn-flow.toml` by far less than 0.5% (proofs-checks/X-11).
-    pub const FLOW_RTOL: f64 = 1e-4;
+    pub const FLOW_RTOL: f64 = 1e-6;
 
     /// The flow with the default tolerances.
     pub const FLOW: Optimizer = Optimizer::Flow {
@@ -125,6 +125,8 @@ pub struct TrainLog {
     pub tau: f64,
     /// Forward + BPTT passes (gradient evaluations), including rejected flow steps.
     pub gradient_evaluations: usize,
+    /// Forward-only passes locating the flow's crossing L = tol inside its last step.
+    pub loss_evaluations: usize,
     /// Rejected steps of the flow integrator (0 for the stepping rules).
     pub rejected: usize,
     pub converged: bool,
@@ -311,6 +313,7 @@ pub fn train_task_with(
         steps: step,
         tau: opts.lr * step as f64,
         gradient_evaluations: losses.len(),
+        loss_evaluations: 0,
         rejected: 0,
         converged,
         initial_loss: initial,
@@ -318,6 +321,83 @@ pub fn train_task_with(
         losses,
         taus,
     })
+}
+
+/// Relative accuracy of the flow's stopping point: the loss there is in
+/// [tol (1 - CROSSING_RTOL), tol). GD stops at its first step below tol, i.e. O(lr) below it;
+/// the flow's stop is located on the dense output so that it does not overshoot by a whole
+/// (possibly long) step, which would move I by an amount that no learning rate reproduces.
+pub const CROSSING_RTOL: f64 = 1e-4;
+
+/// Locates tau* with L(theta(tau*)) = tol inside the last accepted step of the flow.
+struct Crossing {
+    probe: Network,
+    ws: Sharded,
+    buf: Vec<f64>,
+    evaluations: usize,
+}
+
+impl Crossing {
+    /// Illinois regula falsi on g(s) = ln L(theta(s)) - ln tol over s in [0, 1] of the last
+    /// step (dense output), from g(0) >= 0 > g(1); returns (s, L) with L in
+    /// [tol (1 - CROSSING_RTOL), tol) and writes theta(s) into `theta`.
+    fn locate(
+        &mut self,
+        stepper: &DynDopri,
+        trials: &Trials,
+        trainable: &Trainable,
+        (l0, l1): (f64, f64),
+        tol: f64,
+        theta: &mut [f64],
+    ) -> Result<(f64, f64)> {
+        let g = |l: f64| l.ln() - tol.ln();
+        let (mut a, mut ga) = (0.0f64, g(l0));
+        let (mut b, mut gb, mut lb) = (1.0f64, g(l1), l1);
+        if !(ga >= 0.0) {
+            // the previous point is already below tol (only at the start): no crossing inside
+            return Ok((1.0, l1));
+        }
+        let mut side = 0i32;
+        for _ in 0..60 {
+            if lb >= tol * (1.0 - CROSSING_RTOL) || b - a < 1e-12 {
+                break;
+            }
+            let c = (a * gb - b * ga) / (gb - ga);
+            let c = if c.is_finite() && c > a && c < b {
+                c
+            } else {
+                0.5 * (a + b)
+            };
+            stepper.interpolate(c, &mut self.buf)?;
+            self.probe.set_params(trainable, &self.buf);
+            let lc = self.ws.loss_only(&self.probe, trials)?;
+            self.evaluations += 1;
+            let gc = g(lc);
+            if !gc.is_finite() {
+                return Err(Error::Ode {
+                    t: stepper.t(),
+                    reason: format!("non-finite loss {lc} on the dense output of the last step"),
+                });
+            }
+            if gc < 0.0 {
+                (b, gb, lb) = (c, gc, lc);
+                if side == 1 {
+                    ga *= 0.5;
+                }
+                side = 1;
+            } else {
+                (a, ga) = (c, gc);
+                if side == -1 {
+                    gb *= 0.5;
+                }
+                side = -1;
+            }
+        }
+        if b < 1.0 {
+            stepper.interpolate(b, theta)?;
+        }
+        Ok((b, lb))
+    }
 }
 
 /// The gradient-flow driver of [`train_task_with`] (see the module docs).
@@ -440,6 +520,13 @@ fn train_flow(
     )?;
     let limit = opts.diverge_factor * initial.max(opts.tol);
     let mut converged = loss < opts.tol;
+    let mut final_tau = 0.0;
+    let mut crossing = Crossing {
+        probe: net.clone(),
+        ws: Sharded::new(net, trials.steps, trials.batch),
+        buf: vec![0.0; theta.len()],
+        evaluations: 0,
+    };
     while !converged {
         let tau = match stepper.step(&mut rhs, &mut theta, f64::INFINITY, &ode) {
             Ok(t) => t,
@@ -486,11 +573,29 @@ fn train_flow(
                 ),
             });
         }
+        // the first accepted point below tol: stop at the crossing L = tol inside the step
+        let (tau, loss) = if loss < opts.tol {
+            let prev = *losses.last().unwrap_or(&initial);
+            let (theta_c, l_c) = crossing.locate(
+                &stepper,
+                &trials,
+                trainable,
+                (prev, loss),
+                opts.tol,
+                &mut theta,
+            )?;
+            (tau - (1.0 - theta_c) * stepper.last_step(), l_c)
+        } else {
+            (tau, loss)
+        };
         net.set_params(trainable, &theta);
         losses.push(loss);
         taus.push(tau);
         observe(&Progress { step, tau, loss }, net)?;
         converged = loss < opts.tol;
+        if converged {
+            final_tau = tau;
+        }
         if let Some(b) = &bar {
             b.set_position(step as u64);
             if step % 20 == 0 {
@@ -504,8 +609,9 @@ fn train_flow(
     net.set_params(trainable, &theta);
     Ok(TrainLog {
         steps: stepper.accepted,
-        tau: stepper.t(),
+        tau: final_tau,
         gradient_evaluations: evals.get(),
+        loss_evaluations: crossing.evaluations,
         rejected: stepper.rejected,
         converged,
         initial_loss: initial,
@@ -694,6 +800,9 @@ mod tests {
         let opts = flow_opts(1e-5, 5000);
         let (log, net, seen) = run_flow(&opts).unwrap();
         assert!(log.converged && log.final_loss < 1e-4, "{log:?}");
+        // the stop is the crossing L = tol located inside the last step, not an overshoot
+        assert!(log.final_loss >= 1e-4 * (1.0 - CROSSING_RTOL), "{log:?}");
+        assert!(log.loss_evaluations > 0);
         assert!(log.tau > 0.0 && log.tau.is_finite());
         assert_eq!(seen.len(), log.steps + 1);
         assert_eq!(seen.last().unwrap().tau, log.tau);
