@@ -5,6 +5,10 @@
 //! workbench found to be false is built with [`Row::disputed`]: it records what the claim says,
 //! what we measure and our own finding; it stays visible with the verdict `disputed` and does not
 //! fail the run as long as the measurement still agrees with the documented finding.
+//!
+//! A row over seeds of trained networks is built with [`Row::interval`]: it carries the 95%
+//! interval and the seed count (`lo`, `hi`, `n`) and is disputed only when the whole interval
+//! excludes the prediction band (THEORY.md I.7; `crate::num::stats`).
 
 use serde::Serialize;
 
