@@ -147,6 +147,7 @@ pub fn registry() -> Vec<Check> {
     checks.extend(crate::interference::kernels::checks());
     checks.extend(crate::rnn::checks());
     checks.extend(crate::rnn::latent_xval::checks());
+    checks.extend(crate::rnn::rules_checks::checks());
     checks.extend(crate::bias::checks());
     checks
 }
