@@ -220,6 +220,7 @@ pub fn registry() -> Vec<Check> {
     checks.extend(crate::rnn::checks());
     checks.extend(crate::rnn::latent_xval::checks());
     checks.extend(crate::rnn::tclaims::checks());
+    checks.extend(crate::rnn::rules_checks::checks());
     checks.extend(crate::bias::checks());
     checks
 }

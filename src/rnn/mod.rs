@@ -14,7 +14,7 @@
 //! - [`fixed_points`]: Newton, slow points (L-BFGS on q), spectra, tracking A through B.
 //! - [`measure`]: Theta_new = |dz/dW|^2 at initialisation.
 //! - [`spec`], [`report`]: model kind `rnn` and `modeflow train`.
-//! - [`checks`]: cross-validation claims X-1..X-4.
+//! - [`checks`]: cross-validation claims X-1..X-4; [`rules_checks`]: claim E-1.
 //! - [`latent_xval`]: M-only g = 0 network vs the latent 2x2 learning flow given eps.
 //! - [`static_curves`]: full-W training on the static task against the I-10 curves.
 //! - [`tmaps`]: the talk's claims T1-T5 as maps over (u_s, T_d, g) in the gradient-flow
@@ -32,6 +32,7 @@ pub mod measure;
 pub mod network;
 pub mod report;
 pub mod rules;
+pub mod rules_checks;
 pub mod sequential;
 pub mod spec;
 pub mod static_curves;

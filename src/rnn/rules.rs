@@ -251,6 +251,84 @@ impl Perturbation {
     }
 }
 
+/// The linear static 2x2 model (I.3) that a network *is*, when it is one: identity phi, state
+/// readout, g = 0, only M trained, x(0) = 0, and both tasks the same noise-free working-memory
+/// task with a constant input (u_p = u_s = u) and the own loss. Then x stays in span(a, b),
+/// kappa' = -kappa + M kappa + u e_mu exactly for every N, and the loss window (after the
+/// transient) reads the input-driven fixed point. Returns the 2x2 parameters (u, zhat,
+/// eta = lr) and the 2x2 rule, or `None` if the network is not such a model or the rule has
+/// no 2x2 counterpart (bptt -> gradient, eprop -> eprop).
+pub fn linear_equivalent(
+    net: &super::network::NetworkSpec,
+    trainable: &Trainable,
+    task_a: &super::task::Task,
+    task_b: &super::task::Task,
+    opts: &super::train::TrainOptions,
+) -> Option<(
+    crate::interference::linear::Params,
+    crate::interference::linear::Rule,
+)> {
+    use super::network::{Phi, Readout, Recurrent};
+    use super::task::{LossKind, Task};
+    use crate::interference::linear::{Params, Rule};
+    let rule = match opts.rule {
+        LearningRule::Bptt => Rule::Gradient,
+        LearningRule::Eprop => Rule::Eprop,
+        _ => return None,
+    };
+    let (Task::WorkingMemory(a), Task::WorkingMemory(b)) = (task_a, task_b) else {
+        return None;
+    };
+    let same = a.u_p == b.u_p && a.u_s == b.u_s && a.zhat == b.zhat;
+    let ok = net.phi == Phi::Identity
+        && net.readout == Readout::State
+        && net.g == 0.0
+        && trainable.recurrent == Recurrent::Latent
+        && !trainable.input
+        && !trainable.readout
+        && a.u_p == a.u_s
+        && a.u_s > 0.0
+        && a.sigma0 == 0.0
+        && b.sigma0 == 0.0
+        && a.loss == LossKind::Own
+        && b.loss == LossKind::Own
+        && same;
+    ok.then_some((
+        Params {
+            u: a.u_s,
+            zhat: a.zhat,
+            eta: opts.lr,
+        },
+        rule,
+    ))
+}
+
+/// The 2x2 prediction of task B for a network that is a linear 2x2 model
+/// ([`linear_equivalent`]): from the measured M after A, the rule's flow until the loss
+/// (y - zhat)^2/2 falls below `tol_loss`. Returns the predicted interference
+/// L_A(M after B)/L_A(`m_untrained`) (the network's own normalisation) and task B's flow
+/// time.
+pub fn linear_prediction(
+    m_after_a: &nalgebra::Matrix2<f64>,
+    m_untrained: &nalgebra::Matrix2<f64>,
+    par: &crate::interference::linear::Params,
+    rule: crate::interference::linear::Rule,
+    tol_loss: f64,
+) -> Result<(f64, f64)> {
+    use crate::interference::linear::{closed::Task as LTask, flow, Loss};
+    let tol = (2.0 * tol_loss).sqrt();
+    let b = flow::task_b_from_rule(m_after_a, rule, par, tol, &flow::ode_options())?;
+    let m_b = nalgebra::Matrix2::new(
+        b.m_after[0][0],
+        b.m_after[0][1],
+        b.m_after[1][0],
+        b.m_after[1][1],
+    );
+    let la = flow::loss(&m_b, LTask::A, Loss::Own, par)?;
+    let la0 = flow::loss(m_untrained, LTask::A, Loss::Own, par)?;
+    Ok((la / la0, b.t))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
