@@ -382,8 +382,13 @@ pub fn colour_bar<DB: DrawingBackend>(
     let bottom = h - 20;
     let x0 = 12;
     let x1 = x0 + 18.min(w / 4).max(8);
-    area.draw(&Text::new(label.to_string(), (4, 6), font(15)))
-        .drawn()?;
+    // a log scale says so in its label
+    let label = if scale.log {
+        format!("{label} (log scale)")
+    } else {
+        label.to_string()
+    };
+    area.draw(&Text::new(label, (4, 6), font(15))).drawn()?;
     let n = (bottom - top).max(1);
     for k in 0..n {
         let u = 1.0 - k as f64 / n as f64;
