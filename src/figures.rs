@@ -343,11 +343,27 @@ pub fn race_map(dir: &Path, n_r: usize, n_eps: usize, overlay: &[Points]) -> Res
         .iter()
         .filter_map(|&e| closed::r_star(e).ok().flatten().map(|rs| [rs, e]))
         .collect();
+    // the full-flow boundary (what `predict` calls the real one): per eps row, where the
+    // rotation share of the full gradient flow crosses 1/2, linear between grid columns
+    let crossover: Vec<[f64; 2]> = eps
+        .iter()
+        .enumerate()
+        .filter_map(|(j, &e)| {
+            let sh = &grid.rotation_share[j];
+            (0..n_r - 1).find_map(|i| match (sh[i], sh[i + 1]) {
+                (Some(a), Some(b)) if a > 0.5 && b <= 0.5 => {
+                    let (r0, r1) = (grid.r[i], grid.r[i + 1]);
+                    Some([r0 + (r1 - r0) * (a - 0.5) / (a - b), e])
+                }
+                _ => None,
+            })
+        })
+        .collect();
     let mut hs = HeatSpec::new(
         "Interference I(r, ε) of the linear 2x2 model (full gradient flow)",
         "r = u / ẑ (input-driven emphasis)",
         "ε (seed)",
-        "I = L_A(after B) / L_A(M = 0)",
+        "I = L_A(after B)/L_A(0)",
     );
     hs.log_colour = true;
     hs.log_y = true;
@@ -361,10 +377,16 @@ pub fn race_map(dir: &Path, n_r: usize, n_eps: usize, overlay: &[Points]) -> Res
             y: eps,
             values,
         },
-        &[Curve {
-            label: "r*(ε), race criterion (I-8)".into(),
-            points: curve,
-        }],
+        &[
+            Curve {
+                label: "r*(ε), I-8 estimate".into(),
+                points: curve,
+            },
+            Curve {
+                label: "full flow: rotation share 1/2".into(),
+                points: crossover,
+            },
+        ],
         overlay,
         &hs,
         &out,
@@ -594,7 +616,7 @@ pub fn gallery_item(
             let m = crate::model::load(&models_dir.join(name))?;
             phase(&m, dir)
         }
-        GalleryItem::RaceMap => race_map(dir, 48, 36, &overlay.0),
+        GalleryItem::RaceMap => race_map(dir, 56, 42, &overlay.0),
         GalleryItem::ThetaMap => theta_map(dir, 46, 57, &overlay.1),
         GalleryItem::Bias(f) => {
             io::ensure_dir(dir)?;
