@@ -269,24 +269,43 @@ pub fn render(results: &[ClaimResult]) -> String {
     s.push_str(&"-".repeat(112));
     s.push('\n');
     for r in results {
+        // the claim title in full on its own line, the verdict beside it
         s.push_str(&format!(
-            "{:<6} {:<44} {:>14} {:>14} {:>10} {:>9}  {}   ({:.2} s)\n",
+            "{:<6} {}   {}   ({:.2} s)\n",
             r.id,
-            truncate(&r.title, 44),
-            "",
-            "",
-            "",
-            "",
+            r.title,
             verdict_str(r.verdict).to_uppercase(),
             r.seconds
         ));
         for row in &r.rows {
+            // a row label longer than its column goes on its own line, never cut
+            let label = format!("  {}", row.label);
+            let cell = if label.chars().count() > 44 {
+                s.push_str(&format!("{:<6} {label}\n", ""));
+                String::new()
+            } else {
+                label
+            };
+            // a yes/no row (Row::holds) reads yes/no, not 1.000000
+            let (pred, meas) = if is_holds(row) {
+                (
+                    "holds".to_string(),
+                    (if row.measured == 1.0 {
+                        "holds"
+                    } else {
+                        "does not"
+                    })
+                    .to_string(),
+                )
+            } else {
+                (fmt_num(row.predicted), fmt_num(row.measured))
+            };
             s.push_str(&format!(
                 "{:<6} {:<44} {:>14} {:>14} {:>10} {:>9}  {}{}\n",
                 "",
-                truncate(&format!("  {}", row.label), 44),
-                fmt_num(row.predicted),
-                fmt_num(row.measured),
+                cell,
+                pred,
+                meas,
                 format!("{:.2e}{}", row.error, if row.relative { "r" } else { "" }),
                 format!("{:.1e}", row.tolerance),
                 verdict_str(row.verdict),
@@ -336,14 +355,12 @@ fn verdict_str(v: Verdict) -> &'static str {
     }
 }
 
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(n - 1).collect();
-        t.push('…');
-        t
-    }
+/// A row made by [`Row::holds`]: predicted 1, measured 0 or 1, absolute, tolerance 0.
+fn is_holds(row: &Row) -> bool {
+    row.predicted == 1.0
+        && (row.measured == 1.0 || row.measured == 0.0)
+        && row.tolerance == 0.0
+        && !row.relative
 }
 
 #[cfg(test)]

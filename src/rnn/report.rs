@@ -5,13 +5,13 @@ use serde::Serialize;
 
 use super::checks::{x2_hypothesis, x2_tolerance, X2Point};
 use super::fixed_points::{find_fixed_points, FixedPointOptions, RnnFixedPoint, Tracking};
-use super::network::Network;
+use super::network::{Network, Phi, Recurrent};
 use super::sequential::{
     end_state_and_input, run_sequential, track_stages, SequentialResult, SequentialSpec,
 };
 use super::spec::{check, Protocol, RnnSpec};
-use super::task::LossKind;
-use super::train::{train_task, TrainLog};
+use super::task::{LossKind, Task};
+use super::train::{train_task, Optimizer, TrainLog};
 use crate::claims::{Row, Verdict};
 use crate::model::ModelFile;
 use crate::report::{fmt_num, Report};
@@ -267,16 +267,36 @@ fn run_single(spec: &RnnSpec, seed: u64, rows: &mut Vec<Row>) -> Result<RunOutco
     let mut fixed_point_error = None;
     if spec.fixed_points {
         let mut rng_eval = StdRng::seed_from_u64(seed ^ 0x5eed_e7a1);
+        let flip_flop = matches!(spec.task, Task::FlipFlop(_));
         let trials = spec.task.trials(
             net.n,
             net.inputs(),
             net.outputs(),
             net.dt,
-            spec.train.batch.min(8),
+            if flip_flop {
+                FLIP_FLOP_STARTS
+            } else {
+                spec.train.batch.min(8)
+            },
             &mut rng_eval,
         );
-        let (x, v) = end_state_and_input(&net, &trials)?;
-        match find_fixed_points(&net, &v, &[x], &FixedPointOptions::default(), seed) {
+        let (starts, v) = if flip_flop {
+            flip_flop_starts(&net, &trials)?
+        } else {
+            let (x, v) = end_state_and_input(&net, &trials)?;
+            (vec![x], v)
+        };
+        // flip-flop: 32 relaxed starts already reach every memory; one perturbed slow-point
+        // search per start (instead of 4) keeps the search ~1 s
+        let opts = FixedPointOptions {
+            slow_starts: if flip_flop {
+                1
+            } else {
+                FixedPointOptions::default().slow_starts
+            },
+            ..FixedPointOptions::default()
+        };
+        match find_fixed_points(&net, &v, &starts, &opts, seed) {
             Ok(f) => fixed_points = f,
             Err(e) => fixed_point_error = Some(e.to_string()),
         }
@@ -291,18 +311,68 @@ fn run_single(spec: &RnnSpec, seed: u64, rows: &mut Vec<Row>) -> Result<RunOutco
     })
 }
 
+/// Trials whose end states seed the flip-flop fixed-point search: with 2^k memories equally
+/// likely at a trial's end, 32 trials miss one of the 4 of the 2-bit task with probability
+/// 4 (3/4)^32 < 1e-3.
+const FLIP_FLOP_STARTS: usize = 32;
+
+/// A flip-flop holds its bits between pulses with the input off: its memories are the
+/// attractors of the input-free flow. Each trial's end state (taken mid-pulse or not) is
+/// relaxed with the input off for 20 time units (the slowest trained attractor mode of the
+/// shipped model decays at ~0.6 per unit time), then handed to Newton with v = 0.
+/// Searching instead from one end state with the last input of that trial (the working-memory
+/// recipe) finds a fixed point of the pulse-driven flow, not a memory.
+fn flip_flop_starts(
+    net: &Network,
+    trials: &crate::rnn::task::Trials,
+) -> Result<(Vec<nalgebra::DVector<f64>>, nalgebra::DVector<f64>)> {
+    let mut ws = crate::rnn::bptt::Workspace::new(net, trials.steps, trials.batch);
+    ws.forward(net, trials)?;
+    let v = nalgebra::DVector::zeros(net.n);
+    let mut f = nalgebra::DVector::zeros(net.n);
+    let steps = crate::rnn::task::steps_for(20.0, net.dt);
+    let starts = (0..trials.batch)
+        .map(|j| {
+            let mut x = ws.end_state().column(j).into_owned();
+            for _ in 0..steps {
+                net.flow(&x, &v, &mut f);
+                x.axpy(net.dt, &f, 1.0);
+            }
+            x
+        })
+        .collect();
+    Ok((starts, v))
+}
+
 impl Report for RnnReport {
     fn text(&self) -> String {
         let s = &self.spec;
+        // plain words, not Rust names: tanh, full W, Adam (beta1 0.9, ...), sequential
+        let phi = match s.network.phi {
+            Phi::Tanh => "tanh",
+            Phi::Erf => "erf",
+            Phi::Identity => "identity",
+        };
+        let trained = match s.trainable.recurrent {
+            Recurrent::Full => "full W",
+            Recurrent::Latent => "latent M only",
+        };
+        let opt = match s.train.optimizer {
+            Optimizer::Gd => "full-batch gradient descent".to_string(),
+            Optimizer::Sgd => "online SGD".to_string(),
+            Optimizer::Adam { beta1, beta2, eps } => {
+                format!("Adam, beta1 {beta1}, beta2 {beta2}, eps {eps:e}")
+            }
+        };
+        let protocol = match s.protocol {
+            Protocol::Sequential => "sequential A -> B",
+            Protocol::Single => "single task",
+        };
         let mut out = format!(
-            "rnn: N = {}, g = {}, dt = {}, phi = {:?}, {:?} training ({:?}), protocol {:?}, {} seed(s)\n",
+            "rnn: N = {}, g = {}, dt = {}, phi = {phi}, trained: {trained} ({opt}), protocol {protocol}, {} seed(s)\n",
             s.network.n,
             s.network.g,
             s.network.dt,
-            s.network.phi,
-            s.trainable.recurrent,
-            s.train.optimizer,
-            s.protocol,
             s.seeds
         );
         if s.protocol == Protocol::Sequential {
@@ -403,12 +473,30 @@ impl Report for RnnReport {
         }
         out.push_str("\nprediction beside measurement:\n");
         for r in &self.rows {
+            // a yes/no row (Row::holds: predicted 1, measured 0/1, tolerance 0) reads in words
+            let yes_no = r.predicted == 1.0
+                && (r.measured == 0.0 || r.measured == 1.0)
+                && r.tolerance == 0.0
+                && !r.relative;
+            let (p, m) = if yes_no {
+                (
+                    "holds".to_string(),
+                    if r.measured == 1.0 {
+                        "holds"
+                    } else {
+                        "does not"
+                    }
+                    .to_string(),
+                )
+            } else {
+                (fmt_num(r.predicted), fmt_num(r.measured))
+            };
             out.push_str(&format!(
                 "  {:<9} {:<58} predicted {:>12}  measured {:>12}  {}\n",
                 format!("{:?}", r.verdict).to_lowercase(),
                 r.label,
-                fmt_num(r.predicted),
-                fmt_num(r.measured),
+                p,
+                m,
                 r.note
             ));
         }
