@@ -11,6 +11,8 @@ use super::sequential::{
 };
 use super::spec::{check, Protocol, RnnSpec};
 use super::task::{LossKind, Task};
+use super::tmaps::{mode_of, Mode};
+use crate::num::stats;
 use super::train::{train_task, Optimizer, TrainLog};
 use crate::claims::{Row, Verdict};
 use crate::model::ModelFile;
@@ -52,6 +54,16 @@ pub struct Summary {
     /// Mean flow time of A (or of the single task) and of B.
     pub tau_a_mean: f64,
     pub tau_b_mean: Option<f64>,
+    /// I over seeds: mean, median, geometric mean with 95% bootstrap intervals (THEORY I.7;
+    /// I is heavy-tailed: read the median and the geometric mean).
+    pub interference: Option<stats::Summary>,
+    /// eps over seeds, with intervals.
+    pub eps: Option<stats::Summary>,
+    /// Share of rotations (A's fixed point turned by more than 45 degrees, THEORY I.7) among the
+    /// seeds whose fixed points were resolved, with its Wilson interval.
+    pub rotation_share: Option<stats::Estimate>,
+    /// Seeds whose A fixed point after B was not resolved (no mode assigned).
+    pub unresolved: usize,
 }
 
 /// The report of `modeflow train` for an `rnn` model.
@@ -68,6 +80,50 @@ impl RnnReport {
     /// Whether any row failed.
     pub fn failed(&self) -> bool {
         self.rows.iter().any(|r| r.verdict == Verdict::Fail)
+    }
+}
+
+/// Bootstrap seed of the summaries over seeds (fixed: a summary is a function of the runs).
+const SUMMARY_BOOTSTRAP_SEED: u64 = 0x5_0aa7;
+
+fn summary_of(v: &[f64]) -> Result<Option<stats::Summary>> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    stats::Summary::of(v, &stats::Bootstrap::new(SUMMARY_BOOTSTRAP_SEED)).map(Some)
+}
+
+/// Modes of the seeds by THEORY I.7's 45-degree rule ([`super::tmaps::mode_of`]).
+struct Rotations {
+    share: Option<stats::Estimate>,
+    unresolved: usize,
+}
+
+impl Rotations {
+    fn of(runs: &[RunOutcome], tracked: bool) -> Result<Rotations> {
+        if !tracked {
+            return Ok(Rotations {
+                share: None,
+                unresolved: 0,
+            });
+        }
+        let modes: Vec<Mode> = runs
+            .iter()
+            .map(|r| mode_of(r.tracking.as_ref().map(|t| t.theta)))
+            .collect();
+        let resolved: Vec<bool> = modes
+            .iter()
+            .filter(|m| **m != Mode::Unresolved)
+            .map(|m| *m == Mode::Rotation)
+            .collect();
+        Ok(Rotations {
+            share: if resolved.is_empty() {
+                None
+            } else {
+                Some(stats::share(&resolved)?)
+            },
+            unresolved: modes.len() - resolved.len(),
+        })
     }
 }
 
@@ -141,6 +197,7 @@ pub fn train_spec(spec: RnnSpec) -> Result<RnnReport> {
         .iter()
         .filter_map(|r| r.sequential.as_ref().map(|s| s.tau_b))
         .collect();
+    let rotation = Rotations::of(&runs, spec.protocol == Protocol::Sequential && spec.fixed_points)?;
     let summary = Summary {
         seeds: spec.seeds,
         interference_mean: (!is.is_empty()).then(|| mean_sd(&is).0),
@@ -150,6 +207,10 @@ pub fn train_spec(spec: RnnSpec) -> Result<RnnReport> {
         steps_b_mean: (!steps_b.is_empty()).then(|| mean_sd(&steps_b).0),
         tau_a_mean: mean_sd(&tau_a).0,
         tau_b_mean: (!tau_b.is_empty()).then(|| mean_sd(&tau_b).0),
+        interference: summary_of(&is)?,
+        eps: summary_of(&eps)?,
+        rotation_share: rotation.share,
+        unresolved: rotation.unresolved,
     };
     Ok(RnnReport {
         spec,
@@ -363,6 +424,10 @@ impl Report for RnnReport {
             Optimizer::Adam { beta1, beta2, eps } => {
                 format!("Adam, beta1 {beta1}, beta2 {beta2}, eps {eps:e}")
             }
+            Optimizer::Flow { rtol, atol } => match atol {
+                Some(a) => format!("gradient flow, rtol {rtol:e}, atol {a:e}"),
+                None => format!("gradient flow, rtol {rtol:e}"),
+            },
         };
         let protocol = match s.protocol {
             Protocol::Sequential => "sequential A -> B",
@@ -434,6 +499,35 @@ impl Report for RnnReport {
                 (self.summary.interference_mean, self.summary.interference_sd)
             {
                 out.push_str(&format!("mean I = {} (sd {})\n", fmt_num(m), fmt_num(sd)));
+            }
+            if let Some(i) = &self.summary.interference {
+                out.push_str(&format!(
+                    "I over {} seed(s), 95% bootstrap intervals: median {} [{}, {}]",
+                    i.n,
+                    fmt_num(i.median.value),
+                    fmt_num(i.median.lo),
+                    fmt_num(i.median.hi)
+                ));
+                if let Some(g) = &i.geomean {
+                    out.push_str(&format!(
+                        ", geometric mean {} [{}, {}]",
+                        fmt_num(g.value),
+                        fmt_num(g.lo),
+                        fmt_num(g.hi)
+                    ));
+                }
+                out.push('\n');
+            }
+            if let Some(r) = &self.summary.rotation_share {
+                out.push_str(&format!(
+                    "rotations (A's fixed point turned > 45 degrees): {} of {} resolved seeds, \
+                     share 95% interval [{}, {}]; {} unresolved\n",
+                    (r.value * r.n as f64).round(),
+                    r.n,
+                    fmt_num(r.lo),
+                    fmt_num(r.hi),
+                    self.summary.unresolved
+                ));
             }
         } else {
             for r in &self.runs {
