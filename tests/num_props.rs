@@ -210,7 +210,9 @@ proptest! {
 }
 
 mod stats_props {
-    use modeflow::num::stats::{bootstrap, classify, share_of, Agreement, Band, Bootstrap, Statistic};
+    use modeflow::num::stats::{
+        bootstrap, classify, share_of, Agreement, Band, Bootstrap, Statistic,
+    };
     use proptest::prelude::*;
 
     fn boot(seed: u64) -> Bootstrap {

@@ -254,7 +254,8 @@ pub fn check_b16() -> Result<Vec<Row>> {
     );
     // Effect of the margin condition: the full-agreement share at margin 0.3 lies above the
     // one at 0.05 with disjoint Wilson 95% intervals (16 seeds each).
-    let agree_share = |runs: &[ReferenceRun]| share(&runs.iter().map(all_agree).collect::<Vec<_>>());
+    let agree_share =
+        |runs: &[ReferenceRun]| share(&runs.iter().map(all_agree).collect::<Vec<_>>());
     let (low, high) = (agree_share(&scan[0])?, agree_share(&scan[scan.len() - 1])?);
     rows.push(Row::holds(
         "margin scan: full-agreement share at margin 0.3 above that at 0.05 (disjoint 95% CIs)",

@@ -10,8 +10,8 @@ use super::sequential::{end_state_and_input, run_sequential, track_stages, Seque
 use super::task::{LossKind, WorkingMemory};
 use super::train::{Optimizer, TrainOptions};
 use crate::claims::{Check, Row, Tier};
-use crate::num::stats::{bootstrap, par_map, share_of, Band, Bootstrap, Statistic, MIN_SEEDS};
 use crate::interference::kernels::{theta_new_series, InputSchedule};
+use crate::num::stats::{bootstrap, par_map, share_of, Band, Bootstrap, Statistic, MIN_SEEDS};
 use crate::{Error, Result};
 
 /// The registered checks of the trained-network module.
@@ -338,7 +338,7 @@ pub fn x2_point(g: f64, u_s: f64, t_d: f64, seed: u64) -> Result<X2Point> {
 
 /// [`x2_point`] for any sequential setting with a working-memory task A.
 pub fn x2_point_with(spec: &SequentialSpec, seed: u64) -> Result<X2Point> {
-    let spec = spec.clone();
+    let spec = *spec;
     let (res, stages) = run_sequential(&spec, seed)?;
     let tr = track_stages(&stages, &FixedPointOptions::default())?;
     let zhat = spec
@@ -466,7 +466,7 @@ fn x2_full() -> Result<Vec<Row>> {
         let spec = reference_protocol(g, u_s, t_d);
         let pts = x2_seeds(&spec)?;
         rows.extend(x2_rows(&label, &pts, 0.0)?);
-        let mut half = spec.clone();
+        let mut half = spec;
         half.train.lr *= 0.5;
         half.train.max_steps *= 2;
         let pts_half = x2_seeds(&half)?;
@@ -477,24 +477,24 @@ fn x2_full() -> Result<Vec<Row>> {
         let halved = bootstrap(&i_half, Statistic::Median, &boot)?;
         let rot = |v: &[X2Point]| v.iter().filter(|p| p.outcome == "rotation").count();
         let mut row = Row::interval(
-                format!("median I at lr 1/2 within the lr 1 interval, {label}"),
-                &Band {
-                    predicted: full.value,
-                    lo: full.lo,
-                    hi: full.hi,
-                    tol: 0.5 * (full.hi - full.lo),
-                    relative: false,
-                },
-                &halved,
-            )
-            .context(format!(
-                "lr 1: median I {:.4} [{:.4}, {:.4}], {} of 16 rotate; lr 1/2: {} of 16 rotate",
-                full.value,
-                full.lo,
-                full.hi,
-                rot(&pts),
-                rot(&pts_half)
-            ));
+            format!("median I at lr 1/2 within the lr 1 interval, {label}"),
+            &Band {
+                predicted: full.value,
+                lo: full.lo,
+                hi: full.hi,
+                tol: 0.5 * (full.hi - full.lo),
+                relative: false,
+            },
+            &halved,
+        )
+        .context(format!(
+            "lr 1: median I {:.4} [{:.4}, {:.4}], {} of 16 rotate; lr 1/2: {} of 16 rotate",
+            full.value,
+            full.lo,
+            full.hi,
+            rot(&pts),
+            rot(&pts_half)
+        ));
         // A moved median says that lr = 1 is not in the gradient-flow limit at this point: the
         // rows above then describe GD at lr = 1, not the flow. That is a statement about the
         // training, not about the formula: undetermined, not disputed.

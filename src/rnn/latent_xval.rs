@@ -1309,7 +1309,10 @@ mod tests {
         let res = cross_validate(&XvalSpec::standard(), &X7_N, |_| XVAL_SEEDS).unwrap();
         println!("{}", res.text());
         for n in X7_N {
-            println!("I ratios N={n}: {:?}", interference_ratios(&res.rows, Some(n)));
+            println!(
+                "I ratios N={n}: {:?}",
+                interference_ratios(&res.rows, Some(n))
+            );
         }
         let rows = x7_check().unwrap();
         assert!(rows.iter().all(|r| r.verdict != Verdict::Fail), "{rows:#?}");
