@@ -104,9 +104,11 @@ stop() {
     for d in slurmd slurmctld; do
         local pidf=$DIR/run/$d.pid
         if [ -s "$pidf" ]; then
-            kill "$(cat "$pidf")" 2>/dev/null || true
+            local pid
+            pid=$(cat "$pidf")
+            kill "$pid" 2>/dev/null || true
             for _ in $(seq 1 20); do
-                kill -0 "$(cat "$pidf")" 2>/dev/null || break
+                kill -0 "$pid" 2>/dev/null || break
                 sleep 0.5
             done
             rm -f "$pidf"

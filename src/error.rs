@@ -94,20 +94,34 @@ impl Error {
         }
     }
 
-    /// Name the model file in a failed computation whose message does not already name it
-    /// (ODE, Newton, divergence, ...): `file: message`, same exit code. Bad-input errors and
-    /// errors that already start with the file are returned unchanged.
+    /// Name the model file in an error whose message does not already name it (a failed
+    /// ODE, Newton or training run; a requirement or shape error raised deep in a solver):
+    /// `file: message`, with the same exit code. Errors that carry their file or path
+    /// (`ModelFile`, `Parameter`, `Io`, `Computation`) are returned unchanged.
     pub fn in_file(self, file: &str) -> Self {
-        if self.exit_code() == 2 || matches!(self, Error::Computation { .. }) {
+        if matches!(
+            self,
+            Error::ModelFile { .. }
+                | Error::Parameter { .. }
+                | Error::Io { .. }
+                | Error::Computation { .. }
+        ) {
             return self;
         }
         let message = self.to_string();
-        if message.starts_with(file) {
+        if message.contains(file) {
             return self;
         }
-        Error::Computation {
-            file: file.to_string(),
-            message,
+        if self.exit_code() == 2 {
+            Error::ModelFile {
+                file: file.to_string(),
+                message,
+            }
+        } else {
+            Error::Computation {
+                file: file.to_string(),
+                message,
+            }
         }
     }
 
@@ -117,5 +131,25 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_placed_in_their_file_with_their_exit_code() {
+        let e = Error::Requirement("needs g = 0".into()).in_file("m.toml");
+        assert_eq!((e.to_string().as_str(), e.exit_code()), ("m.toml: needs g = 0", 2));
+        let e = Error::Ode {
+            t: 0.0,
+            reason: "step size underflow".into(),
+        }
+        .in_file("m.toml");
+        assert_eq!(e.exit_code(), 1);
+        assert!(e.to_string().starts_with("m.toml: ODE integration failed"));
+        let e = Error::Requirement("m.toml: x".into()).in_file("m.toml");
+        assert_eq!(e.to_string(), "m.toml: x");
     }
 }

@@ -245,7 +245,8 @@ fn gallery(out: &Path, models: Option<PathBuf>, sweep: Option<PathBuf>) -> Resul
     let items = figures::gallery_items();
     let bar = modeflow::progress::bar(items.len() as u64, "figure sets");
     bar.set_message("figures");
-    let results: Vec<Result<Vec<PathBuf>, Error>> = items
+    // collecting into a Result stops scheduling items after the first error
+    let results: Result<Vec<Vec<PathBuf>>, Error> = items
         .par_iter()
         .map(|item| {
             let r = figures::gallery_item(item, &models, &staging, &overlay);
@@ -254,20 +255,13 @@ fn gallery(out: &Path, models: Option<PathBuf>, sweep: Option<PathBuf>) -> Resul
         })
         .collect();
     bar.finish_and_clear();
-    let mut n = 0;
-    let mut failure = None;
-    for r in results {
-        match r {
-            Ok(files) => n += files.len(),
-            Err(e) => {
-                failure.get_or_insert(e);
-            }
+    let n = match results {
+        Ok(files) => files.iter().map(Vec::len).sum::<usize>(),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
         }
-    }
-    if let Some(e) = failure {
-        let _ = std::fs::remove_dir_all(&staging);
-        return Err(e);
-    }
+    };
     let moved = move_tree(&staging, out);
     let _ = std::fs::remove_dir_all(&staging);
     moved?;

@@ -1012,6 +1012,24 @@ mod tests {
     }
 
     #[test]
+    fn points_write_their_own_csv() {
+        let mut t = toml::Table::new();
+        t.insert("csv".into(), toml::Value::String("d/run.csv".into()));
+        per_point_csv(&mut t, 7);
+        assert_eq!(t["csv"].as_str(), Some("d/run.point-7.csv"));
+        let mut t = toml::Table::new();
+        per_point_csv(&mut t, 7);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn dotted_keys_are_found() {
+        let t: toml::Table = "a = 1\n[b]\nc = 2\n".parse().unwrap();
+        assert!(has_dotted(&t, "a") && has_dotted(&t, "b.c") && has_dotted(&t, "b"));
+        assert!(!has_dotted(&t, "rr") && !has_dotted(&t, "b.d") && !has_dotted(&t, "a.x"));
+    }
+
+    #[test]
     fn stems_of_outputs_are_sanitised() {
         assert_eq!(output_stem("../x", Shard::ALL), "_x");
         assert_eq!(output_stem("a b", Shard { i: 2, n: 3 }), "a_b.shard-2-of-3");

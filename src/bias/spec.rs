@@ -616,7 +616,8 @@ fn train_diagonal_model(model: &ModelFile) -> Result<Trained> {
     let alpha = c.positive("alpha", raw.alpha)?;
     let eta = c.positive("eta", raw.eta)?;
     let batch = c.count("batch", raw.batch, 1, raw.n)?;
-    let max_steps = c.count("max_steps", raw.max_steps, 1, i64::MAX)?;
+    // at most the step budget (issue 15: any i64 was accepted)
+    let max_steps = c.count("max_steps", raw.max_steps, 1, crate::budget::MAX_STEPS as i64)?;
     let loss_tol = c.positive("loss_tol", raw.loss_tol)?;
     let (x, y, beta_star) = sparse_regression(n, d, sparsity, size, model.common.seed);
     let s = DiagSettings {
@@ -721,6 +722,24 @@ mod tests {
 
     fn parse(text: &str) -> ModelFile {
         crate::model::parse("test.toml", text).unwrap()
+    }
+
+    /// issue 15: bias_diagonal n = d = 1e5 (80 GB) and bias_balance d = 1e4, k = 1e5, n = 1e6
+    /// aborted allocating; the budget rejects them naming the largest size.
+    #[test]
+    fn memory_estimates_reject_huge_sizes() {
+        let m = parse("kind = \"bias_diagonal\"\nn = 100000\nd = 100000\n");
+        let (bytes, key, _) = memory_estimate(&m.rest);
+        assert!(bytes >= 8.0 * 1e10 && (key == "n" || key == "d"));
+        assert!(matches!(precheck(&m), Err(Error::Parameter { .. })));
+        let m = parse("kind = \"bias_balance\"\nd = 10000\nk = 100000\nn = 1000000\n");
+        let (_, key, v) = memory_estimate(&m.rest);
+        assert_eq!((key, v), ("n", 1e6));
+        let e = precheck(&m).unwrap_err().to_string();
+        assert!(e.contains("test.toml") && e.contains("`n`"), "{e}");
+        // the shipped sizes are far below the budget
+        let m = parse("kind = \"bias_balance\"\nd = 10\nk = 50\nn = 200\n");
+        assert!(precheck(&m).is_ok());
     }
 
     #[test]

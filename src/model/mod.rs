@@ -12,7 +12,7 @@
 
 mod checker;
 
-pub use checker::Checker;
+pub use checker::{num as checker_num, Checker};
 
 use serde::Serialize;
 
@@ -84,7 +84,7 @@ impl ModelFile {
 
     /// Where deserialising the family keys into `T` fails: from the span of a document parse,
     /// else (errors raised after a value was read, such as an array of the wrong length, carry
-    /// no span) the first key whose removal changes the error.
+    /// no span) the last key whose removal changes the error.
     fn locate<T: serde::de::DeserializeOwned>(&self) -> Option<Located> {
         let spanned = toml::to_string(&self.rest).ok().and_then(|text| {
             let err = toml::from_str::<T>(&text).err()?;
@@ -102,7 +102,10 @@ impl ModelFile {
         let original = message(self.rest.clone());
         let mut keys = Vec::new();
         leaf_keys(&self.rest, "", &mut keys);
-        keys.into_iter().find_map(|k| {
+        // the last key whose removal changes the error: removing a required key of an earlier
+        // table changes it too (that table now fails first), removing one of a later table
+        // does not (the culprit fails first)
+        keys.into_iter().rev().find_map(|k| {
             let mut t = self.rest.clone();
             remove_dotted(&mut t, &k);
             (message(t) != original).then(|| Located::Key(crate::io::truncate(&k, 80)))
@@ -279,7 +282,15 @@ mod tests {
     #[allow(dead_code)]
     struct R {
         a: i64,
+        s: Option<S>,
         t: T,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct S {
+        z: i64,
     }
 
     #[derive(Debug, Deserialize)]
@@ -302,6 +313,10 @@ mod tests {
         let cases = [
             ("a = \"x\"\n[t]\nx = [1.0, 2.0]\n", "field `a`"),
             ("a = 1\n[t]\nx = [1.0, 2.0, 3.0]\n", "field `t.x`"),
+            (
+                "a = 1\n[s]\nz = 1\n[t]\nx = [1.0, 2.0, 3.0]\n",
+                "field `t.x`",
+            ),
             ("a = 1\n[t]\nx = [1.0]\n", "field `t.x`"),
             ("a = 1\n[t]\nx = [1.0, 2.0]\ny = 3\n", "field `t.y`"),
             ("a = 1\n[t]\nx = [[1.0], 2.0]\n", "field `t.x`"),
