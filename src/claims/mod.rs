@@ -210,6 +210,7 @@ pub struct Check {
 }
 
 pub mod runner;
+pub mod tmaps;
 
 /// Every registered check of the library.
 pub fn registry() -> Vec<Check> {
@@ -219,7 +220,7 @@ pub fn registry() -> Vec<Check> {
     checks.extend(crate::interference::kernels::checks());
     checks.extend(crate::rnn::checks());
     checks.extend(crate::rnn::latent_xval::checks());
-    checks.extend(crate::rnn::tclaims::checks());
+    checks.extend(tmaps::checks());
     checks.extend(crate::rnn::rules_checks::checks());
     checks.extend(crate::bias::checks());
     checks

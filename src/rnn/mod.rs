@@ -18,7 +18,7 @@
 //! - [`latent_xval`]: M-only g = 0 network vs the latent 2x2 learning flow given eps.
 //! - [`static_curves`]: full-W training on the static task against the I-10 curves.
 //! - [`tmaps`]: the talk's claims T1-T5 as maps over (u_s, T_d, g) in the gradient-flow
-//!   limit, seeds as samples; [`tclaims`]: their checks T-1..T-5.
+//!   limit, seeds as samples (their checks T-1..T-5: `crate::claims::tmaps`).
 //! - [`divergence`]: divergence at large targets and g, the outlier of trained W.
 
 pub mod bptt;
@@ -37,7 +37,6 @@ pub mod sequential;
 pub mod spec;
 pub mod static_curves;
 pub mod task;
-pub mod tclaims;
 pub mod tmaps;
 pub mod train;
 

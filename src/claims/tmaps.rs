@@ -1,5 +1,6 @@
 //! Claims T-1..T-5 (proofs-checks/T-0*.md): the talk's claims checked over maps in the
-//! gradient-flow limit ([`super::tmaps`]). Both tiers run one map each (shared by the five
+//! gradient-flow limit ([`crate::rnn::tmaps`]). The claims layer holds the checks; the domain
+//! (`rnn::tmaps`) runs the maps and judges regions, and knows nothing of claims. Both tiers run one map each (shared by the five
 //! claims of the tier, computed once per process): the fast tier a reduced grid at N = 64, the
 //! full tier the grid of THEORY I.7 at N = 256.
 //!
@@ -11,9 +12,9 @@
 
 use std::sync::OnceLock;
 
-use super::spec::{check, RnnSpec};
-use super::tmaps::{self, MapGrid, MapOutcome, MapSpec, Region, Standing};
-use crate::claims::{Check, Row, Tier, Verdict};
+use super::{Check, Row, Tier, Verdict};
+use crate::rnn::spec::{check, RnnSpec};
+use crate::rnn::tmaps::{self, MapGrid, MapOutcome, MapSpec, Region, Standing};
 use crate::model;
 use crate::num::stats::Band;
 use crate::{Error, Result};
