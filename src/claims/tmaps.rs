@@ -6,8 +6,9 @@
 //!
 //! Every region gives a row: its statistic with the 95% bootstrap interval over 16 seeds. The
 //! row's verdict is `pass` where the claim holds, `disputed` where the interval excludes it,
-//! `undetermined` where it straddles the threshold. The claim files document the standing of
-//! every region; a region whose measured standing differs from the documented one is a `fail`
+//! `undetermined` where it straddles the threshold. Each claim file documents the standing of
+//! every region in a table in its `## Result` section (`| region | standing | ... |`); a region
+//! whose measured standing differs from the documented one, or is not documented, is a `fail`
 //! (the map changed: re-measure and rewrite the claim file).
 
 use std::sync::OnceLock;
@@ -28,8 +29,9 @@ pub fn base_spec() -> Result<RnnSpec> {
     check(&model::parse(BASE_FILE, BASE_TEXT)?)
 }
 
-/// The map of a tier: full = THEORY I.7's grid at N = 256; fast = u_s {0, 0.3} x T_d {5} x
-/// g {0, 0.8} at N = 64 (same seeds and flow).
+/// The map of a tier: full = THEORY I.7's grid at N = 256; fast = u_s {0, 0.3} x T_d = 10 x
+/// g {0, 0.8} at N = 96 (same seeds and flow; the regime where the claims can both hold and
+/// fail: T_d = 10, u_s = 0 rotates at g = 0).
 pub fn map_spec(tier: Tier) -> Result<MapSpec> {
     let mut base = base_spec()?;
     let grid = match tier {
@@ -39,10 +41,10 @@ pub fn map_spec(tier: Tier) -> Result<MapSpec> {
             g: vec![0.0, 0.5, 0.8, 1.2],
         },
         Tier::Fast => {
-            base.network.n = 64;
+            base.network.n = 96;
             MapGrid {
                 u_s: vec![0.0, 0.3],
-                t_d: vec![5.0],
+                t_d: vec![10.0],
                 g: vec![0.0, 0.8],
             }
         }
@@ -66,17 +68,41 @@ fn map(tier: Tier) -> Result<&'static MapOutcome> {
     .map_err(|e| Error::Requirement(format!("T-map ({tier:?} tier): {e}")))
 }
 
-/// The documented standing of a region (label as in [`tmaps`]); `None` if undocumented.
-fn documented(tier: Tier, label: &str) -> Option<Standing> {
-    let table = match tier {
-        Tier::Fast => EXPECTED_FAST,
-        Tier::Full => EXPECTED_FULL,
-    };
-    table.iter().find(|(l, _)| *l == label).map(|(_, s)| *s)
+/// The standings a claim file documents: the rows `| region | standing | ... |` of the table in
+/// its `## Result` section (the file whose header says `id: <id>`, in the claims directory).
+/// The claim file is the one place the map's findings are written; the check compares with it.
+fn documented(id: &str) -> Result<Vec<(String, Standing)>> {
+    let dir = super::runner::default_dir();
+    for f in super::runner::discover(&dir)? {
+        if f.id != id {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f.path).map_err(|e| Error::io(&f.path, e))?;
+        let Some((_, result)) = text.split_once("## Result") else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for line in result.lines() {
+            let cells: Vec<&str> = line.trim().trim_matches('|').split('|').map(str::trim).collect();
+            if cells.len() < 2 {
+                continue;
+            }
+            let standing = match cells[1] {
+                "holds" => Standing::Holds,
+                "fails" => Standing::Fails,
+                "undetermined" => Standing::Undetermined,
+                _ => continue,
+            };
+            out.push((cells[0].trim_matches('`').to_string(), standing));
+        }
+        return Ok(out);
+    }
+    Ok(Vec::new())
 }
 
-fn rows(tier: Tier, regions: Vec<Region>) -> Vec<Row> {
-    regions
+fn rows(id: &str, regions: Vec<Region>) -> Result<Vec<Row>> {
+    let table = documented(id)?;
+    Ok(regions
         .into_iter()
         .map(|r| {
             let band = if r.within {
@@ -106,7 +132,7 @@ fn rows(tier: Tier, regions: Vec<Region>) -> Vec<Row> {
             if r.dropped > 0 {
                 note.push_str(&format!("; {} unresolved seed(s) dropped", r.dropped));
             }
-            match documented(tier, &r.label) {
+            match table.iter().find(|(l, _)| *l == r.label).map(|(_, d)| *d) {
                 Some(d) if d == r.standing => {}
                 Some(d) => {
                     row.verdict = Verdict::Fail;
@@ -123,30 +149,30 @@ fn rows(tier: Tier, regions: Vec<Region>) -> Vec<Row> {
             row.note = note;
             row
         })
-        .collect()
+        .collect())
 }
 
-fn run(tier: Tier, f: fn(&MapOutcome) -> Result<Vec<Region>>) -> Result<Vec<Row>> {
-    Ok(rows(tier, f(map(tier)?)?))
+fn run(id: &str, tier: Tier, f: fn(&MapOutcome) -> Result<Vec<Region>>) -> Result<Vec<Row>> {
+    rows(id, f(map(tier)?)?)
 }
 
 macro_rules! tier_checks {
-    ($($name:ident, $tier:expr, $f:path;)*) => {
-        $(fn $name() -> Result<Vec<Row>> { run($tier, $f) })*
+    ($($name:ident, $id:expr, $tier:expr, $f:path;)*) => {
+        $(fn $name() -> Result<Vec<Row>> { run($id, $tier, $f) })*
     };
 }
 
 tier_checks! {
-    t1_fast, Tier::Fast, tmaps::t1;
-    t2_fast, Tier::Fast, tmaps::t2;
-    t3_fast, Tier::Fast, tmaps::t3;
-    t4_fast, Tier::Fast, tmaps::t4;
-    t5_fast, Tier::Fast, tmaps::t5;
-    t1_full, Tier::Full, tmaps::t1;
-    t2_full, Tier::Full, tmaps::t2;
-    t3_full, Tier::Full, tmaps::t3;
-    t4_full, Tier::Full, tmaps::t4;
-    t5_full, Tier::Full, tmaps::t5;
+    t1_fast, "T-1", Tier::Fast, tmaps::t1;
+    t2_fast, "T-2", Tier::Fast, tmaps::t2;
+    t3_fast, "T-3", Tier::Fast, tmaps::t3;
+    t4_fast, "T-4", Tier::Fast, tmaps::t4;
+    t5_fast, "T-5", Tier::Fast, tmaps::t5;
+    t1_full, "T-1-map", Tier::Full, tmaps::t1;
+    t2_full, "T-2-map", Tier::Full, tmaps::t2;
+    t3_full, "T-3-map", Tier::Full, tmaps::t3;
+    t4_full, "T-4-map", Tier::Full, tmaps::t4;
+    t5_full, "T-5-map", Tier::Full, tmaps::t5;
 }
 
 /// The registered checks: T-1..T-5 on the fast map; T-1-full..T-5-full on the full map.
@@ -165,9 +191,3 @@ pub fn checks() -> Vec<Check> {
         c("T-5-map", Tier::Full, t5_full),
     ]
 }
-
-/// Documented standings of the fast map (proofs-checks/T-0*.md, "Fast tier").
-const EXPECTED_FAST: &[(&str, Standing)] = &[];
-
-/// Documented standings of the full map (proofs-checks/T-0*.md, "Map").
-const EXPECTED_FULL: &[(&str, Standing)] = &[];
