@@ -326,7 +326,7 @@ impl Crossing {
         let g = |l: f64| l.ln() - tol.ln();
         let (mut a, mut ga) = (0.0f64, g(l0));
         let (mut b, mut gb, mut lb) = (1.0f64, g(l1), l1);
-        if !(ga >= 0.0) {
+        if ga.is_nan() || ga < 0.0 {
             // the previous point is already below tol (only at the start): no crossing inside
             return Ok((1.0, l1));
         }
@@ -558,7 +558,7 @@ fn train_flow(
         }
         if let Some(b) = &bar {
             b.set_position(step as u64);
-            if step % 20 == 0 {
+            if step.is_multiple_of(20) {
                 b.set_message(format!("tau {tau:.3e}  loss {loss:.3e}"));
             }
         }
