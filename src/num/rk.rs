@@ -236,7 +236,7 @@ impl DynDopri {
                 h = remaining;
                 last = true;
             }
-            if !(h >= 1e-14 * self.t.abs().max(1.0)) {
+            if h.is_nan() || h < 1e-14 * self.t.abs().max(1.0) {
                 return Err(Error::Ode {
                     t: self.t,
                     reason: format!("step size underflow (h = {h:e})"),

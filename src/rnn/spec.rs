@@ -736,7 +736,7 @@ lr = 1.0
     fn flow_keys_are_checked() {
         let flow =
             |extra: &str| GOOD.replace("lr = 1.0", &format!("optimizer = \"flow\"\n{extra}"));
-        // defaults: no lr needed, rtol 1e-4, atol from N
+        // defaults: no lr needed, rtol 1e-6, atol from N
         let s = check(&parse("t.toml", &flow("")).unwrap()).unwrap();
         assert_eq!(s.train.optimizer, Optimizer::FLOW);
         assert_eq!(s.train.lr, 0.0);
