@@ -547,6 +547,29 @@ impl Report for LinearReport {
             },
             num(self.interference, 3)
         ));
+        // the race decides how B is learned; the interference measures A's readout after B.
+        // When new formation wins and A is still forgotten, say in one line why both hold.
+        let z_a = |label: &str| {
+            self.fixed_points
+                .iter()
+                .find(|f| f.label == label)
+                .map(|f| f.readout)
+        };
+        if let (Mode::NewFormation, true, Some(before), Some(after)) = (
+            self.winner,
+            self.interference >= 1.0,
+            z_a("A before B"),
+            z_a("A after B"),
+        ) {
+            o.push_str(&format!(
+                "         Why both: B is learned by a new fixed point, but the same change of M also\n         \
+                 drives the A fixed point: its readout z_AA goes {} -> {} (target zhat = {}),\n         \
+                 so A is over-driven, not rotated away.\n",
+                num(before, 3),
+                num(after, 3),
+                short(p.zhat)
+            ));
+        }
         let crit = self.race.criterion_winner;
         if let Some(ep) = &self.eprop {
             o.push_str(&format!(

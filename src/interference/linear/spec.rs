@@ -58,8 +58,11 @@ pub fn check(model: &ModelFile) -> Result<LinearSpec> {
     }
     let raw: RawLinear = model.raw()?;
     let ck = model.checker();
-    let zhat = ck.positive("zhat", raw.zhat.unwrap_or(1.0))?;
-    let eta = ck.positive("eta", raw.eta.unwrap_or(1.0))?;
+    // Learning times scale as 1/(eta zhat^2); the ODE's step-size floor and horizon caps are set
+    // for times within ~1e8 of 1, so both are bounded (issue 15: eta = 1e308 failed inside the
+    // integrator with "step size underflow", naming neither file nor field).
+    let zhat = ck.in_range("zhat", raw.zhat.unwrap_or(1.0), 1e-4, 1e4)?;
+    let eta = ck.in_range("eta", raw.eta.unwrap_or(1.0), 1e-8, 1e8)?;
     let r = match (raw.r, raw.u) {
         (Some(_), Some(u)) => {
             return Err(ck.error(
@@ -91,7 +94,7 @@ pub fn check(model: &ModelFile) -> Result<LinearSpec> {
         return Err(ck.error(
             "eps",
             raw.eps,
-            &format!("(0, sqrt(r(1-r))) = (0, {eps_max:.6})"),
+            &format!("(0, sqrt(r(1-r))) = (0, {eps_max:e})"),
             if raw.eps <= 0.0 {
                 "rotation needs a seed: at eps = 0 the rotation pathway sits on a saddle forever"
             } else {
@@ -111,7 +114,7 @@ pub fn check(model: &ModelFile) -> Result<LinearSpec> {
         return Err(ck.error(
             "tolerance",
             tol,
-            &format!("[1e-12 zhat, zhat - z_BB(start of B)) = [{tol_min:.1e}, {tol_max:.6})"),
+            &format!("[1e-12 zhat, zhat - z_BB(start of B)) = [{tol_min:e}, {tol_max:e})"),
             if tol < tol_min {
                 "below what f64 can resolve of the readout"
             } else {
@@ -141,6 +144,24 @@ pub fn check(model: &ModelFile) -> Result<LinearSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extreme_eta_and_zhat_are_rejected_naming_the_field() {
+        for (body, field) in [
+            ("r = 0.3\neps = 0.01\neta = 1e308", "eta"),
+            ("r = 0.3\neps = 0.01\neta = 1e-300", "eta"),
+            ("r = 0.3\neps = 0.01\nzhat = 1e300", "zhat"),
+        ] {
+            assert_eq!(field_of(parse(body).unwrap_err()), field, "{body}");
+        }
+    }
+
+    #[test]
+    fn tiny_ranges_are_printed_in_full() {
+        // issue 15: the range was printed as (0, 0.000000)
+        let e = parse("r = 1e-12\neps = 1").unwrap_err().to_string();
+        assert!(e.contains("9.99999999999") && !e.contains("0.000000)"), "{e}");
+    }
 
     fn parse(body: &str) -> Result<LinearSpec> {
         let m = crate::model::parse("m.toml", &format!("kind = \"linear2x2\"\n{body}"))?;
