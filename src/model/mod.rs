@@ -12,7 +12,8 @@
 
 mod checker;
 
-pub use checker::{num as checker_num, Checker};
+pub use crate::io::fmt_value as checker_num;
+pub use checker::Checker;
 
 use serde::Serialize;
 
