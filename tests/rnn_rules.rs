@@ -152,9 +152,9 @@ fn eprop_modified_loss(
         for k in 0..STEPS {
             let h: Vec<f64> = xs[k].iter().map(|&v| net.phi.f(v)).collect();
             let mut rec = 0.0;
-            for l in 0..N {
+            for (l, &h_l) in h.iter().enumerate() {
                 let wl = net.w[(i, l)] + if l == jj { delta } else { 0.0 };
-                let hl = if l == i { net.phi.f(xi) } else { h[l] };
+                let hl = if l == i { net.phi.f(xi) } else { h_l };
                 rec += wl * hl;
             }
             let inp: f64 = (0..net.inputs())

@@ -239,6 +239,44 @@ fn run_seq(spec: &RnnSpec, seed: u64, rows: &mut Vec<Row>) -> Result<RunOutcome>
             res.loss_a_after_a, res.steps_a, res.tau_a, res.loss_b_after_b, res.steps_b, res.tau_b
         ),
     ));
+    // a network that is exactly the linear 2x2 model (identity, state readout, g = 0, M only,
+    // constant input, own loss): its interference beside the 2x2 prediction of its rule
+    if let Some((par, rule)) = super::rules::linear_equivalent(
+        &spec.network,
+        &spec.trainable,
+        &seq.task_a,
+        &seq.task_b,
+        &spec.train,
+    ) {
+        let (i_pred, steps_pred) = super::rules::linear_prediction(
+            &stages.after_a.m,
+            &stages.untrained.m,
+            &par,
+            rule,
+            spec.train.tol,
+        )?;
+        // The network is the 2x2 model up to (i) GD vs the flow: O(lr k) with the contraction
+        // rate k <= zhat/u near the end, and (ii) for e-prop the O(1/N) self-coupling W_jj,
+        // amplified by G_A = zhat/u in I (E-1: 3.7 G_A/N measured at N = 64)
+        let g_a = par.zhat / par.u;
+        let finite_n = if rule == crate::interference::linear::Rule::Eprop {
+            6.0 * g_a / spec.network.n as f64
+        } else {
+            0.0
+        };
+        rows.push(
+            Row::rel(
+                format!("seed {seed}: I vs linear 2x2 ({})", rule.name()),
+                i_pred,
+                res.interference,
+                2.0 * spec.train.lr * g_a + finite_n,
+            )
+            .note(format!(
+                "task B: {} steps, 2x2 flow {:.1} steps (lr = {}); 2x2 from the network's M after A",
+                res.steps_b, steps_pred, spec.train.lr
+            )),
+        );
+    }
     let mut tracking = None;
     let mut fixed_point_error = None;
     let mut fixed_point_note = None;

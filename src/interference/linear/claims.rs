@@ -342,42 +342,6 @@ fn check_i8() -> Result<Vec<Row>> {
     Ok(rows)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::claims::Verdict;
-
-    #[test]
-    fn labels_fit_the_check_table() {
-        // `modeflow check` prints labels in 42 columns.
-        for c in checks() {
-            for r in (c.run)().unwrap() {
-                assert!(r.label.chars().count() <= 42, "{}: `{}`", c.id, r.label);
-            }
-        }
-    }
-
-    #[test]
-    fn all_claims_pass() {
-        for c in checks() {
-            let t0 = std::time::Instant::now();
-            let rows = (c.run)().unwrap();
-            println!("{} ({:.2} s)", c.id, t0.elapsed().as_secs_f64());
-            for r in &rows {
-                println!(
-                    "  {:<75} {:>14.8e} {:>14.8e} {:>9.2e} {:>8.1e} {:?}",
-                    r.label, r.predicted, r.measured, r.error, r.tolerance, r.verdict
-                );
-            }
-            assert!(
-                rows.iter().all(|r| r.verdict == Verdict::Pass),
-                "{} failed",
-                c.id
-            );
-        }
-    }
-}
-
 /// E-2 reference table (THEORY III.2, I-8 protocol, eps = 0.05): r, then (value, half a unit of
 /// its last printed digit) for the gradient I, the gradient tau, the e-prop I and the e-prop tau.
 #[allow(clippy::type_complexity)]
@@ -498,4 +462,40 @@ fn check_e2() -> Result<Vec<Row>> {
         1e-5,
     ));
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claims::Verdict;
+
+    #[test]
+    fn labels_fit_the_check_table() {
+        // `modeflow check` prints labels in 42 columns.
+        for c in checks() {
+            for r in (c.run)().unwrap() {
+                assert!(r.label.chars().count() <= 42, "{}: `{}`", c.id, r.label);
+            }
+        }
+    }
+
+    #[test]
+    fn all_claims_pass() {
+        for c in checks() {
+            let t0 = std::time::Instant::now();
+            let rows = (c.run)().unwrap();
+            println!("{} ({:.2} s)", c.id, t0.elapsed().as_secs_f64());
+            for r in &rows {
+                println!(
+                    "  {:<75} {:>14.8e} {:>14.8e} {:>9.2e} {:>8.1e} {:?}",
+                    r.label, r.predicted, r.measured, r.error, r.tolerance, r.verdict
+                );
+            }
+            assert!(
+                rows.iter().all(|r| r.verdict == Verdict::Pass),
+                "{} failed",
+                c.id
+            );
+        }
+    }
 }
