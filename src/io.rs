@@ -186,11 +186,32 @@ pub fn csv(header: &[&str], rows: impl IntoIterator<Item = Vec<f64>>) -> String 
     let mut s = header.join(",");
     s.push('\n');
     for row in rows {
-        let line: Vec<String> = row.iter().map(|v| format!("{v:e}")).collect();
+        let line: Vec<String> = row.iter().map(|v| csv_value(*v)).collect();
         s.push_str(&line.join(","));
         s.push('\n');
     }
     s
+}
+
+/// A CSV cell: integers (indices, counts, 0/1 flags) as integers, everything else in
+/// round-trip scientific notation.
+pub fn csv_value(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v:e}")
+    }
+}
+
+/// A number as a person reads it in a message: plain decimal for moderate magnitudes,
+/// scientific beyond (Rust's `{}` would print 1e308 as 309 digits). Round-trip exact.
+pub fn fmt_value(v: f64) -> String {
+    let a = v.abs();
+    if v == 0.0 || !v.is_finite() || (1e-4..1e9).contains(&a) {
+        format!("{v}")
+    } else {
+        format!("{v:e}")
+    }
 }
 
 /// Create a directory (and parents), with an error naming it.
@@ -201,6 +222,17 @@ pub fn ensure_dir(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_print_readably() {
+        assert_eq!(csv_value(1.0), "1");
+        assert_eq!(csv_value(-3.0), "-3");
+        assert_eq!(csv_value(0.25), "2.5e-1");
+        assert_eq!(fmt_value(1e308), "1e308");
+        assert_eq!(fmt_value(0.3), "0.3");
+        assert_eq!(fmt_value(2.5e-7), "2.5e-7");
+        assert_eq!(fmt_value(1e308).parse::<f64>().unwrap(), 1e308);
+    }
 
     #[test]
     fn atomic_write_replaces_and_leaves_no_temp() {

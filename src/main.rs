@@ -124,6 +124,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // MODEFLOW_KERNELS: an unknown value is bad input (exit 2), before any work
+    if let Err(e) = modeflow::num::simd::check_env() {
+        eprintln!("error: {e}");
+        return ExitCode::from(e.exit_code() as u8);
+    }
     modeflow::progress::set_quiet(cli.quiet);
     if let Some(size) = &cli.max_memory {
         match modeflow::budget::parse_size(size) {

@@ -94,6 +94,7 @@ impl Report for BiasReport {
         for r in &self.rows {
             let v = match r.verdict {
                 Verdict::Pass => "pass",
+                Verdict::Undetermined => "undetermined",
                 Verdict::Disputed => "disputed",
                 Verdict::Fail => "FAIL",
             };

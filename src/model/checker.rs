@@ -1,17 +1,7 @@
 //! Field validation with errors that name the file, the field and the allowed range.
 
+use crate::io::fmt_value;
 use crate::{Error, Result};
-
-/// A number for a message: plain decimal between 1e-4 and 1e15 (and 0), else scientific, so
-/// that 1e308 is not printed with 309 digits nor 1e-8 as 0.00000001, and always exact (the
-/// shortest representation that reads back to the same f64).
-pub fn num(v: f64) -> String {
-    if v == 0.0 || (1e-4..1e15).contains(&v.abs()) || !v.is_finite() {
-        format!("{v}")
-    } else {
-        format!("{v:e}")
-    }
-}
 
 /// Validates fields of one model file.
 #[derive(Debug, Clone, Copy)]
@@ -40,7 +30,7 @@ impl<'a> Checker<'a> {
         if v.is_finite() {
             Ok(v)
         } else {
-            Err(self.error(field, num(v), "a finite number", "not finite"))
+            Err(self.error(field, fmt_value(v), "a finite number", "not finite"))
         }
     }
 
@@ -50,7 +40,7 @@ impl<'a> Checker<'a> {
         if v > 0.0 {
             Ok(v)
         } else {
-            Err(self.error(field, num(v), "> 0", "must be positive"))
+            Err(self.error(field, fmt_value(v), "> 0", "must be positive"))
         }
     }
 
@@ -60,7 +50,7 @@ impl<'a> Checker<'a> {
         if v >= 0.0 {
             Ok(v)
         } else {
-            Err(self.error(field, num(v), ">= 0", "must not be negative"))
+            Err(self.error(field, fmt_value(v), ">= 0", "must not be negative"))
         }
     }
 
@@ -72,8 +62,8 @@ impl<'a> Checker<'a> {
         } else {
             Err(self.error(
                 field,
-                num(v),
-                &format!("[{}, {}]", num(lo), num(hi)),
+                fmt_value(v),
+                &format!("[{}, {}]", fmt_value(lo), fmt_value(hi)),
                 "out of range",
             ))
         }
@@ -87,8 +77,8 @@ impl<'a> Checker<'a> {
         } else {
             Err(self.error(
                 field,
-                num(v),
-                &format!("({}, {})", num(lo), num(hi)),
+                fmt_value(v),
+                &format!("({}, {})", fmt_value(lo), fmt_value(hi)),
                 "out of range",
             ))
         }
@@ -124,14 +114,12 @@ mod tests {
 
     #[test]
     fn numbers_in_messages_are_short_and_exact() {
-        assert_eq!(num(1e308), "1e308");
-        assert_eq!(num(1e-8), "1e-8");
-        assert_eq!(num(0.25), "0.25");
-        assert_eq!(num(0.0), "0");
-        assert_eq!(num(f64::NAN), "NaN");
-        let e = Checker::new("m.toml")
-            .in_range("eta", 1e308, 1e-8, 1e8)
-            .unwrap_err();
+        assert_eq!(fmt_value(1e308), "1e308");
+        assert_eq!(fmt_value(1e-8), "1e-8");
+        assert_eq!(fmt_value(0.25), "0.25");
+        assert_eq!(fmt_value(0.0), "0");
+        assert_eq!(fmt_value(f64::NAN), "NaN");
+        let e = Checker::new("m.toml").in_range("eta", 1e308, 1e-8, 1e8).unwrap_err();
         assert_eq!(
             e.to_string(),
             "m.toml: field `eta` = 1e308: out of range (allowed: [1e-8, 100000000])"

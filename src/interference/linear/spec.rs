@@ -7,11 +7,13 @@
 //! eta = 1.0          # learning rate, > 0                       (default 1)
 //! eps = 0.05         # seed in both off-diagonals after task A, in (0, sqrt(r(1-r)))
 //! tolerance = 1e-6   # task learned when |z - zhat| < tolerance, in [1e-12 zhat, ...) (default 1e-6)
+//! rule = "gradient"  # learning rule: "gradient" (I-5) | "eprop" (E-1, the delta rule) (default gradient)
 //! ```
 
 use serde::Deserialize;
 
 use super::closed::Params;
+use super::flow::Rule;
 use crate::model::ModelFile;
 use crate::{Error, Result};
 
@@ -24,6 +26,7 @@ struct RawLinear {
     eta: Option<f64>,
     eps: f64,
     tolerance: Option<f64>,
+    rule: Option<String>,
 }
 
 /// A validated linear 2x2 model.
@@ -34,6 +37,8 @@ pub struct LinearSpec {
     pub eps: f64,
     /// Tolerance on |z - zhat| at which a task counts as learned.
     pub tolerance: f64,
+    /// The learning rule that moves M (gradient flow or e-prop).
+    pub rule: Rule,
 }
 
 impl LinearSpec {
@@ -117,10 +122,22 @@ pub fn check(model: &ModelFile) -> Result<LinearSpec> {
             },
         ));
     }
+    let rule = match raw.rule.as_deref() {
+        None => Rule::Gradient,
+        Some(name) => Rule::from_name(name).ok_or_else(|| {
+            ck.error(
+                "rule",
+                name,
+                &Rule::NAMES.join(" | "),
+                "unknown learning rule for kind linear2x2",
+            )
+        })?,
+    };
     Ok(LinearSpec {
         params: par,
         eps: raw.eps,
         tolerance: tol,
+        rule,
     })
 }
 
@@ -171,6 +188,9 @@ mod tests {
         let s = parse("u = 0.2\nzhat = 0.8\neta = 2\neps = 0.1\ntolerance = 1e-8").unwrap();
         assert!((s.r() - 0.25).abs() < 1e-15);
         assert_eq!(s.params.eta, 2.0);
+        assert_eq!(s.rule, Rule::Gradient);
+        let s = parse("r = 0.3\neps = 0.05\nrule = \"eprop\"").unwrap();
+        assert_eq!(s.rule, Rule::Eprop);
     }
 
     #[test]
@@ -195,6 +215,10 @@ mod tests {
             "u"
         );
         assert_eq!(field_of(parse("eps = 0.05").unwrap_err()), "r");
+        assert_eq!(
+            field_of(parse("r = 0.3\neps = 0.05\nrule = \"bptt\"").unwrap_err()),
+            "rule"
+        );
         assert_eq!(
             field_of(parse("r = 0.3\neps = 0.05\nzhat = -1").unwrap_err()),
             "zhat"
@@ -235,6 +259,7 @@ mod tests {
         for f in [
             "models/linear-rotation.toml",
             "models/linear-new-formation.toml",
+            "models/linear-eprop.toml",
         ] {
             let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(f);
             check(&crate::model::load(&path).unwrap()).unwrap();
