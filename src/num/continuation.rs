@@ -403,9 +403,12 @@ fn run<Fm: Family>(
             let mut zb = z + (zn - z) * frac;
             zb[2] = pb / sc.s[2];
             if let Some(zb) = sc.correct_at_p(&zb, o.tol) {
-                let tb = sc.tangent(&zb, &t).unwrap_or(t);
-                zs.push(zb);
-                ts.push(tb);
+                // (not again if the branch started on the bound)
+                if (zb - z).norm() > 1e-12 {
+                    let tb = sc.tangent(&zb, &t).unwrap_or(t);
+                    zs.push(zb);
+                    ts.push(tb);
+                }
             }
             return Run {
                 z: zs,
