@@ -60,11 +60,13 @@ pub fn phase(model: &ModelFile, dir: &Path) -> Result<Vec<PathBuf>> {
     }
 }
 
+/// The file stem of a model's figures: its sanitised name ([`io::file_stem`]: issue 15, a
+/// `name` of `../x` or an absolute path wrote outside `--out`), else its kind.
 fn stem(model: &ModelFile) -> String {
     if model.common.name.is_empty() {
         model.common.kind.clone()
     } else {
-        model.common.name.clone()
+        io::file_stem(&model.common.name)
     }
 }
 
@@ -227,13 +229,13 @@ fn latent_figures(model: &ModelFile, dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Gradient flow of task B from M after A, with its dense output (until |z_BB - zhat| < tol).
+/// The flow of task B (gradient or e-prop, `spec.rule`) from M after A, with its dense output (until |z_BB - zhat| < tol).
 fn linear_task_b_path(spec: &linear::LinearSpec) -> Result<(crate::num::ode::Trajectory<4>, f64)> {
     let par = spec.params;
     let m0 = par.after_a(spec.eps);
     let rhs = |_: f64, y: &lflow::State| {
         let m = lflow::to_matrix(y);
-        lflow::gradient_flow(&m, closed::Task::B, lflow::Loss::Own, &par)
+        lflow::rule_flow(&m, closed::Task::B, lflow::Loss::Own, spec.rule, &par)
             .map(|d| lflow::to_state(&d))
             .unwrap_or_else(|_| lflow::State::from_element(f64::NAN))
     };

@@ -43,6 +43,10 @@ fn unsupported(model: &ModelFile, verb: &str, kinds: &[&str]) -> Error {
 
 /// `modeflow predict`: analytic predictions beside their ODE values.
 pub fn predict(model: &ModelFile) -> Result<Output> {
+    predict_kind(model).map_err(|e| e.in_file(&model.common.file))
+}
+
+fn predict_kind(model: &ModelFile) -> Result<Output> {
     match model.common.kind.as_str() {
         "linear2x2" => {
             let r = crate::interference::linear::predict(model)?;
@@ -50,9 +54,28 @@ pub fn predict(model: &ModelFile) -> Result<Output> {
         }
         "latent" => {
             let r = crate::latent::predict(model)?;
-            Ok(Output::from_report(model, &r, false))
+            // issue 15: a run whose learning did not converge exited 0
+            let s = &r.sequential;
+            let failed = !(s.learning_a.converged && s.learning_b.converged);
+            Ok(Output::from_report(model, &r, failed))
         }
         _ => Err(unsupported(model, "predict", PREDICT_KINDS)),
+    }
+}
+
+/// Validate a model file without running it: keys, types, ranges and budgets, for the kinds
+/// whose checks are separate from their solvers (rnn, linear2x2, latent). The bias kinds
+/// validate inside training; for them only the budget and the output path are checked here
+/// and `Ok(false)` says the check was partial.
+pub fn validate(model: &ModelFile) -> Result<bool> {
+    match model.common.kind.as_str() {
+        "rnn" => crate::rnn::spec::check(model).map(|_| true),
+        "linear2x2" => crate::interference::linear::spec::check(model).map(|_| true),
+        "latent" => crate::latent::model::LatentSpec::from_model(model).map(|_| true),
+        k if crate::bias::spec::KINDS.contains(&k) => {
+            crate::bias::spec::precheck(model).map(|_| false)
+        }
+        _ => Ok(false),
     }
 }
 
@@ -61,6 +84,10 @@ pub const PREDICT_KINDS: &[&str] = &["linear2x2", "latent"];
 
 /// `modeflow train`: train the networks a model file describes; predictions beside measurements.
 pub fn train(model: &ModelFile) -> Result<Output> {
+    train_kind(model).map_err(|e| e.in_file(&model.common.file))
+}
+
+fn train_kind(model: &ModelFile) -> Result<Output> {
     match model.common.kind.as_str() {
         "rnn" => {
             let spec = crate::rnn::spec::check(model)?;

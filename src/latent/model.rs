@@ -244,7 +244,7 @@ impl RawLatent {
             m0,
             eps,
             eps_kind,
-            eta: c.positive("learning.eta", l.eta)?,
+            eta: c.in_range("learning.eta", l.eta, 1e-8, 1e8)?,
             tol_a: c.positive("learning.tol_a", l.tol_a)?,
             tol_b: c.positive("learning.tol_b", l.tol_b)?,
             tau_max: c.positive("learning.tau_max", l.tau_max)?,

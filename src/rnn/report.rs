@@ -11,6 +11,8 @@ use super::sequential::{
 };
 use super::spec::{check, Protocol, RnnSpec};
 use super::task::{LossKind, Task};
+use super::tmaps::{mode_of, Mode};
+use crate::num::stats;
 use super::train::{train_task, Optimizer, TrainLog};
 use crate::claims::{Row, Verdict};
 use crate::model::ModelFile;
@@ -49,6 +51,19 @@ pub struct Summary {
     pub eps_mean: Option<f64>,
     pub steps_a_mean: f64,
     pub steps_b_mean: Option<f64>,
+    /// Mean flow time of A (or of the single task) and of B.
+    pub tau_a_mean: f64,
+    pub tau_b_mean: Option<f64>,
+    /// I over seeds: mean, median, geometric mean with 95% bootstrap intervals (THEORY I.7;
+    /// I is heavy-tailed: read the median and the geometric mean).
+    pub interference: Option<stats::Summary>,
+    /// eps over seeds, with intervals.
+    pub eps: Option<stats::Summary>,
+    /// Share of rotations (A's fixed point turned by more than 45 degrees, THEORY I.7) among the
+    /// seeds whose fixed points were resolved, with its Wilson interval.
+    pub rotation_share: Option<stats::Estimate>,
+    /// Seeds whose A fixed point after B was not resolved (no mode assigned).
+    pub unresolved: usize,
 }
 
 /// The report of `modeflow train` for an `rnn` model.
@@ -68,6 +83,50 @@ impl RnnReport {
     }
 }
 
+/// Bootstrap seed of the summaries over seeds (fixed: a summary is a function of the runs).
+const SUMMARY_BOOTSTRAP_SEED: u64 = 0x5_0aa7;
+
+fn summary_of(v: &[f64]) -> Result<Option<stats::Summary>> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    stats::Summary::of(v, &stats::Bootstrap::new(SUMMARY_BOOTSTRAP_SEED)).map(Some)
+}
+
+/// Modes of the seeds by THEORY I.7's 45-degree rule ([`super::tmaps::mode_of`]).
+struct Rotations {
+    share: Option<stats::Estimate>,
+    unresolved: usize,
+}
+
+impl Rotations {
+    fn of(runs: &[RunOutcome], tracked: bool) -> Result<Rotations> {
+        if !tracked {
+            return Ok(Rotations {
+                share: None,
+                unresolved: 0,
+            });
+        }
+        let modes: Vec<Mode> = runs
+            .iter()
+            .map(|r| mode_of(r.tracking.as_ref().map(|t| t.theta)))
+            .collect();
+        let resolved: Vec<bool> = modes
+            .iter()
+            .filter(|m| **m != Mode::Unresolved)
+            .map(|m| *m == Mode::Rotation)
+            .collect();
+        Ok(Rotations {
+            share: if resolved.is_empty() {
+                None
+            } else {
+                Some(stats::share(&resolved)?)
+            },
+            unresolved: modes.len() - resolved.len(),
+        })
+    }
+}
+
 fn mean_sd(v: &[f64]) -> (f64, f64) {
     let n = v.len() as f64;
     let m = v.iter().sum::<f64>() / n;
@@ -81,7 +140,12 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
 
 /// Run the model: every seed, the protocol, fixed points, predictions beside measurements.
 pub fn train(model: &ModelFile) -> Result<RnnReport> {
-    let spec = check(model)?;
+    train_spec(check(model)?)
+}
+
+/// Run a validated spec: what `modeflow train` runs, and what the network-level claims that
+/// train networks (the T-1..T-5 maps) run per grid point.
+pub fn train_spec(spec: RnnSpec) -> Result<RnnReport> {
     let mut runs = Vec::new();
     let mut rows = Vec::new();
     for i in 0..spec.seeds {
@@ -121,6 +185,19 @@ pub fn train(model: &ModelFile) -> Result<RnnReport> {
         .iter()
         .filter_map(|r| r.sequential.as_ref().map(|s| s.steps_b as f64))
         .collect();
+    let tau_a: Vec<f64> = runs
+        .iter()
+        .map(|r| match (&r.sequential, &r.single) {
+            (Some(s), _) => s.tau_a,
+            (_, Some(s)) => s.log.tau,
+            _ => f64::NAN,
+        })
+        .collect();
+    let tau_b: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| r.sequential.as_ref().map(|s| s.tau_b))
+        .collect();
+    let rotation = Rotations::of(&runs, spec.protocol == Protocol::Sequential && spec.fixed_points)?;
     let summary = Summary {
         seeds: spec.seeds,
         interference_mean: (!is.is_empty()).then(|| mean_sd(&is).0),
@@ -128,6 +205,12 @@ pub fn train(model: &ModelFile) -> Result<RnnReport> {
         eps_mean: (!eps.is_empty()).then(|| mean_sd(&eps).0),
         steps_a_mean: mean_sd(&steps_a).0,
         steps_b_mean: (!steps_b.is_empty()).then(|| mean_sd(&steps_b).0),
+        tau_a_mean: mean_sd(&tau_a).0,
+        tau_b_mean: (!tau_b.is_empty()).then(|| mean_sd(&tau_b).0),
+        interference: summary_of(&is)?,
+        eps: summary_of(&eps)?,
+        rotation_share: rotation.share,
+        unresolved: rotation.unresolved,
     };
     Ok(RnnReport {
         spec,
@@ -152,8 +235,8 @@ fn run_seq(spec: &RnnSpec, seed: u64, rows: &mut Vec<Row>) -> Result<RunOutcome>
         format!("seed {seed}: A and B reach L < tol"),
         res.converged_a && res.converged_b,
         format!(
-            "L_A = {:.3e} after {} steps, L_B = {:.3e} after {} steps",
-            res.loss_a_after_a, res.steps_a, res.loss_b_after_b, res.steps_b
+            "L_A = {:.3e} after {} steps (tau {:.4e}), L_B = {:.3e} after {} steps (tau {:.4e})",
+            res.loss_a_after_a, res.steps_a, res.tau_a, res.loss_b_after_b, res.steps_b, res.tau_b
         ),
     ));
     let mut tracking = None;
@@ -236,7 +319,10 @@ fn run_single(spec: &RnnSpec, seed: u64, rows: &mut Vec<Row>) -> Result<RunOutco
     rows.push(Row::holds(
         format!("seed {seed}: L < tol"),
         log.converged,
-        format!("L = {:.3e} after {} steps", log.final_loss, log.steps),
+        format!(
+            "L = {:.3e} after {} steps (tau {:.4e})",
+            log.final_loss, log.steps, log.tau
+        ),
     ));
     let mut fixed_points = Vec::new();
     let mut fixed_point_error = None;
@@ -338,6 +424,10 @@ impl Report for RnnReport {
             Optimizer::Adam { beta1, beta2, eps } => {
                 format!("Adam, beta1 {beta1}, beta2 {beta2}, eps {eps:e}")
             }
+            Optimizer::Flow { rtol, atol } => match atol {
+                Some(a) => format!("gradient flow, rtol {rtol:e}, atol {a:e}"),
+                None => format!("gradient flow, rtol {rtol:e}"),
+            },
         };
         let protocol = match s.protocol {
             Protocol::Sequential => "sequential A -> B",
@@ -365,8 +455,17 @@ impl Report for RnnReport {
                 );
             }
             out.push_str(&format!(
-                "\n{:>6} {:>8} {:>8} {:>12} {:>12} {:>10} {:>12} {:>14}\n",
-                "seed", "steps_A", "steps_B", "I", "eps", "theta", "2(1-cos th)", "outcome"
+                "\n{:>6} {:>8} {:>8} {:>10} {:>10} {:>12} {:>12} {:>10} {:>12} {:>14}\n",
+                "seed",
+                "steps_A",
+                "steps_B",
+                "tau_A",
+                "tau_B",
+                "I",
+                "eps",
+                "theta",
+                "2(1-cos th)",
+                "outcome"
             ));
             for r in &self.runs {
                 if let Some(q) = &r.sequential {
@@ -382,10 +481,12 @@ impl Report for RnnReport {
                         })
                         .unwrap_or(("-".into(), "-".into(), "-"));
                     out.push_str(&format!(
-                        "{:>6} {:>8} {:>8} {:>12} {:>12} {:>10} {:>12} {:>14}\n",
+                        "{:>6} {:>8} {:>8} {:>10} {:>10} {:>12} {:>12} {:>10} {:>12} {:>14}\n",
                         r.seed,
                         q.steps_a,
                         q.steps_b,
+                        fmt_num(q.tau_a),
+                        fmt_num(q.tau_b),
                         fmt_num(q.interference),
                         fmt_num(q.eps),
                         th,
@@ -399,13 +500,44 @@ impl Report for RnnReport {
             {
                 out.push_str(&format!("mean I = {} (sd {})\n", fmt_num(m), fmt_num(sd)));
             }
+            if let Some(i) = &self.summary.interference {
+                out.push_str(&format!(
+                    "I over {} seed(s), 95% bootstrap intervals: median {} [{}, {}]",
+                    i.n,
+                    fmt_num(i.median.value),
+                    fmt_num(i.median.lo),
+                    fmt_num(i.median.hi)
+                ));
+                if let Some(g) = &i.geomean {
+                    out.push_str(&format!(
+                        ", geometric mean {} [{}, {}]",
+                        fmt_num(g.value),
+                        fmt_num(g.lo),
+                        fmt_num(g.hi)
+                    ));
+                }
+                out.push('\n');
+            }
+            if let Some(r) = &self.summary.rotation_share {
+                out.push_str(&format!(
+                    "rotations (A's fixed point turned > 45 degrees): {} of {} resolved seeds, \
+                     share 95% interval [{}, {}]; {} unresolved\n",
+                    (r.value * r.n as f64).round(),
+                    r.n,
+                    fmt_num(r.lo),
+                    fmt_num(r.hi),
+                    self.summary.unresolved
+                ));
+            }
         } else {
             for r in &self.runs {
                 if let Some(q) = &r.single {
                     out.push_str(&format!(
-                        "seed {}: {} steps, L = {}, {} fixed point(s)\n",
+                        "seed {}: {} steps, tau = {}, {} gradient evaluations, L = {}, {} fixed point(s)\n",
                         r.seed,
                         q.log.steps,
+                        fmt_num(q.log.tau),
+                        q.log.gradient_evaluations,
                         fmt_num(q.log.final_loss),
                         q.fixed_points.len()
                     ));

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::closed::{self, Params};
-use super::flow::{self, TaskB};
+use super::flow::{self, Rule, TaskB};
 use crate::num::ode::OdeOptions;
 use crate::{Error, Result};
 
@@ -64,9 +64,18 @@ pub const CROSSOVER_XTOL: f64 = 1e-6;
 /// change of s_eff. `Ok(None)` if the share does not cross 1/2 on the valid r range above
 /// r = 1e-3. (The share falls with r; a geometric scan brackets the first crossing from below.)
 pub fn crossover_ode(eps: f64, tol: f64) -> Result<Option<f64>> {
+    crossover_ode_rule(eps, tol, Rule::Gradient)
+}
+
+/// [`crossover_ode`] for the flow of a learning rule (under e-prop the closed form is r* = eps,
+/// E-2).
+pub fn crossover_ode_rule(eps: f64, tol: f64, rule: Rule) -> Result<Option<f64>> {
     let opts = flow::ode_options();
     let share = |r: f64| -> f64 {
-        reference_task_b(r, eps, tol, &opts)
+        if !valid_point(r, eps) {
+            return f64::NAN;
+        }
+        flow::task_b_rule(&Params::reference(r), eps, rule, tol, &opts)
             .map(|b| b.rotation_share - 0.5)
             .unwrap_or(f64::NAN)
     };

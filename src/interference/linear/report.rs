@@ -6,7 +6,7 @@ use nalgebra::{Matrix2, Vector2};
 use serde::Serialize;
 
 use super::closed::{self, Params, Task};
-use super::flow::{self, Loss, Pathway, TaskB};
+use super::flow::{self, Loss, Pathway, Rule, TaskB};
 use super::race::{self, Mode};
 use super::spec::{self, LinearSpec};
 use crate::model::ModelFile;
@@ -101,12 +101,42 @@ pub struct Race {
     pub r_star_ode: Option<f64>,
 }
 
+/// The e-prop race of E-2 (closed form beside the ODE) and the gradient flow on the same
+/// protocol, for comparison. Under e-prop lambda and p stay, so s_eff = s + p q/(1 - lambda)
+/// grows as k s along the straight line dq/ds = p/(1 - lambda), k = 1 + p^2/(1 - lambda)^2.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpropRace {
+    /// k = 1 + eps^2/r^2 on the reference protocol.
+    pub k: f64,
+    /// Learning time of B: closed form (`closed::t_eprop`) vs the integrated e-prop flow.
+    pub t_b: Compared,
+    /// Interference: closed form vs ODE.
+    pub interference: Compared,
+    /// Rotation share p^2/((1 - lambda)^2 + p^2) = eps^2/(r^2 + eps^2): closed form vs ODE.
+    pub rotation_share: Compared,
+    /// q = M_ba after B: closed form vs ODE.
+    pub q_after: Compared,
+    /// s = M_bb after B: closed form vs ODE.
+    pub s_after: Compared,
+    /// The e-prop crossover r* = eps (rotation share 1/2 where p = 1 - lambda); `None` when
+    /// eps >= 1/2 (no r with eps^2 < r(1 - r) reaches it).
+    pub r_star: Option<f64>,
+    /// Interference under the gradient flow (I-8) on the same protocol.
+    pub gradient_interference: f64,
+    /// Learning time of B under the gradient flow.
+    pub gradient_t_b: f64,
+    /// Winner under the gradient flow.
+    pub gradient_winner: Mode,
+}
+
 /// The learning-mode report of a `linear2x2` model.
 #[derive(Debug, Clone, Serialize)]
 pub struct LinearReport {
     pub name: String,
     pub description: String,
     pub spec: LinearSpec,
+    /// The learning rule of tasks A and B (gradient flow or e-prop).
+    pub rule: Rule,
     pub r: f64,
     /// Winner by the full ODE: the pathway carrying more of the change of s_eff.
     pub winner: Mode,
@@ -114,21 +144,26 @@ pub struct LinearReport {
     pub rotation_share: f64,
     /// Interference I = L_A(after B) / L_A(M = 0), own loss, full ODE.
     pub interference: f64,
-    /// Time for new formation alone to learn B (I-7 closed form vs ODE).
+    /// Time for new formation alone to learn B (I-7 closed form vs ODE; e-prop: `t_eprop`, k = 1).
     pub t_new: Compared,
-    /// Time for rotation alone to learn B (I-7 closed form vs ODE).
+    /// Time for rotation alone to learn B (I-7 closed form vs ODE; e-prop: `t_eprop`,
+    /// k = eps^2/r^2).
     pub t_rot: Compared,
-    /// Time to learn A from M = 0 (same equation as new formation: closed form t_new).
+    /// Time to learn A from M = 0 (same equation as new formation: closed form t_new; e-prop:
+    /// `t_eprop` with y = 1 - lambda, k = 1).
     pub t_a: Compared,
     /// lambda_A = 1 - r vs the lambda task A reaches.
     pub lambda_a: Compared,
     /// G_A = zhat / u.
     pub gain_a: f64,
-    /// r*(eps) from the criterion (I-8).
+    /// r*(eps) of the rule: the I-8 criterion for the gradient flow, r* = eps for e-prop.
     pub r_star: Option<f64>,
+    /// The I-8 race criterion of the gradient flow (for e-prop: what the gradient would do).
     pub race: Race,
-    /// Task B under the full flow.
+    /// Task B under the full flow of the rule.
     pub task_b: TaskB,
+    /// The e-prop race in closed form (rule = eprop only).
+    pub eprop: Option<EpropRace>,
     pub fixed_points: Vec<FixedPointReport>,
 }
 
@@ -185,46 +220,86 @@ pub fn predict_spec(spec: &LinearSpec) -> Result<LinearReport> {
     let c = par.c();
     let target = par.s_eff_target(tol);
     let precise = flow::precise_options_for(tol / par.zhat);
+    let rule = spec.rule;
 
     // Task A from M = 0 (own loss): lambda follows the new-formation equation with s -> lambda.
-    let a = flow::learn(
+    let a = flow::learn_rule(
         &Matrix2::zeros(),
         Task::A,
         Loss::Own,
         Pathway::Full,
+        rule,
         &par,
         tol,
         &precise,
     )?;
-    let t_a = Compared::new(closed::t_new(target, &par)?, a.t);
+    let rho0 = eps * eps * par.gain_a();
+    // e-prop closed forms: y = 1 - s_eff runs from y0 to y1 = u/(zhat - tol) with weight k.
+    let y1 = 1.0 - target;
+    let (t_a_closed, t_new_closed, t_rot_closed) = match rule {
+        Rule::Gradient => (
+            closed::t_new(target, &par)?,
+            closed::t_new(target, &par)?,
+            closed::t_rot(target, rho0, &par)?,
+        ),
+        Rule::Eprop => (
+            closed::t_eprop(1.0, y1, 1.0, &par)?,
+            closed::t_eprop(1.0, y1, 1.0, &par)?,
+            closed::t_eprop(1.0 - rho0, y1, (eps / r) * (eps / r), &par)?,
+        ),
+    };
+    let t_a = Compared::new(t_a_closed, a.t);
     let lambda_a = Compared::new(c, a.m[(0, 0)]);
 
     // Each mode alone (I-7).
-    let nf = flow::learn(
+    let nf = flow::learn_rule(
         &par.after_a(0.0),
         Task::B,
         Loss::Own,
         Pathway::NewFormation,
+        rule,
         &par,
         tol,
         &precise,
     )?;
-    let t_new = Compared::new(closed::t_new(target, &par)?, nf.t);
-    let rho0 = eps * eps * par.gain_a();
-    let rot = flow::learn(
+    let t_new = Compared::new(t_new_closed, nf.t);
+    let rot = flow::learn_rule(
         &par.after_a(eps),
         Task::B,
         Loss::Own,
         Pathway::Rotation,
+        rule,
         &par,
         tol,
         &precise,
     )?;
-    let t_rot = Compared::new(closed::t_rot(target, rho0, &par)?, rot.t);
+    let t_rot = Compared::new(t_rot_closed, rot.t);
 
-    // The full flow (I-6).
-    let task_b = flow::task_b(&par, eps, tol, &flow::ode_options())?;
-    let r_star = closed::r_star(eps)?;
+    // The full flow (I-6; E-2 for e-prop).
+    let task_b = flow::task_b_rule(&par, eps, rule, tol, &flow::ode_options())?;
+    let eprop = match rule {
+        Rule::Gradient => None,
+        Rule::Eprop => {
+            let cf = closed::eprop_task_b(&par.after_a(eps), &par, tol)?;
+            let grad = flow::task_b(&par, eps, tol, &flow::ode_options())?;
+            Some(EpropRace {
+                k: cf.k,
+                t_b: Compared::new(cf.t, task_b.t),
+                interference: Compared::new(cf.interference, task_b.interference),
+                rotation_share: Compared::new(cf.rotation_share, task_b.rotation_share),
+                q_after: Compared::new(cf.m_after[1][0], task_b.m_after[1][0]),
+                s_after: Compared::new(cf.m_after[1][1], task_b.m_after[1][1]),
+                r_star: (eps < 0.5).then_some(eps),
+                gradient_interference: grad.interference,
+                gradient_t_b: grad.t,
+                gradient_winner: Mode::from_share(grad.rotation_share),
+            })
+        }
+    };
+    let r_star = match &eprop {
+        None => closed::r_star(eps)?,
+        Some(e) => e.r_star,
+    };
     let rate = 2.0 * par.eta * par.zhat * par.zhat * c;
     let race = Race {
         lhs: 0.5 * r * (r * c / (eps * eps)).ln(),
@@ -238,7 +313,7 @@ pub fn predict_spec(spec: &LinearSpec) -> Result<LinearReport> {
         rho0,
         rotation_estimate: (r * c / (eps * eps)).ln() / rate,
         new_formation_estimate: 1.0 / (par.eta * par.u * par.zhat),
-        r_star,
+        r_star: closed::r_star(eps)?,
         r_star_ode: race::crossover_ode(eps, tol)?,
     };
 
@@ -259,6 +334,7 @@ pub fn predict_spec(spec: &LinearSpec) -> Result<LinearReport> {
         name: String::new(),
         description: String::new(),
         spec: *spec,
+        rule,
         r,
         winner: Mode::from_share(task_b.rotation_share),
         rotation_share: task_b.rotation_share,
@@ -271,6 +347,7 @@ pub fn predict_spec(spec: &LinearSpec) -> Result<LinearReport> {
         r_star,
         race,
         task_b,
+        eprop,
         fixed_points,
     })
 }
@@ -351,6 +428,62 @@ fn compared_line(out: &mut String, label: &str, c: &Compared, sig: usize) {
     ));
 }
 
+/// Section 3 of the text report under e-prop (E-2): the closed form beside the ODE, and the
+/// gradient flow on the same protocol.
+fn eprop_race_text(o: &mut String, rep: &LinearReport, ep: &EpropRace) {
+    let b = &rep.task_b;
+    let eps = rep.spec.eps;
+    o.push_str(
+        "3. THE RACE UNDER E-PROP   z_BB = u / (1 - s_eff),  s_eff = s + p q/(1 - lambda)   (E-1, E-2)\n",
+    );
+    o.push_str(
+        "    e-prop moves only row b: q' = eta e u p/D, s' = eta e u (1 - lambda)/D; lambda and p = eps stay,\n    \
+         so the path is the line dq/ds = p/(1 - lambda) and s_eff grows as k s, k = 1 + p^2/(1 - lambda)^2\n",
+    );
+    o.push_str(&format!(
+        "    k = 1 + eps^2/r^2 = {}: rotation's share is eps^2/(r^2 + eps^2) from the first instant to the last\n",
+        num(ep.k, 6)
+    ));
+    match ep.r_star {
+        Some(rs) => o.push_str(&format!(
+            "    crossover r* = eps = {} (rotation wins below)\n",
+            num(rs, 4)
+        )),
+        None => o.push_str("    no crossover: eps >= 1/2\n"),
+    }
+    o.push_str("\n    each mode alone, until |z_BB - zhat| < tol: t = T(y0, y1)/k (k = eps^2/r^2 for q alone, 1 for s alone)\n");
+    o.push_str(&format!(
+        "    {:<34}{:>14}{:>16}{:>12}\n",
+        "", "closed form", "ODE", "difference"
+    ));
+    compared_line(o, "  t_rot (q alone, s = 0)", &rep.t_rot, 7);
+    compared_line(o, "  t_new (p = q = 0)", &rep.t_new, 7);
+    o.push_str("\n    full e-prop flow\n");
+    compared_line(o, "  learning time of B", &ep.t_b, 7);
+    compared_line(o, "  interference I", &ep.interference, 7);
+    compared_line(o, "  rotation share", &ep.rotation_share, 7);
+    compared_line(o, "  q = M_ba after B", &ep.q_after, 7);
+    compared_line(o, "  s = M_bb after B", &ep.s_after, 7);
+    o.push_str(&format!(
+        "    drift of lambda, p and of the line in (q, s): {:.1e}\n",
+        b.conserved_drift
+    ));
+    o.push_str(&format!(
+        "\n    gradient flow on the same protocol (I-8, eps = {}): {} wins, I = {}, B learned at tau = {}\n",
+        short(eps),
+        ep.gradient_winner.name(),
+        num(ep.gradient_interference, 4),
+        num(ep.gradient_t_b, 4)
+    ));
+    o.push_str(&format!(
+        "    e-prop: I = {} ({} x the gradient's), B learned at tau = {} ({} x slower)\n\n",
+        num(rep.interference, 4),
+        num(rep.interference / ep.gradient_interference, 3),
+        num(b.t, 4),
+        num(b.t / ep.gradient_t_b, 3)
+    ));
+}
+
 impl Report for LinearReport {
     fn text(&self) -> String {
         let s = &self.spec;
@@ -370,9 +503,14 @@ impl Report for LinearReport {
             o.push_str(&format!("  {}\n", self.description));
         }
         o.push_str(
-            "  network kappa' = -kappa + M kappa + u e_mu, M = [[lambda, p], [q, s]] in the basis (a, b);\n  \
-             gradient flow on M, task A then task B (THEORY I.3)\n\n",
+            "  network kappa' = -kappa + M kappa + u e_mu, M = [[lambda, p], [q, s]] in the basis (a, b);\n",
         );
+        o.push_str(match self.rule {
+            Rule::Gradient => "  gradient flow on M, task A then task B (THEORY I.3)\n\n",
+            Rule::Eprop => {
+                "  e-prop on M, task A then task B: the delta rule M' = eta E kappa_mu^T (THEORY III, E-1)\n\n"
+            }
+        });
         o.push_str(&format!(
             "  r = u/zhat = {}   u = {}   zhat = {}   eta = {}   seed eps = {}   learned when |z - zhat| < {:.0e}\n\n",
             short(r), short(p.u), short(p.zhat), short(p.eta), short(s.eps), s.tolerance
@@ -433,16 +571,30 @@ impl Report for LinearReport {
             ));
         }
         let crit = self.race.criterion_winner;
-        match (self.r_star, self.race.r_star_ode) {
-            (Some(rs), ode) => {
-                let cmp = if r < rs { "<" } else { ">" };
-                o.push_str(&format!(
-                    "         The I-8 criterion predicts {} (r = {} {cmp} r*(eps) = {})",
-                    crit.name(),
-                    num(r, 3),
-                    num(rs, 3)
-                ));
-                match ode {
+        if let Some(ep) = &self.eprop {
+            o.push_str(&format!(
+                "         Under e-prop p = M_ab stays at eps, so rotation is one-factor: it carries the fixed share
+         \
+                 eps^2/(r^2 + eps^2) = {} and wins only for r < r* = eps. The gradient flow on the same
+         \
+                 protocol: {} wins, I = {}, task B at tau = {} (e-prop: {}).\n",
+                pct(ep.rotation_share.closed_form),
+                ep.gradient_winner.name(),
+                num(ep.gradient_interference, 3),
+                num(ep.gradient_t_b, 4),
+                num(b.t, 4)
+            ));
+        } else {
+            match (self.r_star, self.race.r_star_ode) {
+                (Some(rs), ode) => {
+                    let cmp = if r < rs { "<" } else { ">" };
+                    o.push_str(&format!(
+                        "         The I-8 criterion predicts {} (r = {} {cmp} r*(eps) = {})",
+                        crit.name(),
+                        num(r, 3),
+                        num(rs, 3)
+                    ));
+                    match ode {
                     Some(ro) if crit != self.winner => o.push_str(&format!(
                         "; the full flow crosses over\n         earlier, at r = {}, so here the estimate and the full flow disagree.\n",
                         num(ro, 3)
@@ -453,16 +605,20 @@ impl Report for LinearReport {
                     )),
                     None => o.push_str(".\n"),
                 }
+                }
+                (None, _) => o.push_str(&format!(
+                    "         The I-8 criterion predicts {} at every r for this seed.\n",
+                    crit.name()
+                )),
             }
-            (None, _) => o.push_str(&format!(
-                "         The I-8 criterion predicts {} at every r for this seed.\n",
-                crit.name()
-            )),
         }
         o.push('\n');
 
         // 1. Task A.
-        o.push_str("1. TASK A, learned from M = 0 (own loss)\n");
+        o.push_str(&format!(
+            "1. TASK A, learned from M = 0 (own loss, {})\n",
+            self.rule.name()
+        ));
         o.push_str(&format!(
             "    {:<34}{:>14}{:>16}{:>12}\n",
             "", "closed form", "ODE", "difference"
@@ -510,55 +666,59 @@ impl Report for LinearReport {
 
         // 3. The race.
         let race = &self.race;
-        o.push_str(
+        if let Some(ep) = &self.eprop {
+            eprop_race_text(&mut o, self, ep);
+        } else {
+            o.push_str(
             "3. THE RACE   z_BB = u / (1 - s_eff),  s_eff = s + p q/(1 - lambda)   (I-6, I-8)\n",
         );
-        o.push_str(&format!(
+            o.push_str(&format!(
             "    rotation       two-factor pathway p q/(1 - lambda): starts at a saddle, seeded by eps;\n                   \
              grows at rate 2 eta zhat^2 (1 - r) = {} from rho0 = eps^2/r = {}  ->  time ~ {}\n",
             num(race.rotation_rate, 4),
             num(race.rho0, 3),
             num(race.rotation_estimate, 4)
         ));
-        o.push_str(&format!(
+            o.push_str(&format!(
             "    new formation  one-factor pathway s: moves at once, needs s ~ 1 - r  ->  time ~ 1/(eta u zhat) = {}\n",
             num(race.new_formation_estimate, 4)
         ));
-        o.push_str(&format!(
+            o.push_str(&format!(
             "    criterion      (r/2) ln(r(1 - r)/eps^2) = {}  vs  1 - r = {}  ->  {} predicted",
             num(race.lhs, 4),
             num(race.rhs, 4),
             race.criterion_winner.name()
         ));
-        match race.r_star {
-            Some(rs) => o.push_str(&format!("; r*(eps = {}) = {}\n", s.eps, num(rs, 4))),
-            None => o.push_str("; no crossover r* at this eps\n"),
-        }
-        o.push_str("\n    each mode alone, until |z_BB - zhat| < tol (I-7)\n");
-        o.push_str(&format!(
-            "    {:<34}{:>14}{:>16}{:>12}\n",
-            "", "closed form", "ODE", "difference"
-        ));
-        compared_line(&mut o, "  t_rot (balanced p = q, s = 0)", &self.t_rot, 7);
-        compared_line(&mut o, "  t_new (p = q = 0)", &self.t_new, 7);
-        o.push_str(&format!(
+            match race.r_star {
+                Some(rs) => o.push_str(&format!("; r*(eps = {}) = {}\n", s.eps, num(rs, 4))),
+                None => o.push_str("; no crossover r* at this eps\n"),
+            }
+            o.push_str("\n    each mode alone, until |z_BB - zhat| < tol (I-7)\n");
+            o.push_str(&format!(
+                "    {:<34}{:>14}{:>16}{:>12}\n",
+                "", "closed form", "ODE", "difference"
+            ));
+            compared_line(&mut o, "  t_rot (balanced p = q, s = 0)", &self.t_rot, 7);
+            compared_line(&mut o, "  t_new (p = q = 0)", &self.t_new, 7);
+            o.push_str(&format!(
             "\n    full flow (I-6): B learned at tau = {};  delta s = {},  delta p q/(1 - lambda) = {}\n",
             num(b.t, 5),
             num(b.delta_s, 4),
             num(b.delta_rotation, 4)
         ));
-        o.push_str(&format!(
+            o.push_str(&format!(
             "                     rotation share {}  ->  {} wins;  conserved p^2 - q^2 drifted by {:.1e}\n",
             pct(share),
             self.winner.name(),
             b.conserved_drift
         ));
-        match race.r_star_ode {
+            match race.r_star_ode {
             Some(ro) => o.push_str(&format!(
                 "                     full-flow crossover at this eps: r = {} (rotation wins below)\n\n",
                 num(ro, 4)
             )),
             None => o.push_str("                     the full flow has no crossover at this eps\n\n"),
+        }
         }
 
         // 4. Interference.
@@ -633,6 +793,35 @@ mod tests {
             assert!(fp.get(key).is_some(), "fixed point misses {key}");
         }
         assert_eq!(fp["type"], "stable_node");
+    }
+
+    #[test]
+    fn eprop_report_has_the_same_keys_and_its_closed_forms() {
+        let rep = report("r = 0.2\neps = 0.05\nrule = \"eprop\"");
+        let v = serde_json::to_value(&rep).unwrap();
+        assert_eq!(v["rule"], "eprop");
+        assert_eq!(v["winner"], "new_formation");
+        assert!(v["task_b"]["t"].as_f64().unwrap() > 5.0);
+        let ep = rep.eprop.as_ref().unwrap();
+        for c in [
+            &rep.t_a,
+            &rep.t_new,
+            &rep.t_rot,
+            &ep.t_b,
+            &ep.interference,
+            &ep.rotation_share,
+            &ep.q_after,
+            &ep.s_after,
+        ] {
+            assert!(c.relative < 1e-6, "{c:?}");
+        }
+        assert_eq!(rep.r_star, Some(0.05));
+        assert!(ep.gradient_interference > 100.0 && rep.interference < 0.2);
+        let text = rep.text();
+        assert!(
+            text.contains("UNDER E-PROP") && text.contains("NEW FORMATION"),
+            "{text}"
+        );
     }
 
     #[test]
