@@ -12,7 +12,7 @@
 
 mod checker;
 
-pub use checker::{num as checker_num, Checker};
+pub use checker::Checker;
 
 use serde::Serialize;
 

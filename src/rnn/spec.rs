@@ -394,7 +394,7 @@ fn check_budget(
         if steps > MAX_TRIAL_STEPS || !steps.is_finite() {
             return Err(crate::model::Checker::new(file).error(
                 &field,
-                crate::model::checker_num(time),
+                crate::io::fmt_value(time),
                 &format!("at most {MAX_TRIAL_STEPS:e} Euler steps per trial (t / dt, dt = {dt})"),
                 &format!("one trial would take {steps:.3e} Euler steps"),
             ));
