@@ -245,7 +245,7 @@ impl<Fm: Family> Scaled<'_, Fm> {
     fn tangent(&self, z: &Vector3<f64>, prev: &Vector3<f64>) -> Option<Vector3<f64>> {
         let c = self.null(z);
         let n = c.norm();
-        if !(n > 0.0) || !n.is_finite() {
+        if n.is_nan() || n <= 0.0 || !n.is_finite() {
             return None;
         }
         let t = c / n;
@@ -403,9 +403,12 @@ fn run<Fm: Family>(
             let mut zb = z + (zn - z) * frac;
             zb[2] = pb / sc.s[2];
             if let Some(zb) = sc.correct_at_p(&zb, o.tol) {
-                let tb = sc.tangent(&zb, &t).unwrap_or(t);
-                zs.push(zb);
-                ts.push(tb);
+                // (not again if the branch started on the bound)
+                if (zb - z).norm() > 1e-12 {
+                    let tb = sc.tangent(&zb, &t).unwrap_or(t);
+                    zs.push(zb);
+                    ts.push(tb);
+                }
             }
             return Run {
                 z: zs,
@@ -554,6 +557,9 @@ fn both_ways<Fm: Family>(
     (z, t, [bwd.end, fwd.end])
 }
 
+/// A computed branch in scaled coordinates: points, tangents, how its ends came about.
+type Curve = (Vec<Vector3<f64>>, Vec<Vector3<f64>>, [BranchEnd; 2]);
+
 /// Scaled distance from z to the polyline of a branch.
 fn distance_to(zs: &[Vector3<f64>], z: &Vector3<f64>) -> f64 {
     if zs.len() == 1 {
@@ -585,7 +591,8 @@ pub fn continue_branches<Fm: Family>(
     seeds: &[(Vector2<f64>, f64)],
     o: &ContinuationOptions,
 ) -> Result<Diagram> {
-    if !(o.p_range.1 > o.p_range.0) || !(0..2).all(|d| o.hi[d] > o.lo[d]) {
+    let ordered = o.p_range.1 > o.p_range.0 && (0..2).all(|d| o.hi[d] > o.lo[d]);
+    if !ordered {
         return Err(Error::Requirement(format!(
             "continuation: need p_range.0 < p_range.1 and lo < hi, got p in [{}, {}], box {:?} .. {:?}",
             o.p_range.0, o.p_range.1, o.lo, o.hi
@@ -600,11 +607,11 @@ pub fn continue_branches<Fm: Family>(
     // h <= 0.02 turning by <= 0.1 rad is < 1e-3, so 5e-3 separates distinct branches unless
     // they are closer than that (then they meet at a branch point and switching finds them)
     let merge = 5e-3;
-    let mut curves: Vec<(Vec<Vector3<f64>>, Vec<Vector3<f64>>, [BranchEnd; 2])> = Vec::new();
+    let mut curves: Vec<Curve> = Vec::new();
     let mut queue: Vec<(Vector3<f64>, Option<Vector3<f64>>)> = Vec::new();
     for (x, p) in seeds {
         let fx = fam.flow(x, *p);
-        if !(fx.norm() <= 1e-8) {
+        if fx.norm().is_nan() || fx.norm() > 1e-8 {
             return Err(Error::Requirement(format!(
                 "continuation: seed ({}, {}) at p = {p} is not an equilibrium (|F| = {:e})",
                 x[0],

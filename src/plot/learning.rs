@@ -126,12 +126,13 @@ pub fn render_strip(
         panels.push(phase::compute(&DynFlow(*f), spec)?);
     }
     phase::share_speed_scale(&mut panels);
+    let range = snapshots.iter().map(|s| s.0.abs()).fold(0.0, f64::max);
     let titles = snapshots
         .iter()
         .enumerate()
         .map(|(k, (t, _))| match notes.get(k).filter(|n| !n.is_empty()) {
-            Some(n) => format!("{tau_symbol} = {} ({n})", canvas::tick(*t)),
-            None => format!("{tau_symbol} = {}", canvas::tick(*t)),
+            Some(n) => format!("{tau_symbol} = {} ({n})", canvas::tick(snap(*t, range))),
+            None => format!("{tau_symbol} = {}", canvas::tick(snap(*t, range))),
         })
         .collect();
     // at least 600 high: the side column holds the legend and the speed colour bar
@@ -314,7 +315,7 @@ fn event_entries(d: &Diagram) -> Vec<(Glyph, String)> {
 
 /// A short description of a branch for the colour key: "origin" for a branch on x = 0;
 /// "born at tau = .. (event)" for one that starts at an event; else its point at the start.
-fn branch_label(b: &Branch, d: &LearningDiagram) -> String {
+fn branch_label(k: usize, b: &Branch, d: &LearningDiagram) -> String {
     let scale = d.hi[0]
         .abs()
         .max(d.lo[0].abs())
@@ -336,9 +337,14 @@ fn branch_label(b: &Branch, d: &LearningDiagram) -> String {
         .diagram
         .events
         .iter()
-        .find(|e| (e.p - first.p).abs() <= 1e-6 * w)
+        // a branch through an event that starts there (within the step that passed over it)
+        .find(|e| e.branches.contains(&k) && (e.p - first.p).abs() <= 1e-3 * w)
     {
-        return format!("born at {} ({})", canvas::sig3(e.p), e.kind.label());
+        return format!(
+            "born at {} ({})",
+            canvas::sig3(snap(e.p, w)),
+            e.kind.label()
+        );
     }
     format!(
         "({}, {}) at {}",
@@ -346,6 +352,16 @@ fn branch_label(b: &Branch, d: &LearningDiagram) -> String {
         canvas::sig3(first.point.x[1]),
         canvas::sig3(first.p)
     )
+}
+
+/// A learning time at rounding distance from 0 (a located event at 1e-10 of a range of 1)
+/// reads 0.
+fn snap(t: f64, range: f64) -> f64 {
+    if t.abs() <= 1e-8 * range.abs() {
+        0.0
+    } else {
+        t
+    }
 }
 
 /// Pieces of a branch of equal stability (consecutive pieces share their boundary point).
@@ -493,7 +509,7 @@ impl Figure for ContinuationFigure<'_> {
             .map(|(k, b)| {
                 (
                     Glyph::Line(series_colour(k), 3, false),
-                    format!("{}: {}", k + 1, branch_label(b, d)),
+                    format!("{}: {}", k + 1, branch_label(k, b, d)),
                 )
             })
             .collect();
