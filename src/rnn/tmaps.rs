@@ -450,7 +450,7 @@ pub fn t5(map: &MapOutcome) -> Result<Vec<Region>> {
                 if p.rotation_share.is_some_and(|r| r.value > 0.5) {
                     out.push(region(
                         "T-5",
-                        format!("{at_}: median |ln tau_B(g={g0})/tau_B(g)| where g={g0} rotates"),
+                        format!("{at_}: median ln tau_B(g={g0})/tau_B(g) within +-ln 2, where g={g0} rotates"),
                         &ln_ratio(p, q, |s| s.tau_b),
                         Statistic::Median,
                         ln2,
