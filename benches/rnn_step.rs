@@ -4,10 +4,17 @@
 //! scaling in N over 64..1024; then the same step with the batch split into shards run on all
 //! cores (`rnn::bptt::Sharded`, what `modeflow train` uses).
 //!
+//! Group `rnn_rule_step` (issue 13): the same step at N = 256 under each learning rule of
+//! `rnn::rules` (e-prop, random e-prop, truncated BPTT h = 5; one core), and one forward pass
+//! alone, which is the cost of one node-perturbation sample (a step with K samples costs K + 1
+//! forward passes).
+//!
 //! cargo bench --bench rnn_step -- --warm-up-time 1 --measurement-time 3
+//! cargo bench --bench rnn_step -- rnn_rule_step --warm-up-time 1 --measurement-time 3
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use modeflow::rnn::bptt::{gemm_flops, Sharded};
+use modeflow::rnn::bptt::{gemm_flops, Credit, Sharded};
+use modeflow::rnn::rules::feedback_matrix;
 use modeflow::rnn::task::WorkingMemory;
 use modeflow::rnn::{
     LossKind, Network, NetworkSpec, Phi, Readout, Task, Trainable, Trials, Workspace,
@@ -87,5 +94,39 @@ fn step(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, step);
+/// One step under each learning rule at N = 256, T = 100, B = 32, all of W, one core.
+fn rule_step(c: &mut Criterion) {
+    let mut group = c.benchmark_group("rnn_rule_step");
+    group.sample_size(10);
+    let (net, trials) = setup(256, 32);
+    let mut ws = Workspace::new(&net, trials.steps, trials.batch);
+    let mut grad = vec![0.0; net.num_params(&Trainable::FULL)];
+    let fb = feedback_matrix(&net.w_out, 0.5, &mut StdRng::seed_from_u64(2));
+    let arms: [(&str, Credit<'_>); 4] = [
+        ("bptt", Credit::Exact),
+        ("eprop", Credit::Eprop { feedback: None }),
+        (
+            "random_eprop",
+            Credit::Eprop {
+                feedback: Some(&fb),
+            },
+        ),
+        ("tbptt_h5", Credit::Truncated { h: 5 }),
+    ];
+    for (name, credit) in arms {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                ws.loss_and_grad_with(&net, &trials, &Trainable::FULL, credit, &mut grad)
+                    .unwrap()
+            })
+        });
+    }
+    // one node-perturbation sample: a forward pass and the loss
+    group.bench_function("forward_only", |b| {
+        b.iter(|| ws.loss_only(&net, &trials).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, step, rule_step);
 criterion_main!(benches);

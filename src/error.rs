@@ -75,6 +75,10 @@ pub enum Error {
     /// A claims file or the claims registry is inconsistent.
     #[error("claims: {0}")]
     Claims(String),
+
+    /// A computation on a model file failed (one of the variants above, with the file named).
+    #[error("{file}: {message}")]
+    Computation { file: String, message: String },
 }
 
 impl Error {
@@ -90,11 +94,65 @@ impl Error {
         }
     }
 
+    /// Name the model file in an error whose message does not already name it (a failed
+    /// ODE, Newton or training run; a requirement or shape error raised deep in a solver):
+    /// `file: message`, with the same exit code. Errors that carry their file or path
+    /// (`ModelFile`, `Parameter`, `Io`, `Computation`) are returned unchanged.
+    pub fn in_file(self, file: &str) -> Self {
+        if matches!(
+            self,
+            Error::ModelFile { .. }
+                | Error::Parameter { .. }
+                | Error::Io { .. }
+                | Error::Computation { .. }
+        ) {
+            return self;
+        }
+        let message = self.to_string();
+        if message.contains(file) {
+            return self;
+        }
+        if self.exit_code() == 2 {
+            Error::ModelFile {
+                file: file.to_string(),
+                message,
+            }
+        } else {
+            Error::Computation {
+                file: file.to_string(),
+                message,
+            }
+        }
+    }
+
     /// Convenience constructor for an I/O error on a path.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_placed_in_their_file_with_their_exit_code() {
+        let e = Error::Requirement("needs g = 0".into()).in_file("m.toml");
+        assert_eq!(
+            (e.to_string().as_str(), e.exit_code()),
+            ("m.toml: needs g = 0", 2)
+        );
+        let e = Error::Ode {
+            t: 0.0,
+            reason: "step size underflow".into(),
+        }
+        .in_file("m.toml");
+        assert_eq!(e.exit_code(), 1);
+        assert!(e.to_string().starts_with("m.toml: ODE integration failed"));
+        let e = Error::Requirement("m.toml: x".into()).in_file("m.toml");
+        assert_eq!(e.to_string(), "m.toml: x");
     }
 }

@@ -26,15 +26,16 @@ use crate::model::ModelFile;
 use crate::num::ode::{solve_until, OdeOptions};
 use crate::num::planar::PlanarFlow;
 use crate::plot::heatmap::{self, Curve, Grid, HeatSpec, Points};
-use crate::plot::learning::{self, Amplitude};
-use crate::plot::phase::{self, PhaseSpec};
+use crate::plot::learning;
+use crate::plot::phase::{self, PhaseSpec, Target};
 use crate::plot::Output;
 use crate::report::envelope;
 use crate::{io, Error, Result};
 
-/// Number of learning-time samples for tracking fixed points, and panels in a strip.
-const TAU_SAMPLES: usize = 60;
-const STRIP_PANELS: usize = 4;
+/// Learning times at which fixed points are searched to seed the continuation (the ends and
+/// 7 interior times: a branch living only between two of them is still found through a
+/// branch point or fold of the branches found, see `num::continuation`).
+const SEED_SAMPLES: usize = 9;
 
 /// Kinds that have a 2-D latent form.
 pub const PHASE_KINDS: &[&str] = &["latent", "linear2x2"];
@@ -59,11 +60,13 @@ pub fn phase(model: &ModelFile, dir: &Path) -> Result<Vec<PathBuf>> {
     }
 }
 
+/// The file stem of a model's figures: its sanitised name ([`io::file_stem`]: issue 15, a
+/// `name` of `../x` or an absolute path wrote outside `--out`), else its kind.
 fn stem(model: &ModelFile) -> String {
     if model.common.name.is_empty() {
         model.common.kind.clone()
     } else {
-        model.common.name.clone()
+        io::file_stem(&model.common.name)
     }
 }
 
@@ -72,15 +75,10 @@ fn output(model: &ModelFile, dir: &Path, suffix: &str) -> Output {
         .with_provenance(envelope(&model.common, &serde_json::Value::Null))
 }
 
-/// Learning-time samples and strip times on [0, tau_end].
-fn tau_grids(tau_end: f64) -> (Vec<f64>, Vec<f64>) {
-    let taus = (0..=TAU_SAMPLES)
-        .map(|k| tau_end * k as f64 / TAU_SAMPLES as f64)
-        .collect();
-    let strip = (0..STRIP_PANELS)
-        .map(|k| tau_end * k as f64 / (STRIP_PANELS - 1) as f64)
-        .collect();
-    (taus, strip)
+fn seed_grid(tau_end: f64) -> Vec<f64> {
+    (0..SEED_SAMPLES)
+        .map(|k| tau_end * k as f64 / (SEED_SAMPLES - 1) as f64)
+        .collect()
 }
 
 fn m_series(taus: &[f64], m_at: impl Fn(f64) -> Matrix2<f64>) -> Vec<(f64, [f64; 4])> {
@@ -92,81 +90,152 @@ fn m_series(taus: &[f64], m_at: impl Fn(f64) -> Matrix2<f64>) -> Vec<(f64, [f64;
         .collect()
 }
 
-/// Portrait + learning set + M(tau) of a family of flows over learning time.
-#[allow(clippy::too_many_arguments)]
-fn learning_figures<F: PlanarFlow>(
+/// The learning portraits of one flow over learning B: strip at and around the located
+/// bifurcations, fixed-point path and continuation diagram (`{name}_{suffix}_*`).
+fn learning_set<F: PlanarFlow>(
     model: &ModelFile,
     dir: &Path,
     flow_at: impl Fn(f64) -> F + Sync,
-    m_at: impl Fn(f64) -> Matrix2<f64>,
     tau_end: f64,
     spec: &PhaseSpec,
     what: &str,
-) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    let name = stem(model);
-    let (taus, strip) = tau_grids(tau_end);
+    suffix: &str,
+) -> Result<learning::LearningSet> {
     let mut strip_spec = spec.clone();
     strip_spec.trajectories = 8;
     strip_spec.arrows = 18;
-    let set = learning::render_learning_set(
+    learning::render_learning_set(
         &flow_at,
-        &taus,
-        &strip,
+        (0.0, tau_end),
+        &seed_grid(tau_end),
         &strip_spec,
-        &format!("{name}, {what} over learning B"),
+        &format!("{}, {what} over learning B", stem(model)),
         "τ",
-        Amplitude::Norm,
-        &output(model, dir, "learning"),
-    )?;
-    files.extend(set.files);
-    let ms = m_series(&taus, m_at);
+        &output(model, dir, suffix),
+    )
+}
+
+/// M(tau) over learning B (`{name}_m`).
+fn m_figure(
+    model: &ModelFile,
+    dir: &Path,
+    m_at: impl Fn(f64) -> Matrix2<f64>,
+    tau_end: f64,
+) -> Result<Vec<PathBuf>> {
+    let taus: Vec<f64> = (0..=120).map(|k| tau_end * k as f64 / 120.0).collect();
     let r = learning::render_matrix_series(
-        &ms,
+        &m_series(&taus, m_at),
         "M",
-        &format!("{name}: M over learning B"),
+        &format!("{}: M over learning B", stem(model)),
         "τ",
         &output(model, dir, "m"),
     )?;
-    files.extend(r.files);
-    Ok(files)
+    Ok(r.files)
+}
+
+/// Input direction of task mu with leak: e_mu + leak e_nu.
+fn input_direction(leak: f64, task_b: bool) -> Vector2<f64> {
+    if task_b {
+        Vector2::new(leak, 1.0)
+    } else {
+        Vector2::new(1.0, leak)
+    }
 }
 
 fn latent_figures(model: &ModelFile, dir: &Path) -> Result<Vec<PathBuf>> {
     let spec = LatentSpec::from_model(model)?;
     let gain = Gain::new(spec.gain);
-    let (_res, run_a, run_b) = spec.sequential().run(&spec.m0())?;
+    let (res, run_a, run_b) = spec.sequential().run(&spec.m0())?;
     let m_after_a = unpack(&run_a.path.eval(run_a.tau));
     let m_at = |t: f64| unpack(&run_b.path.eval(t));
-    let half = fixed_point_box(&m_at(run_b.tau), &gain)?.max(fixed_point_box(&m_after_a, &gain)?);
-    let ps = PhaseSpec::new([-half, -half], [half, half]).labels("κ_a", "κ_b");
+    let u_s = spec.schedule.u_s;
+    let leak = spec.trials().leak;
+    let name = stem(model);
+    // a box holding every fixed point before and after B: the autonomous bound, plus |u| for a
+    // driven flow (|k| = |G M k + u|), as in the delay fixed points of `interference`
+    let u = u_s.abs() * (1.0 + leak.abs());
+    let half = fixed_point_box(&m_at(run_b.tau), &gain)?.max(fixed_point_box(&m_after_a, &gain)?)
+        + 2.0 * u;
+    let base = PhaseSpec::new([-half, -half], [half, half]).labels("κ_a", "κ_b");
     let mut files = Vec::new();
-    let r = phase::render(
-        &LatentFlow::autonomous(m_after_a, gain.clone()),
-        &ps,
-        &format!("{}: autonomous latent flow after task A", stem(model)),
-        &output(model, dir, "phase"),
-    )?;
-    files.extend(r.files);
-    files.extend(learning_figures(
-        model,
-        dir,
-        |t| LatentFlow::autonomous(m_at(t), gain.clone()),
-        m_at,
-        run_b.tau,
-        &ps,
-        "autonomous",
-    )?);
+    // the flows whose fixed points are the memories: the autonomous flow for pure memory
+    // (u_s = 0); for a sustained input the A and B fixed points live in the delay flows
+    // kappa' = -kappa + G M kappa + u_s e_mu, one per task
+    let flows: Vec<(Vector2<f64>, &str, &str, Vec<Target>)> = if u_s == 0.0 {
+        let lambda_a = gain.lambda_for_target(spec.zhat)?;
+        let r = gain.radius_sq_for_eigenvalue(lambda_a)?.sqrt();
+        let label = "target of A (readout ẑ)";
+        vec![(
+            Vector2::zeros(),
+            "autonomous latent flow",
+            "",
+            vec![
+                Target::point([r, 0.0], label),
+                Target::point([-r, 0.0], label),
+            ],
+        )]
+    } else {
+        let a_target: Vec<Target> = res
+            .a_fixed_point
+            .as_ref()
+            .map(|t| vec![Target::point(t.before, "A fixed point after task A")])
+            .unwrap_or_default();
+        let b_target: Vec<Target> = res
+            .b_fixed_point
+            .map(|x| vec![Target::point(x, "B fixed point after task B")])
+            .unwrap_or_default();
+        vec![
+            (
+                input_direction(leak, false) * u_s,
+                "task-A delay flow (input u_s e_a)",
+                "_task_a",
+                a_target,
+            ),
+            (
+                input_direction(leak, true) * u_s,
+                "task-B delay flow (input u_s e_b)",
+                "_task_b",
+                b_target,
+            ),
+        ]
+    };
+    for (input, what, suffix, targets) in flows {
+        let mut ps = base.clone();
+        ps.targets = targets;
+        let flow = |m: Matrix2<f64>| LatentFlow {
+            m,
+            input,
+            gain: gain.clone(),
+        };
+        let r = phase::render(
+            &flow(m_after_a),
+            &ps,
+            &format!("{name}: {what} after task A"),
+            &output(model, dir, &format!("phase{suffix}")),
+        )?;
+        files.extend(r.files);
+        let set = learning_set(
+            model,
+            dir,
+            |t| flow(m_at(t)),
+            run_b.tau,
+            &ps,
+            what,
+            &format!("learning{suffix}"),
+        )?;
+        files.extend(set.files);
+    }
+    files.extend(m_figure(model, dir, m_at, run_b.tau)?);
     Ok(files)
 }
 
-/// Gradient flow of task B from M after A, with its dense output (until |z_BB - zhat| < tol).
+/// The flow of task B (gradient or e-prop, `spec.rule`) from M after A, with its dense output (until |z_BB - zhat| < tol).
 fn linear_task_b_path(spec: &linear::LinearSpec) -> Result<(crate::num::ode::Trajectory<4>, f64)> {
     let par = spec.params;
     let m0 = par.after_a(spec.eps);
     let rhs = |_: f64, y: &lflow::State| {
         let m = lflow::to_matrix(y);
-        lflow::gradient_flow(&m, closed::Task::B, lflow::Loss::Own, &par)
+        lflow::rule_flow(&m, closed::Task::B, lflow::Loss::Own, spec.rule, &par)
             .map(|d| lflow::to_state(&d))
             .unwrap_or_else(|_| lflow::State::from_element(f64::NAN))
     };
@@ -199,32 +268,46 @@ fn linear_figures(model: &ModelFile, dir: &Path) -> Result<Vec<PathBuf>> {
         m,
         input: Vector2::new(par.u, 0.0),
     };
-    // A box holding the A fixed point before and after B, and the origin.
+    // A box holding the A fixed point before and after B, the target and the origin.
     let pts: Vec<Vector2<f64>> = [0.0, t_b]
         .iter()
         .filter_map(|&t| closed::fixed_point(&m_at(t), par.u, closed::Task::A).ok())
         .collect();
-    let half = pts.iter().map(|p| p.amax()).fold(par.u, f64::max) * 1.4;
-    let ps = PhaseSpec::new([-half, -half], [half, half]).labels("κ_a", "κ_b");
+    let half = pts
+        .iter()
+        .map(|p| p.amax())
+        .fold(par.u.max(par.zhat), f64::max)
+        * 1.4;
+    let mut ps = PhaseSpec::new([-half, -half], [half, half]).labels("κ_a", "κ_b");
+    // task A is learned when its readout z_AA = kappa_a of the A fixed point reaches zhat
+    ps.targets = vec![Target::line(0, par.zhat, "target of A: κ_a = ẑ")];
     let mut files = Vec::new();
-    for (t, label) in [(0.0, "before"), (t_b, "after")] {
-        let r = phase::render(
-            &flow_a(m_at(t)),
-            &ps,
+    // before and after on one speed colour scale
+    let mut data = Vec::new();
+    for t in [0.0, t_b] {
+        data.push(phase::compute(&flow_a(m_at(t)), &ps)?);
+    }
+    phase::share_speed_scale(&mut data);
+    for (d, label) in data.into_iter().zip(["before", "after"]) {
+        let r = phase::render_data(
+            d,
+            ps.size,
             &format!("{}: task-A input-driven flow {label} task B", stem(model)),
             &output(model, dir, &format!("phase_{label}_b")),
         )?;
         files.extend(r.files);
     }
-    files.extend(learning_figures(
+    let set = learning_set(
         model,
         dir,
         |t| flow_a(m_at(t)),
-        m_at,
         t_b,
         &ps,
         "task-A flow",
-    )?);
+        "learning",
+    )?;
+    files.extend(set.files);
+    files.extend(m_figure(model, dir, m_at, t_b)?);
     Ok(files)
 }
 
@@ -262,11 +345,27 @@ pub fn race_map(dir: &Path, n_r: usize, n_eps: usize, overlay: &[Points]) -> Res
         .iter()
         .filter_map(|&e| closed::r_star(e).ok().flatten().map(|rs| [rs, e]))
         .collect();
+    // the full-flow boundary (what `predict` calls the real one): per eps row, where the
+    // rotation share of the full gradient flow crosses 1/2, linear between grid columns
+    let crossover: Vec<[f64; 2]> = eps
+        .iter()
+        .enumerate()
+        .filter_map(|(j, &e)| {
+            let sh = &grid.rotation_share[j];
+            (0..n_r - 1).find_map(|i| match (sh[i], sh[i + 1]) {
+                (Some(a), Some(b)) if a > 0.5 && b <= 0.5 => {
+                    let (r0, r1) = (grid.r[i], grid.r[i + 1]);
+                    Some([r0 + (r1 - r0) * (a - 0.5) / (a - b), e])
+                }
+                _ => None,
+            })
+        })
+        .collect();
     let mut hs = HeatSpec::new(
         "Interference I(r, ε) of the linear 2x2 model (full gradient flow)",
         "r = u / ẑ (input-driven emphasis)",
         "ε (seed)",
-        "I = L_A(after B) / L_A(M = 0)",
+        "I = L_A(after B)/L_A(0)",
     );
     hs.log_colour = true;
     hs.log_y = true;
@@ -280,10 +379,16 @@ pub fn race_map(dir: &Path, n_r: usize, n_eps: usize, overlay: &[Points]) -> Res
             y: eps,
             values,
         },
-        &[Curve {
-            label: "r*(ε), race criterion (I-8)".into(),
-            points: curve,
-        }],
+        &[
+            Curve {
+                label: "r*(ε), I-8 estimate".into(),
+                points: curve,
+            },
+            Curve {
+                label: "full flow: rotation share 1/2".into(),
+                points: crossover,
+            },
+        ],
         overlay,
         &hs,
         &out,
@@ -513,7 +618,7 @@ pub fn gallery_item(
             let m = crate::model::load(&models_dir.join(name))?;
             phase(&m, dir)
         }
-        GalleryItem::RaceMap => race_map(dir, 48, 36, &overlay.0),
+        GalleryItem::RaceMap => race_map(dir, 56, 42, &overlay.0),
         GalleryItem::ThetaMap => theta_map(dir, 46, 57, &overlay.1),
         GalleryItem::Bias(f) => {
             io::ensure_dir(dir)?;

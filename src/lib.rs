@@ -8,9 +8,12 @@
 //!   eigen, the argmin glue).
 //! - [`plot`]: phase portraits, learning portraits, heat maps and line figures (SVG + PNG + data).
 //! - [`claims`]: the registry running `proofs-checks/` and reporting verdicts.
-//! - [`report`], [`io`]: text/JSON reports and atomic output files.
+//! - [`report`], [`io`]: text/JSON reports, bounded input reads and atomic output files.
+//! - [`progress`]: progress bars (terminal only) and `--quiet`.
+//! - [`budget`]: memory and step budgets every kind checks before allocating.
 
 pub mod bias;
+pub mod budget;
 pub mod claims;
 pub mod error;
 pub mod figures;
@@ -21,6 +24,7 @@ pub mod latent;
 pub mod model;
 pub mod num;
 pub mod plot;
+pub mod progress;
 pub mod report;
 pub mod rnn;
 pub mod run;

@@ -21,6 +21,13 @@ use modeflow::{figures, model, run, sweep, Error};
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// No progress bars, notes or warnings on stderr (errors are still printed).
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    /// Memory budget of a run, e.g. 512M, 4G, 16GiB (default 4G). Models whose estimated
+    /// memory exceeds it are refused before anything is allocated, naming the field to change.
+    #[arg(long, global = true, value_name = "SIZE")]
+    max_memory: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -42,6 +49,9 @@ enum Command {
         /// Print JSON (with model, seed and version) instead of text.
         #[arg(long)]
         json: bool,
+        /// Output directory of the files a model names (`csv = ...`), created if missing.
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
     },
     /// Phase and learning portraits of a model with a 2-D latent form (SVG + PNG + data).
     Phase {
@@ -72,9 +82,21 @@ enum Command {
         /// Output directory (created if missing).
         #[arg(long, default_value = "out")]
         out: PathBuf,
-        /// Run only shard I of N (1-based), e.g. for array jobs: --shard 3/8.
+        /// Run only shard I of N (1-based), e.g. --shard 3/8; `--shard slurm` takes I and N
+        /// from SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT (task ids MIN..MIN+N-1).
         #[arg(long)]
         shard: Option<String>,
+        /// Skip the points a killed run of this shard recorded in --out (NAME[.shard-I-of-N]
+        /// .progress.jsonl; every finished point is appended there as it completes).
+        #[arg(long)]
+        resume: bool,
+        /// Print (or with a file name, write) a script that submits the sweep to Slurm: an
+        /// sbatch array of --tasks shards, then the merge as a job depending on it (afterok).
+        #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
+        slurm_script: Option<PathBuf>,
+        /// Number of array tasks (shards) of --slurm-script.
+        #[arg(long, default_value_t = 4)]
+        tasks: usize,
     },
     /// Merge the JSON shards of one sweep into NAME.csv and NAME.json in --out.
     Merge {
@@ -102,13 +124,31 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // MODEFLOW_KERNELS: an unknown value is bad input (exit 2), before any work
+    if let Err(e) = modeflow::num::simd::check_env() {
+        eprintln!("error: {e}");
+        return ExitCode::from(e.exit_code() as u8);
+    }
+    modeflow::progress::set_quiet(cli.quiet);
+    if let Some(size) = &cli.max_memory {
+        match modeflow::budget::parse_size(size) {
+            Ok(bytes) => modeflow::budget::set_max_memory(bytes),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let result = match cli.command {
         None => main_job(),
         Some(Command::Predict { model, json }) => model::load(&model)
             .and_then(|m| run::predict(&m))
             .map(|o| emit(o, json)),
-        Some(Command::Train { model, json }) => model::load(&model)
-            .and_then(|m| run::train(&m))
+        Some(Command::Train { model, json, out }) => model::load(&model)
+            .and_then(|mut m| {
+                m.common.out = out;
+                run::train(&m)
+            })
             .map(|o| emit(o, json)),
         Some(Command::Check {
             pattern,
@@ -120,7 +160,17 @@ fn main() -> ExitCode {
             .and_then(|m| figures::phase(&m, &out))
             .map(|files| list_files(&files)),
         Some(Command::Figures { out, models, sweep }) => gallery(&out, models, sweep),
-        Some(Command::Sweep { sweep, out, shard }) => run_sweep(&sweep, &out, shard.as_deref()),
+        Some(Command::Sweep {
+            sweep,
+            out,
+            shard,
+            resume,
+            slurm_script,
+            tasks,
+        }) => match slurm_script {
+            Some(script) => slurm_script_for(&sweep, &out, &script, tasks),
+            None => run_sweep(&sweep, &out, shard.as_deref(), resume),
+        },
         Some(Command::Merge { shards, out }) => merge(&shards, &out),
     };
     match result {
@@ -178,48 +228,80 @@ fn list_files(files: &[PathBuf]) -> ExitCode {
 }
 
 fn gallery(out: &Path, models: Option<PathBuf>, sweep: Option<PathBuf>) -> Result<ExitCode, Error> {
-    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
     use rayon::prelude::*;
-    use std::io::IsTerminal;
     let models = models.unwrap_or_else(figures::default_models_dir);
     let overlay = match &sweep {
         None => (vec![], vec![]),
         Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
-            let sw: sweep::SweepResult =
-                serde_json::from_str(&text).map_err(|e| Error::ModelFile {
-                    file: p.display().to_string(),
-                    message: format!("not a sweep result: {e}"),
-                })?;
+            // read_result checks the rows' shape (issue 15: a short row panicked here)
+            let sw = sweep::read_result(p)?;
             figures::sweep_overlay(&sw, &p.display().to_string())?
         }
     };
     modeflow::io::ensure_dir(out)?;
+    // all or nothing: the gallery is drawn into a fresh directory beside --out and moved into
+    // it only when every item succeeded (issue 15: one failing model left a partial gallery)
+    let staging = staging_dir(out)?;
     let items = figures::gallery_items();
-    let bar = ProgressBar::new(items.len() as u64);
-    if std::io::stderr().is_terminal() {
-        bar.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} figure sets [{elapsed}]")
-                .expect("static template"),
-        );
-    } else {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    let results: Vec<Result<Vec<PathBuf>, Error>> = items
+    let bar = modeflow::progress::bar(items.len() as u64, "figure sets");
+    bar.set_message("figures");
+    // collecting into a Result stops scheduling items after the first error
+    let results: Result<Vec<Vec<PathBuf>>, Error> = items
         .par_iter()
         .map(|item| {
-            let r = figures::gallery_item(item, &models, out, &overlay);
+            let r = figures::gallery_item(item, &models, &staging, &overlay);
             bar.inc(1);
             r
         })
         .collect();
     bar.finish_and_clear();
-    let mut n = 0;
-    for r in results {
-        n += r?.len();
-    }
+    let n = match results {
+        Ok(files) => files.iter().map(Vec::len).sum::<usize>(),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    let moved = move_tree(&staging, out);
+    let _ = std::fs::remove_dir_all(&staging);
+    moved?;
     say(&format!("{n} files written to {}\n", out.display()));
     Ok(ExitCode::SUCCESS)
+}
+
+/// A fresh, empty directory beside `out` (same file system, so its files can be renamed into
+/// `out`).
+fn staging_dir(out: &Path) -> Result<PathBuf, Error> {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "out".into());
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let dir = parent.join(format!(".{name}.staging-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    Ok(dir)
+}
+
+/// Move every file under `from` to the same relative path under `to` (rename; directories
+/// created as needed).
+fn move_tree(from: &Path, to: &Path) -> Result<(), Error> {
+    modeflow::io::ensure_dir(to)?;
+    let entries = std::fs::read_dir(from).map_err(|e| Error::io(from, e))?;
+    for e in entries {
+        let e = e.map_err(|e| Error::io(from, e))?;
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        let ty = e.file_type().map_err(|err| Error::io(&src, err))?;
+        if ty.is_dir() {
+            move_tree(&src, &dst)?;
+        } else {
+            std::fs::rename(&src, &dst).map_err(|err| Error::io(&dst, err))?;
+        }
+    }
+    Ok(())
 }
 
 fn check(
@@ -235,6 +317,23 @@ fn check(
         full,
     };
     let results = runner::run(&files, &registry(), &sel);
+    if results.is_empty() {
+        // issue 15: a pattern matching no claim exited 0
+        return Err(Error::Requirement(format!(
+            "check: no claim matches `{}`{} (claims: {})",
+            modeflow::io::truncate(&sel.pattern, 80),
+            if sel.full {
+                ""
+            } else {
+                " in the fast tier (try --full)"
+            },
+            files
+                .iter()
+                .map(|f| f.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
     if json {
         let v = serde_json::json!({
             "modeflow_version": env!("CARGO_PKG_VERSION"),
@@ -257,11 +356,7 @@ fn check(
 
 fn write_sweep(r: &sweep::SweepResult, out: &Path) -> Result<(), Error> {
     modeflow::io::ensure_dir(out)?;
-    let stem = if r.shard.n == 1 {
-        r.name.clone()
-    } else {
-        format!("{}.shard-{}-of-{}", r.name, r.shard.i, r.shard.n)
-    };
+    let stem = sweep::output_stem(&r.name, r.shard);
     let json = serde_json::to_string_pretty(r).expect("sweep results serialise");
     modeflow::io::write_atomic(&out.join(format!("{stem}.json")), json.as_bytes())?;
     modeflow::io::write_atomic(
@@ -277,14 +372,18 @@ fn write_sweep(r: &sweep::SweepResult, out: &Path) -> Result<(), Error> {
         errors,
         out.join(format!("{stem}.{{csv,json}}")).display()
     ));
+    let missing = sweep::missing_outputs(r);
+    if !missing.is_empty() {
+        modeflow::progress::note(&format!(
+            "warning: output(s) {} missing in every point that ran (a typo in `outputs`?)",
+            missing.join(", ")
+        ));
+    }
     Ok(())
 }
 
-fn run_sweep(file: &Path, out: &Path, shard: Option<&str>) -> Result<ExitCode, Error> {
-    let shard = shard
-        .map(sweep::Shard::parse)
-        .transpose()?
-        .unwrap_or(sweep::Shard::ALL);
+/// The sweep file, parsed and validated (axes, values, size) before any point runs.
+fn load_sweep(file: &Path) -> Result<sweep::SweepSpec, Error> {
     let m = model::load(file)?;
     if m.common.kind != "sweep" {
         return Err(Error::ModelFile {
@@ -295,24 +394,119 @@ fn run_sweep(file: &Path, out: &Path, shard: Option<&str>) -> Result<ExitCode, E
             ),
         });
     }
-    let spec = sweep::parse(&m)?;
-    let r = sweep::run(&spec, shard);
+    sweep::parse(&m)
+}
+
+/// Exit code of a sweep: 1 when no point is ok (every point errored or failed), else 0.
+fn sweep_code(r: &sweep::SweepResult) -> ExitCode {
+    if !r.rows.is_empty() && r.rows.iter().all(|x| x.status != "ok") {
+        modeflow::progress::note(&format!(
+            "sweep {}: no point is ok (first status: {})",
+            r.name,
+            modeflow::io::truncate(&r.rows[0].status, 300)
+        ));
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn run_sweep(
+    file: &Path,
+    out: &Path,
+    shard: Option<&str>,
+    resume: bool,
+) -> Result<ExitCode, Error> {
+    let shard = match shard {
+        None => sweep::Shard::ALL,
+        Some("slurm") => sweep::Shard::from_slurm(|k| std::env::var(k).ok())?,
+        Some(s) => sweep::Shard::parse(s)?,
+    };
+    let mut spec = load_sweep(file)?;
+    // files the points write (a bias model's `csv`) go under --out too
+    spec.base.common.out = out.to_path_buf();
+    modeflow::io::ensure_dir(out)?;
+    let progress = sweep::progress_path(out, &spec.name, shard);
+    let r = sweep::run_resumable(&spec, shard, &progress, resume)?;
     write_sweep(&r, out)?;
+    std::fs::remove_file(&progress).map_err(|e| Error::io(&progress, e))?;
+    Ok(sweep_code(&r))
+}
+
+/// `--slurm-script`: a bash script submitting the sweep as an array of `tasks` shards and the
+/// merge as a job that runs after all of them succeeded.
+fn slurm_script_for(
+    file: &Path,
+    out: &Path,
+    script: &Path,
+    tasks: usize,
+) -> Result<ExitCode, Error> {
+    if !(1..=10_000).contains(&tasks) {
+        return Err(Error::Requirement(format!(
+            "--tasks {tasks}: expected 1 to 10000 array tasks"
+        )));
+    }
+    let spec = load_sweep(file)?;
+    let abs = |p: &Path| -> Result<PathBuf, Error> {
+        std::path::absolute(p).map_err(|e| Error::io(p, e))
+    };
+    let exe = std::env::current_exe().map_err(|e| Error::io("modeflow", e))?;
+    let (sweep_abs, out_abs) = (abs(file)?, abs(out)?);
+    let q = |p: &Path| shell_quote(&p.display().to_string());
+    let shards: Vec<String> = (1..=tasks)
+        .map(|i| {
+            q(&out_abs.join(format!(
+                "{}.json",
+                sweep::output_stem(&spec.name, sweep::Shard { i, n: tasks })
+            )))
+        })
+        .collect();
+    let job = shell_quote(&format!("modeflow-{}", modeflow::io::file_stem(&spec.name)));
+    let text = format!(
+        r#"#!/usr/bin/env bash
+# Submit the sweep `{name}` ({total} points) to Slurm: an array of {tasks} shards, then the
+# merge, which runs only if every shard succeeded (--dependency=afterok). Shards resume from
+# their progress files if requeued. Written by `modeflow sweep --slurm-script`.
+set -euo pipefail
+mkdir -p {out}/slurm-logs
+array=$(sbatch --parsable --array=1-{tasks} --job-name={job}   --output={logs}/%A_%a.out   --wrap={shard_cmd})
+array=${{array%%;*}}
+merge=$(sbatch --parsable --dependency=afterok:"$array" --job-name={job}-merge   --output={logs}/%j-merge.out   --wrap={merge_cmd})
+echo "array job $array ({tasks} tasks), merge job ${{merge%%;*}} -> {out}"
+"#,
+        name = spec.name,
+        total = sweep::total(&spec),
+        out = q(&out_abs),
+        logs = q(&out_abs.join("slurm-logs")),
+        shard_cmd = shell_quote(&format!(
+            "{} sweep {} --out {} --shard slurm --resume --quiet",
+            q(&exe),
+            q(&sweep_abs),
+            q(&out_abs)
+        )),
+        merge_cmd = shell_quote(&format!(
+            "{} merge {} --out {} --quiet",
+            q(&exe),
+            shards.join(" "),
+            q(&out_abs)
+        )),
+    );
+    if script == Path::new("-") {
+        say(&text);
+    } else {
+        modeflow::io::write_atomic(script, text.as_bytes())?;
+        say(&format!("{}\n", script.display()));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
+/// `s` in single quotes for sh (a `'` becomes `'\''`).
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
 fn merge(shards: &[PathBuf], out: &Path) -> Result<ExitCode, Error> {
-    let parts = shards
-        .iter()
-        .map(|p| {
-            let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
-            serde_json::from_str::<sweep::SweepResult>(&text).map_err(|e| Error::ModelFile {
-                file: p.display().to_string(),
-                message: format!("not a sweep shard: {e}"),
-            })
-        })
-        .collect::<Result<Vec<_>, Error>>()?;
-    let r = sweep::merge(parts)?;
+    let r = sweep::merge_files(shards)?;
     write_sweep(&r, out)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(sweep_code(&r))
 }

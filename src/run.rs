@@ -43,6 +43,10 @@ fn unsupported(model: &ModelFile, verb: &str, kinds: &[&str]) -> Error {
 
 /// `modeflow predict`: analytic predictions beside their ODE values.
 pub fn predict(model: &ModelFile) -> Result<Output> {
+    predict_kind(model).map_err(|e| e.in_file(&model.common.file))
+}
+
+fn predict_kind(model: &ModelFile) -> Result<Output> {
     match model.common.kind.as_str() {
         "linear2x2" => {
             let r = crate::interference::linear::predict(model)?;
@@ -50,9 +54,28 @@ pub fn predict(model: &ModelFile) -> Result<Output> {
         }
         "latent" => {
             let r = crate::latent::predict(model)?;
-            Ok(Output::from_report(model, &r, false))
+            // issue 15: a run whose learning did not converge exited 0
+            let s = &r.sequential;
+            let failed = !(s.learning_a.converged && s.learning_b.converged);
+            Ok(Output::from_report(model, &r, failed))
         }
         _ => Err(unsupported(model, "predict", PREDICT_KINDS)),
+    }
+}
+
+/// Validate a model file without running it: keys, types, ranges and budgets, for the kinds
+/// whose checks are separate from their solvers (rnn, linear2x2, latent). The bias kinds
+/// validate inside training; for them only the budget and the output path are checked here
+/// and `Ok(false)` says the check was partial.
+pub fn validate(model: &ModelFile) -> Result<bool> {
+    match model.common.kind.as_str() {
+        "rnn" => crate::rnn::spec::check(model).map(|_| true),
+        "linear2x2" => crate::interference::linear::spec::check(model).map(|_| true),
+        "latent" => crate::latent::model::LatentSpec::from_model(model).map(|_| true),
+        k if crate::bias::spec::KINDS.contains(&k) => {
+            crate::bias::spec::precheck(model).map(|_| false)
+        }
+        _ => Ok(false),
     }
 }
 
@@ -67,10 +90,12 @@ pub struct Shared {
     linear: crate::interference::linear::Predictor,
 }
 
-/// The top-level fields `fields` of the `result` JSON of [`predict`] (a JSON object holding
-/// those of them the result has), and whether a verdict failed. For `linear2x2` only the named
-/// fields are computed, with shared parts from `shared`, each value identical to the one in
-/// [`predict`]'s result; other kinds run the whole [`predict`] and pick the fields.
+/// The `result` JSON of [`predict`] as far as the top-level fields `fields` need it, and
+/// whether a verdict failed. For `linear2x2` only the named fields are computed (a JSON object
+/// holding those of them the result has), with shared parts from `shared`, each value
+/// identical to the one in [`predict`]'s result (`predict` of a linear2x2 model never fails a
+/// verdict); other kinds run the whole [`predict`] and return its whole result, so that a
+/// failure can be explained by every row of it.
 pub fn predict_fields(
     model: &ModelFile,
     fields: &[&str],
@@ -78,23 +103,24 @@ pub fn predict_fields(
 ) -> Result<(serde_json::Value, bool)> {
     match model.common.kind.as_str() {
         "linear2x2" => {
-            let m = crate::interference::linear::predict_fields(model, fields, &shared.linear)?;
+            let m = crate::interference::linear::predict_fields(model, fields, &shared.linear)
+                .map_err(|e| e.in_file(&model.common.file))?;
             Ok((serde_json::Value::Object(m), false))
         }
         _ => {
             let o = predict(model)?;
             let result = o.json.get("result").cloned().unwrap_or_default();
-            let picked = fields
-                .iter()
-                .filter_map(|&f| result.get(f).map(|v| (f.to_string(), v.clone())))
-                .collect();
-            Ok((serde_json::Value::Object(picked), o.failed))
+            Ok((result, o.failed))
         }
     }
 }
 
 /// `modeflow train`: train the networks a model file describes; predictions beside measurements.
 pub fn train(model: &ModelFile) -> Result<Output> {
+    train_kind(model).map_err(|e| e.in_file(&model.common.file))
+}
+
+fn train_kind(model: &ModelFile) -> Result<Output> {
     match model.common.kind.as_str() {
         "rnn" => {
             let spec = crate::rnn::spec::check(model)?;

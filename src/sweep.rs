@@ -15,13 +15,22 @@
 //! "task.eps" = { from = 0.01, to = 0.1, steps = 10, log = true }
 //! ```
 //!
-//! A point that fails (a diverged run, an impossible parameter) is recorded with its error in
-//! the `status` column; the sweep goes on.
+//! Axis keys and values are validated before any point runs (an axis over `kind`, `name`,
+//! `seed` or a key the family does not know is bad input), and the number of points is held to
+//! [`MAX_POINTS`] and the memory budget. A point that fails (a diverged run, an impossible
+//! parameter) is recorded with its error in the `status` column, a failed verdict with the
+//! labels that failed; the sweep goes on. `modeflow sweep` exits 1 when no point is ok.
+//!
+//! Resumable runs ([`run_resumable`]): each finished point is appended to a per-shard progress
+//! file (JSON lines, fsync'd) as it completes; `--resume` skips the points found there, so a
+//! killed shard loses at most the points in flight. `merge` ([`merge_files`]) rejects missing,
+//! duplicate and mismatched shards and is bit-exact: floats are written with the shortest
+//! round-trip representation and read back exactly (serde_json `float_roundtrip`).
 
-use std::io::IsTerminal;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -101,7 +110,57 @@ impl Shard {
         }
         Ok(Shard { i, n })
     }
+
+    /// `--shard slurm`: the shard of this task of a Slurm job array, from
+    /// `SLURM_ARRAY_TASK_ID`, `SLURM_ARRAY_TASK_COUNT` and `SLURM_ARRAY_TASK_MIN` (task ids
+    /// `min..min + count`, e.g. `--array=1-8` or `--array=0-7`, give shards 1..=count).
+    pub fn from_slurm(var: impl Fn(&str) -> Option<String>) -> Result<Shard> {
+        let get = |k: &str| -> Result<usize> {
+            let v = var(k).ok_or_else(|| {
+                Error::Requirement(format!(
+                    "--shard slurm: {k} is not set (run it as a task of `sbatch --array`)"
+                ))
+            })?;
+            v.trim().parse().map_err(|_| {
+                Error::Requirement(format!(
+                    "--shard slurm: {k} = `{}` is not a non-negative integer",
+                    crate::io::truncate(&v, 40)
+                ))
+            })
+        };
+        let (id, count) = (get("SLURM_ARRAY_TASK_ID")?, get("SLURM_ARRAY_TASK_COUNT")?);
+        let min = if var("SLURM_ARRAY_TASK_MIN").is_some() {
+            get("SLURM_ARRAY_TASK_MIN")?
+        } else {
+            1
+        };
+        if count == 0 || id < min || id - min >= count {
+            return Err(Error::Requirement(format!(
+                "--shard slurm: SLURM_ARRAY_TASK_ID = {id} is outside {min}..{} \
+                 (SLURM_ARRAY_TASK_MIN = {min}, SLURM_ARRAY_TASK_COUNT = {count}); \
+                 use a contiguous --array range",
+                min + count
+            )));
+        }
+        Ok(Shard {
+            i: id - min + 1,
+            n: count,
+        })
+    }
+
+    /// Whether point `index` belongs to this shard.
+    pub fn owns(&self, index: usize) -> bool {
+        index % self.n == self.i - 1
+    }
 }
+
+/// Most points of one sweep: 10^7 (a table of 10^7 rows is ~1-2 GB of JSON; beyond that the
+/// sweep should be split into several files).
+pub const MAX_POINTS: usize = 10_000_000;
+
+/// Keys every model file has outside its family's keys; an axis over them is refused (the seed
+/// is swept with `seeds`).
+const COMMON_KEYS: &[&str] = &["kind", "name", "description", "seed"];
 
 /// One point of the sweep and what it produced.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -233,10 +292,118 @@ pub fn parse(mf: &ModelFile) -> Result<SweepSpec> {
         outputs: raw.outputs,
         axes,
     };
-    // Validate every point's model up front would run the solvers; instead build the first
-    // point's file so a bad axis key is reported before any work is done.
-    point_model(&spec, 0)?;
+    check_size(&spec)?;
+    validate_axes(&spec)?;
     Ok(spec)
+}
+
+/// The number of points (product of the axis lengths times the seeds, in f64 so that it cannot
+/// overflow) must be at most [`MAX_POINTS`], and its table must fit the memory budget.
+fn check_size(spec: &SweepSpec) -> Result<()> {
+    let points = spec
+        .axes
+        .iter()
+        .map(|a| a.values.len() as f64)
+        .product::<f64>()
+        * spec.seeds.len() as f64;
+    let longest = spec
+        .axes
+        .iter()
+        .max_by_key(|a| a.values.len())
+        .map(|a| format!("axes.{}", a.key))
+        .unwrap_or_else(|| "seeds".into());
+    if points > MAX_POINTS as f64 {
+        return Err(Error::Parameter {
+            file: spec.file.clone(),
+            field: longest,
+            value: format!("{points:e} points in all"),
+            allowed: format!(
+                "at most {MAX_POINTS} points (product of the axis lengths times the seeds)"
+            ),
+            reason: "too many points for one sweep; split it into several sweep files".into(),
+        });
+    }
+    // a row holds its index, seed, axis values, outputs and status: ~64 bytes each in memory
+    let per_row = 64.0 * (3 + spec.axes.len() + spec.outputs.len()) as f64;
+    crate::budget::check_memory(
+        &spec.file,
+        &longest,
+        format!("{points} points"),
+        points * per_row,
+        "the table of results, about 64 bytes per cell",
+    )
+}
+
+/// Every axis is checked before any point runs: no axis over the common keys, and every value
+/// of every axis gives a valid model (all else at the base) for the kinds with a separate
+/// check ([`run::validate`]); for the others the key must be a key of the base model.
+fn validate_axes(spec: &SweepSpec) -> Result<()> {
+    let field = |a: &Axis| format!("axes.{}", a.key);
+    for a in &spec.axes {
+        let head = a.key.split('.').next().unwrap_or("");
+        if COMMON_KEYS.contains(&head) || a.key.is_empty() {
+            return Err(Error::Parameter {
+                file: spec.file.clone(),
+                field: field(a),
+                value: crate::io::truncate(&a.key, 80),
+                allowed: "a key of the base model's family (not kind, name, description or \
+                          seed; sweep seeds with `seeds = [...]`)"
+                    .into(),
+                reason: "an axis cannot change a common key".into(),
+            });
+        }
+        for (k, v) in a.values.iter().enumerate() {
+            let mut m = spec.base.clone();
+            m.common.file = format!(
+                "{} [sweep {}, axis `{}` value {k}]",
+                spec.base.common.file,
+                spec.name,
+                crate::io::truncate(&a.key, 80)
+            );
+            set_dotted(&mut m.rest, &a.key, v.clone()).map_err(|message| Error::Parameter {
+                file: spec.file.clone(),
+                field: field(a),
+                value: crate::io::truncate(&v.to_string(), 80),
+                allowed: "a dotted key of the base model".into(),
+                reason: message,
+            })?;
+            let full = run::validate(&m).map_err(|e| Error::Parameter {
+                file: spec.file.clone(),
+                field: field(a),
+                value: crate::io::truncate(&v.to_string(), 80),
+                allowed: "values that give a valid base model".into(),
+                reason: format!("value {k} makes the base model invalid: {e}"),
+            })?;
+            if !full && k == 0 && !has_dotted(&spec.base.rest, &a.key) {
+                let keys: Vec<String> = spec.base.rest.keys().cloned().collect();
+                return Err(Error::Parameter {
+                    file: spec.file.clone(),
+                    field: field(a),
+                    value: crate::io::truncate(&a.key, 80),
+                    allowed: format!(
+                        "a key of the base model {} (its keys: {})",
+                        spec.base.common.file,
+                        keys.join(", ")
+                    ),
+                    reason: "not a key of the base model".into(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn has_dotted(table: &toml::Table, key: &str) -> bool {
+    let mut t = table;
+    let mut parts = key.split('.').peekable();
+    while let Some(p) = parts.next() {
+        match (t.get(p), parts.peek()) {
+            (Some(_), None) => return true,
+            (Some(toml::Value::Table(inner)), Some(_)) => t = inner,
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// Number of points of the full sweep.
@@ -273,7 +440,24 @@ pub fn point_model(spec: &SweepSpec, index: usize) -> Result<ModelFile> {
             message: format!("axis `{}`: {message}", axis.key),
         })?;
     }
+    per_point_csv(&mut m.rest, index);
     Ok(m)
+}
+
+/// A CSV the base model writes (`csv = "run.csv"`) becomes one file per point
+/// (`run.point-7.csv`), so parallel points never write the same file (issue 15).
+fn per_point_csv(rest: &mut toml::Table, index: usize) {
+    if let Some(toml::Value::String(c)) = rest.get_mut("csv") {
+        let p = Path::new(c.as_str());
+        let stem = p.file_stem().map(|s| s.to_string_lossy().to_string());
+        let ext = p.extension().map(|s| s.to_string_lossy().to_string());
+        let name = match (stem, ext) {
+            (Some(s), Some(e)) => format!("{s}.point-{index}.{e}"),
+            (Some(s), None) => format!("{s}.point-{index}"),
+            _ => return,
+        };
+        *c = p.with_file_name(name).to_string_lossy().to_string();
+    }
 }
 
 fn set_dotted(
@@ -310,27 +494,37 @@ fn to_json(v: &toml::Value) -> serde_json::Value {
 
 /// Run the points of `shard` in parallel.
 pub fn run(spec: &SweepSpec, shard: Shard) -> SweepResult {
-    let n = total(spec);
-    let indices: Vec<usize> = (0..n).filter(|i| i % shard.n == shard.i - 1).collect();
-    let bar = ProgressBar::new(indices.len() as u64);
-    if std::io::stderr().is_terminal() {
-        bar.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} points [{elapsed} < {eta}]")
-                .expect("static template"),
-        );
-    } else {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
+    let indices: Vec<usize> = (0..total(spec)).filter(|&i| shard.owns(i)).collect();
+    let rows = run_points(spec, &indices, &|_| Ok(()))
+        .expect("the hook of an unrecorded sweep cannot fail");
+    result(spec, shard, rows)
+}
+
+/// Run the points `indices` in parallel, calling `done` with each row as it completes (from
+/// the worker thread); the first error of `done` is returned after the points in flight end.
+fn run_points(
+    spec: &SweepSpec,
+    indices: &[usize],
+    done: &(dyn Fn(&SweepRow) -> Result<()> + Sync),
+) -> Result<Vec<SweepRow>> {
+    let bar = crate::progress::bar(indices.len() as u64, "points");
+    bar.set_message(format!("sweep {}", spec.name));
     let shared = run::Shared::default();
-    let rows: Vec<SweepRow> = indices
+    let rows: Vec<Result<SweepRow>> = indices
         .par_iter()
         .map(|&index| {
             let row = run_point(spec, index, &shared);
+            done(&row)?;
             bar.inc(1);
-            row
+            Ok(row)
         })
         .collect();
     bar.finish_and_clear();
+    rows.into_iter().collect()
+}
+
+fn result(spec: &SweepSpec, shard: Shard, rows: Vec<SweepRow>) -> SweepResult {
+    let n = total(spec);
     SweepResult {
         modeflow_version: env!("CARGO_PKG_VERSION").into(),
         name: spec.name.clone(),
@@ -375,7 +569,14 @@ fn run_point(spec: &SweepSpec, index: usize, shared: &run::Shared) -> SweepRow {
                 .iter()
                 .map(|p| lookup(&result, p).cloned().unwrap_or_default())
                 .collect();
-            (outs, if failed { "failed".into() } else { "ok".into() })
+            (
+                outs,
+                if failed {
+                    failure_reason(&result)
+                } else {
+                    "ok".into()
+                },
+            )
         }
         Err(e) => (
             vec![serde_json::Value::Null; spec.outputs.len()],
@@ -389,6 +590,218 @@ fn run_point(spec: &SweepSpec, index: usize, shared: &run::Shared) -> SweepRow {
         outputs,
         status,
     }
+}
+
+/// The stem of a sweep's output files: the sanitised name ([`crate::io::file_stem`]), with
+/// `.shard-I-of-N` for a shard.
+pub fn output_stem(name: &str, shard: Shard) -> String {
+    let stem = crate::io::file_stem(name);
+    if shard.n == 1 {
+        stem
+    } else {
+        format!("{stem}.shard-{}-of-{}", shard.i, shard.n)
+    }
+}
+
+/// The progress file of a resumable run of `shard` in `out`.
+pub fn progress_path(out: &Path, name: &str, shard: Shard) -> PathBuf {
+    out.join(format!("{}.progress.jsonl", output_stem(name, shard)))
+}
+
+/// First line of a progress file: which sweep and shard its rows belong to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ProgressHeader {
+    modeflow_progress: u32,
+    name: String,
+    sweep_file: String,
+    base_file: String,
+    verb: String,
+    axes: Vec<String>,
+    outputs: Vec<String>,
+    total: usize,
+    shard: Shard,
+}
+
+impl ProgressHeader {
+    fn of(spec: &SweepSpec, shard: Shard) -> Self {
+        ProgressHeader {
+            modeflow_progress: 1,
+            name: spec.name.clone(),
+            sweep_file: spec.file.clone(),
+            base_file: spec.base.common.file.clone(),
+            verb: spec.verb.clone(),
+            axes: spec.axes.iter().map(|a| a.key.clone()).collect(),
+            outputs: spec.outputs.clone(),
+            total: total(spec),
+            shard,
+        }
+    }
+}
+
+/// The rows recorded in a progress file and the byte length of its complete lines. A last
+/// line without its newline (the write in flight when the process was killed) is dropped; any
+/// other malformed line, a header of another sweep or shard, or a row that is not a point of
+/// the shard is an error naming the file.
+fn read_progress(path: &Path, header: &ProgressHeader) -> Result<(Vec<SweepRow>, u64)> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let bad = |message: String| Error::ModelFile {
+        file: path.display().to_string(),
+        message,
+    };
+    if !meta.is_file() {
+        return Err(bad("progress file is not a regular file".into()));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let complete = text.rfind('\n').map_or(0, |i| i + 1);
+    let mut lines = text[..complete].lines();
+    let Some(first) = lines.next() else {
+        return Ok((vec![], 0));
+    };
+    let found: ProgressHeader = serde_json::from_str(first)
+        .map_err(|e| bad(format!("line 1 is not a progress header: {e}")))?;
+    if &found != header {
+        return Err(bad(format!(
+            "progress of another sweep or shard (`{}`, shard {}/{}, {} points; this run: `{}`, \
+             shard {}/{}, {} points); delete it or run without --resume",
+            found.name,
+            found.shard.i,
+            found.shard.n,
+            found.total,
+            header.name,
+            header.shard.i,
+            header.shard.n,
+            header.total
+        )));
+    }
+    let mut rows: Vec<SweepRow> = Vec::new();
+    for (k, line) in lines.enumerate() {
+        let row: SweepRow = serde_json::from_str(line)
+            .map_err(|e| bad(format!("line {}: not a sweep row: {e}", k + 2)))?;
+        let shape_ok =
+            row.params.len() == header.axes.len() && row.outputs.len() == header.outputs.len();
+        if !shape_ok || row.index >= header.total || !header.shard.owns(row.index) {
+            return Err(bad(format!(
+                "line {}: point {} does not fit shard {}/{} of {} points",
+                k + 2,
+                row.index,
+                header.shard.i,
+                header.shard.n,
+                header.total
+            )));
+        }
+        rows.push(row);
+    }
+    rows.sort_by_key(|r| r.index);
+    rows.dedup_by_key(|r| r.index);
+    Ok((rows, complete as u64))
+}
+
+/// Run the points of `shard`, appending each finished point to the progress file `progress`
+/// (one JSON line, fsync'd) as it completes. With `resume`, the points already recorded there
+/// are kept and skipped; without it the file is started afresh. The result is the same, byte
+/// for byte, as that of [`run`]. The caller removes the progress file once the outputs are
+/// written.
+pub fn run_resumable(
+    spec: &SweepSpec,
+    shard: Shard,
+    progress: &Path,
+    resume: bool,
+) -> Result<SweepResult> {
+    let header = ProgressHeader::of(spec, shard);
+    let io = |e| Error::io(progress, e);
+    let (mut done, valid_len) = if resume && progress.exists() {
+        read_progress(progress, &header)?
+    } else {
+        (vec![], 0)
+    };
+    let file = if valid_len > 0 {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(progress)
+            .map_err(io)?;
+        // drop a partial last line, then append after the complete ones
+        f.set_len(valid_len).map_err(io)?;
+        let mut f = f;
+        std::io::Seek::seek(&mut f, std::io::SeekFrom::End(0)).map_err(io)?;
+        f
+    } else {
+        let mut f = std::fs::File::create(progress).map_err(io)?;
+        let mut line = serde_json::to_string(&header).expect("headers serialise");
+        line.push('\n');
+        f.write_all(line.as_bytes()).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        f
+    };
+    if !done.is_empty() {
+        crate::progress::note(&format!(
+            "sweep {}: resuming, {} point(s) already done in {}",
+            spec.name,
+            done.len(),
+            progress.display()
+        ));
+    }
+    let have: std::collections::HashSet<usize> = done.iter().map(|r| r.index).collect();
+    let indices: Vec<usize> = (0..total(spec))
+        .filter(|&i| shard.owns(i) && !have.contains(&i))
+        .collect();
+    let file = Mutex::new(file);
+    let record = |row: &SweepRow| -> Result<()> {
+        let mut line = serde_json::to_string(row).expect("rows serialise");
+        line.push('\n');
+        let mut f = file.lock().unwrap_or_else(|e| e.into_inner());
+        f.write_all(line.as_bytes())
+            .and_then(|_| f.sync_data())
+            .map_err(io)
+    };
+    let mut rows = run_points(spec, &indices, &record)?;
+    rows.append(&mut done);
+    rows.sort_by_key(|r| r.index);
+    Ok(result(spec, shard, rows))
+}
+
+/// `failed: ` and the labels of the rows of a result whose verdict is `fail` (issue 15: the
+/// reason of a failed point was not recorded).
+fn failure_reason(result: &serde_json::Value) -> String {
+    fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(o) => {
+                if o.get("verdict").and_then(|x| x.as_str()) == Some("fail") {
+                    let label = o.get("label").and_then(|x| x.as_str()).unwrap_or("a row");
+                    out.push(label.to_string());
+                }
+                o.values().for_each(|x| walk(x, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut labels = Vec::new();
+    walk(result, &mut labels);
+    if labels.is_empty() {
+        "failed".into()
+    } else {
+        crate::io::truncate(&format!("failed: {}", labels.join("; ")), 300)
+    }
+}
+
+/// Outputs that are missing (null) in every point that ran: most likely a typo in `outputs`
+/// (issue 15: a typo gave an empty column without a warning). Each entry names the output and
+/// the keys the results do have.
+pub fn missing_outputs(r: &SweepResult) -> Vec<String> {
+    let ran: Vec<&SweepRow> = r
+        .rows
+        .iter()
+        .filter(|x| !x.status.starts_with("error"))
+        .collect();
+    if ran.is_empty() {
+        return vec![];
+    }
+    r.outputs
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| ran.iter().all(|row| row.outputs[*k].is_null()))
+        .map(|(_, o)| format!("`{o}`"))
+        .collect()
 }
 
 /// CSV: index, seed, axes..., outputs..., status.
@@ -422,6 +835,115 @@ fn csv_field(s: &str) -> String {
     } else {
         s.to_string()
     }
+}
+
+/// Check the shape of a sweep result read from `file`: every row has one value per axis and
+/// per output, an index below `total` that belongs to its shard, and the shard is `i/n` with
+/// 1 <= i <= n (issue 15: short rows crashed `figures --sweep` and made `merge` write a
+/// malformed CSV).
+pub fn validate_result(r: &SweepResult, file: &str) -> Result<()> {
+    let bad = |message: String| Error::ModelFile {
+        file: file.to_string(),
+        message,
+    };
+    if r.shard.n == 0 || r.shard.i == 0 || r.shard.i > r.shard.n {
+        return Err(bad(format!(
+            "shard {}/{} is not i/n with 1 <= i <= n",
+            r.shard.i, r.shard.n
+        )));
+    }
+    if r.total > MAX_POINTS || r.rows.len() > r.total {
+        return Err(bad(format!(
+            "{} rows for a sweep of {} points (at most {MAX_POINTS})",
+            r.rows.len(),
+            r.total
+        )));
+    }
+    for (k, row) in r.rows.iter().enumerate() {
+        if row.params.len() != r.axes.len() || row.outputs.len() != r.outputs.len() {
+            return Err(bad(format!(
+                "row {k} (point {}) has {} axis values and {} outputs; the header has {} axes \
+                 and {} outputs",
+                row.index,
+                row.params.len(),
+                row.outputs.len(),
+                r.axes.len(),
+                r.outputs.len()
+            )));
+        }
+        if row.index >= r.total || !r.shard.owns(row.index) {
+            return Err(bad(format!(
+                "row {k}: point {} is not a point of shard {}/{} of a sweep of {} points",
+                row.index, r.shard.i, r.shard.n, r.total
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Read a sweep result or shard (JSON from `modeflow sweep`) and check its shape.
+pub fn read_result(path: &Path) -> Result<SweepResult> {
+    let text = crate::io::read_input(path)?;
+    let r: SweepResult = serde_json::from_str(&text).map_err(|e| Error::ModelFile {
+        file: path.display().to_string(),
+        message: format!("not a sweep result: {e}"),
+    })?;
+    validate_result(&r, &path.display().to_string())?;
+    Ok(r)
+}
+
+/// Merge the shard files of one sweep: every file a valid shard of the same sweep (name, file,
+/// base, verb, axes, outputs, total, number of shards), each shard once, none missing.
+pub fn merge_files(paths: &[PathBuf]) -> Result<SweepResult> {
+    let parts = paths
+        .iter()
+        .map(|p| read_result(p).map(|r| (p.display().to_string(), r)))
+        .collect::<Result<Vec<_>>>()?;
+    let Some((f0, first)) = parts.first() else {
+        return Err(Error::Requirement("merge: no shard files given".into()));
+    };
+    let n = first.shard.n;
+    let mut seen: Vec<Option<&str>> = vec![None; n];
+    for (f, p) in &parts {
+        let same = p.name == first.name
+            && p.sweep_file == first.sweep_file
+            && p.base_file == first.base_file
+            && p.verb == first.verb
+            && p.axes == first.axes
+            && p.outputs == first.outputs
+            && p.total == first.total
+            && p.shard.n == n;
+        if !same {
+            return Err(Error::Requirement(format!(
+                "merge: {f} (sweep `{}`, {} points, shard {}/{}) does not belong to the sweep \
+                 of {f0} (`{}`, {} points, {n} shards): name, files, verb, axes, outputs, \
+                 points and shard count must agree",
+                p.name, p.total, p.shard.i, p.shard.n, first.name, first.total
+            )));
+        }
+        let slot = &mut seen[p.shard.i - 1];
+        if let Some(other) = slot {
+            return Err(Error::Requirement(format!(
+                "merge: shard {}/{n} given twice: {other} and {f}",
+                p.shard.i
+            )));
+        }
+        *slot = Some(f);
+    }
+    let missing: Vec<String> = seen
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.is_none())
+        .map(|(i, _)| format!("{}/{n}", i + 1))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::Requirement(format!(
+            "merge: shard(s) {} of sweep `{}` missing",
+            missing.join(", "),
+            first.name
+        )));
+    }
+    merge(parts.into_iter().map(|(_, r)| r).collect())
 }
 
 /// Merge shard results of one sweep: same sweep, no duplicate points, all points present.
@@ -475,6 +997,72 @@ mod tests {
         assert!(Shard::parse("0/5").is_err());
         assert!(Shard::parse("6/5").is_err());
         assert!(Shard::parse("x").is_err());
+    }
+
+    #[test]
+    fn slurm_shards() {
+        let env = |id: &'static str, count: &'static str, min: Option<&'static str>| {
+            move |k: &str| match k {
+                "SLURM_ARRAY_TASK_ID" => Some(id.to_string()),
+                "SLURM_ARRAY_TASK_COUNT" => Some(count.to_string()),
+                "SLURM_ARRAY_TASK_MIN" => min.map(str::to_string),
+                _ => None,
+            }
+        };
+        assert_eq!(
+            Shard::from_slurm(env("3", "4", Some("1"))).unwrap(),
+            Shard { i: 3, n: 4 }
+        );
+        assert_eq!(
+            Shard::from_slurm(env("0", "4", Some("0"))).unwrap(),
+            Shard { i: 1, n: 4 }
+        );
+        assert_eq!(
+            Shard::from_slurm(env("4", "4", None)).unwrap(),
+            Shard { i: 4, n: 4 }
+        );
+        for bad in [
+            env("5", "4", Some("1")),
+            env("x", "4", None),
+            env("1", "0", None),
+        ] {
+            assert!(Shard::from_slurm(bad).is_err());
+        }
+        assert!(Shard::from_slurm(|_| None).is_err());
+    }
+
+    #[test]
+    fn points_write_their_own_csv() {
+        let mut t = toml::Table::new();
+        t.insert("csv".into(), toml::Value::String("d/run.csv".into()));
+        per_point_csv(&mut t, 7);
+        assert_eq!(t["csv"].as_str(), Some("d/run.point-7.csv"));
+        let mut t = toml::Table::new();
+        per_point_csv(&mut t, 7);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn dotted_keys_are_found() {
+        let t: toml::Table = "a = 1\n[b]\nc = 2\n".parse().unwrap();
+        assert!(has_dotted(&t, "a") && has_dotted(&t, "b.c") && has_dotted(&t, "b"));
+        assert!(!has_dotted(&t, "rr") && !has_dotted(&t, "b.d") && !has_dotted(&t, "a.x"));
+    }
+
+    #[test]
+    fn stems_of_outputs_are_sanitised() {
+        assert_eq!(output_stem("../x", Shard::ALL), "_x");
+        assert_eq!(output_stem("a b", Shard { i: 2, n: 3 }), "a_b.shard-2-of-3");
+    }
+
+    #[test]
+    fn failure_reasons_name_the_failed_rows() {
+        let j = serde_json::json!({"rows": [
+            {"label": "I-3 seeding", "verdict": "pass"},
+            {"label": "B-4 agreement", "verdict": "fail"}
+        ]});
+        assert_eq!(failure_reason(&j), "failed: B-4 agreement");
+        assert_eq!(failure_reason(&serde_json::json!({})), "failed");
     }
 
     #[test]

@@ -270,3 +270,68 @@ proptest! {
         prop_assert_eq!(kind.is_stable(), l0.re < 0.0 && l1.re < 0.0);
     }
 }
+
+mod stats_props {
+    use modeflow::num::stats::{
+        bootstrap, classify, share_of, Agreement, Band, Bootstrap, Statistic,
+    };
+    use proptest::prelude::*;
+
+    fn boot(seed: u64) -> Bootstrap {
+        Bootstrap {
+            resamples: 2000,
+            seed,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        /// Every bootstrap interval contains its point estimate, and scaling the sample by
+        /// c > 0 scales the estimate and the interval by c (same seed: the same resamples), up
+        /// to rounding of the sums (1e-12 relative).
+        #[test]
+        fn intervals_contain_the_estimate_and_scale(
+            x in prop::collection::vec(0.01f64..100.0, 1..24),
+            c in 0.1f64..10.0,
+            seed in 0u64..1000,
+        ) {
+            for stat in [Statistic::Mean, Statistic::Median, Statistic::Geomean] {
+                let e = bootstrap(&x, stat, &boot(seed)).unwrap();
+                prop_assert!(e.lo <= e.value && e.value <= e.hi, "{e:?}");
+                let xs: Vec<f64> = x.iter().map(|v| c * v).collect();
+                let s = bootstrap(&xs, stat, &boot(seed)).unwrap();
+                for (a, b) in [(s.value, e.value), (s.lo, e.lo), (s.hi, e.hi)] {
+                    prop_assert!((a - c * b).abs() <= 1e-12 * c * b.abs().max(1e-300), "{stat:?}: {a} vs {c} x {b}");
+                }
+            }
+        }
+
+        /// Wilson: the share lies in its interval, the interval lies in [0, 1], and it is
+        /// symmetric under exchanging successes and failures.
+        #[test]
+        fn wilson_is_symmetric(n in 1usize..200, frac in 0.0f64..=1.0) {
+            let k = ((n as f64) * frac).round() as usize;
+            let e = share_of(k, n).unwrap();
+            let f = share_of(n - k, n).unwrap();
+            prop_assert!(0.0 <= e.lo && e.lo <= e.value && e.value <= e.hi && e.hi <= 1.0);
+            prop_assert!((e.lo - (1.0 - f.hi)).abs() < 1e-12 && (e.hi - (1.0 - f.lo)).abs() < 1e-12);
+        }
+
+        /// An interval is excluded exactly when it misses the band, and holds when the point
+        /// estimate is inside the band.
+        #[test]
+        fn classification_is_consistent(
+            x in prop::collection::vec(-5.0f64..5.0, 2..20),
+            p in -3.0f64..3.0,
+            tol in 0.01f64..2.0,
+        ) {
+            let e = bootstrap(&x, Statistic::Mean, &boot(1)).unwrap();
+            let band = Band::abs(p, tol);
+            let a = classify(&e, &band);
+            let misses = e.hi < band.lo || e.lo > band.hi;
+            prop_assert_eq!(a == Agreement::Excludes, misses);
+            prop_assert_eq!(a == Agreement::Holds, band.contains(e.value));
+        }
+    }
+}

@@ -3,10 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
+use modeflow::num::continuation::EventKind;
 use modeflow::num::eig2::FixedPointType;
 use modeflow::num::planar::PlanarFlow;
 use modeflow::plot::heatmap::{self, Curve, Grid, HeatSpec, Points};
-use modeflow::plot::learning::{self, Amplitude};
+use modeflow::plot::learning;
 use modeflow::plot::lines::{self, FitSpec, LineSpec, Mark, Series};
 use modeflow::plot::phase::{self, PhaseSpec};
 use modeflow::plot::Output;
@@ -290,6 +291,25 @@ fn bad_spec_is_a_clear_error() {
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
 }
 
+/// The text of every `<text>` element of an SVG (legend entries, labels, titles).
+fn svg_texts(svg: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = svg;
+    while let Some(i) = rest.find("<text") {
+        let Some(j) = rest[i..].find('>') else { break };
+        let Some(k) = rest[i + j..].find("</text>") else {
+            break;
+        };
+        out.push(rest[i + j + 1..i + j + k].to_string());
+        rest = &rest[i + j + k..];
+    }
+    out
+}
+
+fn has_text(svg: &str, want: &str) -> bool {
+    svg_texts(svg).iter().any(|t| t.contains(want))
+}
+
 #[test]
 fn learning_strip_path_and_continuation_of_a_pitchfork() {
     let dir = out_dir("learn");
@@ -303,50 +323,102 @@ fn learning_strip_path_and_continuation_of_a_pitchfork() {
     spec.arrows = 16;
     spec.trajectories = 6;
     let out = Output::new(&dir, "strip");
-    let s = learning::render_strip(&snaps, &spec, "pitchfork over learning", "τ", 4, &out).unwrap();
-    let svg = check_figure(&dir, "strip", (4 * 380 + 220, 360 + 44));
+    let s = learning::render_strip(&snaps, &[], &spec, "pitchfork over learning", "τ", 4, &out)
+        .unwrap();
+    let svg = check_figure(&dir, "strip", (4 * 380 + 290, 600));
     let counts: Vec<usize> = s.panels.iter().map(|p| p.fixed_points.len()).collect();
     assert_eq!(counts, vec![1, 3, 3, 3]);
     assert_eq!(s.markers, counts);
     assert_eq!(svg_markers(&svg), 10);
+    // one speed colour scale for all panels, drawn and labelled
+    assert!(s
+        .panels
+        .windows(2)
+        .all(|w| w[0].speed_scale.min == w[1].speed_scale.min
+            && w[0].speed_scale.max == w[1].speed_scale.max));
+    assert!(has_text(&svg, "speed |F|"));
 
-    // mu from -1 to 1 in steps of 0.05; the pitchfork at mu = 0 is located by the 4 bisections
-    // of `track` to a sixteenth of the step
-    let tau: Vec<f64> = (0..40).map(|k| -0.975 + 0.05 * k as f64).collect();
-    let c = learning::track(&tau, Pitchfork, [-1.5, -1.0], [1.5, 1.0], 15, 0.1).unwrap();
-    assert_eq!(c.branches.len(), 3);
-    let born: Vec<_> = c.bifurcations.iter().filter(|b| b.what == "born").collect();
-    assert_eq!(born.len(), 2);
-    assert!(
-        c.bifurcations.iter().all(|b| b.tau.abs() < 0.05 / 16.0),
-        "{:?}",
-        c.bifurcations
+    // mu over [-1, 1]: the arclength continuation from the origin at mu = -1 finds the
+    // trivial branch and, by branch switching at the pitchfork, the parabola mu = x^2 with
+    // both halves; the pitchfork is located to 1e-8 (bisection to 1e-10 of the scale)
+    let c = learning::continue_over_learning(
+        Pitchfork,
+        (-1.0, 1.0),
+        &[-1.0],
+        [-1.5, -1.0],
+        [1.5, 1.0],
+        15,
+    )
+    .unwrap();
+    assert_eq!(
+        c.diagram.branches.len(),
+        2,
+        "trivial branch and the parabola"
     );
-    assert!(c
-        .bifurcations
+    assert_eq!(c.diagram.events.len(), 1, "{:?}", c.diagram.events);
+    let e = &c.diagram.events[0];
+    assert_eq!(e.kind, EventKind::BranchPoint { pitchfork: true });
+    assert!(e.p.abs() < 1e-8 && e.x[0].abs() < 1e-8, "{e:?}");
+    assert_eq!(
+        e.branches,
+        vec![0, 1],
+        "both branches pass through the pitchfork"
+    );
+    let xs: Vec<f64> = c.diagram.branches[1]
+        .points
         .iter()
-        .any(|b| b.what.starts_with("type change") && b.x[0].abs() < 1e-9));
+        .map(|q| q.point.x[0])
+        .collect();
+    assert!(xs.iter().any(|x| (x - 1.0).abs() < 1e-9) && xs.iter().any(|x| (x + 1.0).abs() < 1e-9));
     let files = learning::render_continuation(
         &c,
-        Amplitude::First,
         "pitchfork continuation",
         "μ",
-        "κ*_a",
+        ["κ_a", "κ_b"],
+        &[],
         &Output::new(&dir, "cont"),
     )
     .unwrap();
     assert_eq!(files.len(), 4);
-    check_figure(&dir, "cont", (980, 660));
+    let svg = check_figure(&dir, "cont", (1000, 860));
+    // legend: exactly what is drawn, with a key for the branch colours
+    for want in [
+        "stable",
+        "unstable",
+        "pitchfork",
+        "1: origin",
+        "2: born at 0 (pitchfork)",
+    ] {
+        assert!(
+            has_text(&svg, want),
+            "legend lacks `{want}`: {:?}",
+            svg_texts(&svg)
+        );
+    }
+    for absent in ["fold", "Hopf", "transcritical", "target"] {
+        assert!(
+            !has_text(&svg, absent),
+            "legend lists `{absent}`, not drawn"
+        );
+    }
+    // the y axes are not autoscaled to rounding noise: no tick label in scientific notation
+    assert!(
+        !svg_texts(&svg).iter().any(|t| t.contains("e-1")),
+        "{:?}",
+        svg_texts(&svg)
+    );
     let (_, n) = learning::render_path(
         &c,
         "fixed-point path",
         ["κ_a", "κ_b"],
         "μ",
+        &[],
         &Output::new(&dir, "path"),
     )
     .unwrap();
     assert_eq!(n, 3);
-    check_figure(&dir, "path", (980, 780));
+    check_figure(&dir, "path", (1000, 780));
+    let tau: Vec<f64> = (0..40).map(|k| -0.975 + 0.05 * k as f64).collect();
     let ms: Vec<(f64, [f64; 4])> = tau
         .iter()
         .map(|&t| (t, [t, 0.1 * t, -0.2 * t * t, 1.0 - t]))
@@ -360,6 +432,54 @@ fn learning_strip_path_and_continuation_of_a_pitchfork() {
     )
     .unwrap();
     check_figure(&dir, "m", (960, 680));
+}
+
+/// x' = p - x^2, y' = -y over p: a fold at p = 0, drawn with its legend entry.
+struct FoldFamily(f64);
+impl PlanarFlow for FoldFamily {
+    fn flow(&self, x: &Vector2<f64>) -> Vector2<f64> {
+        Vector2::new(self.0 - x[0] * x[0], -x[1])
+    }
+    fn jacobian(&self, x: &Vector2<f64>) -> Matrix2<f64> {
+        Matrix2::new(-2.0 * x[0], 0.0, 0.0, -1.0)
+    }
+}
+
+#[test]
+fn fold_continuation_draws_both_branches_and_a_snapshot_at_the_fold() {
+    let dir = out_dir("fold");
+    let mut spec = PhaseSpec::new([-1.5, -1.0], [1.5, 1.0]).labels("x", "y");
+    spec.trajectories = 4;
+    let set = learning::render_learning_set(
+        FoldFamily,
+        (-0.5, 1.0),
+        &[-0.5, 1.0],
+        &spec,
+        "fold",
+        "p",
+        &Output::new(&dir, "f"),
+    )
+    .unwrap();
+    let d = &set.diagram.diagram;
+    assert_eq!(d.branches.len(), 1);
+    assert_eq!(d.events.len(), 1);
+    assert_eq!(d.events[0].kind, EventKind::Fold);
+    assert!(d.events[0].p.abs() < 1e-8);
+    // a snapshot at the fold, before and after it
+    let t = &set.strip.tau;
+    assert!(t.iter().any(|t| t.abs() < 1e-8), "{t:?}");
+    assert!(t.iter().any(|t| *t < -1e-3) && t.iter().any(|t| *t > 1e-3));
+    // the saddle branch (x < 0) and the node branch (x > 0) both reach p = 1
+    let xs: Vec<f64> = d.branches[0]
+        .points
+        .iter()
+        .filter(|q| (q.p - 1.0).abs() < 1e-12)
+        .map(|q| q.point.x[0])
+        .collect();
+    assert_eq!(xs.len(), 2, "{xs:?}");
+    let svg = std::fs::read_to_string(dir.join("f_continuation.svg")).unwrap();
+    assert!(has_text(&svg, "fold (saddle–node)"));
+    assert!(!has_text(&svg, "pitchfork"));
 }
 
 #[test]
@@ -574,29 +694,44 @@ fn learning_set_writes_strip_path_and_continuation() {
     let dir = out_dir("set");
     let mut spec = PhaseSpec::new([-1.5, -1.0], [1.5, 1.0]).labels("κ_a", "κ_b");
     spec.trajectories = 4;
-    let tau: Vec<f64> = (0..30).map(|k| -0.4833 + 0.05 * k as f64).collect();
     let set = learning::render_learning_set(
         Pitchfork,
-        &tau,
-        &[-0.5, 0.5, 1.0],
+        (-0.5, 1.0),
+        &[-0.5, 0.25, 1.0],
         &spec,
         "pitchfork",
         "τ",
-        Amplitude::First,
         &Output::new(&dir, "pf"),
     )
     .unwrap();
-    assert_eq!(set.strip.markers, vec![1, 3, 3]);
+    // snapshots: start, the pitchfork, end, and between them
+    let t = &set.strip.tau;
+    assert_eq!(t.len(), 5, "{t:?}");
+    assert!(
+        t.iter().any(|t| t.abs() < 1e-8),
+        "no snapshot at the pitchfork: {t:?}"
+    );
+    assert_eq!(set.strip.markers[0], 1);
+    assert_eq!(*set.strip.markers.last().unwrap(), 3);
+    for (p, m) in set.strip.panels.iter().zip(&set.strip.markers) {
+        assert_eq!(p.fixed_points.len(), *m);
+    }
     assert_eq!(set.path_markers, 3);
     // 3 figures x (svg, png, json) + csv for path and continuation
     assert_eq!(set.files.len(), 3 * 3 + 2);
     for stem in ["pf_strip", "pf_path", "pf_continuation"] {
         let size = match stem {
-            "pf_strip" => (3 * 380 + 220, 360 + 44),
-            "pf_path" => (980, 780),
-            _ => (980, 660),
+            "pf_strip" => (4 * 380 + 290, 2 * 360 + 44),
+            "pf_path" => (1000, 780),
+            _ => (1000, 860),
         };
-        check_figure(&dir, stem, size);
+        let svg = check_figure(&dir, stem, size);
+        if stem == "pf_strip" {
+            assert!(
+                has_text(&svg, "(pitchfork)"),
+                "panel at the event not titled"
+            );
+        }
     }
 }
 
@@ -611,9 +746,7 @@ fn latent_model_learning_portraits() {
     let dir = out_dir("latent");
     let model = modeflow::model::load(Path::new("models/latent-rotation.toml")).unwrap();
     let spec = LatentSpec::from_model(&model).unwrap();
-    let t0 = std::time::Instant::now();
     let (res, _run_a, run_b) = spec.sequential().run(&spec.m0()).unwrap();
-    eprintln!("learning: {:?}", t0.elapsed());
     let gain = Gain::new(spec.gain);
     let m_at = |t: f64| unpack(&run_b.path.eval(t));
     let tau_end = run_b.tau;
@@ -621,47 +754,158 @@ fn latent_model_learning_portraits() {
         .unwrap()
         .max(fixed_point_box(&m_at(0.0), &gain).unwrap());
     let mut ps = PhaseSpec::new([-half, -half], [half, half]).labels("κ_a", "κ_b");
-    ps.trajectories = 12;
-    let taus: Vec<f64> = (0..=60).map(|k| tau_end * k as f64 / 60.0).collect();
-    let strip: Vec<f64> = (0..4).map(|k| tau_end * k as f64 / 3.0).collect();
-    let t0 = std::time::Instant::now();
+    ps.trajectories = 6;
+    let seeds: Vec<f64> = (0..=8).map(|k| tau_end * k as f64 / 8.0).collect();
     let set = learning::render_learning_set(
         |t| LatentFlow::autonomous(m_at(t), gain.clone()),
-        &taus,
-        &strip,
+        (0.0, tau_end),
+        &seeds,
         &ps,
         "latent rotation, learning B",
         "τ",
-        Amplitude::Norm,
         &Output::new(&dir, "latent"),
     )
     .unwrap();
-    let ms: Vec<(f64, [f64; 4])> = taus
+    // two pitchforks: the A pair dies into the origin, later the B pair is born from it;
+    // both branches are drawn through each
+    let pf: Vec<_> = set
+        .diagram
+        .diagram
+        .events
         .iter()
-        .map(|&t| {
-            let m = m_at(t);
-            (t, [m[(0, 0)], m[(0, 1)], m[(1, 0)], m[(1, 1)]])
-        })
+        .filter(|e| e.kind == EventKind::BranchPoint { pitchfork: true })
         .collect();
-    learning::render_matrix_series(&ms, "M", "M over learning B", "τ", &Output::new(&dir, "m"))
-        .unwrap();
-    eprintln!("figures: {:?} in {}", t0.elapsed(), dir.display());
-    // the A attractors vanish into the origin: the first "vanished" found by tracking agrees
-    // with the interference module's own track within the bisected interval (step / 2^4)
-    let vanished = set
-        .continuation
-        .bifurcations
-        .iter()
-        .find(|b| b.what == "vanished")
-        .expect("A attractor vanishes");
+    assert_eq!(pf.len(), 2, "{:?}", set.diagram.diagram.events);
+    for e in &pf {
+        assert!(e.branches.len() >= 2, "{e:?}");
+        assert!(
+            e.x[0].abs().max(e.x[1].abs()) < 1e-8,
+            "a pitchfork of the origin: {e:?}"
+        );
+    }
+    // the first agrees with where the interference module's own Newton continuation of the
+    // A fixed point lost it (located there to a substep of its learning steps)
     let want = res.a_fixed_point.as_ref().unwrap().vanished_at.unwrap();
-    let step = tau_end / 60.0;
     assert!(
-        (vanished.tau - want).abs() <= step / 16.0,
-        "tracked {} vs interference module {want} (step {step})",
-        vanished.tau
+        (pf[0].p - want).abs() < 0.05,
+        "continuation {} vs interference module {want}",
+        pf[0].p
     );
+    // a snapshot at each of them
+    for e in &pf {
+        assert!(
+            set.strip.tau.iter().any(|t| (t - e.p).abs() < 1e-12),
+            "{:?}",
+            set.strip.tau
+        );
+    }
     for (p, m) in set.strip.panels.iter().zip(&set.strip.markers) {
         assert_eq!(p.fixed_points.len(), *m);
     }
+}
+
+/// Every shipped model's gallery figures: fixed points drawn in every portrait, a snapshot at
+/// every located event, legends listing only what is drawn, log colour scales labelled.
+#[test]
+fn shipped_model_figures_show_their_fixed_points() {
+    let dir = out_dir("gallery");
+    for name in modeflow::figures::GALLERY_MODELS {
+        let m = modeflow::model::load(&Path::new("models").join(name)).unwrap();
+        let files = modeflow::figures::phase(&m, &dir).unwrap();
+        let jsons: Vec<&PathBuf> = files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "json"))
+            .collect();
+        let mut portraits = 0;
+        for j in jsons {
+            let v: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(j).unwrap()).unwrap();
+            let svg = std::fs::read_to_string(j.with_extension("svg")).unwrap();
+            match v["figure"].as_str().unwrap() {
+                "phase_portrait" => {
+                    portraits += 1;
+                    let fps = v["data"]["fixed_points"].as_array().unwrap();
+                    assert!(!fps.is_empty(), "{}: no fixed point drawn", j.display());
+                    assert_eq!(svg_markers(&svg), fps.len(), "{}", j.display());
+                    if v["data"]["speed_scale"]["log"].as_bool().unwrap() {
+                        assert!(has_text(&svg, "(log scale)"), "{}", j.display());
+                    }
+                    assert!(!has_text(&svg, "linearisation"));
+                }
+                "phase_strip" => {
+                    for p in v["data"]["panels"].as_array().unwrap() {
+                        assert!(
+                            !p["fixed_points"].as_array().unwrap().is_empty(),
+                            "{}",
+                            j.display()
+                        );
+                    }
+                }
+                "continuation" => {
+                    let d = &v["data"]["diagram"]["diagram"];
+                    assert!(
+                        !d["branches"].as_array().unwrap().is_empty(),
+                        "{}",
+                        j.display()
+                    );
+                    let strip = j
+                        .to_string_lossy()
+                        .replace("_continuation.json", "_strip.json");
+                    let sv: serde_json::Value =
+                        serde_json::from_str(&std::fs::read_to_string(&strip).unwrap()).unwrap();
+                    let taus: Vec<f64> = sv["data"]["tau"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|t| t.as_f64().unwrap())
+                        .collect();
+                    for e in d["events"].as_array().unwrap() {
+                        let p = e["p"].as_f64().unwrap();
+                        assert!(
+                            taus.iter()
+                                .any(|t| (t - p).abs() <= 1e-6 * taus.last().unwrap()),
+                            "{}: no snapshot at {p}",
+                            j.display()
+                        );
+                        let label = match e["kind"].as_str().unwrap() {
+                            "fold" => "fold",
+                            "hopf" => "Hopf",
+                            _ => {
+                                if e["pitchfork"].as_bool().unwrap() {
+                                    "pitchfork"
+                                } else {
+                                    "transcritical"
+                                }
+                            }
+                        };
+                        assert!(
+                            has_text(&svg, label),
+                            "{}: legend lacks {label}",
+                            j.display()
+                        );
+                    }
+                    for (kind, label) in [("fold", "fold"), ("hopf", "Hopf")] {
+                        if !d["events"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .any(|e| e["kind"] == kind)
+                        {
+                            assert!(
+                                !has_text(&svg, label),
+                                "{}: legend lists {label}",
+                                j.display()
+                            );
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        assert!(portraits >= 1, "{name}: no phase portrait");
+    }
+    // the race map's log colour scale is labelled as such
+    modeflow::figures::race_map(&dir, 12, 10, &[]).unwrap();
+    let svg = std::fs::read_to_string(dir.join("race_map.svg")).unwrap();
+    assert!(has_text(&svg, "(log scale)"));
 }

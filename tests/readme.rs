@@ -72,3 +72,32 @@ fn embedded_default_is_the_shipped_default() {
             .unwrap();
     assert_eq!(shipped, model::DEFAULT_MODEL);
 }
+
+/// The README runs top to bottom as written: a `--sweep` file given to `figures` is written
+/// by a `sweep` line above it (`sweep M --out D` writes `D/<name of M>.json`).
+#[test]
+fn readme_writes_a_sweep_before_it_draws_it() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut written: Vec<String> = Vec::new();
+    let mut checked = 0;
+    for line in readme().lines().map(str::trim) {
+        let Some(rest) = line.strip_prefix("cargo run --release -- ") else {
+            continue;
+        };
+        let args: Vec<&str> = rest.split('#').next().unwrap().split_whitespace().collect();
+        let after = |flag: &str| args.iter().position(|a| *a == flag).map(|i| args[i + 1]);
+        if args[0] == "sweep" && after("--shard").is_none() {
+            let m = model::load(&root.join(args[1])).unwrap();
+            let out = after("--out").unwrap_or(".");
+            written.push(format!("{out}/{}.json", m.common.name));
+        }
+        if let Some(p) = after("--sweep") {
+            assert!(
+                written.iter().any(|w| w == p),
+                "`{line}` draws {p} before a sweep writes it (written so far: {written:?})"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 1);
+}

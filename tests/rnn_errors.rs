@@ -188,3 +188,74 @@ fn bad_rnn_input_exits_2() {
     assert!(err.contains("training.lr"), "{err}");
     assert!(out.stdout.is_empty());
 }
+
+/// The shipped flow model, shortened to one seed without fixed-point analysis.
+fn flow_model() -> String {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/rnn-flow.toml");
+    std::fs::read_to_string(p)
+        .unwrap()
+        .replace("seeds = 3", "seeds = 1\nfixed_points = false")
+}
+
+#[test]
+fn flow_bad_tolerance_exits_2_naming_the_field() {
+    for bad in ["0.0", "-1e-4", "nan", "inf"] {
+        let text_in = flow_model().replace("flow_rtol = 1e-6", &format!("flow_rtol = {bad}"));
+        let out = train("flow-bad.toml", &text_in, false);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
+        assert!(
+            err.contains("flow-bad.toml") && err.contains("training.flow_rtol"),
+            "{err}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+    // a random task cannot be integrated as one flow: the field is named
+    let noisy = flow_model().replace("\nu_s = 0.1\n", "\nu_s = 0.1\nsigma0 = 0.1\n");
+    let out = train("flow-noisy.toml", &noisy, false);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("task.sigma0"), "{err}");
+}
+
+#[test]
+fn flow_step_cap_exits_1_never_hangs() {
+    let capped = flow_model().replace("max_steps = 20000", "max_steps = 4");
+    let out = train("flow-cap.toml", &capped, false);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("training.max_steps = 4"), "{err}");
+    assert!(!err.contains("panicked"));
+}
+
+#[test]
+fn flow_model_trains_and_prints_tau() {
+    let out = train("flow-ok.toml", &flow_model(), true);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &v["result"]["runs"][0]["sequential"];
+    let (ta, tb) = (s["tau_a"].as_f64().unwrap(), s["tau_b"].as_f64().unwrap());
+    // the flow times of the shipped model: tau ~ 18 and ~ 19 for seed 1
+    assert!(
+        (10.0..40.0).contains(&ta) && (10.0..40.0).contains(&tb),
+        "{ta} {tb}"
+    );
+    assert!(s["records"][1]["tau"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn unknown_kernel_policy_exits_2() {
+    let p = temp_model("flow-env.toml", &flow_model());
+    let out = Command::new(env!("CARGO_BIN_EXE_modeflow"))
+        .arg("train")
+        .arg(&p)
+        .env("MODEFLOW_KERNELS", "scalar")
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("MODEFLOW_KERNELS") && err.contains("portable"),
+        "{err}"
+    );
+}

@@ -10,6 +10,7 @@ use super::cluster::two_cluster_trajectory;
 use super::smoothed_margin::smoothed_margin_run;
 use super::stats::fmt_list;
 use crate::claims::Row;
+use crate::num::stats::{bootstrap, par_map, share, Band, Bootstrap, Statistic};
 use crate::Result;
 
 /// Steps of a reference run (THEORY II.2).
@@ -22,14 +23,32 @@ pub const REF_STEPS: usize = 200_000;
 /// below the 3% deviation found on the THEORY data and ten times the test-set resolution.
 pub const LINEAR_TOL: f64 = 1e-3;
 
-/// Our documented findings on [`RefData::THEORY`] (see proofs-checks/B-16-*.md): the mean linear
-/// fraction over seeds 0..3 at init std 1e-3, 1e-6 and 0.3.
-pub const FINDING_LINEAR_SMALL: f64 = 0.9671;
-pub const FINDING_LINEAR_TINY: f64 = 0.9660;
-pub const FINDING_LINEAR_LARGE: f64 = 0.9558;
-/// Relative tolerance of a documented linear fraction: seed-to-seed scatter of a 3-seed mean
-/// (s.d. ~1% per seed / sqrt 3) plus the 1e4-point binomial error (~2e-3).
-pub const FINDING_LINEAR_TOL: f64 = 0.01;
+/// Resampling seed of the B-16 bootstrap intervals.
+const BOOT_SEED: u64 = 16;
+
+/// "In (almost) every run": a per-run property claimed by II.2 holds when the share of runs
+/// with it is in [0.9, 1] (Wilson 95% interval over 16 seeds; disputed only when the whole
+/// interval lies below 0.9).
+fn share_band() -> Band {
+    Band {
+        predicted: 1.0,
+        lo: 0.9,
+        hi: 1.0,
+        tol: 0.1,
+        relative: false,
+    }
+}
+
+/// The claimed large-init band of linear fractions, 96.8-98.3%.
+fn large_init_band() -> Band {
+    Band {
+        predicted: 0.9755,
+        lo: 0.968,
+        hi: 0.983,
+        tol: 0.0075,
+        relative: false,
+    }
+}
 
 struct Setting {
     name: &'static str,
@@ -65,7 +84,8 @@ const SETTINGS: [Setting; 5] = [
     },
 ];
 
-const SEEDS: u64 = 3;
+/// Seeds per setting (THEORY I.7: >= 16).
+const SEEDS: u64 = crate::num::stats::MIN_SEEDS;
 
 fn one_cluster(r: &ReferenceRun) -> bool {
     r.clusters_pos.count == 1 && r.clusters_neg.count == 1
@@ -103,7 +123,7 @@ fn mean(v: impl Iterator<Item = f64>) -> f64 {
 /// Teacher margins of the B-16 margin scan (x uniform on the unit sphere, d = 5, n = 40, init
 /// std 1e-3, [`SCAN_STEPS`] steps, seeds 0..[`SCAN_SEEDS`]).
 pub const SCAN_MARGINS: [f64; 4] = [0.05, 0.1, 0.2, 0.3];
-pub const SCAN_SEEDS: u64 = 8;
+pub const SCAN_SEEDS: u64 = crate::num::stats::MIN_SEEDS;
 /// The agreement state is settled within ~100 steps (see the claim file), so 1e4 steps suffice.
 pub const SCAN_STEPS: usize = 10_000;
 
@@ -112,31 +132,27 @@ pub fn margin_scan() -> Result<Vec<Vec<ReferenceRun>>> {
     let jobs: Vec<(usize, u64)> = (0..SCAN_MARGINS.len())
         .flat_map(|m| (0..SCAN_SEEDS).map(move |seed| (m, seed)))
         .collect();
-    let runs: Vec<ReferenceRun> = jobs
-        .par_iter()
-        .map(|&(m, seed)| {
-            let data = RefData {
-                margin: SCAN_MARGINS[m],
-                ..RefData::SEPARATED
-            };
-            reference_trace(&data, seed, 1e-3, SCAN_STEPS)
-        })
-        .collect::<Result<_>>()?;
+    let runs: Vec<ReferenceRun> = par_map(&jobs, |&(m, seed)| {
+        let data = RefData {
+            margin: SCAN_MARGINS[m],
+            ..RefData::SEPARATED
+        };
+        reference_trace(&data, seed, 1e-3, SCAN_STEPS)
+    })?;
     let mut it = runs.into_iter();
     Ok((0..SCAN_MARGINS.len())
         .map(|_| it.by_ref().take(SCAN_SEEDS as usize).collect())
         .collect())
 }
 
-/// All reference runs of B-16: every setting x seeds 0..3, in parallel.
+/// All reference runs of B-16: every setting x seeds 0..16, in parallel.
 pub fn reference_runs() -> Result<Vec<Vec<ReferenceRun>>> {
     let jobs: Vec<(usize, u64)> = (0..SETTINGS.len())
         .flat_map(|s| (0..SEEDS).map(move |seed| (s, seed)))
         .collect();
-    let runs: Vec<ReferenceRun> = jobs
-        .par_iter()
-        .map(|&(s, seed)| reference_trace(&SETTINGS[s].data, seed, SETTINGS[s].init, REF_STEPS))
-        .collect::<Result<_>>()?;
+    let runs: Vec<ReferenceRun> = par_map(&jobs, |&(s, seed)| {
+        reference_trace(&SETTINGS[s].data, seed, SETTINGS[s].init, REF_STEPS)
+    })?;
     let mut it = runs.into_iter();
     Ok((0..SETTINGS.len())
         .map(|_| it.by_ref().take(SEEDS as usize).collect())
@@ -147,99 +163,56 @@ pub fn reference_runs() -> Result<Vec<Vec<ReferenceRun>>> {
 pub fn check_b16() -> Result<Vec<Row>> {
     let all = reference_runs()?;
     let mut rows = Vec::new();
+    let boot = Bootstrap::new(BOOT_SEED);
     for (s, runs) in SETTINGS.iter().zip(&all) {
         let refs: Vec<&ReferenceRun> = runs.iter().collect();
         let note = summary(&refs);
-        let ones = runs.iter().filter(|r| one_cluster(r)).count() as f64;
-        let lin = mean(runs.iter().map(|r| r.linear));
+        let lin: Vec<f64> = runs.iter().map(|r| r.linear).collect();
+        let lin_mean = bootstrap(&lin, Statistic::Mean, &boot)?;
+        let min_lin = lin.iter().copied().fold(1.0, f64::min);
         let label = |what: &str| format!("{}, init {:e}: {what}", s.name, s.init);
-        let small = s.init < 0.01;
-        match (s.data == RefData::THEORY, small) {
-            (true, true) => {
-                rows.push(
-                    Row::disputed(
-                        label("runs with one cluster per sign (of 3)"),
-                        SEEDS as f64,
-                        ones,
-                        0.0,
-                        0.0,
-                        0.0,
-                    )
-                    .note(note.clone()),
-                );
-                let finding = if s.init > 1e-4 {
-                    FINDING_LINEAR_SMALL
-                } else {
-                    FINDING_LINEAR_TINY
-                };
-                let r = Row::disputed(
+        if s.init < 0.01 {
+            let ones: Vec<bool> = runs.iter().map(one_cluster).collect();
+            rows.push(
+                Row::interval(
+                    label("share of runs with one cluster per sign"),
+                    &share_band(),
+                    &share(&ones)?,
+                )
+                .context(format!("per run {note}")),
+            );
+            rows.push(
+                Row::interval(
                     label("mean linear fraction (claimed 100%)"),
-                    1.0,
-                    lin,
-                    LINEAR_TOL,
-                    finding,
-                    FINDING_LINEAR_TOL,
-                );
-                let n = format!("{}; per seed {note}", r.note);
-                rows.push(r.note(n));
-            }
-            (true, false) => {
-                rows.push(Row::holds(
-                    label("clusters per sign within the claimed 6-10"),
-                    runs.iter().all(|r| {
-                        (6..=10).contains(&r.clusters_pos.count)
-                            && (6..=10).contains(&r.clusters_neg.count)
-                    }),
-                    note.clone(),
-                ));
-                // claimed band 96.8-98.3%: centre 0.9755, half-width 0.0075
-                let r = Row::disputed(
+                    &Band::abs(1.0, LINEAR_TOL),
+                    &lin_mean,
+                )
+                .context(format!("min over runs {min_lin:.4}")),
+            );
+        } else {
+            let in_band: Vec<bool> = runs
+                .iter()
+                .map(|r| {
+                    (6..=10).contains(&r.clusters_pos.count)
+                        && (6..=10).contains(&r.clusters_neg.count)
+                })
+                .collect();
+            rows.push(
+                Row::interval(
+                    label("share of runs with 6-10 clusters per sign"),
+                    &share_band(),
+                    &share(&in_band)?,
+                )
+                .context(format!("per run {note}")),
+            );
+            rows.push(
+                Row::interval(
                     label("mean linear fraction (claimed 96.8-98.3%)"),
-                    0.9755,
-                    lin,
-                    0.0075 / 0.9755,
-                    FINDING_LINEAR_LARGE,
-                    FINDING_LINEAR_TOL,
-                );
-                let n = format!("{}; per seed {note}", r.note);
-                rows.push(r.note(n));
-            }
-            (false, true) => {
-                rows.push(
-                    Row::abs(
-                        label("runs with one cluster per sign (of 3)"),
-                        SEEDS as f64,
-                        ones,
-                        0.0,
-                    )
-                    .note(note.clone()),
-                );
-                rows.push(Row::abs(
-                    label("min linear fraction over seeds (claimed 100%)"),
-                    1.0,
-                    runs.iter().map(|r| r.linear).fold(1.0, f64::min),
-                    LINEAR_TOL,
-                ));
-            }
-            (false, false) => {
-                rows.push(Row::holds(
-                    label("clusters per sign within the claimed 6-10"),
-                    runs.iter().all(|r| {
-                        (6..=10).contains(&r.clusters_pos.count)
-                            && (6..=10).contains(&r.clusters_neg.count)
-                    }),
-                    note.clone(),
-                ));
-                rows.push(
-                    Row::abs(
-                        label("mean linear fraction within the claimed 96.8-98.3%"),
-                        0.9755,
-                        lin,
-                        0.0075,
-                    )
-                    .note(note),
-                );
-            }
+                    &large_init_band(),
+                    &lin_mean,
+                )
+                .context(format!("min over runs {min_lin:.4}")),
+            );
         }
     }
     let scan = margin_scan()?;
@@ -263,7 +236,7 @@ pub fn check_b16() -> Result<Vec<Row>> {
     let scan_flat: Vec<&ReferenceRun> = scan.iter().flatten().collect();
     rows.push(
         Row::abs(
-            "margin scan (sphere, 4 margins x 8 seeds): all agree but not one cluster per sign",
+            "margin scan (sphere, 4 margins x 16 seeds): all agree but not one cluster per sign",
             0.0,
             scan_flat
                 .iter()
@@ -279,13 +252,19 @@ pub fn check_b16() -> Result<Vec<Row>> {
                 .count()
         )),
     );
-    // Effect size of the margin condition: with 8 seeds a fraction has s.e. <= 0.18, the
-    // difference of two <= 0.25; a rise >= 0.5 is two s.e. and means half the seeds switch.
-    let rise = frac(&scan[scan.len() - 1], &all_agree) - frac(&scan[0], &all_agree);
+    // Effect of the margin condition: the full-agreement share at margin 0.3 lies above the
+    // one at 0.05 with disjoint Wilson 95% intervals (16 seeds each).
+    let agree_share =
+        |runs: &[ReferenceRun]| share(&runs.iter().map(all_agree).collect::<Vec<_>>());
+    let (low, high) = (agree_share(&scan[0])?, agree_share(&scan[scan.len() - 1])?);
     rows.push(Row::holds(
-        "margin scan: full-agreement fraction rises by >= 0.5 from margin 0.05 to 0.3",
-        rise >= 0.5,
-        format!("rise {rise:.3}; {per_margin}"),
+        "margin scan: full-agreement share at margin 0.3 above that at 0.05 (disjoint 95% CIs)",
+        high.lo > low.hi,
+        format!(
+            "margin 0.05: {} ; margin 0.3: {}; {per_margin}",
+            low.describe(),
+            high.describe()
+        ),
     ));
     let flat: Vec<&ReferenceRun> = all
         .iter()
@@ -300,7 +279,7 @@ pub fn check_b16() -> Result<Vec<Row>> {
         .collect();
     rows.push(
         Row::abs(
-            "all 47 runs: fresh points off the linear boundary with both groups sign-uniform",
+            "all 144 runs: fresh points off the linear boundary with both groups sign-uniform",
             0.0,
             flat.iter().map(|r| r.nonlinear_uniform).sum::<usize>() as f64,
             0.0,

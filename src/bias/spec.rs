@@ -94,6 +94,7 @@ impl Report for BiasReport {
         for r in &self.rows {
             let v = match r.verdict {
                 Verdict::Pass => "pass",
+                Verdict::Undetermined => "undetermined",
                 Verdict::Disputed => "disputed",
                 Verdict::Fail => "FAIL",
             };
@@ -118,8 +119,73 @@ impl Report for BiasReport {
     }
 }
 
+/// Bytes a bias model's sizes imply, from its integer keys (f64: no product overflows): the
+/// data n x d, the first layer k x d, the activations n x k, a test set n_test x (d + k), each
+/// held about four times (value, gradient, optimiser or snapshot, scratch). `n` is `n` or
+/// `n_train`; absent keys count 0 (and `d`, `k` at least 1). Returns the estimate and the key
+/// with the largest value (the one to change).
+pub fn memory_estimate(rest: &toml::Table) -> (f64, &'static str, f64) {
+    let get = |k: &str| match rest.get(k) {
+        Some(toml::Value::Integer(v)) if *v > 0 => *v as f64,
+        _ => 0.0,
+    };
+    let n = get("n").max(get("n_train"));
+    let (d, k, t) = (get("d").max(1.0), get("k").max(1.0), get("n_test"));
+    let bytes = 8.0 * 4.0 * (n * d + n * k + k * d + t * (d + k));
+    let keys = [
+        (
+            if get("n") >= get("n_train") {
+                "n"
+            } else {
+                "n_train"
+            },
+            n,
+        ),
+        ("d", d),
+        ("k", k),
+        ("n_test", t),
+    ];
+    let (key, v) = keys
+        .into_iter()
+        .fold(("n", 0.0), |a, b| if b.1 > a.1 { b } else { a });
+    (bytes, key, v)
+}
+
+/// The checks of a bias model that come before any data are drawn: the memory budget of its
+/// sizes ([`memory_estimate`]) and its output path (`csv`, which must stay under the output
+/// directory and must not name the model file).
+pub fn precheck(model: &ModelFile) -> Result<()> {
+    // issue 15: bias_diagonal n = d = 1e5 asked for 80 GB, bias_balance d = 1e4, k = 1e5,
+    // n = 1e6 more: rejected before the data are drawn
+    let (bytes, key, value) = memory_estimate(&model.rest);
+    crate::budget::check_memory(
+        &model.common.file,
+        key,
+        value,
+        bytes,
+        "data n x d, layer k x d, activations n x k, test set n_test x (d + k), each about 4x",
+    )?;
+    // a CSV path that leaves --out or names the model file is refused before the run
+    match model.rest.get("csv") {
+        Some(toml::Value::String(p)) => {
+            crate::io::output_path(&model.common.out, &model.common.file, "csv", p)?;
+        }
+        Some(v) => {
+            return Err(model.checker().error(
+                "csv",
+                crate::io::truncate(&v.to_string(), 80),
+                "a file name (string)",
+                "wrong type",
+            ))
+        }
+        None => {}
+    }
+    Ok(())
+}
+
 /// `modeflow train` for the bias kinds.
 pub fn train(model: &ModelFile) -> Result<BiasReport> {
+    precheck(model)?;
     let (rows, summary, csv) = match model.common.kind.as_str() {
         "bias_balance" => train_balance(model)?,
         "bias_margin" => train_margin(model)?,
@@ -151,7 +217,10 @@ pub fn train(model: &ModelFile) -> Result<BiasReport> {
 
 type Trained = (Vec<Row>, Vec<(String, f64)>, Option<PathBuf>);
 
+/// Write the time series of a run to `csv` under the output directory of the run
+/// (`model.common.out`, `--out` of `modeflow train`); see [`crate::io::output_path`].
 fn write_csv(
+    model: &ModelFile,
     path: &Option<String>,
     header: &[&str],
     rows: Vec<Vec<f64>>,
@@ -159,7 +228,7 @@ fn write_csv(
     match path {
         None => Ok(None),
         Some(p) => {
-            let p = PathBuf::from(p);
+            let p = crate::io::output_path(&model.common.out, &model.common.file, "csv", p)?;
             if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
                 crate::io::ensure_dir(dir)?;
             }
@@ -381,6 +450,7 @@ fn train_balance(model: &ModelFile) -> Result<Trained> {
         }
     })?;
     let csv = write_csv(
+        model,
         &raw.csv,
         &[
             "step",
@@ -494,6 +564,7 @@ fn train_margin(model: &ModelFile) -> Result<Trained> {
         })
         .collect();
     let csv = write_csv(
+        model,
         &raw.csv,
         &["t", "w1", "w2", "norm_w", "rho1", "rho2", "loss"],
         series,
@@ -552,7 +623,13 @@ fn train_diagonal_model(model: &ModelFile) -> Result<Trained> {
     let alpha = c.positive("alpha", raw.alpha)?;
     let eta = c.positive("eta", raw.eta)?;
     let batch = c.count("batch", raw.batch, 1, raw.n)?;
-    let max_steps = c.count("max_steps", raw.max_steps, 1, i64::MAX)?;
+    // at most the step budget (issue 15: any i64 was accepted)
+    let max_steps = c.count(
+        "max_steps",
+        raw.max_steps,
+        1,
+        crate::budget::MAX_STEPS as i64,
+    )?;
     let loss_tol = c.positive("loss_tol", raw.loss_tol)?;
     let (x, y, beta_star) = sparse_regression(n, d, sparsity, size, model.common.seed);
     let s = DiagSettings {
@@ -617,6 +694,7 @@ fn train_diagonal_model(model: &ModelFile) -> Result<Trained> {
         })
         .collect();
     let csv = write_csv(
+        model,
         &raw.csv,
         &[
             "i",
@@ -656,6 +734,24 @@ mod tests {
 
     fn parse(text: &str) -> ModelFile {
         crate::model::parse("test.toml", text).unwrap()
+    }
+
+    /// issue 15: bias_diagonal n = d = 1e5 (80 GB) and bias_balance d = 1e4, k = 1e5, n = 1e6
+    /// aborted allocating; the budget rejects them naming the largest size.
+    #[test]
+    fn memory_estimates_reject_huge_sizes() {
+        let m = parse("kind = \"bias_diagonal\"\nn = 100000\nd = 100000\n");
+        let (bytes, key, _) = memory_estimate(&m.rest);
+        assert!(bytes >= 8.0 * 1e10 && (key == "n" || key == "d"));
+        assert!(matches!(precheck(&m), Err(Error::Parameter { .. })));
+        let m = parse("kind = \"bias_balance\"\nd = 10000\nk = 100000\nn = 1000000\n");
+        let (_, key, v) = memory_estimate(&m.rest);
+        assert_eq!((key, v), ("n", 1e6));
+        let e = precheck(&m).unwrap_err().to_string();
+        assert!(e.contains("test.toml") && e.contains("`n`"), "{e}");
+        // the shipped sizes are far below the budget
+        let m = parse("kind = \"bias_balance\"\nd = 10\nk = 50\nn = 200\n");
+        assert!(precheck(&m).is_ok());
     }
 
     #[test]

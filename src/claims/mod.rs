@@ -5,9 +5,14 @@
 //! workbench found to be false is built with [`Row::disputed`]: it records what the claim says,
 //! what we measure and our own finding; it stays visible with the verdict `disputed` and does not
 //! fail the run as long as the measurement still agrees with the documented finding.
+//!
+//! A row over seeds of trained networks is built with [`Row::interval`]: it carries the 95%
+//! interval and the seed count (`lo`, `hi`, `n`) and is disputed only when the whole interval
+//! excludes the prediction band (THEORY.md I.7; `crate::num::stats`).
 
 use serde::Serialize;
 
+use crate::num::stats;
 use crate::Result;
 
 /// Verdict of one row or one claim.
@@ -16,6 +21,10 @@ use crate::Result;
 pub enum Verdict {
     /// Measured agrees with predicted within tolerance.
     Pass,
+    /// A statistic over seeds whose 95% interval meets the tolerance band while its point
+    /// estimate lies outside it: neither confirmed nor excluded (see [`Row::interval`]). It does
+    /// not fail a run.
+    Undetermined,
     /// The claim is false as stated; the measurement agrees with our documented finding.
     Disputed,
     /// Measured disagrees (or a disputed finding no longer reproduces).
@@ -40,6 +49,15 @@ pub struct Row {
     pub verdict: Verdict,
     /// Free text: for disputed rows, our finding.
     pub note: String,
+    /// Lower end of the 95% interval of `measured` (rows over seeds only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lo: Option<f64>,
+    /// Upper end of the 95% interval of `measured` (rows over seeds only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hi: Option<f64>,
+    /// Number of independent samples (seeds) behind `measured` (rows over seeds only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub n: Option<usize>,
 }
 
 impl Row {
@@ -85,7 +103,61 @@ impl Row {
             relative,
             verdict,
             note: String::new(),
+            lo: None,
+            hi: None,
+            n: None,
         }
+    }
+
+    /// A statistic over seeds against a prediction band (THEORY.md I.7): `measured` is the
+    /// point estimate, `lo`/`hi`/`n` its 95% interval and sample size, `error` the distance of the
+    /// point estimate from the prediction in the band's measure. The verdict follows
+    /// [`stats::classify`]: `Pass` when the point estimate lies in the band, `Disputed` only when
+    /// the whole interval excludes the band (so it fails the run unless the claim file is marked
+    /// `status: disputed`), `Undetermined` when the interval meets the band but the estimate does
+    /// not. The note names the statistic and the seed count.
+    pub fn interval(label: impl Into<String>, band: &stats::Band, est: &stats::Estimate) -> Self {
+        let verdict = match stats::classify(est, band) {
+            stats::Agreement::Holds => Verdict::Pass,
+            stats::Agreement::Excludes => Verdict::Disputed,
+            stats::Agreement::Undetermined => Verdict::Undetermined,
+        };
+        let mut r = Self::with_error(
+            label,
+            band.predicted,
+            est.value,
+            band.error(est.value),
+            band.tol,
+            band.relative,
+        );
+        r.verdict = verdict;
+        r.lo = Some(est.lo);
+        r.hi = Some(est.hi);
+        r.n = Some(est.n);
+        r.note = format!(
+            "{} of {} seeds, 95% CI [{:.4e}, {:.4e}]; band [{:.4e}, {:.4e}]",
+            est.statistic.name(),
+            est.n,
+            est.lo,
+            est.hi,
+            band.lo,
+            band.hi
+        );
+        if verdict == Verdict::Disputed {
+            r.note.push_str("; the interval excludes the prediction");
+        }
+        r
+    }
+
+    /// Prepend to the note (keeps the interval text of [`Row::interval`]).
+    pub fn context(mut self, text: impl Into<String>) -> Self {
+        let t = text.into();
+        self.note = if self.note.is_empty() {
+            t
+        } else {
+            format!("{t}; {}", self.note)
+        };
+        self
     }
 
     /// A row of a claim found false. `claimed` is what THEORY.md says, `measured` what we
@@ -138,6 +210,7 @@ pub struct Check {
 }
 
 pub mod runner;
+pub mod tmaps;
 
 /// Every registered check of the library.
 pub fn registry() -> Vec<Check> {
@@ -147,6 +220,8 @@ pub fn registry() -> Vec<Check> {
     checks.extend(crate::interference::kernels::checks());
     checks.extend(crate::rnn::checks());
     checks.extend(crate::rnn::latent_xval::checks());
+    checks.extend(tmaps::checks());
+    checks.extend(crate::rnn::rules_checks::checks());
     checks.extend(crate::bias::checks());
     checks
 }

@@ -162,11 +162,22 @@ impl Selection {
 
 /// Pair files with checks and run the selected ones (in parallel; results in id order).
 pub fn run(files: &[ClaimFile], checks: &[Check], sel: &Selection) -> Vec<ClaimResult> {
-    let mut results: Vec<ClaimResult> = files
-        .par_iter()
+    let chosen: Vec<&ClaimFile> = files
+        .iter()
         .filter(|f| sel.matches(&f.id, &f.title) && (sel.full || f.tier == Tier::Fast))
-        .map(|f| run_one(f, checks))
         .collect();
+    let bar = crate::progress::bar(chosen.len() as u64, "claims");
+    bar.set_message("check");
+    let mut results: Vec<ClaimResult> = chosen
+        .par_iter()
+        .map(|f| {
+            bar.set_message(format!("check {}", f.id));
+            let r = run_one(f, checks);
+            bar.inc(1);
+            r
+        })
+        .collect();
+    bar.finish_and_clear();
     // Checks with no claim file are failures too.
     for c in checks {
         if !files.iter().any(|f| f.id == c.id) && sel.matches(c.id, "") {
@@ -258,24 +269,43 @@ pub fn render(results: &[ClaimResult]) -> String {
     s.push_str(&"-".repeat(112));
     s.push('\n');
     for r in results {
+        // the claim title in full on its own line, the verdict beside it
         s.push_str(&format!(
-            "{:<6} {:<44} {:>14} {:>14} {:>10} {:>9}  {}   ({:.2} s)\n",
+            "{:<6} {}   {}   ({:.2} s)\n",
             r.id,
-            truncate(&r.title, 44),
-            "",
-            "",
-            "",
-            "",
+            r.title,
             verdict_str(r.verdict).to_uppercase(),
             r.seconds
         ));
         for row in &r.rows {
+            // a row label longer than its column goes on its own line, never cut
+            let label = format!("  {}", row.label);
+            let cell = if label.chars().count() > 44 {
+                s.push_str(&format!("{:<6} {label}\n", ""));
+                String::new()
+            } else {
+                label
+            };
+            // a yes/no row (Row::holds) reads yes/no, not 1.000000
+            let (pred, meas) = if is_holds(row) {
+                (
+                    "holds".to_string(),
+                    (if row.measured == 1.0 {
+                        "holds"
+                    } else {
+                        "does not"
+                    })
+                    .to_string(),
+                )
+            } else {
+                (fmt_num(row.predicted), fmt_num(row.measured))
+            };
             s.push_str(&format!(
                 "{:<6} {:<44} {:>14} {:>14} {:>10} {:>9}  {}{}\n",
                 "",
-                truncate(&format!("  {}", row.label), 44),
-                fmt_num(row.predicted),
-                fmt_num(row.measured),
+                cell,
+                pred,
+                meas,
                 format!("{:.2e}{}", row.error, if row.relative { "r" } else { "" }),
                 format!("{:.1e}", row.tolerance),
                 verdict_str(row.verdict),
@@ -285,17 +315,32 @@ pub fn render(results: &[ClaimResult]) -> String {
                     format!("  [{}]", row.note)
                 }
             ));
+            if let (Some(lo), Some(hi), Some(n)) = (row.lo, row.hi, row.n) {
+                s.push_str(&format!(
+                    "{:<6} {:<44} {:>14} {:>25}\n",
+                    "",
+                    format!("    95% interval, n = {n}"),
+                    "",
+                    format!("[{}, {}]", fmt_num(lo), fmt_num(hi)),
+                ));
+            }
         }
         for p in &r.problems {
             s.push_str(&format!("{:<6}   ! {p}\n", ""));
         }
     }
     let count = |v: Verdict| results.iter().filter(|r| r.verdict == v).count();
+    let undetermined = count(Verdict::Undetermined);
     s.push_str(&format!(
-        "\n{} passed, {} failed, {} disputed (of {} claims)\n",
+        "\n{} passed, {} failed, {} disputed{} (of {} claims)\n",
         count(Verdict::Pass),
         count(Verdict::Fail),
         count(Verdict::Disputed),
+        if undetermined > 0 {
+            format!(", {undetermined} undetermined")
+        } else {
+            String::new()
+        },
         results.len()
     ));
     s
@@ -304,19 +349,18 @@ pub fn render(results: &[ClaimResult]) -> String {
 fn verdict_str(v: Verdict) -> &'static str {
     match v {
         Verdict::Pass => "pass",
+        Verdict::Undetermined => "undetermined",
         Verdict::Disputed => "disputed",
         Verdict::Fail => "FAIL",
     }
 }
 
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(n - 1).collect();
-        t.push('…');
-        t
-    }
+/// A row made by [`Row::holds`]: predicted 1, measured 0 or 1, absolute, tolerance 0.
+fn is_holds(row: &Row) -> bool {
+    row.predicted == 1.0
+        && (row.measured == 1.0 || row.measured == 0.0)
+        && row.tolerance == 0.0
+        && !row.relative
 }
 
 #[cfg(test)]
@@ -395,6 +439,40 @@ mod tests {
         );
         let text = render(&r);
         assert!(text.contains("1 passed, 4 failed, 1 disputed"));
+    }
+
+    fn interval_rows() -> Result<Vec<Row>> {
+        use crate::num::stats::{bootstrap, Band, Bootstrap, Statistic};
+        let x: Vec<f64> = (0..16).map(|i| 2.0 + 0.01 * i as f64).collect();
+        let e = bootstrap(&x, Statistic::Median, &Bootstrap::new(1))?;
+        Ok(vec![
+            Row::interval("holds", &Band::rel(2.08, 0.05), &e),
+            Row::interval("excluded", &Band::rel(1.0, 0.05), &e),
+        ])
+    }
+
+    #[test]
+    fn interval_rows_report_their_interval_and_can_fail() {
+        let checks = [Check {
+            id: "T-1",
+            tier: Tier::Fast,
+            run: interval_rows,
+        }];
+        let r = run(&[file("T-1", "holds")], &checks, &Selection::default());
+        assert_eq!(r[0].rows[0].verdict, Verdict::Pass);
+        assert_eq!(r[0].rows[1].verdict, Verdict::Disputed);
+        assert_eq!(r[0].verdict, Verdict::Fail); // disputed row in a `holds` file
+        let text = render(&r);
+        assert!(text.contains("95% interval, n = 16"), "{text}");
+        let json = serde_json::to_string(&r[0].rows[0]).unwrap();
+        assert!(
+            json.contains("\"lo\"") && json.contains("\"n\":16"),
+            "{json}"
+        );
+        let plain = serde_json::to_string(&Row::abs("x", 1.0, 1.0, 0.1)).unwrap();
+        assert!(!plain.contains("\"lo\""), "{plain}");
+        let r = run(&[file("T-1", "disputed")], &checks, &Selection::default());
+        assert_eq!(r[0].verdict, Verdict::Disputed);
     }
 
     #[test]

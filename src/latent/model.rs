@@ -37,8 +37,9 @@ use super::flow::{
 };
 use super::gain::{Gain, GainKind};
 use crate::interference::nonlinear::{
-    LearningOptions, LossKind, Schedule, Sequential, SequentialResult, Trials,
+    LearningOptions, LossKind, Mode, Schedule, Sequential, SequentialResult, Trials,
 };
+use crate::io::fmt_value;
 use crate::model::ModelFile;
 use crate::num::ode::OdeOptions;
 use crate::num::planar::FixedPoint;
@@ -243,7 +244,7 @@ impl RawLatent {
             m0,
             eps,
             eps_kind,
-            eta: c.positive("learning.eta", l.eta)?,
+            eta: c.in_range("learning.eta", l.eta, 1e-8, 1e8)?,
             tol_a: c.positive("learning.tol_a", l.tol_a)?,
             tol_b: c.positive("learning.tol_b", l.tol_b)?,
             tau_max: c.positive("learning.tau_max", l.tau_max)?,
@@ -394,16 +395,28 @@ pub fn predict(model: &ModelFile) -> Result<LatentReport> {
     })
 }
 
+/// An eigenvalue [re, im] as "re" or "re ± im i".
+fn eig_text(e: [f64; 2]) -> String {
+    if e[1] == 0.0 {
+        fmt_num(e[0])
+    } else {
+        format!(
+            "{}{}{}i",
+            fmt_num(e[0]),
+            if e[1] < 0.0 { "-" } else { "+" },
+            fmt_num(e[1].abs())
+        )
+    }
+}
+
 fn fp_plain(out: &mut String, fps: &[FixedPoint]) {
     for f in fps {
         out.push_str(&format!(
-            "    ({:>10}, {:>10})  eig {}{:+}i / {}{:+}i  {}\n",
+            "      ({:>10}, {:>10})  eigenvalues {} / {}  {}\n",
             fmt_num(f.x[0]),
             fmt_num(f.x[1]),
-            fmt_num(f.eigenvalues[0][0]),
-            f.eigenvalues[0][1],
-            fmt_num(f.eigenvalues[1][0]),
-            f.eigenvalues[1][1],
+            eig_text(f.eigenvalues[0]),
+            eig_text(f.eigenvalues[1]),
             f.kind.label()
         ));
     }
@@ -412,23 +425,38 @@ fn fp_plain(out: &mut String, fps: &[FixedPoint]) {
 fn fp_lines(out: &mut String, fps: &[EigenFixedPoint]) {
     for f in fps {
         let ev = f.point.eigenvalues;
-        let evs = |e: [f64; 2]| {
-            if e[1] == 0.0 {
-                fmt_num(e[0])
-            } else {
-                format!("{}{:+}i", fmt_num(e[0]), e[1])
-            }
-        };
         out.push_str(&format!(
-            "    ({:>10}, {:>10})  lambda {:>9}  |y| {:>9}  eig {} / {}  {}\n",
+            "      ({:>10}, {:>10})  lambda {:>9}  |y| {:>9}  eigenvalues {} / {}  {}\n",
             fmt_num(f.point.x[0]),
             fmt_num(f.point.x[1]),
             fmt_num(f.lambda),
             fmt_num(f.readout),
-            evs(ev[0]),
-            evs(ev[1]),
+            eig_text(ev[0]),
+            eig_text(ev[1]),
             f.point.kind.label()
         ));
+    }
+}
+
+fn gain_name(g: GainKind) -> &'static str {
+    match g {
+        GainKind::Erf => "erf",
+        GainKind::Tanh => "tanh",
+    }
+}
+
+fn loss_name(l: LossKind) -> &'static str {
+    match l {
+        LossKind::Own => "own",
+        LossKind::Aligned => "aligned",
+    }
+}
+
+fn mode_name(m: Mode) -> &'static str {
+    match m {
+        Mode::Rotation => "ROTATION",
+        Mode::NewFormation => "NEW FORMATION",
+        Mode::Undetermined => "UNDETERMINED",
     }
 }
 
@@ -436,13 +464,68 @@ impl Report for LatentReport {
     fn text(&self) -> String {
         let s = &self.sequential;
         let t = &self.target;
+        let sp = &self.spec;
+        let sc = &sp.schedule;
         let mut o = String::new();
         o.push_str(&format!(
-            "latent 2x2 model ({:?} gain, zhat = {}, {:?} loss)\n",
-            self.spec.gain, self.spec.zhat, self.spec.loss
+            "modeflow · learning modes of the latent 2x2 model ({} gain, {} loss)\n",
+            gain_name(sp.gain),
+            loss_name(sp.loss)
         ));
+        o.push_str(
+            "  latent flow kappa' = -kappa + G(|kappa|^2) M kappa + u(t) e_mu (THEORY I.2);\n  \
+             gradient flow on M, task A then task B\n\n",
+        );
         o.push_str(&format!(
-            "target attractor (I-1, I-2): lambda_A = {}, |kappa_A| = {}, Jacobian eigenvalues {} (a), {} (b); origin grows at {}\n",
+            "  zhat = {}   u_p = {}   T_in = {}   u_s = {}   T_d = {}   T_l = {}   seed eps = {}\n\n",
+            fmt_value(sp.zhat),
+            fmt_value(sc.u_p),
+            fmt_value(sc.t_in),
+            fmt_value(sc.u_s),
+            fmt_value(sc.t_d),
+            fmt_value(sc.t_l),
+            fmt_value(sp.eps)
+        ));
+        // Verdict first, then the numbers that explain it.
+        let fate = if s.interference < 0.05 {
+            "A survives"
+        } else if s.interference < 1.0 {
+            "A is partly forgotten"
+        } else {
+            "A is forgotten"
+        };
+        o.push_str(&format!(
+            "VERDICT  {}: {}.\n         {fate}: interference I = L_A(after B)/L_A(untrained) = {}.\n",
+            mode_name(s.mode),
+            s.mode_reason,
+            fmt_num(s.interference)
+        ));
+        let dm = &s.decomposition;
+        o.push_str(&format!(
+            "         Delta M during B: rotation part |R| = {}, new-formation part |N| = {} (rotation share {}).\n",
+            fmt_num(dm.rotation_norm),
+            fmt_num(dm.new_formation_norm),
+            fmt_num(dm.rotation_share)
+        ));
+        if let Some(tr) = &s.a_fixed_point {
+            let th = tr.theta_continued.or(tr.theta_nearest);
+            if let (Some(th), Some(i)) = (th, tr.interference_from_theta) {
+                o.push_str(&format!(
+                    "         The A fixed point turned by theta = {} rad ({});\n         a pure rotation would give I = 2(1 - cos theta) = {}.\n",
+                    fmt_num(th),
+                    if tr.theta_continued.is_some() {
+                        "continued along learning"
+                    } else {
+                        "to the nearest remaining fixed point"
+                    },
+                    fmt_num(i)
+                ));
+            }
+        }
+        o.push('\n');
+        o.push_str("1. TARGET ATTRACTOR OF TASK A (I-1, I-2)\n");
+        o.push_str(&format!(
+            "    lambda_A = {}   |kappa_A| = {}   Jacobian eigenvalues {} (along a), {} (along b)   origin grows at {}\n\n",
             fmt_num(t.lambda_a),
             fmt_num(t.radius),
             fmt_num(t.eigenvalue_a),
@@ -451,79 +534,50 @@ impl Report for LatentReport {
         ));
         let sd = &self.seeding;
         o.push_str(&format!(
-            "seeding time (I-3), eps = {}: formula {}  exact (to {} |kappa_A|) {}  ODE {}\n",
-            fmt_num(sd.eps),
+            "2. SEEDING TIME (I-3), eps = {}\n",
+            fmt_num(sd.eps)
+        ));
+        o.push_str(&format!(
+            "    leading order {}   exact to {} |kappa_A| (quadrature) {}   ODE {}\n\n",
             fmt_num(sd.formula),
             sd.fraction,
             fmt_num(sd.quadrature),
             fmt_num(sd.simulated)
         ));
-        o.push_str(&format!(
-            "learning A: tau = {} ({}), L_A {} -> {}\n",
-            fmt_num(s.learning_a.tau),
-            if s.learning_a.converged {
-                "converged"
-            } else {
-                "NOT converged"
-            },
-            fmt_num(s.learning_a.loss_start),
-            fmt_num(s.learning_a.loss_end)
-        ));
-        o.push_str(&format!(
-            "learning B: tau = {} ({}), L_B {} -> {}\n",
-            fmt_num(s.learning_b.tau),
-            if s.learning_b.converged {
-                "converged"
-            } else {
-                "NOT converged"
-            },
-            fmt_num(s.learning_b.loss_start),
-            fmt_num(s.learning_b.loss_end)
-        ));
-        o.push_str("fixed points of the autonomous flow after A (closed form, I-1):\n");
+        o.push_str("3. LEARNING (gradient flow on M)\n");
+        for (task, l) in [("A", &s.learning_a), ("B", &s.learning_b)] {
+            o.push_str(&format!(
+                "    task {task}: tau = {} ({}), L_{task} {} -> {}\n",
+                fmt_num(l.tau),
+                if l.converged {
+                    "converged"
+                } else {
+                    "NOT converged"
+                },
+                fmt_num(l.loss_start),
+                fmt_num(l.loss_end)
+            ));
+        }
+        o.push('\n');
+        o.push_str("4. FIXED POINTS (the memories; also drawn by `modeflow phase`)\n");
+        o.push_str("    autonomous flow after A (closed form, I-1):\n");
         fp_lines(&mut o, &s.attractors_after_a);
-        o.push_str("fixed points of the autonomous flow after B:\n");
+        o.push_str("    autonomous flow after B:\n");
         fp_lines(&mut o, &s.attractors_after_b);
-        if self.spec.schedule.u_s != 0.0 {
+        if sc.u_s != 0.0 {
             for (label, set) in [
                 ("after A", &s.delay_fixed_points_after_a),
                 ("after B", &s.delay_fixed_points_after_b),
             ] {
                 for (task, fps) in [("A", &set.task_a), ("B", &set.task_b)] {
                     o.push_str(&format!(
-                        "fixed points of the task-{task} delay flow (u_s) {label}:\n"
+                        "    task-{task} delay flow (input u_s e_{}) {label}:\n",
+                        task.to_lowercase()
                     ));
                     fp_plain(&mut o, fps);
                 }
             }
         }
-        o.push_str(&format!("mode: {:?} — {}\n", s.mode, s.mode_reason));
-        o.push_str(&format!(
-            "interference I = L_A(after B)/L_A(untrained) = {}\n",
-            fmt_num(s.interference)
-        ));
-        if let Some(tr) = &s.a_fixed_point {
-            let th = tr.theta_continued.or(tr.theta_nearest);
-            if let (Some(th), Some(i)) = (th, tr.interference_from_theta) {
-                o.push_str(&format!(
-                    "A fixed point rotated by theta = {} rad ({}); 2(1 - cos theta) = {}\n",
-                    fmt_num(th),
-                    if tr.theta_continued.is_some() {
-                        "continued"
-                    } else {
-                        "to the nearest remaining fixed point"
-                    },
-                    fmt_num(i)
-                ));
-            }
-        }
-        let dm = &s.decomposition;
-        o.push_str(&format!(
-            "Delta M during B: rotation part |R| = {}, new-formation part |N| = {}, rotation share {}\n",
-            fmt_num(dm.rotation_norm),
-            fmt_num(dm.new_formation_norm),
-            fmt_num(dm.rotation_share)
-        ));
         o
     }
 }

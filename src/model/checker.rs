@@ -1,5 +1,6 @@
 //! Field validation with errors that name the file, the field and the allowed range.
 
+use crate::io::fmt_value;
 use crate::{Error, Result};
 
 /// Validates fields of one model file.
@@ -29,7 +30,7 @@ impl<'a> Checker<'a> {
         if v.is_finite() {
             Ok(v)
         } else {
-            Err(self.error(field, v, "a finite number", "not finite"))
+            Err(self.error(field, fmt_value(v), "a finite number", "not finite"))
         }
     }
 
@@ -39,7 +40,7 @@ impl<'a> Checker<'a> {
         if v > 0.0 {
             Ok(v)
         } else {
-            Err(self.error(field, v, "> 0", "must be positive"))
+            Err(self.error(field, fmt_value(v), "> 0", "must be positive"))
         }
     }
 
@@ -49,7 +50,7 @@ impl<'a> Checker<'a> {
         if v >= 0.0 {
             Ok(v)
         } else {
-            Err(self.error(field, v, ">= 0", "must not be negative"))
+            Err(self.error(field, fmt_value(v), ">= 0", "must not be negative"))
         }
     }
 
@@ -59,7 +60,12 @@ impl<'a> Checker<'a> {
         if (lo..=hi).contains(&v) {
             Ok(v)
         } else {
-            Err(self.error(field, v, &format!("[{lo}, {hi}]"), "out of range"))
+            Err(self.error(
+                field,
+                fmt_value(v),
+                &format!("[{}, {}]", fmt_value(lo), fmt_value(hi)),
+                "out of range",
+            ))
         }
     }
 
@@ -69,7 +75,12 @@ impl<'a> Checker<'a> {
         if v > lo && v < hi {
             Ok(v)
         } else {
-            Err(self.error(field, v, &format!("({lo}, {hi})"), "out of range"))
+            Err(self.error(
+                field,
+                fmt_value(v),
+                &format!("({}, {})", fmt_value(lo), fmt_value(hi)),
+                "out of range",
+            ))
         }
     }
 
@@ -94,5 +105,26 @@ impl<'a> Checker<'a> {
         } else {
             Err(self.error(field, v, &allowed.join(" | "), "unknown value"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_in_messages_are_short_and_exact() {
+        assert_eq!(fmt_value(1e308), "1e308");
+        assert_eq!(fmt_value(1e-8), "1e-8");
+        assert_eq!(fmt_value(0.25), "0.25");
+        assert_eq!(fmt_value(0.0), "0");
+        assert_eq!(fmt_value(f64::NAN), "NaN");
+        let e = Checker::new("m.toml")
+            .in_range("eta", 1e308, 1e-8, 1e8)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "m.toml: field `eta` = 1e308: out of range (allowed: [1e-8, 100000000])"
+        );
     }
 }

@@ -35,6 +35,10 @@ pub struct Common {
     /// The file's text, kept so outputs can record exactly which model they ran.
     #[serde(skip)]
     pub text: String,
+    /// Directory for output files the model names (`csv = ...`): `--out` of `modeflow train`,
+    /// `.` by default. Paths in the model file stay under it ([`crate::io::output_path`]).
+    #[serde(skip)]
+    pub out: std::path::PathBuf,
 }
 
 /// A parsed model file: the common keys plus the family-specific remainder (unchecked).
@@ -57,14 +61,52 @@ pub fn kinds() -> Vec<&'static str> {
 impl ModelFile {
     /// Deserialise the family-specific keys into `T` (which should use `deny_unknown_fields`),
     /// mapping serde's message to an error naming the file.
+    ///
+    /// serde's messages name no key (`invalid type: string "x", expected i64`); the keys are
+    /// re-serialised and parsed once more as a document, whose error span locates the field:
+    /// `field `network.n`: invalid type: ...`.
     pub fn raw<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
-        self.rest
-            .clone()
-            .try_into()
-            .map_err(|e: toml::de::Error| Error::ModelFile {
+        self.rest.clone().try_into().map_err(|e: toml::de::Error| {
+            let msg = one_line(e.message());
+            Error::ModelFile {
                 file: self.common.file.clone(),
-                message: one_line(e.message()),
-            })
+                message: match self.locate::<T>() {
+                    Some(Located::Key(k)) => format!("field `{k}`: {msg}"),
+                    Some(Located::Table(t)) => format!("in [{t}]: {msg}"),
+                    None => msg,
+                },
+            }
+        })
+    }
+
+    /// Where deserialising the family keys into `T` fails: from the span of a document parse,
+    /// else (errors raised after a value was read, such as an array of the wrong length, carry
+    /// no span) the last key whose removal changes the error.
+    fn locate<T: serde::de::DeserializeOwned>(&self) -> Option<Located> {
+        let spanned = toml::to_string(&self.rest).ok().and_then(|text| {
+            let err = toml::from_str::<T>(&text).err()?;
+            key_at(&text, err.span()?.start)
+        });
+        spanned.or_else(|| self.probe::<T>())
+    }
+
+    fn probe<T: serde::de::DeserializeOwned>(&self) -> Option<Located> {
+        let message = |t: toml::Table| {
+            t.try_into::<T>()
+                .err()
+                .map(|e: toml::de::Error| e.message().to_string())
+        };
+        let original = message(self.rest.clone());
+        let mut keys = Vec::new();
+        leaf_keys(&self.rest, "", &mut keys);
+        // the last key whose removal changes the error: removing a required key of an earlier
+        // table changes it too (that table now fails first), removing one of a later table
+        // does not (the culprit fails first)
+        keys.into_iter().rev().find_map(|k| {
+            let mut t = self.rest.clone();
+            remove_dotted(&mut t, &k);
+            (message(t) != original).then(|| Located::Key(crate::io::truncate(&k, 80)))
+        })
     }
 
     /// A [`Checker`] that names this file in its errors.
@@ -75,7 +117,7 @@ impl ModelFile {
 
 /// Read and parse a model file from disk.
 pub fn load(path: &std::path::Path) -> Result<ModelFile> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::io::read_input(path)?;
     parse(&path.display().to_string(), &text)
 }
 
@@ -143,17 +185,168 @@ pub fn parse(file: &str, text: &str) -> Result<ModelFile> {
             seed,
             file: file.to_string(),
             text: text.to_string(),
+            out: std::path::PathBuf::from("."),
         },
         rest: table,
     })
 }
 
-/// Collapse a multi-line parser message into one line.
+/// Collapse a multi-line parser message into one line, at most 400 characters (a 1 MB unknown
+/// key is not echoed in full).
 fn one_line(msg: &str) -> String {
-    msg.trim()
+    let s = msg
+        .trim()
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
-        .join("; ")
+        .join("; ");
+    crate::io::truncate(&s, 400)
+}
+
+/// The dotted keys of the non-table values of `t`, in order.
+fn leaf_keys(t: &toml::Table, prefix: &str, out: &mut Vec<String>) {
+    for (k, v) in t {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(inner) => leaf_keys(inner, &key, out),
+            _ => out.push(key),
+        }
+    }
+}
+
+fn remove_dotted(t: &mut toml::Table, key: &str) {
+    match key.split_once('.') {
+        None => {
+            t.remove(key);
+        }
+        Some((head, rest)) => {
+            if let Some(toml::Value::Table(inner)) = t.get_mut(head) {
+                remove_dotted(inner, rest);
+            }
+        }
+    }
+}
+
+/// A located field: a dotted key, or a table (for a missing key).
+#[derive(Debug, PartialEq)]
+enum Located {
+    Key(String),
+    Table(String),
+}
+
+/// The dotted key on the line of byte `offset` of a TOML document written by `toml::to_string`
+/// (`[a.b]` headers, `key = value` lines), or the table whose header holds `offset`.
+fn key_at(text: &str, offset: usize) -> Option<Located> {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let header = |l: &str| {
+        let l = l.trim();
+        l.starts_with('[').then(|| {
+            l.trim_start_matches('[')
+                .trim_end_matches(']')
+                .trim()
+                .to_string()
+        })
+    };
+    if let Some(h) = header(line) {
+        return Some(Located::Table(h));
+    }
+    let table = text[..line_start].lines().rev().find_map(header);
+    let key = line.split_once('=')?.0.trim().trim_matches('"').to_string();
+    if key.is_empty() {
+        return table.map(Located::Table);
+    }
+    let key = crate::io::truncate(&key, 80);
+    Some(Located::Key(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct R {
+        a: i64,
+        s: Option<S>,
+        t: T,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct S {
+        z: i64,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct T {
+        x: [f64; 2],
+        y: Option<String>,
+        m: Option<[[f64; 2]; 2]>,
+    }
+
+    fn err(body: &str) -> String {
+        let m = parse("f.toml", &format!("kind = \"latent\"\n{body}")).unwrap();
+        m.raw::<R>().unwrap_err().to_string()
+    }
+
+    /// issue 15: TOML type errors and wrong-length arrays named no field.
+    #[test]
+    fn type_errors_name_the_field() {
+        let cases = [
+            ("a = \"x\"\n[t]\nx = [1.0, 2.0]\n", "field `a`"),
+            ("a = 1\n[t]\nx = [1.0, 2.0, 3.0]\n", "field `t.x`"),
+            (
+                "a = 1\n[s]\nz = 1\n[t]\nx = [1.0, 2.0, 3.0]\n",
+                "field `t.x`",
+            ),
+            ("a = 1\n[t]\nx = [1.0]\n", "field `t.x`"),
+            ("a = 1\n[t]\nx = [1.0, 2.0]\ny = 3\n", "field `t.y`"),
+            ("a = 1\n[t]\nx = [[1.0], 2.0]\n", "field `t.x`"),
+            ("a = 1.5\n[t]\nx = [1.0, 2.0]\n", "field `a`"),
+            (
+                "a = 1\n[t]\nx = [1.0, 2.0]\nm = [[1.0, 2.0, 3.0], [0.0, 0.0]]\n",
+                "field `t.m`",
+            ),
+        ];
+        for (body, want) in cases {
+            let e = err(body);
+            assert!(
+                e.starts_with("f.toml: ") && e.contains(want),
+                "{body:?}: {e}"
+            );
+        }
+        let e = err("a = 1\n[t]\ny = \"s\"\n");
+        assert!(e.contains("[t]") && e.contains("missing field `x`"), "{e}");
+    }
+
+    /// issue 15: a 1 MB unknown key was echoed in full.
+    #[test]
+    fn huge_unknown_keys_are_not_echoed() {
+        let key = "k".repeat(1 << 20);
+        let e = err(&format!("a = 1\n{key} = 1\n[t]\nx = [1.0, 2.0]\n"));
+        assert!(e.len() < 1000 && e.contains("unknown field"), "{}", e.len());
+    }
+
+    #[test]
+    fn keys_are_located_in_serialised_documents() {
+        let text = "a = 1\n\n[t]\nx = [1.0]\n";
+        assert_eq!(key_at(text, 0), Some(Located::Key("a".into())));
+        assert_eq!(key_at(text, 9), Some(Located::Table("t".into())));
+        assert_eq!(key_at(text, 16), Some(Located::Key("t.x".into())));
+    }
 }

@@ -1,9 +1,13 @@
 //! Shared numerics: adaptive Dormand–Prince 5(4) and 8(5,3) integrators with dense output and
-//! events ([`ode`], [`dop853`]), damped Newton ([`newton`]), Gaussian quadrature ([`quad`]), closed-form 2x2
+//! events ([`ode`], [`dop853`]) and the 5(4) pair's dynamic-size, step-by-step form over a
+//! fallible right-hand side ([`rk`]), damped Newton ([`newton`]), Gaussian quadrature
+//! ([`quad`]), closed-form 2x2
 //! eigen-decomposition and fixed-point classification ([`eig2`]), planar flows and their fixed
-//! points ([`planar`]), the argmin glue ([`optim`]), and products with a pre-packed matrix
-//! reused over many steps ([`packed`]).
+//! points ([`planar`]), the argmin glue ([`optim`]), products with a pre-packed matrix
+//! reused over many steps ([`packed`]), bootstrap intervals over seeds ([`stats`]); the kernel
+//! policy `MODEFLOW_KERNELS` ([`simd`]).
 
+pub mod continuation;
 pub mod dop853;
 pub mod eig2;
 pub mod newton;
@@ -12,3 +16,6 @@ pub mod optim;
 pub mod packed;
 pub mod planar;
 pub mod quad;
+pub mod rk;
+pub mod simd;
+pub mod stats;

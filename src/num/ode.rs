@@ -175,43 +175,77 @@ fn interpolate5<const D: usize>(c: &[SVector<f64, D>; 8], theta: f64) -> SVector
     c[0] + (c[1] + (c[2] + (c[3] + c[4] * th1) * theta) * th1) * theta
 }
 
-// Dormand–Prince 5(4) tableau.
-const C2: f64 = 1.0 / 5.0;
-const C3: f64 = 3.0 / 10.0;
-const C4: f64 = 4.0 / 5.0;
-const C5: f64 = 8.0 / 9.0;
-const A21: f64 = 1.0 / 5.0;
-const A31: f64 = 3.0 / 40.0;
-const A32: f64 = 9.0 / 40.0;
-const A41: f64 = 44.0 / 45.0;
-const A42: f64 = -56.0 / 15.0;
-const A43: f64 = 32.0 / 9.0;
-const A51: f64 = 19372.0 / 6561.0;
-const A52: f64 = -25360.0 / 2187.0;
-const A53: f64 = 64448.0 / 6561.0;
-const A54: f64 = -212.0 / 729.0;
-const A61: f64 = 9017.0 / 3168.0;
-const A62: f64 = -355.0 / 33.0;
-const A63: f64 = 46732.0 / 5247.0;
-const A64: f64 = 49.0 / 176.0;
-const A65: f64 = -5103.0 / 18656.0;
-const A71: f64 = 35.0 / 384.0;
-const A73: f64 = 500.0 / 1113.0;
-const A74: f64 = 125.0 / 192.0;
-const A75: f64 = -2187.0 / 6784.0;
-const A76: f64 = 11.0 / 84.0;
-const E1: f64 = 71.0 / 57600.0;
-const E3: f64 = -71.0 / 16695.0;
-const E4: f64 = 71.0 / 1920.0;
-const E5: f64 = -17253.0 / 339200.0;
-const E6: f64 = 22.0 / 525.0;
-const E7: f64 = -1.0 / 40.0;
-const D1: f64 = -12715105075.0 / 11282082432.0;
-const D3: f64 = 87487479700.0 / 32700410799.0;
-const D4: f64 = -10690763975.0 / 1880347072.0;
-const D5: f64 = 701980252875.0 / 199316789632.0;
-const D6: f64 = -1453857185.0 / 822651844.0;
-const D7: f64 = 69997945.0 / 29380423.0;
+// Dormand–Prince 5(4) tableau (shared with the dynamic-size solver in `super::rk`).
+pub(super) const C2: f64 = 1.0 / 5.0;
+pub(super) const C3: f64 = 3.0 / 10.0;
+pub(super) const C4: f64 = 4.0 / 5.0;
+pub(super) const C5: f64 = 8.0 / 9.0;
+pub(super) const A21: f64 = 1.0 / 5.0;
+pub(super) const A31: f64 = 3.0 / 40.0;
+pub(super) const A32: f64 = 9.0 / 40.0;
+pub(super) const A41: f64 = 44.0 / 45.0;
+pub(super) const A42: f64 = -56.0 / 15.0;
+pub(super) const A43: f64 = 32.0 / 9.0;
+pub(super) const A51: f64 = 19372.0 / 6561.0;
+pub(super) const A52: f64 = -25360.0 / 2187.0;
+pub(super) const A53: f64 = 64448.0 / 6561.0;
+pub(super) const A54: f64 = -212.0 / 729.0;
+pub(super) const A61: f64 = 9017.0 / 3168.0;
+pub(super) const A62: f64 = -355.0 / 33.0;
+pub(super) const A63: f64 = 46732.0 / 5247.0;
+pub(super) const A64: f64 = 49.0 / 176.0;
+pub(super) const A65: f64 = -5103.0 / 18656.0;
+pub(super) const A71: f64 = 35.0 / 384.0;
+pub(super) const A73: f64 = 500.0 / 1113.0;
+pub(super) const A74: f64 = 125.0 / 192.0;
+pub(super) const A75: f64 = -2187.0 / 6784.0;
+pub(super) const A76: f64 = 11.0 / 84.0;
+pub(super) const E1: f64 = 71.0 / 57600.0;
+pub(super) const E3: f64 = -71.0 / 16695.0;
+pub(super) const E4: f64 = 71.0 / 1920.0;
+pub(super) const E5: f64 = -17253.0 / 339200.0;
+pub(super) const E6: f64 = 22.0 / 525.0;
+pub(super) const E7: f64 = -1.0 / 40.0;
+pub(super) const D1: f64 = -12715105075.0 / 11282082432.0;
+pub(super) const D3: f64 = 87487479700.0 / 32700410799.0;
+pub(super) const D4: f64 = -10690763975.0 / 1880347072.0;
+pub(super) const D5: f64 = 701980252875.0 / 199316789632.0;
+pub(super) const D6: f64 = -1453857185.0 / 822651844.0;
+pub(super) const D7: f64 = 69997945.0 / 29380423.0;
+
+/// Step-size factor after an accepted step with scaled error `err <= 1` (Hairer, Nørsett &
+/// Wanner II.4: safety 0.9, exponent -1/5 for the 4th-order error estimate, growth in
+/// [0.2, 10], no growth right after a rejection).
+pub(super) fn accept_factor(err: f64, last_rejected: bool) -> f64 {
+    accept_factor_with(err, last_rejected, 0.2, 0.2, 10.0)
+}
+
+/// Step-size factor after a rejected step with scaled error `err > 1` (shrink by at most 5x).
+pub(super) fn reject_factor(err: f64) -> f64 {
+    reject_factor_with(err, 0.2, 0.2)
+}
+
+/// The controller of a pair of error order 1/`exponent` - 1: grow by `0.9 err^-exponent` within
+/// [`fac_min`, `fac_max`], never grow right after a rejection.
+pub(super) fn accept_factor_with(
+    err: f64,
+    last_rejected: bool,
+    exponent: f64,
+    fac_min: f64,
+    fac_max: f64,
+) -> f64 {
+    let fac = (0.9 * err.max(1e-10).powf(-exponent)).clamp(fac_min, fac_max);
+    if last_rejected {
+        fac.min(1.0)
+    } else {
+        fac
+    }
+}
+
+/// Shrink factor after a rejected step (at most by 1/`fac_min`).
+pub(super) fn reject_factor_with(err: f64, exponent: f64, fac_min: f64) -> f64 {
+    (0.9 * err.powf(-exponent)).max(fac_min)
+}
 
 /// Integrate `y' = f(t, y)` from `t0` to `t1` (backward if `t1 < t0`).
 pub fn solve<const D: usize>(
@@ -644,17 +678,12 @@ where
             if last {
                 return Ok((tr, None));
             }
-            let mut fac = 0.9 * err.max(1e-10).powf(-P::EXPONENT);
-            fac = fac.clamp(P::FAC_MIN, P::FAC_MAX);
-            if last_rejected {
-                fac = fac.min(1.0);
-            }
-            h = (h * fac).min(opts.h_max);
+            h = (h * accept_factor_with(err, last_rejected, P::EXPONENT, P::FAC_MIN, P::FAC_MAX))
+                .min(opts.h_max);
             last_rejected = false;
         } else {
             tr.rejected += 1;
-            let fac = (0.9 * err.powf(-P::EXPONENT)).max(P::FAC_MIN);
-            h *= fac;
+            h *= reject_factor_with(err, P::EXPONENT, P::FAC_MIN);
             last_rejected = true;
         }
     }

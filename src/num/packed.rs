@@ -66,8 +66,17 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    /// The fastest kernel this CPU supports.
+    /// The fastest kernel this CPU supports; [`Kernel::Scalar`] under
+    /// `MODEFLOW_KERNELS=portable` ([`crate::num::simd`]).
     pub fn detect() -> Kernel {
+        if crate::num::simd::portable() {
+            return Kernel::Scalar;
+        }
+        Kernel::supported()
+    }
+
+    /// The fastest kernel this CPU supports, whatever the policy.
+    pub fn supported() -> Kernel {
         #[cfg(target_arch = "x86_64")]
         {
             let avx2 = std::arch::is_x86_feature_detected!("avx2")
@@ -102,7 +111,7 @@ impl PackedMatrix {
     /// Use `kernel` instead of the detected one if the CPU supports it (for tests and
     /// benchmarks); returns the kernel now in use.
     pub fn set_kernel(&mut self, kernel: Kernel) -> Kernel {
-        let best = Kernel::detect();
+        let best = Kernel::supported();
         let ok = match kernel {
             Kernel::Scalar => true,
             Kernel::Avx2 => best != Kernel::Scalar,

@@ -378,12 +378,17 @@ pub fn colour_bar<DB: DrawingBackend>(
 ) -> Result<()> {
     let (w, h) = area.dim_in_pixel();
     let (w, h) = (w as i32, h as i32);
-    let top = 30;
+    // a log scale says so, on a line of its own under the label
+    let top = if scale.log { 50 } else { 30 };
     let bottom = h - 20;
     let x0 = 12;
     let x1 = x0 + 18.min(w / 4).max(8);
     area.draw(&Text::new(label.to_string(), (4, 6), font(15)))
         .drawn()?;
+    if scale.log {
+        area.draw(&Text::new("(log scale)", (4, 26), font(14)))
+            .drawn()?;
+    }
     let n = (bottom - top).max(1);
     for k in 0..n {
         let u = 1.0 - k as f64 / n as f64;

@@ -215,8 +215,12 @@ impl Figure for HeatFigure<'_> {
                     Some(v) => self.scale.colour(v.get(m).copied().unwrap_or(f64::NAN)),
                     None => WHITE,
                 };
-                plot.draw(&Circle::new(q, 6, fill.filled())).drawn()?;
-                plot.draw(&Circle::new(q, 6, edge.stroke_width(2)))
+                // a bullseye: black rim, white ring, then the fill (the map's colour for
+                // valued points), visible on any colour of the map
+                plot.draw(&Circle::new(q, 9, BLACK.filled())).drawn()?;
+                plot.draw(&Circle::new(q, 7, WHITE.filled())).drawn()?;
+                plot.draw(&Circle::new(q, 5, fill.filled())).drawn()?;
+                plot.draw(&Circle::new(q, 5, edge.stroke_width(2)))
                     .drawn()?;
             }
             entries.push((Glyph::Dot(edge), p.label.clone()));

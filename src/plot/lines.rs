@@ -174,7 +174,15 @@ impl Figure for LineFigure<'_> {
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
         let s = self.spec;
-        let side = 230.min(s.size.0 as i32 / 3);
+        // the legend column is wide enough for its longest label (~8 px per character at
+        // 14 px, after the 34 px glyph), within a third of the figure
+        let longest = self
+            .series
+            .iter()
+            .map(|se| se.label.chars().count() as i32)
+            .max()
+            .unwrap_or(0);
+        let side = (34 + 8 * longest + 10).max(230).min(s.size.0 as i32 / 3);
         let (left, right) = root.split_horizontally(s.size.0 as i32 - side);
         let pts: Vec<Vec<[f64; 2]>> = self
             .series

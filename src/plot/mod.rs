@@ -61,7 +61,13 @@ pub(crate) enum Axis {
     Negated,
 }
 
-fn fmt_axis(v: f64, a: Axis) -> String {
+fn fmt_axis(v: f64, a: Axis, span: f64) -> String {
+    // a tick at rounding distance from zero (e.g. -2.8e-17 on a symmetric axis) is zero
+    let v = if a != Axis::Log10 && v.abs() < 1e-9 * span {
+        0.0
+    } else {
+        v
+    };
     match a {
         Axis::Linear => tick(v),
         Axis::Log10 => tick(10f64.powf(v)),
@@ -89,8 +95,12 @@ pub(crate) fn frame<'a, DB: DrawingBackend>(
         .y_label_area_size(if compact { 46 } else { 64 })
         .build_cartesian_2d(x, y)
         .drawn()?;
-    let fx = move |v: &f64| fmt_axis(*v, axes.0);
-    let fy = move |v: &f64| fmt_axis(*v, axes.1);
+    let (sx, sy) = {
+        let (xr, yr) = (chart.x_range(), chart.y_range());
+        (xr.end - xr.start, yr.end - yr.start)
+    };
+    let fx = move |v: &f64| fmt_axis(*v, axes.0, sx);
+    let fy = move |v: &f64| fmt_axis(*v, axes.1, sy);
     chart
         .configure_mesh()
         .x_desc(x_label)
@@ -211,6 +221,10 @@ pub(crate) enum Glyph {
     Dot(RGBColor),
     Patch(RGBColor),
     Cross(RGBColor),
+    /// An open diamond (targets, event markers).
+    Diamond(RGBColor),
+    /// A filled triangle (event markers).
+    Triangle(RGBColor),
 }
 
 /// Draw a vertical legend at (x, y) in `area` (screen coordinates); returns the height used.
@@ -246,6 +260,11 @@ pub(crate) fn legend<DB: DrawingBackend>(
             }
             Glyph::Cross(col) => {
                 area.draw(&Cross::new(c, 6, col.stroke_width(3))).drawn()?;
+            }
+            Glyph::Diamond(col) => phase::draw_diamond(area, c, 8, col)?,
+            Glyph::Triangle(col) => {
+                area.draw(&TriangleMarker::new(c, 7, col.filled()))
+                    .drawn()?;
             }
             Glyph::Patch(col) => {
                 area.draw(&Rectangle::new(

@@ -53,6 +53,97 @@ pub struct PhaseSpec {
     pub labels: [String; 2],
     /// Image size in pixels.
     pub size: (u32, u32),
+    /// Targets marked in the plane (e.g. the attractor task A is trained towards), so that a
+    /// fixed point leaving its target is visible.
+    pub targets: Vec<Target>,
+}
+
+/// A target: a point (open diamond) or, with `line = Some(c)`, the line `x_c = x[c]` (dotted),
+/// e.g. the readout target kappa_a = zhat.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    pub x: [f64; 2],
+    pub line: Option<usize>,
+    /// Legend text (targets with the same label share one entry).
+    pub label: String,
+}
+
+impl Target {
+    pub fn point(x: [f64; 2], label: &str) -> Self {
+        Target {
+            x,
+            line: None,
+            label: label.into(),
+        }
+    }
+    /// The line x_c = v.
+    pub fn line(c: usize, v: f64, label: &str) -> Self {
+        let mut x = [0.0; 2];
+        x[c] = v;
+        Target {
+            x,
+            line: Some(c),
+            label: label.into(),
+        }
+    }
+    /// Its legend glyph.
+    pub(crate) fn glyph(&self) -> Glyph {
+        match self.line {
+            Some(_) => Glyph::Line(TARGET_COLOUR, 2, true),
+            None => Glyph::Diamond(TARGET_COLOUR),
+        }
+    }
+}
+
+/// Legend entries of targets, one per label.
+pub(crate) fn target_entries(targets: &[Target]) -> Vec<(Glyph, String)> {
+    let mut out: Vec<(Glyph, String)> = Vec::new();
+    for t in targets {
+        if !out.iter().any(|(_, l)| *l == t.label) {
+            out.push((t.glyph(), t.label.clone()));
+        }
+    }
+    out
+}
+
+/// Draw targets on a chart: lines dotted across the box, points as diamonds.
+pub(crate) fn draw_targets<DB: DrawingBackend>(
+    chart: &super::Chart<'_, DB>,
+    targets: &[Target],
+) -> Result<()> {
+    let (xr, yr) = (chart.x_range(), chart.y_range());
+    let plot = chart.plotting_area();
+    let screen = plot.strip_coord_spec();
+    let base = plot.get_base_pixel();
+    for t in targets {
+        match t.line {
+            Some(0) => draw_polyline(
+                chart,
+                &[[t.x[0], yr.start], [t.x[0], yr.end]],
+                TARGET_COLOUR.stroke_width(2),
+                true,
+            )?,
+            Some(_) => draw_polyline(
+                chart,
+                &[[xr.start, t.x[1]], [xr.end, t.x[1]]],
+                TARGET_COLOUR.stroke_width(2),
+                true,
+            )?,
+            None => {
+                if t.x[0] >= xr.start && t.x[0] <= xr.end && t.x[1] >= yr.start && t.x[1] <= yr.end
+                {
+                    let p = chart.backend_coord(&(t.x[0], t.x[1]));
+                    draw_diamond(
+                        &screen,
+                        (p.0 - base.0, p.1 - base.1),
+                        TARGET_MARKER,
+                        TARGET_COLOUR,
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 impl PhaseSpec {
@@ -74,6 +165,7 @@ impl PhaseSpec {
             linearisation: false,
             labels: ["x_1".into(), "x_2".into()],
             size: (1000, 800),
+            targets: Vec::new(),
         }
     }
 
@@ -131,6 +223,27 @@ pub struct PhaseData {
     pub linearisation: Vec<Vec<[f64; 2]>>,
     /// Orbits that could not be integrated (e.g. the flow is not finite there), with reasons.
     pub skipped: Vec<String>,
+    pub targets: Vec<Target>,
+}
+
+/// Give every panel the speed colour scale spanning all of them (panels compared side by side
+/// must share one colour range); log when the joint range exceeds a decade.
+pub fn share_speed_scale(panels: &mut [PhaseData]) {
+    if panels.is_empty() {
+        return;
+    }
+    let lo = panels
+        .iter()
+        .map(|d| d.speed_scale.min)
+        .fold(f64::INFINITY, f64::min);
+    let hi = panels
+        .iter()
+        .map(|d| d.speed_scale.max)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let s = ColourScale::from_values([lo.max(1e-300), hi], hi > 10.0 * lo);
+    for d in panels {
+        d.speed_scale = s;
+    }
 }
 
 /// What [`render`] drew and wrote.
@@ -292,12 +405,18 @@ pub fn compute(sys: &impl PlanarFlow, spec: &PhaseSpec) -> Result<PhaseData> {
         basins,
         linearisation,
         skipped,
+        targets: spec.targets.clone(),
     })
 }
 
-// Colours of the layers (Okabe–Ito): nullclines orange / reddish purple, manifolds blue
-// (stable) / vermillion (unstable), trajectories dark grey, linearisation bluish green.
-pub(crate) const NULL_COLOURS: [RGBColor; 2] = [canvas::ORANGE, canvas::PURPLE];
+// Colours of the layers (Okabe–Ito): nullclines bluish green / reddish purple (dashed),
+// manifolds blue (stable) / vermillion (unstable) (solid), trajectories dark grey,
+// linearisation grey dashed, targets wine diamonds or dotted lines. Nullclines and manifolds differ in
+// hue and in dashing, so that an unstable manifold along a nullcline stays distinguishable.
+pub(crate) const NULL_COLOURS: [RGBColor; 2] = [canvas::GREEN_OI, canvas::PURPLE];
+/// Wine (Tol's palette): apart from the Okabe–Ito series, nullcline and manifold colours.
+pub(crate) const TARGET_COLOUR: RGBColor = RGBColor(136, 34, 85);
+pub(crate) const LIN_COLOUR: RGBColor = canvas::GREY;
 pub(crate) const STABLE_COLOUR: RGBColor = canvas::BLUE_OI;
 pub(crate) const UNSTABLE_COLOUR: RGBColor = canvas::VERMILLION;
 pub(crate) const TRAJ_COLOUR: RGBColor = RGBColor(70, 70, 70);
@@ -379,7 +498,7 @@ pub(crate) fn draw_panel<DB: DrawingBackend>(
     }
     // linearisation
     for l in &d.linearisation {
-        draw_polyline(&chart, l, canvas::GREEN_OI.stroke_width(2), true)?;
+        draw_polyline(&chart, l, LIN_COLOUR.stroke_width(2), true)?;
     }
     // trajectories
     for o in &d.trajectories {
@@ -394,7 +513,7 @@ pub(crate) fn draw_panel<DB: DrawingBackend>(
             &chart,
             &b.points,
             NULL_COLOURS[b.component].stroke_width(w),
-            false,
+            true,
         )?;
     }
     // manifolds
@@ -468,18 +587,14 @@ pub(crate) fn draw_panel<DB: DrawingBackend>(
                     continue;
                 }
                 let (u, w2) = (u / n * l, w2 / n * l);
-                let col = if fp.eigenvalues[k][0] > 0.0 {
-                    UNSTABLE_COLOUR
-                } else {
-                    STABLE_COLOUR
-                };
+                let col = eigen_colour(fp.eigenvalues[k][0] > 0.0);
                 screen
                     .draw(&PathElement::new(
                         vec![
                             (c.0 - u.round() as i32, c.1 - w2.round() as i32),
                             (c.0 + u.round() as i32, c.1 + w2.round() as i32),
                         ],
-                        col.stroke_width(3),
+                        col.stroke_width(5),
                     ))
                     .drawn()?;
             }
@@ -487,7 +602,44 @@ pub(crate) fn draw_panel<DB: DrawingBackend>(
         draw_marker(&screen, c, fp.kind, MARKER)?;
         markers += 1;
     }
+    draw_targets(&chart, &d.targets)?;
     Ok(markers)
+}
+
+/// Eigendirection segments at fixed points: the manifold colours, lightened (they are the
+/// linear directions, not the manifolds).
+pub(crate) fn eigen_colour(unstable: bool) -> RGBColor {
+    canvas::lighten(
+        if unstable {
+            UNSTABLE_COLOUR
+        } else {
+            STABLE_COLOUR
+        },
+        0.55,
+    )
+}
+
+/// Target marker half-diagonal in pixels (larger than a fixed-point marker, so that a fixed
+/// point on its target sits inside the diamond).
+pub(crate) const TARGET_MARKER: i32 = 11;
+
+/// An open diamond of half-diagonal `r` at pixel `c`.
+pub(crate) fn draw_diamond<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    c: (i32, i32),
+    r: i32,
+    col: RGBColor,
+) -> Result<()> {
+    let pts = vec![
+        (c.0, c.1 - r),
+        (c.0 + r, c.1),
+        (c.0, c.1 + r),
+        (c.0 - r, c.1),
+        (c.0, c.1 - r),
+    ];
+    area.draw(&PathElement::new(pts, col.stroke_width(3)))
+        .drawn()?;
+    Ok(())
 }
 
 /// Legend entries for what `d` shows.
@@ -499,9 +651,10 @@ pub(crate) fn legend_entries(d: &PhaseData) -> Vec<(Glyph, String)> {
     for k in kinds {
         e.push((Glyph::Marker(k), k.label().to_string()));
     }
+    e.extend(target_entries(&d.targets));
     for (c, col) in NULL_COLOURS.iter().enumerate() {
         if d.nullclines.iter().any(|b| b.component == c) {
-            e.push((Glyph::Line(*col, 3, false), format!("{}' = 0", d.labels[c])));
+            e.push((Glyph::Line(*col, 3, true), format!("{}' = 0", d.labels[c])));
         }
     }
     if d.manifolds.iter().any(|m| m.stable) {
@@ -516,14 +669,34 @@ pub(crate) fn legend_entries(d: &PhaseData) -> Vec<(Glyph, String)> {
             "unstable manifold".into(),
         ));
     }
+    let real_in_box = |f: &&FixedPoint| {
+        f.eigenvalues[0][1] == 0.0
+            && f.kind != FixedPointType::Degenerate
+            && (0..2).all(|k| f.x[k] >= d.lo[k] && f.x[k] <= d.hi[k])
+    };
+    let eig: Vec<f64> = d
+        .fixed_points
+        .iter()
+        .filter(real_in_box)
+        .flat_map(|f| [f.eigenvalues[0][0], f.eigenvalues[1][0]])
+        .collect();
+    if eig.iter().any(|l| *l <= 0.0) {
+        e.push((
+            Glyph::Line(eigen_colour(false), 5, false),
+            "stable eigendirection".into(),
+        ));
+    }
+    if eig.iter().any(|l| *l > 0.0) {
+        e.push((
+            Glyph::Line(eigen_colour(true), 5, false),
+            "unstable eigendirection".into(),
+        ));
+    }
     if !d.trajectories.is_empty() {
         e.push((Glyph::Line(TRAJ_COLOUR, 1, false), "trajectory".into()));
     }
     if !d.linearisation.is_empty() {
-        e.push((
-            Glyph::Line(canvas::GREEN_OI, 2, true),
-            "linearisation".into(),
-        ));
+        e.push((Glyph::Line(LIN_COLOUR, 2, true), "linearisation".into()));
     }
     if let Some(b) = &d.basins {
         for (j, &i) in b.attractors.iter().enumerate() {

@@ -35,6 +35,26 @@ fn tview(s: &[f64], rows: usize, cols: usize) -> MatrixView<'_, f64, Dyn, Dyn, D
     MatrixView::<f64, Dyn, Dyn, Dyn, Dyn>::from_slice_with_strides(s, cols, rows, rows, 1)
 }
 
+/// How the backward pass carries credit back in time (THEORY III.1). Each learning rule is a
+/// change to the exact adjoint recursion
+/// Lambda_k = g_k + J_k^T Lambda_{k+1}, J_k = (1 - dt) I + dt W diag(phi'(X_k)),
+/// and every parameter gradient is then accumulated from Lambda_k exactly as in BPTT.
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Credit<'a> {
+    /// Exact BPTT.
+    #[default]
+    Exact,
+    /// e-prop: J_k replaced by its diagonal, Lambda_k = g_k + d_k .* Lambda_{k+1} with
+    /// d_k,j = (1 - dt) + dt W_jj phi'(x_j,k) (e-prop's eligibility trace times its learning
+    /// signal, written backward). `feedback` (N x R) replaces w_out in the learning signal
+    /// g_k = dl/dX_k (random e-prop / feedback alignment); `None` uses w_out.
+    Eprop { feedback: Option<&'a DMatrix<f64>> },
+    /// Truncated BPTT(h): the credit of each loss step is propagated exactly through h - 1
+    /// Jacobians (it reaches the h transitions before the loss step), then dropped. h >= T is
+    /// exact BPTT (and runs the exact path).
+    Truncated { h: usize },
+}
+
 /// Preallocated buffers of the batched forward and backward passes.
 #[derive(Debug, Clone)]
 pub struct Workspace {
@@ -73,6 +93,10 @@ pub struct Workspace {
     /// Contiguous transposes w_out^T (R x N), U^T (2 x N) (see [`tview`]).
     wout_t: DMatrix<f64>,
     u_t: DMatrix<f64>,
+    /// diag(W) for e-prop (allocated on first use).
+    wdiag: Vec<f64>,
+    /// Truncated BPTT: one adjoint chain per live loss step, h x N x B (allocated on first use).
+    chains: Vec<f64>,
 }
 
 impl Workspace {
@@ -100,6 +124,8 @@ impl Workspace {
             hsp: PackedMatrix::new(),
             wout_t: DMatrix::zeros(r, n),
             u_t: DMatrix::zeros(2, n),
+            wdiag: Vec::new(),
+            chains: Vec::new(),
         }
     }
 
@@ -275,6 +301,19 @@ impl Workspace {
         t: &Trainable,
         grad: &mut [f64],
     ) -> Result<()> {
+        self.backward_with(net, trials, t, Credit::Exact, grad)
+    }
+
+    /// [`Workspace::backward`] with the adjoint recursion of a learning rule ([`Credit`]).
+    /// The rule is chosen once per pass; the exact path is the tuned BPTT kernel unchanged.
+    pub fn backward_with(
+        &mut self,
+        net: &Network,
+        trials: &Trials,
+        t: &Trainable,
+        credit: Credit<'_>,
+        grad: &mut [f64],
+    ) -> Result<()> {
         self.check(net, trials)?;
         if grad.len() != net.num_params(t) {
             return Err(Error::Shape {
@@ -301,30 +340,74 @@ impl Workspace {
         if !full {
             net.u.transpose_to(&mut self.u_t);
         }
+        // the rule, decided once: h >= T truncates nothing and is exact BPTT
+        let (credit, feedback) = match credit {
+            Credit::Truncated { h } if h >= steps => (Credit::Exact, None),
+            Credit::Eprop { feedback } => (credit, feedback),
+            c => (c, None),
+        };
+        let fb = feedback.unwrap_or(&net.w_out);
         // Lambda_T = g_T
         self.lam[slot(steps, nb)].fill(0.0);
-        self.add_readout_cotangent(net, steps, active[steps - 1]);
+        self.add_readout_cotangent(net, fb, steps, active[steps - 1]);
         // steps per dL/dW chunk, and the lowest step of the current chunk
         let chunk = (CHUNK_COLUMNS / b).max(1);
         let mut c_lo = 0;
-        self.wtp.pack_transpose(&net.w);
+        match credit {
+            Credit::Exact => self.wtp.pack_transpose(&net.w),
+            Credit::Eprop { .. } => {
+                self.wdiag.clear();
+                self.wdiag.extend((0..n).map(|i| net.w[(i, i)]));
+            }
+            Credit::Truncated { h } => {
+                self.wtp.pack_transpose(&net.w);
+                self.chains.resize(h * nb, 0.0);
+                if active[steps - 1] {
+                    let src = steps % h;
+                    self.chains[src * nb..(src + 1) * nb]
+                        .copy_from_slice(&self.lam[slot(steps, nb)]);
+                }
+            }
+        }
         for k in (1..=steps).rev() {
             if k < steps {
-                // Lambda_k from Lambda_{k+1}: the two slots of the ring
-                let rx = self.xr(k);
-                let (s0, s1) = self.lam.split_at_mut(nb);
-                let (lk, ln) = if k % 2 == 0 { (s0, s1) } else { (s1, s0) };
-                self.wtp.gemm(dt, ln, b, 0.0, self.z.as_mut_slice());
-                adjoint_update(
-                    phi,
-                    1.0 - dt,
-                    ln,
-                    &self.xs[rx],
-                    &self.hs[k * nb..(k + 1) * nb],
-                    self.z.as_slice(),
-                    lk,
-                );
-                self.add_readout_cotangent(net, k, active[k - 1]);
+                match credit {
+                    Credit::Exact => {
+                        // Lambda_k from Lambda_{k+1}: the two slots of the ring
+                        let rx = self.xr(k);
+                        let (s0, s1) = self.lam.split_at_mut(nb);
+                        let (lk, ln) = if k % 2 == 0 { (s0, s1) } else { (s1, s0) };
+                        self.wtp.gemm(dt, ln, b, 0.0, self.z.as_mut_slice());
+                        adjoint_update(
+                            phi,
+                            1.0 - dt,
+                            ln,
+                            &self.xs[rx],
+                            &self.hs[k * nb..(k + 1) * nb],
+                            self.z.as_slice(),
+                            lk,
+                        );
+                    }
+                    Credit::Eprop { .. } => {
+                        let rx = self.xr(k);
+                        let (s0, s1) = self.lam.split_at_mut(nb);
+                        let (lk, ln) = if k % 2 == 0 { (s0, s1) } else { (s1, s0) };
+                        eprop_update(
+                            phi,
+                            dt,
+                            &self.wdiag,
+                            ln,
+                            &self.xs[rx],
+                            &self.hs[k * nb..(k + 1) * nb],
+                            lk,
+                        );
+                    }
+                    Credit::Truncated { h } => self.truncated_step(net, h, k, &active),
+                }
+                self.add_readout_cotangent(net, fb, k, active[k - 1]);
+                if let Credit::Truncated { h } = credit {
+                    self.truncated_collect(h, k, &active);
+                }
             }
             let lk = &self.lam[slot(k, nb)];
             if full {
@@ -396,14 +479,60 @@ impl Workspace {
         Ok(())
     }
 
-    /// Lambda_k += dl/dX_k from the readout cotangent of state X_k (k >= 1).
-    fn add_readout_cotangent(&mut self, net: &Network, k: usize, active: bool) {
+    /// Truncated BPTT, step k < T: propagate every live chain (a loss step s in (k, k + h - 1]
+    /// with a cotangent) from X_{k+1} to X_k; the slot of Lambda_k is cleared for g_k. Chains
+    /// of loss steps s >= k + h have had their h - 1 Jacobians and are dropped.
+    fn truncated_step(&mut self, net: &Network, h: usize, k: usize, active: &[bool]) {
+        let (nb, b, dt, steps) = (self.nb(), self.batch, net.dt, self.steps);
+        let rx = self.xr(k);
+        for src in k + 1..(k + h).min(steps + 1) {
+            if !active[src - 1] {
+                continue;
+            }
+            let c = &mut self.chains[(src % h) * nb..(src % h + 1) * nb];
+            self.wtp.gemm(dt, c, b, 0.0, self.z.as_mut_slice());
+            adjoint_update_in_place(
+                net.phi,
+                1.0 - dt,
+                c,
+                &self.xs[rx.clone()],
+                &self.hs[k * nb..(k + 1) * nb],
+                self.z.as_slice(),
+            );
+        }
+        self.lam[slot(k, nb)].fill(0.0);
+    }
+
+    /// Truncated BPTT, step k < T, after g_k was added to the slot of Lambda_k: start the
+    /// chain of loss step k (if it has a cotangent) and add the live chains of the later loss
+    /// steps: Lambda_k = g_k + sum_{s = k+1}^{k+h-1} (J_k^T ... J_{s-1}^T) g_s.
+    fn truncated_collect(&mut self, h: usize, k: usize, active: &[bool]) {
+        let (nb, steps) = (self.nb(), self.steps);
+        let lk = &mut self.lam[slot(k, nb)];
+        if active[k - 1] {
+            self.chains[(k % h) * nb..(k % h + 1) * nb].copy_from_slice(lk);
+        }
+        for src in k + 1..(k + h).min(steps + 1) {
+            if !active[src - 1] {
+                continue;
+            }
+            let c = &self.chains[(src % h) * nb..(src % h + 1) * nb];
+            for (l, &v) in lk.iter_mut().zip(c) {
+                *l += v;
+            }
+        }
+    }
+
+    /// Lambda_k += dl/dX_k from the readout cotangent of state X_k (k >= 1), with the learning
+    /// signal carried along `fb` (w_out for the exact gradient, a feedback matrix for random
+    /// e-prop).
+    fn add_readout_cotangent(&mut self, net: &Network, fb: &DMatrix<f64>, k: usize, active: bool) {
         if !active {
             return;
         }
         let (n, b, nb) = (self.n, self.batch, self.nb());
         let e = self.ey.columns((k - 1) * b, b);
-        self.z.gemm(1.0 / n as f64, &net.w_out, &e, 0.0);
+        self.z.gemm(1.0 / n as f64, fb, &e, 0.0);
         let rx = self.xr(k);
         let lk = &mut self.lam[slot(k, nb)];
         let z = self.z.as_slice();
@@ -432,10 +561,22 @@ impl Workspace {
         t: &Trainable,
         grad: &mut [f64],
     ) -> Result<f64> {
+        self.loss_and_grad_with(net, trials, t, Credit::Exact, grad)
+    }
+
+    /// Forward, loss and the update direction of a learning rule ([`Credit`]) in one call.
+    pub fn loss_and_grad_with(
+        &mut self,
+        net: &Network,
+        trials: &Trials,
+        t: &Trainable,
+        credit: Credit<'_>,
+        grad: &mut [f64],
+    ) -> Result<f64> {
         self.fit(net, trials);
         self.forward(net, trials)?;
         let l = self.loss(trials);
-        self.backward(net, trials, t, grad)?;
+        self.backward_with(net, trials, t, credit, grad)?;
         Ok(l)
     }
 
@@ -556,11 +697,23 @@ impl Sharded {
         t: &Trainable,
         grad: &mut [f64],
     ) -> Result<f64> {
+        self.loss_and_grad_with(net, trials, t, Credit::Exact, grad)
+    }
+
+    /// [`Sharded::loss_and_grad`] with the adjoint recursion of a learning rule ([`Credit`]).
+    pub fn loss_and_grad_with(
+        &mut self,
+        net: &Network,
+        trials: &Trials,
+        t: &Trainable,
+        credit: Credit<'_>,
+        grad: &mut [f64],
+    ) -> Result<f64> {
         self.fit(net, trials);
         let len = grad.len();
         self.run(trials, |ws, tr, g| {
             g.resize(len, 0.0);
-            ws.loss_and_grad(net, tr, t, g)
+            ws.loss_and_grad_with(net, tr, t, credit, g)
         })?;
         let mut loss = 0.0;
         for (i, sh) in self.shards.iter().enumerate() {
@@ -632,6 +785,51 @@ fn adjoint_update(
         Phi::Erf => {
             for i in 0..n {
                 lk[i] = decay * ln[i] + phi.df(x[i], h[i]) * z[i];
+            }
+        }
+    }
+}
+
+/// The exact update in place: c = decay c + phi'(X_k) .* Z (truncated BPTT's chains).
+fn adjoint_update_in_place(phi: Phi, decay: f64, c: &mut [f64], x: &[f64], h: &[f64], z: &[f64]) {
+    let n = c.len();
+    let (x, h, z) = (&x[..n], &h[..n], &z[..n]);
+    for i in 0..n {
+        c[i] = decay * c[i] + phi.df(x[i], h[i]) * z[i];
+    }
+}
+
+/// e-prop's adjoint step: Lambda_k = d_k .* Lambda_{k+1}, d_k,j = (1 - dt) + dt W_jj phi'(x_j,k)
+/// (the diagonal of J_k), column by column of the N x B block.
+fn eprop_update(
+    phi: Phi,
+    dt: f64,
+    wdiag: &[f64],
+    ln: &[f64],
+    x: &[f64],
+    h: &[f64],
+    lk: &mut [f64],
+) {
+    let n = wdiag.len();
+    for (j, lc) in lk.chunks_exact_mut(n).enumerate() {
+        let o = j * n;
+        let (lnc, xc, hc) = (&ln[o..o + n], &x[o..o + n], &h[o..o + n]);
+        match phi {
+            Phi::Tanh => {
+                for i in 0..n {
+                    let d = (1.0 - dt) + dt * wdiag[i] * (1.0 - hc[i] * hc[i]);
+                    lc[i] = d * lnc[i];
+                }
+            }
+            Phi::Identity => {
+                for i in 0..n {
+                    lc[i] = ((1.0 - dt) + dt * wdiag[i]) * lnc[i];
+                }
+            }
+            Phi::Erf => {
+                for i in 0..n {
+                    lc[i] = ((1.0 - dt) + dt * wdiag[i] * phi.df(xc[i], hc[i])) * lnc[i];
+                }
             }
         }
     }

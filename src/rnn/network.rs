@@ -55,7 +55,10 @@ pub fn tanh_slice_and_scale(x: &[f64], out: &mut [f64], scaled: &mut [f64], c: f
 
 fn tanh_dispatch(x: &[f64], out: &mut [f64], scaled: Option<(&mut [f64], f64)>) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+    if !crate::num::simd::portable()
+        && std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+    {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the features the function is compiled for were detected at run time.
             unsafe { tanh_slice_avx512(x, out, scaled) };

@@ -5,15 +5,17 @@ use serde::Serialize;
 
 use super::checks::{x2_hypothesis, x2_tolerance, X2Point};
 use super::fixed_points::{find_fixed_points, FixedPointOptions, RnnFixedPoint, Tracking};
-use super::network::Network;
+use super::network::{Network, Phi, Recurrent};
 use super::sequential::{
     end_state_and_input, run_sequential, track_stages, SequentialResult, SequentialSpec,
 };
 use super::spec::{check, Protocol, RnnSpec};
-use super::task::LossKind;
-use super::train::{train_task, TrainLog};
+use super::task::{LossKind, Task};
+use super::tmaps::{mode_of, Mode};
+use super::train::{train_task, Optimizer, TrainLog};
 use crate::claims::{Row, Verdict};
 use crate::model::ModelFile;
+use crate::num::stats;
 use crate::report::{fmt_num, Report};
 use crate::Result;
 use rand::rngs::StdRng;
@@ -50,6 +52,19 @@ pub struct Summary {
     pub eps_mean: Option<f64>,
     pub steps_a_mean: f64,
     pub steps_b_mean: Option<f64>,
+    /// Mean flow time of A (or of the single task) and of B.
+    pub tau_a_mean: f64,
+    pub tau_b_mean: Option<f64>,
+    /// I over seeds: mean, median, geometric mean with 95% bootstrap intervals (THEORY I.7;
+    /// I is heavy-tailed: read the median and the geometric mean).
+    pub interference: Option<stats::Summary>,
+    /// eps over seeds, with intervals.
+    pub eps: Option<stats::Summary>,
+    /// Share of rotations (A's fixed point turned by more than 45 degrees, THEORY I.7) among the
+    /// seeds whose fixed points were resolved, with its Wilson interval.
+    pub rotation_share: Option<stats::Estimate>,
+    /// Seeds whose A fixed point after B was not resolved (no mode assigned).
+    pub unresolved: usize,
 }
 
 /// The report of `modeflow train` for an `rnn` model.
@@ -69,6 +84,50 @@ impl RnnReport {
     }
 }
 
+/// Bootstrap seed of the summaries over seeds (fixed: a summary is a function of the runs).
+const SUMMARY_BOOTSTRAP_SEED: u64 = 0x5_0aa7;
+
+fn summary_of(v: &[f64]) -> Result<Option<stats::Summary>> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    stats::Summary::of(v, &stats::Bootstrap::new(SUMMARY_BOOTSTRAP_SEED)).map(Some)
+}
+
+/// Modes of the seeds by THEORY I.7's 45-degree rule ([`super::tmaps::mode_of`]).
+struct Rotations {
+    share: Option<stats::Estimate>,
+    unresolved: usize,
+}
+
+impl Rotations {
+    fn of(runs: &[RunOutcome], tracked: bool) -> Result<Rotations> {
+        if !tracked {
+            return Ok(Rotations {
+                share: None,
+                unresolved: 0,
+            });
+        }
+        let modes: Vec<Mode> = runs
+            .iter()
+            .map(|r| mode_of(r.tracking.as_ref().map(|t| t.theta)))
+            .collect();
+        let resolved: Vec<bool> = modes
+            .iter()
+            .filter(|m| **m != Mode::Unresolved)
+            .map(|m| *m == Mode::Rotation)
+            .collect();
+        Ok(Rotations {
+            share: if resolved.is_empty() {
+                None
+            } else {
+                Some(stats::share(&resolved)?)
+            },
+            unresolved: modes.len() - resolved.len(),
+        })
+    }
+}
+
 fn mean_sd(v: &[f64]) -> (f64, f64) {
     let n = v.len() as f64;
     let m = v.iter().sum::<f64>() / n;
@@ -82,7 +141,12 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
 
 /// Run the model: every seed, the protocol, fixed points, predictions beside measurements.
 pub fn train(model: &ModelFile) -> Result<RnnReport> {
-    let spec = check(model)?;
+    train_spec(check(model)?)
+}
+
+/// Run a validated spec: what `modeflow train` runs, and what the network-level claims that
+/// train networks (the T-1..T-5 maps) run per grid point.
+pub fn train_spec(spec: RnnSpec) -> Result<RnnReport> {
     // The seeds are independent runs: in parallel (rayon), each with its own generators seeded
     // from its seed, collected in seed order, so the report is the same for any thread count
     // (the training step inside shards its batch deterministically too). The first error in
@@ -140,6 +204,22 @@ pub fn train(model: &ModelFile) -> Result<RnnReport> {
         .iter()
         .filter_map(|r| r.sequential.as_ref().map(|s| s.steps_b as f64))
         .collect();
+    let tau_a: Vec<f64> = runs
+        .iter()
+        .map(|r| match (&r.sequential, &r.single) {
+            (Some(s), _) => s.tau_a,
+            (_, Some(s)) => s.log.tau,
+            _ => f64::NAN,
+        })
+        .collect();
+    let tau_b: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| r.sequential.as_ref().map(|s| s.tau_b))
+        .collect();
+    let rotation = Rotations::of(
+        &runs,
+        spec.protocol == Protocol::Sequential && spec.fixed_points,
+    )?;
     let summary = Summary {
         seeds: spec.seeds,
         interference_mean: (!is.is_empty()).then(|| mean_sd(&is).0),
@@ -147,6 +227,12 @@ pub fn train(model: &ModelFile) -> Result<RnnReport> {
         eps_mean: (!eps.is_empty()).then(|| mean_sd(&eps).0),
         steps_a_mean: mean_sd(&steps_a).0,
         steps_b_mean: (!steps_b.is_empty()).then(|| mean_sd(&steps_b).0),
+        tau_a_mean: mean_sd(&tau_a).0,
+        tau_b_mean: (!tau_b.is_empty()).then(|| mean_sd(&tau_b).0),
+        interference: summary_of(&is)?,
+        eps: summary_of(&eps)?,
+        rotation_share: rotation.share,
+        unresolved: rotation.unresolved,
     };
     Ok(RnnReport {
         spec,
@@ -171,10 +257,48 @@ fn run_seq(spec: &RnnSpec, seed: u64, rows: &mut Vec<Row>) -> Result<RunOutcome>
         format!("seed {seed}: A and B reach L < tol"),
         res.converged_a && res.converged_b,
         format!(
-            "L_A = {:.3e} after {} steps, L_B = {:.3e} after {} steps",
-            res.loss_a_after_a, res.steps_a, res.loss_b_after_b, res.steps_b
+            "L_A = {:.3e} after {} steps (tau {:.4e}), L_B = {:.3e} after {} steps (tau {:.4e})",
+            res.loss_a_after_a, res.steps_a, res.tau_a, res.loss_b_after_b, res.steps_b, res.tau_b
         ),
     ));
+    // a network that is exactly the linear 2x2 model (identity, state readout, g = 0, M only,
+    // constant input, own loss): its interference beside the 2x2 prediction of its rule
+    if let Some((par, rule)) = super::rules::linear_equivalent(
+        &spec.network,
+        &spec.trainable,
+        &seq.task_a,
+        &seq.task_b,
+        &spec.train,
+    ) {
+        let (i_pred, steps_pred) = super::rules::linear_prediction(
+            &stages.after_a.m,
+            &stages.untrained.m,
+            &par,
+            rule,
+            spec.train.tol,
+        )?;
+        // The network is the 2x2 model up to (i) GD vs the flow: O(lr k) with the contraction
+        // rate k <= zhat/u near the end, and (ii) for e-prop the O(1/N) self-coupling W_jj,
+        // amplified by G_A = zhat/u in I (E-1: 3.7 G_A/N measured at N = 64)
+        let g_a = par.zhat / par.u;
+        let finite_n = if rule == crate::interference::linear::Rule::Eprop {
+            6.0 * g_a / spec.network.n as f64
+        } else {
+            0.0
+        };
+        rows.push(
+            Row::rel(
+                format!("seed {seed}: I vs linear 2x2 ({})", rule.name()),
+                i_pred,
+                res.interference,
+                2.0 * spec.train.lr * g_a + finite_n,
+            )
+            .note(format!(
+                "task B: {} steps, 2x2 flow {:.1} steps (lr = {}); 2x2 from the network's M after A",
+                res.steps_b, steps_pred, spec.train.lr
+            )),
+        );
+    }
     let mut tracking = None;
     let mut fixed_point_error = None;
     let mut fixed_point_note = None;
@@ -255,22 +379,45 @@ fn run_single(spec: &RnnSpec, seed: u64, rows: &mut Vec<Row>) -> Result<RunOutco
     rows.push(Row::holds(
         format!("seed {seed}: L < tol"),
         log.converged,
-        format!("L = {:.3e} after {} steps", log.final_loss, log.steps),
+        format!(
+            "L = {:.3e} after {} steps (tau {:.4e})",
+            log.final_loss, log.steps, log.tau
+        ),
     ));
     let mut fixed_points = Vec::new();
     let mut fixed_point_error = None;
     if spec.fixed_points {
         let mut rng_eval = StdRng::seed_from_u64(seed ^ 0x5eed_e7a1);
+        let flip_flop = matches!(spec.task, Task::FlipFlop(_));
         let trials = spec.task.trials(
             net.n,
             net.inputs(),
             net.outputs(),
             net.dt,
-            spec.train.batch.min(8),
+            if flip_flop {
+                FLIP_FLOP_STARTS
+            } else {
+                spec.train.batch.min(8)
+            },
             &mut rng_eval,
         );
-        let (x, v) = end_state_and_input(&net, &trials)?;
-        match find_fixed_points(&net, &v, &[x], &FixedPointOptions::default(), seed) {
+        let (starts, v) = if flip_flop {
+            flip_flop_starts(&net, &trials)?
+        } else {
+            let (x, v) = end_state_and_input(&net, &trials)?;
+            (vec![x], v)
+        };
+        // flip-flop: 32 relaxed starts already reach every memory; one perturbed slow-point
+        // search per start (instead of 4) keeps the search ~1 s
+        let opts = FixedPointOptions {
+            slow_starts: if flip_flop {
+                1
+            } else {
+                FixedPointOptions::default().slow_starts
+            },
+            ..FixedPointOptions::default()
+        };
+        match find_fixed_points(&net, &v, &starts, &opts, seed) {
             Ok(f) => fixed_points = f,
             Err(e) => fixed_point_error = Some(e.to_string()),
         }
@@ -285,18 +432,72 @@ fn run_single(spec: &RnnSpec, seed: u64, rows: &mut Vec<Row>) -> Result<RunOutco
     })
 }
 
+/// Trials whose end states seed the flip-flop fixed-point search: with 2^k memories equally
+/// likely at a trial's end, 32 trials miss one of the 4 of the 2-bit task with probability
+/// 4 (3/4)^32 < 1e-3.
+const FLIP_FLOP_STARTS: usize = 32;
+
+/// A flip-flop holds its bits between pulses with the input off: its memories are the
+/// attractors of the input-free flow. Each trial's end state (taken mid-pulse or not) is
+/// relaxed with the input off for 20 time units (the slowest trained attractor mode of the
+/// shipped model decays at ~0.6 per unit time), then handed to Newton with v = 0.
+/// Searching instead from one end state with the last input of that trial (the working-memory
+/// recipe) finds a fixed point of the pulse-driven flow, not a memory.
+fn flip_flop_starts(
+    net: &Network,
+    trials: &crate::rnn::task::Trials,
+) -> Result<(Vec<nalgebra::DVector<f64>>, nalgebra::DVector<f64>)> {
+    let mut ws = crate::rnn::bptt::Workspace::new(net, trials.steps, trials.batch);
+    ws.forward(net, trials)?;
+    let v = nalgebra::DVector::zeros(net.n);
+    let mut f = nalgebra::DVector::zeros(net.n);
+    let steps = crate::rnn::task::steps_for(20.0, net.dt);
+    let starts = (0..trials.batch)
+        .map(|j| {
+            let mut x = ws.end_state().column(j).into_owned();
+            for _ in 0..steps {
+                net.flow(&x, &v, &mut f);
+                x.axpy(net.dt, &f, 1.0);
+            }
+            x
+        })
+        .collect();
+    Ok((starts, v))
+}
+
 impl Report for RnnReport {
     fn text(&self) -> String {
         let s = &self.spec;
+        // plain words, not Rust names: tanh, full W, Adam (beta1 0.9, ...), sequential
+        let phi = match s.network.phi {
+            Phi::Tanh => "tanh",
+            Phi::Erf => "erf",
+            Phi::Identity => "identity",
+        };
+        let trained = match s.trainable.recurrent {
+            Recurrent::Full => "full W",
+            Recurrent::Latent => "latent M only",
+        };
+        let opt = match s.train.optimizer {
+            Optimizer::Gd => "full-batch gradient descent".to_string(),
+            Optimizer::Sgd => "online SGD".to_string(),
+            Optimizer::Adam { beta1, beta2, eps } => {
+                format!("Adam, beta1 {beta1}, beta2 {beta2}, eps {eps:e}")
+            }
+            Optimizer::Flow { rtol, atol } => match atol {
+                Some(a) => format!("gradient flow, rtol {rtol:e}, atol {a:e}"),
+                None => format!("gradient flow, rtol {rtol:e}"),
+            },
+        };
+        let protocol = match s.protocol {
+            Protocol::Sequential => "sequential A -> B",
+            Protocol::Single => "single task",
+        };
         let mut out = format!(
-            "rnn: N = {}, g = {}, dt = {}, phi = {:?}, {:?} training ({:?}), protocol {:?}, {} seed(s)\n",
+            "rnn: N = {}, g = {}, dt = {}, phi = {phi}, trained: {trained} ({opt}), protocol {protocol}, {} seed(s)\n",
             s.network.n,
             s.network.g,
             s.network.dt,
-            s.network.phi,
-            s.trainable.recurrent,
-            s.train.optimizer,
-            s.protocol,
             s.seeds
         );
         if s.protocol == Protocol::Sequential {
@@ -314,8 +515,17 @@ impl Report for RnnReport {
                 );
             }
             out.push_str(&format!(
-                "\n{:>6} {:>8} {:>8} {:>12} {:>12} {:>10} {:>12} {:>14}\n",
-                "seed", "steps_A", "steps_B", "I", "eps", "theta", "2(1-cos th)", "outcome"
+                "\n{:>6} {:>8} {:>8} {:>10} {:>10} {:>12} {:>12} {:>10} {:>12} {:>14}\n",
+                "seed",
+                "steps_A",
+                "steps_B",
+                "tau_A",
+                "tau_B",
+                "I",
+                "eps",
+                "theta",
+                "2(1-cos th)",
+                "outcome"
             ));
             for r in &self.runs {
                 if let Some(q) = &r.sequential {
@@ -331,10 +541,12 @@ impl Report for RnnReport {
                         })
                         .unwrap_or(("-".into(), "-".into(), "-"));
                     out.push_str(&format!(
-                        "{:>6} {:>8} {:>8} {:>12} {:>12} {:>10} {:>12} {:>14}\n",
+                        "{:>6} {:>8} {:>8} {:>10} {:>10} {:>12} {:>12} {:>10} {:>12} {:>14}\n",
                         r.seed,
                         q.steps_a,
                         q.steps_b,
+                        fmt_num(q.tau_a),
+                        fmt_num(q.tau_b),
                         fmt_num(q.interference),
                         fmt_num(q.eps),
                         th,
@@ -348,13 +560,44 @@ impl Report for RnnReport {
             {
                 out.push_str(&format!("mean I = {} (sd {})\n", fmt_num(m), fmt_num(sd)));
             }
+            if let Some(i) = &self.summary.interference {
+                out.push_str(&format!(
+                    "I over {} seed(s), 95% bootstrap intervals: median {} [{}, {}]",
+                    i.n,
+                    fmt_num(i.median.value),
+                    fmt_num(i.median.lo),
+                    fmt_num(i.median.hi)
+                ));
+                if let Some(g) = &i.geomean {
+                    out.push_str(&format!(
+                        ", geometric mean {} [{}, {}]",
+                        fmt_num(g.value),
+                        fmt_num(g.lo),
+                        fmt_num(g.hi)
+                    ));
+                }
+                out.push('\n');
+            }
+            if let Some(r) = &self.summary.rotation_share {
+                out.push_str(&format!(
+                    "rotations (A's fixed point turned > 45 degrees): {} of {} resolved seeds, \
+                     share 95% interval [{}, {}]; {} unresolved\n",
+                    (r.value * r.n as f64).round(),
+                    r.n,
+                    fmt_num(r.lo),
+                    fmt_num(r.hi),
+                    self.summary.unresolved
+                ));
+            }
         } else {
             for r in &self.runs {
                 if let Some(q) = &r.single {
                     out.push_str(&format!(
-                        "seed {}: {} steps, L = {}, {} fixed point(s)\n",
+                        "seed {}: {} steps, tau = {}, {} gradient evaluations, L = {}, {} fixed point(s)\n",
                         r.seed,
                         q.log.steps,
+                        fmt_num(q.log.tau),
+                        q.log.gradient_evaluations,
                         fmt_num(q.log.final_loss),
                         q.fixed_points.len()
                     ));
@@ -384,12 +627,30 @@ impl Report for RnnReport {
         }
         out.push_str("\nprediction beside measurement:\n");
         for r in &self.rows {
+            // a yes/no row (Row::holds: predicted 1, measured 0/1, tolerance 0) reads in words
+            let yes_no = r.predicted == 1.0
+                && (r.measured == 0.0 || r.measured == 1.0)
+                && r.tolerance == 0.0
+                && !r.relative;
+            let (p, m) = if yes_no {
+                (
+                    "holds".to_string(),
+                    if r.measured == 1.0 {
+                        "holds"
+                    } else {
+                        "does not"
+                    }
+                    .to_string(),
+                )
+            } else {
+                (fmt_num(r.predicted), fmt_num(r.measured))
+            };
             out.push_str(&format!(
                 "  {:<9} {:<58} predicted {:>12}  measured {:>12}  {}\n",
                 format!("{:?}", r.verdict).to_lowercase(),
                 r.label,
-                fmt_num(r.predicted),
-                fmt_num(r.measured),
+                p,
+                m,
                 r.note
             ));
         }

@@ -33,7 +33,7 @@ use super::bptt::{Sharded, Workspace};
 use super::fixed_points::{track, FixedPointOptions, Tracking};
 use super::network::{Network, NetworkSpec, Trainable};
 use super::task::{Task, Trials, WorkingMemory};
-use super::train::{train_task, TrainLog, TrainOptions};
+use super::train::{train_task_with, TrainLog, TrainOptions};
 use crate::Result;
 
 /// Everything the protocol needs.
@@ -89,6 +89,8 @@ pub struct StepRecord {
     /// "A" or "B".
     pub phase: &'static str,
     pub step: usize,
+    /// Flow time tau within the phase (lr x step for the stepping rules).
+    pub tau: f64,
     pub loss_a: f64,
     pub loss_b: f64,
     /// |W - W_phase_start|_F.
@@ -112,9 +114,16 @@ pub struct SequentialResult {
     pub loss_b_after_b: f64,
     /// I = L_A(after B) / L_A(untrained).
     pub interference: f64,
-    /// Learning times in steps (tau = lr x steps).
+    /// Learning times in steps (accepted steps of the flow).
     pub steps_a: usize,
     pub steps_b: usize,
+    /// Learning times in flow time tau (the integrated tau of the flow; lr x steps for
+    /// GD / SGD / Adam).
+    pub tau_a: f64,
+    pub tau_b: f64,
+    /// Gradient evaluations (forward + BPTT passes) of each phase.
+    pub evaluations_a: usize,
+    pub evaluations_b: usize,
     pub converged_a: bool,
     pub converged_b: bool,
     /// Seed covariate eps = a^T x_B(T)/N (mean over evaluation trials), before B training.
@@ -183,6 +192,7 @@ pub fn run_sequential(spec: &SequentialSpec, seed: u64) -> Result<(SequentialRes
     let mut records = Vec::new();
     let mut record = |phase: &'static str,
                       step: usize,
+                      tau: f64,
                       net: &Network,
                       w_start: &DMatrix<f64>,
                       ws_a: &mut Sharded,
@@ -199,6 +209,7 @@ pub fn run_sequential(spec: &SequentialSpec, seed: u64) -> Result<(SequentialRes
         records.push(StepRecord {
             phase,
             step,
+            tau,
             loss_a,
             loss_b,
             dw_norm: (&net.w - w_start).norm(),
@@ -211,15 +222,15 @@ pub fn run_sequential(spec: &SequentialSpec, seed: u64) -> Result<(SequentialRes
 
     // phase A
     let w_start = net.w.clone();
-    let log_a = train_task(
+    let log_a = train_task_with(
         &mut net,
         &spec.trainable,
         &task_a,
         &spec.train,
         &mut rng_train,
-        |step, _, net| {
-            if step % every == 0 {
-                record("A", step, net, &w_start, &mut ws_a, &mut ws_b)?;
+        |p, net| {
+            if p.step % every == 0 {
+                record("A", p.step, p.tau, net, &w_start, &mut ws_a, &mut ws_b)?;
             }
             Ok(())
         },
@@ -245,15 +256,15 @@ pub fn run_sequential(spec: &SequentialSpec, seed: u64) -> Result<(SequentialRes
 
     // phase B
     let w_start = net.w.clone();
-    let log_b = train_task(
+    let log_b = train_task_with(
         &mut net,
         &spec.trainable,
         &task_b,
         &spec.train,
         &mut rng_train,
-        |step, _, net| {
-            if step % every == 0 {
-                record("B", step, net, &w_start, &mut ws_a, &mut ws_b)?;
+        |p, net| {
+            if p.step % every == 0 {
+                record("B", p.step, p.tau, net, &w_start, &mut ws_a, &mut ws_b)?;
             }
             Ok(())
         },
@@ -271,6 +282,10 @@ pub fn run_sequential(spec: &SequentialSpec, seed: u64) -> Result<(SequentialRes
         interference: loss_a_after_b / loss_a_untrained,
         steps_a: log_a.steps,
         steps_b: log_b.steps,
+        tau_a: log_a.tau,
+        tau_b: log_b.tau,
+        evaluations_a: log_a.gradient_evaluations,
+        evaluations_b: log_b.gradient_evaluations,
         converged_a: log_a.converged,
         converged_b: log_b.converged,
         eps,

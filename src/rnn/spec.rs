@@ -23,10 +23,17 @@
 //! [training]
 //! protocol = "sequential"        # sequential (A -> B) | single (the [task] only)
 //! trainable = "full"             # full | latent
-//! optimizer = "gd"               # gd | sgd | adam
-//! lr = 1.0
+//! optimizer = "gd"               # gd | sgd | adam | flow
+//! lr = 1.0                       # flow: optional, the first trial step in tau
+//! flow_rtol = 1e-6               # flow only: relative local error tolerance per step
+//! flow_atol = 1e-5               # flow only (default flow_rtol/sqrt(N) full W, flow_rtol M)
 //! tol = 1e-4
 //! max_steps = 20000
+//! rule = "bptt"                  # bptt | eprop | random_eprop | tbptt | node_perturbation
+//! feedback_alignment = 0.5       # random_eprop only: c = cos(B, w_out) in [0, 1] (default 0)
+//! truncation = 5                 # tbptt only: steps >= 1 (required)
+//! perturbation_sigma = 1e-4      # node_perturbation only: > 0 (default 1e-4)
+//! perturbation_samples = 16      # node_perturbation only: >= 1 (default 16)
 //! ```
 //!
 //! The tasks of the sequential protocol: `[task]` alone is the same task for A and B, on
@@ -117,13 +124,20 @@ struct RawTraining {
     train_input: Option<bool>,
     train_readout: Option<bool>,
     optimizer: Option<String>,
-    lr: f64,
+    lr: Option<f64>,
+    flow_rtol: Option<f64>,
+    flow_atol: Option<f64>,
     tol: Option<f64>,
     max_steps: Option<i64>,
     batch: Option<i64>,
     record_every: Option<i64>,
     diverge_factor: Option<f64>,
     progress: Option<bool>,
+    rule: Option<String>,
+    feedback_alignment: Option<f64>,
+    truncation: Option<i64>,
+    perturbation_sigma: Option<f64>,
+    perturbation_samples: Option<i64>,
 }
 
 /// What `modeflow train` does with the network.
@@ -329,6 +343,81 @@ fn check_tasks(c: &Checker, raw: &RawRnn, protocol: Protocol) -> Result<(Task, O
     }
 }
 
+/// The key of a task that sets its length in time, and that time.
+fn task_time(t: &Task) -> (&'static str, f64) {
+    match t {
+        Task::WorkingMemory(w) => (if w.t_d >= w.t_in { "t_d" } else { "t_in" }, w.t_in + w.t_d),
+        Task::Static(s) => ("t_max", s.t_max),
+        Task::FlipFlop(f) => ("t_max", f.t_max),
+    }
+}
+
+/// Bytes of one training run, f64 so that no product of sizes overflows: about twelve N x N
+/// matrices (W, its packed copies and transpose, the gradient, optimiser moments, the snapshots
+/// of the sequential protocol, the Jacobian and the eigen-solver's work space of the
+/// fixed-point analysis) plus the trajectories of BPTT, three N x (T + 1) x B arrays (states,
+/// rates, cotangents) and eight 2 x T x B arrays (inputs, targets, weights, readouts).
+pub fn memory_estimate(n: usize, steps: f64, batch: usize) -> f64 {
+    let (n, b) = (n as f64, batch as f64);
+    8.0 * (12.0 * n * n + (3.0 * n + 16.0) * (steps + 1.0) * b)
+}
+
+/// Most Euler steps of one trial, T = t / dt: 10^6. Shipped tasks use <= 500; BPTT through
+/// 10^6 steps costs 10^6 N^2 B flops per gradient and its gradients vanish or explode long
+/// before (issue 15: t_d = 1e6 with a small N fitted the memory budget but ran for hours).
+pub const MAX_TRIAL_STEPS: f64 = 1e6;
+
+/// Reject, before anything is allocated, a task longer than [`MAX_TRIAL_STEPS`] Euler
+/// steps and a run whose memory ([`memory_estimate`]) exceeds the budget; the error names the
+/// field that dominates the estimate.
+fn check_budget(
+    model: &ModelFile,
+    n: usize,
+    dt: f64,
+    batch: usize,
+    task: &Task,
+    task_b: Option<&Task>,
+    separate_tasks: bool,
+) -> Result<()> {
+    let file = &model.common.file;
+    let tables: [(&str, Option<&Task>); 2] = if separate_tasks {
+        [("task_a", Some(task)), ("task_b", task_b)]
+    } else {
+        [("task", Some(task)), ("task", None)]
+    };
+    let mut longest = (String::from("task.t_max"), 0.0, 0.0);
+    for (table, t) in tables {
+        let Some(t) = t else { continue };
+        let (key, time) = task_time(t);
+        let steps = time / dt;
+        let field = format!("{table}.{key}");
+        if steps > MAX_TRIAL_STEPS || !steps.is_finite() {
+            return Err(crate::model::Checker::new(file).error(
+                &field,
+                crate::io::fmt_value(time),
+                &format!("at most {MAX_TRIAL_STEPS:e} Euler steps per trial (t / dt, dt = {dt})"),
+                &format!("one trial would take {steps:.3e} Euler steps"),
+            ));
+        }
+        if steps > longest.2 {
+            longest = (field, time, steps);
+        }
+    }
+    let bytes = memory_estimate(n, longest.2, batch);
+    let (nf, bf) = (n as f64, batch as f64);
+    let what = format!(
+        "N = {n}: 12 N^2 matrices, and 3 N (T + 1) B trajectories with T = {:.0} steps, B = {batch}",
+        longest.2
+    );
+    if 12.0 * nf * nf >= 3.0 * nf * (longest.2 + 1.0) * bf {
+        crate::budget::check_memory(file, "network.n", n, bytes, &what)
+    } else if bf > 1.0 {
+        crate::budget::check_memory(file, "training.batch", batch, bytes, &what)
+    } else {
+        crate::budget::check_memory(file, &longest.0, longest.1, bytes, &what)
+    }
+}
+
 /// Validate an `rnn` model file.
 pub fn check(model: &ModelFile) -> Result<RnnSpec> {
     let raw: RawRnn = model.raw()?;
@@ -370,11 +459,48 @@ pub fn check(model: &ModelFile) -> Result<RnnSpec> {
     let optimizer = match c.one_of(
         "training.optimizer",
         tr.optimizer.as_deref().unwrap_or("gd"),
-        &["gd", "sgd", "adam"],
+        &["gd", "sgd", "adam", "flow"],
     )? {
         "sgd" => Optimizer::Sgd,
         "adam" => Optimizer::ADAM,
+        "flow" => Optimizer::Flow {
+            rtol: c.in_range(
+                "training.flow_rtol",
+                tr.flow_rtol.unwrap_or(Optimizer::FLOW_RTOL),
+                1e-13,
+                0.1,
+            )?,
+            atol: tr
+                .flow_atol
+                .map(|v| c.in_range("training.flow_atol", v, 0.0, 1.0))
+                .transpose()?,
+        },
         _ => Optimizer::Gd,
+    };
+    if !optimizer.is_flow() {
+        for (key, given) in [("flow_rtol", tr.flow_rtol), ("flow_atol", tr.flow_atol)] {
+            if let Some(v) = given {
+                return Err(c.error(
+                    &format!("training.{key}"),
+                    v,
+                    "only with optimizer = \"flow\"",
+                    "the flow tolerances apply to the gradient-flow integrator alone",
+                ));
+            }
+        }
+    }
+    // the flow's lr is an optional first trial step; the stepping rules need a rate
+    let lr = match (tr.lr, optimizer.is_flow()) {
+        (Some(v), _) => c.positive("training.lr", v)?,
+        (None, true) => 0.0,
+        (None, false) => {
+            return Err(c.error(
+                "training.lr",
+                "(missing)",
+                "a positive number",
+                "gd, sgd and adam need a learning rate",
+            ))
+        }
     };
     let protocol = match c.one_of(
         "training.protocol",
@@ -386,9 +512,34 @@ pub fn check(model: &ModelFile) -> Result<RnnSpec> {
     };
     let separate_tasks = raw.task.is_none();
     let (task, task_b) = check_tasks(&c, &raw, protocol)?;
+    if optimizer.is_flow() {
+        // the flow integrates one fixed set of trials: a random task needs fresh batches
+        let tables: [(&str, Option<Task>); 2] = if separate_tasks {
+            [("task_a", Some(task)), ("task_b", task_b)]
+        } else {
+            [("task", Some(task)), ("task", None)]
+        };
+        for (table, t) in tables {
+            let (field, value) = match t {
+                Some(Task::WorkingMemory(w)) if w.sigma0 > 0.0 => ("sigma0", w.sigma0.to_string()),
+                Some(Task::FlipFlop(_)) => ("family", "flip_flop".to_string()),
+                _ => continue,
+            };
+            return Err(c.error(
+                &format!("{table}.{field}"),
+                value,
+                "a deterministic task with optimizer = \"flow\" (sigma0 = 0; working_memory \
+                 or static)",
+                "the gradient flow is full-batch on one fixed set of trials; a random task \
+                 needs fresh batches (optimizer = \"sgd\" or \"adam\")",
+            ));
+        }
+    }
+    let batch = c.count("training.batch", tr.batch.unwrap_or(1), 1, 100_000)?;
+    check_budget(model, n, dt, batch, &task, task_b.as_ref(), separate_tasks)?;
     let train = TrainOptions {
         optimizer,
-        lr: c.positive("training.lr", tr.lr)?,
+        lr,
         tol: c.positive("training.tol", tr.tol.unwrap_or(1e-4))?,
         max_steps: c.count(
             "training.max_steps",
@@ -396,7 +547,7 @@ pub fn check(model: &ModelFile) -> Result<RnnSpec> {
             1,
             100_000_000,
         )?,
-        batch: c.count("training.batch", tr.batch.unwrap_or(1), 1, 100_000)?,
+        batch,
         diverge_factor: c.in_range(
             "training.diverge_factor",
             tr.diverge_factor.unwrap_or(1e4),
@@ -404,6 +555,16 @@ pub fn check(model: &ModelFile) -> Result<RnnSpec> {
             1e300,
         )?,
         progress: tr.progress.unwrap_or(true),
+        rule: super::rules::check_rule(
+            &c,
+            &super::rules::RawRule {
+                rule: tr.rule.as_deref(),
+                feedback_alignment: tr.feedback_alignment,
+                truncation: tr.truncation,
+                perturbation_sigma: tr.perturbation_sigma,
+                perturbation_samples: tr.perturbation_samples,
+            },
+        )?,
     };
     Ok(RnnSpec {
         network: NetworkSpec {
@@ -456,6 +617,66 @@ mod tests {
     use crate::model::parse;
     use crate::Error;
 
+    /// issue 15: t_d = 1e308 panicked (capacity overflow in Trials::zeros), n = 20000 aborted
+    /// cloning the network, t_d = 1e6 / 1e12 and dt = 1e-4 with t_d = 1e4 aborted allocating
+    /// the trajectories, flip-flop and static t_max = 1e12 likewise: all are rejected by the
+    /// budget, naming the field.
+    #[test]
+    fn budgets_reject_huge_rnn_models_before_allocating() {
+        let cases = [
+            (GOOD.replace("t_d = 5.0", "t_d = 1e308"), "task.t_d"),
+            (
+                GOOD.replace("t_d = 5.0", "t_d = 5.0\nt_in = 1e308"),
+                "task.t_in",
+            ),
+            (GOOD.replace("t_d = 5.0", "t_d = 1e6"), "task.t_d"),
+            (GOOD.replace("t_d = 5.0", "t_d = 1e12"), "task.t_d"),
+            (GOOD.replace("n = 50", "n = 20000"), "network.n"),
+            (
+                GOOD.replace("t_d = 5.0", "t_d = 1e4")
+                    .replace("[network]", "[network]\ndt = 1e-4"),
+                "task.t_d",
+            ),
+            (
+                GOOD.replace(
+                    "family = \"working_memory\"\nt_d = 5.0",
+                    "family = \"flip_flop\"\nt_max = 1e12",
+                )
+                .replace("lr = 1.0", "lr = 1.0\nprotocol = \"single\""),
+                "task.t_max",
+            ),
+            (
+                GOOD.replace(
+                    "family = \"working_memory\"\nt_d = 5.0",
+                    "family = \"static\"\nt_max = 1e12",
+                ),
+                "task.t_max",
+            ),
+        ];
+        for (text, field) in cases {
+            assert!(text.contains("kind"), "{text}");
+            let m = parse("big.toml", &text).unwrap();
+            match check(&m) {
+                Err(Error::Parameter { field: f, file, .. }) => {
+                    assert_eq!((f.as_str(), file.as_str()), (field, "big.toml"), "{text}")
+                }
+                other => panic!("{field}: {other:?}\n{text}"),
+            }
+        }
+    }
+
+    #[test]
+    fn shipped_rnn_models_fit_the_default_budget() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let m = crate::model::load(&p).unwrap();
+            if m.common.kind == "rnn" {
+                check(&m).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            }
+        }
+    }
+
     const GOOD: &str = r#"
 kind = "rnn"
 seed = 3
@@ -490,6 +711,18 @@ lr = 1.0
                 "training.optimizer",
             ),
             (
+                GOOD.replace("lr = 1.0", "lr = 1.0\nrule = \"gradient\""),
+                "training.rule",
+            ),
+            (
+                GOOD.replace("lr = 1.0", "lr = 1.0\nrule = \"tbptt\"\ntruncation = 0"),
+                "training.truncation",
+            ),
+            (
+                GOOD.replace("lr = 1.0", "lr = 1.0\nfeedback_alignment = 0.5"),
+                "training.feedback_alignment",
+            ),
+            (
                 GOOD.replace(
                     "family = \"working_memory\"\nt_d = 5.0",
                     "family = \"flip_flop\"\nchannels = \"a\"",
@@ -506,6 +739,81 @@ lr = 1.0
         }
         let m = parse("t.toml", &GOOD.replace("n = 50", "n = 50\nwidth = 3")).unwrap();
         assert!(matches!(check(&m), Err(Error::ModelFile { .. })));
+    }
+
+    #[test]
+    fn flow_keys_are_checked() {
+        let flow =
+            |extra: &str| GOOD.replace("lr = 1.0", &format!("optimizer = \"flow\"\n{extra}"));
+        // defaults: no lr needed, rtol 1e-6, atol from N
+        let s = check(&parse("t.toml", &flow("")).unwrap()).unwrap();
+        assert_eq!(s.train.optimizer, Optimizer::FLOW);
+        assert_eq!(s.train.lr, 0.0);
+        let s = check(
+            &parse(
+                "t.toml",
+                &flow("flow_rtol = 1e-6\nflow_atol = 1e-9\nlr = 0.5"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            s.train.optimizer,
+            Optimizer::Flow {
+                rtol: 1e-6,
+                atol: Some(1e-9)
+            }
+        );
+        assert_eq!(s.train.lr, 0.5);
+        let cases = [
+            (flow("flow_rtol = 0.0"), "training.flow_rtol"),
+            (flow("flow_rtol = -1e-4"), "training.flow_rtol"),
+            (flow("flow_rtol = nan"), "training.flow_rtol"),
+            (flow("flow_rtol = inf"), "training.flow_rtol"),
+            (flow("flow_atol = -1.0"), "training.flow_atol"),
+            (flow("flow_atol = nan"), "training.flow_atol"),
+            // the tolerances belong to the flow alone
+            (
+                GOOD.replace("lr = 1.0", "lr = 1.0\nflow_rtol = 1e-4"),
+                "training.flow_rtol",
+            ),
+            // the stepping rules need a rate
+            (
+                GOOD.replace("lr = 1.0", "optimizer = \"gd\""),
+                "training.lr",
+            ),
+            // a random task needs fresh batches, not the flow
+            (
+                flow("").replace("t_d = 5.0", "t_d = 5.0\nsigma0 = 0.1"),
+                "task.sigma0",
+            ),
+            (
+                flow("").replace(
+                    "family = \"working_memory\"\nt_d = 5.0",
+                    "family = \"flip_flop\"",
+                ),
+                "task.family",
+            ),
+            (
+                TWO.replace("lr = 0.01", "optimizer = \"flow\""),
+                "task_a.family",
+            ),
+        ];
+        for (text, field) in cases {
+            let m = parse("t.toml", &text).unwrap();
+            match check(&m) {
+                Err(e @ Error::Parameter { .. }) => {
+                    assert_eq!(e.exit_code(), 2);
+                    let msg = e.to_string();
+                    assert!(msg.starts_with("t.toml: field `"), "{msg}");
+                    let Error::Parameter { field: f, .. } = e else {
+                        unreachable!()
+                    };
+                    assert_eq!(f, field, "{text}");
+                }
+                other => panic!("{field}: expected a parameter error, got {other:?}"),
+            }
+        }
     }
 
     /// A model with tables A and B (flip-flop then working memory).

@@ -1,9 +1,21 @@
-//! Training the network on one task: GD, SGD and Adam on the BPTT gradient (THEORY I.1).
+//! Training the network on one task: GD, SGD, Adam and the gradient flow on the BPTT gradient
+//! (THEORY I.1, I.7), or on the update direction of another learning rule ([`LearningRule`],
+//! THEORY III.1).
 //!
 //! The problem (loss and gradient of a [`Network`] on [`Trials`]) lives in [`super::bptt`];
 //! the optimiser is a small update rule on the flat parameter vector; [`train_task`] is the
 //! driver that owns the loop, the stopping rules (loss < tol, step cap), divergence detection
 //! and the progress bar.
+//!
+//! [`Optimizer::Flow`] is the gradient flow the theory describes, d theta / d tau = -grad L,
+//! integrated by the adaptive Dormand–Prince 5(4) pair of [`crate::num::rk`] with local error
+//! control (`flow_rtol`, `flow_atol`) on the parameter vector: every step is within the stated
+//! tolerance of the flow, whatever the curvature, so no learning rate enters the result. Every
+//! right-hand-side evaluation is one forward + BPTT pass ([`Sharded::loss_and_grad`]); the loss
+//! of an accepted point is the by-product of its gradient (the pair is FSAL), so stopping at
+//! L < tol costs no extra pass. The flow needs a fixed, deterministic set of trials: a random
+//! task (noise `sigma0 > 0`, the flip-flop) is refused. Results carry the flow time `tau`
+//! (for the stepping rules tau = lr x steps) and the number of gradient evaluations.
 
 use std::io::IsTerminal;
 
@@ -13,7 +25,10 @@ use serde::Serialize;
 
 use super::bptt::Sharded;
 use super::network::{Network, Trainable};
+use super::rules::{LearningRule, Perturbation};
 use super::task::{Task, Trials};
+use crate::num::ode::OdeOptions;
+use crate::num::rk::DynDopri;
 use crate::{Error, Result};
 
 /// The update rule.
@@ -26,6 +41,11 @@ pub enum Optimizer {
     Sgd,
     /// Adam (Kingma & Ba) on fresh batches if the task is random, else on the fixed set.
     Adam { beta1: f64, beta2: f64, eps: f64 },
+    /// The gradient flow d theta / d tau = -grad L on a fixed set of trials, integrated by
+    /// adaptive Dormand–Prince 5(4) with the local error test
+    /// |e_i| <= atol + rtol max(|theta_i|, |theta_new_i|) (RMS over the parameters). `atol`
+    /// defaults to [`Optimizer::flow_atol`]. `lr`, if positive, is the first trial step in tau.
+    Flow { rtol: f64, atol: Option<f64> },
 }
 
 impl Optimizer {
@@ -35,6 +55,30 @@ impl Optimizer {
         beta2: 0.999,
         eps: 1e-8,
     };
+
+    /// Default relative tolerance of the flow. Tightening it 10x or 100x moves I on the
+    /// shipped `models/rnn-flow.toml` by at most 1.1e-4 relative over 16 seeds (X-11, X-12;
+    /// THEORY I.7 asks < 0.5%); at 1e-4 the 100x move was up to 2.8%, at 1e-5 0.14%.
+    pub const FLOW_RTOL: f64 = 1e-6;
+
+    /// The flow with the default tolerances.
+    pub const FLOW: Optimizer = Optimizer::Flow {
+        rtol: Self::FLOW_RTOL,
+        atol: None,
+    };
+
+    /// The absolute tolerance of the flow for `params` parameters of `n` neurons: `atol` if
+    /// given, else rtol x the scale of one parameter, 1/sqrt(N) for full W (the size of an
+    /// entry of W0 at g = 1; W at g = 0 starts at 0, so a purely relative test would stall)
+    /// and 1 for M (entries of order one).
+    pub fn flow_atol(rtol: f64, atol: Option<f64>, full: bool, n: usize) -> f64 {
+        atol.unwrap_or_else(|| if full { rtol / (n as f64).sqrt() } else { rtol })
+    }
+
+    /// Whether this is the gradient flow.
+    pub fn is_flow(&self) -> bool {
+        matches!(self, Optimizer::Flow { .. })
+    }
 }
 
 /// Options of one training run.
@@ -53,6 +97,8 @@ pub struct TrainOptions {
     pub diverge_factor: f64,
     /// Show a progress bar (only if stderr is a terminal).
     pub progress: bool,
+    /// The learning rule that produces the update direction (THEORY III.1; default BPTT).
+    pub rule: LearningRule,
 }
 
 impl Default for TrainOptions {
@@ -65,6 +111,7 @@ impl Default for TrainOptions {
             batch: 1,
             diverge_factor: 1e4,
             progress: false,
+            rule: LearningRule::Bptt,
         }
     }
 }
@@ -72,13 +119,35 @@ impl Default for TrainOptions {
 /// What a training run did.
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainLog {
-    /// Gradient steps taken (the learning time in steps; tau = lr x steps).
+    /// Gradient steps taken (the learning time in steps; tau = lr x steps), or accepted steps
+    /// of the flow integrator.
     pub steps: usize,
+    /// Flow time: the integrated tau of the flow, lr x steps for the stepping rules.
+    pub tau: f64,
+    /// Forward + BPTT passes (gradient evaluations), including rejected flow steps.
+    pub gradient_evaluations: usize,
+    /// Forward-only passes locating the flow's crossing L = tol inside its last step.
+    pub loss_evaluations: usize,
+    /// Rejected steps of the flow integrator (0 for the stepping rules).
+    pub rejected: usize,
     pub converged: bool,
     pub initial_loss: f64,
     pub final_loss: f64,
-    /// Loss before each step.
+    /// Loss before each step (at each accepted point of the flow).
     pub losses: Vec<f64>,
+    /// tau at each entry of `losses`.
+    pub taus: Vec<f64>,
+}
+
+/// Where a training run is, as the driver reports it to its observer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    /// Step (accepted step of the flow).
+    pub step: usize,
+    /// Flow time tau (lr x step for the stepping rules).
+    pub tau: f64,
+    /// Loss at this point.
+    pub loss: f64,
 }
 
 /// Reusable buffers of the optimiser.
@@ -90,7 +159,8 @@ struct Adam {
 
 /// Train `net` on `task` (parameters in `trainable`) until the loss is below `opts.tol` or
 /// `opts.max_steps` steps. `observe(step, loss, net)` is called before every update (and once
-/// after the last step) and may record anything. Deterministic given `rng`.
+/// after the last step; for the flow at every accepted point) and may record anything.
+/// Deterministic given `rng`.
 pub fn train_task(
     net: &mut Network,
     trainable: &Trainable,
@@ -99,10 +169,27 @@ pub fn train_task(
     rng: &mut StdRng,
     mut observe: impl FnMut(usize, f64, &Network) -> Result<()>,
 ) -> Result<TrainLog> {
+    train_task_with(net, trainable, task, opts, rng, |p, net| {
+        observe(p.step, p.loss, net)
+    })
+}
+
+/// [`train_task`] with an observer that also sees the flow time ([`Progress`]).
+pub fn train_task_with(
+    net: &mut Network,
+    trainable: &Trainable,
+    task: &Task,
+    opts: &TrainOptions,
+    rng: &mut StdRng,
+    mut observe: impl FnMut(&Progress, &Network) -> Result<()>,
+) -> Result<TrainLog> {
     let fresh = match opts.optimizer {
         Optimizer::Sgd => true,
         Optimizer::Gd => false,
         Optimizer::Adam { .. } => task.is_random(),
+        Optimizer::Flow { rtol, atol } => {
+            return train_flow(net, trainable, task, opts, rtol, atol, rng, observe)
+        }
     };
     let (n, k, r, dt) = (net.n, net.inputs(), net.outputs(), net.dt);
     let draw = |rng: &mut StdRng| -> Trials { task.trials(n, k, r, dt, opts.batch, rng) };
@@ -111,17 +198,20 @@ pub fn train_task(
     let mut ws = Sharded::new(net, trials.steps, trials.batch);
     let mut p = net.params(trainable);
     let mut grad = vec![0.0; p.len()];
+    // the rule's fixed feedback (random e-prop only; other rules draw nothing from rng)
+    let feedback = opts.rule.feedback(net, rng);
+    let mut perturbation = Perturbation::default();
     let mut adam = Adam {
         m: DVector::zeros(p.len()),
         v: DVector::zeros(p.len()),
         t: 0,
     };
-    let bar = if opts.progress && std::io::stderr().is_terminal() {
-        let b = indicatif::ProgressBar::new(opts.max_steps as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} steps  loss {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
+    // progress is scaled to the work, not to max_steps: the bar runs over ln(L_0 / tol), the
+    // decades of loss left to the tolerance, so its ETA follows the loss curve (terminal only,
+    // silenced by --quiet)
+    let bar = if opts.progress && std::io::stderr().is_terminal() && !crate::progress::quiet() {
+        let b = crate::progress::bar(PROGRESS_UNITS, "(log-loss to tol)");
+        b.set_message("training");
         Some(b)
     } else {
         None
@@ -134,7 +224,26 @@ pub fn train_task(
         if fresh && step > 0 {
             trials = draw(rng);
         }
-        let loss = ws.loss_and_grad(net, &trials, trainable, &mut grad)?;
+        let loss = match opts.rule {
+            LearningRule::NodePerturbation { sigma, samples } => perturbation.estimate(
+                &mut ws,
+                net,
+                &trials,
+                trainable,
+                p.as_slice(),
+                sigma,
+                samples,
+                rng,
+                &mut grad,
+            )?,
+            rule => ws.loss_and_grad_with(
+                net,
+                &trials,
+                trainable,
+                rule.credit(feedback.as_ref()),
+                &mut grad,
+            )?,
+        };
         if step == 0 {
             initial = loss;
         }
@@ -154,7 +263,14 @@ pub fn train_task(
             });
         }
         losses.push(loss);
-        observe(step, loss, net)?;
+        observe(
+            &Progress {
+                step,
+                tau: opts.lr * step as f64,
+                loss,
+            },
+            net,
+        )?;
         if loss < opts.tol {
             converged = true;
             break loss;
@@ -168,6 +284,7 @@ pub fn train_task(
                     *pi -= opts.lr * gi;
                 }
             }
+            Optimizer::Flow { .. } => unreachable!("the flow has its own driver"),
             Optimizer::Adam { beta1, beta2, eps } => {
                 adam.t += 1;
                 let c1 = 1.0 - beta1.powi(adam.t);
@@ -183,22 +300,340 @@ pub fn train_task(
         net.set_params(trainable, p.as_slice());
         step += 1;
         if let Some(b) = &bar {
-            b.set_position(step as u64);
+            b.set_position(log_progress(initial, loss, opts.tol));
             if step % 20 == 0 {
-                b.set_message(format!("{loss:.3e}"));
+                b.set_message(format!("training: step {step}, loss {loss:.3e}"));
             }
         }
     };
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
+    let taus = (0..losses.len()).map(|k| opts.lr * k as f64).collect();
     Ok(TrainLog {
         steps: step,
+        tau: opts.lr * step as f64,
+        gradient_evaluations: losses.len(),
+        loss_evaluations: 0,
+        rejected: 0,
         converged,
         initial_loss: initial,
         final_loss: loss,
         losses,
+        taus,
     })
+}
+
+/// Relative accuracy of the flow's stopping point: the loss there is in
+/// [tol (1 - CROSSING_RTOL), tol). GD stops at its first step below tol, i.e. O(lr) below it;
+/// the flow's stop is located on the dense output so that it does not overshoot by a whole
+/// (possibly long) step, which would move I by an amount that no learning rate reproduces.
+pub const CROSSING_RTOL: f64 = 1e-4;
+
+/// Locates tau* with L(theta(tau*)) = tol inside the last accepted step of the flow.
+struct Crossing {
+    probe: Network,
+    ws: Sharded,
+    buf: Vec<f64>,
+    evaluations: usize,
+}
+
+impl Crossing {
+    /// Illinois regula falsi on g(s) = ln L(theta(s)) - ln tol over s in [0, 1] of the last
+    /// step (dense output), from g(0) >= 0 > g(1); returns (s, L) with L in
+    /// [tol (1 - CROSSING_RTOL), tol) and writes theta(s) into `theta`.
+    fn locate(
+        &mut self,
+        stepper: &DynDopri,
+        trials: &Trials,
+        trainable: &Trainable,
+        (l0, l1): (f64, f64),
+        tol: f64,
+        theta: &mut [f64],
+    ) -> Result<(f64, f64)> {
+        let g = |l: f64| l.ln() - tol.ln();
+        let (mut a, mut ga) = (0.0f64, g(l0));
+        let (mut b, mut gb, mut lb) = (1.0f64, g(l1), l1);
+        if ga.is_nan() || ga < 0.0 {
+            // the previous point is already below tol (only at the start): no crossing inside
+            return Ok((1.0, l1));
+        }
+        let mut side = 0i32;
+        for _ in 0..60 {
+            if lb >= tol * (1.0 - CROSSING_RTOL) || b - a < 1e-12 {
+                break;
+            }
+            let c = (a * gb - b * ga) / (gb - ga);
+            let c = if c.is_finite() && c > a && c < b {
+                c
+            } else {
+                0.5 * (a + b)
+            };
+            stepper.interpolate(c, &mut self.buf)?;
+            self.probe.set_params(trainable, &self.buf);
+            let lc = self.ws.loss_only(&self.probe, trials)?;
+            self.evaluations += 1;
+            let gc = g(lc);
+            if !gc.is_finite() {
+                return Err(Error::Ode {
+                    t: stepper.t(),
+                    reason: format!("non-finite loss {lc} on the dense output of the last step"),
+                });
+            }
+            if gc < 0.0 {
+                (b, gb, lb) = (c, gc, lc);
+                if side == 1 {
+                    ga *= 0.5;
+                }
+                side = 1;
+            } else {
+                (a, ga) = (c, gc);
+                if side == -1 {
+                    gb *= 0.5;
+                }
+                side = -1;
+            }
+        }
+        if b < 1.0 {
+            stepper.interpolate(b, theta)?;
+        }
+        Ok((b, lb))
+    }
+}
+
+/// The gradient-flow driver of [`train_task_with`] (see the module docs).
+#[allow(clippy::too_many_arguments)]
+fn train_flow(
+    net: &mut Network,
+    trainable: &Trainable,
+    task: &Task,
+    opts: &TrainOptions,
+    rtol: f64,
+    atol: Option<f64>,
+    rng: &mut StdRng,
+    mut observe: impl FnMut(&Progress, &Network) -> Result<()>,
+) -> Result<TrainLog> {
+    if task.is_random() {
+        return Err(Error::Requirement(format!(
+            "optimizer = \"flow\" integrates the gradient flow of one fixed set of trials; the \
+             task `{}` draws random trials (noise sigma0 > 0 or random pulses) and needs fresh \
+             batches: use sigma0 = 0, or optimizer = \"sgd\" / \"adam\"",
+            task.family()
+        )));
+    }
+    if !(rtol > 0.0 && rtol.is_finite()) {
+        return Err(Error::Requirement(format!(
+            "flow_rtol = {rtol}: the flow tolerance must be positive and finite"
+        )));
+    }
+    if let LearningRule::NodePerturbation { .. } = opts.rule {
+        return Err(Error::Requirement(
+            "optimizer = \"flow\" integrates a deterministic update direction; node \
+             perturbation is a random estimate (use optimizer = \"gd\" or \"sgd\" with it)"
+                .into(),
+        ));
+    }
+    let full = trainable.recurrent == super::network::Recurrent::Full;
+    let atol = Optimizer::flow_atol(rtol, atol, full, net.n);
+    if !(atol >= 0.0 && atol.is_finite()) {
+        return Err(Error::Requirement(format!(
+            "flow_atol = {atol}: the flow tolerance must be non-negative and finite"
+        )));
+    }
+    let ode = OdeOptions {
+        rtol,
+        atol,
+        h0: if opts.lr > 0.0 && opts.lr.is_finite() {
+            opts.lr
+        } else {
+            0.0
+        },
+        h_max: f64::INFINITY,
+        max_steps: opts.max_steps,
+        // the dynamic-size stepper (num::rk) is the 5(4) pair; method and dense do not apply
+        ..OdeOptions::default()
+    };
+    let (n, k, r, dt) = (net.n, net.inputs(), net.outputs(), net.dt);
+    let trials = task.trials(n, k, r, dt, opts.batch, rng);
+    let mut ws = Sharded::new(net, trials.steps, trials.batch);
+    // the rule's fixed feedback (random e-prop only), drawn after the trials as in the
+    // stepping driver; the flow then integrates the rule's deterministic direction
+    let feedback = opts.rule.feedback(net, rng);
+    let credit = opts.rule.credit(feedback.as_ref());
+    let mut theta: Vec<f64> = net.params(trainable).as_slice().to_vec();
+    // the right-hand side -grad L on its own copy of the network; the loss of the last
+    // evaluated point is kept beside it (FSAL: after an accepted step that is the new point)
+    let mut work = net.clone();
+    let last_loss = std::cell::Cell::new(f64::NAN);
+    let first_loss = std::cell::Cell::new(f64::NAN);
+    let evals = std::cell::Cell::new(0usize);
+    let mut rhs = |p: &[f64], dp: &mut [f64]| -> Result<()> {
+        work.set_params(trainable, p);
+        let l = ws.loss_and_grad_with(&work, &trials, trainable, credit, dp)?;
+        if evals.get() == 0 {
+            first_loss.set(l);
+        }
+        evals.set(evals.get() + 1);
+        if l.is_finite() {
+            for d in dp.iter_mut() {
+                *d = -*d;
+            }
+        } else {
+            // a non-finite loss rejects the step (the stepper shrinks it)
+            dp.iter_mut().for_each(|d| *d = f64::NAN);
+        }
+        last_loss.set(l);
+        Ok(())
+    };
+    let bar = if opts.progress && std::io::stderr().is_terminal() {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} flow: {pos} steps  {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        Some(b)
+    } else {
+        None
+    };
+    let mut stepper = DynDopri::new(theta.len());
+    let started = stepper.start(&mut rhs, 0.0, &theta, &ode);
+    // the loss at theta0 is the first evaluation's (the start may evaluate a trial point after)
+    let initial = first_loss.get();
+    if !initial.is_finite() {
+        return Err(Error::Diverged {
+            what: "rnn gradient flow".into(),
+            step: 0,
+            loss: initial,
+            hint: "the loss of the initial network is not finite".into(),
+        });
+    }
+    started?;
+    let mut losses = vec![initial];
+    let mut taus = vec![0.0];
+    let mut loss = initial;
+    observe(
+        &Progress {
+            step: 0,
+            tau: 0.0,
+            loss,
+        },
+        net,
+    )?;
+    let limit = opts.diverge_factor * initial.max(opts.tol);
+    let mut converged = loss < opts.tol;
+    let mut final_tau = 0.0;
+    let mut crossing = Crossing {
+        probe: net.clone(),
+        ws: Sharded::new(net, trials.steps, trials.batch),
+        buf: vec![0.0; theta.len()],
+        evaluations: 0,
+    };
+    while !converged {
+        let tau = match stepper.step(&mut rhs, &mut theta, f64::INFINITY, &ode) {
+            Ok(t) => t,
+            Err(Error::Ode { t, reason }) => {
+                if let Some(b) = &bar {
+                    b.abandon();
+                }
+                return Err(if reason.contains("step cap") {
+                    Error::NoConvergence {
+                        solver: format!(
+                            "rnn gradient flow (training.max_steps = {} attempted steps, \
+                             reached tau = {t:.4e}; raise max_steps or tol)",
+                            opts.max_steps
+                        ),
+                        iterations: opts.max_steps,
+                        residual: loss,
+                        tolerance: opts.tol,
+                    }
+                } else {
+                    Error::Ode {
+                        t,
+                        reason: format!(
+                            "rnn gradient flow: {reason} at loss {loss:.3e} (flow_rtol = {rtol:e}, \
+                             flow_atol = {atol:e})"
+                        ),
+                    }
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        loss = last_loss.get();
+        let step = stepper.accepted;
+        if !loss.is_finite() || loss > limit {
+            if let Some(b) = &bar {
+                b.abandon();
+            }
+            return Err(Error::Diverged {
+                what: "rnn gradient flow".into(),
+                step,
+                loss,
+                hint: format!(
+                    "the loss left the bound {limit:.3e} at tau = {tau:.4e}; the flow of this \
+                     loss is unbounded, or flow_rtol = {rtol:e} is too loose"
+                ),
+            });
+        }
+        // the first accepted point below tol: stop at the crossing L = tol inside the step
+        let (tau, loss) = if loss < opts.tol {
+            let prev = *losses.last().unwrap_or(&initial);
+            let (theta_c, l_c) = crossing.locate(
+                &stepper,
+                &trials,
+                trainable,
+                (prev, loss),
+                opts.tol,
+                &mut theta,
+            )?;
+            (tau - (1.0 - theta_c) * stepper.last_step(), l_c)
+        } else {
+            (tau, loss)
+        };
+        net.set_params(trainable, &theta);
+        losses.push(loss);
+        taus.push(tau);
+        observe(&Progress { step, tau, loss }, net)?;
+        converged = loss < opts.tol;
+        if converged {
+            final_tau = tau;
+        }
+        if let Some(b) = &bar {
+            b.set_position(step as u64);
+            if step.is_multiple_of(20) {
+                b.set_message(format!("tau {tau:.3e}  loss {loss:.3e}"));
+            }
+        }
+    }
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    net.set_params(trainable, &theta);
+    Ok(TrainLog {
+        steps: stepper.accepted,
+        tau: final_tau,
+        gradient_evaluations: evals.get(),
+        loss_evaluations: crossing.evaluations,
+        rejected: stepper.rejected,
+        converged,
+        initial_loss: initial,
+        final_loss: loss,
+        losses,
+        taus,
+    })
+}
+
+/// Units of the training progress bar.
+const PROGRESS_UNITS: u64 = 1000;
+
+/// How far the loss has come from `initial` to `tol` on a log scale, in [0, PROGRESS_UNITS].
+fn log_progress(initial: f64, loss: f64, tol: f64) -> u64 {
+    let total = (initial / tol).ln();
+    let f = if total > 0.0 {
+        (initial / loss).ln() / total
+    } else {
+        1.0
+    };
+    (f.clamp(0.0, 1.0) * PROGRESS_UNITS as f64) as u64
 }
 
 /// Loss of `net` on `trials` (forward only).
@@ -210,6 +645,16 @@ pub fn evaluate(net: &Network, trials: &Trials) -> Result<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_follows_the_log_loss() {
+        assert_eq!(log_progress(1.0, 1.0, 1e-4), 0);
+        assert_eq!(log_progress(1.0, 1e-2, 1e-4), 500);
+        assert_eq!(log_progress(1.0, 1e-5, 1e-4), 1000);
+        assert_eq!(log_progress(1.0, 2.0, 1e-4), 0);
+        assert_eq!(log_progress(1e-5, 1e-6, 1e-4), 1000);
+        assert_eq!(log_progress(1.0, f64::NAN, 1e-4), 0);
+    }
     use crate::rnn::network::{NetworkSpec, Phi, Readout};
     use crate::rnn::task::WorkingMemory;
     use rand::SeedableRng;
@@ -319,6 +764,166 @@ mod tests {
             log.initial_loss
         );
         assert_eq!(log.losses, run().losses, "not deterministic");
+    }
+
+    fn flow_opts(rtol: f64, max_steps: usize) -> TrainOptions {
+        TrainOptions {
+            optimizer: Optimizer::Flow { rtol, atol: None },
+            lr: 0.0,
+            tol: 1e-4,
+            max_steps,
+            ..TrainOptions::default()
+        }
+    }
+
+    fn run_flow(opts: &TrainOptions) -> Result<(TrainLog, Network, Vec<Progress>)> {
+        let (mut net, task) = setup(Phi::Tanh);
+        let mut rng = StdRng::seed_from_u64(5);
+        let mut seen = Vec::new();
+        let log = train_task_with(&mut net, &Trainable::FULL, &task, opts, &mut rng, |p, n| {
+            // the observer sees the network at the accepted point
+            let mut r = StdRng::seed_from_u64(0);
+            let tr = task.trials(n.n, n.inputs(), n.outputs(), n.dt, 1, &mut r);
+            let l = evaluate(n, &tr)?;
+            assert!(
+                (l - p.loss).abs() <= 1e-12 * p.loss.max(1e-300),
+                "{l} vs {}",
+                p.loss
+            );
+            seen.push(*p);
+            Ok(())
+        })?;
+        Ok((log, net, seen))
+    }
+
+    #[test]
+    fn flow_reaches_tolerance_deterministically_and_reports_tau() {
+        let opts = flow_opts(1e-5, 5000);
+        let (log, net, seen) = run_flow(&opts).unwrap();
+        assert!(log.converged && log.final_loss < 1e-4, "{log:?}");
+        // the stop is the crossing L = tol located inside the last step, not an overshoot
+        assert!(log.final_loss >= 1e-4 * (1.0 - CROSSING_RTOL), "{log:?}");
+        assert!(log.loss_evaluations > 0);
+        assert!(log.tau > 0.0 && log.tau.is_finite());
+        assert_eq!(seen.len(), log.steps + 1);
+        assert_eq!(seen.last().unwrap().tau, log.tau);
+        // tau increases, the loss of the flow never increases (up to the local error)
+        for w in seen.windows(2) {
+            assert!(w[1].tau > w[0].tau);
+            assert!(w[1].loss <= w[0].loss * (1.0 + 1e-6), "{w:?}");
+        }
+        // FSAL: 6 evaluations per attempted step, plus the start (1, + 1 for the first step)
+        assert_eq!(
+            log.gradient_evaluations,
+            2 + 6 * (log.steps + log.rejected),
+            "{log:?}"
+        );
+        let (log2, net2, _) = run_flow(&opts).unwrap();
+        assert_eq!(net.w, net2.w, "the flow is not deterministic");
+        assert_eq!(log.losses, log2.losses);
+    }
+
+    #[test]
+    fn gd_at_a_small_rate_follows_the_flow() {
+        // at tau = the flow's end time, GD with lr -> 0 approaches the flow's loss: the
+        // global error of Euler is O(lr), so halving lr halves the gap (ratio in [1.6, 2.4])
+        let (flow, _, seen) = run_flow(&flow_opts(1e-8, 20000)).unwrap();
+        // the loss of the flow at a tau on the flow's grid, reached by GD in whole steps
+        let tau = seen[seen.len() / 2].tau;
+        let l_flow = seen[seen.len() / 2].loss;
+        let gd_loss = |lr: f64| {
+            let steps = (tau / lr).round() as usize;
+            let lr = tau / steps as f64;
+            let (mut net, task) = setup(Phi::Tanh);
+            let mut rng = StdRng::seed_from_u64(5);
+            let opts = TrainOptions {
+                lr,
+                tol: 0.0,
+                max_steps: steps,
+                ..TrainOptions::default()
+            };
+            train_task(
+                &mut net,
+                &Trainable::FULL,
+                &task,
+                &opts,
+                &mut rng,
+                |_, _, _| Ok(()),
+            )
+            .unwrap()
+            .final_loss
+        };
+        let lr = tau / 40.0;
+        let (e1, e2) = (
+            (gd_loss(lr) - l_flow).abs(),
+            (gd_loss(lr / 2.0) - l_flow).abs(),
+        );
+        assert!(
+            e2 < 0.05 * l_flow,
+            "GD at lr {} off by {e2} of {l_flow}",
+            lr / 2.0
+        );
+        assert!(
+            (1.6..2.4).contains(&(e1 / e2)),
+            "ratio {} ({e1}, {e2})",
+            e1 / e2
+        );
+        assert!(flow.converged);
+    }
+
+    #[test]
+    fn flow_failures_are_errors() {
+        // the attempted-step cap: a clear error naming training.max_steps (exit 1)
+        match run_flow(&flow_opts(1e-6, 3)) {
+            Err(e @ Error::NoConvergence { .. }) => {
+                assert_eq!(e.exit_code(), 1);
+                assert!(e.to_string().contains("training.max_steps = 3"), "{e}");
+            }
+            other => panic!("expected NoConvergence, got {:?}", other.map(|r| r.0)),
+        }
+        // a random task (trial noise) is refused (bad input, exit 2)
+        let (mut net, _) = setup(Phi::Tanh);
+        let noisy = Task::WorkingMemory(WorkingMemory {
+            sigma0: 0.1,
+            ..WorkingMemory::short_test_task()
+        });
+        let mut rng = StdRng::seed_from_u64(5);
+        let e = train_task(
+            &mut net,
+            &Trainable::FULL,
+            &noisy,
+            &flow_opts(1e-4, 100),
+            &mut rng,
+            |_, _, _| Ok(()),
+        )
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{e}");
+        assert!(e.to_string().contains("fresh"), "{e}");
+        // an initial network whose loss is not finite (a linear network exploding along the
+        // trial): an error at once, not a hang
+        let mut rng = StdRng::seed_from_u64(11);
+        let spec = NetworkSpec {
+            n: 40,
+            g: 1e8,
+            dt: 0.2,
+            phi: Phi::Identity,
+            readout: Readout::Rate,
+            m0: [[0.0; 2]; 2],
+        };
+        let mut net = Network::new(&spec, &mut rng);
+        let task = Task::WorkingMemory(WorkingMemory::short_test_task());
+        let r = train_task(
+            &mut net,
+            &Trainable::FULL,
+            &task,
+            &flow_opts(1e-4, 1000),
+            &mut rng,
+            |_, _, _| Ok(()),
+        );
+        assert!(
+            matches!(r, Err(Error::Diverged { .. } | Error::Ode { .. })),
+            "{r:?}"
+        );
     }
 
     #[test]

@@ -214,6 +214,7 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
         ));
     }
     let csv = write_csv(
+        model,
         &raw.csv,
         &[
             "step",

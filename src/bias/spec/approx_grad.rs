@@ -234,6 +234,7 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
         ("isotropic bound 2/(eta(1+r^2))".into(), bound),
     ];
     let csv = write_csv(
+        model,
         &raw.csv,
         &["case", "formula", "monte_carlo", "std_error"],
         table,

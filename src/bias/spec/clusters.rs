@@ -195,6 +195,7 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
         ("cluster gap ratio".into(), r.clusters.gap_ratio),
     ];
     let csv = write_csv(
+        model,
         &raw.csv,
         &[
             "step",

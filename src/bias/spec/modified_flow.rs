@@ -110,6 +110,16 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
             ));
         }
     }
+    // issue 15: horizon = 1e308 looped silently (the step count saturated); every GD/SGD run
+    // takes horizon / eps steps, checked against the step budget before any is taken
+    let total_steps: f64 = raw.eps.iter().map(|&e| horizon / e).sum::<f64>() * 2.0;
+    crate::budget::check_steps(
+        &model.common.file,
+        "horizon",
+        horizon,
+        total_steps,
+        "the GD and SGD runs take horizon / eps steps for every eps",
+    )?;
     let m = c.count("batches", raw.batches, 2, 6)?;
     if n % m != 0 {
         return Err(c.error(
@@ -176,6 +186,7 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
         ("batches (SGD)".into(), m as f64),
     ];
     let csv = write_csv(
+        model,
         &raw.csv,
         &[
             "eps",

@@ -182,6 +182,7 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
     }
     summary.push(("chance of alignment (random direction)".into(), chance));
     let csv = write_csv(
+        model,
         &raw.csv,
         &[
             "k",

@@ -198,7 +198,7 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
             row
         })
         .collect();
-    let csv = write_csv(&raw.csv, &header, series)?;
+    let csv = write_csv(model, &raw.csv, &header, series)?;
     Ok((rows, summary, csv))
 }
 

@@ -145,6 +145,7 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
         })
         .collect();
     let csv = write_csv(
+        model,
         &raw.csv,
         &["t", "smoothed_margin", "theta_norm2", "one_minus_cos_prev"],
         series,

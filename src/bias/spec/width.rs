@@ -168,6 +168,6 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
             half as f64,
         ]))
         .collect();
-    let csv = write_csv(&raw.csv, &["k", "eta", "updates"], table)?;
+    let csv = write_csv(model, &raw.csv, &["k", "eta", "updates"], table)?;
     Ok((rows, summary, csv))
 }

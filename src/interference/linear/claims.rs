@@ -4,7 +4,7 @@ use nalgebra::Matrix2;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use super::closed::{self, Params, Task};
-use super::flow::{self, Loss, Pathway};
+use super::flow::{self, Loss, Pathway, Rule};
 use super::race;
 use crate::claims::{Check, Row, Tier};
 use crate::Result;
@@ -31,6 +31,11 @@ pub fn checks() -> Vec<Check> {
             id: "I-8",
             tier: Tier::Fast,
             run: check_i8,
+        },
+        Check {
+            id: "E-2",
+            tier: Tier::Fast,
+            run: check_e2,
         },
     ]
 }
@@ -334,6 +339,128 @@ fn check_i8() -> Result<Vec<Row>> {
         Row::abs("ODE crossover (eps=0.05) in [0.25, 0.30]", 0.275, x, 0.025)
             .note("crossover = the r where rotation carries half of delta s_eff"),
     );
+    Ok(rows)
+}
+
+/// E-2 reference table (THEORY III.2, I-8 protocol, eps = 0.05): r, then (value, half a unit of
+/// its last printed digit) for the gradient I, the gradient tau, the e-prop I and the e-prop tau.
+#[allow(clippy::type_complexity)]
+const E2_TABLE: [(f64, [(f64, f64); 4]); 5] = [
+    (
+        0.20,
+        [(174.0, 0.5), (1.03, 0.005), (0.135, 5e-4), (5.80, 0.005)],
+    ),
+    (
+        0.25,
+        [(37.3, 0.05), (1.22, 0.005), (0.042, 5e-4), (6.06, 0.005)],
+    ),
+    (
+        0.30,
+        [(7.86, 0.005), (1.52, 0.005), (0.0166, 5e-5), (6.40, 0.005)],
+    ),
+    (
+        0.45,
+        [(0.113, 5e-4), (3.48, 0.005), (0.0024, 5e-5), (7.63, 0.005)],
+    ),
+    (
+        0.60,
+        [
+            (0.0076, 5e-5),
+            (5.56, 0.005),
+            (0.00083, 5e-6),
+            (8.90, 0.005),
+        ],
+    ),
+];
+
+/// E-2: the linear 2x2 e-prop race. Closed form (`closed::eprop_task_b`) vs the integrated
+/// e-prop flow; the THEORY reference numbers for both rules; lambda and p frozen; the
+/// crossover r* = eps found on the ODE; e-prop protects A at every r of the table.
+fn check_e2() -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    let eps = 0.05;
+    let tol = 1e-6;
+    // Times are compared at the tight settings of I-7 (event-time error ~1e-8 relative).
+    let precise = flow::precise_options_for(tol);
+    for (r, refs) in E2_TABLE {
+        let par = Params::reference(r);
+        let m0 = par.after_a(eps);
+        let cf = closed::eprop_task_b(&m0, &par, tol)?;
+        let ode = flow::task_b_rule(&par, eps, Rule::Eprop, tol, &precise)?;
+        let grad = flow::task_b(&par, eps, tol, &precise)?;
+        // Closed form vs ODE. The end state is fixed by the event |z_BB - zhat| = tol on a
+        // straight path, so I and the share agree to rounding amplified by |grad z_AA| ~ G_A^2
+        // (1e-12); the event time to ~1e-8 (precise_options_for): tolerance 1e-6.
+        rows.push(Row::rel(
+            format!("e-prop I: closed vs ODE (r={r})"),
+            cf.interference,
+            ode.interference,
+            1e-9,
+        ));
+        rows.push(Row::rel(
+            format!("e-prop tau_B: closed vs ODE (r={r})"),
+            cf.t,
+            ode.t,
+            1e-6,
+        ));
+        rows.push(Row::rel(
+            format!("e-prop share eps^2/(r^2+eps^2) (r={r})"),
+            eps * eps / (r * r + eps * eps),
+            ode.rotation_share,
+            1e-9,
+        ));
+        // lambda and p are exactly frozen (their rates are 0 identically); the line
+        // q - q0 = p (s - s0)/(1 - lambda) holds to the integrator's rounding.
+        rows.push(Row::abs(
+            format!("e-prop drift lambda, p, line (r={r})"),
+            0.0,
+            ode.conserved_drift,
+            1e-12,
+        ));
+        // The reference numbers: printed to 2-3 significant digits, so the tolerance is half a
+        // unit of the last printed digit (absolute).
+        let [(gi, gi_h), (gt, gt_h), (ei, ei_h), (et, et_h)] = refs;
+        rows.push(Row::abs(
+            format!("THEORY gradient I (r={r})"),
+            gi,
+            grad.interference,
+            gi_h,
+        ));
+        rows.push(Row::abs(
+            format!("THEORY gradient tau_B (r={r})"),
+            gt,
+            grad.t,
+            gt_h,
+        ));
+        rows.push(Row::abs(
+            format!("THEORY e-prop I (r={r})"),
+            ei,
+            cf.interference,
+            ei_h,
+        ));
+        rows.push(Row::abs(
+            format!("THEORY e-prop tau_B (r={r})"),
+            et,
+            cf.t,
+            et_h,
+        ));
+        rows.push(Row::holds(
+            format!("e-prop: less forgetting, slower (r={r})"),
+            cf.interference < grad.interference && cf.t > grad.t,
+            format!(
+                "I {:.4} vs {:.4}, tau {:.3} vs {:.3}",
+                cf.interference, grad.interference, cf.t, grad.t
+            ),
+        ));
+    }
+    // The crossover of the e-prop race on the ODE, by the same search + Brent as I-8 (xtol 1e-6).
+    let x = race::crossover_ode_rule(eps, tol, Rule::Eprop)?.unwrap_or(f64::NAN);
+    rows.push(Row::abs(
+        "e-prop ODE crossover r* = eps = 0.05",
+        eps,
+        x,
+        1e-5,
+    ));
     Ok(rows)
 }
 

@@ -216,6 +216,76 @@ pub fn t_rot(rho: f64, rho0: f64, par: &Params) -> Result<f64> {
     Ok((f_rot(rho, c) - f_rot(rho0, c)) / (2.0 * par.eta * par.u * par.gain_a() * par.zhat))
 }
 
+/// E-2, the e-prop clock: the time the delta rule needs to move y = 1 - s_eff from `y0` to
+/// `y1` when s_eff grows with weight k (k = 1 + p^2/(1 - lambda)^2 for the full e-prop flow of
+/// task B, 1 for s alone, p^2/(1 - lambda)^2 for q alone; task A from M = 0 is the same with
+/// y = 1 - lambda and k = 1). Under e-prop dy/dt = -eta u k (zhat - u/y)/y, so with c = u/zhat
+///
+///   t = [(y0^2 - y1^2)/2 + c (y0 - y1) + c^2 ln((y0 - c)/(y1 - c))] / (eta u zhat k).
+///
+/// Needs y0, y1 on the same side of c (the flow never crosses its fixed point y = c) and
+/// k > 0; `Requirement` error otherwise.
+pub fn t_eprop(y0: f64, y1: f64, k: f64, par: &Params) -> Result<f64> {
+    let c = par.r();
+    let (a0, a1) = (y0 - c, y1 - c);
+    if !(k > 0.0 && a0 * a1 > 0.0 && a1.abs() <= a0.abs() && y1 > 0.0) {
+        return Err(Error::Requirement(format!(
+            "t_eprop needs k > 0 and y1 between y0 and c = u/zhat = {c} (got y0 = {y0}, y1 = {y1}, k = {k})"
+        )));
+    }
+    let poly = (y0 - y1) * (y0 + y1) / 2.0 + c * (y0 - y1);
+    Ok((poly + c * c * (a0 / a1).ln()) / (par.eta * par.u * par.zhat * k))
+}
+
+/// The closed-form e-prop task B of E-2 from M0 = [[lambda, p], [q0, s0]], own loss, until
+/// |z_BB - zhat| = tol.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EpropTaskB {
+    /// Learning time of B.
+    pub t: f64,
+    /// M after B: lambda, p unchanged, s = s0 + delta_s, q = q0 + p delta_s/(1 - lambda).
+    pub m_after: [[f64; 2]; 2],
+    /// I = L_A(after B) / L_A(M = 0).
+    pub interference: f64,
+    /// Rotation share p^2 / ((1 - lambda)^2 + p^2): constant along the whole path.
+    pub rotation_share: f64,
+    /// k = 1 + p^2 / (1 - lambda)^2: the weight with which s_eff moves per unit of s.
+    pub k: f64,
+}
+
+/// E-2 in closed form. Under e-prop, task B (own loss) moves only row b:
+/// q' = eta e u p/D, s' = eta e u (1 - lambda)/D, with lambda, p fixed, so the path is the line
+/// dq/ds = p/(1 - lambda) and s_eff = s + p q/(1 - lambda) grows as k s. With y = 1 - s_eff,
+/// D = (1 - lambda) y and dy/dt = -eta u k (zhat - u/y)/y ([`t_eprop`]). The end point is
+/// y1 = u/(zhat - tol sgn e0), so delta s = (y0 - y1)/k. Needs 1 - lambda > 0 and a stable start
+/// (y0 > 0).
+pub fn eprop_task_b(m0: &Matrix2<f64>, par: &Params, tol: f64) -> Result<EpropTaskB> {
+    let (l, p, q0, s0) = entries(m0);
+    let a = 1.0 - l;
+    let y0 = 1.0 - s_eff(m0);
+    if !(a > 0.0 && y0 > 0.0) {
+        return Err(Error::Requirement(format!(
+            "the e-prop closed form needs 1 - lambda > 0 and 1 - s_eff > 0 (got {a}, {y0})"
+        )));
+    }
+    let z0 = par.u / y0;
+    let sign = if par.zhat > z0 { 1.0 } else { -1.0 };
+    let y1 = par.u / (par.zhat - sign * tol);
+    let k = 1.0 + (p / a) * (p / a);
+    let t = t_eprop(y0, y1, k, par)?;
+    let ds = (y0 - y1) / k;
+    let m1 = from_entries(l, p, q0 + p / a * ds, s0 + ds);
+    let z = readouts(&m1, par.u)?;
+    let la0 = (par.zhat - par.u).powi(2);
+    Ok(EpropTaskB {
+        t,
+        m_after: [[l, p], [m1[(1, 0)], m1[(1, 1)]]],
+        interference: (par.zhat - z.z_aa).powi(2) / la0,
+        rotation_share: (p / a) * (p / a) / k,
+        k,
+    })
+}
+
 /// The race margin of I-8, (r/2) ln(r (1 - r) / eps^2) - (1 - r): negative when rotation wins.
 ///
 /// Its origin: rotation grows rho from rho0 = eps^2 / r at the initial exponential rate

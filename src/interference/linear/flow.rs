@@ -66,6 +66,72 @@ pub fn loss_gradient(
     Ok(-(r.transpose() * e) * kappa.transpose())
 }
 
+/// The learning rule that moves M (THEORY III.1, E-1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// The exact gradient flow M' = eta R^T E kappa_mu^T (I-5): the learning signal is carried
+    /// back through the recurrent loop by R^T = (I - M)^-T.
+    #[default]
+    Gradient,
+    /// e-prop (E-1): the adjoint's Jacobian replaced by its diagonal, which in the 2x2 model is
+    /// the delta rule M' = eta E kappa_mu^T (learning signal = the readout error itself,
+    /// eligibility = the presynaptic state). For task B under the own loss only row b of M
+    /// (q, s) moves; lambda and p stay.
+    Eprop,
+}
+
+impl Rule {
+    /// The name used in model files and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::Gradient => "gradient",
+            Rule::Eprop => "eprop",
+        }
+    }
+
+    /// The names accepted in model files.
+    pub const NAMES: [&'static str; 2] = ["gradient", "eprop"];
+
+    /// Parse a model-file name (one of [`Rule::NAMES`]).
+    pub fn from_name(name: &str) -> Option<Rule> {
+        match name {
+            "gradient" => Some(Rule::Gradient),
+            "eprop" => Some(Rule::Eprop),
+            _ => None,
+        }
+    }
+}
+
+/// The update direction of `rule` for error vector `e` at the fixed point `kappa` (R the
+/// resolvent): gradient R^T E kappa^T, e-prop E kappa^T. M' = eta times this.
+fn rule_direction(
+    r: &Matrix2<f64>,
+    kappa: &Vector2<f64>,
+    e: &Vector2<f64>,
+    rule: Rule,
+) -> Matrix2<f64> {
+    match rule {
+        Rule::Gradient => (r.transpose() * e) * kappa.transpose(),
+        Rule::Eprop => e * kappa.transpose(),
+    }
+}
+
+/// The flow of `rule`: M' = eta R^T E kappa_mu^T (gradient, I-5) or eta E kappa_mu^T (e-prop,
+/// E-1).
+pub fn rule_flow(
+    m: &Matrix2<f64>,
+    task: Task,
+    loss: Loss,
+    rule: Rule,
+    par: &Params,
+) -> Result<Matrix2<f64>> {
+    let r = closed::resolvent(m)?;
+    let kappa = r.column(task.index()) * par.u;
+    let e = error_vector(&kappa, task, loss, par.zhat);
+    Ok(rule_direction(&r, &kappa, &e, rule) * par.eta)
+}
+
 /// I-5: the gradient flow M' = -eta dL/dM = eta R^T E kappa_mu^T.
 pub fn gradient_flow(
     m: &Matrix2<f64>,
@@ -116,7 +182,7 @@ impl Pathway {
 
 /// The ODE right-hand side, allocation-free; NaN where I - M is singular, which the integrator
 /// reports as an `Ode` error.
-fn rhs(y: &State, task: Task, loss: Loss, par: &Params, mask: &State) -> State {
+fn rhs(y: &State, task: Task, loss: Loss, rule: Rule, par: &Params, mask: &State) -> State {
     let (l, p, q, s) = (y[0], y[1], y[2], y[3]);
     let d = (1.0 - l) * (1.0 - s) - p * q;
     if d.abs() < SINGULAR_D {
@@ -126,7 +192,7 @@ fn rhs(y: &State, task: Task, loss: Loss, par: &Params, mask: &State) -> State {
     let r = Matrix2::new(1.0 - s, p, q, 1.0 - l) / d;
     let kappa = r.column(task.index()) * par.u;
     let e = error_vector(&kappa, task, loss, par.zhat);
-    let g = (r.transpose() * e) * kappa.transpose() * par.eta;
+    let g = rule_direction(&r, &kappa, &e, rule) * par.eta;
     State::new(g[(0, 0)], g[(0, 1)], g[(1, 0)], g[(1, 1)]).component_mul(mask)
 }
 
@@ -217,11 +283,26 @@ pub fn learn(
     tol: f64,
     opts: &OdeOptions,
 ) -> Result<Learning> {
+    learn_rule(m0, task, loss, pathway, Rule::Gradient, par, tol, opts)
+}
+
+/// [`learn`] under a learning rule: M' = eta (rule direction), masked to `pathway`.
+#[allow(clippy::too_many_arguments)]
+pub fn learn_rule(
+    m0: &Matrix2<f64>,
+    task: Task,
+    loss: Loss,
+    pathway: Pathway,
+    rule: Rule,
+    par: &Params,
+    tol: f64,
+    opts: &OdeOptions,
+) -> Result<Learning> {
     check_start(m0, task, loss, par, tol)?;
     let mask = pathway.mask();
     let t_max = 1e4 / (par.eta * par.u * par.zhat);
     let (trajectory, hit) = ode::solve_until(
-        |_, y| rhs(y, task, loss, par, &mask),
+        |_, y| rhs(y, task, loss, rule, par, &mask),
         0.0,
         to_state(m0),
         t_max,
@@ -231,7 +312,7 @@ pub fn learn(
     let Some(t) = hit else {
         let (_, y) = trajectory.last();
         return Err(Error::NoConvergence {
-            solver: format!("gradient flow on M (task {task:?}, {pathway:?})"),
+            solver: format!("{} flow on M (task {task:?}, {pathway:?})", rule.name()),
             iterations: trajectory.t.len(),
             residual: root_loss(&y, task, loss, par),
             tolerance: tol,
@@ -255,7 +336,17 @@ type ClockState = SVector<f64, 5>;
 /// eta |g|^2 gives dM/dsigma = e g / |g|^2 and dt/dsigma = 1 / (eta |g|^2). The path in M is the
 /// same; the clock removes the 1/D^4 stiffness near a singular I - M (small r, where rotation
 /// drives lambda -> 1 and D -> 0).
-fn rhs_loss_clock(y: &ClockState, task: Task, par: &Params, mask: &State) -> ClockState {
+///
+/// Under e-prop the direction is v = mask . (e_mu kappa_mu^T) instead of g, M' = eta e v, and the
+/// error contracts at eta <grad z_mu, v> = eta R_mu,mu |kappa_mu|^2 (masked), so
+/// dM/dsigma = e v / <grad z, v> and dt/dsigma = 1 / (eta <grad z, v>).
+fn rhs_loss_clock(
+    y: &ClockState,
+    task: Task,
+    rule: Rule,
+    par: &Params,
+    mask: &State,
+) -> ClockState {
     let (l, p, q, s) = (y[0], y[1], y[2], y[3]);
     let d = (1.0 - l) * (1.0 - s) - p * q;
     if d.abs() < SINGULAR_D {
@@ -265,9 +356,20 @@ fn rhs_loss_clock(y: &ClockState, task: Task, par: &Params, mask: &State) -> Clo
     let kappa = r.column(task.index()) * par.u;
     let e = par.zhat - kappa[task.index()];
     let grad = r.row(task.index()).transpose() * kappa.transpose();
-    let g = State::new(grad[(0, 0)], grad[(0, 1)], grad[(1, 0)], grad[(1, 1)]).component_mul(mask);
-    let n2 = g.norm_squared();
-    if n2 == 0.0 {
+    let (g, n2) = match rule {
+        Rule::Gradient => {
+            let g = State::new(grad[(0, 0)], grad[(0, 1)], grad[(1, 0)], grad[(1, 1)])
+                .component_mul(mask);
+            (g, g.norm_squared())
+        }
+        Rule::Eprop => {
+            let v = task.unit() * kappa.transpose();
+            let v = State::new(v[(0, 0)], v[(0, 1)], v[(1, 0)], v[(1, 1)]).component_mul(mask);
+            let gz = State::new(grad[(0, 0)], grad[(0, 1)], grad[(1, 0)], grad[(1, 1)]);
+            (v, gz.dot(&v))
+        }
+    };
+    if n2 == 0.0 || !n2.is_finite() {
         return ClockState::repeat(f64::NAN);
     }
     let dm = g * (e / n2);
@@ -291,9 +393,24 @@ pub fn learn_own(
     tol: f64,
     opts: &OdeOptions,
 ) -> Result<Learning> {
+    learn_own_rule(m0, task, pathway, Rule::Gradient, par, tol, opts)
+}
+
+/// [`learn_own`] under a learning rule (see `rhs_loss_clock` for the e-prop clock). The e-prop
+/// contraction rate R_mu,mu |kappa_mu|^2 is positive wherever the fixed point is stable
+/// (R_bb = (1 - lambda)/D > 0), so the clock is well defined on the whole protocol.
+pub fn learn_own_rule(
+    m0: &Matrix2<f64>,
+    task: Task,
+    pathway: Pathway,
+    rule: Rule,
+    par: &Params,
+    tol: f64,
+    opts: &OdeOptions,
+) -> Result<Learning> {
     let mut o = *opts;
     loop {
-        match learn_own_at(m0, task, pathway, par, tol, &o) {
+        match learn_own_at(m0, task, pathway, rule, par, tol, &o) {
             Err(Error::NoConvergence { .. }) if o.rtol > 1.5e-14 => {
                 o.rtol = (o.rtol * 1e-2).max(1e-14);
                 o.atol = (o.atol * 1e-2).max(1e-17);
@@ -307,6 +424,7 @@ fn learn_own_at(
     m0: &Matrix2<f64>,
     task: Task,
     pathway: Pathway,
+    rule: Rule,
     par: &Params,
     tol: f64,
     opts: &OdeOptions,
@@ -318,7 +436,7 @@ fn learn_own_at(
     // In exact arithmetic the event is at sigma = ln(e0 / tol); 50 more units is e^-50 of slack.
     let sigma_max = (e0 / tol).ln() + 50.0;
     let (trajectory, hit) = ode::solve_until(
-        |_, y| rhs_loss_clock(y, task, par, &mask),
+        |_, y| rhs_loss_clock(y, task, rule, par, &mask),
         0.0,
         c0,
         sigma_max,
@@ -330,8 +448,9 @@ fn learn_own_at(
         let d = closed::det_d(&to_matrix(&y.fixed_rows::<4>(0).into_owned()));
         return Err(Error::NoConvergence {
             solver: format!(
-                "gradient flow on M in the loss clock (task {task:?}, {pathway:?}; det(I - M) = {d:.1e}, \
-                 the readout is too sensitive to resolve the tolerance)"
+                "{} flow on M in the loss clock (task {task:?}, {pathway:?}; det(I - M) = {d:.1e}, \
+                 the readout is too sensitive to resolve the tolerance)",
+                rule.name()
             ),
             iterations: trajectory.t.len(),
             residual: root_loss(&y.fixed_rows::<4>(0).into_owned(), task, Loss::Own, par),
@@ -371,8 +490,13 @@ pub struct TaskB {
     pub delta_rotation: f64,
     /// Share of the change of s_eff carried by rotation: delta_rotation / (delta_s + delta_rotation).
     pub rotation_share: f64,
-    /// max over the integrator's steps of |(p^2 - q^2)(t) - (p^2 - q^2)(0)| (I-6: zero).
+    /// Drift of the rule's conserved quantities over the integrator's steps (zero in exact
+    /// arithmetic). Gradient: max |(p^2 - q^2)(t) - (p^2 - q^2)(0)| (I-6). e-prop: the largest
+    /// of |lambda - lambda_0|, |p - p_0| and |(q - q_0) - p_0 (s - s_0)/(1 - lambda_0)| (E-2: the
+    /// path is a straight line in (q, s)).
     pub conserved_drift: f64,
+    /// The learning rule that moved M.
+    pub rule: Rule,
 }
 
 fn rows(m: &Matrix2<f64>) -> [[f64; 2]; 2] {
@@ -382,18 +506,45 @@ fn rows(m: &Matrix2<f64>) -> [[f64; 2]; 2] {
 /// Task B from `m0` with the own loss (the full I-6 flow, integrated in the loss clock by
 /// [`learn_own`]); interference measured on A.
 pub fn task_b_from(m0: &Matrix2<f64>, par: &Params, tol: f64, opts: &OdeOptions) -> Result<TaskB> {
-    let learned = learn_own(m0, Task::B, Pathway::Full, par, tol, opts)?;
+    task_b_from_rule(m0, Rule::Gradient, par, tol, opts)
+}
+
+/// [`task_b_from`] under a learning rule.
+pub fn task_b_from_rule(
+    m0: &Matrix2<f64>,
+    rule: Rule,
+    par: &Params,
+    tol: f64,
+    opts: &OdeOptions,
+) -> Result<TaskB> {
+    let learned = learn_own_rule(m0, Task::B, Pathway::Full, rule, par, tol, opts)?;
     let m1 = learned.m;
     let l_a0 = loss(&Matrix2::zeros(), Task::A, Loss::Own, par)?;
     let interference = loss(&m1, Task::A, Loss::Own, par)? / l_a0;
     let delta_s = m1[(1, 1)] - m0[(1, 1)];
     let delta_rotation = closed::rotation_part(&m1) - closed::rotation_part(m0);
-    let c0 = m0[(0, 1)].powi(2) - m0[(1, 0)].powi(2);
-    let conserved_drift = learned
-        .path
-        .iter()
-        .map(|y| (y[1] * y[1] - y[2] * y[2] - c0).abs())
-        .fold(0.0, f64::max);
+    let conserved_drift = match rule {
+        Rule::Gradient => {
+            let c0 = m0[(0, 1)].powi(2) - m0[(1, 0)].powi(2);
+            learned
+                .path
+                .iter()
+                .map(|y| (y[1] * y[1] - y[2] * y[2] - c0).abs())
+                .fold(0.0, f64::max)
+        }
+        Rule::Eprop => {
+            let (l0, p0, q0, s0) = entries(m0);
+            let slope = p0 / (1.0 - l0);
+            learned
+                .path
+                .iter()
+                .map(|y| {
+                    let line = (y[2] - q0) - slope * (y[3] - s0);
+                    (y[0] - l0).abs().max((y[1] - p0).abs()).max(line.abs())
+                })
+                .fold(0.0, f64::max)
+        }
+    };
     Ok(TaskB {
         t: learned.t,
         m_before: rows(m0),
@@ -405,12 +556,24 @@ pub fn task_b_from(m0: &Matrix2<f64>, par: &Params, tol: f64, opts: &OdeOptions)
         delta_rotation,
         rotation_share: delta_rotation / (delta_s + delta_rotation),
         conserved_drift,
+        rule,
     })
 }
 
 /// Task B on the reference protocol: from M = [[1 - r, eps], [eps, 0]].
 pub fn task_b(par: &Params, eps: f64, tol: f64, opts: &OdeOptions) -> Result<TaskB> {
     task_b_from(&par.after_a(eps), par, tol, opts)
+}
+
+/// Task B on the reference protocol under a learning rule.
+pub fn task_b_rule(
+    par: &Params,
+    eps: f64,
+    rule: Rule,
+    tol: f64,
+    opts: &OdeOptions,
+) -> Result<TaskB> {
+    task_b_from_rule(&par.after_a(eps), rule, par, tol, opts)
 }
 
 #[cfg(test)]
@@ -589,7 +752,7 @@ mod tests {
             let (tr, hit) = ode::solve_until(
                 |_, y: &ClockState| {
                     n += 1;
-                    rhs_loss_clock(y, Task::B, &par, &Pathway::Full.mask())
+                    rhs_loss_clock(y, Task::B, Rule::Gradient, &par, &Pathway::Full.mask())
                 },
                 0.0,
                 ClockState::new(y0[0], y0[1], y0[2], y0[3], 0.0),
@@ -630,6 +793,39 @@ mod tests {
             assert_relative_eq!(b.interference, expected, max_relative = 0.1);
             assert!(b.conserved_drift < 1e-10);
             assert!((b.readouts_after.z_bb - 1.0).abs() <= 1e-6 + 1e-12);
+        }
+    }
+
+    #[test]
+    fn eprop_is_the_delta_rule_and_matches_its_closed_form() {
+        let par = Params {
+            u: 0.3,
+            zhat: 1.2,
+            eta: 0.7,
+        };
+        let m = closed::from_entries(0.6, 0.2, -0.1, 0.3);
+        // E-1: task B, own loss: only row b moves, by eta e kappa_B^T.
+        let f = rule_flow(&m, Task::B, Loss::Own, Rule::Eprop, &par).unwrap();
+        let kb = closed::fixed_point(&m, par.u, Task::B).unwrap();
+        let e = par.zhat - kb[1];
+        assert_eq!((f[(0, 0)], f[(0, 1)]), (0.0, 0.0));
+        assert_relative_eq!(f[(1, 0)], par.eta * e * kb[0], max_relative = 1e-15);
+        assert_relative_eq!(f[(1, 1)], par.eta * e * kb[1], max_relative = 1e-15);
+        // The gradient rule is the existing flow, bit for bit.
+        assert_eq!(
+            rule_flow(&m, Task::B, Loss::Aligned, Rule::Gradient, &par).unwrap(),
+            gradient_flow(&m, Task::B, Loss::Aligned, &par).unwrap()
+        );
+        // The integrated e-prop race against the closed form (E-2), reference protocol.
+        for (r, eps) in [(0.2, 0.05), (0.45, 0.05), (0.1, 0.2)] {
+            let par = Params::reference(r);
+            let b = task_b_rule(&par, eps, Rule::Eprop, 1e-6, &precise_options()).unwrap();
+            let c = closed::eprop_task_b(&par.after_a(eps), &par, 1e-6).unwrap();
+            assert_eq!(b.rule, Rule::Eprop);
+            assert!(b.conserved_drift < 1e-12, "{}", b.conserved_drift);
+            assert_relative_eq!(b.t, c.t, max_relative = 1e-7);
+            assert_relative_eq!(b.interference, c.interference, max_relative = 1e-7);
+            assert_relative_eq!(b.rotation_share, c.rotation_share, max_relative = 1e-7);
         }
     }
 

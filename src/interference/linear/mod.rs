@@ -23,7 +23,7 @@ pub mod spec;
 
 pub use claims::checks;
 pub use closed::{Params, Readouts, Task};
-pub use flow::{Loss, Pathway, TaskB};
+pub use flow::{Loss, Pathway, Rule, TaskB};
 pub use race::{interference_grid, InterferenceGrid, Mode};
 pub use report::{
     predict, predict_fields, predict_spec, predict_spec_with, LinearReport, Predictor,

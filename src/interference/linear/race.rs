@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::closed::{self, Params};
-use super::flow::{self, TaskB};
+use super::flow::{self, Rule, TaskB};
 use crate::num::ode::OdeOptions;
 use crate::{Error, Result};
 
@@ -72,9 +72,19 @@ pub const CROSSOVER_XTOL: f64 = 1e-6;
 /// the walk, or the walk reaches the end of the valid range, it falls back to the geometric
 /// scan of the whole range from below (which finds the first crossing if there were several).
 pub fn crossover_ode(eps: f64, tol: f64) -> Result<Option<f64>> {
+    crossover_ode_rule(eps, tol, Rule::Gradient)
+}
+
+/// [`crossover_ode`] for the flow of a learning rule. The walk starts at the rule's closed-form
+/// crossover: the I-8 criterion's r*(eps) for the gradient flow, r* = eps for e-prop (E-2;
+/// none for eps >= 1/2).
+pub fn crossover_ode_rule(eps: f64, tol: f64, rule: Rule) -> Result<Option<f64>> {
     let opts = flow::ode_options();
     let share = |r: f64| -> f64 {
-        reference_task_b(r, eps, tol, &opts)
+        if !valid_point(r, eps) {
+            return f64::NAN;
+        }
+        flow::task_b_rule(&Params::reference(r), eps, rule, tol, &opts)
             .map(|b| b.rotation_share - 0.5)
             .unwrap_or(f64::NAN)
     };
@@ -85,7 +95,11 @@ pub fn crossover_ode(eps: f64, tol: f64) -> Result<Option<f64>> {
         return Ok(None);
     }
     let (a, b) = ((lo * 1.001).max(1e-3), hi * 0.999);
-    if let Some(r0) = closed::r_star(eps).ok().flatten() {
+    let r0 = match rule {
+        Rule::Gradient => closed::r_star(eps).ok().flatten(),
+        Rule::Eprop => (eps < 0.5).then_some(eps),
+    };
+    if let Some(r0) = r0 {
         if let Some((x0, x1)) = bracket_from(&share, r0.clamp(a, b), a, b) {
             return crate::num::optim::brent_root(share, x0, x1, CROSSOVER_XTOL).map(Some);
         }

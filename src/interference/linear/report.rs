@@ -10,7 +10,7 @@ use nalgebra::{Matrix2, Vector2};
 use serde::Serialize;
 
 use super::closed::{self, Params, Task};
-use super::flow::{self, Loss, Pathway, TaskB};
+use super::flow::{self, Loss, Pathway, Rule, TaskB};
 use super::race::{self, Mode};
 use super::spec::{self, LinearSpec};
 use crate::model::ModelFile;
@@ -105,12 +105,42 @@ pub struct Race {
     pub r_star_ode: Option<f64>,
 }
 
+/// The e-prop race of E-2 (closed form beside the ODE) and the gradient flow on the same
+/// protocol, for comparison. Under e-prop lambda and p stay, so s_eff = s + p q/(1 - lambda)
+/// grows as k s along the straight line dq/ds = p/(1 - lambda), k = 1 + p^2/(1 - lambda)^2.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpropRace {
+    /// k = 1 + eps^2/r^2 on the reference protocol.
+    pub k: f64,
+    /// Learning time of B: closed form (`closed::t_eprop`) vs the integrated e-prop flow.
+    pub t_b: Compared,
+    /// Interference: closed form vs ODE.
+    pub interference: Compared,
+    /// Rotation share p^2/((1 - lambda)^2 + p^2) = eps^2/(r^2 + eps^2): closed form vs ODE.
+    pub rotation_share: Compared,
+    /// q = M_ba after B: closed form vs ODE.
+    pub q_after: Compared,
+    /// s = M_bb after B: closed form vs ODE.
+    pub s_after: Compared,
+    /// The e-prop crossover r* = eps (rotation share 1/2 where p = 1 - lambda); `None` when
+    /// eps >= 1/2 (no r with eps^2 < r(1 - r) reaches it).
+    pub r_star: Option<f64>,
+    /// Interference under the gradient flow (I-8) on the same protocol.
+    pub gradient_interference: f64,
+    /// Learning time of B under the gradient flow.
+    pub gradient_t_b: f64,
+    /// Winner under the gradient flow.
+    pub gradient_winner: Mode,
+}
+
 /// The learning-mode report of a `linear2x2` model.
 #[derive(Debug, Clone, Serialize)]
 pub struct LinearReport {
     pub name: String,
     pub description: String,
     pub spec: LinearSpec,
+    /// The learning rule of tasks A and B (gradient flow or e-prop).
+    pub rule: Rule,
     pub r: f64,
     /// Winner by the full ODE: the pathway carrying more of the change of s_eff.
     pub winner: Mode,
@@ -118,21 +148,26 @@ pub struct LinearReport {
     pub rotation_share: f64,
     /// Interference I = L_A(after B) / L_A(M = 0), own loss, full ODE.
     pub interference: f64,
-    /// Time for new formation alone to learn B (I-7 closed form vs ODE).
+    /// Time for new formation alone to learn B (I-7 closed form vs ODE; e-prop: `t_eprop`, k = 1).
     pub t_new: Compared,
-    /// Time for rotation alone to learn B (I-7 closed form vs ODE).
+    /// Time for rotation alone to learn B (I-7 closed form vs ODE; e-prop: `t_eprop`,
+    /// k = eps^2/r^2).
     pub t_rot: Compared,
-    /// Time to learn A from M = 0 (same equation as new formation: closed form t_new).
+    /// Time to learn A from M = 0 (same equation as new formation: closed form t_new; e-prop:
+    /// `t_eprop` with y = 1 - lambda, k = 1).
     pub t_a: Compared,
     /// lambda_A = 1 - r vs the lambda task A reaches.
     pub lambda_a: Compared,
     /// G_A = zhat / u.
     pub gain_a: f64,
-    /// r*(eps) from the criterion (I-8).
+    /// r*(eps) of the rule: the I-8 criterion for the gradient flow, r* = eps for e-prop.
     pub r_star: Option<f64>,
+    /// The I-8 race criterion of the gradient flow (for e-prop: what the gradient would do).
     pub race: Race,
-    /// Task B under the full flow.
+    /// Task B under the full flow of the rule.
     pub task_b: TaskB,
+    /// The e-prop race in closed form (rule = eprop only).
+    pub eprop: Option<EpropRace>,
     pub fixed_points: Vec<FixedPointReport>,
 }
 
@@ -227,112 +262,177 @@ fn bits<const N: usize>(x: [f64; N]) -> [u64; N] {
     x.map(f64::to_bits)
 }
 
+/// Memo key of a part: the bits of its parameters and the learning rule it runs under.
+type Key<const N: usize> = ([u64; N], Rule);
+
 /// Task A's numbers: t_a, lambda_a.
 type TaskAPart = (Compared, Compared);
 
 /// The parts of a prediction that many points of a sweep share, memoised: the full-flow
-/// crossover `race::crossover_ode(eps, tol)` per (eps, tol), task A and the new-formation-only
-/// flow per (u, zhat, eta, tol) (they do not depend on eps). Every part is computed by the
-/// same function [`predict_spec`] uses, and a memoised value is the value computed the first
-/// time, so a prediction through a shared `Predictor` is bit-identical to one through a fresh
-/// one (tested). Safe to share between threads.
+/// crossover `race::crossover_ode_rule(eps, tol, rule)` per (eps, tol, rule), task A and the
+/// new-formation-only flow per (u, zhat, eta, tol, rule) (they do not depend on eps). Every
+/// part is computed by the same function [`predict_spec`] uses, and a memoised value is the
+/// value computed the first time, so a prediction through a shared `Predictor` is
+/// bit-identical to one through a fresh one, for either rule (tested). Safe to share between
+/// threads.
 #[derive(Debug, Default)]
 pub struct Predictor {
-    crossover: Memo<[u64; 2], Option<f64>>,
-    task_a: Memo<[u64; 4], TaskAPart>,
-    t_new: Memo<[u64; 4], Compared>,
+    crossover: Memo<Key<2>, Option<f64>>,
+    task_a: Memo<Key<4>, TaskAPart>,
+    t_new: Memo<Key<4>, Compared>,
 }
 
 impl Predictor {
-    /// The full-ODE crossover at (eps, tol) ([`race::crossover_ode`]).
-    pub fn crossover(&self, eps: f64, tol: f64) -> Result<Option<f64>> {
-        self.crossover
-            .get_or(bits([eps, tol]), || race::crossover_ode(eps, tol))
+    /// The full-ODE crossover at (eps, tol) of the flow of `rule`
+    /// ([`race::crossover_ode_rule`]; the report's I-8 race takes the gradient flow's).
+    pub fn crossover(&self, eps: f64, tol: f64, rule: Rule) -> Result<Option<f64>> {
+        self.crossover.get_or((bits([eps, tol]), rule), || {
+            race::crossover_ode_rule(eps, tol, rule)
+        })
     }
 
-    fn task_a(&self, par: &Params, tol: f64) -> Result<TaskAPart> {
+    fn task_a(&self, par: &Params, rule: Rule, tol: f64) -> Result<TaskAPart> {
         self.task_a
-            .get_or(bits([par.u, par.zhat, par.eta, tol]), || {
-                task_a_part(par, tol)
+            .get_or((bits([par.u, par.zhat, par.eta, tol]), rule), || {
+                task_a_part(par, rule, tol)
             })
     }
 
-    fn t_new(&self, par: &Params, tol: f64) -> Result<Compared> {
+    fn t_new(&self, par: &Params, rule: Rule, tol: f64) -> Result<Compared> {
         self.t_new
-            .get_or(bits([par.u, par.zhat, par.eta, tol]), || {
-                t_new_part(par, tol)
+            .get_or((bits([par.u, par.zhat, par.eta, tol]), rule), || {
+                t_new_part(par, rule, tol)
             })
     }
 
-    /// Number of distinct (eps, tol) crossovers, (u, zhat, eta, tol) task-A and new-formation
-    /// parts held.
+    /// Number of distinct (eps, tol, rule) crossovers, (u, zhat, eta, tol, rule) task-A and
+    /// new-formation parts held.
     pub fn sizes(&self) -> [usize; 3] {
         [self.crossover.len(), self.task_a.len(), self.t_new.len()]
     }
 }
 
+/// The closed-form time of the one-factor equation from M = 0 (task A; new formation alone):
+/// I-7's t_new for the gradient flow; for e-prop `t_eprop` with y = 1 - s_eff from 1 to
+/// y1 = 1 - target, k = 1.
+fn t_new_closed(par: &Params, rule: Rule, tol: f64) -> Result<f64> {
+    let target = par.s_eff_target(tol);
+    match rule {
+        Rule::Gradient => closed::t_new(target, par),
+        Rule::Eprop => closed::t_eprop(1.0, 1.0 - target, 1.0, par),
+    }
+}
+
 /// Task A from M = 0 (own loss): lambda follows the new-formation equation with s -> lambda.
-fn task_a_part(par: &Params, tol: f64) -> Result<TaskAPart> {
+fn task_a_part(par: &Params, rule: Rule, tol: f64) -> Result<TaskAPart> {
     let precise = flow::precise_options_for(tol / par.zhat);
-    let a = flow::learn(
+    let a = flow::learn_rule(
         &Matrix2::zeros(),
         Task::A,
         Loss::Own,
         Pathway::Full,
+        rule,
         par,
         tol,
         &precise,
     )?;
-    let target = par.s_eff_target(tol);
     Ok((
-        Compared::new(closed::t_new(target, par)?, a.t),
+        Compared::new(t_new_closed(par, rule, tol)?, a.t),
         Compared::new(par.c(), a.m[(0, 0)]),
     ))
 }
 
 /// New formation alone (I-7): t_new closed form vs ODE.
-fn t_new_part(par: &Params, tol: f64) -> Result<Compared> {
+fn t_new_part(par: &Params, rule: Rule, tol: f64) -> Result<Compared> {
     let precise = flow::precise_options_for(tol / par.zhat);
-    let nf = flow::learn(
+    let nf = flow::learn_rule(
         &par.after_a(0.0),
         Task::B,
         Loss::Own,
         Pathway::NewFormation,
+        rule,
         par,
         tol,
         &precise,
     )?;
-    Ok(Compared::new(
-        closed::t_new(par.s_eff_target(tol), par)?,
-        nf.t,
-    ))
+    Ok(Compared::new(t_new_closed(par, rule, tol)?, nf.t))
 }
 
-/// Rotation alone (I-7): t_rot closed form vs ODE.
-fn t_rot_part(par: &Params, eps: f64, tol: f64) -> Result<Compared> {
+/// Rotation alone (I-7): t_rot closed form vs ODE (e-prop: `t_eprop` from y0 = 1 - rho0 with
+/// k = eps^2/r^2).
+fn t_rot_part(par: &Params, eps: f64, rule: Rule, tol: f64) -> Result<Compared> {
     let precise = flow::precise_options_for(tol / par.zhat);
+    let target = par.s_eff_target(tol);
     let rho0 = eps * eps * par.gain_a();
-    let rot = flow::learn(
+    let r = par.r();
+    let closed_form = match rule {
+        Rule::Gradient => closed::t_rot(target, rho0, par)?,
+        Rule::Eprop => closed::t_eprop(1.0 - rho0, 1.0 - target, (eps / r) * (eps / r), par)?,
+    };
+    let rot = flow::learn_rule(
         &par.after_a(eps),
         Task::B,
         Loss::Own,
         Pathway::Rotation,
+        rule,
         par,
         tol,
         &precise,
     )?;
-    Ok(Compared::new(
-        closed::t_rot(par.s_eff_target(tol), rho0, par)?,
-        rot.t,
-    ))
+    Ok(Compared::new(closed_form, rot.t))
 }
 
-/// The full flow of task B (I-6).
+/// The full flow of task B under the spec's rule (I-6; E-2 for e-prop).
 fn task_b_part(spec: &LinearSpec) -> Result<TaskB> {
-    flow::task_b(&spec.params, spec.eps, spec.tolerance, &flow::ode_options())
+    flow::task_b_rule(
+        &spec.params,
+        spec.eps,
+        spec.rule,
+        spec.tolerance,
+        &flow::ode_options(),
+    )
 }
 
-/// The I-8 race: criterion and estimates in closed form, the crossover from `pred`.
+/// The e-prop race (rule = eprop only): closed form beside `task_b`, the e-prop flow of task
+/// B, and the gradient flow on the same protocol.
+fn eprop_part(spec: &LinearSpec, task_b: &TaskB) -> Result<Option<EpropRace>> {
+    let (par, eps, tol) = (&spec.params, spec.eps, spec.tolerance);
+    Ok(match spec.rule {
+        Rule::Gradient => None,
+        Rule::Eprop => {
+            let cf = closed::eprop_task_b(&par.after_a(eps), par, tol)?;
+            let grad = flow::task_b(par, eps, tol, &flow::ode_options())?;
+            Some(EpropRace {
+                k: cf.k,
+                t_b: Compared::new(cf.t, task_b.t),
+                interference: Compared::new(cf.interference, task_b.interference),
+                rotation_share: Compared::new(cf.rotation_share, task_b.rotation_share),
+                q_after: Compared::new(cf.m_after[1][0], task_b.m_after[1][0]),
+                s_after: Compared::new(cf.m_after[1][1], task_b.m_after[1][1]),
+                r_star: eprop_r_star(eps),
+                gradient_interference: grad.interference,
+                gradient_t_b: grad.t,
+                gradient_winner: Mode::from_share(grad.rotation_share),
+            })
+        }
+    })
+}
+
+/// The e-prop crossover r* = eps (none for eps >= 1/2).
+fn eprop_r_star(eps: f64) -> Option<f64> {
+    (eps < 0.5).then_some(eps)
+}
+
+/// r*(eps) of the spec's rule: the I-8 criterion for the gradient flow, r* = eps for e-prop.
+fn r_star_part(spec: &LinearSpec) -> Result<Option<f64>> {
+    match spec.rule {
+        Rule::Gradient => closed::r_star(spec.eps),
+        Rule::Eprop => Ok(eprop_r_star(spec.eps)),
+    }
+}
+
+/// The I-8 race of the gradient flow (under e-prop: what the gradient would do): criterion and
+/// estimates in closed form, the gradient flow's crossover from `pred`.
 fn race_part(spec: &LinearSpec, pred: &Predictor) -> Result<Race> {
     let par = &spec.params;
     let (r, eps) = (par.r(), spec.eps);
@@ -351,7 +451,7 @@ fn race_part(spec: &LinearSpec, pred: &Predictor) -> Result<Race> {
         rotation_estimate: (r * c / (eps * eps)).ln() / rate,
         new_formation_estimate: 1.0 / (par.eta * par.u * par.zhat),
         r_star: closed::r_star(eps)?,
-        r_star_ode: pred.crossover(eps, spec.tolerance)?,
+        r_star_ode: pred.crossover(eps, spec.tolerance, Rule::Gradient)?,
     })
 }
 
@@ -377,17 +477,20 @@ pub fn predict_spec(spec: &LinearSpec) -> Result<LinearReport> {
 /// [`predict_spec`] with the shared parts taken from (and added to) `pred`.
 pub fn predict_spec_with(spec: &LinearSpec, pred: &Predictor) -> Result<LinearReport> {
     let par: Params = spec.params;
-    let tol = spec.tolerance;
-    let (t_a, lambda_a) = pred.task_a(&par, tol)?;
-    let t_new = pred.t_new(&par, tol)?;
-    let t_rot = t_rot_part(&par, spec.eps, tol)?;
+    let (tol, rule) = (spec.tolerance, spec.rule);
+    let (t_a, lambda_a) = pred.task_a(&par, rule, tol)?;
+    let t_new = pred.t_new(&par, rule, tol)?;
+    let t_rot = t_rot_part(&par, spec.eps, rule, tol)?;
     let task_b = task_b_part(spec)?;
+    let eprop = eprop_part(spec, &task_b)?;
     let race = race_part(spec, pred)?;
+    let r_star = r_star_part(spec)?;
     let fixed_points = fixed_points_part(spec, &task_b)?;
     Ok(LinearReport {
         name: String::new(),
         description: String::new(),
         spec: *spec,
+        rule,
         r: par.r(),
         winner: Mode::from_share(task_b.rotation_share),
         rotation_share: task_b.rotation_share,
@@ -397,9 +500,10 @@ pub fn predict_spec_with(spec: &LinearSpec, pred: &Predictor) -> Result<LinearRe
         t_a,
         lambda_a,
         gain_a: par.gain_a(),
-        r_star: race.r_star,
+        r_star,
         race,
         task_b,
+        eprop,
         fixed_points,
     })
 }
@@ -416,9 +520,9 @@ pub fn predict(model: &ModelFile) -> Result<LinearReport> {
 /// The top-level fields of the [`LinearReport`] JSON named in `fields` (others are left out;
 /// names that are no field of the report are ignored), each computed by the function
 /// [`predict_spec`] uses and only if asked for, shared parts from `pred`. For every field the
-/// value is the one of `serde_json::to_value(predict(model))` (tested). This is what a sweep
-/// point computes: `outputs = ["winner", "interference"]` runs one task-B flow, not the whole
-/// report.
+/// value is the one of `serde_json::to_value(predict(model))`, for either rule (tested). This
+/// is what a sweep point computes: `outputs = ["winner", "interference"]` runs one task-B flow,
+/// not the whole report.
 pub fn predict_fields(
     model: &ModelFile,
     fields: &[&str],
@@ -426,7 +530,7 @@ pub fn predict_fields(
 ) -> Result<serde_json::Map<String, serde_json::Value>> {
     let spec = spec::check(model)?;
     let par = &spec.params;
-    let tol = spec.tolerance;
+    let (tol, rule) = (spec.tolerance, spec.rule);
     let json = |v: &dyn erased::Json| v.json();
     let mut out = serde_json::Map::new();
     let mut task_b: Option<TaskB> = None;
@@ -438,15 +542,16 @@ pub fn predict_fields(
             "name" => json(&model.common.name),
             "description" => json(&model.common.description),
             "spec" => json(&spec),
+            "rule" => json(&rule),
             "r" => json(&par.r()),
             "gain_a" => json(&par.gain_a()),
-            "r_star" => json(&closed::r_star(spec.eps)?),
-            "t_a" => json(&pred.task_a(par, tol)?.0),
-            "lambda_a" => json(&pred.task_a(par, tol)?.1),
-            "t_new" => json(&pred.t_new(par, tol)?),
-            "t_rot" => json(&t_rot_part(par, spec.eps, tol)?),
+            "r_star" => json(&r_star_part(&spec)?),
+            "t_a" => json(&pred.task_a(par, rule, tol)?.0),
+            "lambda_a" => json(&pred.task_a(par, rule, tol)?.1),
+            "t_new" => json(&pred.t_new(par, rule, tol)?),
+            "t_rot" => json(&t_rot_part(par, spec.eps, rule, tol)?),
             "race" => json(&race_part(&spec, pred)?),
-            "winner" | "rotation_share" | "interference" | "task_b" | "fixed_points" => {
+            "winner" | "rotation_share" | "interference" | "task_b" | "eprop" | "fixed_points" => {
                 if task_b.is_none() {
                     task_b = Some(task_b_part(&spec)?);
                 }
@@ -456,6 +561,7 @@ pub fn predict_fields(
                     "rotation_share" => json(&b.rotation_share),
                     "interference" => json(&b.interference),
                     "task_b" => json(b),
+                    "eprop" => json(&eprop_part(&spec, b)?),
                     _ => json(&fixed_points_part(&spec, b)?),
                 }
             }
@@ -545,6 +651,62 @@ fn compared_line(out: &mut String, label: &str, c: &Compared, sig: usize) {
     ));
 }
 
+/// Section 3 of the text report under e-prop (E-2): the closed form beside the ODE, and the
+/// gradient flow on the same protocol.
+fn eprop_race_text(o: &mut String, rep: &LinearReport, ep: &EpropRace) {
+    let b = &rep.task_b;
+    let eps = rep.spec.eps;
+    o.push_str(
+        "3. THE RACE UNDER E-PROP   z_BB = u / (1 - s_eff),  s_eff = s + p q/(1 - lambda)   (E-1, E-2)\n",
+    );
+    o.push_str(
+        "    e-prop moves only row b: q' = eta e u p/D, s' = eta e u (1 - lambda)/D; lambda and p = eps stay,\n    \
+         so the path is the line dq/ds = p/(1 - lambda) and s_eff grows as k s, k = 1 + p^2/(1 - lambda)^2\n",
+    );
+    o.push_str(&format!(
+        "    k = 1 + eps^2/r^2 = {}: rotation's share is eps^2/(r^2 + eps^2) from the first instant to the last\n",
+        num(ep.k, 6)
+    ));
+    match ep.r_star {
+        Some(rs) => o.push_str(&format!(
+            "    crossover r* = eps = {} (rotation wins below)\n",
+            num(rs, 4)
+        )),
+        None => o.push_str("    no crossover: eps >= 1/2\n"),
+    }
+    o.push_str("\n    each mode alone, until |z_BB - zhat| < tol: t = T(y0, y1)/k (k = eps^2/r^2 for q alone, 1 for s alone)\n");
+    o.push_str(&format!(
+        "    {:<34}{:>14}{:>16}{:>12}\n",
+        "", "closed form", "ODE", "difference"
+    ));
+    compared_line(o, "  t_rot (q alone, s = 0)", &rep.t_rot, 7);
+    compared_line(o, "  t_new (p = q = 0)", &rep.t_new, 7);
+    o.push_str("\n    full e-prop flow\n");
+    compared_line(o, "  learning time of B", &ep.t_b, 7);
+    compared_line(o, "  interference I", &ep.interference, 7);
+    compared_line(o, "  rotation share", &ep.rotation_share, 7);
+    compared_line(o, "  q = M_ba after B", &ep.q_after, 7);
+    compared_line(o, "  s = M_bb after B", &ep.s_after, 7);
+    o.push_str(&format!(
+        "    drift of lambda, p and of the line in (q, s): {:.1e}\n",
+        b.conserved_drift
+    ));
+    o.push_str(&format!(
+        "\n    gradient flow on the same protocol (I-8, eps = {}): {} wins, I = {}, B learned at tau = {}\n",
+        short(eps),
+        ep.gradient_winner.name(),
+        num(ep.gradient_interference, 4),
+        num(ep.gradient_t_b, 4)
+    ));
+    o.push_str(&format!(
+        "    e-prop: I = {} ({} x the gradient's), B learned at tau = {} ({} x slower)\n\n",
+        num(rep.interference, 4),
+        num(rep.interference / ep.gradient_interference, 3),
+        num(b.t, 4),
+        num(b.t / ep.gradient_t_b, 3)
+    ));
+}
+
 impl Report for LinearReport {
     fn text(&self) -> String {
         let s = &self.spec;
@@ -564,9 +726,14 @@ impl Report for LinearReport {
             o.push_str(&format!("  {}\n", self.description));
         }
         o.push_str(
-            "  network kappa' = -kappa + M kappa + u e_mu, M = [[lambda, p], [q, s]] in the basis (a, b);\n  \
-             gradient flow on M, task A then task B (THEORY I.3)\n\n",
+            "  network kappa' = -kappa + M kappa + u e_mu, M = [[lambda, p], [q, s]] in the basis (a, b);\n",
         );
+        o.push_str(match self.rule {
+            Rule::Gradient => "  gradient flow on M, task A then task B (THEORY I.3)\n\n",
+            Rule::Eprop => {
+                "  e-prop on M, task A then task B: the delta rule M' = eta E kappa_mu^T (THEORY III, E-1)\n\n"
+            }
+        });
         o.push_str(&format!(
             "  r = u/zhat = {}   u = {}   zhat = {}   eta = {}   seed eps = {}   learned when |z - zhat| < {:.0e}\n\n",
             short(r), short(p.u), short(p.zhat), short(p.eta), short(s.eps), s.tolerance
@@ -603,17 +770,54 @@ impl Report for LinearReport {
             },
             num(self.interference, 3)
         ));
+        // the race decides how B is learned; the interference measures A's readout after B.
+        // When new formation wins and A is still forgotten, say in one line why both hold.
+        let z_a = |label: &str| {
+            self.fixed_points
+                .iter()
+                .find(|f| f.label == label)
+                .map(|f| f.readout)
+        };
+        if let (Mode::NewFormation, true, Some(before), Some(after)) = (
+            self.winner,
+            self.interference >= 1.0,
+            z_a("A before B"),
+            z_a("A after B"),
+        ) {
+            o.push_str(&format!(
+                "         Why both: B is learned by a new fixed point, but the same change of M also\n         \
+                 drives the A fixed point: its readout z_AA goes {} -> {} (target zhat = {}),\n         \
+                 so A is over-driven, not rotated away.\n",
+                num(before, 3),
+                num(after, 3),
+                short(p.zhat)
+            ));
+        }
         let crit = self.race.criterion_winner;
-        match (self.r_star, self.race.r_star_ode) {
-            (Some(rs), ode) => {
-                let cmp = if r < rs { "<" } else { ">" };
-                o.push_str(&format!(
-                    "         The I-8 criterion predicts {} (r = {} {cmp} r*(eps) = {})",
-                    crit.name(),
-                    num(r, 3),
-                    num(rs, 3)
-                ));
-                match ode {
+        if let Some(ep) = &self.eprop {
+            o.push_str(&format!(
+                "         Under e-prop p = M_ab stays at eps, so rotation is one-factor: it carries the fixed share
+         \
+                 eps^2/(r^2 + eps^2) = {} and wins only for r < r* = eps. The gradient flow on the same
+         \
+                 protocol: {} wins, I = {}, task B at tau = {} (e-prop: {}).\n",
+                pct(ep.rotation_share.closed_form),
+                ep.gradient_winner.name(),
+                num(ep.gradient_interference, 3),
+                num(ep.gradient_t_b, 4),
+                num(b.t, 4)
+            ));
+        } else {
+            match (self.r_star, self.race.r_star_ode) {
+                (Some(rs), ode) => {
+                    let cmp = if r < rs { "<" } else { ">" };
+                    o.push_str(&format!(
+                        "         The I-8 criterion predicts {} (r = {} {cmp} r*(eps) = {})",
+                        crit.name(),
+                        num(r, 3),
+                        num(rs, 3)
+                    ));
+                    match ode {
                     Some(ro) if crit != self.winner => o.push_str(&format!(
                         "; the full flow crosses over\n         earlier, at r = {}, so here the estimate and the full flow disagree.\n",
                         num(ro, 3)
@@ -624,16 +828,20 @@ impl Report for LinearReport {
                     )),
                     None => o.push_str(".\n"),
                 }
+                }
+                (None, _) => o.push_str(&format!(
+                    "         The I-8 criterion predicts {} at every r for this seed.\n",
+                    crit.name()
+                )),
             }
-            (None, _) => o.push_str(&format!(
-                "         The I-8 criterion predicts {} at every r for this seed.\n",
-                crit.name()
-            )),
         }
         o.push('\n');
 
         // 1. Task A.
-        o.push_str("1. TASK A, learned from M = 0 (own loss)\n");
+        o.push_str(&format!(
+            "1. TASK A, learned from M = 0 (own loss, {})\n",
+            self.rule.name()
+        ));
         o.push_str(&format!(
             "    {:<34}{:>14}{:>16}{:>12}\n",
             "", "closed form", "ODE", "difference"
@@ -681,55 +889,59 @@ impl Report for LinearReport {
 
         // 3. The race.
         let race = &self.race;
-        o.push_str(
+        if let Some(ep) = &self.eprop {
+            eprop_race_text(&mut o, self, ep);
+        } else {
+            o.push_str(
             "3. THE RACE   z_BB = u / (1 - s_eff),  s_eff = s + p q/(1 - lambda)   (I-6, I-8)\n",
         );
-        o.push_str(&format!(
+            o.push_str(&format!(
             "    rotation       two-factor pathway p q/(1 - lambda): starts at a saddle, seeded by eps;\n                   \
              grows at rate 2 eta zhat^2 (1 - r) = {} from rho0 = eps^2/r = {}  ->  time ~ {}\n",
             num(race.rotation_rate, 4),
             num(race.rho0, 3),
             num(race.rotation_estimate, 4)
         ));
-        o.push_str(&format!(
+            o.push_str(&format!(
             "    new formation  one-factor pathway s: moves at once, needs s ~ 1 - r  ->  time ~ 1/(eta u zhat) = {}\n",
             num(race.new_formation_estimate, 4)
         ));
-        o.push_str(&format!(
+            o.push_str(&format!(
             "    criterion      (r/2) ln(r(1 - r)/eps^2) = {}  vs  1 - r = {}  ->  {} predicted",
             num(race.lhs, 4),
             num(race.rhs, 4),
             race.criterion_winner.name()
         ));
-        match race.r_star {
-            Some(rs) => o.push_str(&format!("; r*(eps = {}) = {}\n", s.eps, num(rs, 4))),
-            None => o.push_str("; no crossover r* at this eps\n"),
-        }
-        o.push_str("\n    each mode alone, until |z_BB - zhat| < tol (I-7)\n");
-        o.push_str(&format!(
-            "    {:<34}{:>14}{:>16}{:>12}\n",
-            "", "closed form", "ODE", "difference"
-        ));
-        compared_line(&mut o, "  t_rot (balanced p = q, s = 0)", &self.t_rot, 7);
-        compared_line(&mut o, "  t_new (p = q = 0)", &self.t_new, 7);
-        o.push_str(&format!(
+            match race.r_star {
+                Some(rs) => o.push_str(&format!("; r*(eps = {}) = {}\n", s.eps, num(rs, 4))),
+                None => o.push_str("; no crossover r* at this eps\n"),
+            }
+            o.push_str("\n    each mode alone, until |z_BB - zhat| < tol (I-7)\n");
+            o.push_str(&format!(
+                "    {:<34}{:>14}{:>16}{:>12}\n",
+                "", "closed form", "ODE", "difference"
+            ));
+            compared_line(&mut o, "  t_rot (balanced p = q, s = 0)", &self.t_rot, 7);
+            compared_line(&mut o, "  t_new (p = q = 0)", &self.t_new, 7);
+            o.push_str(&format!(
             "\n    full flow (I-6): B learned at tau = {};  delta s = {},  delta p q/(1 - lambda) = {}\n",
             num(b.t, 5),
             num(b.delta_s, 4),
             num(b.delta_rotation, 4)
         ));
-        o.push_str(&format!(
+            o.push_str(&format!(
             "                     rotation share {}  ->  {} wins;  conserved p^2 - q^2 drifted by {:.1e}\n",
             pct(share),
             self.winner.name(),
             b.conserved_drift
         ));
-        match race.r_star_ode {
+            match race.r_star_ode {
             Some(ro) => o.push_str(&format!(
                 "                     full-flow crossover at this eps: r = {} (rotation wins below)\n\n",
                 num(ro, 4)
             )),
             None => o.push_str("                     the full flow has no crossover at this eps\n\n"),
+        }
         }
 
         // 4. Interference.
@@ -816,30 +1028,51 @@ mod tests {
 
     #[test]
     fn fields_equal_the_full_report() {
-        for body in [
-            "r = 0.3\neps = 0.05",
-            "r = 0.55\neps = 0.02\nzhat = 1.3\neta = 0.7",
-        ] {
-            let m = model(body);
-            let full = serde_json::to_value(predict(&m).unwrap()).unwrap();
+        let shipped = crate::model::parse(
+            "models/linear-eprop.toml",
+            include_str!("../../../models/linear-eprop.toml"),
+        )
+        .unwrap();
+        let models = [
+            model("r = 0.3\neps = 0.05"),
+            model("r = 0.55\neps = 0.02\nzhat = 1.3\neta = 0.7"),
+            model("r = 0.35\neps = 0.08\nzhat = 1.2\neta = 0.8\nrule = \"eprop\""),
+            shipped,
+        ];
+        for m in &models {
+            let file = &m.common.file;
+            let full = serde_json::to_value(predict(m).unwrap()).unwrap();
             let keys: Vec<&str> = full
                 .as_object()
                 .unwrap()
                 .keys()
                 .map(|k| k.as_str())
                 .collect();
-            assert_eq!(keys.len(), 16);
+            assert_eq!(keys.len(), 18);
+            let eprop = full["rule"] == "eprop";
+            assert_eq!(full["eprop"].is_null(), !eprop, "{file}");
             let pred = Predictor::default();
             for &k in &keys {
-                let one = predict_fields(&m, &[k], &pred).unwrap();
+                let one = predict_fields(m, &[k], &pred).unwrap();
                 assert_eq!(one.len(), 1);
-                assert_eq!(one[k], full[k], "{body}: field {k}");
+                assert_eq!(one[k], full[k], "{file}: field {k}");
             }
-            let all = predict_fields(&m, &keys, &Predictor::default()).unwrap();
+            let all = predict_fields(m, &keys, &Predictor::default()).unwrap();
             assert_eq!(serde_json::Value::Object(all), full);
-            let none = predict_fields(&m, &["no_such_field", "race.nope"], &pred).unwrap();
+            let none = predict_fields(m, &["no_such_field", "race.nope"], &pred).unwrap();
             assert!(none.is_empty());
         }
+        // the shipped e-prop model: e-prop's own r* = eps, its race beside the gradient's
+        let v = predict_fields(
+            &models[3],
+            &["rule", "r_star", "eprop", "winner"],
+            &Predictor::default(),
+        )
+        .unwrap();
+        assert_eq!(v["rule"], "eprop");
+        assert_eq!(v["r_star"], 0.05);
+        assert_eq!(v["eprop"]["r_star"], 0.05);
+        assert_eq!(v["winner"], "new_formation");
     }
 
     #[test]
@@ -868,6 +1101,55 @@ mod tests {
             race::crossover_ode(0.05, 1e-6).unwrap().map(f64::to_bits)
         );
         assert_eq!(shared.t_a.ode.to_bits(), fresh.t_a.ode.to_bits());
+
+        // The rule is part of the keys: the same (r, eps) under e-prop computes its own task A
+        // and new formation (the race's crossover is the gradient flow's under both rules), and
+        // equals a fresh e-prop prediction bit for bit; the gradient parts are not disturbed.
+        let e = spec::check(&model("r = 0.3\neps = 0.05\nrule = \"eprop\"")).unwrap();
+        let shared_e = predict_spec_with(&e, &pred).unwrap();
+        assert_eq!(pred.sizes(), [2, 3, 3]);
+        let fresh_e = predict_spec(&e).unwrap();
+        assert_eq!(
+            serde_json::to_string(&shared_e).unwrap(),
+            serde_json::to_string(&fresh_e).unwrap()
+        );
+        assert_ne!(shared_e.t_a.ode.to_bits(), shared.t_a.ode.to_bits());
+        assert_eq!(shared_e.race.r_star_ode, shared.race.r_star_ode);
+        let again = predict_spec_with(&s, &pred).unwrap();
+        assert_eq!(pred.sizes(), [2, 3, 3]);
+        assert_eq!(
+            serde_json::to_string(&again).unwrap(),
+            serde_json::to_string(&fresh).unwrap()
+        );
+    }
+
+    #[test]
+    fn eprop_report_has_the_same_keys_and_its_closed_forms() {
+        let rep = report("r = 0.2\neps = 0.05\nrule = \"eprop\"");
+        let v = serde_json::to_value(&rep).unwrap();
+        assert_eq!(v["rule"], "eprop");
+        assert_eq!(v["winner"], "new_formation");
+        assert!(v["task_b"]["t"].as_f64().unwrap() > 5.0);
+        let ep = rep.eprop.as_ref().unwrap();
+        for c in [
+            &rep.t_a,
+            &rep.t_new,
+            &rep.t_rot,
+            &ep.t_b,
+            &ep.interference,
+            &ep.rotation_share,
+            &ep.q_after,
+            &ep.s_after,
+        ] {
+            assert!(c.relative < 1e-6, "{c:?}");
+        }
+        assert_eq!(rep.r_star, Some(0.05));
+        assert!(ep.gradient_interference > 100.0 && rep.interference < 0.2);
+        let text = rep.text();
+        assert!(
+            text.contains("UNDER E-PROP") && text.contains("NEW FORMATION"),
+            "{text}"
+        );
     }
 
     #[test]

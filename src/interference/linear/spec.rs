@@ -7,11 +7,13 @@
 //! eta = 1.0          # learning rate, > 0                       (default 1)
 //! eps = 0.05         # seed in both off-diagonals after task A, in (0, sqrt(r(1-r)))
 //! tolerance = 1e-6   # task learned when |z - zhat| < tolerance, in [1e-12 zhat, ...) (default 1e-6)
+//! rule = "gradient"  # learning rule: "gradient" (I-5) | "eprop" (E-1, the delta rule) (default gradient)
 //! ```
 
 use serde::Deserialize;
 
 use super::closed::Params;
+use super::flow::Rule;
 use crate::model::ModelFile;
 use crate::{Error, Result};
 
@@ -24,6 +26,7 @@ struct RawLinear {
     eta: Option<f64>,
     eps: f64,
     tolerance: Option<f64>,
+    rule: Option<String>,
 }
 
 /// A validated linear 2x2 model.
@@ -34,6 +37,8 @@ pub struct LinearSpec {
     pub eps: f64,
     /// Tolerance on |z - zhat| at which a task counts as learned.
     pub tolerance: f64,
+    /// The learning rule that moves M (gradient flow or e-prop).
+    pub rule: Rule,
 }
 
 impl LinearSpec {
@@ -53,8 +58,11 @@ pub fn check(model: &ModelFile) -> Result<LinearSpec> {
     }
     let raw: RawLinear = model.raw()?;
     let ck = model.checker();
-    let zhat = ck.positive("zhat", raw.zhat.unwrap_or(1.0))?;
-    let eta = ck.positive("eta", raw.eta.unwrap_or(1.0))?;
+    // Learning times scale as 1/(eta zhat^2); the ODE's step-size floor and horizon caps are set
+    // for times within ~1e8 of 1, so both are bounded (issue 15: eta = 1e308 failed inside the
+    // integrator with "step size underflow", naming neither file nor field).
+    let zhat = ck.in_range("zhat", raw.zhat.unwrap_or(1.0), 1e-4, 1e4)?;
+    let eta = ck.in_range("eta", raw.eta.unwrap_or(1.0), 1e-8, 1e8)?;
     let r = match (raw.r, raw.u) {
         (Some(_), Some(u)) => {
             return Err(ck.error(
@@ -86,7 +94,7 @@ pub fn check(model: &ModelFile) -> Result<LinearSpec> {
         return Err(ck.error(
             "eps",
             raw.eps,
-            &format!("(0, sqrt(r(1-r))) = (0, {eps_max:.6})"),
+            &format!("(0, sqrt(r(1-r))) = (0, {eps_max:e})"),
             if raw.eps <= 0.0 {
                 "rotation needs a seed: at eps = 0 the rotation pathway sits on a saddle forever"
             } else {
@@ -106,7 +114,7 @@ pub fn check(model: &ModelFile) -> Result<LinearSpec> {
         return Err(ck.error(
             "tolerance",
             tol,
-            &format!("[1e-12 zhat, zhat - z_BB(start of B)) = [{tol_min:.1e}, {tol_max:.6})"),
+            &format!("[1e-12 zhat, zhat - z_BB(start of B)) = [{tol_min:e}, {tol_max:e})"),
             if tol < tol_min {
                 "below what f64 can resolve of the readout"
             } else {
@@ -114,16 +122,49 @@ pub fn check(model: &ModelFile) -> Result<LinearSpec> {
             },
         ));
     }
+    let rule = match raw.rule.as_deref() {
+        None => Rule::Gradient,
+        Some(name) => Rule::from_name(name).ok_or_else(|| {
+            ck.error(
+                "rule",
+                name,
+                &Rule::NAMES.join(" | "),
+                "unknown learning rule for kind linear2x2",
+            )
+        })?,
+    };
     Ok(LinearSpec {
         params: par,
         eps: raw.eps,
         tolerance: tol,
+        rule,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extreme_eta_and_zhat_are_rejected_naming_the_field() {
+        for (body, field) in [
+            ("r = 0.3\neps = 0.01\neta = 1e308", "eta"),
+            ("r = 0.3\neps = 0.01\neta = 1e-300", "eta"),
+            ("r = 0.3\neps = 0.01\nzhat = 1e300", "zhat"),
+        ] {
+            assert_eq!(field_of(parse(body).unwrap_err()), field, "{body}");
+        }
+    }
+
+    #[test]
+    fn tiny_ranges_are_printed_in_full() {
+        // issue 15: the range was printed as (0, 0.000000)
+        let e = parse("r = 1e-12\neps = 1").unwrap_err().to_string();
+        assert!(
+            e.contains("9.99999999999") && !e.contains("0.000000)"),
+            "{e}"
+        );
+    }
 
     fn parse(body: &str) -> Result<LinearSpec> {
         let m = crate::model::parse("m.toml", &format!("kind = \"linear2x2\"\n{body}"))?;
@@ -147,6 +188,9 @@ mod tests {
         let s = parse("u = 0.2\nzhat = 0.8\neta = 2\neps = 0.1\ntolerance = 1e-8").unwrap();
         assert!((s.r() - 0.25).abs() < 1e-15);
         assert_eq!(s.params.eta, 2.0);
+        assert_eq!(s.rule, Rule::Gradient);
+        let s = parse("r = 0.3\neps = 0.05\nrule = \"eprop\"").unwrap();
+        assert_eq!(s.rule, Rule::Eprop);
     }
 
     #[test]
@@ -171,6 +215,10 @@ mod tests {
             "u"
         );
         assert_eq!(field_of(parse("eps = 0.05").unwrap_err()), "r");
+        assert_eq!(
+            field_of(parse("r = 0.3\neps = 0.05\nrule = \"bptt\"").unwrap_err()),
+            "rule"
+        );
         assert_eq!(
             field_of(parse("r = 0.3\neps = 0.05\nzhat = -1").unwrap_err()),
             "zhat"
@@ -211,6 +259,7 @@ mod tests {
         for f in [
             "models/linear-rotation.toml",
             "models/linear-new-formation.toml",
+            "models/linear-eprop.toml",
         ] {
             let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(f);
             check(&crate::model::load(&path).unwrap()).unwrap();

@@ -1,0 +1,664 @@
+//! Dormand–Prince 5(4) for dynamic-size autonomous systems `y' = f(y)` with a fallible
+//! right-hand side, stepped one accepted step at a time.
+//!
+//! The static-size [`super::ode`] integrator owns its loop and records a dense trajectory; the
+//! gradient flow of a network (`d theta / d tau = -grad L`, thousands of parameters, every
+//! evaluation a forward + BPTT pass that can fail) needs the opposite: a state held in
+//! caller-owned slices, a right-hand side `FnMut(&[f64], &mut [f64]) -> Result<()>`, and the
+//! caller's own stopping rule between accepted steps. [`DynDopri`] is that stepper. It shares the
+//! tableau and the step-size controller with [`super::ode`] (same error norm
+//! `|e_i| <= atol + rtol max(|y_i|, |y_new_i|)` in RMS, same safety factors), and allocates
+//! nothing after [`DynDopri::new`]: the seven stage vectors and two work vectors are reused.
+//!
+//! FSAL contract: the last call of `f` in an accepted step is at the new state (stage 7), so a
+//! right-hand side that computes a by-product (the loss) leaves the by-product of the accepted
+//! point behind when [`DynDopri::step`] returns.
+//!
+//! Failure is a value: a step-size underflow or the cap on attempted steps is an
+//! [`Error::Ode`]; an error of `f` is passed on; a non-finite stage is a rejection (the step
+//! shrinks 10x, ending in an underflow error if it persists).
+//!
+//! ```
+//! use modeflow::num::rk::solve_dyn;
+//! use modeflow::num::ode::OdeOptions;
+//! // y' = -y, y(0) = 1  ->  y(1) = e^-1
+//! let opts = OdeOptions::tol(1e-10, 1e-12);
+//! let s = solve_dyn(|y, dy| { dy[0] = -y[0]; Ok(()) }, &[1.0], 1.0, &opts).unwrap();
+//! assert!((s.y[0] - (-1.0f64).exp()).abs() < 1e-9);
+//! ```
+
+use super::ode::{accept_factor, reject_factor, OdeOptions};
+use super::ode::{
+    A21, A31, A32, A41, A42, A43, A51, A52, A53, A54, A61, A62, A63, A64, A65, A71, A73, A74, A75,
+    A76, D1, D3, D4, D5, D6, D7, E1, E3, E4, E5, E6, E7,
+};
+use crate::{Error, Result};
+
+/// The adaptive stepper and its buffers.
+#[derive(Debug, Clone)]
+pub struct DynDopri {
+    dim: usize,
+    /// Stages k1..k7; k[0] holds f(y) at the current accepted state.
+    k: [Vec<f64>; 7],
+    stage: Vec<f64>,
+    y_new: Vec<f64>,
+    /// The state at the start of the last accepted step (for the dense output).
+    y_prev: Vec<f64>,
+    /// Current time.
+    t: f64,
+    /// Next trial step.
+    h: f64,
+    /// Size of the last accepted step.
+    h_last: f64,
+    last_rejected: bool,
+    attempts: usize,
+    started: bool,
+    /// Right-hand-side evaluations so far.
+    pub evaluations: usize,
+    /// Accepted steps so far.
+    pub accepted: usize,
+    /// Rejected steps so far.
+    pub rejected: usize,
+}
+
+/// RMS of `e_i / (atol + rtol max(|a_i|, |b_i|))`.
+fn rms_scaled(e: &[f64], a: &[f64], b: &[f64], opts: &OdeOptions) -> f64 {
+    let mut s = 0.0;
+    for ((ei, ai), bi) in e.iter().zip(a).zip(b) {
+        let r = ei / (opts.atol + opts.rtol * ai.abs().max(bi.abs()));
+        s += r * r;
+    }
+    (s / e.len().max(1) as f64).sqrt()
+}
+
+impl DynDopri {
+    /// A stepper for systems of dimension `dim` (all buffers allocated here, once).
+    pub fn new(dim: usize) -> DynDopri {
+        DynDopri {
+            dim,
+            k: std::array::from_fn(|_| vec![0.0; dim]),
+            stage: vec![0.0; dim],
+            y_new: vec![0.0; dim],
+            y_prev: vec![0.0; dim],
+            t: 0.0,
+            h: 0.0,
+            h_last: 0.0,
+            last_rejected: false,
+            attempts: 0,
+            started: false,
+            evaluations: 0,
+            accepted: 0,
+            rejected: 0,
+        }
+    }
+
+    /// Current time.
+    pub fn t(&self) -> f64 {
+        self.t
+    }
+
+    /// The size of the last accepted step (0 before the first).
+    pub fn last_step(&self) -> f64 {
+        self.h_last
+    }
+
+    /// f at the current accepted state.
+    pub fn derivative(&self) -> &[f64] {
+        &self.k[0]
+    }
+
+    /// Start at `(t0, y0)`: check the input, evaluate f(y0) and choose the first step
+    /// (`opts.h0` if positive, else Hairer's `hinit`, one more evaluation).
+    pub fn start<F>(&mut self, f: &mut F, t0: f64, y0: &[f64], opts: &OdeOptions) -> Result<()>
+    where
+        F: FnMut(&[f64], &mut [f64]) -> Result<()>,
+    {
+        if y0.len() != self.dim {
+            return Err(Error::Shape {
+                context: "DynDopri::start".into(),
+                message: format!(
+                    "state of length {} for a stepper of dimension {}",
+                    y0.len(),
+                    self.dim
+                ),
+            });
+        }
+        if !t0.is_finite() || y0.iter().any(|v| !v.is_finite()) {
+            return Err(Error::Ode {
+                t: t0,
+                reason: "non-finite initial time or state".into(),
+            });
+        }
+        if !(opts.rtol > 0.0 && opts.rtol.is_finite() && opts.atol >= 0.0 && opts.atol.is_finite())
+        {
+            return Err(Error::Ode {
+                t: t0,
+                reason: format!(
+                    "tolerances must satisfy 0 < rtol < inf, 0 <= atol < inf (got {}, {})",
+                    opts.rtol, opts.atol
+                ),
+            });
+        }
+        self.t = t0;
+        self.attempts = 0;
+        self.evaluations = 0;
+        self.accepted = 0;
+        self.rejected = 0;
+        self.last_rejected = false;
+        self.h_last = 0.0;
+        f(y0, &mut self.k[0])?;
+        self.evaluations += 1;
+        if self.k[0].iter().any(|v| !v.is_finite()) {
+            return Err(Error::Ode {
+                t: t0,
+                reason: "non-finite derivative at the initial state".into(),
+            });
+        }
+        self.h = if opts.h0 > 0.0 {
+            opts.h0.min(opts.h_max)
+        } else {
+            self.initial_step(f, y0, opts)?
+        };
+        self.started = true;
+        Ok(())
+    }
+
+    /// Hairer's initial step-size heuristic (as in [`super::ode`]), on the work buffers.
+    fn initial_step<F>(&mut self, f: &mut F, y0: &[f64], opts: &OdeOptions) -> Result<f64>
+    where
+        F: FnMut(&[f64], &mut [f64]) -> Result<()>,
+    {
+        self.stage.iter_mut().for_each(|v| *v = 0.0);
+        let d0 = rms_scaled(y0, &self.stage, &self.stage, opts);
+        let d1 = rms_scaled(&self.k[0], y0, y0, opts);
+        let h0 = if d0 < 1e-5 || d1 < 1e-5 {
+            1e-6
+        } else {
+            0.01 * d0 / d1
+        };
+        let h0 = h0.min(opts.h_max);
+        for ((s, y), k) in self.stage.iter_mut().zip(y0).zip(&self.k[0]) {
+            *s = y + h0 * k;
+        }
+        f(&self.stage, &mut self.k[1])?;
+        self.evaluations += 1;
+        for (d, (a, b)) in self.y_new.iter_mut().zip(self.k[1].iter().zip(&self.k[0])) {
+            *d = a - b;
+        }
+        let d2 = rms_scaled(&self.y_new, y0, y0, opts) / h0;
+        let h1 = if !d2.is_finite() {
+            h0
+        } else if d1.max(d2) <= 1e-15 {
+            (h0 * 1e-3).max(1e-6)
+        } else {
+            (0.01 / d1.max(d2)).powf(0.2)
+        };
+        Ok((100.0 * h0).min(h1).min(opts.h_max))
+    }
+
+    /// Take one accepted step from `y` (updated in place), not beyond `t_end` (pass
+    /// `f64::INFINITY` for no bound; a step that reaches `t_end` lands on it exactly).
+    /// Returns the new time. Rejected attempts are retried with a smaller step inside.
+    pub fn step<F>(
+        &mut self,
+        f: &mut F,
+        y: &mut [f64],
+        t_end: f64,
+        opts: &OdeOptions,
+    ) -> Result<f64>
+    where
+        F: FnMut(&[f64], &mut [f64]) -> Result<()>,
+    {
+        if !self.started {
+            return Err(Error::Ode {
+                t: self.t,
+                reason: "DynDopri::step before start".into(),
+            });
+        }
+        if y.len() != self.dim {
+            return Err(Error::Shape {
+                context: "DynDopri::step".into(),
+                message: format!("state of length {} for dimension {}", y.len(), self.dim),
+            });
+        }
+        loop {
+            self.attempts += 1;
+            if self.attempts > opts.max_steps {
+                return Err(Error::Ode {
+                    t: self.t,
+                    reason: format!("step cap {} reached", opts.max_steps),
+                });
+            }
+            let remaining = t_end - self.t;
+            let mut h = self.h;
+            let mut last = false;
+            if h >= remaining * (1.0 - 1e-12) {
+                h = remaining;
+                last = true;
+            }
+            if h.is_nan() || h < 1e-14 * self.t.abs().max(1.0) {
+                return Err(Error::Ode {
+                    t: self.t,
+                    reason: format!("step size underflow (h = {h:e})"),
+                });
+            }
+            let ok = self.attempt(f, y, h)?;
+            let err = if ok {
+                self.error_norm(y, h, opts)
+            } else {
+                f64::NAN
+            };
+            if !err.is_finite() {
+                // a non-finite stage: a strong rejection (ends in underflow if it persists)
+                self.h = h * 0.1;
+                self.rejected += 1;
+                self.last_rejected = true;
+                continue;
+            }
+            if err <= 1.0 {
+                self.y_prev.copy_from_slice(y);
+                y.copy_from_slice(&self.y_new);
+                self.t = if last { t_end } else { self.t + h };
+                self.k.swap(0, 6); // FSAL: k7 = f(y_new) is the next k1
+                self.h_last = h;
+                self.accepted += 1;
+                self.h = (h * accept_factor(err, self.last_rejected)).min(opts.h_max);
+                self.last_rejected = false;
+                return Ok(self.t);
+            }
+            self.rejected += 1;
+            self.h = h * reject_factor(err);
+            self.last_rejected = true;
+        }
+    }
+
+    /// The dense output on the last accepted step: `out = y(t_prev + theta h)` for theta in
+    /// [0, 1] (theta = 1 is the current state), by the 4th-order continuous extension of the
+    /// pair (Hairer's `contd5`), accurate to the integration tolerance. Allocates nothing.
+    pub fn interpolate(&self, theta: f64, out: &mut [f64]) -> Result<()> {
+        if self.accepted == 0 || out.len() != self.dim {
+            return Err(Error::Shape {
+                context: "DynDopri::interpolate".into(),
+                message: format!(
+                    "needs an accepted step and a buffer of length {} (got {} steps, length {})",
+                    self.dim,
+                    self.accepted,
+                    out.len()
+                ),
+            });
+        }
+        let h = self.h_last;
+        let th1 = 1.0 - theta;
+        // after the FSAL swap k[0] holds k7 = f(y_new) and k[6] the step's k1
+        let k = &self.k;
+        for (i, o) in out.iter_mut().enumerate() {
+            let (y0, y1) = (self.y_prev[i], self.y_new[i]);
+            let (k1, k7) = (k[6][i], k[0][i]);
+            let ydiff = y1 - y0;
+            let bspl = h * k1 - ydiff;
+            let c3 = ydiff - h * k7 - bspl;
+            let c4 =
+                h * (D1 * k1 + D3 * k[2][i] + D4 * k[3][i] + D5 * k[4][i] + D6 * k[5][i] + D7 * k7);
+            *o = y0 + (ydiff + (bspl + (c3 + c4 * th1) * theta) * th1) * theta;
+        }
+        Ok(())
+    }
+
+    /// One attempted step of size h from y: stages k2..k7 and y_new. False if a stage (or
+    /// y_new) is non-finite.
+    fn attempt<F>(&mut self, f: &mut F, y: &[f64], h: f64) -> Result<bool>
+    where
+        F: FnMut(&[f64], &mut [f64]) -> Result<()>,
+    {
+        // rows of the tableau: (coefficients of k1..k_{s-1}) for stages 2..7
+        const ROWS: [&[f64]; 6] = [
+            &[A21],
+            &[A31, A32],
+            &[A41, A42, A43],
+            &[A51, A52, A53, A54],
+            &[A61, A62, A63, A64, A65],
+            &[A71, 0.0, A73, A74, A75, A76],
+        ];
+        for (s, row) in ROWS.iter().enumerate() {
+            let (done, rest) = self.k.split_at_mut(s + 1);
+            let target: &mut [f64] = if s == 5 {
+                &mut self.y_new
+            } else {
+                &mut self.stage
+            };
+            for (i, t) in target.iter_mut().enumerate() {
+                let mut acc = 0.0;
+                for (a, kj) in row.iter().zip(done.iter()) {
+                    acc += a * kj[i];
+                }
+                *t = y[i] + h * acc;
+            }
+            if target.iter().any(|v| !v.is_finite()) {
+                return Ok(false);
+            }
+            f(target, &mut rest[0])?;
+            self.evaluations += 1;
+            if rest[0].iter().any(|v| !v.is_finite()) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Scaled RMS of the embedded error estimate of the last attempt (uses `stage` as buffer).
+    fn error_norm(&mut self, y: &[f64], h: f64, opts: &OdeOptions) -> f64 {
+        let k = &self.k;
+        for (i, e) in self.stage.iter_mut().enumerate() {
+            *e = h
+                * (E1 * k[0][i]
+                    + E3 * k[2][i]
+                    + E4 * k[3][i]
+                    + E5 * k[4][i]
+                    + E6 * k[5][i]
+                    + E7 * k[6][i]);
+        }
+        rms_scaled(&self.stage, y, &self.y_new, opts)
+    }
+}
+
+/// The end state of [`solve_dyn`] and what it cost.
+#[derive(Debug, Clone)]
+pub struct DynSolution {
+    pub t: f64,
+    pub y: Vec<f64>,
+    pub evaluations: usize,
+    pub accepted: usize,
+    pub rejected: usize,
+}
+
+/// Integrate the autonomous system `y' = f(y)` from `y(0) = y0` to time `t1 > 0`.
+pub fn solve_dyn<F>(mut f: F, y0: &[f64], t1: f64, opts: &OdeOptions) -> Result<DynSolution>
+where
+    F: FnMut(&[f64], &mut [f64]) -> Result<()>,
+{
+    if !(t1 >= 0.0 && t1.is_finite()) {
+        return Err(Error::Ode {
+            t: 0.0,
+            reason: format!("end time must be finite and >= 0 (got {t1})"),
+        });
+    }
+    let mut st = DynDopri::new(y0.len());
+    let mut y = y0.to_vec();
+    st.start(&mut f, 0.0, &y, opts)?;
+    while st.t() < t1 {
+        st.step(&mut f, &mut y, t1, opts)?;
+    }
+    Ok(DynSolution {
+        t: st.t(),
+        y,
+        evaluations: st.evaluations,
+        accepted: st.accepted,
+        rejected: st.rejected,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nalgebra::DMatrix;
+
+    fn fixed(h: f64) -> OdeOptions {
+        // a fixed step: tolerances so loose that every step is accepted, no growth allowed
+        OdeOptions {
+            rtol: 1e30,
+            atol: 1e30,
+            h0: h,
+            h_max: h,
+            max_steps: 1_000_000,
+            ..OdeOptions::default()
+        }
+    }
+
+    #[test]
+    fn exponential_decay_to_tolerance() {
+        for &(rtol, bound) in &[(1e-6, 1e-5), (1e-9, 1e-8), (1e-12, 1e-11)] {
+            let opts = OdeOptions::tol(rtol, rtol * 1e-3);
+            let s = solve_dyn(
+                |y, dy| {
+                    dy[0] = -2.0 * y[0];
+                    Ok(())
+                },
+                &[1.0],
+                3.0,
+                &opts,
+            )
+            .unwrap();
+            let exact = (-6.0f64).exp();
+            // global error ~ (number of steps) x rtol x |y|; the bound allows 10x that
+            assert!(
+                ((s.y[0] - exact) / exact).abs() < bound * 10.0,
+                "rtol {rtol}: {} vs {exact}",
+                s.y[0]
+            );
+            assert_eq!(s.t, 3.0);
+        }
+    }
+
+    #[test]
+    fn harmonic_oscillator_and_the_static_solver_agree() {
+        let opts = OdeOptions::tol(1e-11, 1e-13);
+        let s = solve_dyn(
+            |y, dy| {
+                dy[0] = y[1];
+                dy[1] = -y[0];
+                Ok(())
+            },
+            &[1.0, 0.0],
+            2.0 * std::f64::consts::PI,
+            &opts,
+        )
+        .unwrap();
+        assert!(
+            (s.y[0] - 1.0).abs() < 1e-9 && s.y[1].abs() < 1e-9,
+            "{:?}",
+            s.y
+        );
+        // same tableau and controller as the static-size solver: same steps, same numbers
+        let tr = crate::num::ode::solve(
+            |_, y: &nalgebra::Vector2<f64>| nalgebra::Vector2::new(y[1], -y[0]),
+            0.0,
+            nalgebra::Vector2::new(1.0, 0.0),
+            2.0 * std::f64::consts::PI,
+            &opts,
+        )
+        .unwrap();
+        assert_eq!(tr.steps(), s.accepted);
+        assert_eq!(tr.rejected, s.rejected);
+        let (_, y) = tr.last();
+        assert!((y[0] - s.y[0]).abs() < 1e-14 && (y[1] - s.y[1]).abs() < 1e-14);
+    }
+
+    #[test]
+    fn order_of_convergence_is_five() {
+        // fixed steps h, h/2, h/4 on the oscillator over [0, 2]: the error ratio -> 2^5 = 32
+        let rhs = |y: &[f64], dy: &mut [f64]| {
+            dy[0] = y[1];
+            dy[1] = -y[0];
+            Ok(())
+        };
+        let err = |h: f64| {
+            let s = solve_dyn(rhs, &[1.0, 0.0], 2.0, &fixed(h)).unwrap();
+            ((s.y[0] - 2f64.cos()).powi(2) + (s.y[1] + 2f64.sin()).powi(2)).sqrt()
+        };
+        let (e1, e2, e3) = (err(0.2), err(0.1), err(0.05));
+        let (p1, p2) = ((e1 / e2).log2(), (e2 / e3).log2());
+        // observed order within 0.3 of 5 (the leading term dominates at these h; the errors
+        // are 1e-7..1e-10, far above rounding)
+        assert!(
+            (p1 - 5.0).abs() < 0.3 && (p2 - 5.0).abs() < 0.3,
+            "{p1} {p2}"
+        );
+    }
+
+    #[test]
+    fn stiff_linear_system_is_accurate_and_stability_limited() {
+        // y' = A y with eigenvalues -1 and -1000 (a rotated diagonal): the fast mode dies
+        // at once, the slow one sets the answer; the explicit pair takes steps ~ 3.3/1000
+        let q = std::f64::consts::FRAC_1_SQRT_2;
+        let a = DMatrix::from_row_slice(2, 2, &[-500.5, 499.5, 499.5, -500.5]);
+        let y0 = [1.0, 0.0];
+        let opts = OdeOptions::tol(1e-8, 1e-12);
+        let s = solve_dyn(
+            |y, dy| {
+                dy[0] = a[(0, 0)] * y[0] + a[(0, 1)] * y[1];
+                dy[1] = a[(1, 0)] * y[0] + a[(1, 1)] * y[1];
+                Ok(())
+            },
+            &y0,
+            2.0,
+            &opts,
+        )
+        .unwrap();
+        // exact: y = c1 e^-t v1 + c2 e^-1000t v2, v1 = (1, 1)/sqrt2, v2 = (1, -1)/sqrt2
+        let c1 = q * (y0[0] + y0[1]);
+        let slow = c1 * (-2.0f64).exp() * q;
+        assert!(
+            (s.y[0] - slow).abs() < 1e-7 && (s.y[1] - slow).abs() < 1e-7,
+            "{:?}",
+            s.y
+        );
+        // stability-limited: about 2 / (3.3 / 1000) ~ 600 steps, far more than accuracy needs
+        assert!(
+            (400..2000).contains(&s.accepted),
+            "{} accepted, {} rejected",
+            s.accepted,
+            s.rejected
+        );
+    }
+
+    #[test]
+    fn no_allocation_needed_after_new_and_state_in_place() {
+        // stepping by hand: times increase, the FSAL derivative is f at the accepted state
+        let mut f = |y: &[f64], dy: &mut [f64]| {
+            dy[0] = -y[0];
+            Ok(())
+        };
+        let opts = OdeOptions::tol(1e-8, 1e-10);
+        let mut st = DynDopri::new(1);
+        let mut y = [1.0];
+        st.start(&mut f, 0.0, &y, &opts).unwrap();
+        let mut t_prev = 0.0;
+        for _ in 0..5 {
+            let t = st.step(&mut f, &mut y, f64::INFINITY, &opts).unwrap();
+            assert!(t > t_prev);
+            t_prev = t;
+            assert_eq!(st.derivative()[0], -y[0]);
+            assert!((y[0] - (-t).exp()).abs() < 1e-8);
+        }
+    }
+
+    #[test]
+    fn dense_output_between_steps() {
+        let mut f = |y: &[f64], dy: &mut [f64]| {
+            dy[0] = y[1];
+            dy[1] = -y[0];
+            Ok(())
+        };
+        let opts = OdeOptions::tol(1e-10, 1e-12);
+        let mut st = DynDopri::new(2);
+        let mut y = [1.0, 0.0];
+        let mut out = [0.0; 2];
+        assert!(st.interpolate(0.5, &mut out).is_err());
+        st.start(&mut f, 0.0, &y, &opts).unwrap();
+        for _ in 0..6 {
+            let t1 = st.step(&mut f, &mut y, f64::INFINITY, &opts).unwrap();
+            let t0 = t1 - st.last_step();
+            for theta in [0.0, 0.3, 0.7, 1.0] {
+                st.interpolate(theta, &mut out).unwrap();
+                let t = t0 + theta * st.last_step();
+                // the continuous extension is 4th order: within 10x the step tolerance
+                assert!(
+                    (out[0] - t.cos()).abs() < 1e-8 && (out[1] + t.sin()).abs() < 1e-8,
+                    "t = {t}: {out:?}"
+                );
+            }
+            st.interpolate(1.0, &mut out).unwrap();
+            assert!((out[0] - y[0]).abs() < 1e-15 && (out[1] - y[1]).abs() < 1e-15);
+        }
+    }
+
+    #[test]
+    fn non_finite_region_ends_in_underflow() {
+        // y' = 1 but f is NaN beyond y = 0.5: the steps shrink until the underflow error
+        let r = solve_dyn(
+            |y, dy| {
+                dy[0] = if y[0] > 0.5 { f64::NAN } else { 1.0 };
+                Ok(())
+            },
+            &[0.0],
+            1.0,
+            &OdeOptions::tol(1e-8, 1e-10),
+        );
+        match r {
+            Err(Error::Ode { reason, t }) => {
+                assert!(reason.contains("underflow"), "{reason}");
+                assert!((t - 0.5).abs() < 1e-6, "{t}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn failures_are_errors_not_hangs() {
+        // blow-up y' = y^2 from 1 at t = 1: underflow or step cap, never a hang
+        let opts = OdeOptions {
+            max_steps: 10_000,
+            ..OdeOptions::tol(1e-8, 1e-10)
+        };
+        let r = solve_dyn(
+            |y, dy| {
+                dy[0] = y[0] * y[0];
+                Ok(())
+            },
+            &[1.0],
+            2.0,
+            &opts,
+        );
+        assert!(matches!(r, Err(Error::Ode { .. })), "{r:?}");
+        // step cap
+        let opts = OdeOptions {
+            max_steps: 3,
+            ..OdeOptions::tol(1e-10, 1e-12)
+        };
+        let r = solve_dyn(
+            |y, dy| {
+                dy[0] = -y[0];
+                Ok(())
+            },
+            &[1.0],
+            100.0,
+            &opts,
+        );
+        match r {
+            Err(Error::Ode { reason, .. }) => assert!(reason.contains("step cap 3")),
+            other => panic!("{other:?}"),
+        }
+        // an error of the right-hand side is passed on
+        let r = solve_dyn(
+            |y, _dy| {
+                if y[0] < 0.5 {
+                    Err(Error::Requirement("rhs failed".into()))
+                } else {
+                    Ok(())
+                }
+            },
+            &[0.0],
+            1.0,
+            &OdeOptions::default(),
+        );
+        assert!(matches!(r, Err(Error::Requirement(_))));
+        // bad tolerances and non-finite input
+        let rhs = |_: &[f64], dy: &mut [f64]| {
+            dy[0] = 0.0;
+            Ok(())
+        };
+        assert!(solve_dyn(rhs, &[0.0], 1.0, &OdeOptions::tol(0.0, 0.0)).is_err());
+        assert!(solve_dyn(rhs, &[0.0], 1.0, &OdeOptions::tol(f64::NAN, 0.0)).is_err());
+        assert!(solve_dyn(rhs, &[f64::NAN], 1.0, &OdeOptions::default()).is_err());
+    }
+}
