@@ -141,7 +141,10 @@ mod tests {
     #[test]
     fn errors_are_placed_in_their_file_with_their_exit_code() {
         let e = Error::Requirement("needs g = 0".into()).in_file("m.toml");
-        assert_eq!((e.to_string().as_str(), e.exit_code()), ("m.toml: needs g = 0", 2));
+        assert_eq!(
+            (e.to_string().as_str(), e.exit_code()),
+            ("m.toml: needs g = 0", 2)
+        );
         let e = Error::Ode {
             t: 0.0,
             reason: "step size underflow".into(),

@@ -117,9 +117,7 @@ pub fn output_path(out: &Path, model_file: &str, field: &str, value: &str) -> Re
     let p = out.join(rel);
     let model = Path::new(model_file);
     let same = match (std::fs::canonicalize(model), absolute_lexical(&p)) {
-        (Ok(m), Some(q)) => {
-            m == q || std::fs::canonicalize(&p).map(|c| c == m).unwrap_or(false)
-        }
+        (Ok(m), Some(q)) => m == q || std::fs::canonicalize(&p).map(|c| c == m).unwrap_or(false),
         _ => false,
     };
     if same {

@@ -322,7 +322,11 @@ fn check(
         return Err(Error::Requirement(format!(
             "check: no claim matches `{}`{} (claims: {})",
             modeflow::io::truncate(&sel.pattern, 80),
-            if sel.full { "" } else { " in the fast tier (try --full)" },
+            if sel.full {
+                ""
+            } else {
+                " in the fast tier (try --full)"
+            },
             files
                 .iter()
                 .map(|f| f.id.as_str())
@@ -407,7 +411,12 @@ fn sweep_code(r: &sweep::SweepResult) -> ExitCode {
     }
 }
 
-fn run_sweep(file: &Path, out: &Path, shard: Option<&str>, resume: bool) -> Result<ExitCode, Error> {
+fn run_sweep(
+    file: &Path,
+    out: &Path,
+    shard: Option<&str>,
+    resume: bool,
+) -> Result<ExitCode, Error> {
     let shard = match shard {
         None => sweep::Shard::ALL,
         Some("slurm") => sweep::Shard::from_slurm(|k| std::env::var(k).ok())?,
@@ -426,7 +435,12 @@ fn run_sweep(file: &Path, out: &Path, shard: Option<&str>, resume: bool) -> Resu
 
 /// `--slurm-script`: a bash script submitting the sweep as an array of `tasks` shards and the
 /// merge as a job that runs after all of them succeeded.
-fn slurm_script_for(file: &Path, out: &Path, script: &Path, tasks: usize) -> Result<ExitCode, Error> {
+fn slurm_script_for(
+    file: &Path,
+    out: &Path,
+    script: &Path,
+    tasks: usize,
+) -> Result<ExitCode, Error> {
     if !(1..=10_000).contains(&tasks) {
         return Err(Error::Requirement(format!(
             "--tasks {tasks}: expected 1 to 10000 array tasks"

@@ -1005,7 +1005,11 @@ mod tests {
             Shard::from_slurm(env("4", "4", None)).unwrap(),
             Shard { i: 4, n: 4 }
         );
-        for bad in [env("5", "4", Some("1")), env("x", "4", None), env("1", "0", None)] {
+        for bad in [
+            env("5", "4", Some("1")),
+            env("x", "4", None),
+            env("1", "0", None),
+        ] {
             assert!(Shard::from_slurm(bad).is_err());
         }
         assert!(Shard::from_slurm(|_| None).is_err());

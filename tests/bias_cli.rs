@@ -20,7 +20,10 @@ fn temp_dir(tag: &str) -> PathBuf {
 /// directory.
 fn train(path: &Path, json: bool) -> Output {
     let mut c = bin();
-    c.arg("train").arg(path).arg("--out").arg(path.parent().unwrap());
+    c.arg("train")
+        .arg(path)
+        .arg("--out")
+        .arg(path.parent().unwrap());
     if json {
         c.arg("--json");
     }

@@ -265,7 +265,11 @@ fn run_case(base: &str, m: &Mutation, n: u64) -> Result<(), TestCaseError> {
             "{base}: {m:?}: the message names no file: {err}"
         );
     }
-    prop_assert!(err.len() < 20_000, "{base}: {m:?}: {} bytes of stderr", err.len());
+    prop_assert!(
+        err.len() < 20_000,
+        "{base}: {m:?}: {} bytes of stderr",
+        err.len()
+    );
     Ok(())
 }
 

@@ -103,7 +103,11 @@ fn rnn_t_d_1e308_is_rejected_not_a_capacity_overflow() {
 #[test]
 fn rnn_t_in_1e308_is_rejected_not_a_capacity_overflow() {
     let d = dir("tin308");
-    let out = train(&d, "m.toml", &RNN.replace("t_d = 2.0", "t_d = 2.0\nt_in = 1e308"));
+    let out = train(
+        &d,
+        "m.toml",
+        &RNN.replace("t_d = 2.0", "t_d = 2.0\nt_in = 1e308"),
+    );
     expect(&out, 2, &["m.toml", "task.t_in"]);
 }
 
@@ -183,11 +187,17 @@ fn rnn_long_tasks_are_rejected_before_allocating() {
             "task.t_d",
         ),
         (
-            RNN.replace("family = \"working_memory\"\nt_d = 2.0", "family = \"flip_flop\"\nt_max = 1e12"),
+            RNN.replace(
+                "family = \"working_memory\"\nt_d = 2.0",
+                "family = \"flip_flop\"\nt_max = 1e12",
+            ),
             "task.t_max",
         ),
         (
-            RNN.replace("family = \"working_memory\"\nt_d = 2.0", "family = \"static\"\nt_max = 1e12"),
+            RNN.replace(
+                "family = \"working_memory\"\nt_d = 2.0",
+                "family = \"static\"\nt_max = 1e12",
+            ),
             "task.t_max",
         ),
     ] {
@@ -209,7 +219,11 @@ fn sweep_file(d: &Path, name: &str, axes: &str) -> PathBuf {
 
 fn sweep(d: &Path, file: &Path, extra: &[&str]) -> Output {
     let mut c = bin();
-    c.arg("sweep").arg(file).arg("--out").arg(d.join("out")).args(extra);
+    c.arg("sweep")
+        .arg(file)
+        .arg("--out")
+        .arg(d.join("out"))
+        .args(extra);
     run(c)
 }
 
@@ -221,7 +235,11 @@ fn sweep_of_1e15_points_is_rejected_before_work() {
         .collect::<Vec<_>>()
         .join("\n");
     let f = sweep_file(&d, "s.toml", &axes);
-    expect(&sweep(&d, &f, &[]), 2, &["s.toml", "1e15 points", "at most 10000000"]);
+    expect(
+        &sweep(&d, &f, &[]),
+        2,
+        &["s.toml", "1e15 points", "at most 10000000"],
+    );
 }
 
 #[test]
@@ -311,7 +329,12 @@ fn sweep_over_a_bias_model_with_a_csv_never_fails_a_point_with_two_threads() {
     let per_point = std::fs::read_dir(d.join("out"))
         .unwrap()
         .filter(|e| {
-            let n = e.as_ref().unwrap().file_name().to_string_lossy().to_string();
+            let n = e
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .to_string();
             n.contains(".point-")
         })
         .count();
@@ -356,7 +379,11 @@ fn csv_naming_the_model_file_is_refused_and_the_model_kept() {
     let p = write(&d, "model.toml", &text);
     let mut c = bin();
     c.arg("train").arg(&p).arg("--out").arg(&d);
-    expect(&run(c), 2, &["model.toml", "field `csv`", "overwrite the model file"]);
+    expect(
+        &run(c),
+        2,
+        &["model.toml", "field `csv`", "overwrite the model file"],
+    );
     assert_eq!(std::fs::read_to_string(&p).unwrap(), text);
 }
 
@@ -385,7 +412,11 @@ fn train_writes_csvs_under_out_not_the_current_directory() {
     let out = run(c);
     assert_eq!(out.status.code(), Some(0));
     assert!(d.join("o/bias-saxe.csv").is_file());
-    assert_eq!(std::fs::read_dir(&cwd).unwrap().count(), 0, "wrote into the cwd");
+    assert_eq!(
+        std::fs::read_dir(&cwd).unwrap().count(),
+        0,
+        "wrote into the cwd"
+    );
 }
 
 #[test]
@@ -397,7 +428,11 @@ fn figures_is_all_or_nothing_when_a_model_fails() {
         let p = e.unwrap().path();
         std::fs::copy(&p, m.join(p.file_name().unwrap())).unwrap();
     }
-    std::fs::write(m.join("latent-rotation.toml"), "kind = \"latent\"\nbroken = 1\n").unwrap();
+    std::fs::write(
+        m.join("latent-rotation.toml"),
+        "kind = \"latent\"\nbroken = 1\n",
+    )
+    .unwrap();
     let mut c = bin();
     c.arg("figures")
         .arg("--models")
@@ -432,7 +467,11 @@ fn sweep_axis_typo_is_rejected_before_work() {
 fn sweep_axis_over_kind_is_rejected() {
     let d = dir("kindaxis");
     let f = sweep_file(&d, "s.toml", "kind = [\"latent\"]");
-    expect(&sweep(&d, &f, &[]), 2, &["s.toml", "axes.kind", "common key"]);
+    expect(
+        &sweep(&d, &f, &[]),
+        2,
+        &["s.toml", "axes.kind", "common key"],
+    );
 }
 
 #[test]
@@ -497,7 +536,10 @@ fn outputs_typo_gives_a_warning() {
     let out = sweep(&d, &f, &[]);
     assert_eq!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("warning") && err.contains("interferense"), "{err}");
+    assert!(
+        err.contains("warning") && err.contains("interferense"),
+        "{err}"
+    );
     // --quiet silences it
     let out = sweep(&d, &f, &["--quiet"]);
     assert!(out.stderr.is_empty());
@@ -516,7 +558,11 @@ fn merge_of_8_shards_equals_the_unsharded_sweep_byte_for_byte() {
     let d = dir("bitexact");
     let f = race(&d);
     let mut c = bin();
-    c.arg("sweep").arg(&f).arg("--out").arg(d.join("full")).arg("-q");
+    c.arg("sweep")
+        .arg(&f)
+        .arg("--out")
+        .arg(d.join("full"))
+        .arg("-q");
     assert_eq!(run(c).status.code(), Some(0));
     let mut shards = vec![];
     for i in 1..=8 {
@@ -532,7 +578,10 @@ fn merge_of_8_shards_equals_the_unsharded_sweep_byte_for_byte() {
         shards.push(d.join(format!("parts/race-grid.shard-{i}-of-8.json")));
     }
     let mut c = bin();
-    c.arg("merge").args(&shards).arg("--out").arg(d.join("merged"));
+    c.arg("merge")
+        .args(&shards)
+        .arg("--out")
+        .arg(d.join("merged"));
     assert_eq!(run(c).status.code(), Some(0));
     for ext in ["csv", "json"] {
         let a = std::fs::read(d.join(format!("full/race-grid.{ext}"))).unwrap();
@@ -541,7 +590,10 @@ fn merge_of_8_shards_equals_the_unsharded_sweep_byte_for_byte() {
     }
     // missing, duplicate and mismatched shards
     let mut c = bin();
-    c.arg("merge").args(&shards[..7]).arg("--out").arg(d.join("m2"));
+    c.arg("merge")
+        .args(&shards[..7])
+        .arg("--out")
+        .arg(d.join("m2"));
     expect(&run(c), 2, &["shard(s) 8/8", "missing"]);
     let mut c = bin();
     c.arg("merge")
@@ -590,10 +642,22 @@ fn toml_type_errors_and_wrong_length_arrays_name_the_field() {
         (RNN.replace("n = 20", "n = \"x\""), "network.n"),
         (RNN.replace("n = 20", "n = 20.5"), "network.n"),
         (RNN.replace("lr = 0.1", "lr = [0.1]"), "training.lr"),
-        (RNN.replace("n = 20", "n = 20\nm0 = [[1.0, 2.0, 3.0], [0.0, 0.0]]"), "network.m0"),
-        (RNN.replace("n = 20", "n = 20\nm0 = [[1.0], [0.0, 0.0]]"), "network.m0"),
-        (RNN.replace("progress = false", "progress = 1"), "training.progress"),
-        (RNN.replace("family = \"working_memory\"", "family = 3"), "task.family"),
+        (
+            RNN.replace("n = 20", "n = 20\nm0 = [[1.0, 2.0, 3.0], [0.0, 0.0]]"),
+            "network.m0",
+        ),
+        (
+            RNN.replace("n = 20", "n = 20\nm0 = [[1.0], [0.0, 0.0]]"),
+            "network.m0",
+        ),
+        (
+            RNN.replace("progress = false", "progress = 1"),
+            "training.progress",
+        ),
+        (
+            RNN.replace("family = \"working_memory\"", "family = 3"),
+            "task.family",
+        ),
     ] {
         expect(&train(&d, "m.toml", &text), 2, &["m.toml", field]);
     }
@@ -602,7 +666,11 @@ fn toml_type_errors_and_wrong_length_arrays_name_the_field() {
 #[test]
 fn linear_eta_1e308_names_the_field_not_an_ode_underflow() {
     let d = dir("eta");
-    let out = predict(&d, "m.toml", "kind = \"linear2x2\"\nr = 0.3\neps = 0.01\neta = 1e308\n");
+    let out = predict(
+        &d,
+        "m.toml",
+        "kind = \"linear2x2\"\nr = 0.3\neps = 0.01\neta = 1e308\n",
+    );
     let err = expect(&out, 2, &["m.toml", "field `eta` = 1e308"]);
     assert!(err.len() < 200, "{err}");
 }
@@ -678,7 +746,10 @@ fn killed_shard_resumes_and_equals_the_uninterrupted_run() {
         let b = std::fs::read(d.join("part").join(&name)).unwrap();
         assert!(a == b, "resumed {ext} differs");
     }
-    assert!(!progress.exists(), "progress file left after a finished run");
+    assert!(
+        !progress.exists(),
+        "progress file left after a finished run"
+    );
 }
 
 #[test]
@@ -754,16 +825,38 @@ fn quiet_is_accepted_by_every_verb() {
     let d = dir("quiet");
     let f = race(&d);
     for args in [
-        vec!["predict".to_string(), models().join("default.toml").display().to_string()],
+        vec![
+            "predict".to_string(),
+            models().join("default.toml").display().to_string(),
+        ],
         vec!["check".into(), "I-1".into()],
-        vec!["sweep".into(), f.display().to_string(), "--out".into(), d.join("o").display().to_string()],
-        vec!["phase".into(), models().join("default.toml").display().to_string(), "--out".into(), d.join("p").display().to_string()],
+        vec![
+            "sweep".into(),
+            f.display().to_string(),
+            "--out".into(),
+            d.join("o").display().to_string(),
+        ],
+        vec![
+            "phase".into(),
+            models().join("default.toml").display().to_string(),
+            "--out".into(),
+            d.join("p").display().to_string(),
+        ],
     ] {
         let mut c = bin();
         c.args(&args).arg("--quiet");
         let out = run(c);
-        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        assert!(out.stderr.is_empty(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     for verb in ["train", "figures", "merge"] {
         let mut c = bin();

@@ -133,7 +133,14 @@ pub fn memory_estimate(rest: &toml::Table) -> (f64, &'static str, f64) {
     let (d, k, t) = (get("d").max(1.0), get("k").max(1.0), get("n_test"));
     let bytes = 8.0 * 4.0 * (n * d + n * k + k * d + t * (d + k));
     let keys = [
-        (if get("n") >= get("n_train") { "n" } else { "n_train" }, n),
+        (
+            if get("n") >= get("n_train") {
+                "n"
+            } else {
+                "n_train"
+            },
+            n,
+        ),
         ("d", d),
         ("k", k),
         ("n_test", t),
@@ -617,7 +624,12 @@ fn train_diagonal_model(model: &ModelFile) -> Result<Trained> {
     let eta = c.positive("eta", raw.eta)?;
     let batch = c.count("batch", raw.batch, 1, raw.n)?;
     // at most the step budget (issue 15: any i64 was accepted)
-    let max_steps = c.count("max_steps", raw.max_steps, 1, crate::budget::MAX_STEPS as i64)?;
+    let max_steps = c.count(
+        "max_steps",
+        raw.max_steps,
+        1,
+        crate::budget::MAX_STEPS as i64,
+    )?;
     let loss_tol = c.positive("loss_tol", raw.loss_tol)?;
     let (x, y, beta_star) = sparse_regression(n, d, sparsity, size, model.common.seed);
     let s = DiagSettings {

@@ -66,20 +66,17 @@ impl ModelFile {
     /// re-serialised and parsed once more as a document, whose error span locates the field:
     /// `field `network.n`: invalid type: ...`.
     pub fn raw<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
-        self.rest
-            .clone()
-            .try_into()
-            .map_err(|e: toml::de::Error| {
-                let msg = one_line(e.message());
-                Error::ModelFile {
-                    file: self.common.file.clone(),
-                    message: match self.locate::<T>() {
-                        Some(Located::Key(k)) => format!("field `{k}`: {msg}"),
-                        Some(Located::Table(t)) => format!("in [{t}]: {msg}"),
-                        None => msg,
-                    },
-                }
-            })
+        self.rest.clone().try_into().map_err(|e: toml::de::Error| {
+            let msg = one_line(e.message());
+            Error::ModelFile {
+                file: self.common.file.clone(),
+                message: match self.locate::<T>() {
+                    Some(Located::Key(k)) => format!("field `{k}`: {msg}"),
+                    Some(Located::Table(t)) => format!("in [{t}]: {msg}"),
+                    None => msg,
+                },
+            }
+        })
     }
 
     /// Where deserialising the family keys into `T` fails: from the span of a document parse,
@@ -328,7 +325,10 @@ mod tests {
         ];
         for (body, want) in cases {
             let e = err(body);
-            assert!(e.starts_with("f.toml: ") && e.contains(want), "{body:?}: {e}");
+            assert!(
+                e.starts_with("f.toml: ") && e.contains(want),
+                "{body:?}: {e}"
+            );
         }
         let e = err("a = 1\n[t]\ny = \"s\"\n");
         assert!(e.contains("[t]") && e.contains("missing field `x`"), "{e}");

@@ -625,7 +625,10 @@ mod tests {
     fn budgets_reject_huge_rnn_models_before_allocating() {
         let cases = [
             (GOOD.replace("t_d = 5.0", "t_d = 1e308"), "task.t_d"),
-            (GOOD.replace("t_d = 5.0", "t_d = 5.0\nt_in = 1e308"), "task.t_in"),
+            (
+                GOOD.replace("t_d = 5.0", "t_d = 5.0\nt_in = 1e308"),
+                "task.t_in",
+            ),
             (GOOD.replace("t_d = 5.0", "t_d = 1e6"), "task.t_d"),
             (GOOD.replace("t_d = 5.0", "t_d = 1e12"), "task.t_d"),
             (GOOD.replace("n = 50", "n = 20000"), "network.n"),
@@ -635,12 +638,18 @@ mod tests {
                 "task.t_d",
             ),
             (
-                GOOD.replace("family = \"working_memory\"\nt_d = 5.0", "family = \"flip_flop\"\nt_max = 1e12")
-                    .replace("lr = 1.0", "lr = 1.0\nprotocol = \"single\""),
+                GOOD.replace(
+                    "family = \"working_memory\"\nt_d = 5.0",
+                    "family = \"flip_flop\"\nt_max = 1e12",
+                )
+                .replace("lr = 1.0", "lr = 1.0\nprotocol = \"single\""),
                 "task.t_max",
             ),
             (
-                GOOD.replace("family = \"working_memory\"\nt_d = 5.0", "family = \"static\"\nt_max = 1e12"),
+                GOOD.replace(
+                    "family = \"working_memory\"\nt_d = 5.0",
+                    "family = \"static\"\nt_max = 1e12",
+                ),
                 "task.t_max",
             ),
         ];

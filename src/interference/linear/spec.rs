@@ -160,7 +160,10 @@ mod tests {
     fn tiny_ranges_are_printed_in_full() {
         // issue 15: the range was printed as (0, 0.000000)
         let e = parse("r = 1e-12\neps = 1").unwrap_err().to_string();
-        assert!(e.contains("9.99999999999") && !e.contains("0.000000)"), "{e}");
+        assert!(
+            e.contains("9.99999999999") && !e.contains("0.000000)"),
+            "{e}"
+        );
     }
 
     fn parse(body: &str) -> Result<LinearSpec> {
