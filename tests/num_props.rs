@@ -49,10 +49,20 @@ fn fixed_step_order(method: Method, ns: &[usize]) -> (f64, Vec<(f64, f64)>) {
             h_max: h,
             ..OdeOptions::tol(1.0, 1.0)
         };
-        let tr = solve(|_, y: &Vector2<f64>| Vector2::new(y[1], -y[0]), 0.0, Vector2::new(1.0, 0.0), t_end, &o)
-            .unwrap();
+        let tr = solve(
+            |_, y: &Vector2<f64>| Vector2::new(y[1], -y[0]),
+            0.0,
+            Vector2::new(1.0, 0.0),
+            t_end,
+            &o,
+        )
+        .unwrap();
         assert_eq!(tr.rejected, 0);
-        assert!(tr.steps() >= n && tr.steps() <= n + 1, "{} steps for n = {n}", tr.steps());
+        assert!(
+            tr.steps() >= n && tr.steps() <= n + 1,
+            "{} steps for n = {n}",
+            tr.steps()
+        );
         let err = (tr.last().1 - exact).norm();
         pts.push((h.ln(), err.ln()));
     }
@@ -75,17 +85,50 @@ fn dop853_takes_fewer_evaluations_at_tight_tolerance() {
     // fewer evaluations for the same accuracy.
     let f = |_: f64, y: &Vector2<f64>| Vector2::new(y[1], -y[0]);
     let t_end = 10.0 * std::f64::consts::PI;
-    let run = |m| solve(f, 0.0, Vector2::new(1.0, 0.0), t_end, &opts(m, 1e-11, 1e-14)).unwrap();
+    let run = |m| {
+        solve(
+            f,
+            0.0,
+            Vector2::new(1.0, 0.0),
+            t_end,
+            &opts(m, 1e-11, 1e-14),
+        )
+        .unwrap()
+    };
     let (a, b) = (run(Method::Dp45), run(Method::Dop853));
     for tr in [&a, &b] {
         assert!((tr.last().1 - Vector2::new(1.0, 0.0)).norm() < 1e-8);
     }
-    assert!(b.steps() * 3 < a.steps(), "{} vs {} steps", b.steps(), a.steps());
-    assert!(b.evaluations * 3 < a.evaluations * 2, "{} vs {} evaluations", b.evaluations, a.evaluations);
+    assert!(
+        b.steps() * 3 < a.steps(),
+        "{} vs {} steps",
+        b.steps(),
+        a.steps()
+    );
+    assert!(
+        b.evaluations * 3 < a.evaluations * 2,
+        "{} vs {} evaluations",
+        b.evaluations,
+        a.evaluations
+    );
     // Auto picks DOP853 at this tolerance, DP45 at a loose one.
-    let auto = solve(f, 0.0, Vector2::new(1.0, 0.0), t_end, &OdeOptions::tol(1e-11, 1e-14)).unwrap();
+    let auto = solve(
+        f,
+        0.0,
+        Vector2::new(1.0, 0.0),
+        t_end,
+        &OdeOptions::tol(1e-11, 1e-14),
+    )
+    .unwrap();
     assert_eq!((auto.method, auto.t.clone()), (Method::Dop853, b.t.clone()));
-    let auto = solve(f, 0.0, Vector2::new(1.0, 0.0), t_end, &OdeOptions::tol(1e-6, 1e-9)).unwrap();
+    let auto = solve(
+        f,
+        0.0,
+        Vector2::new(1.0, 0.0),
+        t_end,
+        &OdeOptions::tol(1e-6, 1e-9),
+    )
+    .unwrap();
     assert_eq!(auto.method, Method::Dp45);
 }
 
@@ -96,9 +139,28 @@ fn hermite_dense_output_keeps_steps_and_events() {
     let k = 0.7;
     let f = |_: f64, y: &nalgebra::Vector1<f64>| -y * k;
     let full = opts(Method::Dop853, 1e-12, 1e-15);
-    let lean = OdeOptions { dense: false, ..full };
-    let (a, ta) = solve_until(f, 0.0, nalgebra::Vector1::new(1.0), 50.0, |_, y| y[0] - 0.3, &full).unwrap();
-    let (b, tb) = solve_until(f, 0.0, nalgebra::Vector1::new(1.0), 50.0, |_, y| y[0] - 0.3, &lean).unwrap();
+    let lean = OdeOptions {
+        dense: false,
+        ..full
+    };
+    let (a, ta) = solve_until(
+        f,
+        0.0,
+        nalgebra::Vector1::new(1.0),
+        50.0,
+        |_, y| y[0] - 0.3,
+        &full,
+    )
+    .unwrap();
+    let (b, tb) = solve_until(
+        f,
+        0.0,
+        nalgebra::Vector1::new(1.0),
+        50.0,
+        |_, y| y[0] - 0.3,
+        &lean,
+    )
+    .unwrap();
     assert_eq!(ta, tb);
     assert_eq!(a.t, b.t);
     assert_eq!(a.y, b.y);

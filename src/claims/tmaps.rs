@@ -14,10 +14,10 @@
 use std::sync::OnceLock;
 
 use super::{Check, Row, Tier, Verdict};
-use crate::rnn::spec::{check, RnnSpec};
-use crate::rnn::tmaps::{self, MapGrid, MapOutcome, MapSpec, Region, Standing};
 use crate::model;
 use crate::num::stats::Band;
+use crate::rnn::spec::{check, RnnSpec};
+use crate::rnn::tmaps::{self, MapGrid, MapOutcome, MapSpec, Region, Standing};
 use crate::{Error, Result};
 
 /// The base model of the maps (also the base of `models/t-maps.toml`).
@@ -83,7 +83,12 @@ fn documented(id: &str) -> Result<Vec<(String, Standing)>> {
         };
         let mut out = Vec::new();
         for line in result.lines() {
-            let cells: Vec<&str> = line.trim().trim_matches('|').split('|').map(str::trim).collect();
+            let cells: Vec<&str> = line
+                .trim()
+                .trim_matches('|')
+                .split('|')
+                .map(str::trim)
+                .collect();
             if cells.len() < 2 {
                 continue;
             }

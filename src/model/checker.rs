@@ -119,7 +119,9 @@ mod tests {
         assert_eq!(fmt_value(0.25), "0.25");
         assert_eq!(fmt_value(0.0), "0");
         assert_eq!(fmt_value(f64::NAN), "NaN");
-        let e = Checker::new("m.toml").in_range("eta", 1e308, 1e-8, 1e8).unwrap_err();
+        let e = Checker::new("m.toml")
+            .in_range("eta", 1e308, 1e-8, 1e8)
+            .unwrap_err();
         assert_eq!(
             e.to_string(),
             "m.toml: field `eta` = 1e308: out of range (allowed: [1e-8, 100000000])"

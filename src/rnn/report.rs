@@ -12,10 +12,10 @@ use super::sequential::{
 use super::spec::{check, Protocol, RnnSpec};
 use super::task::{LossKind, Task};
 use super::tmaps::{mode_of, Mode};
-use crate::num::stats;
 use super::train::{train_task, Optimizer, TrainLog};
 use crate::claims::{Row, Verdict};
 use crate::model::ModelFile;
+use crate::num::stats;
 use crate::report::{fmt_num, Report};
 use crate::Result;
 use rand::rngs::StdRng;
@@ -197,7 +197,10 @@ pub fn train_spec(spec: RnnSpec) -> Result<RnnReport> {
         .iter()
         .filter_map(|r| r.sequential.as_ref().map(|s| s.tau_b))
         .collect();
-    let rotation = Rotations::of(&runs, spec.protocol == Protocol::Sequential && spec.fixed_points)?;
+    let rotation = Rotations::of(
+        &runs,
+        spec.protocol == Protocol::Sequential && spec.fixed_points,
+    )?;
     let summary = Summary {
         seeds: spec.seeds,
         interference_mean: (!is.is_empty()).then(|| mean_sd(&is).0),

@@ -133,7 +133,9 @@ pub fn mode_of(theta: Option<f64>) -> Mode {
 /// summaries.
 pub fn run_point(spec: RnnSpec) -> Result<PointOutcome> {
     let Task::WorkingMemory(w) = spec.task else {
-        return Err(Error::Requirement("a T-map point needs working memory".into()));
+        return Err(Error::Requirement(
+            "a T-map point needs working memory".into(),
+        ));
     };
     let (u_s, t_d, g) = (w.u_s, w.t_d, spec.network.g);
     let report = train_spec(spec)?;
@@ -301,7 +303,10 @@ fn paired<'a>(
     p: &'a PointOutcome,
     q: &'a PointOutcome,
 ) -> impl Iterator<Item = (&'a SeedOutcome, &'a SeedOutcome)> {
-    p.seeds.iter().zip(&q.seeds).filter(|(x, y)| x.seed == y.seed)
+    p.seeds
+        .iter()
+        .zip(&q.seeds)
+        .filter(|(x, y)| x.seed == y.seed)
 }
 
 fn ln_ratio(p: &PointOutcome, q: &PointOutcome, f: fn(&SeedOutcome) -> f64) -> Vec<f64> {
@@ -516,14 +521,20 @@ mod tests {
     fn interval_rule_three_ways() {
         assert_eq!(standing(&est(0.2, 0.9), 0.1, false), Standing::Holds);
         assert_eq!(standing(&est(0.01, 0.09), 0.1, false), Standing::Fails);
-        assert_eq!(standing(&est(0.05, 0.3), 0.1, false), Standing::Undetermined);
+        assert_eq!(
+            standing(&est(0.05, 0.3), 0.1, false),
+            Standing::Undetermined
+        );
         // a degenerate interval at the threshold is not evidence for "greater than"
         assert_eq!(standing(&est(0.0, 0.0), 0.0, false), Standing::Fails);
         let l = 2f64.ln();
         assert_eq!(standing(&est(-0.3, 0.4), l, true), Standing::Holds);
         assert_eq!(standing(&est(0.8, 1.5), l, true), Standing::Fails);
         assert_eq!(standing(&est(0.2, 1.5), l, true), Standing::Undetermined);
-        assert_eq!(standing(&est(f64::NAN, 1.0), l, true), Standing::Undetermined);
+        assert_eq!(
+            standing(&est(f64::NAN, 1.0), l, true),
+            Standing::Undetermined
+        );
     }
 
     #[test]

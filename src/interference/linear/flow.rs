@@ -757,7 +757,9 @@ mod tests {
                 0.0,
                 ClockState::new(y0[0], y0[1], y0[2], y0[3], 0.0),
                 (e0 / 1e-6).ln() + 50.0,
-                |_, y| root_loss(&y.fixed_rows::<4>(0).into_owned(), Task::B, Loss::Own, &par) - 1e-6,
+                |_, y| {
+                    root_loss(&y.fixed_rows::<4>(0).into_owned(), Task::B, Loss::Own, &par) - 1e-6
+                },
                 &o,
             )
             .unwrap();
