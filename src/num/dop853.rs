@@ -11,6 +11,10 @@
 //! holds the tableau, one attempted step, the error norm and the dense-output coefficients.
 //! Everything lives on the stack: a step allocates nothing.
 
+// The coefficients are written with the 30 digits Hairer publishes, so that they can be compared
+// digit for digit with the source; the compiler rounds them to the nearest f64.
+#![allow(clippy::excessive_precision)]
+
 use nalgebra::SVector;
 
 /// Nodes c_i of the 12 stages and of the 3 extra stages of the dense output (c_1 = 0).
