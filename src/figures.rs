@@ -102,8 +102,10 @@ fn learning_set<F: PlanarFlow>(
     suffix: &str,
 ) -> Result<learning::LearningSet> {
     let mut strip_spec = spec.clone();
-    strip_spec.trajectories = 8;
+    // strip panels are ~330 px wide: 160 nullcline cells and 6 orbits are plenty there
+    strip_spec.trajectories = 6;
     strip_spec.arrows = 18;
+    strip_spec.nullcline_grid = 160;
     learning::render_learning_set(
         &flow_at,
         (0.0, tau_end),

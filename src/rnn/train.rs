@@ -575,7 +575,7 @@ fn train_flow(
             });
         }
         // the first accepted point below tol: stop at the crossing L = tol inside the step
-        let (tau, loss) = if loss < opts.tol {
+        let (tau, stop_loss) = if loss < opts.tol {
             let prev = *losses.last().unwrap_or(&initial);
             let (theta_c, l_c) = crossing.locate(
                 &stepper,
@@ -589,6 +589,7 @@ fn train_flow(
         } else {
             (tau, loss)
         };
+        loss = stop_loss;
         net.set_params(trainable, &theta);
         losses.push(loss);
         taus.push(tau);
