@@ -11,7 +11,7 @@
 //! * [`share`]: the share of a boolean outcome with its Wilson score 95% interval (closed form;
 //!   unlike the bootstrap it does not collapse to [0, 0] or [1, 1] when every seed agrees).
 //! * [`classify`] / [`Band`] / [`Agreement`]: an interval against a prediction band, the rule by
-//!   which network-level claims are judged (the `Row` built from it lives in `crate::claims`).
+//!   which network-level claims are judged (the `Row` built from it lives in the claims layer, above).
 //!
 //! The geometric mean is defined for strictly positive values only: a zero or a negative value is
 //! an error ([`Error::Requirement`]) naming its index, never a silent NaN or a dropped sample.
