@@ -408,22 +408,36 @@ pub fn t3(map: &MapOutcome) -> Result<Vec<Region>> {
 /// T-4: larger g reduces interference: per (u_s, T_d) and g > 0, the paired median of
 /// ln I(g = 0) / I(g) > 0.
 pub fn t4(map: &MapOutcome) -> Result<Vec<Region>> {
+    against_g_zero(map, |g0, p, q, out| {
+        out.push(region(
+            "T-4",
+            format!(
+                "u_s={} T_d={}: median ln I(g={g0})/I(g={})",
+                q.u_s, q.t_d, q.g
+            ),
+            &ln_ratio(p, q, |s| s.interference),
+            Statistic::Median,
+            0.0,
+            false,
+            0,
+        )?);
+        Ok(())
+    })
+}
+
+/// Every point with g != 0 (`q`) beside the point with g = 0 at the same u_s, T_d (`p`), in
+/// grid order; `f(g0, p, q, out)` adds that pair's regions.
+fn against_g_zero(
+    map: &MapOutcome,
+    mut f: impl FnMut(f64, &PointOutcome, &PointOutcome, &mut Vec<Region>) -> Result<()>,
+) -> Result<Vec<Region>> {
     let grid = &map.spec.grid;
     let g0 = g_zero(grid)?;
     let mut out = Vec::new();
     for &u_s in &grid.u_s {
         for &t_d in &grid.t_d {
             for &g in grid.g.iter().filter(|&&g| g != g0) {
-                let (p, q) = (at(map, u_s, t_d, g0)?, at(map, u_s, t_d, g)?);
-                out.push(region(
-                    "T-4",
-                    format!("u_s={u_s} T_d={t_d}: median ln I(g={g0})/I(g={g})"),
-                    &ln_ratio(p, q, |s| s.interference),
-                    Statistic::Median,
-                    0.0,
-                    false,
-                    0,
-                )?);
+                f(g0, at(map, u_s, t_d, g0)?, at(map, u_s, t_d, g)?, &mut out)?;
             }
         }
     }
@@ -434,51 +448,45 @@ pub fn t4(map: &MapOutcome) -> Result<Vec<Region>> {
 /// ln 2), barely affects rotation (where g = 0 rotates in most seeds: |ln tau_B(0)/tau_B(g)| <
 /// ln 2), so new formation wins the race (paired new-formation share(g) - share(0) > 0).
 pub fn t5(map: &MapOutcome) -> Result<Vec<Region>> {
-    let grid = &map.spec.grid;
-    let g0 = g_zero(grid)?;
     let ln2 = SPEED_FACTOR.ln();
-    let mut out = Vec::new();
-    for &u_s in &grid.u_s {
-        for &t_d in &grid.t_d {
-            for &g in grid.g.iter().filter(|&&g| g != g0) {
-                let (p, q) = (at(map, u_s, t_d, g0)?, at(map, u_s, t_d, g)?);
-                let at_ = format!("u_s={u_s} T_d={t_d} g={g}");
-                out.push(region(
-                    "T-5",
-                    format!("{at_}: median ln tau_A(g={g0})/tau_A(g) (new formation from scratch)"),
-                    &ln_ratio(p, q, |s| s.tau_a),
-                    Statistic::Median,
-                    ln2,
-                    false,
-                    0,
-                )?);
-                if p.rotation_share.is_some_and(|r| r.value > 0.5) {
-                    out.push(region(
-                        "T-5",
-                        format!("{at_}: median ln tau_B(g={g0})/tau_B(g) within +-ln 2, where g={g0} rotates"),
-                        &ln_ratio(p, q, |s| s.tau_b),
-                        Statistic::Median,
-                        ln2,
-                        true,
-                        0,
-                    )?);
-                }
-                let (d, dropped) = mode_difference(q, p, Mode::NewFormation);
-                if !d.is_empty() {
-                    out.push(region(
-                        "T-5",
-                        format!("{at_}: new-formation share(g) - share(g={g0})"),
-                        &d,
-                        Statistic::Mean,
-                        0.0,
-                        false,
-                        dropped,
-                    )?);
-                }
-            }
+    against_g_zero(map, |g0, p, q, out| {
+        let at_ = format!("u_s={} T_d={} g={}", q.u_s, q.t_d, q.g);
+        out.push(region(
+            "T-5",
+            format!("{at_}: median ln tau_A(g={g0})/tau_A(g) (new formation from scratch)"),
+            &ln_ratio(p, q, |s| s.tau_a),
+            Statistic::Median,
+            ln2,
+            false,
+            0,
+        )?);
+        if p.rotation_share.is_some_and(|r| r.value > 0.5) {
+            out.push(region(
+                "T-5",
+                format!(
+                    "{at_}: median ln tau_B(g={g0})/tau_B(g) within +-ln 2, where g={g0} rotates"
+                ),
+                &ln_ratio(p, q, |s| s.tau_b),
+                Statistic::Median,
+                ln2,
+                true,
+                0,
+            )?);
         }
-    }
-    Ok(out)
+        let (d, dropped) = mode_difference(q, p, Mode::NewFormation);
+        if !d.is_empty() {
+            out.push(region(
+                "T-5",
+                format!("{at_}: new-formation share(g) - share(g={g0})"),
+                &d,
+                Statistic::Mean,
+                0.0,
+                false,
+                dropped,
+            )?);
+        }
+        Ok(())
+    })
 }
 
 fn u_s_ends(grid: &MapGrid) -> Result<(f64, f64)> {
