@@ -230,18 +230,30 @@ fn list_files(files: &[PathBuf]) -> ExitCode {
 fn gallery(out: &Path, models: Option<PathBuf>, sweep: Option<PathBuf>) -> Result<ExitCode, Error> {
     use rayon::prelude::*;
     let models = models.unwrap_or_else(figures::default_models_dir);
-    let overlay = match &sweep {
-        None => (vec![], vec![]),
-        Some(p) => {
-            // read_result checks the rows' shape (issue 15: a short row panicked here)
-            let sw = sweep::read_result(p)?;
-            figures::sweep_overlay(&sw, &p.display().to_string())?
-        }
+    // read_result checks the rows' shape (issue 15: a short row panicked here)
+    let sw = sweep.as_ref().map(|p| sweep::read_result(p)).transpose()?;
+    let file = sweep.as_ref().map(|p| p.display().to_string());
+    let overlay = match (&sw, &file) {
+        (Some(sw), Some(f)) => figures::sweep_overlay(sw, f)?,
+        _ => (vec![], vec![]),
     };
     modeflow::io::ensure_dir(out)?;
     // all or nothing: the gallery is drawn into a fresh directory beside --out and moved into
     // it only when every item succeeded (issue 15: one failing model left a partial gallery)
     let staging = staging_dir(out)?;
+    // a T-map sweep (axes u_s, t_d, g) also gets its own maps (THEORY I.7)
+    let mut tmap_files = 0;
+    if let (Some(sw), Some(f)) = (&sw, &file) {
+        if modeflow::figures_tmaps::is_tmap(sw) {
+            match modeflow::figures_tmaps::tmap_figures(sw, f, &staging) {
+                Ok(files) => tmap_files = files.len(),
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&staging);
+                    return Err(e);
+                }
+            }
+        }
+    }
     let items = figures::gallery_items();
     let bar = modeflow::progress::bar(items.len() as u64, "figure sets");
     bar.set_message("figures");
@@ -256,7 +268,7 @@ fn gallery(out: &Path, models: Option<PathBuf>, sweep: Option<PathBuf>) -> Resul
         .collect();
     bar.finish_and_clear();
     let n = match results {
-        Ok(files) => files.iter().map(Vec::len).sum::<usize>(),
+        Ok(files) => tmap_files + files.iter().map(Vec::len).sum::<usize>(),
         Err(e) => {
             let _ = std::fs::remove_dir_all(&staging);
             return Err(e);

@@ -20,7 +20,7 @@ pub struct Grid {
     pub values: Vec<f64>,
 }
 
-/// An analytic curve drawn over the map.
+/// A curve drawn over the map; a non-finite point breaks it into separate pieces.
 #[derive(Debug, Clone, Serialize)]
 pub struct Curve {
     pub label: String,
@@ -198,8 +198,11 @@ impl Figure for HeatFigure<'_> {
                 .map(|p| [tr(p[0], s.log_x), ty(p[1])])
                 .collect();
             let col = curve_colour(k);
-            draw_polyline(&chart, &pts, WHITE.stroke_width(5), false)?;
-            draw_polyline(&chart, &pts, col.stroke_width(3), k % 2 == 1)?;
+            // a non-finite point breaks the curve (region borders are disjoint segments)
+            for piece in pts.split(|p| !(p[0].is_finite() && p[1].is_finite())) {
+                draw_polyline(&chart, piece, WHITE.stroke_width(5), false)?;
+                draw_polyline(&chart, piece, col.stroke_width(3), k % 2 == 1)?;
+            }
             entries.push((Glyph::Line(col, 3, k % 2 == 1), c.label.clone()));
         }
         let xr = chart.x_range();

@@ -1,0 +1,438 @@
+//! Figures of the T-maps (THEORY I.7, claims T-1..T-5) from a sweep result of
+//! `models/t-maps.toml` (axes `task.u_s`, `task.t_d`, `network.g`; outputs as that file names
+//! them). One set per delay T_d, over (g, u_s):
+//!
+//! - `tmap_interference_td{T}`: the median interference over seeds (log colour), the border of
+//!   T-1's region (cells whose 95% interval of the median lies above I_f = 0.1 against the
+//!   rest), and each point marked by its T-1 standing (holds / fails / undetermined, by the
+//!   same rule as the check, [`crate::rnn::tmaps::standing`]);
+//! - `tmap_modes_td{T}`: the rotation share among resolved seeds (45-degree rule), the border
+//!   between cells whose Wilson interval lies above 1/2 (rotation wins) and the rest, and the
+//!   points marked by that majority;
+//! - `tmap_eps_td{T}`: the median seed covariate eps (log colour).
+//!
+//! The paired statistics of T-2..T-5 (the same seed at two points) are not in a sweep's per-point
+//! outputs; their regions are the claim files' tables (`modeflow check --full T-`).
+
+use std::path::{Path, PathBuf};
+
+use crate::num::stats::{Estimate, Statistic};
+use crate::plot::heatmap::{self, Curve, Grid, HeatSpec, Points};
+use crate::plot::Output;
+use crate::rnn::tmaps::{standing, Standing, FORGETTING};
+use crate::sweep::SweepResult;
+use crate::{io, Error, Result};
+
+/// The sweep outputs a T-map figure reads (a subset of `models/t-maps.toml`'s `outputs`).
+pub const OUTPUTS: [&str; 7] = [
+    "summary.interference.median.value",
+    "summary.interference.median.lo",
+    "summary.interference.median.hi",
+    "summary.rotation_share.value",
+    "summary.rotation_share.lo",
+    "summary.rotation_share.hi",
+    "summary.eps.median.value",
+];
+
+/// Whether a sweep result is a T-map: its axes end in `u_s`, `t_d` and `g`.
+pub fn is_tmap(sw: &SweepResult) -> bool {
+    ["u_s", "t_d", "g"]
+        .iter()
+        .all(|n| sw.axes.iter().any(|a| a.rsplit('.').next() == Some(*n)))
+}
+
+/// One point of the map: (u_s, T_d, g) and the outputs in [`OUTPUTS`] order (NaN if missing).
+struct MapPoint {
+    u_s: f64,
+    t_d: f64,
+    g: f64,
+    out: [f64; 7],
+}
+
+fn points(sw: &SweepResult, file: &str) -> Result<Vec<MapPoint>> {
+    let axis = |name: &str| {
+        sw.axes
+            .iter()
+            .position(|a| a.rsplit('.').next() == Some(name))
+            .ok_or_else(|| Error::Requirement(format!("{file}: the sweep has no `{name}` axis")))
+    };
+    let (iu, it, ig) = (axis("u_s")?, axis("t_d")?, axis("g")?);
+    let mut cols = [0usize; 7];
+    for (c, name) in cols.iter_mut().zip(OUTPUTS) {
+        *c = sw.outputs.iter().position(|o| o == name).ok_or_else(|| {
+            Error::Requirement(format!(
+                "{file}: a T-map figure needs the sweep output `{name}` (as in models/t-maps.toml)"
+            ))
+        })?;
+    }
+    let num = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+    let pts: Vec<MapPoint> = sw
+        .rows
+        .iter()
+        .filter(|r| !r.status.starts_with("error"))
+        .map(|r| MapPoint {
+            u_s: num(&r.params[iu]),
+            t_d: num(&r.params[it]),
+            g: num(&r.params[ig]),
+            out: cols.map(|c| num(&r.outputs[c])),
+        })
+        .collect();
+    if pts.is_empty() {
+        return Err(Error::Requirement(format!(
+            "{file}: the sweep result has no measured rows"
+        )));
+    }
+    Ok(pts)
+}
+
+/// Sorted distinct finite values.
+fn distinct(v: impl Iterator<Item = f64>) -> Vec<f64> {
+    let mut v: Vec<f64> = v.filter(|x| x.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
+    v.dedup();
+    v
+}
+
+/// Cell edges around centres (midpoints; the ends half a step out; a single centre gets a
+/// unit-width cell), as the heat map draws them.
+fn edges(c: &[f64]) -> Vec<f64> {
+    let n = c.len();
+    if n == 1 {
+        return vec![c[0] - 0.5, c[0] + 0.5];
+    }
+    let mut e = vec![c[0] - 0.5 * (c[1] - c[0])];
+    e.extend(c.windows(2).map(|w| 0.5 * (w[0] + w[1])));
+    e.push(c[n - 1] + 0.5 * (c[n - 1] - c[n - 2]));
+    e
+}
+
+/// The border between cells in a region and cells outside it, as one polyline of cell-edge
+/// segments separated by NaN breaks (`inside[j * nx + i]`: column i of x, row j of y; `None`
+/// cells have no data and draw no border).
+pub fn region_border(x: &[f64], y: &[f64], inside: &[Option<bool>]) -> Vec<[f64; 2]> {
+    let (nx, ny) = (x.len(), y.len());
+    let (xe, ye) = (edges(x), edges(y));
+    let mut out = Vec::new();
+    let mut seg = |a: [f64; 2], b: [f64; 2]| {
+        if !out.is_empty() {
+            out.push([f64::NAN, f64::NAN]);
+        }
+        out.push(a);
+        out.push(b);
+    };
+    for j in 0..ny {
+        for i in 0..nx {
+            let Some(here) = inside[j * nx + i] else {
+                continue;
+            };
+            if i + 1 < nx {
+                if let Some(right) = inside[j * nx + i + 1] {
+                    if right != here {
+                        seg([xe[i + 1], ye[j]], [xe[i + 1], ye[j + 1]]);
+                    }
+                }
+            }
+            if j + 1 < ny {
+                if let Some(up) = inside[(j + 1) * nx + i] {
+                    if up != here {
+                        seg([xe[i], ye[j + 1]], [xe[i + 1], ye[j + 1]]);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The region border as a curve of the map (none when every cell stands alike).
+fn border(label: &str, x: &[f64], y: &[f64], inside: &[Option<bool>]) -> Vec<Curve> {
+    let points = region_border(x, y, inside);
+    if points.is_empty() {
+        return vec![];
+    }
+    vec![Curve {
+        label: label.into(),
+        points,
+    }]
+}
+
+/// Standing of an interval against a threshold (`within = false`: above it holds).
+fn standing_of(
+    statistic: Statistic,
+    value: f64,
+    lo: f64,
+    hi: f64,
+    threshold: f64,
+) -> Option<Standing> {
+    value.is_finite().then(|| {
+        standing(
+            &Estimate {
+                statistic,
+                value,
+                lo,
+                hi,
+                n: 0,
+            },
+            threshold,
+            false,
+        )
+    })
+}
+
+/// The T-map figures of a sweep result into `dir` (see the module doc).
+pub fn tmap_figures(sw: &SweepResult, file: &str, dir: &Path) -> Result<Vec<PathBuf>> {
+    io::ensure_dir(dir)?;
+    let pts = points(sw, file)?;
+    let gs = distinct(pts.iter().map(|p| p.g));
+    let us = distinct(pts.iter().map(|p| p.u_s));
+    let mut files = Vec::new();
+    for t_d in distinct(pts.iter().map(|p| p.t_d)) {
+        // grid cell (column g, row u_s) -> the point's outputs
+        let cell = |k: usize| -> Option<&[f64; 7]> {
+            let (i, j) = (k % gs.len(), k / gs.len());
+            pts.iter()
+                .find(|p| p.t_d == t_d && p.g == gs[i] && p.u_s == us[j])
+                .map(|p| &p.out)
+        };
+        let n = gs.len() * us.len();
+        let at = |k: usize| [gs[k % gs.len()], us[k / gs.len()]];
+        let provenance = serde_json::json!({
+            "modeflow_version": env!("CARGO_PKG_VERSION"),
+            "sweep": sw.name,
+            "sweep_file": sw.sweep_file,
+            "base_file": sw.base_file,
+            "t_d": t_d,
+            "what": "T-maps of THEORY I.7: per point the seeds' median with its 95% bootstrap interval, the rotation share with its Wilson interval",
+        });
+        let tag = format!("{t_d}").replace('.', "p");
+
+        // 1. median interference with T-1's region
+        let t1: Vec<Option<Standing>> = (0..n)
+            .map(|k| {
+                cell(k).and_then(|o| standing_of(Statistic::Median, o[0], o[1], o[2], FORGETTING))
+            })
+            .collect();
+        let classes = |st: &[Option<Standing>], names: [&str; 3]| -> Vec<Points> {
+            [Standing::Holds, Standing::Fails, Standing::Undetermined]
+                .iter()
+                .zip(names)
+                .map(|(s, name)| Points {
+                    label: name.into(),
+                    points: (0..n).filter(|&k| st[k] == Some(*s)).map(at).collect(),
+                    values: None,
+                })
+                .filter(|p| !p.points.is_empty())
+                .collect()
+        };
+        let values =
+            |c: usize| -> Vec<f64> { (0..n).map(|k| cell(k).map_or(f64::NAN, |o| o[c])).collect() };
+        let mut hs = HeatSpec::new(
+            &format!("T-1: median interference over seeds, T_d = {t_d}"),
+            "g (random connectivity)",
+            "u_s (input during the delay)",
+            "median I = L_A(after B)/L_A(0)",
+        );
+        hs.log_colour = true;
+        let inside: Vec<Option<bool>> =
+            t1.iter().map(|s| s.map(|s| s == Standing::Holds)).collect();
+        let res = heatmap::render(
+            &Grid {
+                x: gs.clone(),
+                y: us.clone(),
+                values: floor_positive(values(0)),
+            },
+            &border(
+                "border of T-1 holds (95% CI of median I above 0.1)",
+                &gs,
+                &us,
+                &inside,
+            ),
+            &classes(
+                &t1,
+                [
+                    "T-1 holds: CI above I_f = 0.1",
+                    "T-1 fails: CI below 0.1",
+                    "undetermined: CI straddles 0.1",
+                ],
+            ),
+            &hs,
+            &Output::new(dir, &format!("tmap_interference_td{tag}"))
+                .with_provenance(provenance.clone()),
+        )?;
+        files.extend(res.files);
+
+        // 2. rotation share with the majority region
+        let maj: Vec<Option<Standing>> = (0..n)
+            .map(|k| cell(k).and_then(|o| standing_of(Statistic::Share, o[3], o[4], o[5], 0.5)))
+            .collect();
+        let mut hs = HeatSpec::new(
+            &format!("Outcome: share of rotations among resolved seeds, T_d = {t_d}"),
+            "g (random connectivity)",
+            "u_s (input during the delay)",
+            "rotation share (A turned > 45°)",
+        );
+        hs.range = Some((0.0, 1.0));
+        let inside: Vec<Option<bool>> = maj
+            .iter()
+            .map(|s| s.map(|s| s == Standing::Holds))
+            .collect();
+        let res = heatmap::render(
+            &Grid {
+                x: gs.clone(),
+                y: us.clone(),
+                values: values(3),
+            },
+            &border(
+                "border of rotation majority (Wilson CI above 1/2)",
+                &gs,
+                &us,
+                &inside,
+            ),
+            &classes(
+                &maj,
+                [
+                    "rotation wins: CI above 1/2",
+                    "new formation wins: CI below 1/2",
+                    "undetermined: CI straddles 1/2",
+                ],
+            ),
+            &hs,
+            &Output::new(dir, &format!("tmap_modes_td{tag}")).with_provenance(provenance.clone()),
+        )?;
+        files.extend(res.files);
+
+        // 3. the covariate
+        let mut hs = HeatSpec::new(
+            &format!("Seed covariate: median ε over seeds, T_d = {t_d}"),
+            "g (random connectivity)",
+            "u_s (input during the delay)",
+            "median ε",
+        );
+        hs.log_colour = true;
+        let res = heatmap::render(
+            &Grid {
+                x: gs.clone(),
+                y: us.clone(),
+                values: floor_positive(values(6).into_iter().map(f64::abs).collect()),
+            },
+            &[],
+            &[],
+            &hs,
+            &Output::new(dir, &format!("tmap_eps_td{tag}")).with_provenance(provenance),
+        )?;
+        files.extend(res.files);
+    }
+    Ok(files)
+}
+
+/// Non-positive or missing values of a log-coloured map sit at its floor (the smallest positive
+/// value); a map with none positive is left as is (the renderer reports it).
+fn floor_positive(mut v: Vec<f64>) -> Vec<f64> {
+    let floor = v
+        .iter()
+        .copied()
+        .filter(|x| x.is_finite() && *x > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    if floor.is_finite() {
+        for x in &mut v {
+            if !(x.is_finite() && *x > 0.0) {
+                *x = floor;
+            }
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sweep::{Shard, SweepRow};
+
+    fn sweep(rows: Vec<(f64, f64, f64, [f64; 7])>) -> SweepResult {
+        SweepResult {
+            modeflow_version: "test".into(),
+            name: "t-maps".into(),
+            sweep_file: "t-maps.toml".into(),
+            base_file: "t-maps-base.toml".into(),
+            verb: "train".into(),
+            axes: vec!["task.u_s".into(), "task.t_d".into(), "network.g".into()],
+            outputs: OUTPUTS.iter().map(|s| s.to_string()).collect(),
+            total: rows.len(),
+            shard: Shard::ALL,
+            rows: rows
+                .into_iter()
+                .enumerate()
+                .map(|(k, (u, t, g, o))| SweepRow {
+                    index: k,
+                    seed: 0,
+                    params: vec![u.into(), t.into(), g.into()],
+                    outputs: o.iter().map(|&v| v.into()).collect(),
+                    status: "ok".into(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn border_separates_cells_of_different_standing() {
+        // 2 x 2 cells: the left column inside, the right outside: one vertical edge per row
+        let b = region_border(
+            &[0.0, 1.0],
+            &[0.0, 1.0],
+            &[Some(true), Some(false), Some(true), Some(false)],
+        );
+        let segs: Vec<&[[f64; 2]]> = b.split(|p| p[0].is_nan()).collect();
+        assert_eq!(segs.len(), 2);
+        for s in segs {
+            assert_eq!(s.len(), 2);
+            assert_eq!(s[0][0], 0.5);
+            assert_eq!(s[1][0], 0.5);
+        }
+        // no data: no border
+        assert!(region_border(&[0.0, 1.0], &[0.0], &[Some(true), None]).is_empty());
+    }
+
+    #[test]
+    fn draws_one_set_per_delay() {
+        let o = |i: f64, s: f64| [i, i * 0.8, i * 1.2, s, s - 0.2, s + 0.2, 0.01];
+        let sw = sweep(vec![
+            (0.0, 10.0, 0.0, o(1.9, 1.0)),
+            (0.0, 10.0, 0.8, o(0.05, 0.1)),
+            (0.3, 10.0, 0.0, o(0.004, 0.0)),
+            (0.3, 10.0, 0.8, o(0.002, 0.0)),
+            (0.0, 5.0, 0.0, o(0.5, 0.6)),
+        ]);
+        assert!(is_tmap(&sw));
+        let dir = std::env::temp_dir().join(format!("modeflow-tmapfig-{}", std::process::id()));
+        let files = tmap_figures(&sw, "t.json", &dir).unwrap();
+        let names: Vec<String> = files
+            .iter()
+            .map(|f| f.file_name().unwrap().to_string_lossy().to_string())
+            .collect();
+        for stem in ["tmap_interference_td10", "tmap_modes_td10", "tmap_eps_td5"] {
+            assert!(
+                names
+                    .iter()
+                    .any(|n| n.starts_with(stem) && n.ends_with(".svg")),
+                "{stem} missing from {names:?}"
+            );
+        }
+        // the T-1 standing classes carried in the figure's data
+        let json = std::fs::read_to_string(dir.join("tmap_interference_td10.json")).unwrap();
+        assert!(json.contains("T-1 holds"), "{json}");
+        assert!(json.contains("T-1 fails"), "{json}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn missing_output_names_the_file_and_output() {
+        let mut sw = sweep(vec![(0.0, 10.0, 0.0, [1.0; 7])]);
+        sw.outputs[6] = "summary.other".into();
+        let e = tmap_figures(&sw, "x.json", &std::env::temp_dir()).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("x.json") && msg.contains("summary.eps.median.value"),
+            "{msg}"
+        );
+    }
+}
