@@ -9,7 +9,10 @@
 //! - `tmap_modes_td{T}`: the rotation share among resolved seeds (45-degree rule), the border
 //!   between cells whose Wilson interval lies above 1/2 (rotation wins) and the rest, and the
 //!   points marked by that majority;
-//! - `tmap_eps_td{T}`: the median seed covariate eps (log colour).
+//! - `tmap_eps_td{T}`: the median seed covariate eps (log colour);
+//! - `tmap_i_vs_eps_td{T}` (when the sweep records the per-seed outputs [`PER_SEED`]): I against
+//!   |eps| seed by seed, one series per (u_s, g) point (THEORY I.7: each map reports I against
+//!   the covariate as well as against the grid).
 //!
 //! The paired statistics of T-2..T-5 (the same seed at two points) are not in a sweep's per-point
 //! outputs; their regions are the claim files' tables (`modeflow check --full T-`).
@@ -18,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use crate::num::stats::{Estimate, Statistic};
 use crate::plot::heatmap::{self, Curve, Grid, HeatSpec, Points};
+use crate::plot::lines::{self, LineSpec, Mark, Series};
 use crate::plot::Output;
 use crate::rnn::tmaps::{standing, Standing, FORGETTING};
 use crate::sweep::SweepResult;
@@ -34,6 +38,9 @@ pub const OUTPUTS: [&str; 7] = [
     "summary.eps.median.value",
 ];
 
+/// Per-seed outputs (a `*` path of `modeflow sweep`): interference and eps of every seed.
+pub const PER_SEED: [&str; 2] = ["runs.*.sequential.interference", "runs.*.sequential.eps"];
+
 /// Whether a sweep result is a T-map: its axes end in `u_s`, `t_d` and `g`.
 pub fn is_tmap(sw: &SweepResult) -> bool {
     ["u_s", "t_d", "g"]
@@ -47,6 +54,8 @@ struct MapPoint {
     t_d: f64,
     g: f64,
     out: [f64; 7],
+    /// (|eps|, I) per seed, when the sweep records [`PER_SEED`].
+    seeds: Vec<[f64; 2]>,
 }
 
 fn points(sw: &SweepResult, file: &str) -> Result<Vec<MapPoint>> {
@@ -65,7 +74,17 @@ fn points(sw: &SweepResult, file: &str) -> Result<Vec<MapPoint>> {
             ))
         })?;
     }
+    let per_seed: Option<[usize; 2]> = PER_SEED
+        .iter()
+        .map(|name| sw.outputs.iter().position(|o| o == name))
+        .collect::<Option<Vec<usize>>>()
+        .map(|v| [v[0], v[1]]);
     let num = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+    let arr = |v: &serde_json::Value| -> Vec<f64> {
+        v.as_array()
+            .map(|a| a.iter().map(num).collect())
+            .unwrap_or_default()
+    };
     let pts: Vec<MapPoint> = sw
         .rows
         .iter()
@@ -75,6 +94,18 @@ fn points(sw: &SweepResult, file: &str) -> Result<Vec<MapPoint>> {
             t_d: num(&r.params[it]),
             g: num(&r.params[ig]),
             out: cols.map(|c| num(&r.outputs[c])),
+            seeds: per_seed
+                .map(|[ci, ce]| {
+                    arr(&r.outputs[ci])
+                        .into_iter()
+                        .zip(arr(&r.outputs[ce]))
+                        .map(|(i, e)| [e.abs(), i])
+                        .filter(|p| {
+                            p[0].is_finite() && p[0] > 0.0 && p[1].is_finite() && p[1] > 0.0
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
         .collect();
     if pts.is_empty() {
@@ -318,9 +349,36 @@ pub fn tmap_figures(sw: &SweepResult, file: &str, dir: &Path) -> Result<Vec<Path
             &[],
             &[],
             &hs,
-            &Output::new(dir, &format!("tmap_eps_td{tag}")).with_provenance(provenance),
+            &Output::new(dir, &format!("tmap_eps_td{tag}")).with_provenance(provenance.clone()),
         )?;
         files.extend(res.files);
+
+        // 4. I against the covariate, seed by seed
+        let series: Vec<Series> = pts
+            .iter()
+            .filter(|p| p.t_d == t_d && !p.seeds.is_empty())
+            .map(|p| {
+                Series::new(
+                    &format!("u_s = {}, g = {}", p.u_s, p.g),
+                    p.seeds.clone(),
+                    Mark::Points,
+                )
+            })
+            .collect();
+        if !series.is_empty() {
+            let spec = LineSpec::new(
+                &format!("Interference against the seed covariate, per seed, T_d = {t_d}"),
+                "|ε| (B trial's overlap with a before B)",
+                "I = L_A(after B)/L_A(0)",
+            )
+            .log_log();
+            let res = lines::render(
+                &series,
+                &spec,
+                &Output::new(dir, &format!("tmap_i_vs_eps_td{tag}")).with_provenance(provenance),
+            )?;
+            files.extend(res.files);
+        }
     }
     Ok(files)
 }
@@ -349,6 +407,10 @@ mod tests {
     use crate::sweep::{Shard, SweepRow};
 
     fn sweep(rows: Vec<(f64, f64, f64, [f64; 7])>) -> SweepResult {
+        sweep_with(rows, false)
+    }
+
+    fn sweep_with(rows: Vec<(f64, f64, f64, [f64; 7])>, per_seed: bool) -> SweepResult {
         SweepResult {
             modeflow_version: "test".into(),
             name: "t-maps".into(),
@@ -356,7 +418,11 @@ mod tests {
             base_file: "t-maps-base.toml".into(),
             verb: "train".into(),
             axes: vec!["task.u_s".into(), "task.t_d".into(), "network.g".into()],
-            outputs: OUTPUTS.iter().map(|s| s.to_string()).collect(),
+            outputs: OUTPUTS
+                .iter()
+                .chain(if per_seed { &PER_SEED[..] } else { &[] })
+                .map(|s| s.to_string())
+                .collect(),
             total: rows.len(),
             shard: Shard::ALL,
             rows: rows
@@ -366,7 +432,18 @@ mod tests {
                     index: k,
                     seed: 0,
                     params: vec![u.into(), t.into(), g.into()],
-                    outputs: o.iter().map(|&v| v.into()).collect(),
+                    outputs: o
+                        .iter()
+                        .map(|&v| v.into())
+                        .chain(if per_seed {
+                            vec![
+                                serde_json::json!([o[0], 2.0 * o[0], null]),
+                                serde_json::json!([-o[6], 0.5 * o[6], 0.1]),
+                            ]
+                        } else {
+                            vec![]
+                        })
+                        .collect(),
                     status: "ok".into(),
                 })
                 .collect(),
@@ -395,13 +472,16 @@ mod tests {
     #[test]
     fn draws_one_set_per_delay() {
         let o = |i: f64, s: f64| [i, i * 0.8, i * 1.2, s, s - 0.2, s + 0.2, 0.01];
-        let sw = sweep(vec![
-            (0.0, 10.0, 0.0, o(1.9, 1.0)),
-            (0.0, 10.0, 0.8, o(0.05, 0.1)),
-            (0.3, 10.0, 0.0, o(0.004, 0.0)),
-            (0.3, 10.0, 0.8, o(0.002, 0.0)),
-            (0.0, 5.0, 0.0, o(0.5, 0.6)),
-        ]);
+        let sw = sweep_with(
+            vec![
+                (0.0, 10.0, 0.0, o(1.9, 1.0)),
+                (0.0, 10.0, 0.8, o(0.05, 0.1)),
+                (0.3, 10.0, 0.0, o(0.004, 0.0)),
+                (0.3, 10.0, 0.8, o(0.002, 0.0)),
+                (0.0, 5.0, 0.0, o(0.5, 0.6)),
+            ],
+            true,
+        );
         assert!(is_tmap(&sw));
         let dir = std::env::temp_dir().join(format!("modeflow-tmapfig-{}", std::process::id()));
         let files = tmap_figures(&sw, "t.json", &dir).unwrap();
@@ -409,7 +489,12 @@ mod tests {
             .iter()
             .map(|f| f.file_name().unwrap().to_string_lossy().to_string())
             .collect();
-        for stem in ["tmap_interference_td10", "tmap_modes_td10", "tmap_eps_td5"] {
+        for stem in [
+            "tmap_interference_td10",
+            "tmap_modes_td10",
+            "tmap_eps_td5",
+            "tmap_i_vs_eps_td10",
+        ] {
             assert!(
                 names
                     .iter()
@@ -421,6 +506,9 @@ mod tests {
         let json = std::fs::read_to_string(dir.join("tmap_interference_td10.json")).unwrap();
         assert!(json.contains("T-1 holds"), "{json}");
         assert!(json.contains("T-1 fails"), "{json}");
+        // per seed: |eps| on x, the seed without an I value dropped
+        let sc = std::fs::read_to_string(dir.join("tmap_i_vs_eps_td10.json")).unwrap();
+        assert!(sc.contains("u_s = 0.3, g = 0.8"), "{sc}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -488,6 +488,39 @@ pub fn lookup<'a>(v: &'a serde_json::Value, path: &str) -> Option<&'a serde_json
     })
 }
 
+/// The value of an output path: as [`lookup`], and a `*` component over an array gives the
+/// array of the rest of the path over its elements (`runs.*.sequential.eps`: one value per
+/// seed, null where an element lacks it). Missing: null.
+pub fn extract(v: &serde_json::Value, path: &str) -> serde_json::Value {
+    match path.split_once(".*") {
+        Some((head, tail)) if tail.is_empty() || tail.starts_with('.') => {
+            let arr = if head.is_empty() {
+                Some(v)
+            } else {
+                lookup(v, head)
+            };
+            match arr {
+                Some(serde_json::Value::Array(a)) => {
+                    let rest = tail.trim_start_matches('.');
+                    serde_json::Value::Array(
+                        a.iter()
+                            .map(|e| {
+                                if rest.is_empty() {
+                                    e.clone()
+                                } else {
+                                    extract(e, rest)
+                                }
+                            })
+                            .collect(),
+                    )
+                }
+                _ => serde_json::Value::Null,
+            }
+        }
+        _ => lookup(v, path).cloned().unwrap_or_default(),
+    }
+}
+
 fn to_json(v: &toml::Value) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
 }
@@ -564,11 +597,7 @@ fn run_point(spec: &SweepSpec, index: usize, shared: &run::Shared) -> SweepRow {
     });
     let (outputs, status) = match out {
         Ok((result, failed)) => {
-            let outs = spec
-                .outputs
-                .iter()
-                .map(|p| lookup(&result, p).cloned().unwrap_or_default())
-                .collect();
+            let outs = spec.outputs.iter().map(|p| extract(&result, p)).collect();
             (
                 outs,
                 if failed {
@@ -1073,6 +1102,14 @@ mod tests {
         let j = serde_json::json!({"a": {"b": [1, {"c": 2}]}});
         assert_eq!(lookup(&j, "a.b.1.c"), Some(&serde_json::json!(2)));
         assert_eq!(lookup(&j, "a.x"), None);
+        // `*` maps the rest of the path over an array; missing elements are null
+        let r = serde_json::json!({"runs": [{"s": {"e": 1.5}}, {"s": {}}, {"s": {"e": 2}}]});
+        assert_eq!(extract(&r, "runs.*.s.e"), serde_json::json!([1.5, null, 2]));
+        assert_eq!(extract(&r, "runs.*").as_array().map(Vec::len), Some(3));
+        assert_eq!(extract(&r, "runs.0.s.e"), serde_json::json!(1.5));
+        assert_eq!(extract(&r, "nope.*.e"), serde_json::Value::Null);
+        // `*` must be a whole component
+        assert_eq!(extract(&r, "runs.*x"), serde_json::Value::Null);
         let outs = ["winner", "race.r_star_ode", "race.lhs", "t_a.ode"].map(String::from);
         assert_eq!(top_fields(&outs), vec!["winner", "race", "t_a"]);
     }
