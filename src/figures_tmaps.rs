@@ -287,7 +287,7 @@ pub fn tmap_figures(sw: &SweepResult, file: &str, dir: &Path) -> Result<Vec<Path
                 ],
             ),
             &hs,
-            &Output::new(dir, &format!("tmap_interference_td{tag}"))
+            &Output::new(dir, format!("tmap_interference_td{tag}"))
                 .with_provenance(provenance.clone()),
         )?;
         files.extend(res.files);
@@ -328,7 +328,7 @@ pub fn tmap_figures(sw: &SweepResult, file: &str, dir: &Path) -> Result<Vec<Path
                 ],
             ),
             &hs,
-            &Output::new(dir, &format!("tmap_modes_td{tag}")).with_provenance(provenance.clone()),
+            &Output::new(dir, format!("tmap_modes_td{tag}")).with_provenance(provenance.clone()),
         )?;
         files.extend(res.files);
 
@@ -349,7 +349,7 @@ pub fn tmap_figures(sw: &SweepResult, file: &str, dir: &Path) -> Result<Vec<Path
             &[],
             &[],
             &hs,
-            &Output::new(dir, &format!("tmap_eps_td{tag}")).with_provenance(provenance.clone()),
+            &Output::new(dir, format!("tmap_eps_td{tag}")).with_provenance(provenance.clone()),
         )?;
         files.extend(res.files);
 
@@ -375,7 +375,7 @@ pub fn tmap_figures(sw: &SweepResult, file: &str, dir: &Path) -> Result<Vec<Path
             let res = lines::render(
                 &series,
                 &spec,
-                &Output::new(dir, &format!("tmap_i_vs_eps_td{tag}")).with_provenance(provenance),
+                &Output::new(dir, format!("tmap_i_vs_eps_td{tag}")).with_provenance(provenance),
             )?;
             files.extend(res.files);
         }
