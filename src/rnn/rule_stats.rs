@@ -124,7 +124,10 @@ pub fn update_stats(
         let mut gp = vec![0.0; np];
         let mut gm = vec![0.0; np];
         let shifted = |sign: f64| -> Vec<f64> {
-            p0.iter().zip(v.iter()).map(|(x, y)| x + sign * h * y).collect()
+            p0.iter()
+                .zip(v.iter())
+                .map(|(x, y)| x + sign * h * y)
+                .collect()
         };
         net.set_params(trainable, &shifted(1.0));
         let a = ws.loss_and_grad(net, trials, trainable, &mut gp);
@@ -233,7 +236,11 @@ mod tests {
         assert_eq!(st.trace_cov, 0.0);
         // the remainder estimate is itself O(eta^3): allow 2x
         let err = (st.measured - st.predicted).abs();
-        assert!(err < 2.0 * st.remainder + 1e-12, "{err:e} vs {:e}", st.remainder);
+        assert!(
+            err < 2.0 * st.remainder + 1e-12,
+            "{err:e} vs {:e}",
+            st.remainder
+        );
         assert!(st.measured < 0.0);
     }
 }

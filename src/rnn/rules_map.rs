@@ -256,12 +256,7 @@ impl RuleMapOutcome {
     }
 }
 
-fn region(
-    label: String,
-    est: Estimate,
-    threshold: f64,
-    dropped: usize,
-) -> Region {
+fn region(label: String, est: Estimate, threshold: f64, dropped: usize) -> Region {
     Region {
         claim: "E-3",
         label,
@@ -277,7 +272,12 @@ fn region(
 fn paired_ln(p: &RulePoint, q: &RulePoint, f: fn(&RuleSeed) -> f64) -> (Vec<f64>, usize) {
     let mut v = Vec::new();
     let mut dropped = 0;
-    for (x, y) in p.seeds.iter().zip(&q.seeds).filter(|(x, y)| x.seed == y.seed) {
+    for (x, y) in p
+        .seeds
+        .iter()
+        .zip(&q.seeds)
+        .filter(|(x, y)| x.seed == y.seed)
+    {
         let r = (f(x) / f(y)).ln();
         if x.learned && y.learned && r.is_finite() {
             v.push(r);
@@ -355,13 +355,21 @@ mod tests {
         let b = summarise(
             regime,
             LearningRule::Bptt,
-            vec![seed(1, true, 2.0, 1.0), seed(2, true, 2.0, 1.0), seed(3, false, 2.0, 1.0)],
+            vec![
+                seed(1, true, 2.0, 1.0),
+                seed(2, true, 2.0, 1.0),
+                seed(3, false, 2.0, 1.0),
+            ],
         )
         .unwrap();
         let e = summarise(
             regime,
             LearningRule::Eprop,
-            vec![seed(1, true, 0.5, 4.0), seed(2, false, 0.5, 4.0), seed(3, true, 0.5, 4.0)],
+            vec![
+                seed(1, true, 0.5, 4.0),
+                seed(2, false, 0.5, 4.0),
+                seed(3, true, 0.5, 4.0),
+            ],
         )
         .unwrap();
         let (v, dropped) = paired_ln(&b, &e, |s| s.interference);
@@ -371,6 +379,9 @@ mod tests {
         // 2 of 3 learned: the Wilson interval of the share straddles 1/2
         assert!((e.learned.value - 2.0 / 3.0).abs() < 1e-15);
         assert!(e.learned.lo < 0.5 && e.learned.hi > 0.5);
-        assert_eq!(rule_label(&LearningRule::Tbptt { truncation: 5 }), "tbptt(h=5)");
+        assert_eq!(
+            rule_label(&LearningRule::Tbptt { truncation: 5 }),
+            "tbptt(h=5)"
+        );
     }
 }

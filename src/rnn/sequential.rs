@@ -388,11 +388,17 @@ mod tests {
         );
         let seed = 5;
         let (_, stages) = run_sequential(&spec, seed).unwrap();
-        let fb = stages.feedback.clone().expect("random e-prop has a feedback");
+        let fb = stages
+            .feedback
+            .clone()
+            .expect("random e-prop has a feedback");
         let replay = |fb_b: &DMatrix<f64>| -> DMatrix<f64> {
             let mut net = Network::new(&spec.network, &mut StdRng::seed_from_u64(seed));
             let mut rng = StdRng::seed_from_u64(seed ^ 0x7a1e_0b0b);
-            for (task, f) in [(spec.task_a.on_pattern(0), &fb), (spec.task_b.on_pattern(1), fb_b)] {
+            for (task, f) in [
+                (spec.task_a.on_pattern(0), &fb),
+                (spec.task_b.on_pattern(1), fb_b),
+            ] {
                 train_task_feedback(
                     &mut net,
                     &spec.trainable,
@@ -413,7 +419,10 @@ mod tests {
             .feedback(&stages.untrained, &mut StdRng::seed_from_u64(99))
             .unwrap();
         let diff = (replay(&other) - &stages.after_b.w).amax();
-        assert!(diff > 1e-6, "a second feedback draw changed W by only {diff:e}");
+        assert!(
+            diff > 1e-6,
+            "a second feedback draw changed W by only {diff:e}"
+        );
         // and the other rules carry none
         let mut bptt = spec.clone();
         bptt.train.rule = LearningRule::Bptt;

@@ -259,13 +259,9 @@ pub fn train_task_feedback(
                 rng,
                 &mut grad,
             )?,
-            rule => ws.loss_and_grad_with(
-                net,
-                &trials,
-                trainable,
-                rule.credit(feedback),
-                &mut grad,
-            )?,
+            rule => {
+                ws.loss_and_grad_with(net, &trials, trainable, rule.credit(feedback), &mut grad)?
+            }
         };
         if step == 0 {
             initial = loss;
