@@ -424,7 +424,7 @@ mod tests {
             "a second feedback draw changed W by only {diff:e}"
         );
         // and the other rules carry none
-        let mut bptt = spec.clone();
+        let mut bptt = spec;
         bptt.train.rule = LearningRule::Bptt;
         bptt.train.max_steps = 1;
         assert!(run_sequential(&bptt, seed).unwrap().1.feedback.is_none());
