@@ -125,7 +125,7 @@ pub fn rule_tradeoff(dir: &Path) -> Result<Vec<PathBuf>> {
         }
     }
     let mut spec = LineSpec::new(
-        "Speed against protection: learning time of B vs interference, per rule and regime",
+        "Speed vs protection: tau_B against I per rule (E-3 map)",
         "median τ_B (flow time; node perturbation: lr × steps)",
         "median I = L_A(after B)/L_A(0)",
     )
