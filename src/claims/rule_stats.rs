@@ -114,7 +114,8 @@ fn stats_note(s: &UpdateStats) -> String {
 const DRAWS: usize = 256;
 
 /// E-4: along training, each rule's bias and covariance, and B-14's formula against the
-/// measured one-step Delta L (tolerance: twice the estimated third-order remainder, plus the
+/// measured one-step Delta L (tolerance: twice the estimated third- and fourth-order
+/// remainder, plus the
 /// rounding of the loss differences, 1e-13 L).
 fn check_e4() -> Result<Vec<Row>> {
     let (_, _, tr) = setting();
