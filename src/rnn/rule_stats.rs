@@ -52,9 +52,9 @@ pub struct UpdateStats {
     pub curvature_mean: f64,
     pub curvature_noise: f64,
     pub measured: f64,
-    /// Estimated Taylor remainder beyond second order: mean over draws of |f'''(0)| eta^3/6
-    /// + |f''''(0)| eta^4/24 along the line f(t) = L(theta - t g^_s), both derivatives from
-    /// the five-point central stencil at spacing eta.
+    /// Estimated Taylor remainder beyond second order: the mean over draws of
+    /// |f'''(0)| eta^3/6 plus |f''''(0)| eta^4/24 along the line f(t) = L(theta - t g^_s), both
+    /// derivatives from the five-point central stencil at spacing eta.
     pub remainder: f64,
 }
 
