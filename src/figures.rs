@@ -583,6 +583,8 @@ pub enum GalleryItem {
     ThetaMap,
     /// An implicit-bias figure of [`crate::figures_bias`] (writes into the given directory).
     Bias(fn(&Path) -> Result<Vec<PathBuf>>),
+    /// A learning-rule figure of [`crate::figures_rules`] (writes into the given directory).
+    Rules(fn(&Path) -> Result<Vec<PathBuf>>),
 }
 
 /// Every item of the gallery, in order.
@@ -592,6 +594,7 @@ pub fn gallery_items() -> Vec<GalleryItem> {
         .map(|m| GalleryItem::Model(m))
         .collect();
     v.push(GalleryItem::RaceMap);
+    v.push(GalleryItem::Rules(crate::figures_rules::eprop_race_map));
     v.push(GalleryItem::ThetaMap);
     use crate::figures_bias as fb;
     v.extend(
@@ -604,6 +607,7 @@ pub fn gallery_items() -> Vec<GalleryItem> {
         ]
         .map(GalleryItem::Bias),
     );
+    v.push(GalleryItem::Rules(crate::figures_rules::rule_tradeoff));
     v
 }
 
@@ -622,7 +626,7 @@ pub fn gallery_item(
         }
         GalleryItem::RaceMap => race_map(dir, 56, 42, &overlay.0),
         GalleryItem::ThetaMap => theta_map(dir, 46, 57, &overlay.1),
-        GalleryItem::Bias(f) => {
+        GalleryItem::Bias(f) | GalleryItem::Rules(f) => {
             io::ensure_dir(dir)?;
             f(dir)
         }

@@ -18,6 +18,7 @@ pub mod claims;
 pub mod error;
 pub mod figures;
 pub mod figures_bias;
+pub mod figures_rules;
 pub mod figures_tmaps;
 pub mod interference;
 pub mod io;

@@ -209,6 +209,8 @@ pub struct Check {
     pub run: fn() -> Result<Vec<Row>>,
 }
 
+pub mod rule_stats;
+pub mod rules_map;
 pub mod runner;
 pub mod tmaps;
 
@@ -222,6 +224,8 @@ pub fn registry() -> Vec<Check> {
     checks.extend(crate::rnn::latent_xval::checks());
     checks.extend(tmaps::checks());
     checks.extend(crate::rnn::rules_checks::checks());
+    checks.extend(rules_map::checks());
+    checks.extend(rule_stats::checks());
     checks.extend(crate::bias::checks());
     checks
 }

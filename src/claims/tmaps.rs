@@ -71,7 +71,7 @@ fn map(tier: Tier) -> Result<&'static MapOutcome> {
 /// The standings a claim file documents: the rows `| region | standing | ... |` of the table in
 /// its `## Result` section (the file whose header says `id: <id>`, in the claims directory).
 /// The claim file is the one place the map's findings are written; the check compares with it.
-fn documented(id: &str) -> Result<Vec<(String, Standing)>> {
+pub(crate) fn documented(id: &str) -> Result<Vec<(String, Standing)>> {
     let dir = super::runner::default_dir();
     for f in super::runner::discover(&dir)? {
         if f.id != id {
@@ -105,7 +105,7 @@ fn documented(id: &str) -> Result<Vec<(String, Standing)>> {
     Ok(Vec::new())
 }
 
-fn rows(id: &str, regions: Vec<Region>) -> Result<Vec<Row>> {
+pub(crate) fn rows(id: &str, regions: Vec<Region>) -> Result<Vec<Row>> {
     let table = documented(id)?;
     Ok(regions
         .into_iter()

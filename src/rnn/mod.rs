@@ -19,6 +19,8 @@
 //! - [`static_curves`]: full-W training on the static task against the I-10 curves.
 //! - [`tmaps`]: the talk's claims T1-T5 as maps over (u_s, T_d, g) in the gradient-flow
 //!   limit, seeds as samples (their checks T-1..T-5: `crate::claims::tmaps`).
+//! - [`rule_stats`]: bias and covariance of a rule's update, B-14's one-step formula (E-4, E-5).
+//! - [`rules_map`]: the map rule x regime of E-3 (its check: `crate::claims::rules_map`).
 //! - [`divergence`]: divergence at large targets and g, the outlier of trained W.
 
 pub mod bptt;
@@ -31,8 +33,10 @@ pub mod latent_xval;
 pub mod measure;
 pub mod network;
 pub mod report;
+pub mod rule_stats;
 pub mod rules;
 pub mod rules_checks;
+pub mod rules_map;
 pub mod sequential;
 pub mod spec;
 pub mod static_curves;

@@ -263,39 +263,54 @@ fn run_seq(spec: &RnnSpec, seed: u64, rows: &mut Vec<Row>) -> Result<RunOutcome>
     ));
     // a network that is exactly the linear 2x2 model (identity, state readout, g = 0, M only,
     // constant input, own loss): its interference beside the 2x2 prediction of its rule
-    if let Some((par, rule)) = super::rules::linear_equivalent(
-        &spec.network,
-        &spec.trainable,
-        &seq.task_a,
-        &seq.task_b,
-        &spec.train,
+    if let (Some((par, rule)), Task::WorkingMemory(wm_b)) = (
+        super::rules::linear_equivalent(
+            &spec.network,
+            &spec.trainable,
+            &seq.task_a,
+            &seq.task_b,
+            &spec.train,
+        ),
+        seq.task_b,
     ) {
-        let (i_pred, steps_pred) = super::rules::linear_prediction(
+        // the network is exactly the 2x2 model at its own N (E-1): its GD on B is the 2x2 map
+        // of [`super::rules::linear_gd_task_b`], with e-prop's self-coupling W_jj at this N
+        let map = super::rules::linear_gd_task_b(
+            &stages.after_a,
+            &stages.untrained.m,
+            &par,
+            rule,
+            spec.train.lr,
+            spec.train.tol,
+            spec.train.max_steps,
+            wm_b.t_in + wm_b.t_d,
+        )?;
+        // the N -> infinity 2x2 flow, for the note (the finite-N shift is e-prop's W_jj, E-1)
+        let (i_flow, _) = super::rules::linear_prediction(
             &stages.after_a.m,
             &stages.untrained.m,
             &par,
             rule,
             spec.train.tol,
         )?;
-        // The network is the 2x2 model up to (i) GD vs the flow: O(lr k) with the contraction
-        // rate k <= zhat/u near the end, and (ii) for e-prop the O(1/N) self-coupling W_jj,
-        // amplified by G_A = zhat/u in I (E-1: 3.7 G_A/N measured at N = 64)
-        let g_a = par.zhat / par.u;
-        let finite_n = if rule == crate::interference::linear::Rule::Eprop {
-            6.0 * g_a / spec.network.n as f64
-        } else {
-            0.0
-        };
+        let tol = super::rules::linear_gd_tolerance(&map, &par);
         rows.push(
             Row::rel(
                 format!("seed {seed}: I vs linear 2x2 ({})", rule.name()),
-                i_pred,
+                map.interference,
                 res.interference,
-                2.0 * spec.train.lr * g_a + finite_n,
+                tol,
             )
             .note(format!(
-                "task B: {} steps, 2x2 flow {:.1} steps (lr = {}); 2x2 from the network's M after A",
-                res.steps_b, steps_pred, spec.train.lr
+                "task B: {} steps, 2x2 map {} steps{} (lr = {}, N = {}); one-step quantum {:.1e}, transient {:.1e}; N -> inf 2x2 flow I = {:.6}",
+                res.steps_b,
+                map.steps,
+                if map.converged { "" } else { " (cap)" },
+                spec.train.lr,
+                spec.network.n,
+                map.step_change,
+                map.transient,
+                i_flow
             )),
         );
     }
@@ -662,6 +677,37 @@ impl Report for RnnReport {
 mod tests {
     use super::*;
     use crate::model::parse;
+
+    /// Regression (issue 13): the row "I vs linear 2x2 (eprop)" passed at N = 16 with 0.16 vs
+    /// the N -> infinity prediction 0.086 under a tolerance of 1.6 (relative). The prediction is
+    /// now the network's own GD as a 2x2 map at its N (e-prop's W_jj included) and the tolerance
+    /// is derived (stopping quantum + transient): it must pass with a tolerance below 1e-3, and
+    /// the N -> infinity value must lie far outside it.
+    #[test]
+    fn linear_eprop_row_is_tight_at_small_n() {
+        let text = include_str!("../../models/rnn-eprop.toml")
+            .replace("n = 128", "n = 16")
+            .replace("seeds = 4", "seeds = 1");
+        let rep = train(&parse("rnn-eprop-n16.toml", &text).unwrap()).unwrap();
+        let row = rep
+            .rows
+            .iter()
+            .find(|r| r.label.contains("I vs linear 2x2 (eprop)"))
+            .expect("the linear 2x2 row");
+        assert_eq!(row.verdict, Verdict::Pass, "{row:?}");
+        assert!(row.tolerance < 1e-3, "tolerance {}", row.tolerance);
+        let i_flow: f64 = row
+            .note
+            .rsplit("I = ")
+            .next()
+            .and_then(|v| v.trim().parse().ok())
+            .expect("the N -> inf value in the note");
+        assert!(
+            (i_flow / row.measured - 1.0).abs() > 100.0 * row.tolerance,
+            "N -> inf {i_flow} vs measured {}",
+            row.measured
+        );
+    }
 
     #[test]
     fn train_runs_a_small_model_and_reports() {

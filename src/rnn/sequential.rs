@@ -33,7 +33,7 @@ use super::bptt::{Sharded, Workspace};
 use super::fixed_points::{track, FixedPointOptions, Tracking};
 use super::network::{Network, NetworkSpec, Trainable};
 use super::task::{Task, Trials, WorkingMemory};
-use super::train::{train_task_with, TrainLog, TrainOptions};
+use super::train::{train_task_feedback, TrainLog, TrainOptions};
 use crate::Result;
 
 /// Everything the protocol needs.
@@ -149,7 +149,14 @@ pub struct Stages {
     pub task_b: Task,
     pub trials_a: Trials,
     pub trials_b: Trials,
+    /// Random e-prop's fixed feedback B (N x R), drawn once for the network and used for A
+    /// and for B; `None` for every other rule.
+    pub feedback: Option<DMatrix<f64>>,
 }
+
+/// Seed offset of random e-prop's feedback draw (its own generator, so that the feedback is a
+/// property of the network and of the seed, not of where the training stream stands).
+const FEEDBACK_SEED: u64 = 0xfeed_bac4;
 
 fn m2(m: &nalgebra::Matrix2<f64>) -> [[f64; 2]; 2] {
     [[m[(0, 0)], m[(0, 1)]], [m[(1, 0)], m[(1, 1)]]]
@@ -161,6 +168,11 @@ pub fn run_sequential(spec: &SequentialSpec, seed: u64) -> Result<(SequentialRes
     let mut rng_eval = StdRng::seed_from_u64(seed ^ 0x5eed_e7a1);
     let mut rng_train = StdRng::seed_from_u64(seed ^ 0x7a1e_0b0b);
     let mut net = Network::new(&spec.network, &mut rng_net);
+    // random e-prop's feedback belongs to the network: one draw for both tasks
+    let feedback = spec
+        .train
+        .rule
+        .feedback(&net, &mut StdRng::seed_from_u64(seed ^ FEEDBACK_SEED));
     let task_a = spec.task_a.on_pattern(0);
     let task_b = spec.task_b.on_pattern(1);
     let (n, k, r, dt) = (net.n, net.inputs(), net.outputs(), net.dt);
@@ -222,11 +234,12 @@ pub fn run_sequential(spec: &SequentialSpec, seed: u64) -> Result<(SequentialRes
 
     // phase A
     let w_start = net.w.clone();
-    let log_a = train_task_with(
+    let log_a = train_task_feedback(
         &mut net,
         &spec.trainable,
         &task_a,
         &spec.train,
+        feedback.as_ref(),
         &mut rng_train,
         |p, net| {
             if p.step % every == 0 {
@@ -256,11 +269,12 @@ pub fn run_sequential(spec: &SequentialSpec, seed: u64) -> Result<(SequentialRes
 
     // phase B
     let w_start = net.w.clone();
-    let log_b = train_task_with(
+    let log_b = train_task_feedback(
         &mut net,
         &spec.trainable,
         &task_b,
         &spec.train,
+        feedback.as_ref(),
         &mut rng_train,
         |p, net| {
             if p.step % every == 0 {
@@ -303,6 +317,7 @@ pub fn run_sequential(spec: &SequentialSpec, seed: u64) -> Result<(SequentialRes
         task_b,
         trials_a,
         trials_b,
+        feedback,
     };
     Ok((result, stages))
 }
@@ -338,7 +353,82 @@ pub fn track_stages(stages: &Stages, opts: &FixedPointOptions) -> Result<Trackin
 mod tests {
     use super::*;
     use crate::rnn::network::{Phi, Readout};
+    use crate::rnn::rules::LearningRule;
     use crate::rnn::train::Optimizer;
+
+    /// Regression: random e-prop's feedback B belongs to the network. It was drawn inside each
+    /// training call from the training stream, so task B learned with a different B than task A.
+    /// Replaying the protocol with the stages' one B for both tasks must give the network after
+    /// B bit for bit, and a second draw for task B a different one (so B matters here).
+    #[test]
+    fn random_eprop_feedback_is_drawn_once_per_network() {
+        let spec = SequentialSpec::same_task(
+            NetworkSpec {
+                n: 40,
+                g: 0.5,
+                dt: 0.2,
+                phi: Phi::Tanh,
+                readout: Readout::Rate,
+                m0: [[0.0; 2]; 2],
+            },
+            WorkingMemory::short_test_task(),
+            Trainable::FULL,
+            TrainOptions {
+                optimizer: Optimizer::Gd,
+                lr: 0.5,
+                tol: 1e-12,
+                max_steps: 20,
+                rule: LearningRule::RandomEprop {
+                    feedback_alignment: 0.0,
+                },
+                ..TrainOptions::default()
+            },
+            1,
+            1,
+        );
+        let seed = 5;
+        let (_, stages) = run_sequential(&spec, seed).unwrap();
+        let fb = stages
+            .feedback
+            .clone()
+            .expect("random e-prop has a feedback");
+        let replay = |fb_b: &DMatrix<f64>| -> DMatrix<f64> {
+            let mut net = Network::new(&spec.network, &mut StdRng::seed_from_u64(seed));
+            let mut rng = StdRng::seed_from_u64(seed ^ 0x7a1e_0b0b);
+            for (task, f) in [
+                (spec.task_a.on_pattern(0), &fb),
+                (spec.task_b.on_pattern(1), fb_b),
+            ] {
+                train_task_feedback(
+                    &mut net,
+                    &spec.trainable,
+                    &task,
+                    &spec.train,
+                    Some(f),
+                    &mut rng,
+                    |_, _| Ok(()),
+                )
+                .unwrap();
+            }
+            net.w
+        };
+        assert_eq!(replay(&fb), stages.after_b.w);
+        let other = spec
+            .train
+            .rule
+            .feedback(&stages.untrained, &mut StdRng::seed_from_u64(99))
+            .unwrap();
+        let diff = (replay(&other) - &stages.after_b.w).amax();
+        assert!(
+            diff > 1e-6,
+            "a second feedback draw changed W by only {diff:e}"
+        );
+        // and the other rules carry none
+        let mut bptt = spec;
+        bptt.train.rule = LearningRule::Bptt;
+        bptt.train.max_steps = 1;
+        assert!(run_sequential(&bptt, seed).unwrap().1.feedback.is_none());
+    }
 
     #[test]
     fn protocol_records_and_measures() {

@@ -19,7 +19,7 @@
 
 use std::io::IsTerminal;
 
-use nalgebra::DVector;
+use nalgebra::{DMatrix, DVector};
 use rand::rngs::StdRng;
 use serde::Serialize;
 
@@ -181,6 +181,23 @@ pub fn train_task_with(
     task: &Task,
     opts: &TrainOptions,
     rng: &mut StdRng,
+    observe: impl FnMut(&Progress, &Network) -> Result<()>,
+) -> Result<TrainLog> {
+    train_task_feedback(net, trainable, task, opts, None, rng, observe)
+}
+
+/// [`train_task_with`] with the rule's fixed feedback matrix given: random e-prop's B belongs to
+/// the network, drawn once ([`LearningRule::feedback`]) and kept for every task it learns
+/// (the sequential protocol passes the same B to A and to B). `None` draws it from `rng` after
+/// the trials (a single run); rules other than random e-prop ignore it.
+#[allow(clippy::too_many_arguments)]
+pub fn train_task_feedback(
+    net: &mut Network,
+    trainable: &Trainable,
+    task: &Task,
+    opts: &TrainOptions,
+    feedback: Option<&DMatrix<f64>>,
+    rng: &mut StdRng,
     mut observe: impl FnMut(&Progress, &Network) -> Result<()>,
 ) -> Result<TrainLog> {
     let fresh = match opts.optimizer {
@@ -188,7 +205,9 @@ pub fn train_task_with(
         Optimizer::Gd => false,
         Optimizer::Adam { .. } => task.is_random(),
         Optimizer::Flow { rtol, atol } => {
-            return train_flow(net, trainable, task, opts, rtol, atol, rng, observe)
+            return train_flow(
+                net, trainable, task, opts, rtol, atol, feedback, rng, observe,
+            )
         }
     };
     let (n, k, r, dt) = (net.n, net.inputs(), net.outputs(), net.dt);
@@ -199,7 +218,11 @@ pub fn train_task_with(
     let mut p = net.params(trainable);
     let mut grad = vec![0.0; p.len()];
     // the rule's fixed feedback (random e-prop only; other rules draw nothing from rng)
-    let feedback = opts.rule.feedback(net, rng);
+    let drawn = match feedback {
+        Some(_) => None,
+        None => opts.rule.feedback(net, rng),
+    };
+    let feedback = feedback.or(drawn.as_ref());
     let mut perturbation = Perturbation::default();
     let mut adam = Adam {
         m: DVector::zeros(p.len()),
@@ -236,13 +259,9 @@ pub fn train_task_with(
                 rng,
                 &mut grad,
             )?,
-            rule => ws.loss_and_grad_with(
-                net,
-                &trials,
-                trainable,
-                rule.credit(feedback.as_ref()),
-                &mut grad,
-            )?,
+            rule => {
+                ws.loss_and_grad_with(net, &trials, trainable, rule.credit(feedback), &mut grad)?
+            }
         };
         if step == 0 {
             initial = loss;
@@ -410,6 +429,7 @@ fn train_flow(
     opts: &TrainOptions,
     rtol: f64,
     atol: Option<f64>,
+    feedback: Option<&DMatrix<f64>>,
     rng: &mut StdRng,
     mut observe: impl FnMut(&Progress, &Network) -> Result<()>,
 ) -> Result<TrainLog> {
@@ -458,8 +478,11 @@ fn train_flow(
     let mut ws = Sharded::new(net, trials.steps, trials.batch);
     // the rule's fixed feedback (random e-prop only), drawn after the trials as in the
     // stepping driver; the flow then integrates the rule's deterministic direction
-    let feedback = opts.rule.feedback(net, rng);
-    let credit = opts.rule.credit(feedback.as_ref());
+    let drawn = match feedback {
+        Some(_) => None,
+        None => opts.rule.feedback(net, rng),
+    };
+    let credit = opts.rule.credit(feedback.or(drawn.as_ref()));
     let mut theta: Vec<f64> = net.params(trainable).as_slice().to_vec();
     // the right-hand side -grad L on its own copy of the network; the loss of the last
     // evaluated point is kept beside it (FSAL: after an accepted step that is the new point)
