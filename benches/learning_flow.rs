@@ -7,7 +7,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use modeflow::interference::nonlinear::{learn, Task};
-use modeflow::latent::LatentSpec;
+use modeflow::interference::latent_model::LatentSpec;
 
 fn learning_flow(c: &mut Criterion) {
     let text = include_str!("../models/latent-rotation.toml");

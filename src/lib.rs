@@ -15,9 +15,11 @@
 pub mod bias;
 pub mod budget;
 pub mod claims;
+pub mod compare;
 pub mod error;
 pub mod figures;
 pub mod figures_bias;
+pub mod gallery;
 pub mod interference;
 pub mod io;
 pub mod latent;

@@ -742,7 +742,7 @@ fn latent_model_learning_portraits() {
     use modeflow::interference::nonlinear::unpack;
     use modeflow::latent::flow::{fixed_point_box, LatentFlow};
     use modeflow::latent::gain::Gain;
-    use modeflow::latent::model::LatentSpec;
+    use modeflow::interference::latent_model::LatentSpec;
     let dir = out_dir("latent");
     let model = modeflow::model::load(Path::new("models/latent-rotation.toml")).unwrap();
     let spec = LatentSpec::from_model(&model).unwrap();
@@ -809,9 +809,9 @@ fn latent_model_learning_portraits() {
 #[test]
 fn shipped_model_figures_show_their_fixed_points() {
     let dir = out_dir("gallery");
-    for name in modeflow::figures::GALLERY_MODELS {
+    for name in modeflow::gallery::GALLERY_MODELS {
         let m = modeflow::model::load(&Path::new("models").join(name)).unwrap();
-        let files = modeflow::figures::phase(&m, &dir).unwrap();
+        let files = modeflow::run::phase(&m, &dir).unwrap();
         let jsons: Vec<&PathBuf> = files
             .iter()
             .filter(|f| f.extension().is_some_and(|e| e == "json"))

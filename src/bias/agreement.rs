@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::cluster::{cosine_clusters, ClusterCount};
 use super::nets::{sigmoid, Activation, Loss, TwoLayer, TwoLayerGrad, TwoLayerWork};
 use super::solvers::hard_margin_svm;
-use crate::claims::Row;
+use crate::compare::Row;
 use crate::{Error, Result};
 
 /// Linearly separable data from a unit teacher w* with |w*.x| >= margin (rejection sampling of
@@ -731,7 +731,7 @@ mod tests {
                 "{} | {:e} | {:e} | {}",
                 row.label, row.measured, row.error, row.note
             );
-            assert_eq!(row.verdict, crate::claims::Verdict::Pass, "{row:?}");
+            assert_eq!(row.verdict, crate::compare::Verdict::Pass, "{row:?}");
         }
     }
 }

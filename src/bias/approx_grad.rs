@@ -9,7 +9,7 @@ use nalgebra::{DMatrix, DVector};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
-use crate::claims::Row;
+use crate::compare::Row;
 use crate::Result;
 
 /// The exact expected loss change of one step (B-14).
@@ -152,7 +152,7 @@ mod tests {
                 "{} | {:e} | {:e} | {}",
                 row.label, row.measured, row.error, row.note
             );
-            assert_eq!(row.verdict, crate::claims::Verdict::Pass, "{row:?}");
+            assert_eq!(row.verdict, crate::compare::Verdict::Pass, "{row:?}");
         }
     }
 

@@ -20,7 +20,7 @@ use super::nets::{
     balance_matrices, Activation, DeepLinear, Loss, ReluRnn, TwoLayer, TwoLayerGrad, TwoLayerWork,
 };
 use super::stats::{fmt_list, loglog_slope};
-use crate::claims::Row;
+use crate::compare::Row;
 use crate::{Error, Result};
 
 /// Result of a balance run: the worst per-step identity residual and the total drift.
@@ -466,7 +466,7 @@ mod tests {
     fn b1_and_b2_checks_pass() {
         for row in check_b1().unwrap().into_iter().chain(check_b2().unwrap()) {
             eprintln!("{} | {:e} | {}", row.label, row.measured, row.note);
-            assert_eq!(row.verdict, crate::claims::Verdict::Pass, "{row:?}");
+            assert_eq!(row.verdict, crate::compare::Verdict::Pass, "{row:?}");
         }
     }
 

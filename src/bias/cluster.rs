@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::nets::{Activation, Loss, TwoLayer, TwoLayerGrad, TwoLayerWork};
 use super::solvers::hard_margin_svm;
-use crate::claims::Row;
+use crate::compare::Row;
 use crate::{Error, Result};
 
 /// Result of the cluster count.
@@ -312,7 +312,7 @@ mod tests {
                 "{} | {:e} | {:e} | {}",
                 row.label, row.measured, row.error, row.note
             );
-            assert_eq!(row.verdict, crate::claims::Verdict::Pass, "{row:?}");
+            assert_eq!(row.verdict, crate::compare::Verdict::Pass, "{row:?}");
         }
     }
 }

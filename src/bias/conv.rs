@@ -12,7 +12,7 @@ use super::cluster::cosine_clusters;
 use super::nets::Loss;
 use super::pattern_data::{orthogonal_task, xor_task, PatternSet, PatternTask};
 use super::stats::fmt_list;
-use crate::claims::Row;
+use crate::compare::Row;
 use crate::{Error, Result};
 
 /// The detector: `w` is k x d (row j = filter w_j), `v` the fixed output weights.
@@ -499,9 +499,9 @@ mod tests {
             let disputed =
                 row.label.starts_with("orthogonal") && row.label.contains("to a true pattern");
             let want = if disputed {
-                crate::claims::Verdict::Disputed
+                crate::compare::Verdict::Disputed
             } else {
-                crate::claims::Verdict::Pass
+                crate::compare::Verdict::Pass
             };
             assert_eq!(row.verdict, want, "{row:?}");
         }

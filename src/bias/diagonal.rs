@@ -17,7 +17,7 @@ use rand_distr::StandardNormal;
 use serde::Serialize;
 
 use super::solvers::mirror_argmin;
-use crate::claims::Row;
+use crate::compare::Row;
 use crate::{Error, Result};
 
 /// Outcome of a diagonal-net run.
@@ -359,7 +359,7 @@ mod tests {
     fn b10_b11_checks_pass() {
         for row in check_b10().unwrap().into_iter().chain(check_b11().unwrap()) {
             eprintln!("{} | {:e} | {}", row.label, row.measured, row.note);
-            assert_eq!(row.verdict, crate::claims::Verdict::Pass, "{row:?}");
+            assert_eq!(row.verdict, crate::compare::Verdict::Pass, "{row:?}");
         }
     }
 }

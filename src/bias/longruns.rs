@@ -9,7 +9,7 @@ use super::agreement::{reference_trace, RefData, ReferenceRun};
 use super::cluster::two_cluster_trajectory;
 use super::smoothed_margin::smoothed_margin_run;
 use super::stats::fmt_list;
-use crate::claims::Row;
+use crate::compare::Row;
 use crate::num::stats::{bootstrap, par_map, share, Band, Bootstrap, Statistic};
 use crate::Result;
 

@@ -10,7 +10,7 @@ use nalgebra::{DMatrix, DVector, Vector2};
 use serde::Serialize;
 
 use super::solvers::{hard_margin_svm, Svm};
-use crate::claims::Row;
+use crate::compare::Row;
 use crate::{Error, Result};
 
 /// The reference 2-D separable set of THEORY II.3: support vectors (1,1)+ and (-1,1)-, the rest
@@ -253,7 +253,7 @@ mod tests {
     fn b6_check_passes() {
         for row in check_b6().unwrap() {
             eprintln!("{} | {:e} | {:e}", row.label, row.measured, row.error);
-            assert_eq!(row.verdict, crate::claims::Verdict::Pass, "{row:?}");
+            assert_eq!(row.verdict, crate::compare::Verdict::Pass, "{row:?}");
         }
     }
 

@@ -15,7 +15,7 @@
 use nalgebra::{DMatrix, DVector};
 
 use super::nets::sigmoid;
-use crate::claims::Row;
+use crate::compare::Row;
 use crate::Result;
 
 /// Logistic regression with l2 term on a set of samples.
@@ -302,7 +302,7 @@ mod tests {
                 "{} | {:e} | {:e} | {}",
                 row.label, row.measured, row.error, row.note
             );
-            assert_eq!(row.verdict, crate::claims::Verdict::Pass, "{row:?}");
+            assert_eq!(row.verdict, crate::compare::Verdict::Pass, "{row:?}");
         }
     }
 }

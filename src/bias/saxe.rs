@@ -8,7 +8,7 @@ use nalgebra::{DMatrix, DVector};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
-use crate::claims::Row;
+use crate::compare::Row;
 use crate::Result;
 
 /// Mode strength under gradient flow, u(t) = s e^{2st} / (e^{2st} - 1 + s/u0).
@@ -183,7 +183,7 @@ mod tests {
                 "{} | {:e} | {:e} | {}",
                 row.label, row.measured, row.error, row.note
             );
-            assert_eq!(row.verdict, crate::claims::Verdict::Pass, "{row:?}");
+            assert_eq!(row.verdict, crate::compare::Verdict::Pass, "{row:?}");
         }
     }
 }

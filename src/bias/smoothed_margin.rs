@@ -10,7 +10,7 @@ use rand_distr::StandardNormal;
 
 use super::agreement::teacher_data;
 use super::nets::{Activation, Loss, TwoLayer, TwoLayerGrad, TwoLayerWork};
-use crate::claims::Row;
+use crate::compare::Row;
 use crate::{Error, Result};
 
 /// Result of a smoothed-margin run.
@@ -187,7 +187,7 @@ mod tests {
                 "{} | {:e} | {:e} | {}",
                 row.label, row.measured, row.error, row.note
             );
-            assert_eq!(row.verdict, crate::claims::Verdict::Pass, "{row:?}");
+            assert_eq!(row.verdict, crate::compare::Verdict::Pass, "{row:?}");
         }
     }
 }

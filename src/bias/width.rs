@@ -13,7 +13,7 @@ use nalgebra::{DMatrix, DVector};
 use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
-use crate::claims::Row;
+use crate::compare::Row;
 use crate::{Error, Result};
 
 /// Data on the unit sphere in R^d labelled by a unit teacher with margin |w*.x| >= `margin`.
@@ -194,7 +194,7 @@ mod tests {
                 "{} | {:e} | {:e} | {}",
                 row.label, row.measured, row.error, row.note
             );
-            assert_eq!(row.verdict, crate::claims::Verdict::Pass, "{row:?}");
+            assert_eq!(row.verdict, crate::compare::Verdict::Pass, "{row:?}");
         }
     }
 }

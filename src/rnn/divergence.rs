@@ -19,7 +19,7 @@ use super::hqr::hessenberg_eigenvalues;
 use super::network::Trainable;
 use super::task::StaticTask;
 use super::train::{train_task, Optimizer, TrainOptions};
-use crate::claims::Row;
+use crate::compare::Row;
 use crate::{Error, Result};
 
 /// Iteration cap per eigenvalue of the Hessenberg QR (as in [`super::fixed_points`]).
@@ -710,7 +710,7 @@ mod tests {
 
     #[test]
     fn rows_follow_the_documented_findings_and_fail_off_them() {
-        use crate::claims::Verdict;
+        use crate::compare::Verdict;
         let grid = |div: &dyn Fn(f64, f64, u64) -> bool| -> Vec<DivRun> {
             let mut v = Vec::new();
             for &z in &X8_ZHAT {

@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::bptt::Workspace;
 use super::network::{Network, NetworkSpec, Phi, Readout, Trainable};
 use super::task::{StaticTask, Task, Trials};
-use crate::claims::Row;
+use crate::compare::Row;
 use crate::num::stats::{bootstrap, Band, Bootstrap, Statistic};
 use crate::{Error, Result};
 
@@ -431,7 +431,7 @@ mod tests {
 
     #[test]
     fn rows_pass_on_the_prediction_and_are_disputed_off_it() {
-        use crate::claims::Verdict;
+        use crate::compare::Verdict;
         // exact predictions pass; 10% off with a degenerate interval excludes the band
         let exact = x5_rows(&[point(0.0, 1.0), point(0.4, 1.0)]).unwrap();
         assert_eq!(exact.len(), 5);

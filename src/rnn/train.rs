@@ -5,7 +5,7 @@
 //! The problem (loss and gradient of a [`Network`] on [`Trials`]) lives in [`super::bptt`];
 //! the optimiser is a small update rule on the flat parameter vector; [`train_task`] is the
 //! driver that owns the loop, the stopping rules (loss < tol, step cap), divergence detection
-//! and the progress bar.
+//! and the progress display the application installs ([`set_progress`]).
 //!
 //! [`Optimizer::Flow`] is the gradient flow the theory describes, d theta / d tau = -grad L,
 //! integrated by the adaptive Dormand–Prince 5(4) pair of [`crate::num::rk`] with local error
@@ -17,7 +17,7 @@
 //! task (noise `sigma0 > 0`, the flip-flop) is refused. Results carry the flow time `tau`
 //! (for the stepping rules tau = lr x steps) and the number of gradient evaluations.
 
-use std::io::IsTerminal;
+use std::sync::OnceLock;
 
 use nalgebra::DVector;
 use rand::rngs::StdRng;
@@ -209,13 +209,7 @@ pub fn train_task_with(
     // progress is scaled to the work, not to max_steps: the bar runs over ln(L_0 / tol), the
     // decades of loss left to the tolerance, so its ETA follows the loss curve (terminal only,
     // silenced by --quiet)
-    let bar = if opts.progress && std::io::stderr().is_terminal() && !crate::progress::quiet() {
-        let b = crate::progress::bar(PROGRESS_UNITS, "(log-loss to tol)");
-        b.set_message("training");
-        Some(b)
-    } else {
-        None
-    };
+    let bar = progress_display(opts, ProgressKind::LogLoss);
     let mut losses = Vec::new();
     let mut initial = f64::NAN;
     let mut converged = false;
@@ -300,14 +294,14 @@ pub fn train_task_with(
         net.set_params(trainable, p.as_slice());
         step += 1;
         if let Some(b) = &bar {
-            b.set_position(log_progress(initial, loss, opts.tol));
+            b.position(log_progress(initial, loss, opts.tol));
             if step % 20 == 0 {
-                b.set_message(format!("training: step {step}, loss {loss:.3e}"));
+                b.message(&format!("training: step {step}, loss {loss:.3e}"));
             }
         }
     };
     if let Some(b) = &bar {
-        b.finish_and_clear();
+        b.finish();
     }
     let taus = (0..losses.len()).map(|k| opts.lr * k as f64).collect();
     Ok(TrainLog {
@@ -485,16 +479,7 @@ fn train_flow(
         last_loss.set(l);
         Ok(())
     };
-    let bar = if opts.progress && std::io::stderr().is_terminal() {
-        let b = indicatif::ProgressBar::new_spinner();
-        b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} flow: {pos} steps  {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-        );
-        Some(b)
-    } else {
-        None
-    };
+    let bar = progress_display(opts, ProgressKind::FlowSteps);
     let mut stepper = DynDopri::new(theta.len());
     let started = stepper.start(&mut rhs, 0.0, &theta, &ode);
     // the loss at theta0 is the first evaluation's (the start may evaluate a trial point after)
@@ -599,14 +584,14 @@ fn train_flow(
             final_tau = tau;
         }
         if let Some(b) = &bar {
-            b.set_position(step as u64);
+            b.position(step as u64);
             if step.is_multiple_of(20) {
-                b.set_message(format!("tau {tau:.3e}  loss {loss:.3e}"));
+                b.message(&format!("tau {tau:.3e}  loss {loss:.3e}"));
             }
         }
     }
     if let Some(b) = &bar {
-        b.finish_and_clear();
+        b.finish();
     }
     net.set_params(trainable, &theta);
     Ok(TrainLog {
@@ -623,8 +608,50 @@ fn train_flow(
     })
 }
 
+/// A progress display of one training run, supplied by the application (the CLI draws a
+/// terminal bar, `crate::progress`); the trainers only report to it.
+pub trait TrainProgress {
+    /// Work done: for [`ProgressKind::LogLoss`] in units of [`PROGRESS_UNITS`], for
+    /// [`ProgressKind::FlowSteps`] the accepted steps.
+    fn position(&self, units: u64);
+    /// What the run is doing (step, loss).
+    fn message(&self, text: &str);
+    /// The run ended (converged or out of steps).
+    fn finish(&self);
+    /// The run stopped on divergence.
+    fn abandon(&self);
+}
+
+/// What a run reports as its progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressKind {
+    /// GD / SGD / Adam: the decades of loss left to the tolerance, over [`PROGRESS_UNITS`].
+    LogLoss,
+    /// The gradient flow: accepted steps (no known total).
+    FlowSteps,
+}
+
+/// Makes the display of one run, or `None` to draw nothing.
+pub type ProgressFactory = fn(ProgressKind) -> Option<Box<dyn TrainProgress>>;
+
+static PROGRESS: OnceLock<ProgressFactory> = OnceLock::new();
+
+/// Install the application's progress display for the rest of the process (the first call
+/// wins). Without it, training draws nothing.
+pub fn set_progress(factory: ProgressFactory) {
+    let _ = PROGRESS.set(factory);
+}
+
+/// The display of a run with `opts` (none unless `opts.progress` and a factory is installed).
+fn progress_display(opts: &TrainOptions, kind: ProgressKind) -> Option<Box<dyn TrainProgress>> {
+    if !opts.progress {
+        return None;
+    }
+    PROGRESS.get().and_then(|make| make(kind))
+}
+
 /// Units of the training progress bar.
-const PROGRESS_UNITS: u64 = 1000;
+pub const PROGRESS_UNITS: u64 = 1000;
 
 /// How far the loss has come from `initial` to `tol` on a log scale, in [0, PROGRESS_UNITS].
 fn log_progress(initial: f64, loss: f64, tol: f64) -> u64 {

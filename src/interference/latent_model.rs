@@ -32,10 +32,10 @@
 use nalgebra::Matrix2;
 use serde::{Deserialize, Serialize};
 
-use super::flow::{
+use crate::latent::flow::{
     seeding_time_formula, seeding_time_quadrature, seeding_time_simulated, EigenFixedPoint,
 };
-use super::gain::{Gain, GainKind};
+use crate::latent::gain::{Gain, GainKind};
 use crate::interference::nonlinear::{
     LearningOptions, LossKind, Mode, Schedule, Sequential, SequentialResult, Trials,
 };
