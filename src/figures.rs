@@ -17,11 +17,11 @@ use nalgebra::{Matrix2, Vector2};
 use crate::interference::kernels::theta::{
     psi_sq_erf, rotation_share, theta_new, theta_rot, InputSchedule,
 };
+use crate::interference::latent_model::LatentSpec;
 use crate::interference::linear::{self, closed, flow as lflow, report::InputDriven};
 use crate::interference::nonlinear::unpack;
 use crate::latent::flow::{fixed_point_box, LatentFlow};
 use crate::latent::gain::Gain;
-use crate::interference::latent_model::LatentSpec;
 use crate::model::ModelFile;
 use crate::num::ode::{solve_until, OdeOptions};
 use crate::num::planar::PlanarFlow;

@@ -317,8 +317,12 @@ fn check(
         pattern: pattern.unwrap_or_default(),
         full,
     };
-    let results =
-        runner::run_observed(&files, &registry(), &sel, &modeflow::progress::ClaimsBar::new());
+    let results = runner::run_observed(
+        &files,
+        &registry(),
+        &sel,
+        &modeflow::progress::ClaimsBar::new(),
+    );
     if results.is_empty() {
         // issue 15: a pattern matching no claim exited 0
         return Err(Error::Requirement(format!(

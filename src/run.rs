@@ -108,7 +108,10 @@ pub fn family(kind: &str) -> Option<&'static Family> {
 
 /// Every kind a model file may name.
 pub fn kinds() -> Vec<&'static str> {
-    FAMILIES.iter().flat_map(|f| f.kinds.iter().copied()).collect()
+    FAMILIES
+        .iter()
+        .flat_map(|f| f.kinds.iter().copied())
+        .collect()
 }
 
 /// The kinds a verb applies to (those whose family has it).

@@ -739,10 +739,10 @@ fn learning_set_writes_strip_path_and_continuation() {
 /// learning time (strip, fixed-point path, continuation) and M(tau).
 #[test]
 fn latent_model_learning_portraits() {
+    use modeflow::interference::latent_model::LatentSpec;
     use modeflow::interference::nonlinear::unpack;
     use modeflow::latent::flow::{fixed_point_box, LatentFlow};
     use modeflow::latent::gain::Gain;
-    use modeflow::interference::latent_model::LatentSpec;
     let dir = out_dir("latent");
     let model = modeflow::model::load(Path::new("models/latent-rotation.toml")).unwrap();
     let spec = LatentSpec::from_model(&model).unwrap();

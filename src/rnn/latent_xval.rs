@@ -629,9 +629,7 @@ pub struct XvalResult {
 impl XvalResult {
     /// Whether any verdict row failed.
     pub fn failed(&self) -> bool {
-        self.verdicts
-            .iter()
-            .any(|r| r.verdict == Verdict::Fail)
+        self.verdicts.iter().any(|r| r.verdict == Verdict::Fail)
     }
 }
 
@@ -1129,6 +1127,4 @@ mod tests {
             assert!(ratio > 1.2, "seed {seed}: {ratio}");
         }
     }
-
-
 }

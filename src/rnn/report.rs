@@ -3,9 +3,9 @@
 
 use serde::Serialize;
 
-use super::rotation_interference::{x2_hypothesis, x2_tolerance, X2Point};
 use super::fixed_points::{find_fixed_points, FixedPointOptions, RnnFixedPoint, Tracking};
 use super::network::{Network, Phi, Recurrent};
+use super::rotation_interference::{x2_hypothesis, x2_tolerance, X2Point};
 use super::sequential::{
     end_state_and_input, run_sequential, track_stages, SequentialResult, SequentialSpec,
 };
