@@ -15,7 +15,6 @@
 //! - [`spec`]: model kinds `bias_balance`, `bias_margin`, `bias_diagonal` and `train`.
 //! - [`conv`], [`pattern_data`]: B-15 max-pooling conv detector, XOR-type and
 //!   orthogonal-pattern detection data, width trends.
-//! - [`longruns`]: full-tier long runs: B-16 reference runs of II.2, B-17 long B-8, B-18 long B-7.
 //! - [`stats`]: fitting helpers.
 //!
 //! The checks are registered in `crate::claims::bias`.
@@ -26,7 +25,6 @@ pub mod balance;
 pub mod cluster;
 pub mod conv;
 pub mod diagonal;
-pub mod longruns;
 pub mod margin;
 pub mod modified_flow;
 pub mod nets;

@@ -2,9 +2,12 @@
 //! `crate::bias`.
 
 use super::{Check, Row, Tier};
+
+pub mod longruns;
+
 use crate::bias::{
-    agreement, approx_grad, balance, cluster, conv, diagonal, longruns, margin, modified_flow,
-    saxe, smoothed_margin, width,
+    agreement, approx_grad, balance, cluster, conv, diagonal, margin, modified_flow, saxe,
+    smoothed_margin, width,
 };
 
 /// The checks of Part II, wired into `modeflow check`: B-1..B-15 fast (a few seconds together in
