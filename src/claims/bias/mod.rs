@@ -3,12 +3,18 @@
 
 use super::{Check, Row, Tier};
 
+pub mod agreement;
+pub mod approx_grad;
+pub mod balance;
+pub mod cluster;
+pub mod conv;
+pub mod diagonal;
 pub mod longruns;
-
-use crate::bias::{
-    agreement, approx_grad, balance, cluster, conv, diagonal, margin, modified_flow, saxe,
-    smoothed_margin, width,
-};
+pub mod margin;
+pub mod modified_flow;
+pub mod saxe;
+pub mod smoothed_margin;
+pub mod width;
 
 /// The checks of Part II, wired into `modeflow check`: B-1..B-15 fast (a few seconds together in
 /// release), B-16..B-18 the long runs under `modeflow check --full` ([`longruns`]).
