@@ -16,8 +16,6 @@ use serde::Serialize;
 
 use super::cluster::{cosine_clusters, ClusterCount};
 use super::nets::{sigmoid, Activation, Loss, TwoLayer, TwoLayerGrad, TwoLayerWork};
-use super::solvers::hard_margin_svm;
-use crate::compare::Row;
 use crate::{Error, Result};
 
 /// Linearly separable data from a unit teacher w* with |w*.x| >= margin (rejection sampling of

@@ -9,9 +9,6 @@ use nalgebra::{DMatrix, DVector};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
-use crate::compare::Row;
-use crate::Result;
-
 /// The exact expected loss change of one step (B-14).
 pub fn expected_delta(
     h: &DMatrix<f64>,

@@ -19,8 +19,7 @@ use serde::Serialize;
 use super::nets::{
     balance_matrices, Activation, DeepLinear, Loss, ReluRnn, TwoLayer, TwoLayerGrad, TwoLayerWork,
 };
-use super::stats::{fmt_list, loglog_slope};
-use crate::compare::Row;
+use super::stats::loglog_slope;
 use crate::{Error, Result};
 
 /// Result of a balance run: the worst per-step identity residual and the total drift.

@@ -14,7 +14,6 @@ use serde::Serialize;
 
 use super::nets::{Activation, Loss, TwoLayer, TwoLayerGrad, TwoLayerWork};
 use super::solvers::hard_margin_svm;
-use crate::compare::Row;
 use crate::{Error, Result};
 
 /// Result of the cluster count.

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::cluster::cosine_clusters;
 use super::nets::Loss;
-use super::pattern_data::{orthogonal_task, xor_task, PatternSet, PatternTask};
+use super::pattern_data::{PatternSet, PatternTask};
 use super::stats::fmt_list;
 use crate::compare::Row;
 use crate::{Error, Result};
@@ -394,6 +394,7 @@ pub fn xor_alignment_chance() -> f64 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::pattern_data::{orthogonal_task, xor_task};
     use super::*;
 
     fn fd_check(task: &PatternTask, loss: Loss) {

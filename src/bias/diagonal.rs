@@ -16,8 +16,6 @@ use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use serde::Serialize;
 
-use super::solvers::mirror_argmin;
-use crate::compare::Row;
 use crate::{Error, Result};
 
 /// Outcome of a diagonal-net run.
@@ -210,8 +208,3 @@ pub fn l1_gap(x: &DMatrix<f64>, y: &DVector<f64>, beta: &DVector<f64>) -> Result
 /// from the argmin only through the remaining residual X beta_T - y (loss < 1e-26 => |r| ~ 1e-12)
 /// and the Newton tolerance 1e-14; 1e-10 leaves margin for the conditioning of X.
 pub const MIRROR_TOL: f64 = 1e-10;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-}

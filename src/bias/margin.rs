@@ -10,7 +10,6 @@ use nalgebra::{DMatrix, DVector, Vector2};
 use serde::Serialize;
 
 use super::solvers::{hard_margin_svm, Svm};
-use crate::compare::Row;
 use crate::{Error, Result};
 
 /// The reference 2-D separable set of THEORY II.3: support vectors (1,1)+ and (-1,1)-, the rest

@@ -15,8 +15,6 @@
 use nalgebra::{DMatrix, DVector};
 
 use super::nets::sigmoid;
-use crate::compare::Row;
-use crate::Result;
 
 /// Logistic regression with l2 term on a set of samples.
 #[derive(Debug, Clone)]

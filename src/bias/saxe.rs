@@ -8,9 +8,6 @@ use nalgebra::{DMatrix, DVector};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
-use crate::compare::Row;
-use crate::Result;
-
 /// Mode strength under gradient flow, u(t) = s e^{2st} / (e^{2st} - 1 + s/u0).
 pub fn mode_gf(t: f64, s: f64, u0: f64) -> f64 {
     // divide through by e^{2st} to avoid overflow at large t

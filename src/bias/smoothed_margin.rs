@@ -10,7 +10,6 @@ use rand_distr::StandardNormal;
 
 use super::agreement::teacher_data;
 use super::nets::{Activation, Loss, TwoLayer, TwoLayerGrad, TwoLayerWork};
-use crate::compare::Row;
 use crate::{Error, Result};
 
 /// Result of a smoothed-margin run.
@@ -121,9 +120,4 @@ pub fn smoothed_margin_run_on(
         samples,
         thetas,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
 }

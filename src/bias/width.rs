@@ -13,7 +13,6 @@ use nalgebra::{DMatrix, DVector};
 use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
-use crate::compare::Row;
 use crate::{Error, Result};
 
 /// Data on the unit sphere in R^d labelled by a unit teacher with margin |w*.x| >= `margin`.

@@ -35,6 +35,7 @@ pub struct Check {
 }
 
 pub mod bias;
+pub mod divergence;
 pub mod kernels;
 pub mod latent;
 pub mod latent_xval;
@@ -42,6 +43,7 @@ pub mod linear;
 pub mod rnn;
 pub mod rules;
 pub mod runner;
+pub mod static_curves;
 pub mod tmaps;
 
 /// Every registered check of the library.

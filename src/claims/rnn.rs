@@ -38,22 +38,22 @@ pub fn checks() -> Vec<Check> {
         Check {
             id: "X-5",
             tier: Tier::Fast,
-            run: crate::rnn::static_curves::x5_check,
+            run: super::static_curves::x5_check,
         },
         Check {
             id: "X-10",
             tier: Tier::Full,
-            run: crate::rnn::static_curves::x10_check,
+            run: super::static_curves::x10_check,
         },
         Check {
             id: "X-8",
             tier: Tier::Full,
-            run: crate::rnn::divergence::x8_check,
+            run: super::divergence::x8_check,
         },
         Check {
             id: "X-9",
             tier: Tier::Full,
-            run: crate::rnn::divergence::x9_check,
+            run: super::divergence::x9_check,
         },
         Check {
             id: "X-11",

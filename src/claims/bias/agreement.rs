@@ -1,15 +1,14 @@
-//! B-3, B-4, B-5: linear teacher, +-1 student, the agreement regime and the lifted problem (`crate::bias::agreement`).
+//! B-3, B-4, B-5: linear teacher, +-1 student, the agreement regime and the lifted problem
+//! (`crate::bias::agreement`).
 
-use crate::bias::agreement::*;
-use crate::bias::cluster::{cosine_clusters, ClusterCount};
-use crate::bias::nets::{sigmoid, Activation, Loss, TwoLayer, TwoLayerGrad, TwoLayerWork};
-use crate::bias::solvers::hard_margin_svm;
-use crate::claims::Row;
-use crate::{Error, Result};
 use nalgebra::{DMatrix, DVector};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::StandardNormal;
-use serde::Serialize;
+
+use crate::bias::agreement::*;
+use crate::bias::solvers::hard_margin_svm;
+use crate::claims::Row;
+use crate::Result;
 
 /// B-3 check: exact clusters => sign N(x) = sign((P - Q).x) on 1e4 random points (3 seeds).
 pub fn check_b3() -> Result<Vec<Row>> {

@@ -1,11 +1,12 @@
 //! B-14: bias and variance of one step with an approximate gradient (`crate::bias::approx_grad`).
 
-use crate::bias::approx_grad::*;
-use crate::claims::Row;
-use crate::Result;
 use nalgebra::{DMatrix, DVector};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::StandardNormal;
+
+use crate::bias::approx_grad::*;
+use crate::claims::Row;
+use crate::Result;
 
 /// B-14 check.
 pub fn check_b14() -> Result<Vec<Row>> {

@@ -1,16 +1,15 @@
-//! B-1, B-2: the exact balance laws per step and their drift exponents (`crate::bias::balance` runs them).
+//! B-1, B-2: the exact balance laws per step and their drift exponents (`crate::bias::balance` runs
+//! them).
+
+use nalgebra::DMatrix;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use rand_distr::StandardNormal;
 
 use crate::bias::balance::*;
-use crate::bias::nets::{
-    balance_matrices, Activation, DeepLinear, Loss, ReluRnn, TwoLayer, TwoLayerGrad, TwoLayerWork,
-};
-use crate::bias::stats::{fmt_list, loglog_slope};
+use crate::bias::nets::{Activation, DeepLinear, Loss};
+use crate::bias::stats::fmt_list;
 use crate::claims::Row;
-use crate::{Error, Result};
-use nalgebra::{DMatrix, DVector};
-use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
-use rand_distr::StandardNormal;
-use serde::Serialize;
+use crate::Result;
 
 /// B-1 check: per-step identity for every activation/loss combination, GD and SGD, with and
 /// without weight decay; deep linear identity; drift exponents.

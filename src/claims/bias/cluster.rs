@@ -1,14 +1,8 @@
 //! B-8: cosine cluster count (`crate::bias::cluster`).
 
 use crate::bias::cluster::*;
-use crate::bias::nets::{Activation, Loss, TwoLayer, TwoLayerGrad, TwoLayerWork};
-use crate::bias::solvers::hard_margin_svm;
 use crate::claims::Row;
-use crate::{Error, Result};
-use nalgebra::{DMatrix, DVector};
-use rand::{rngs::StdRng, Rng, SeedableRng};
-use rand_distr::StandardNormal;
-use serde::Serialize;
+use crate::Result;
 
 /// B-8 check: 3 seeds: cluster count 2, active neurons aligned with the one-class max-margin
 /// vectors.

@@ -1,16 +1,10 @@
-//! B-15: the max-pooling conv detector on XOR-type and orthogonal-pattern data (`crate::bias::conv`).
+//! B-15: the max-pooling conv detector on XOR-type and orthogonal-pattern data
+//! (`crate::bias::conv`).
 
-use crate::bias::cluster::cosine_clusters;
 use crate::bias::conv::*;
-use crate::bias::nets::Loss;
-use crate::bias::pattern_data::{orthogonal_task, xor_task, PatternSet, PatternTask};
-use crate::bias::stats::fmt_list;
+use crate::bias::pattern_data::{orthogonal_task, xor_task};
 use crate::claims::Row;
-use crate::{Error, Result};
-use nalgebra::{DMatrix, DVector};
-use rand::{rngs::StdRng, Rng, SeedableRng};
-use rand_distr::StandardNormal;
-use serde::Serialize;
+use crate::Result;
 
 /// B-15 check: XOR-type detection and orthogonal-pattern detection, widths 2, 8, 32, 5 seeds.
 pub fn check_b15() -> Result<Vec<Row>> {

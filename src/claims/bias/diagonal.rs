@@ -1,13 +1,11 @@
 //! B-10, B-11: diagonal linear nets, alpha_inf and the mirror potential (`crate::bias::diagonal`).
 
+use nalgebra::DVector;
+
 use crate::bias::diagonal::*;
 use crate::bias::solvers::mirror_argmin;
 use crate::claims::Row;
-use crate::{Error, Result};
-use nalgebra::{DMatrix, DVector};
-use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
-use rand_distr::StandardNormal;
-use serde::Serialize;
+use crate::Result;
 
 /// B-10 check: GD (eta = 0.01) interpolator vs argmin Q_{alpha_inf} (1e-3) and the l2 / l1 limits
 /// of the potential.

@@ -1,11 +1,8 @@
 //! B-6: separable logistic regression against the max-margin direction (`crate::bias::margin`).
 
 use crate::bias::margin::*;
-use crate::bias::solvers::{hard_margin_svm, Svm};
 use crate::claims::Row;
-use crate::{Error, Result};
-use nalgebra::{DMatrix, DVector, Vector2};
-use serde::Serialize;
+use crate::Result;
 
 /// B-6 check: SVM direction, rho(1e6) at eta = 1 and 0.25 against (-ln 5, 0), (-ln 20, 0) and
 /// against the SVM-dual prediction, slope of |w| against ln t.

@@ -1,10 +1,10 @@
 //! B-12: the order of the modified flow (backward-error analysis, `crate::bias::modified_flow`).
 
+use nalgebra::DVector;
+
 use crate::bias::modified_flow::*;
-use crate::bias::nets::sigmoid;
 use crate::claims::Row;
 use crate::Result;
-use nalgebra::{DMatrix, DVector};
 
 /// B-12 check.
 pub fn check_b12() -> Result<Vec<Row>> {

@@ -3,9 +3,6 @@
 use crate::bias::saxe::*;
 use crate::claims::Row;
 use crate::Result;
-use nalgebra::{DMatrix, DVector};
-use rand::{rngs::StdRng, Rng, SeedableRng};
-use rand_distr::StandardNormal;
 
 /// B-13 check.
 pub fn check_b13() -> Result<Vec<Row>> {

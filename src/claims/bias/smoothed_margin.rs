@@ -1,13 +1,8 @@
 //! B-7: the smoothed margin (`crate::bias::smoothed_margin`).
 
-use crate::bias::agreement::teacher_data;
-use crate::bias::nets::{Activation, Loss, TwoLayer, TwoLayerGrad, TwoLayerWork};
 use crate::bias::smoothed_margin::*;
 use crate::claims::Row;
-use crate::{Error, Result};
-use nalgebra::{DMatrix, DVector};
-use rand::{rngs::StdRng, Rng, SeedableRng};
-use rand_distr::StandardNormal;
+use crate::Result;
 
 /// B-7 check.
 pub fn check_b7() -> Result<Vec<Row>> {
@@ -42,7 +37,9 @@ pub fn check_b7() -> Result<Vec<Row>> {
                 format!(
                     "{}; |theta|^2 at t = 5e3..4e4: {}",
                     crate::bias::stats::fmt_list(&c),
-                    crate::bias::stats::fmt_list(&r.samples.iter().map(|s| s.2).collect::<Vec<_>>())
+                    crate::bias::stats::fmt_list(
+                        &r.samples.iter().map(|s| s.2).collect::<Vec<_>>()
+                    )
                 ),
             ));
             // |theta|^2 = ln t / gamma~ + O(ln ln t): equal increments per doubling of t

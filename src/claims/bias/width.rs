@@ -2,10 +2,7 @@
 
 use crate::bias::width::*;
 use crate::claims::Row;
-use crate::{Error, Result};
-use nalgebra::{DMatrix, DVector};
-use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
-use rand_distr::StandardNormal;
+use crate::Result;
 
 /// B-9 check: update counts over widths k = 1, 10, 100, 1000 (3 seeds) and the 1/eta scaling.
 pub fn check_b9() -> Result<Vec<Row>> {
