@@ -296,3 +296,46 @@ fn scanner_finds_file_writes_and_bars_in_a_domain() {
     assert!(violations("rnn/spec.rs", test_only).is_empty());
     assert!(violations("run.rs", "fn f() { crate::io::write_atomic(p, b); }").is_empty());
 }
+
+/// The `src/...` entries of the README's layout block.
+fn readme_layout(readme: &str) -> Vec<String> {
+    let Some(start) = readme.find("## Layout") else {
+        return vec![];
+    };
+    let block = &readme[start..];
+    let open = block.find("```").map_or(0, |i| i + 3);
+    let close = block[open..].find("```").map_or(block.len(), |i| open + i);
+    block[open..close]
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("src/"))
+        .map(|w| w.trim_end_matches('/').to_string())
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+#[test]
+fn readme_layout_matches_the_tree() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let named = readme_layout(&readme);
+    let mut tree: Vec<String> = std::fs::read_dir(root.join("src"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    tree.sort();
+    for entry in &tree {
+        assert!(
+            named.contains(entry),
+            "src/{entry} is missing from the README's layout section"
+        );
+    }
+    for n in &named {
+        assert!(
+            root.join("src").join(n).exists(),
+            "the README's layout names src/{n}, which does not exist"
+        );
+    }
+    // the scanner itself
+    let fake = "## Layout\n\n```\nsrc/a.rs  x   src/b/  y\n```\nsrc/c.rs\n";
+    assert_eq!(readme_layout(fake), ["a.rs", "b"]);
+}

@@ -167,7 +167,8 @@ fn van_der_pol_nullcline_branches_match_a_finer_grid() {
     assert_eq!(r.data.fixed_points[0].kind, FixedPointType::UnstableFocus);
     assert_eq!(r.markers, 1);
     // y' = 0: y = x / (1 - x^2) has three branches (x < -1, |x| < 1, x > 1)
-    let fine = modeflow::plot::nullclines::nullclines(&VanDerPol(1.0), spec.lo, spec.hi, 1200);
+    let fine =
+        modeflow::num::planar::nullclines::nullclines(&VanDerPol(1.0), spec.lo, spec.hi, 1200);
     let coarse = &r.data.nullclines;
     for c in 0..2 {
         let nf = fine.iter().filter(|b| b.component == c).count();

@@ -45,7 +45,7 @@ use crate::model::{Checker, ModelFile};
 use crate::report::{fmt_num, Report};
 use crate::{Error, Result};
 
-/// The model kinds of this module (part of [`crate::model::kinds`]).
+/// The model kinds of this module (part of the family table, `crate::run::kinds`).
 pub const KINDS: &[&str] = &[
     "bias_balance",
     "bias_margin",

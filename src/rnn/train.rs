@@ -739,6 +739,64 @@ mod tests {
         }
     }
 
+    /// The display the application installs sees every run that asks for progress: made once
+    /// per run, told the position and finished once. The recorder counts per thread (the
+    /// factory and the display are called on the thread of `train_task`), so other tests that
+    /// train with a display do not disturb the counts.
+    #[test]
+    fn installed_progress_display_follows_the_run() {
+        use std::cell::Cell;
+        thread_local! {
+            static MADE: Cell<usize> = const { Cell::new(0) };
+            static FINISHED: Cell<usize> = const { Cell::new(0) };
+            static LAST: Cell<u64> = const { Cell::new(0) };
+        }
+        struct Recorder;
+        impl TrainProgress for Recorder {
+            fn position(&self, units: u64) {
+                LAST.with(|c| c.set(units));
+            }
+            fn message(&self, _: &str) {}
+            fn finish(&self) {
+                FINISHED.with(|c| c.set(c.get() + 1));
+            }
+            fn abandon(&self) {}
+        }
+        set_progress(|_| {
+            MADE.with(|c| c.set(c.get() + 1));
+            Some(Box::new(Recorder))
+        });
+        let opts = TrainOptions {
+            optimizer: Optimizer::Gd,
+            lr: 2.0,
+            tol: 1e-4,
+            max_steps: 3000,
+            progress: true,
+            ..TrainOptions::default()
+        };
+        let (mut net, task) = setup(Phi::Tanh);
+        let mut rng = StdRng::seed_from_u64(5);
+        let log = train_task(
+            &mut net,
+            &Trainable::FULL,
+            &task,
+            &opts,
+            &mut rng,
+            |_, _, _| Ok(()),
+        )
+        .unwrap();
+        assert!(log.converged);
+        assert_eq!(MADE.with(Cell::get), 1);
+        assert_eq!(FINISHED.with(Cell::get), 1);
+        // the last position is that of the step before the loss reached the tolerance: most of
+        // the decades of loss are behind it
+        let last = LAST.with(Cell::get);
+        assert!(
+            last > PROGRESS_UNITS / 2 && last <= PROGRESS_UNITS,
+            "{last}"
+        );
+    }
+
     #[test]
     fn tiny_flip_flop_trains_to_tolerance() {
         // 2-bit flip-flop, state readouts (targets +-1 are out of reach of a tanh rate
