@@ -43,6 +43,9 @@ fn unsupported(model: &ModelFile, verb: &str, kinds: &[&str]) -> Error {
     }
 }
 
+/// Draws the figures of a model file into a directory and returns the files written.
+pub type Draw = fn(&ModelFile, &Path) -> Result<Vec<PathBuf>>;
+
 /// One model family: the `kind`s it reads and what each verb does with them. [`FAMILIES`] is
 /// the one table of the workbench; `model/` knows no kind, the CLI, `sweep` and `figures`
 /// dispatch through here.
@@ -59,7 +62,7 @@ pub struct Family {
     /// `modeflow train`: train the networks; predictions beside measurements.
     pub train: Option<fn(&ModelFile) -> Result<Output>>,
     /// `modeflow phase`: phase and learning portraits into a directory (the files written).
-    pub phase: Option<fn(&ModelFile, &Path) -> Result<Vec<PathBuf>>>,
+    pub phase: Option<Draw>,
 }
 
 /// Every model family, in the order their kinds are listed to users.

@@ -1,5 +1,8 @@
 //! The claims registry: every analytic claim of THEORY.md has a markdown file in
-//! `proofs-checks/` (statement, derivation, tolerance, check id) and a numerical check here.
+//! `proofs-checks/` (statement, derivation, tolerance, check id) and a numerical check here,
+//! one file per family (the domains compute, these files turn the results into rows; a new
+//! family registers its `checks()` with one line in [`registry`]). [`Row`] and [`Verdict`] live
+//! in the leaf [`crate::compare`] and are re-exported here.
 //!
 //! A check returns [`Row`]s: predicted vs measured with a tolerance. A row of a claim that the
 //! workbench found to be false is built with [`Row::disputed`]: it records what the claim says,
