@@ -6,8 +6,8 @@
 //! Run: `cargo bench --bench learning_flow -- --warm-up-time 1 --measurement-time 3`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use modeflow::interference::latent_model::LatentSpec;
 use modeflow::interference::nonlinear::{learn, Task};
-use modeflow::latent::LatentSpec;
 
 fn learning_flow(c: &mut Criterion) {
     let text = include_str!("../models/latent-rotation.toml");

@@ -1,35 +1,83 @@
 //! # modeflow — a workbench for the theory of learning dynamics
 //!
 //! Data flows one way: model file (TOML) -> validated spec -> solver (closed form | ODE |
-//! training) -> result (serde) -> report (text | JSON) / figure.
+//! training) -> result (serde) -> report (text | JSON) / figure. The modules are listed in
+//! layer order: each uses only those above it (`tests/layering.rs` enforces it).
 //!
-//! - [`model`]: model files, validation with errors naming the field and range.
-//! - [`num`]: shared numerics (Dormand–Prince 5(4) and 8(5,3), damped Newton, quadrature, 2x2
-//!   eigen, the argmin glue).
-//! - [`plot`]: phase portraits, learning portraits, heat maps and line figures (SVG + PNG + data).
-//! - [`claims`]: the registry running `proofs-checks/` and reporting verdicts.
-//! - [`report`], [`io`]: text/JSON reports, bounded input reads and atomic output files.
-//! - [`progress`]: progress bars (terminal only) and `--quiet`.
+//! Leaves:
+//! - [`error`]: typed errors (bad input exits 2, a failed computation or check exits 1).
+//! - [`io`]: bounded input reads, output paths under `--out`, atomic writes, CSV text.
 //! - [`budget`]: memory and step budgets every kind checks before allocating.
+//! - [`num`]: shared numerics (Dormand–Prince 5(4) and 8(5,3), damped Newton, quadrature, 2x2
+//!   eigen, planar phase-plane analysis and continuation, statistics, the argmin glue).
+//! - [`compare`]: prediction beside measurement ([`compare::Row`], [`compare::Verdict`]).
+//!
+//! Model files and reports: [`model`] (TOML, validation with errors naming the field and range,
+//! kind-agnostic), [`report`] (the text form of results, the JSON envelope).
+//!
+//! Domains (spec -> run -> outcome; no claims, no files, no progress bars):
+//! - [`latent`]: the 2-D latent dynamics (flow, Jacobian, fixed points, seeding time).
+//! - [`interference`]: the 2x2 models, their learning flows, kernels and the `latent` kind.
+//! - [`rnn`]: the N-neuron network, its training and measurements.
+//! - [`bias`]: implicit bias of (S)GD (Part II).
+//!
+//! Checks and drawing: [`claims`] (every check of `proofs-checks/` and the runner), [`plot`]
+//! (phase portraits, learning portraits, heat maps and line figures: drawing only).
+//!
+//! Application: [`progress`] (terminal bars, `--quiet`), [`figures`] and [`figures_bias`] (the
+//! figures of a model or a family), [`run`] (the family table: kind -> check / predict / train /
+//! phase), [`sweep`] (parameter sweeps), [`gallery`] (`modeflow figures`).
 
-pub mod bias;
-pub mod budget;
-pub mod claims;
+// --- leaves ---
+// typed errors
 pub mod error;
-pub mod figures;
-pub mod figures_bias;
-pub mod figures_rules;
-pub mod figures_tmaps;
-pub mod interference;
+// reads, output paths, atomic writes
 pub mod io;
-pub mod latent;
-pub mod model;
+// memory and step budgets
+pub mod budget;
+// shared numerics
 pub mod num;
-pub mod plot;
-pub mod progress;
+// prediction beside measurement
+pub mod compare;
+
+// --- model files and reports ---
+// model files (kind-agnostic)
+pub mod model;
+// text form and JSON envelope
 pub mod report;
+
+// --- domains ---
+// 2-D latent dynamics
+pub mod latent;
+// 2x2 models and learning flows
+pub mod interference;
+// the N-neuron network
 pub mod rnn;
+// implicit bias
+pub mod bias;
+
+// --- checks and drawing ---
+// every check
+pub mod claims;
+// drawing only
+pub mod plot;
+
+// --- application ---
+// terminal bars
+pub mod progress;
+// figures of the 2x2 models
+pub mod figures;
+// figures of the bias families
+pub mod figures_bias;
+// figures of the learning rules (E-3, the e-prop race map)
+pub mod figures_rules;
+// the family table
 pub mod run;
+// parameter sweeps
 pub mod sweep;
+// the T-map figures of a T-map sweep
+pub mod figures_tmaps;
+// `modeflow figures`
+pub mod gallery;
 
 pub use error::{Error, Result};

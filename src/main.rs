@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use modeflow::claims::runner::{self, Selection};
 use modeflow::claims::{registry, Verdict};
-use modeflow::{figures, model, run, sweep, Error};
+use modeflow::{gallery, model, run, sweep, Error};
 
 #[derive(Parser)]
 #[command(
@@ -130,6 +130,7 @@ fn main() -> ExitCode {
         return ExitCode::from(e.exit_code() as u8);
     }
     modeflow::progress::set_quiet(cli.quiet);
+    modeflow::rnn::train::set_progress(modeflow::progress::training);
     if let Some(size) = &cli.max_memory {
         match modeflow::budget::parse_size(size) {
             Ok(bytes) => modeflow::budget::set_max_memory(bytes),
@@ -141,10 +142,10 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         None => main_job(),
-        Some(Command::Predict { model, json }) => model::load(&model)
+        Some(Command::Predict { model, json }) => run::load(&model)
             .and_then(|m| run::predict(&m))
             .map(|o| emit(o, json)),
-        Some(Command::Train { model, json, out }) => model::load(&model)
+        Some(Command::Train { model, json, out }) => run::load(&model)
             .and_then(|mut m| {
                 m.common.out = out;
                 run::train(&m)
@@ -156,8 +157,8 @@ fn main() -> ExitCode {
             full,
             dir,
         }) => check(pattern, json, full, dir),
-        Some(Command::Phase { model, out }) => model::load(&model)
-            .and_then(|m| figures::phase(&m, &out))
+        Some(Command::Phase { model, out }) => run::load(&model)
+            .and_then(|m| run::phase(&m, &out))
             .map(|files| list_files(&files)),
         Some(Command::Figures { out, models, sweep }) => gallery(&out, models, sweep),
         Some(Command::Sweep {
@@ -211,7 +212,7 @@ fn main_job() -> Result<ExitCode, Error> {
     let m = model::default_model();
     let out = run::predict(&m)?;
     let code = emit(out, false);
-    let files = figures::phase(&m, Path::new("out"))?;
+    let files = run::phase(&m, Path::new("out"))?;
     say(&format!(
         "\nFIGURES  phase and learning portraits of the default model: {} files in out/ \
          (`modeflow figures` draws the whole gallery)\n",
@@ -229,12 +230,12 @@ fn list_files(files: &[PathBuf]) -> ExitCode {
 
 fn gallery(out: &Path, models: Option<PathBuf>, sweep: Option<PathBuf>) -> Result<ExitCode, Error> {
     use rayon::prelude::*;
-    let models = models.unwrap_or_else(figures::default_models_dir);
+    let models = models.unwrap_or_else(gallery::default_models_dir);
     // read_result checks the rows' shape (issue 15: a short row panicked here)
     let sw = sweep.as_ref().map(|p| sweep::read_result(p)).transpose()?;
     let file = sweep.as_ref().map(|p| p.display().to_string());
     let overlay = match (&sw, &file) {
-        (Some(sw), Some(f)) => figures::sweep_overlay(sw, f)?,
+        (Some(sw), Some(f)) => gallery::sweep_overlay(sw, f)?,
         _ => (vec![], vec![]),
     };
     modeflow::io::ensure_dir(out)?;
@@ -254,14 +255,14 @@ fn gallery(out: &Path, models: Option<PathBuf>, sweep: Option<PathBuf>) -> Resul
             }
         }
     }
-    let items = figures::gallery_items();
+    let items = gallery::gallery_items();
     let bar = modeflow::progress::bar(items.len() as u64, "figure sets");
     bar.set_message("figures");
     // collecting into a Result stops scheduling items after the first error
     let results: Result<Vec<Vec<PathBuf>>, Error> = items
         .par_iter()
         .map(|item| {
-            let r = figures::gallery_item(item, &models, &staging, &overlay);
+            let r = gallery::gallery_item(item, &models, &staging, &overlay);
             bar.inc(1);
             r
         })
@@ -328,7 +329,12 @@ fn check(
         pattern: pattern.unwrap_or_default(),
         full,
     };
-    let results = runner::run(&files, &registry(), &sel);
+    let results = runner::run_observed(
+        &files,
+        &registry(),
+        &sel,
+        &modeflow::progress::ClaimsBar::new(),
+    );
     if results.is_empty() {
         // issue 15: a pattern matching no claim exited 0
         return Err(Error::Requirement(format!(
@@ -396,7 +402,7 @@ fn write_sweep(r: &sweep::SweepResult, out: &Path) -> Result<(), Error> {
 
 /// The sweep file, parsed and validated (axes, values, size) before any point runs.
 fn load_sweep(file: &Path) -> Result<sweep::SweepSpec, Error> {
-    let m = model::load(file)?;
+    let m = run::load(file)?;
     if m.common.kind != "sweep" {
         return Err(Error::ModelFile {
             file: m.common.file,

@@ -8,6 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::claims::runner::Observer;
+use crate::rnn::train::{ProgressKind, TrainProgress, PROGRESS_UNITS};
+
 static QUIET: AtomicBool = AtomicBool::new(false);
 
 /// Silence progress bars and notes for the rest of the process (`--quiet`).
@@ -43,6 +46,81 @@ pub fn note(text: &str) {
     }
 }
 
+/// The claims runner's display: a bar over the selected claims ([`bar`]: hidden off a
+/// terminal and when quiet).
+pub struct ClaimsBar(ProgressBar);
+
+impl ClaimsBar {
+    pub fn new() -> Self {
+        ClaimsBar(bar(0, "claims"))
+    }
+}
+
+impl Default for ClaimsBar {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Observer for ClaimsBar {
+    fn start(&self, n: usize) {
+        self.0.set_length(n as u64);
+        self.0.set_message("check");
+    }
+    fn begin(&self, id: &str) {
+        self.0.set_message(format!("check {id}"));
+    }
+    fn done(&self) {
+        self.0.inc(1);
+    }
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+/// A training run's display: an indicatif bar (or spinner) on stderr.
+struct TrainingBar(ProgressBar);
+
+impl TrainProgress for TrainingBar {
+    fn position(&self, units: u64) {
+        self.0.set_position(units);
+    }
+    fn message(&self, text: &str) {
+        self.0.set_message(text.to_string());
+    }
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+    fn abandon(&self) {
+        self.0.abandon();
+    }
+}
+
+/// The CLI's training display (installed with `rnn::train::set_progress`): GD / SGD / Adam get
+/// a bar over the decades of loss left to the tolerance, the gradient flow a spinner counting
+/// accepted steps; nothing off a terminal or when quiet.
+pub fn training(kind: ProgressKind) -> Option<Box<dyn TrainProgress>> {
+    if quiet() || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let b = match kind {
+        ProgressKind::LogLoss => {
+            let b = bar(PROGRESS_UNITS, "(log-loss to tol)");
+            b.set_message("training");
+            b
+        }
+        ProgressKind::FlowSteps => {
+            let b = ProgressBar::new_spinner();
+            b.set_style(
+                ProgressStyle::with_template("{spinner} flow: {pos} steps  {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            b
+        }
+    };
+    Some(Box::new(TrainingBar(b)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,5 +132,11 @@ mod tests {
         set_quiet(true);
         assert!(quiet() && bar(10, "points").is_hidden());
         set_quiet(false);
+    }
+
+    #[test]
+    fn training_draws_nothing_off_a_terminal() {
+        assert!(training(ProgressKind::LogLoss).is_none());
+        assert!(training(ProgressKind::FlowSteps).is_none());
     }
 }

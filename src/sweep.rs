@@ -34,7 +34,7 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{self, ModelFile};
+use crate::model::ModelFile;
 use crate::{run, Error, Result};
 
 /// An axis given as a list or as a range.
@@ -204,7 +204,7 @@ pub fn parse(mf: &ModelFile) -> Result<SweepSpec> {
         .map(Path::to_path_buf)
         .unwrap_or_default();
     let base_path: PathBuf = dir.join(&raw.base);
-    let base = model::load(&base_path)?;
+    let base = run::load(&base_path)?;
     if base.common.kind == "sweep" {
         return Err(ck.error(
             "base",
@@ -1134,7 +1134,7 @@ mod tests {
              [axes]\nr = [0.2, 0.3, 0.5]\neps = [0.03, 0.05]\n",
         )
         .unwrap();
-        let spec = parse(&model::load(&file).unwrap()).unwrap();
+        let spec = parse(&crate::run::load(&file).unwrap()).unwrap();
         let run_with = |threads| {
             rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)

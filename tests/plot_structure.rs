@@ -167,7 +167,8 @@ fn van_der_pol_nullcline_branches_match_a_finer_grid() {
     assert_eq!(r.data.fixed_points[0].kind, FixedPointType::UnstableFocus);
     assert_eq!(r.markers, 1);
     // y' = 0: y = x / (1 - x^2) has three branches (x < -1, |x| < 1, x > 1)
-    let fine = modeflow::plot::nullclines::nullclines(&VanDerPol(1.0), spec.lo, spec.hi, 1200);
+    let fine =
+        modeflow::num::planar::nullclines::nullclines(&VanDerPol(1.0), spec.lo, spec.hi, 1200);
     let coarse = &r.data.nullclines;
     for c in 0..2 {
         let nf = fine.iter().filter(|b| b.component == c).count();
@@ -739,10 +740,10 @@ fn learning_set_writes_strip_path_and_continuation() {
 /// learning time (strip, fixed-point path, continuation) and M(tau).
 #[test]
 fn latent_model_learning_portraits() {
+    use modeflow::interference::latent_model::LatentSpec;
     use modeflow::interference::nonlinear::unpack;
     use modeflow::latent::flow::{fixed_point_box, LatentFlow};
     use modeflow::latent::gain::Gain;
-    use modeflow::latent::model::LatentSpec;
     let dir = out_dir("latent");
     let model = modeflow::model::load(Path::new("models/latent-rotation.toml")).unwrap();
     let spec = LatentSpec::from_model(&model).unwrap();
@@ -809,9 +810,9 @@ fn latent_model_learning_portraits() {
 #[test]
 fn shipped_model_figures_show_their_fixed_points() {
     let dir = out_dir("gallery");
-    for name in modeflow::figures::GALLERY_MODELS {
+    for name in modeflow::gallery::GALLERY_MODELS {
         let m = modeflow::model::load(&Path::new("models").join(name)).unwrap();
-        let files = modeflow::figures::phase(&m, &dir).unwrap();
+        let files = modeflow::run::phase(&m, &dir).unwrap();
         let jsons: Vec<&PathBuf> = files
             .iter()
             .filter(|f| f.extension().is_some_and(|e| e == "json"))

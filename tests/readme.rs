@@ -14,7 +14,7 @@ fn validate(path: &Path) {
     let m = model::load(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let r = match m.common.kind.as_str() {
         "linear2x2" => modeflow::interference::linear::check(&m).map(|_| ()),
-        "latent" => modeflow::latent::model::LatentSpec::from_model(&m).map(|_| ()),
+        "latent" => modeflow::interference::latent_model::LatentSpec::from_model(&m).map(|_| ()),
         "sweep" => modeflow::sweep::parse(&m).map(|_| ()),
         "rnn" => modeflow::rnn::spec::check(&m).map(|_| ()),
         _ => Ok(()),

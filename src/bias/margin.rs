@@ -10,7 +10,6 @@ use nalgebra::{DMatrix, DVector, Vector2};
 use serde::Serialize;
 
 use super::solvers::{hard_margin_svm, Svm};
-use crate::claims::Row;
 use crate::{Error, Result};
 
 /// The reference 2-D separable set of THEORY II.3: support vectors (1,1)+ and (-1,1)-, the rest
@@ -200,62 +199,9 @@ pub const RHO_TOL: f64 = 2e-3;
 /// (eta = 0.25, four times slower). An early window would measure the transient instead.
 pub const SLOPE_TOL: f64 = 1e-3;
 
-/// B-6 check: SVM direction, rho(1e6) at eta = 1 and 0.25 against (-ln 5, 0), (-ln 20, 0) and
-/// against the SVM-dual prediction, slope of |w| against ln t.
-pub fn check_b6() -> Result<Vec<Row>> {
-    let (x, y) = soudry_set();
-    let mut rows = Vec::new();
-    for (eta, claimed) in [(1.0, -(5.0f64).ln()), (0.25, -(20.0f64).ln())] {
-        let r = soudry(&x, &y, eta, 1_000_000)?;
-        if eta == 1.0 {
-            rows.push(Row::abs("w_hat[0] (SVM dual)", 1.0, r.w_hat[0], 1e-12));
-            rows.push(Row::abs("w_hat[1] (SVM dual)", 0.0, r.w_hat[1], 1e-12));
-        }
-        rows.push(
-            Row::abs(
-                format!("rho_1 predicted by SVM dual, eta={eta}"),
-                claimed,
-                r.rho_pred[0],
-                1e-12,
-            )
-            .note("(eta/n) exp(-z_s . w~) = alpha_s on the support vectors"),
-        );
-        rows.push(Row::abs(
-            format!("rho_1(1e6), eta={eta}"),
-            claimed,
-            r.rho[0],
-            RHO_TOL,
-        ));
-        rows.push(Row::abs(
-            format!("rho_2(1e6), eta={eta}"),
-            0.0,
-            r.rho[1],
-            RHO_TOL,
-        ));
-        rows.push(
-            Row::abs(
-                format!("slope d|w|/d ln t on [1e5, 1e6], eta={eta}"),
-                1.0,
-                r.slope,
-                SLOPE_TOL,
-            )
-            .note("least squares over 41 log-spaced steps"),
-        );
-    }
-    Ok(rows)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn b6_check_passes() {
-        for row in check_b6().unwrap() {
-            eprintln!("{} | {:e} | {:e}", row.label, row.measured, row.error);
-            assert_eq!(row.verdict, crate::claims::Verdict::Pass, "{row:?}");
-        }
-    }
 
     #[test]
     fn non_separable_set_is_rejected() {

@@ -40,12 +40,12 @@ use super::diagonal::{sparse_regression, train_diagonal, DiagSettings, MIRROR_TO
 use super::margin::{soudry, soudry_set, RHO_TOL, SLOPE_TOL};
 use super::nets::{Activation, Loss};
 use super::solvers::{hard_margin_svm, mirror_argmin};
-use crate::claims::{Row, Verdict};
+use crate::compare::{Row, Verdict};
 use crate::model::{Checker, ModelFile};
 use crate::report::{fmt_num, Report};
 use crate::{Error, Result};
 
-/// The model kinds of this module (part of [`crate::model::kinds`]).
+/// The model kinds of this module (part of the family table, `crate::run::kinds`).
 pub const KINDS: &[&str] = &[
     "bias_balance",
     "bias_margin",
@@ -70,8 +70,21 @@ pub struct BiasReport {
     pub rows: Vec<Row>,
     /// Scalar summaries (name, value).
     pub summary: Vec<(String, f64)>,
-    /// Where the time series was written, if requested.
+    /// Where the time series goes, if requested (written by the application, [`Series`]).
     pub csv: Option<PathBuf>,
+    /// The time series itself (not part of the JSON report).
+    #[serde(skip)]
+    pub series: Option<Series>,
+}
+
+/// A time series of a run and the file it belongs in: the domain computes it, the application
+/// writes it (`crate::run`).
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// The resolved path under the output directory ([`crate::io::output_path`]).
+    pub path: PathBuf,
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<f64>>,
 }
 
 impl BiasReport {
@@ -211,30 +224,28 @@ pub fn train(model: &ModelFile) -> Result<BiasReport> {
         seed: model.common.seed,
         rows,
         summary,
-        csv,
+        csv: csv.as_ref().map(|s| s.path.clone()),
+        series: csv,
     })
 }
 
-type Trained = (Vec<Row>, Vec<(String, f64)>, Option<PathBuf>);
+type Trained = (Vec<Row>, Vec<(String, f64)>, Option<Series>);
 
-/// Write the time series of a run to `csv` under the output directory of the run
+/// The time series of a run, bound for `csv` under the output directory of the run
 /// (`model.common.out`, `--out` of `modeflow train`); see [`crate::io::output_path`].
-fn write_csv(
+fn time_series(
     model: &ModelFile,
     path: &Option<String>,
     header: &[&str],
     rows: Vec<Vec<f64>>,
-) -> Result<Option<PathBuf>> {
+) -> Result<Option<Series>> {
     match path {
         None => Ok(None),
-        Some(p) => {
-            let p = crate::io::output_path(&model.common.out, &model.common.file, "csv", p)?;
-            if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-                crate::io::ensure_dir(dir)?;
-            }
-            crate::io::write_atomic(&p, crate::io::csv(header, rows).as_bytes())?;
-            Ok(Some(p))
-        }
+        Some(p) => Ok(Some(Series {
+            path: crate::io::output_path(&model.common.out, &model.common.file, "csv", p)?,
+            header: header.iter().map(|h| h.to_string()).collect(),
+            rows,
+        })),
     }
 }
 
@@ -449,7 +460,7 @@ fn train_balance(model: &ModelFile) -> Result<Trained> {
             series.push(vec![step as f64, l, drift, wn, an]);
         }
     })?;
-    let csv = write_csv(
+    let csv = time_series(
         model,
         &raw.csv,
         &[
@@ -563,7 +574,7 @@ fn train_margin(model: &ModelFile) -> Result<Trained> {
             ]
         })
         .collect();
-    let csv = write_csv(
+    let csv = time_series(
         model,
         &raw.csv,
         &["t", "w1", "w2", "norm_w", "rho1", "rho2", "loss"],
@@ -693,7 +704,7 @@ fn train_diagonal_model(model: &ModelFile) -> Result<Trained> {
             ]
         })
         .collect();
-    let csv = write_csv(
+    let csv = time_series(
         model,
         &raw.csv,
         &[

@@ -160,24 +160,54 @@ impl Selection {
     }
 }
 
+/// What the runner reports while the checks run, supplied by the application (the CLI draws a
+/// progress bar, `crate::progress`). Calls may come from several threads.
+pub trait Observer: Sync {
+    /// `n` claims are about to run.
+    fn start(&self, n: usize);
+    /// The claim `id` starts.
+    fn begin(&self, id: &str);
+    /// One claim finished.
+    fn done(&self);
+    /// All selected claims finished.
+    fn finish(&self);
+}
+
+/// Observes nothing.
+impl Observer for () {
+    fn start(&self, _: usize) {}
+    fn begin(&self, _: &str) {}
+    fn done(&self) {}
+    fn finish(&self) {}
+}
+
 /// Pair files with checks and run the selected ones (in parallel; results in id order).
 pub fn run(files: &[ClaimFile], checks: &[Check], sel: &Selection) -> Vec<ClaimResult> {
+    run_observed(files, checks, sel, &())
+}
+
+/// [`run`], reporting progress to `observer`.
+pub fn run_observed(
+    files: &[ClaimFile],
+    checks: &[Check],
+    sel: &Selection,
+    observer: &dyn Observer,
+) -> Vec<ClaimResult> {
     let chosen: Vec<&ClaimFile> = files
         .iter()
         .filter(|f| sel.matches(&f.id, &f.title) && (sel.full || f.tier == Tier::Fast))
         .collect();
-    let bar = crate::progress::bar(chosen.len() as u64, "claims");
-    bar.set_message("check");
+    observer.start(chosen.len());
     let mut results: Vec<ClaimResult> = chosen
         .par_iter()
         .map(|f| {
-            bar.set_message(format!("check {}", f.id));
+            observer.begin(&f.id);
             let r = run_one(f, checks);
-            bar.inc(1);
+            observer.done();
             r
         })
         .collect();
-    bar.finish_and_clear();
+    observer.finish();
     // Checks with no claim file are failures too.
     for c in checks {
         if !files.iter().any(|f| f.id == c.id) && sel.matches(c.id, "") {

@@ -5,16 +5,14 @@
 //! - [`gain`]: G(D) and G'(D) (erf closed form, tanh quadrature).
 //! - [`flow`]: the flow, its Jacobian (I-2), fixed points in closed form (I-1) and by Newton,
 //!   seeding time (I-3).
-//! - [`model`]: model kind `latent` and [`predict`]; trials, the adjoint gradient (I-4) and
-//!   the learning flow live in [`crate::interference::nonlinear`].
-//! - [`checks`]: the numerical checks of claims I-1..I-4.
+//!
+//! Pure dynamics: the model kind `latent` (its spec and `predict`) is
+//! [`crate::interference::latent_model`]; trials, the adjoint gradient (I-4) and the learning
+//! flow live in [`crate::interference::nonlinear`]. The numerical checks of claims I-1..I-4
+//! live in `crate::claims::latent`.
 
-pub mod checks;
 pub mod flow;
 pub mod gain;
-pub mod model;
 
-pub use checks::checks;
 pub use flow::{eigen_fixed_points, jacobian, numerical_fixed_points, rhs, LatentFlow};
 pub use gain::{Gain, GainKind};
-pub use model::{predict, LatentReport, LatentSpec};

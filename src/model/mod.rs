@@ -24,7 +24,7 @@ pub const DEFAULT_MODEL: &str = include_str!("../../models/default.toml");
 /// Keys every model file may carry.
 #[derive(Debug, Clone, Serialize)]
 pub struct Common {
-    /// The family: `latent`, `linear2x2`, ... (see [`kinds`]).
+    /// The family: `latent`, `linear2x2`, ... (the application's table, `crate::run::kinds`).
     pub kind: String,
     pub name: String,
     pub description: String,
@@ -47,15 +47,6 @@ pub struct ModelFile {
     pub common: Common,
     /// Family-specific keys, to be deserialised by the family's raw struct.
     pub rest: toml::Table,
-}
-
-/// The families a model file may name with `kind` besides those of the trained-network
-/// modules ([`crate::rnn::KINDS`], [`crate::bias::spec::KINDS`]); [`kinds`] lists them all.
-const CORE_KINDS: &[&str] = &["latent", "linear2x2", "sweep"];
-
-/// Every family a model file may name with `kind`.
-pub fn kinds() -> Vec<&'static str> {
-    [CORE_KINDS, crate::rnn::KINDS, crate::bias::spec::KINDS].concat()
 }
 
 impl ModelFile {
@@ -115,10 +106,16 @@ impl ModelFile {
     }
 }
 
-/// Read and parse a model file from disk.
+/// Read and parse a model file from disk, accepting any `kind` (see [`load_with`]).
 pub fn load(path: &std::path::Path) -> Result<ModelFile> {
+    load_with(path, &[])
+}
+
+/// Read and parse a model file from disk whose `kind` must be one of `kinds` (the application's
+/// family table, `crate::run::kinds`; empty: any kind).
+pub fn load_with(path: &std::path::Path, kinds: &[&str]) -> Result<ModelFile> {
     let text = crate::io::read_input(path)?;
-    parse(&path.display().to_string(), &text)
+    parse_with(&path.display().to_string(), &text, kinds)
 }
 
 /// The embedded default model.
@@ -126,8 +123,15 @@ pub fn default_model() -> ModelFile {
     parse("<embedded default>", DEFAULT_MODEL).expect("the embedded default model is valid")
 }
 
-/// Parse TOML text into a [`ModelFile`], checking the common keys.
+/// Parse TOML text into a [`ModelFile`], checking the common keys; any `kind` is accepted (the
+/// family's own check refuses a file of another kind).
 pub fn parse(file: &str, text: &str) -> Result<ModelFile> {
+    parse_with(file, text, &[])
+}
+
+/// [`parse`], with `kind` required to be one of `kinds` (empty: any kind). The list is passed
+/// in by the application (`crate::run::kinds`): this module knows no family.
+pub fn parse_with(file: &str, text: &str, kinds: &[&str]) -> Result<ModelFile> {
     let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
         let span = e
             .span()
@@ -148,9 +152,13 @@ pub fn parse(file: &str, text: &str) -> Result<ModelFile> {
                 file: file.to_string(),
                 message: format!("`{key}` must be a string, found {}", other.type_str()),
             }),
+            None if required && kinds.is_empty() => Err(Error::ModelFile {
+                file: file.to_string(),
+                message: format!("missing field `{key}`"),
+            }),
             None if required => Err(Error::ModelFile {
                 file: file.to_string(),
-                message: format!("missing field `{key}` (one of: {})", kinds().join(", ")),
+                message: format!("missing field `{key}` (one of: {})", kinds.join(", ")),
             }),
             None => Ok(String::new()),
         }
@@ -158,10 +166,10 @@ pub fn parse(file: &str, text: &str) -> Result<ModelFile> {
     let kind = take_str("kind", true)?;
     let name = take_str("name", false)?;
     let description = take_str("description", false)?;
-    if !kinds().contains(&kind.as_str()) {
+    if !kinds.is_empty() && !kinds.contains(&kind.as_str()) {
         return Err(Error::ModelFile {
             file: file.to_string(),
-            message: format!("unknown kind `{kind}` (allowed: {})", kinds().join(", ")),
+            message: format!("unknown kind `{kind}` (allowed: {})", kinds.join(", ")),
         });
     }
     let seed = match table.remove("seed") {

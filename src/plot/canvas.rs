@@ -539,3 +539,22 @@ mod tests {
         assert_eq!(sig3(1.3e4), "1.30e4");
     }
 }
+
+#[cfg(test)]
+mod clip_props {
+    proptest::proptest! {
+        /// Clipped pieces lie in the box.
+        #[test]
+        fn clipped_pieces_lie_in_the_box(
+            pts in proptest::collection::vec((-3.0f64..3.0, -3.0f64..3.0), 2..30),
+        ) {
+            let pts: Vec<[f64; 2]> = pts.into_iter().map(|(x, y)| [x, y]).collect();
+            for piece in super::clip_polyline(&pts, [-1.0, -1.0], [1.0, 1.0]) {
+                proptest::prop_assert!(piece.len() >= 2);
+                for (x, y) in piece {
+                    proptest::prop_assert!(x.abs() <= 1.0 + 1e-12 && y.abs() <= 1.0 + 1e-12);
+                }
+            }
+        }
+    }
+}

@@ -3,8 +3,8 @@
 //!
 //! - [`canvas`]: font, palettes (Okabe–Ito, viridis), the [`canvas::Figure`] trait and atomic
 //!   SVG + PNG + data output ([`canvas::write_figure`]).
-//! - [`nullclines`]: marching squares + Newton refinement, every branch of `F_i = 0`.
-//! - [`manifolds`]: trajectories with event stops, saddle manifolds, basins, linearisation.
+//! - [`nullclines`], [`manifolds`]: re-exported from [`crate::num::planar`], which computes
+//!   them (nullcline branches; trajectories, saddle manifolds, basins, linearisation).
 //! - [`phase`]: the phase portrait of a [`crate::num::planar::PlanarFlow`] ([`phase::render`]).
 //! - [`learning`]: strips of portraits over learning time tau, fixed-point paths, M(tau),
 //!   continuation diagrams.
@@ -32,9 +32,9 @@ pub mod canvas;
 pub mod heatmap;
 pub mod learning;
 pub mod lines;
-pub mod manifolds;
-pub mod nullclines;
 pub mod phase;
+
+pub use crate::num::planar::{manifolds, nullclines};
 
 use std::ops::Range;
 

@@ -15,10 +15,10 @@ use plotters::prelude::*;
 use serde::Serialize;
 
 use super::canvas::{self, colour_bar, ColourScale, Drawn, Figure, Output};
-use super::manifolds::{self, Basins, Manifold, Orbit};
-use super::nullclines::{nullclines, Branch};
 use super::{draw_marker, draw_polyline, frame, legend, px_scale, Axis, Glyph, MARKER};
 use crate::num::eig2::FixedPointType;
+use crate::num::planar::manifolds::{self, Basins, Manifold, Orbit};
+use crate::num::planar::nullclines::{nullclines, Branch};
 use crate::num::planar::{fixed_points_in_box, FixedPoint, PlanarFlow};
 use crate::{Error, Result};
 

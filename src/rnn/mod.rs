@@ -11,10 +11,12 @@
 //!   BPTT as changes to the BPTT adjoint; node perturbation) (THEORY III).
 //! - [`sequential`]: the protocol A -> B (tasks of any families, bound to patterns a and b)
 //!   with its per-step record, I and eps.
+//! - [`rotation_interference`]: I against 2 (1 - cos theta) on the I.6 protocol.
 //! - [`fixed_points`]: Newton, slow points (L-BFGS on q), spectra, tracking A through B.
 //! - [`measure`]: Theta_new = |dz/dW|^2 at initialisation.
 //! - [`spec`], [`report`]: model kind `rnn` and `modeflow train`.
-//! - [`checks`]: cross-validation claims X-1..X-4; [`rules_checks`]: claim E-1.
+//! - The checks of the cross-validation claims X-1..X-4 and E-1 live in `crate::claims::rnn`
+//!   and `crate::claims::rules`.
 //! - [`latent_xval`]: M-only g = 0 network vs the latent 2x2 learning flow given eps.
 //! - [`static_curves`]: full-W training on the static task against the I-10 curves.
 //! - [`tmaps`]: the talk's claims T1-T5 as maps over (u_s, T_d, g) in the gradient-flow
@@ -24,7 +26,6 @@
 //! - [`divergence`]: divergence at large targets and g, the outlier of trained W.
 
 pub mod bptt;
-pub mod checks;
 pub mod divergence;
 pub mod fixed_points;
 pub mod flow_limit;
@@ -33,9 +34,9 @@ pub mod latent_xval;
 pub mod measure;
 pub mod network;
 pub mod report;
+pub mod rotation_interference;
 pub mod rule_stats;
 pub mod rules;
-pub mod rules_checks;
 pub mod rules_map;
 pub mod sequential;
 pub mod spec;
@@ -45,7 +46,6 @@ pub mod tmaps;
 pub mod train;
 
 pub use bptt::Workspace;
-pub use checks::checks;
 pub use network::{Network, NetworkSpec, Phi, Readout, Recurrent, Trainable};
 pub use report::{train, RnnReport};
 pub use task::{LossKind, Task, Trials};

@@ -3,9 +3,9 @@
 
 use serde::Serialize;
 
-use super::checks::{x2_hypothesis, x2_tolerance, X2Point};
 use super::fixed_points::{find_fixed_points, FixedPointOptions, RnnFixedPoint, Tracking};
 use super::network::{Network, Phi, Recurrent};
+use super::rotation_interference::{x2_hypothesis, x2_tolerance, X2Point};
 use super::sequential::{
     end_state_and_input, run_sequential, track_stages, SequentialResult, SequentialSpec,
 };
@@ -13,7 +13,7 @@ use super::spec::{check, Protocol, RnnSpec};
 use super::task::{LossKind, Task};
 use super::tmaps::{mode_of, Mode};
 use super::train::{train_task, Optimizer, TrainLog};
-use crate::claims::{Row, Verdict};
+use crate::compare::{Row, Verdict};
 use crate::model::ModelFile;
 use crate::num::stats;
 use crate::report::{fmt_num, Report};

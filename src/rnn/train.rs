@@ -5,7 +5,7 @@
 //! The problem (loss and gradient of a [`Network`] on [`Trials`]) lives in [`super::bptt`];
 //! the optimiser is a small update rule on the flat parameter vector; [`train_task`] is the
 //! driver that owns the loop, the stopping rules (loss < tol, step cap), divergence detection
-//! and the progress bar.
+//! and the progress display the application installs ([`set_progress`]).
 //!
 //! [`Optimizer::Flow`] is the gradient flow the theory describes, d theta / d tau = -grad L,
 //! integrated by the adaptive Dormand–Prince 5(4) pair of [`crate::num::rk`] with local error
@@ -17,7 +17,7 @@
 //! task (noise `sigma0 > 0`, the flip-flop) is refused. Results carry the flow time `tau`
 //! (for the stepping rules tau = lr x steps) and the number of gradient evaluations.
 
-use std::io::IsTerminal;
+use std::sync::OnceLock;
 
 use nalgebra::{DMatrix, DVector};
 use rand::rngs::StdRng;
@@ -232,13 +232,7 @@ pub fn train_task_feedback(
     // progress is scaled to the work, not to max_steps: the bar runs over ln(L_0 / tol), the
     // decades of loss left to the tolerance, so its ETA follows the loss curve (terminal only,
     // silenced by --quiet)
-    let bar = if opts.progress && std::io::stderr().is_terminal() && !crate::progress::quiet() {
-        let b = crate::progress::bar(PROGRESS_UNITS, "(log-loss to tol)");
-        b.set_message("training");
-        Some(b)
-    } else {
-        None
-    };
+    let bar = progress_display(opts, ProgressKind::LogLoss);
     let mut losses = Vec::new();
     let mut initial = f64::NAN;
     let mut converged = false;
@@ -319,14 +313,14 @@ pub fn train_task_feedback(
         net.set_params(trainable, p.as_slice());
         step += 1;
         if let Some(b) = &bar {
-            b.set_position(log_progress(initial, loss, opts.tol));
+            b.position(log_progress(initial, loss, opts.tol));
             if step % 20 == 0 {
-                b.set_message(format!("training: step {step}, loss {loss:.3e}"));
+                b.message(&format!("training: step {step}, loss {loss:.3e}"));
             }
         }
     };
     if let Some(b) = &bar {
-        b.finish_and_clear();
+        b.finish();
     }
     let taus = (0..losses.len()).map(|k| opts.lr * k as f64).collect();
     Ok(TrainLog {
@@ -508,16 +502,7 @@ fn train_flow(
         last_loss.set(l);
         Ok(())
     };
-    let bar = if opts.progress && std::io::stderr().is_terminal() {
-        let b = indicatif::ProgressBar::new_spinner();
-        b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} flow: {pos} steps  {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-        );
-        Some(b)
-    } else {
-        None
-    };
+    let bar = progress_display(opts, ProgressKind::FlowSteps);
     let mut stepper = DynDopri::new(theta.len());
     let started = stepper.start(&mut rhs, 0.0, &theta, &ode);
     // the loss at theta0 is the first evaluation's (the start may evaluate a trial point after)
@@ -622,14 +607,14 @@ fn train_flow(
             final_tau = tau;
         }
         if let Some(b) = &bar {
-            b.set_position(step as u64);
+            b.position(step as u64);
             if step.is_multiple_of(20) {
-                b.set_message(format!("tau {tau:.3e}  loss {loss:.3e}"));
+                b.message(&format!("tau {tau:.3e}  loss {loss:.3e}"));
             }
         }
     }
     if let Some(b) = &bar {
-        b.finish_and_clear();
+        b.finish();
     }
     net.set_params(trainable, &theta);
     Ok(TrainLog {
@@ -646,8 +631,50 @@ fn train_flow(
     })
 }
 
+/// A progress display of one training run, supplied by the application (the CLI draws a
+/// terminal bar, `crate::progress`); the trainers only report to it.
+pub trait TrainProgress {
+    /// Work done: for [`ProgressKind::LogLoss`] in units of [`PROGRESS_UNITS`], for
+    /// [`ProgressKind::FlowSteps`] the accepted steps.
+    fn position(&self, units: u64);
+    /// What the run is doing (step, loss).
+    fn message(&self, text: &str);
+    /// The run ended (converged or out of steps).
+    fn finish(&self);
+    /// The run stopped on divergence.
+    fn abandon(&self);
+}
+
+/// What a run reports as its progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressKind {
+    /// GD / SGD / Adam: the decades of loss left to the tolerance, over [`PROGRESS_UNITS`].
+    LogLoss,
+    /// The gradient flow: accepted steps (no known total).
+    FlowSteps,
+}
+
+/// Makes the display of one run, or `None` to draw nothing.
+pub type ProgressFactory = fn(ProgressKind) -> Option<Box<dyn TrainProgress>>;
+
+static PROGRESS: OnceLock<ProgressFactory> = OnceLock::new();
+
+/// Install the application's progress display for the rest of the process (the first call
+/// wins). Without it, training draws nothing.
+pub fn set_progress(factory: ProgressFactory) {
+    let _ = PROGRESS.set(factory);
+}
+
+/// The display of a run with `opts` (none unless `opts.progress` and a factory is installed).
+fn progress_display(opts: &TrainOptions, kind: ProgressKind) -> Option<Box<dyn TrainProgress>> {
+    if !opts.progress {
+        return None;
+    }
+    PROGRESS.get().and_then(|make| make(kind))
+}
+
 /// Units of the training progress bar.
-const PROGRESS_UNITS: u64 = 1000;
+pub const PROGRESS_UNITS: u64 = 1000;
 
 /// How far the loss has come from `initial` to `tol` on a log scale, in [0, PROGRESS_UNITS].
 fn log_progress(initial: f64, loss: f64, tol: f64) -> u64 {
@@ -733,6 +760,64 @@ mod tests {
             let (_, w2) = run();
             assert_eq!(w1, w2, "training is not deterministic");
         }
+    }
+
+    /// The display the application installs sees every run that asks for progress: made once
+    /// per run, told the position and finished once. The recorder counts per thread (the
+    /// factory and the display are called on the thread of `train_task`), so other tests that
+    /// train with a display do not disturb the counts.
+    #[test]
+    fn installed_progress_display_follows_the_run() {
+        use std::cell::Cell;
+        thread_local! {
+            static MADE: Cell<usize> = const { Cell::new(0) };
+            static FINISHED: Cell<usize> = const { Cell::new(0) };
+            static LAST: Cell<u64> = const { Cell::new(0) };
+        }
+        struct Recorder;
+        impl TrainProgress for Recorder {
+            fn position(&self, units: u64) {
+                LAST.with(|c| c.set(units));
+            }
+            fn message(&self, _: &str) {}
+            fn finish(&self) {
+                FINISHED.with(|c| c.set(c.get() + 1));
+            }
+            fn abandon(&self) {}
+        }
+        set_progress(|_| {
+            MADE.with(|c| c.set(c.get() + 1));
+            Some(Box::new(Recorder))
+        });
+        let opts = TrainOptions {
+            optimizer: Optimizer::Gd,
+            lr: 2.0,
+            tol: 1e-4,
+            max_steps: 3000,
+            progress: true,
+            ..TrainOptions::default()
+        };
+        let (mut net, task) = setup(Phi::Tanh);
+        let mut rng = StdRng::seed_from_u64(5);
+        let log = train_task(
+            &mut net,
+            &Trainable::FULL,
+            &task,
+            &opts,
+            &mut rng,
+            |_, _, _| Ok(()),
+        )
+        .unwrap();
+        assert!(log.converged);
+        assert_eq!(MADE.with(Cell::get), 1);
+        assert_eq!(FINISHED.with(Cell::get), 1);
+        // the last position is that of the step before the loss reached the tolerance: most of
+        // the decades of loss are behind it
+        let last = LAST.with(Cell::get);
+        assert!(
+            last > PROGRESS_UNITS / 2 && last <= PROGRESS_UNITS,
+            "{last}"
+        );
     }
 
     #[test]

@@ -18,12 +18,12 @@
 use nalgebra::{DMatrix, DVector};
 use serde::Deserialize;
 
-use super::{data_keys, separable, write_csv, Data, Trained};
+use super::{data_keys, separable, time_series, Data, Trained};
 use crate::bias::agreement::{
     agreement_run_on, in_agreement, lifted_features, reference_run_on, student, teacher_data,
     StudentSettings,
 };
-use crate::claims::Row;
+use crate::compare::Row;
 use crate::model::ModelFile;
 use crate::{Error, Result};
 
@@ -213,7 +213,7 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
             cos(&(&p - &q), &lifted_pq),
         ));
     }
-    let csv = write_csv(
+    let csv = time_series(
         model,
         &raw.csv,
         &[

@@ -18,9 +18,9 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use serde::Deserialize;
 
-use super::{write_csv, Trained};
+use super::{time_series, Trained};
 use crate::bias::approx_grad::{expected_delta, monte_carlo_delta, random_spd};
-use crate::claims::Row;
+use crate::compare::Row;
 use crate::model::{Checker, ModelFile};
 use crate::Result;
 
@@ -233,7 +233,7 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
         ("cases".into(), cases.len() as f64),
         ("isotropic bound 2/(eta(1+r^2))".into(), bound),
     ];
-    let csv = write_csv(
+    let csv = time_series(
         model,
         &raw.csv,
         &["case", "formula", "monte_carlo", "std_error"],

@@ -14,12 +14,12 @@
 use nalgebra::DVector;
 use serde::Deserialize;
 
-use super::{labelled_points, write_csv, Trained};
+use super::{labelled_points, time_series, Trained};
 use crate::bias::cluster::{
     one_class_max_margin, orthogonal_data, two_cluster_run_on, TwoClusterSettings,
 };
 use crate::bias::nets::TwoLayer;
-use crate::claims::Row;
+use crate::compare::Row;
 use crate::model::ModelFile;
 use crate::{Error, Result};
 
@@ -194,7 +194,7 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
         ("min cos(w_j, w-) at T".into(), r.cos_neg),
         ("cluster gap ratio".into(), r.clusters.gap_ratio),
     ];
-    let csv = write_csv(
+    let csv = time_series(
         model,
         &raw.csv,
         &[

@@ -16,9 +16,9 @@
 use nalgebra::DVector;
 use serde::Deserialize;
 
-use super::{labelled_points, write_csv, Trained};
+use super::{labelled_points, time_series, Trained};
 use crate::bias::modified_flow::{gd_errors, sgd_epoch_errors, test_problem, LogReg, RATIO_TOL};
-use crate::claims::Row;
+use crate::compare::Row;
 use crate::model::ModelFile;
 use crate::{Error, Result};
 
@@ -185,7 +185,7 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
         ("horizon (GD)".into(), horizon),
         ("batches (SGD)".into(), m as f64),
     ];
-    let csv = write_csv(
+    let csv = time_series(
         model,
         &raw.csv,
         &[

@@ -18,7 +18,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use serde::Deserialize;
 
-use super::{write_csv, Trained};
+use super::{time_series, Trained};
 use crate::bias::conv::{
     trend_rows, width_sweep, xor_alignment_chance, PatternRun, B15_OPD_ALIGNED_FINDING, COS_ALIGNED,
 };
@@ -181,7 +181,7 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
         }
     }
     summary.push(("chance of alignment (random direction)".into(), chance));
-    let csv = write_csv(
+    let csv = time_series(
         model,
         &raw.csv,
         &[

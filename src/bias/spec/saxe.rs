@@ -21,9 +21,9 @@
 
 use serde::Deserialize;
 
-use super::{write_csv, Trained};
+use super::{time_series, Trained};
 use crate::bias::saxe::{half_time, mode_gd, mode_gf, train_aligned};
-use crate::claims::Row;
+use crate::compare::Row;
 use crate::model::ModelFile;
 use crate::{Error, Result};
 
@@ -198,7 +198,7 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
             row
         })
         .collect();
-    let csv = write_csv(model, &raw.csv, &header, series)?;
+    let csv = time_series(model, &raw.csv, &header, series)?;
     Ok((rows, summary, csv))
 }
 

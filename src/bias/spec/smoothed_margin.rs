@@ -13,11 +13,11 @@
 
 use serde::Deserialize;
 
-use super::{data_keys, log_steps, write_csv, Data, Trained};
+use super::{data_keys, log_steps, time_series, Data, Trained};
 use crate::bias::agreement::teacher_data;
 use crate::bias::smoothed_margin::{smoothed_margin_run_on, SmoothedMarginSettings};
 use crate::bias::stats::fmt_list;
-use crate::claims::Row;
+use crate::compare::Row;
 use crate::model::ModelFile;
 use crate::{Error, Result};
 
@@ -144,7 +144,7 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
             vec![s.0 as f64, s.1, s.2, c]
         })
         .collect();
-    let csv = write_csv(
+    let csv = time_series(
         model,
         &raw.csv,
         &["t", "smoothed_margin", "theta_norm2", "one_minus_cos_prev"],

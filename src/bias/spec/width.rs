@@ -17,9 +17,9 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::{ChiSquared, StandardNormal};
 use serde::Deserialize;
 
-use super::{data_keys, separable, write_csv, Data, Trained};
+use super::{data_keys, separable, time_series, Data, Trained};
 use crate::bias::width::{sphere_teacher, updates_to_zero_loss, HingeSgd};
-use crate::claims::Row;
+use crate::compare::Row;
 use crate::model::ModelFile;
 use crate::Result;
 
@@ -168,6 +168,6 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
             half as f64,
         ]))
         .collect();
-    let csv = write_csv(model, &raw.csv, &["k", "eta", "updates"], table)?;
+    let csv = time_series(model, &raw.csv, &["k", "eta", "updates"], table)?;
     Ok((rows, summary, csv))
 }

@@ -9,11 +9,10 @@
 //!   Theta_rot and the rotation share f_rot.
 //! - [`random`]: seeded random networks W0 and orthogonal patterns a, b, ...
 //!
-//! [`checks`] registers one fast-tier check per claim.
+//! `crate::claims::kernels` registers one fast-tier check per claim.
 
 pub mod bessel;
 pub mod bulk;
-mod checks;
 pub mod dressing;
 pub mod linear_theory;
 pub mod random;
@@ -21,6 +20,5 @@ pub mod theta;
 
 pub use bessel::{bessel_i0, bessel_i0_scaled};
 pub use bulk::{bulk_kernel, finite_n_kernel, finite_n_theta_new};
-pub use checks::checks;
 pub use dressing::{beta, full_w_speedup, m_only_speedup};
 pub use theta::{rotation_share, theta_new, theta_new_series, theta_rot, InputSchedule, ThetaNew};

@@ -12,16 +12,15 @@
 //!   integration, task B and interference;
 //! - [`race`]: rotation share, the full-ODE crossover, the (r, eps) interference grid;
 //! - [`spec`], [`report`]: the `linear2x2` model file and its learning-mode report;
-//! - [`checks`]: the claims I-5 .. I-8.
+//!
+//! The checks of claims I-5 .. I-8 live in `crate::claims::linear`.
 
-pub mod claims;
 pub mod closed;
 pub mod flow;
 pub mod race;
 pub mod report;
 pub mod spec;
 
-pub use claims::checks;
 pub use closed::{Params, Readouts, Task};
 pub use flow::{Loss, Pathway, Rule, TaskB};
 pub use race::{interference_grid, InterferenceGrid, Mode};

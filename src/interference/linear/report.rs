@@ -13,34 +13,13 @@ use super::closed::{self, Params, Task};
 use super::flow::{self, Loss, Pathway, Rule, TaskB};
 use super::race::{self, Mode};
 use super::spec::{self, LinearSpec};
+pub use crate::compare::Compared;
 use crate::model::ModelFile;
 use crate::num::eig2::FixedPointType;
 use crate::num::ode;
 use crate::num::planar::{self, PlanarFlow};
 use crate::report::Report;
 use crate::Result;
-
-/// An analytic number beside its ODE value.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct Compared {
-    pub closed_form: f64,
-    pub ode: f64,
-    /// ode - closed_form.
-    pub difference: f64,
-    /// |ode - closed_form| / |closed_form|.
-    pub relative: f64,
-}
-
-impl Compared {
-    pub fn new(closed_form: f64, ode: f64) -> Self {
-        Compared {
-            closed_form,
-            ode,
-            difference: ode - closed_form,
-            relative: (ode - closed_form).abs() / closed_form.abs().max(f64::MIN_POSITIVE),
-        }
-    }
-}
 
 /// The network dynamics kappa' = -kappa + M kappa + u e_mu as a planar flow (Jacobian -I + M).
 #[derive(Debug, Clone, Copy)]

@@ -2,13 +2,13 @@
 
 use nalgebra::{Matrix2, Vector2};
 
-use super::flow::{
+use super::{Check, Row, Tier};
+use crate::interference::nonlinear::{LossKind, Schedule, Task, Trials};
+use crate::latent::flow::{
     eigen_fixed_points, jacobian, numerical_fixed_points, rhs, seeding_time_formula,
     seeding_time_offset, seeding_time_quadrature, seeding_time_simulated,
 };
-use super::gain::{Gain, GainKind};
-use crate::claims::{Check, Row, Tier};
-use crate::interference::nonlinear::{LossKind, Schedule, Task, Trials};
+use crate::latent::gain::{Gain, GainKind};
 use crate::num::eig2::eigen2;
 use crate::num::ode::OdeOptions;
 use crate::Result;

@@ -2,16 +2,18 @@
 
 use nalgebra::Matrix2;
 
-use super::bessel::bessel_i0;
-use super::bulk::{bulk_kernel, finite_n_kernel, finite_n_theta_new};
-use super::dressing::{self, beta, full_w_speedup, m_only_speedup, overlap_prediction};
-use super::linear_theory as lt;
-use super::random::{RandomNetwork, SampleMean};
-use super::theta::{
+use super::{Check, Row, Tier};
+use crate::interference::kernels::bessel::bessel_i0;
+use crate::interference::kernels::bulk::{bulk_kernel, finite_n_kernel, finite_n_theta_new};
+use crate::interference::kernels::dressing::{
+    self, beta, full_w_speedup, m_only_speedup, overlap_prediction,
+};
+use crate::interference::kernels::linear_theory as lt;
+use crate::interference::kernels::random::{RandomNetwork, SampleMean};
+use crate::interference::kernels::theta::{
     g_matrix_quadrature, psi_sq_erf, rotation_share, theta_new, theta_new_series, theta_rot,
     InputSchedule,
 };
-use crate::claims::{Check, Row, Tier};
 use crate::num::quad::GaussLegendre;
 use crate::Result;
 

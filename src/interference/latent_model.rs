@@ -32,14 +32,14 @@
 use nalgebra::Matrix2;
 use serde::{Deserialize, Serialize};
 
-use super::flow::{
-    seeding_time_formula, seeding_time_quadrature, seeding_time_simulated, EigenFixedPoint,
-};
-use super::gain::{Gain, GainKind};
 use crate::interference::nonlinear::{
     LearningOptions, LossKind, Mode, Schedule, Sequential, SequentialResult, Trials,
 };
 use crate::io::fmt_value;
+use crate::latent::flow::{
+    seeding_time_formula, seeding_time_quadrature, seeding_time_simulated, EigenFixedPoint,
+};
+use crate::latent::gain::{Gain, GainKind};
 use crate::model::ModelFile;
 use crate::num::ode::OdeOptions;
 use crate::num::planar::FixedPoint;

@@ -302,19 +302,5 @@ mod tests {
                 proptest::prop_assert!((a * p[0] + b * p[1] + c).abs() < 1e-13);
             }
         }
-
-        /// Clipped pieces lie in the box.
-        #[test]
-        fn clipped_pieces_lie_in_the_box(
-            pts in proptest::collection::vec((-3.0f64..3.0, -3.0f64..3.0), 2..30),
-        ) {
-            let pts: Vec<[f64; 2]> = pts.into_iter().map(|(x, y)| [x, y]).collect();
-            for piece in super::super::canvas::clip_polyline(&pts, [-1.0, -1.0], [1.0, 1.0]) {
-                proptest::prop_assert!(piece.len() >= 2);
-                for (x, y) in piece {
-                    proptest::prop_assert!(x.abs() <= 1.0 + 1e-12 && y.abs() <= 1.0 + 1e-12);
-                }
-            }
-        }
     }
 }

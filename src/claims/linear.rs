@@ -3,10 +3,10 @@
 use nalgebra::Matrix2;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
-use super::closed::{self, Params, Task};
-use super::flow::{self, Loss, Pathway, Rule};
-use super::race;
-use crate::claims::{Check, Row, Tier};
+use super::{Check, Row, Tier};
+use crate::interference::linear::closed::{self, Params, Task};
+use crate::interference::linear::flow::{self, Loss, Pathway, Rule};
+use crate::interference::linear::race;
 use crate::Result;
 
 /// The checks of this module, for the claims registry.

@@ -5,13 +5,13 @@
 use nalgebra::Matrix2;
 use rand::{rngs::StdRng, SeedableRng};
 
-use super::bptt::{Credit, Workspace};
-use super::network::{Network, NetworkSpec, Phi, Readout, Trainable};
-use super::rules::LearningRule;
-use super::task::{LossKind, Task, WorkingMemory};
-use super::train::{train_task, Optimizer, TrainOptions};
-use crate::claims::{Check, Row, Tier};
+use super::{Check, Row, Tier};
 use crate::interference::linear::{closed, flow, Loss, Params};
+use crate::rnn::bptt::{Credit, Workspace};
+use crate::rnn::network::{Network, NetworkSpec, Phi, Readout, Trainable};
+use crate::rnn::rules::LearningRule;
+use crate::rnn::task::{LossKind, Task, WorkingMemory};
+use crate::rnn::train::{train_task, Optimizer, TrainOptions};
 use crate::Result;
 
 /// The checks of this module, for the claims registry.

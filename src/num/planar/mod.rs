@@ -1,11 +1,17 @@
-//! Any planar flow `x' = F(x)`: all fixed points in a box (grid seeding + damped Newton +
-//! dedupe) with their eigenvalues, eigenvectors and type.
+//! Phase-plane analysis of any planar flow `x' = F(x)`: all fixed points in a box (grid
+//! seeding + damped Newton + dedupe) with their eigenvalues, eigenvectors and type (here),
+//! every branch of the nullclines ([`nullclines`]), trajectories, saddle manifolds, basins and
+//! linearisations ([`manifolds`]). Continuation of fixed points in a parameter is
+//! [`crate::num::continuation`]. `crate::plot` draws what these compute.
+
+pub mod manifolds;
+pub mod nullclines;
 
 use nalgebra::{Matrix2, Vector2};
 use serde::Serialize;
 
-use super::eig2::{classify, eigen2, FixedPointType};
-use super::newton::{newton_static, NewtonOptions};
+use crate::num::eig2::{classify, eigen2, FixedPointType};
+use crate::num::newton::{newton_static, NewtonOptions};
 
 /// A planar vector field with its Jacobian.
 pub trait PlanarFlow: Sync {

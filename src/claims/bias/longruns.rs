@@ -5,11 +5,11 @@
 
 use rayon::prelude::*;
 
-use super::agreement::{reference_trace, RefData, ReferenceRun};
-use super::cluster::two_cluster_trajectory;
-use super::smoothed_margin::smoothed_margin_run;
-use super::stats::fmt_list;
-use crate::claims::Row;
+use crate::bias::agreement::{reference_trace, RefData, ReferenceRun};
+use crate::bias::cluster::two_cluster_trajectory;
+use crate::bias::smoothed_margin::smoothed_margin_run;
+use crate::bias::stats::fmt_list;
+use crate::compare::Row;
 use crate::num::stats::{bootstrap, par_map, share, Band, Bootstrap, Statistic};
 use crate::Result;
 
