@@ -1,5 +1,5 @@
 //! Cross-validation (a) of issue 3: M-only training of the erf network at g = 0 against the
-//! latent 2x2 learning flow of THEORY.md I.2 (claims ).
+//! latent 2x2 learning flow of docs/theory.md I.2 (claims ).
 //!
 //! **Why the comparison is exact up to pattern sampling.** At g = 0 with only M trained,
 //! W = U M U^T / N and the input vectors lie in span(U), so x(t) = U kappa(t) for all t
@@ -572,7 +572,7 @@ pub fn calibrate_leak(spec: &XvalSpec, eps: f64) -> Result<f64> {
     let probe = 1e-4 * eps.signum();
     let slope = (latent_eps(spec, probe)? - latent_eps(spec, 0.0)?) / probe;
     if !(slope.is_finite() && slope != 0.0) {
-        return Err(Error::Requirement(format!(
+        return Err(Error::Numerical(format!(
             "latent seed does not respond to the input leak (slope {slope})"
         )));
     }
