@@ -26,7 +26,6 @@ pub mod checks;
 pub mod divergence;
 pub mod fixed_points;
 pub mod flow_limit;
-pub mod hqr;
 pub mod latent_xval;
 pub mod measure;
 pub mod network;
