@@ -12,6 +12,8 @@
 //! - [`progress`]: progress bars (terminal only) and `--quiet`.
 //! - [`budget`]: memory and step budgets every kind checks before allocating.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub mod bias;
 pub mod budget;
 pub mod claims;
