@@ -24,7 +24,10 @@ fn every_link_of_the_guide_exists() {
     let links = relative_links(&guide());
     assert!(links.len() > 50, "only {} links found", links.len());
     for l in links {
-        assert!(root.join(&l).exists(), "docs/theory.md links to missing `{l}`");
+        assert!(
+            root.join(&l).exists(),
+            "docs/theory.md links to missing `{l}`"
+        );
     }
 }
 

@@ -1,4 +1,4 @@
-//! Model families of THEORY.md Part II with hand-written gradients: the two-layer net
+//! Model families of docs/theory.md Part II with hand-written gradients: the two-layer net
 //! f(x) = sum_j a_j sigma(w_j . x) (B-1), deep linear nets W_L ... W_1 (B-1), and the ReLU RNN
 //! h_{t+1} = relu(W h_t + U x_t + b), y = V h + c (B-2).
 //!
