@@ -512,7 +512,7 @@ impl ReluRnn {
         Ok((loss, g))
     }
 
-    /// Per-unit charge Q_j = |W[j,:]|^2 + |U[j,:]|^2 + b_j^2 - |W[:,j]|^2 - |V[:,j]|^2 (B-2).
+    /// Per-unit charge `Q_j = |W[j,:]|^2 + |U[j,:]|^2 + b_j^2 - |W[:,j]|^2 - |V[:,j]|^2` (B-2).
     pub fn charge(&self) -> DVector<f64> {
         charge_of(&self.w, &self.u, &self.b, &self.v)
     }

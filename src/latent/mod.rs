@@ -7,7 +7,7 @@
 //!   seeding time (I-3).
 //! - [`model`]: model kind `latent` and [`predict`]; trials, the adjoint gradient (I-4) and
 //!   the learning flow live in [`crate::interference::nonlinear`].
-//! - [`checks`]: the numerical checks of claims I-1..I-4.
+//! - [`mod@checks`]: the numerical checks of claims I-1..I-4.
 
 pub mod checks;
 pub mod flow;

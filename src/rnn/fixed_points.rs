@@ -9,7 +9,7 @@
 //! Tracking the A fixed point through B training: theta is the angle in the readout plane
 //! (y_a, y_b) between the A fixed point before and after B. Under the aligned loss a rotation
 //! by theta at fixed readout norm zhat gives L_A = zhat^2 (1 - cos theta), and with an untrained
-//! readout near 0, I = 2 (1 - cos theta) [der].
+//! readout near 0, I = 2 (1 - cos theta) \[der\].
 
 use nalgebra::{DMatrix, DVector};
 use rand::rngs::StdRng;

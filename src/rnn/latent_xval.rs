@@ -848,7 +848,7 @@ prediction beside measurement (latent model = prediction):
 const SAMPLED: [usize; 5] = [0, 1, 2, 4, 5];
 
 /// Finite-N amplitudes C_q of the RMS relative disagreement, rms ~ C_q N^(-1/2), measured in
-/// the X-7 sweep (pooled over N = 128..1024: mean of rms sqrt(N)); order of [`SAMPLED`].
+/// the X-7 sweep (pooled over N = 128..1024: mean of rms sqrt(N)); order of `SAMPLED`.
 pub const AMPLITUDES: [f64; 5] = [0.63, 2.68, 2.14, 2.12, 2.32];
 
 /// Seeds per N of X-6 and X-7 (THEORY I.7: >= 16 for any network-level number).

@@ -4,7 +4,7 @@
 //! - [`task`]: trial generators (working memory, NeurIPS static task, flip-flop).
 //! - [`bptt`]: batched forward pass and hand-written BPTT (one gemm per step for the batch);
 //!   `Sharded` runs shards of the batch on all cores (results independent of the thread count).
-//! - [`train`]: GD / SGD / Adam / gradient-flow driver with stopping rules and divergence
+//! - [`mod@train`]: GD / SGD / Adam / gradient-flow driver with stopping rules and divergence
 //!   detection; the flow is adaptive Dormand–Prince 5(4) on the parameters (`crate::num::rk`).
 //! - [`flow_limit`]: GD at lr, lr/2, ... against the flow, seed by seed, and their cost.
 //! - [`rules`]: learning rules beyond the exact gradient (e-prop, random e-prop, truncated
@@ -14,7 +14,7 @@
 //! - [`fixed_points`]: Newton, slow points (L-BFGS on q), spectra, tracking A through B.
 //! - [`measure`]: Theta_new = |dz/dW|^2 at initialisation.
 //! - [`spec`], [`report`]: model kind `rnn` and `modeflow train`.
-//! - [`checks`]: cross-validation claims X-1..X-4; [`rules_checks`]: claim E-1.
+//! - [`mod@checks`]: cross-validation claims X-1..X-4; [`rules_checks`]: claim E-1.
 //! - [`latent_xval`]: M-only g = 0 network vs the latent 2x2 learning flow given eps.
 //! - [`static_curves`]: full-W training on the static task against the I-10 curves.
 //! - [`tmaps`]: the talk's claims T1-T5 as maps over (u_s, T_d, g) in the gradient-flow
