@@ -1,4 +1,4 @@
-//! One nonlinear learning-flow trajectory of the latent 2x2 model (THEORY.md I.2): task A from
+//! One nonlinear learning-flow trajectory of the latent 2x2 model (docs/theory.md I.2): task A from
 //! M0, then task B, each integrated with adjoint gradients until the loss is below tolerance.
 //! Target: <= 20 ms (issue 2). Model: `models/latent-rotation.toml` (trial rtol 1e-6, learning
 //! rtol 1e-4; ~480 adjoint gradients, ~89 M instructions per trajectory under callgrind).

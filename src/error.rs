@@ -60,9 +60,16 @@ pub enum Error {
         hint: String,
     },
 
-    /// A requirement of the data or the setting is not met (e.g. data not separable).
+    /// A requirement of the data or the setting is not met (e.g. data not separable): bad
+    /// input, exit 2. A computation that failed on valid input is [`Error::Numerical`].
     #[error("{0}")]
     Requirement(String),
+
+    /// A computation failed on valid input (non-finite values, a bracket or a root not found,
+    /// a decomposition over its iteration cap, a figure that could not be encoded): exit 1.
+    /// Never bad input: the message says what failed and, where known, why.
+    #[error("{0}")]
+    Numerical(String),
 
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
@@ -125,6 +132,16 @@ impl Error {
         }
     }
 
+    /// A failed computation ([`Error::Numerical`], exit 1).
+    pub fn numerical(message: impl Into<String>) -> Self {
+        Error::Numerical(message.into())
+    }
+
+    /// Whether the error is bad input (exit 2) rather than a failed computation (exit 1).
+    pub fn is_bad_input(&self) -> bool {
+        self.exit_code() == 2
+    }
+
     /// Convenience constructor for an I/O error on a path.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
@@ -154,5 +171,11 @@ mod tests {
         assert!(e.to_string().starts_with("m.toml: ODE integration failed"));
         let e = Error::Requirement("m.toml: x".into()).in_file("m.toml");
         assert_eq!(e.to_string(), "m.toml: x");
+        // a failed computation keeps exit 1 when its file is named
+        let e = Error::numerical("Jacobian has non-finite entries").in_file("m.toml");
+        assert_eq!(
+            (e.to_string().as_str(), e.exit_code(), e.is_bad_input()),
+            ("m.toml: Jacobian has non-finite entries", 1, false)
+        );
     }
 }

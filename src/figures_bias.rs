@@ -297,7 +297,14 @@ pub fn clusters(dir: &Path) -> Result<Vec<PathBuf>> {
     )?;
     files.extend(r.files);
     // top two principal directions of the (uncentred) second moment W W^T
-    let eig = (&net.w * net.w.transpose()).symmetric_eigen();
+    // capped: eps 1e-15 (rounding level), 10_000 sweeps far above what a d x d matrix needs
+    let eig = nalgebra::SymmetricEigen::try_new(&net.w * net.w.transpose(), 1e-15, 10_000)
+        .ok_or_else(|| crate::Error::NoConvergence {
+            solver: "symmetric eigen-decomposition of W W^T (cluster figure)".into(),
+            iterations: 10_000,
+            residual: f64::NAN,
+            tolerance: 1e-15,
+        })?;
     let mut idx: Vec<usize> = (0..CL_D).collect();
     idx.sort_by(|&a, &b| eig.eigenvalues[b].total_cmp(&eig.eigenvalues[a]));
     let (e1, e2) = (

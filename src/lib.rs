@@ -28,6 +28,8 @@
 //! figures of a model or a family), [`run`] (the family table: kind -> check / predict / train /
 //! phase), [`sweep`] (parameter sweeps), [`gallery`] (`modeflow figures`).
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 // --- leaves ---
 // typed errors
 pub mod error;

@@ -728,7 +728,7 @@ fn read_progress(path: &Path, header: &ProgressHeader) -> Result<(Vec<SweepRow>,
 /// Run the points of `shard`, appending each finished point to the progress file `progress`
 /// (one JSON line, fsync'd) as it completes. With `resume`, the points already recorded there
 /// are kept and skipped; without it the file is started afresh. The result is the same, byte
-/// for byte, as that of [`run`]. The caller removes the progress file once the outputs are
+/// for byte, as that of [`mod@run`]. The caller removes the progress file once the outputs are
 /// written.
 pub fn run_resumable(
     spec: &SweepSpec,

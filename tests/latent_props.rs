@@ -1,4 +1,4 @@
-//! Property tests of the latent 2x2 model (THEORY.md I.2, claims I-1, I-2, I-4):
+//! Property tests of the latent 2x2 model (docs/theory.md I.2, claims I-1, I-2, I-4):
 //! closed-form fixed points = Newton fixed points, their classification agrees with the
 //! predicted eigenvalues, and the adjoint gradient equals finite differences.
 

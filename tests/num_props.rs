@@ -3,10 +3,9 @@
 //! the classical order from fixed steps, dense output, events), closed-form 2x2 eigenpairs,
 //! classification against eigenvalues.
 
-use modeflow::num::eig2::{classify, eigen2, FixedPointType};
+use modeflow::num::eig2::{classify, eigen2, Complex64, FixedPointType};
 use modeflow::num::ode::{solve, solve_until, Method, OdeOptions};
 use nalgebra::{Matrix2, Vector2};
-use num_complex::Complex64;
 use proptest::prelude::*;
 
 fn matrix2(lo: f64, hi: f64) -> impl Strategy<Value = Matrix2<f64>> {

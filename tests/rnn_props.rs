@@ -230,3 +230,41 @@ proptest! {
         }
     }
 }
+
+/// dL/dW is accumulated chunk by chunk (`rnn::bptt::CHUNK_COLUMNS` columns of steps x trials
+/// per nalgebra gemm): a trial of ~110 steps with 3 trials spans three chunks, the last one
+/// partial, and N = 4 exercises nalgebra's small-dimension path (dimensions <= 5). The full-W
+/// gradient still equals central finite differences (same bound as above).
+#[test]
+fn full_w_gradient_across_dl_dw_chunks() {
+    for n in [4usize, 7] {
+        let task = Task::WorkingMemory(WorkingMemory {
+            pattern: 0,
+            u_p: 1.0,
+            t_in: 1.0,
+            u_s: 0.2,
+            t_d: 20.0,
+            t_loss: 1.0,
+            zhat: 0.5,
+            loss: LossKind::Aligned,
+            sigma0: 0.1,
+        });
+        let trainable = Trainable {
+            recurrent: Recurrent::Full,
+            input: true,
+            readout: false,
+        };
+        let err = relative_gradient_error(
+            n,
+            0.8,
+            Phi::Tanh,
+            Readout::Rate,
+            trainable,
+            task,
+            3,
+            [[0.5, 0.1], [-0.2, 0.3]],
+            17 + n as u64,
+        );
+        assert!(err < 1e-6, "N = {n}: relative error {err:e}");
+    }
+}

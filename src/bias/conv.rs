@@ -1,7 +1,7 @@
 //! Max-pooling convolutional detector of the pattern-detection setting (THEORY II.5, B-15):
 //! f(x) = sum_j v_j max_p relu(w_j . x_p) over the patches x_p of a sample; filters w_j trained,
 //! v_j fixed (+1 for the first k/2 filters, -1 for the rest, as in Brutzkus & Globerson 2019).
-//! Gradient (hand-written): d f / d w_j = v_j 1[z_j > 0] x_{p*_j}, p*_j = argmax_p w_j . x_p.
+//! Gradient (hand-written): d f / d w_j = v_j 1\[z_j > 0\] x_{p*_j}, p*_j = argmax_p w_j . x_p.
 
 use nalgebra::{DMatrix, DVector};
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -260,7 +260,7 @@ pub fn pattern_run(task: &PatternTask, r: &PatternRun) -> Result<PatternOutcome>
     })
 }
 
-/// Test error, alignment and cluster counts over widths and seeds: out[w][s].
+/// Test error, alignment and cluster counts over widths and seeds: `out[w][s]`.
 pub fn width_sweep(
     task_of: impl Fn(u64) -> PatternTask,
     base: &PatternRun,

@@ -195,10 +195,20 @@ pub fn l1_gap(x: &DMatrix<f64>, y: &DVector<f64>, beta: &DVector<f64>) -> Result
     // solve X_S^T nu = sign(beta_S) in least squares
     let xs = DMatrix::from_fn(x.nrows(), supp.len(), |r, c| x[(r, supp[c])]);
     let s = DVector::from_fn(supp.len(), |i, _| beta[supp[i]].signum());
-    let svd = xs.transpose().svd(true, true);
+    // capped (nalgebra's uncapped SVD can iterate without end on pathological input); eps
+    // 1e-15 is rounding level, 10_000 sweeps far above the ~2 n a healthy SVD needs
+    let svd = xs
+        .transpose()
+        .try_svd(true, true, 1e-15, 10_000)
+        .ok_or_else(|| Error::NoConvergence {
+            solver: "SVD of X_S^T (l1 certificate)".into(),
+            iterations: 10_000,
+            residual: f64::NAN,
+            tolerance: 1e-15,
+        })?;
     let nu = svd
         .solve(&s, 1e-12)
-        .map_err(|e| Error::Requirement(format!("l1 certificate: {e}")))?;
+        .map_err(|e| Error::Numerical(format!("l1 certificate: {e}")))?;
     let scale = (x.transpose() * &nu).amax().max(1.0);
     let dual = y.dot(&nu) / scale;
     Ok((l1 - dual) / l1)

@@ -1,4 +1,4 @@
-//! Implicit bias of (S)GD (THEORY.md Part II, claims B-1..B-15): model families with
+//! Implicit bias of (S)GD (docs/theory.md Part II, claims B-1..B-15): model families with
 //! hand-written gradients, trainers, the exact balance laws, margins and max-margin limits,
 //! diagonal linear nets and their mirror potential, modified flows, Saxe mode curves and the
 //! bias/variance formula for approximate gradients.

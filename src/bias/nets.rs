@@ -1,4 +1,4 @@
-//! Model families of THEORY.md Part II with hand-written gradients: the two-layer net
+//! Model families of docs/theory.md Part II with hand-written gradients: the two-layer net
 //! f(x) = sum_j a_j sigma(w_j . x) (B-1), deep linear nets W_L ... W_1 (B-1), and the ReLU RNN
 //! h_{t+1} = relu(W h_t + U x_t + b), y = V h + c (B-2).
 //!
@@ -512,7 +512,7 @@ impl ReluRnn {
         Ok((loss, g))
     }
 
-    /// Per-unit charge Q_j = |W[j,:]|^2 + |U[j,:]|^2 + b_j^2 - |W[:,j]|^2 - |V[:,j]|^2 (B-2).
+    /// Per-unit charge `Q_j = |W[j,:]|^2 + |U[j,:]|^2 + b_j^2 - |W[:,j]|^2 - |V[:,j]|^2` (B-2).
     pub fn charge(&self) -> DVector<f64> {
         charge_of(&self.w, &self.u, &self.b, &self.v)
     }

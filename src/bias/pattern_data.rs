@@ -26,7 +26,7 @@ use crate::{Error, Result};
 pub struct PatternTask {
     /// true patterns (each of length d)
     pub patterns: Vec<DVector<f64>>,
-    /// positive[i]: pattern i makes a sample positive
+    /// `positive[i]`: pattern i makes a sample positive
     pub positive: Vec<bool>,
     /// patches per sample
     pub t: usize,

@@ -53,8 +53,10 @@ pub fn map_spec(tier: Tier) -> Result<MapSpec> {
 }
 
 fn map(tier: Tier) -> Result<&'static MapOutcome> {
-    static FAST: OnceLock<std::result::Result<MapOutcome, String>> = OnceLock::new();
-    static FULL: OnceLock<std::result::Result<MapOutcome, String>> = OnceLock::new();
+    // the error is kept as (bad input?, message) so that its cause (exit 2 or 1) survives
+    type Cached = std::result::Result<MapOutcome, (bool, String)>;
+    static FAST: OnceLock<Cached> = OnceLock::new();
+    static FULL: OnceLock<Cached> = OnceLock::new();
     let cell = match tier {
         Tier::Fast => &FAST,
         Tier::Full => &FULL,
@@ -62,10 +64,17 @@ fn map(tier: Tier) -> Result<&'static MapOutcome> {
     cell.get_or_init(|| {
         map_spec(tier)
             .and_then(|s| tmaps::run_map(&s))
-            .map_err(|e| e.to_string())
+            .map_err(|e| (e.is_bad_input(), e.to_string()))
     })
     .as_ref()
-    .map_err(|e| Error::Requirement(format!("T-map ({tier:?} tier): {e}")))
+    .map_err(|(bad_input, e)| {
+        let message = format!("T-map ({tier:?} tier): {e}");
+        if *bad_input {
+            Error::Requirement(message)
+        } else {
+            Error::Numerical(message)
+        }
+    })
 }
 
 /// The standings a claim file documents: the rows `| region | standing | ... |` of the table in

@@ -1,4 +1,4 @@
-//! Model kind `latent`: the nonlinear 2x2 latent model of THEORY.md I.2 — raw TOML struct,
+//! Model kind `latent`: the nonlinear 2x2 latent model of docs/theory.md I.2 — raw TOML struct,
 //! validation, and `predict` (fixed points, seeding time, sequential learning A then B).
 //!
 //! ```toml

@@ -1,4 +1,4 @@
-//! The nonlinear 2x2 learning flow on the latent dynamics (THEORY.md I.2, claim I-4).
+//! The nonlinear 2x2 learning flow on the latent dynamics (docs/theory.md I.2, claim I-4).
 //!
 //! **Trial** for task mu in {A, B} (pattern index 0 = a, 1 = b; nu is the other one):
 //! kappa(0) = 0 and
@@ -45,7 +45,7 @@ use crate::num::ode::{solve, solve_until, OdeOptions, Trajectory};
 use crate::num::planar::{fixed_point_at, fixed_points_in_box, FixedPoint};
 use crate::{Error, Result};
 
-/// The input schedule and loss window of one trial (THEORY.md I.1).
+/// The input schedule and loss window of one trial (docs/theory.md I.1).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Schedule {
     /// Pulse amplitude u_p.
@@ -464,7 +464,7 @@ pub struct AFixedPointTrack {
     /// the A delay flow after B — defined also when the continuation vanished.
     pub theta_nearest: Option<f64>,
     /// 2 (1 - cos theta) with theta = theta_continued, else theta_nearest: the interference of a
-    /// pure rotation at fixed norm under the aligned loss (THEORY.md I.1).
+    /// pure rotation at fixed norm under the aligned loss (docs/theory.md I.1).
     pub interference_from_theta: Option<f64>,
 }
 

@@ -1,4 +1,4 @@
-//! The latent flow kappa' = -kappa + G(|kappa|^2) M kappa + u (THEORY.md I.2), its Jacobian
+//! The latent flow kappa' = -kappa + G(|kappa|^2) M kappa + u (docs/theory.md I.2), its Jacobian
 //! (claim I-2), its fixed points from the eigenvector formula (claim I-1) and from grid
 //! seeding + Newton, and the seeding time (claim I-3).
 
@@ -221,7 +221,7 @@ pub fn seeding_time_simulated(
         |_, k| k.norm() - target,
         opts,
     )?;
-    hit.ok_or_else(|| Error::Requirement(format!("|kappa| did not reach {target} by t = {t_max}")))
+    hit.ok_or_else(|| Error::Numerical(format!("|kappa| did not reach {target} by t = {t_max}")))
 }
 
 fn check_seeding_args(r: f64, eps: f64, fraction: f64) -> Result<()> {

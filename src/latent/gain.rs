@@ -1,4 +1,4 @@
-//! The effective gain G(D) of THEORY.md I.2: with kappa = U^T x / N and x Gaussian in the
+//! The effective gain G(D) of docs/theory.md I.2: with kappa = U^T x / N and x Gaussian in the
 //! pattern plane, Stein's lemma gives U^T phi(x) / N = G(|kappa|^2) kappa with
 //! G(D) = <phi'(sqrt(D) z)>, z ~ N(0, 1).
 //!
@@ -43,7 +43,7 @@ pub const TANH_SWITCH_D: f64 = 0.25;
 /// factor or sech^2 is < 1e-17). Measured error <= 1e-13 in G and G' (unit test).
 pub const TANH_PANEL_NODES: usize = 10;
 
-/// The gain function G(D) and its slope G'(D) (THEORY.md I.2).
+/// The gain function G(D) and its slope G'(D) (docs/theory.md I.2).
 #[derive(Debug, Clone)]
 pub struct Gain {
     kind: GainKind,

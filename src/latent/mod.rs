@@ -1,4 +1,4 @@
-//! The exact latent reduction of THEORY.md I.2 (g = 0, only M trained, erf or tanh,
+//! The exact latent reduction of docs/theory.md I.2 (g = 0, only M trained, erf or tanh,
 //! N -> infinity): kappa = U^T x / N follows
 //! kappa' = -kappa + G(|kappa|^2) M kappa + u(t) e_mu.
 //!

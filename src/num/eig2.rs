@@ -10,8 +10,11 @@
 //! ```
 
 use nalgebra::{Matrix2, Vector2};
-use num_complex::Complex64;
 use serde::Serialize;
+
+/// Complex f64: num-complex's type as nalgebra re-exports it (serde through nalgebra's
+/// `serde-serialize` feature), so the crate needs no direct num-complex dependency.
+pub type Complex64 = nalgebra::Complex<f64>;
 
 /// Eigenvalues and unit eigenvectors of a real 2x2 matrix.
 #[derive(Debug, Clone, Copy)]

@@ -2,7 +2,8 @@
 //! events ([`ode`], [`dop853`]) and the 5(4) pair's dynamic-size, step-by-step form over a
 //! fallible right-hand side ([`rk`]), damped Newton ([`newton`]), Gaussian quadrature
 //! ([`quad`]), closed-form 2x2
-//! eigen-decomposition and fixed-point classification ([`eig2`]), planar flows and their fixed
+//! eigen-decomposition and fixed-point classification ([`eig2`]), the eigenvalues of an N x N
+//! matrix ([`eigen`], faer's capped QR), planar flows and their fixed
 //! points ([`planar`]), the argmin glue ([`optim`]), products with a pre-packed matrix
 //! reused over many steps ([`packed`]), bootstrap intervals over seeds ([`stats`]); the kernel
 //! policy `MODEFLOW_KERNELS` ([`simd`]).
@@ -10,6 +11,7 @@
 pub mod continuation;
 pub mod dop853;
 pub mod eig2;
+pub mod eigen;
 pub mod newton;
 pub mod ode;
 pub mod optim;

@@ -81,8 +81,8 @@ pub fn lbfgs(
 ) -> Result<Minimum> {
     let (c0, g0) = cost_grad(&x0);
     if !c0.is_finite() || g0.iter().any(|v| !v.is_finite()) {
-        return Err(Error::Requirement(
-            "L-BFGS: cost or gradient not finite at the starting point".into(),
+        return Err(Error::numerical(
+            "L-BFGS: cost or gradient not finite at the starting point",
         ));
     }
     let problem = Problem { f: &cost_grad };
@@ -140,7 +140,7 @@ pub fn brent_root(f: impl Fn(f64) -> f64, a: f64, b: f64, tol: f64) -> Result<f6
         if fb == 0.0 {
             return Ok(b);
         }
-        return Err(Error::Requirement(format!(
+        return Err(Error::Numerical(format!(
             "root finder: f({a}) = {fa:e} and f({b}) = {fb:e} do not bracket a root"
         )));
     }
@@ -164,7 +164,7 @@ pub fn brent_root(f: impl Fn(f64) -> f64, a: f64, b: f64, tol: f64) -> Result<f6
     state
         .get_best_param()
         .copied()
-        .ok_or_else(|| Error::Requirement("Brent root: no parameter returned".into()))
+        .ok_or_else(|| Error::numerical("Brent root: no parameter returned"))
 }
 
 #[cfg(test)]

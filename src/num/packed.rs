@@ -16,10 +16,23 @@
 //! Kernels, selected at run time ([`Kernel::detect`]): a 24 x 8 register tile over three panels
 //! (24 512-bit accumulators) with AVX-512F; an 8 x 4 tile (eight 256-bit accumulators) with
 //! AVX2 + FMA; a portable scalar kernel over the same layout otherwise. The right operand is
-//! either column-major ([`PackedMatrix::gemm`]) or itself packed, as B^T
-//! ([`PackedMatrix::gemm_nt`]). Results equal a naive triple
-//! loop up to the summation order (relative differences at rounding level; see the tests).
-//! Nothing is allocated in [`PackedMatrix::gemm`].
+//! column-major ([`PackedMatrix::gemm`]). Results equal a naive triple loop up to the
+//! summation order (relative differences at rounding level; see the tests). Nothing is
+//! allocated in [`PackedMatrix::gemm`].
+//!
+//! **Kept on evidence, for the step products only.** `cargo bench --bench products` runs the
+//! same products through the gemm crate, faer and nalgebra (matrixmultiply), single-threaded,
+//! timed in thread CPU time (`bench/README.md`, 2026-12-05, AMD EPYC with AVX2 + FMA, no
+//! AVX-512, two runs): for the per-step products W H and W^T Lambda (N x N times N x 32, W
+//! packed once per pass) this kernel took 96-112 us at N = 256 (37-44 GFLOP/s) against
+//! 108-131 us for the best library there (the gemm crate: 1.12-1.16x), and 1.93-2.17 ms at
+//! N = 1024 against 2.73-2.89 ms for the best library there (nalgebra: 1.33-1.42x; the gemm
+//! crate 2.6-2.9x slower); no single library comes within 1.2x at both sizes. For the dL/dW
+//! chunk products (N x 128 times 128 x N added into N x N) the libraries were faster than
+//! packing both chunks and multiplying here (nalgebra 1.43x at N = 256, 1.21x at N = 1024), so
+//! `rnn::bptt` now hands those to nalgebra and this module no longer has the packed right
+//! operand they used (`PackedMatrix::gemm_nt`, removed with this decision; it and its bench
+//! arm are in the git history of this file and of `benches/products.rs`).
 
 use nalgebra::DMatrix;
 
@@ -38,10 +51,6 @@ pub const KC512: usize = 128;
 /// Columns of the right operand per outer block (a KC x NC block of B = 128 KiB stays in L2
 /// while every panel of A passes over it).
 pub const NC: usize = 64;
-
-/// Length of C (f64 values, 1 MiB) from which the AVX-512 tiles prefetch their part of C
-/// before the FMA loop (see `tile512`).
-const PREFETCH_C_LEN: usize = 1 << 17;
 
 /// A matrix A (m x k) stored in the panel layout described in the module docs.
 #[derive(Debug, Clone, Default)]
@@ -232,28 +241,6 @@ impl PackedMatrix {
         let rhs = Rhs {
             data: b,
             n,
-            packed: false,
-            k: self.k,
-        };
-        self.product(alpha, rhs, beta, c);
-    }
-
-    /// C = beta C + alpha A B^T for another packed matrix B (n x k, the same k) and C (m x n)
-    /// column-major. Both operands are already in panel layout, so a product over a long inner
-    /// dimension (dL/dW = Lambda phi(X)^T over all T B columns) needs no transpose: the panels of
-    /// B are exactly the layout the register tile reads its broadcasts from.
-    ///
-    /// # Panics
-    /// If the inner dimensions or the length of C do not match (a programming error).
-    pub fn gemm_nt(&self, alpha: f64, b: &PackedMatrix, beta: f64, c: &mut [f64]) {
-        assert_eq!(
-            b.k, self.k,
-            "PackedMatrix::gemm_nt: inner dimensions differ"
-        );
-        let rhs = Rhs {
-            data: &b.panels,
-            n: b.m,
-            packed: true,
             k: self.k,
         };
         self.product(alpha, rhs, beta, c);
@@ -275,9 +262,7 @@ impl PackedMatrix {
         } else {
             KC
         };
-        // a packed right operand is zero-padded to whole panels: tiles may cover the padding
-        // (the epilogue drops those columns), so no single-column leftovers arise
-        let n_tiles = if rhs.packed { n.div_ceil(MR) * MR } else { n };
+        let n_tiles = n;
         let np = m.div_ceil(MR);
         let mut k0 = 0;
         while k0 < k {
@@ -352,7 +337,6 @@ impl PackedMatrix {
             j += NR;
         }
         while j < j1 {
-            // only reached with a column-major right operand (packed ones are padded)
             let bcol = &rhs.data[j * k + k0..j * k + k0 + kc];
             let mut acc = [0.0f64; MR];
             self.column(panel, bcol, &mut acc);
@@ -388,23 +372,6 @@ impl PackedMatrix {
         let r0 = p * MR;
         let rows = (g * MR).min(m - r0);
         let cols = NR512.min(rhs.n.saturating_sub(j));
-        if c.len() >= PREFETCH_C_LEN {
-            // a C this large lives in L3 or memory (dL/dW for N >= 512) and each tile touches
-            // its part only after the FMA loop: request those cache lines now so that they
-            // arrive while the loop runs (measured: the chunk product at N = 1024 goes from
-            // ~45 to ~51 GFLOP/s; for a C in L2 the hints only cost time, hence the threshold)
-            for jj in 0..cols {
-                let col = &c[(j + jj) * m + r0..(j + jj) * m + r0 + rows];
-                for i in (0..rows).step_by(8).chain([rows - 1]) {
-                    // SAFETY: a prefetch is only a hint; the address lies inside `c`.
-                    unsafe {
-                        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                            col.as_ptr().add(i).cast::<i8>(),
-                        )
-                    };
-                }
-            }
-        }
         let mut acc = [0.0f64; P512 * MR * NR512];
         let a = self.panels[p * MR * k + k0 * MR..].as_ptr();
         let bp = rhs.data[off..].as_ptr();
@@ -431,7 +398,6 @@ impl PackedMatrix {
     /// panel[kk][r] * bcol[kk].
     #[inline]
     fn column(&self, panel: &[f64], bcol: &[f64], acc: &mut [f64; MR]) {
-        debug_assert!(panel.len() == bcol.len() * MR);
         #[cfg(target_arch = "x86_64")]
         if self.kernel != Kernel::Scalar {
             // SAFETY: AVX2 + FMA detected at run time; panel holds MR values per entry of bcol.
@@ -447,34 +413,23 @@ impl PackedMatrix {
     }
 }
 
-/// The right operand B (k x n) of a product, column-major (B[kk, j] = data[j k + kk]) or the
-/// panels of a [`PackedMatrix`] holding B^T (B[kk, j] = data[(j / MR) MR k + kk MR + j % MR],
-/// zero-padded to whole panels).
+/// The right operand B (k x n) of a product, column-major: B[kk, j] = data[j k + kk].
 #[derive(Debug, Clone, Copy)]
 struct Rhs<'a> {
     data: &'a [f64],
     n: usize,
-    packed: bool,
     k: usize,
 }
 
 impl Rhs<'_> {
-    /// For the block B[k0 .. k0 + kc, j .. j + w] (w dividing MR, j a multiple of w): the
+    /// For the block B[k0 .. k0 + kc, j .. j + w]: the
     /// offset of B[k0, j] in `data` and the strides (column, inner) that address
     /// B[k0 + kk, j + jj] = data[off + jj cs + kk ks] inside it.
     ///
     /// # Panics
     /// If the block is not inside `data` (this is what makes the unchecked kernels sound).
     fn block(&self, k0: usize, kc: usize, j: usize, w: usize) -> (usize, usize, usize) {
-        let (off, cs, ks) = if self.packed {
-            assert!(
-                j.is_multiple_of(w) && MR.is_multiple_of(w),
-                "Rhs::block: tile across panels"
-            );
-            ((j / MR) * MR * self.k + k0 * MR + j % MR, 1, MR)
-        } else {
-            (j * self.k + k0, self.k, 1)
-        };
+        let (off, cs, ks) = (j * self.k + k0, self.k, 1);
         assert!(
             kc > 0 && off + (w - 1) * cs + (kc - 1) * ks < self.data.len(),
             "Rhs::block: out of bounds"
@@ -505,6 +460,11 @@ fn tile_scalar(
 
 /// One MR x NR tile with eight 256-bit accumulators: acc[jj][r] = sum_kk panel[kk MR + r]
 /// b[jj cs + kk ks].
+///
+/// # Safety
+/// The CPU supports AVX2 and FMA; `panel` holds at least `kc * MR` values; for every
+/// kk < kc and jj < NR, `b + jj cs + kk ks` points to a readable f64 (what `Rhs::block`
+/// asserts).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn tile_avx2(
@@ -516,45 +476,55 @@ unsafe fn tile_avx2(
     acc: &mut [[f64; MR]; NR],
 ) {
     use std::arch::x86_64::*;
+    assert!(panel.len() >= kc * MR, "tile_avx2: panel length");
     let a = panel.as_ptr();
-    let (b0, b1, b2, b3) = (b, b.add(cs), b.add(2 * cs), b.add(3 * cs));
-    let mut c00 = _mm256_setzero_pd();
-    let mut c01 = _mm256_setzero_pd();
-    let mut c10 = _mm256_setzero_pd();
-    let mut c11 = _mm256_setzero_pd();
-    let mut c20 = _mm256_setzero_pd();
-    let mut c21 = _mm256_setzero_pd();
-    let mut c30 = _mm256_setzero_pd();
-    let mut c31 = _mm256_setzero_pd();
-    for kk in 0..kc {
-        let a0 = _mm256_loadu_pd(a.add(kk * MR));
-        let a1 = _mm256_loadu_pd(a.add(kk * MR + 4));
-        let x0 = _mm256_broadcast_sd(&*b0.add(kk * ks));
-        c00 = _mm256_fmadd_pd(a0, x0, c00);
-        c01 = _mm256_fmadd_pd(a1, x0, c01);
-        let x1 = _mm256_broadcast_sd(&*b1.add(kk * ks));
-        c10 = _mm256_fmadd_pd(a0, x1, c10);
-        c11 = _mm256_fmadd_pd(a1, x1, c11);
-        let x2 = _mm256_broadcast_sd(&*b2.add(kk * ks));
-        c20 = _mm256_fmadd_pd(a0, x2, c20);
-        c21 = _mm256_fmadd_pd(a1, x2, c21);
-        let x3 = _mm256_broadcast_sd(&*b3.add(kk * ks));
-        c30 = _mm256_fmadd_pd(a0, x3, c30);
-        c31 = _mm256_fmadd_pd(a1, x3, c31);
+    // SAFETY: the reads of A stay inside `panel` (asserted), those of B inside the block the
+    // caller vouches for; the stores go to `acc` (NR rows of MR values).
+    unsafe {
+        let (b0, b1, b2, b3) = (b, b.add(cs), b.add(2 * cs), b.add(3 * cs));
+        let mut c00 = _mm256_setzero_pd();
+        let mut c01 = _mm256_setzero_pd();
+        let mut c10 = _mm256_setzero_pd();
+        let mut c11 = _mm256_setzero_pd();
+        let mut c20 = _mm256_setzero_pd();
+        let mut c21 = _mm256_setzero_pd();
+        let mut c30 = _mm256_setzero_pd();
+        let mut c31 = _mm256_setzero_pd();
+        for kk in 0..kc {
+            let a0 = _mm256_loadu_pd(a.add(kk * MR));
+            let a1 = _mm256_loadu_pd(a.add(kk * MR + 4));
+            let x0 = _mm256_broadcast_sd(&*b0.add(kk * ks));
+            c00 = _mm256_fmadd_pd(a0, x0, c00);
+            c01 = _mm256_fmadd_pd(a1, x0, c01);
+            let x1 = _mm256_broadcast_sd(&*b1.add(kk * ks));
+            c10 = _mm256_fmadd_pd(a0, x1, c10);
+            c11 = _mm256_fmadd_pd(a1, x1, c11);
+            let x2 = _mm256_broadcast_sd(&*b2.add(kk * ks));
+            c20 = _mm256_fmadd_pd(a0, x2, c20);
+            c21 = _mm256_fmadd_pd(a1, x2, c21);
+            let x3 = _mm256_broadcast_sd(&*b3.add(kk * ks));
+            c30 = _mm256_fmadd_pd(a0, x3, c30);
+            c31 = _mm256_fmadd_pd(a1, x3, c31);
+        }
+        _mm256_storeu_pd(acc[0].as_mut_ptr(), c00);
+        _mm256_storeu_pd(acc[0].as_mut_ptr().add(4), c01);
+        _mm256_storeu_pd(acc[1].as_mut_ptr(), c10);
+        _mm256_storeu_pd(acc[1].as_mut_ptr().add(4), c11);
+        _mm256_storeu_pd(acc[2].as_mut_ptr(), c20);
+        _mm256_storeu_pd(acc[2].as_mut_ptr().add(4), c21);
+        _mm256_storeu_pd(acc[3].as_mut_ptr(), c30);
+        _mm256_storeu_pd(acc[3].as_mut_ptr().add(4), c31);
     }
-    _mm256_storeu_pd(acc[0].as_mut_ptr(), c00);
-    _mm256_storeu_pd(acc[0].as_mut_ptr().add(4), c01);
-    _mm256_storeu_pd(acc[1].as_mut_ptr(), c10);
-    _mm256_storeu_pd(acc[1].as_mut_ptr().add(4), c11);
-    _mm256_storeu_pd(acc[2].as_mut_ptr(), c20);
-    _mm256_storeu_pd(acc[2].as_mut_ptr().add(4), c21);
-    _mm256_storeu_pd(acc[3].as_mut_ptr(), c30);
-    _mm256_storeu_pd(acc[3].as_mut_ptr().add(4), c31);
 }
 
 /// (8 P) x 8 tile with 512-bit FMAs: out[jj 8P + r] = sum_kk A[r, kk] b[jj cs + kk ks] for the
 /// P consecutive panels starting at `a` (panel stride `pstride`); `out` is written, not
 /// accumulated. With P = 3: 24 accumulators, 3 + 8 loads per 24 FMAs.
+///
+/// # Safety
+/// The CPU supports AVX-512F; for q < P and kk < kc, `a + q pstride + kk MR .. + MR` are
+/// readable f64; for kk < kc and jj < NR512, `b + jj cs + kk ks` is a readable f64; `out`
+/// points to NR512 * P * MR writable f64 (what `PackedMatrix::tile512` asserts).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn tile_avx512<const P: usize>(
@@ -567,59 +537,71 @@ unsafe fn tile_avx512<const P: usize>(
     out: *mut f64,
 ) {
     use std::arch::x86_64::*;
-    let mut c = [[_mm512_setzero_pd(); P]; NR512];
-    for kk in 0..kc {
-        let mut av = [_mm512_setzero_pd(); P];
-        for (q, v) in av.iter_mut().enumerate() {
-            *v = _mm512_loadu_pd(a.add(q * pstride + kk * MR));
-        }
-        let bk = b.add(kk * ks);
-        for (jj, cj) in c.iter_mut().enumerate() {
-            let x = _mm512_set1_pd(*bk.add(jj * cs));
-            for q in 0..P {
-                cj[q] = _mm512_fmadd_pd(av[q], x, cj[q]);
+    // SAFETY: every read and write below is one the caller vouches for (see # Safety).
+    unsafe {
+        let mut c = [[_mm512_setzero_pd(); P]; NR512];
+        for kk in 0..kc {
+            let mut av = [_mm512_setzero_pd(); P];
+            for (q, v) in av.iter_mut().enumerate() {
+                *v = _mm512_loadu_pd(a.add(q * pstride + kk * MR));
+            }
+            let bk = b.add(kk * ks);
+            for (jj, cj) in c.iter_mut().enumerate() {
+                let x = _mm512_set1_pd(*bk.add(jj * cs));
+                for q in 0..P {
+                    cj[q] = _mm512_fmadd_pd(av[q], x, cj[q]);
+                }
             }
         }
-    }
-    for (jj, cj) in c.iter().enumerate() {
-        for (q, v) in cj.iter().enumerate() {
-            _mm512_storeu_pd(out.add(jj * P * MR + q * MR), *v);
+        for (jj, cj) in c.iter().enumerate() {
+            for (q, v) in cj.iter().enumerate() {
+                _mm512_storeu_pd(out.add(jj * P * MR + q * MR), *v);
+            }
         }
     }
 }
 
 /// MR x 1 tile with the inner dimension unrolled by 4 (eight independent accumulators hide the
 /// FMA latency), summed pairwise at the end.
+///
+/// # Safety
+/// The CPU supports AVX2 and FMA. (The slice lengths are asserted here, so no other
+/// precondition remains.)
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn column_avx2(panel: &[f64], bcol: &[f64], acc: &mut [f64; MR]) {
     use std::arch::x86_64::*;
+    assert_eq!(panel.len(), bcol.len() * MR, "column_avx2: panel length");
     let a = panel.as_ptr();
     let kc = bcol.len();
-    let mut s = [_mm256_setzero_pd(); 8];
-    let mut kk = 0;
-    while kk + 4 <= kc {
-        for u in 0..4 {
-            let x = _mm256_broadcast_sd(bcol.get_unchecked(kk + u));
-            s[2 * u] = _mm256_fmadd_pd(_mm256_loadu_pd(a.add((kk + u) * MR)), x, s[2 * u]);
-            s[2 * u + 1] =
-                _mm256_fmadd_pd(_mm256_loadu_pd(a.add((kk + u) * MR + 4)), x, s[2 * u + 1]);
+    // SAFETY: kk < kc = bcol.len() throughout, so `bcol[kk]` and the MR values of `panel` at
+    // kk MR (asserted length) are in bounds.
+    unsafe {
+        let mut s = [_mm256_setzero_pd(); 8];
+        let mut kk = 0;
+        while kk + 4 <= kc {
+            for u in 0..4 {
+                let x = _mm256_broadcast_sd(bcol.get_unchecked(kk + u));
+                s[2 * u] = _mm256_fmadd_pd(_mm256_loadu_pd(a.add((kk + u) * MR)), x, s[2 * u]);
+                s[2 * u + 1] =
+                    _mm256_fmadd_pd(_mm256_loadu_pd(a.add((kk + u) * MR + 4)), x, s[2 * u + 1]);
+            }
+            kk += 4;
         }
-        kk += 4;
-    }
-    while kk < kc {
-        let x = _mm256_broadcast_sd(bcol.get_unchecked(kk));
-        s[0] = _mm256_fmadd_pd(_mm256_loadu_pd(a.add(kk * MR)), x, s[0]);
-        s[1] = _mm256_fmadd_pd(_mm256_loadu_pd(a.add(kk * MR + 4)), x, s[1]);
-        kk += 1;
-    }
-    let lo = _mm256_add_pd(_mm256_add_pd(s[0], s[2]), _mm256_add_pd(s[4], s[6]));
-    let hi = _mm256_add_pd(_mm256_add_pd(s[1], s[3]), _mm256_add_pd(s[5], s[7]));
-    let mut out = [0.0f64; MR];
-    _mm256_storeu_pd(out.as_mut_ptr(), lo);
-    _mm256_storeu_pd(out.as_mut_ptr().add(4), hi);
-    for r in 0..MR {
-        acc[r] += out[r];
+        while kk < kc {
+            let x = _mm256_broadcast_sd(bcol.get_unchecked(kk));
+            s[0] = _mm256_fmadd_pd(_mm256_loadu_pd(a.add(kk * MR)), x, s[0]);
+            s[1] = _mm256_fmadd_pd(_mm256_loadu_pd(a.add(kk * MR + 4)), x, s[1]);
+            kk += 1;
+        }
+        let lo = _mm256_add_pd(_mm256_add_pd(s[0], s[2]), _mm256_add_pd(s[4], s[6]));
+        let hi = _mm256_add_pd(_mm256_add_pd(s[1], s[3]), _mm256_add_pd(s[5], s[7]));
+        let mut out = [0.0f64; MR];
+        _mm256_storeu_pd(out.as_mut_ptr(), lo);
+        _mm256_storeu_pd(out.as_mut_ptr().add(4), hi);
+        for r in 0..MR {
+            acc[r] += out[r];
+        }
     }
 }
 
@@ -690,34 +672,6 @@ mod tests {
         }
     }
 
-    /// A B^T with both operands packed, against the naive product (same bound as `check`).
-    fn check_nt(m: usize, k: usize, n: usize, alpha: f64, beta: f64, kernel: Kernel) {
-        let mut rng = StdRng::seed_from_u64((m * 7919 + k * 104_729 + n) as u64);
-        let a = random(m, k, &mut rng);
-        let b = random(n, k, &mut rng);
-        let c0 = random(m, n, &mut rng);
-        let (mut pa, mut pb) = (PackedMatrix::new(), PackedMatrix::new());
-        pa.set_kernel(kernel);
-        pa.pack(&a);
-        pb.pack(&b);
-        let mut c = c0.clone();
-        pa.gemm_nt(alpha, &pb, beta, c.as_mut_slice());
-        let reference = &c0 * beta + &a * b.transpose() * alpha;
-        let scale = a.abs() * b.abs().transpose() * alpha.abs() + c0.abs() * beta.abs();
-        assert_close(&c, &reference, &scale, k, "gemm_nt");
-    }
-
-    #[test]
-    fn gemm_nt_long_inner_dimension() {
-        for kernel in [Kernel::Avx512, Kernel::Avx2, Kernel::Scalar] {
-            check_nt(64, 3200, 64, 0.2, 0.0, kernel);
-            check_nt(37, 500, 29, -0.7, 1.0, kernel);
-            check_nt(5, 3, 100, 1.0, 0.5, kernel);
-            // C of >= PREFETCH_C_LEN values: the tiles prefetch C (odd edges included)
-            check_nt(371, 7, 365, 0.3, 1.0, kernel);
-        }
-    }
-
     #[test]
     fn packing_by_column_blocks_equals_packing_at_once() {
         let mut rng = StdRng::seed_from_u64(5);
@@ -752,7 +706,6 @@ mod tests {
             let kernel = [Kernel::Avx512, Kernel::Avx2, Kernel::Scalar][kernel_i];
             let beta = [0.0, 1.0, -0.5][beta_i];
             check(m, k, n, alpha, beta, transpose, kernel);
-            check_nt(m, k, n, alpha, beta, kernel);
         }
     }
 }

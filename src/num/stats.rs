@@ -1,4 +1,4 @@
-//! Statistics over independent runs (seeds are samples, THEORY.md I.7).
+//! Statistics over independent runs (seeds are samples, docs/theory.md I.7).
 //!
 //! * [`bootstrap`]: seeded bootstrap percentile 95% intervals for the mean, the median and the
 //!   geometric mean of a sample (>= [`MIN_RESAMPLES`] resamples, default [`DEFAULT_RESAMPLES`]).
@@ -30,7 +30,7 @@ pub const DEFAULT_RESAMPLES: usize = 4000;
 /// Fewest resamples accepted: below ~2000 the 2.5% / 97.5% percentiles of the bootstrap
 /// distribution rest on fewer than 50 draws each and move visibly with the seed.
 pub const MIN_RESAMPLES: usize = 2000;
-/// Fewest independent runs (seeds) behind any network-level number (THEORY.md I.7).
+/// Fewest independent runs (seeds) behind any network-level number (docs/theory.md I.7).
 pub const MIN_SEEDS: u64 = 16;
 /// The standard normal quantile at 97.5% (two-sided 95%), for the Wilson interval.
 const Z95: f64 = 1.959_963_984_540_054;
@@ -114,12 +114,12 @@ impl Bootstrap {
 
 fn check_sample(sample: &[f64], what: &str) -> Result<()> {
     if sample.is_empty() {
-        return Err(Error::Requirement(format!(
+        return Err(Error::Numerical(format!(
             "{what}: the sample is empty (at least one value needed)"
         )));
     }
     if let Some((i, v)) = sample.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-        return Err(Error::Requirement(format!(
+        return Err(Error::Numerical(format!(
             "{what}: sample value {i} is {v} (finite values needed)"
         )));
     }
@@ -130,7 +130,7 @@ fn check_sample(sample: &[f64], what: &str) -> Result<()> {
 fn logs(sample: &[f64]) -> Result<Vec<f64>> {
     check_sample(sample, "geometric mean")?;
     if let Some((i, v)) = sample.iter().enumerate().find(|(_, v)| **v <= 0.0) {
-        return Err(Error::Requirement(format!(
+        return Err(Error::Numerical(format!(
             "geometric mean: sample value {i} is {v:e}; the geometric mean is defined for \
              strictly positive values only"
         )));

@@ -222,7 +222,7 @@ impl<T, E: std::error::Error + Send + Sync> Drawn<T>
     for std::result::Result<T, DrawingAreaErrorKind<E>>
 {
     fn drawn(self) -> Result<T> {
-        self.map_err(|e| Error::Requirement(format!("drawing the figure failed: {e}")))
+        self.map_err(|e| Error::Numerical(format!("drawing the figure failed: {e}")))
     }
 }
 
@@ -267,7 +267,7 @@ pub fn encode_png(rgb: &[u8], (w, h): (u32, u32)) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     image::codecs::png::PngEncoder::new(&mut out)
         .write_image(rgb, w, h, image::ColorType::Rgb8)
-        .map_err(|e| Error::Requirement(format!("PNG encoding failed: {e}")))?;
+        .map_err(|e| Error::Numerical(format!("PNG encoding failed: {e}")))?;
     Ok(out)
 }
 
@@ -325,7 +325,7 @@ pub fn figure_json(
         "data": data,
     });
     serde_json::to_string(&v)
-        .map_err(|e| Error::Requirement(format!("serialising figure data failed: {e}")))
+        .map_err(|e| Error::Numerical(format!("serialising figure data failed: {e}")))
 }
 
 /// Render `fig` to SVG and PNG, then write both and the data files (`(suffix, contents)`,

@@ -5,10 +5,13 @@
 //! one preallocated buffer of N x (T+1) B; the adjoints Lambda_k = dL/dX_k need only a ring of
 //! two N x B slots, because every parameter gradient is accumulated step by step during the
 //! backward pass. W and W^T are packed once per pass ([`PackedMatrix`]) and reused at every
-//! step; the time loops allocate nothing. For a full-W gradient, Lambda_k and phi(X_{k-1})
-//! are packed while in cache into chunks of [`CHUNK_COLUMNS`] columns, and each full chunk
-//! adds its packed A B^T product to dL/dW (chunks stay in L2; no transpose, no second pass over
-//! the N x T B trajectories). Backward:
+//! step; the time loops allocate nothing. For a full-W gradient, Lambda_k is copied while in
+//! cache into a chunk of [`CHUNK_COLUMNS`] columns, and each full chunk adds
+//! dt Lambda_chunk phi(X)_chunk^T to dL/dW with nalgebra's gemm (matrixmultiply; phi(X) is read
+//! in place from the trajectory as a transposed view, no second pass over the N x T B
+//! trajectories). The step products use the packed kernels, the chunk products the library:
+//! each is the faster on the evidence of `cargo bench --bench products` (`bench/README.md`).
+//! Backward:
 //!
 //!   Lambda_T = g_T,   Lambda_k = g_k + (1 - dt) Lambda_{k+1} + dt phi'(X_k) .* (W^T Lambda_{k+1}),
 //!   dL/dW = dt sum_{k=1}^T Lambda_k phi(X_{k-1})^T     (chunk by chunk),
@@ -85,11 +88,10 @@ pub struct Workspace {
     /// every Euler step (the per-step products are N x N times N x B with B small).
     wp: PackedMatrix,
     wtp: PackedMatrix,
-    /// A chunk of Lambda_k and of the matching phi(X_{k-1}) packed (N x [`CHUNK_COLUMNS`]
-    /// each) during the backward pass, for dL/dW += dt Lambda_chunk phi(X)_chunk^T (allocated
-    /// on first use by a full-W gradient; small enough to stay in L2).
-    lamp: PackedMatrix,
-    hsp: PackedMatrix,
+    /// A chunk of Lambda_k (N x [`CHUNK_COLUMNS`], column-major) gathered during the backward
+    /// pass for dL/dW += dt Lambda_chunk phi(X)_chunk^T (allocated on first use by a full-W
+    /// gradient; small enough to stay in L2).
+    lam_chunk: Vec<f64>,
     /// Contiguous transposes w_out^T (R x N), U^T (2 x N) (see [`tview`]).
     wout_t: DMatrix<f64>,
     u_t: DMatrix<f64>,
@@ -120,8 +122,7 @@ impl Workspace {
             q: DMatrix::zeros(2, steps * batch),
             wp: PackedMatrix::new(),
             wtp: PackedMatrix::new(),
-            lamp: PackedMatrix::new(),
-            hsp: PackedMatrix::new(),
+            lam_chunk: Vec::new(),
             wout_t: DMatrix::zeros(r, n),
             u_t: DMatrix::zeros(2, n),
             wdiag: Vec::new(),
@@ -411,19 +412,25 @@ impl Workspace {
             }
             let lk = &self.lam[slot(k, nb)];
             if full {
-                // dL/dW += dt Lambda_k phi(X_{k-1})^T, a chunk of steps at a time: Lambda_k and
-                // phi(X_{k-1}) are packed while in cache, the chunk product runs when full
+                // dL/dW += dt Lambda_k phi(X_{k-1})^T, a chunk of steps at a time: Lambda_k is
+                // copied while in cache, the chunk product runs when full (steps c_lo..c_lo+len)
                 if k == steps || k + 1 == c_lo {
                     let len = chunk.min(k);
                     c_lo = k + 1 - len;
-                    self.lamp.reshape(n, len * b);
-                    self.hsp.reshape(n, len * b);
+                    // within the capacity after the first chunk: no allocation in the loop
+                    self.lam_chunk.resize(len * nb, 0.0);
                 }
                 let col = (k - c_lo) * b;
-                self.lamp.pack_columns(lk, col);
-                self.hsp.pack_columns(&self.hs[(k - 1) * nb..k * nb], col);
+                self.lam_chunk[col * n..col * n + nb].copy_from_slice(lk);
                 if k == c_lo {
-                    self.lamp.gemm_nt(dt, &self.hsp, 1.0, g_rec);
+                    // phi(X_{c_lo - 1}) .. phi(X_{c_lo + len - 2}): contiguous in the trajectory,
+                    // in the order of the Lambda columns; its transpose is a strided view (the
+                    // right operand, see `tview`)
+                    let cols = self.lam_chunk.len() / n;
+                    let lv = DMatrixView::from_slice(&self.lam_chunk, n, cols);
+                    let h0 = (c_lo - 1) * nb;
+                    let ht = tview(&self.hs[h0..h0 + cols * n], n, cols);
+                    DMatrixViewMut::from_slice(g_rec, n, n).gemm(dt, &lv, &ht, 1.0);
                 }
             } else {
                 // U^T Lambda_k, block k - 1 of P (dL/dM = dt P Q^T / N after the loop)
@@ -753,9 +760,8 @@ fn slot(k: usize, nb: usize) -> std::ops::Range<usize> {
     (k % 2) * nb..(k % 2 + 1) * nb
 }
 
-/// Columns (steps x trials) of one dL/dW chunk: Lambda and phi(X) chunks of N x 128 f64 stay
-/// in L2 between being packed and being multiplied, and 128 is the inner block of the
-/// AVX-512 kernel (`num::packed::KC512`).
+/// Columns (steps x trials) of one dL/dW chunk: a Lambda chunk of N x 128 f64 stays in L2
+/// between being gathered and being multiplied (the inner dimension of the chunk product).
 pub const CHUNK_COLUMNS: usize = 128;
 
 /// Lambda_k = decay Lambda_{k+1} + phi'(X_k) .* Z elementwise (Z = dt W^T Lambda_{k+1}), with

@@ -15,32 +15,14 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::Serialize;
 
-use super::hqr::hessenberg_eigenvalues;
 use super::network::Trainable;
 use super::task::StaticTask;
 use super::train::{train_task, Optimizer, TrainOptions};
 use crate::{Error, Result};
 
-/// Iteration cap per eigenvalue of the Hessenberg QR (as in [`super::fixed_points`]).
-const HQR_MAX_ITS: usize = 60;
-
-/// All eigenvalues (re, im) of a square matrix (Hessenberg reduction + capped double-shift QR).
+/// All eigenvalues (re, im) of a square matrix ([`crate::num::eigen::eigenvalues`]).
 pub fn eigenvalues(m: &DMatrix<f64>) -> Result<Vec<(f64, f64)>> {
-    if m.iter().any(|v| !v.is_finite()) {
-        return Err(Error::NoConvergence {
-            solver: "eigenvalues (matrix has non-finite entries)".into(),
-            iterations: 0,
-            residual: f64::NAN,
-            tolerance: 0.0,
-        });
-    }
-    let h = m.clone().hessenberg().h();
-    hessenberg_eigenvalues(&h, HQR_MAX_ITS).ok_or_else(|| Error::NoConvergence {
-        solver: "eigenvalues (Hessenberg QR)".into(),
-        iterations: HQR_MAX_ITS,
-        residual: f64::NAN,
-        tolerance: 0.0,
-    })
+    crate::num::eigen::eigenvalues(m)
 }
 
 /// The eigenvalue of largest real part (re, im): the outlier of a trained W (the learned
@@ -429,7 +411,7 @@ pub fn x9_points() -> Result<Vec<OutlierPoint>> {
             .filter_map(|r| r.probes.last().copied())
             .collect();
         if ps.is_empty() {
-            return Err(Error::Requirement(format!(
+            return Err(Error::Numerical(format!(
                 "X-9: no converged run at g = {g}"
             )));
         }

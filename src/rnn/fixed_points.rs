@@ -9,7 +9,7 @@
 //! Tracking the A fixed point through B training: theta is the angle in the readout plane
 //! (y_a, y_b) between the A fixed point before and after B. Under the aligned loss a rotation
 //! by theta at fixed readout norm zhat gives L_A = zhat^2 (1 - cos theta), and with an untrained
-//! readout near 0, I = 2 (1 - cos theta) [der].
+//! readout near 0, I = 2 (1 - cos theta) \[der\].
 
 use nalgebra::{DMatrix, DVector};
 use rand::rngs::StdRng;
@@ -35,8 +35,6 @@ pub struct FixedPointOptions {
     pub q_tol: f64,
     /// Two points closer than `dedupe_tol` x sqrt(N) are the same.
     pub dedupe_tol: f64,
-    /// Iteration cap of the Schur decomposition.
-    pub schur_max_iter: usize,
     /// How many leading eigenvalues (by real part) to report.
     pub n_eigs: usize,
     /// A minimum of q whose rms speed |F| / sqrt(N) exceeds this is not a slow point: the
@@ -63,7 +61,6 @@ impl Default for FixedPointOptions {
             slow_noise: 0.2,
             q_tol: 1e-8,
             dedupe_tol: 1e-3,
-            schur_max_iter: 10_000,
             n_eigs: 4,
             // states are O(0.1-1); 1e-2 per unit time moves a slow point by < 2e-2 rms over a
             // loss window of 2 time units, while a start with no fixed point in reach keeps a
@@ -107,49 +104,24 @@ fn flow_jac(
     net.jacobian(x, j);
 }
 
-/// Relative threshold for a zero eigenvalue of J at a fixed point: the Hessenberg QR is
+/// Relative threshold for a zero eigenvalue of J at a fixed point: the Schur QR is
 /// backward stable (eigenvalue errors ~ 1e-16 |J| x condition), so anything below 1e-9 x the
 /// spectral radius is zero to rounding; a trained attractor's slowest mode is >= 1e-4.
 pub const SINGULAR_RTOL: f64 = 1e-9;
 
-/// Relative deflation threshold of the Schur decomposition (see [`jacobian_eigenvalues`]).
-const SCHUR_EPS: f64 = 1e-14;
-
-/// Iteration cap per eigenvalue of the Hessenberg QR (EISPACK uses 30; exceptional shifts
-/// at 10 and 20).
-const HQR_MAX_ITS: usize = 60;
-
-/// Eigenvalues of J(x) with the capped Schur decomposition, sorted by decreasing real part.
-pub fn jacobian_eigenvalues(
-    net: &Network,
-    x: &DVector<f64>,
-    max_iter: usize,
-) -> Result<Vec<[f64; 2]>> {
+/// Eigenvalues of J(x), sorted by decreasing real part ([`crate::num::eigen::eigenvalues`]:
+/// faer's capped QR with exceptional shifts, which also handles the -I + (low rank) Jacobians
+/// of trained g = 0 networks on which nalgebra's Schur stalls).
+pub fn jacobian_eigenvalues(net: &Network, x: &DVector<f64>) -> Result<Vec<[f64; 2]>> {
     let mut j = DMatrix::zeros(net.n, net.n);
     net.jacobian(x, &mut j);
     if j.iter().any(|v| !v.is_finite()) {
-        return Err(Error::Requirement("Jacobian has non-finite entries".into()));
+        return Err(Error::numerical("Jacobian has non-finite entries"));
     }
-    // Primary: Hessenberg reduction + the capped double-shift QR with exceptional shifts
-    // (eigenvalues only, no Q). nalgebra's Schur (no exceptional shifts) stalls on the
-    // -I + (low rank) Jacobians of trained g = 0 networks, and when it does it burns its whole
-    // iteration cap; it remains the fallback, capped, with a relative deflation threshold of
-    // 1e-14 (it perturbs the eigenvalues by ~1e-14 max|J|, far below anything reported).
-    let h = j.clone().hessenberg().h();
-    let mut ev: Vec<[f64; 2]> = match super::hqr::hessenberg_eigenvalues(&h, HQR_MAX_ITS) {
-        Some(v) => v.into_iter().map(|(re, im)| [re, im]).collect(),
-        None => nalgebra::Schur::try_new(j, SCHUR_EPS, max_iter.max(1))
-            .ok_or_else(|| Error::NoConvergence {
-                solver: "eigenvalues of the Jacobian (Hessenberg QR, then capped Schur)".into(),
-                iterations: max_iter,
-                residual: f64::NAN,
-                tolerance: SCHUR_EPS,
-            })?
-            .complex_eigenvalues()
-            .iter()
-            .map(|c| [c.re, c.im])
-            .collect(),
-    };
+    let mut ev: Vec<[f64; 2]> = crate::num::eigen::eigenvalues(&j)?
+        .into_iter()
+        .map(|(re, im)| [re, im])
+        .collect();
     ev.sort_by(|a, b| b[0].total_cmp(&a[0]).then(b[1].total_cmp(&a[1])));
     Ok(ev)
 }
@@ -165,7 +137,7 @@ pub fn describe(
     let mut f = DVector::zeros(net.n);
     net.flow(&x, v, &mut f);
     let residual = f.norm();
-    let ev = jacobian_eigenvalues(net, &x, opts.schur_max_iter)?;
+    let ev = jacobian_eigenvalues(net, &x)?;
     let radius = ev.iter().map(|e| e[0].hypot(e[1])).fold(1.0, f64::max);
     let smallest = ev
         .iter()

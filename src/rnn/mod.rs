@@ -4,7 +4,7 @@
 //! - [`task`]: trial generators (working memory, NeurIPS static task, flip-flop).
 //! - [`bptt`]: batched forward pass and hand-written BPTT (one gemm per step for the batch);
 //!   `Sharded` runs shards of the batch on all cores (results independent of the thread count).
-//! - [`train`]: GD / SGD / Adam / gradient-flow driver with stopping rules and divergence
+//! - [`mod@train`]: GD / SGD / Adam / gradient-flow driver with stopping rules and divergence
 //!   detection; the flow is adaptive Dormand–Prince 5(4) on the parameters (`crate::num::rk`).
 //! - [`flow_limit`]: GD at lr, lr/2, ... against the flow, seed by seed, and their cost.
 //! - [`rules`]: learning rules beyond the exact gradient (e-prop, random e-prop, truncated
@@ -29,7 +29,6 @@ pub mod bptt;
 pub mod divergence;
 pub mod fixed_points;
 pub mod flow_limit;
-pub mod hqr;
 pub mod latent_xval;
 pub mod measure;
 pub mod network;

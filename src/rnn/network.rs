@@ -71,15 +71,19 @@ fn tanh_dispatch(x: &[f64], out: &mut [f64], scaled: Option<(&mut [f64], f64)>) 
     tanh_loop::<false>(x, out, scaled);
 }
 
+/// [`tanh_loop`] compiled for AVX2 + FMA. A safe function with target features (no `unsafe`
+/// inside); calling it is `unsafe` only because the CPU must support AVX2 and FMA, which the
+/// caller checks at run time.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tanh_slice_avx2(x: &[f64], out: &mut [f64], scaled: Option<(&mut [f64], f64)>) {
+fn tanh_slice_avx2(x: &[f64], out: &mut [f64], scaled: Option<(&mut [f64], f64)>) {
     tanh_loop::<true>(x, out, scaled);
 }
 
+/// [`tanh_loop`] compiled for AVX-512F (as [`tanh_slice_avx2`]: the caller checks the CPU).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn tanh_slice_avx512(x: &[f64], out: &mut [f64], scaled: Option<(&mut [f64], f64)>) {
+fn tanh_slice_avx512(x: &[f64], out: &mut [f64], scaled: Option<(&mut [f64], f64)>) {
     tanh_loop::<true>(x, out, scaled);
 }
 

@@ -58,7 +58,7 @@ pub struct StaticRun {
     pub loss0: f64,
     /// Loss of W0' + dW with W0' a random permutation of the entries of W0.
     pub loss_shuffled: f64,
-    /// Readout z after each step 0..=steps (z[0] at initialisation).
+    /// Readout z after each step 0..=steps (`z[0]` at initialisation).
     pub z: Vec<f64>,
 }
 

@@ -25,10 +25,10 @@ pub fn bulk_kernel(g: f64, s1: f64, s2: f64) -> f64 {
 
 /// The finite-N kernel p^T e^{(W0^T - I) s1} e^{(W0 - I) s2} p / N for every pattern p of
 /// `net` (column 1 is b), on the grid s = m h, m = 0..=steps: returns, per pattern, the
-/// (steps+1) x (steps+1) table K[m1][m2].
+/// (steps+1) x (steps+1) table `K[m1][m2]`.
 ///
 /// V_m = e^{(W0 - I) m h} P is propagated with one matrix exponential (nalgebra's Padé with
-/// scaling and squaring); then K[m1][m2] = v_m1 . v_m2 / N column by column.
+/// scaling and squaring); then `K[m1][m2] = v_m1 . v_m2 / N` column by column.
 pub fn finite_n_kernel(net: &RandomNetwork, h: f64, steps: usize) -> Result<Vec<Vec<Vec<f64>>>> {
     if !(h.is_finite() && h > 0.0) {
         return Err(Error::Requirement(format!(

@@ -330,7 +330,7 @@ pub fn f_k(g: f64, k: usize, s: f64) -> f64 {
 /// G_jk by nested Gauss–Legendre quadrature of the definition (independent of the closed
 /// form): F_k(t) = int_0^t u(t - s) f_k(s) ds, then G_jk = int_0^T f_j(T - t) F_k(t) dt, both
 /// split at the input switch so every panel integrand is smooth. Returns the matrix
-/// G[j][k] for j, k < `size`.
+/// `G[j][k]` for j, k < `size`.
 pub fn g_matrix_quadrature(g: f64, schedule: &InputSchedule, size: usize) -> Vec<Vec<f64>> {
     let gl = GaussLegendre::new(24);
     let t_end = schedule.duration();
