@@ -314,7 +314,8 @@ fn linear_figures(model: &ModelFile, dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Interference over (r, eps) from the full linear 2x2 ODE (I-8), log colour, with the
-/// criterion's r*(eps) overlaid.
+/// criterion's r*(eps), the full flow's rotation-share-1/2 line and the I-16 closed-form
+/// crossover overlaid.
 pub fn race_map(dir: &Path, n_r: usize, n_eps: usize, overlay: &[Points]) -> Result<Vec<PathBuf>> {
     io::ensure_dir(dir)?;
     let r: Vec<f64> = (0..n_r)
@@ -346,6 +347,16 @@ pub fn race_map(dir: &Path, n_r: usize, n_eps: usize, overlay: &[Points]) -> Res
     let curve: Vec<[f64; 2]> = eps
         .iter()
         .filter_map(|&e| closed::r_star(e).ok().flatten().map(|rs| [rs, e]))
+        .collect();
+    // I-16: the crossover of the closed-form task-B path (exact; same tolerance as the grid)
+    let refined: Vec<[f64; 2]> = eps
+        .iter()
+        .filter_map(|&e| {
+            linear::exact_path::r_star_refined(e, 1e-6)
+                .ok()
+                .flatten()
+                .map(|rs| [rs, e])
+        })
         .collect();
     // the full-flow boundary (what `predict` calls the real one): per eps row, where the
     // rotation share of the full gradient flow crosses 1/2, linear between grid columns
@@ -382,13 +393,19 @@ pub fn race_map(dir: &Path, n_r: usize, n_eps: usize, overlay: &[Points]) -> Res
             values,
         },
         &[
-            Curve {
-                label: "r*(ε), I-8 estimate".into(),
-                points: curve,
-            },
+            // the full flow solid, the I-16 crossover dashed on top of it (they coincide up to
+            // the grid's linear interpolation), then the I-8 estimate
             Curve {
                 label: "full flow: rotation share 1/2".into(),
                 points: crossover,
+            },
+            Curve {
+                label: "r*(ε) refined, closed-form path (I-16)".into(),
+                points: refined,
+            },
+            Curve {
+                label: "r*(ε), I-8 estimate".into(),
+                points: curve,
             },
         ],
         overlay,
