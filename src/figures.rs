@@ -415,6 +415,75 @@ pub fn race_map(dir: &Path, n_r: usize, n_eps: usize, overlay: &[Points]) -> Res
     Ok(res.files)
 }
 
+/// I-18: GD's stability step h_stab = 2/N_end over (r, eps) — the largest step at which GD can
+/// still converge to the plain flow's end of task B (N_end = |grad z_BB|^2 there, from the
+/// closed-form path of I-16) — with the crossover r*(eps) of I-16: left of it the flow rotates
+/// and GD above h_stab loses the rotation (claim I-18). Closed form at every point.
+pub fn step_size_map(dir: &Path) -> Result<Vec<PathBuf>> {
+    io::ensure_dir(dir)?;
+    let (n_r, n_eps) = (56, 42);
+    let r: Vec<f64> = (0..n_r)
+        .map(|i| 0.08 + 0.5 * i as f64 / (n_r - 1) as f64)
+        .collect();
+    let eps: Vec<f64> = (0..n_eps)
+        .map(|j| {
+            (0.005f64.ln() + (0.15f64.ln() - 0.005f64.ln()) * j as f64 / (n_eps - 1) as f64).exp()
+        })
+        .collect();
+    let mut values = Vec::with_capacity(n_r * n_eps);
+    for &e in &eps {
+        for &x in &r {
+            values.push(linear::modified::stability_step(x, e, 1e-6).unwrap_or(f64::NAN));
+        }
+    }
+    let floor = values
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    for v in &mut values {
+        if !v.is_finite() || *v <= 0.0 {
+            *v = floor;
+        }
+    }
+    let crossover: Vec<[f64; 2]> = eps
+        .iter()
+        .filter_map(|&e| {
+            linear::exact_path::r_star_refined(e, 1e-6)
+                .ok()
+                .flatten()
+                .map(|rs| [rs, e])
+        })
+        .collect();
+    let mut hs = HeatSpec::new(
+        "GD's stability step 2/N_end at the flow's end of task B (linear 2x2, I-18)",
+        "r = u / ẑ (input-driven emphasis)",
+        "ε (seed)",
+        "h_stab = 2/|∇z_BB|² at the end",
+    );
+    hs.log_colour = true;
+    hs.log_y = true;
+    let out = Output::new(dir, "step_size_map").with_provenance(serde_json::json!({
+        "modeflow_version": env!("CARGO_PKG_VERSION"),
+        "what": "GD stability step 2/N_end at the end of task B of the plain gradient flow, reference protocol of THEORY I-8 (zhat = 1, tol 1e-6); curve: the I-16 crossover (rotation wins left of it)",
+    }));
+    let res = heatmap::render(
+        &Grid {
+            x: r,
+            y: eps,
+            values,
+        },
+        &[Curve {
+            label: "r*(ε), closed-form path (I-16): rotation to the left".into(),
+            points: crossover,
+        }],
+        &[],
+        &hs,
+        &out,
+    )?;
+    Ok(res.files)
+}
+
 /// The I-13 rotation share f_rot = Theta_rot / (Theta_rot + Theta_new) over (g, T_d) (pure
 /// memory, T_in = 2, u_p = 1, erf target attractor at zhat = 0.5), with the f_rot = 1/2 line.
 pub fn theta_map(dir: &Path, n_g: usize, n_td: usize, overlay: &[Points]) -> Result<Vec<PathBuf>> {
@@ -618,6 +687,7 @@ pub fn gallery_items() -> Vec<GalleryItem> {
             fb::clusters,
             fb::diagonal_bias,
             fb::modified_flow_order,
+            step_size_map,
         ]
         .map(GalleryItem::Bias),
     );

@@ -90,7 +90,13 @@ fn check_i16() -> Result<Vec<Row>> {
     // (loss clock, rtol 1e-12): relative 1e-7 (the ODE state's error times the readout's
     // sensitivity G_A^2 <= 1e2 on these points; measured ~1e-10).
     let opts = flow::precise_options();
-    for (r, eps) in [(0.2, 0.05), (0.3, 0.05), (0.45, 0.05), (0.15, 0.01), (0.5, 0.2)] {
+    for (r, eps) in [
+        (0.2, 0.05),
+        (0.3, 0.05),
+        (0.45, 0.05),
+        (0.15, 0.01),
+        (0.5, 0.2),
+    ] {
         let ode = race::reference_task_b(r, eps, TASK_TOL, &opts)?;
         let ex = exact_path::task_b_exact(r, eps, TASK_TOL)?;
         rows.push(Row::rel(
@@ -135,7 +141,8 @@ fn disputed_abs(
 /// rotation share at h = 1/4 (r, eps, share) ...
 const SHARE_AT_QUARTER: [(f64, f64, f64); 2] = [(0.3, 0.05, 0.260_6), (0.2, 0.05, 0.226_7)];
 /// ... and log2 of GD's critical ladder step (r, eps, log2 h_GD).
-const GD_CRITICAL_LOG2: [(f64, f64, f64); 3] = [(0.2, 0.05, -9.0), (0.15, 0.01, -11.0), (0.25, 0.05, -7.0)];
+const GD_CRITICAL_LOG2: [(f64, f64, f64); 3] =
+    [(0.2, 0.05, -9.0), (0.15, 0.01, -11.0), (0.25, 0.05, -7.0)];
 
 /// I-18 on the linear 2x2 race: the closed-form modified field against finite differences,
 /// GD against the plain and the modified flow (B-12's order), the direction in which the
@@ -174,7 +181,8 @@ fn check_i18() -> Result<Vec<Row>> {
     let gl = modified::loss_gradient(&d);
     let t = step / gl.norm();
     let grad_at = |y: &State| {
-        modified::derivatives(y, &par).map_or(State::repeat(f64::NAN), |d| modified::loss_gradient(&d))
+        modified::derivatives(y, &par)
+            .map_or(State::repeat(f64::NAN), |d| modified::loss_gradient(&d))
     };
     let hv = (grad_at(&(y + gl * t)) - grad_at(&(y - gl * t))) / (2.0 * t);
     let hg = modified::hessian_gradient(&d);
@@ -251,7 +259,9 @@ fn check_i18() -> Result<Vec<Row>> {
             continue;
         };
         rows.push(disputed_abs(
-            format!("log2 critical step: modified flow h* = {hm:.4} vs GD ladder, r = {r}, eps = {eps}"),
+            format!(
+                "log2 critical step: modified flow h* = {hm:.4} vs GD ladder, r = {r}, eps = {eps}"
+            ),
             hm.log2(),
             hg.log2(),
             1.0,
@@ -260,7 +270,9 @@ fn check_i18() -> Result<Vec<Row>> {
         ));
         rows.push(
             Row::abs(
-                format!("log2(h_GD / (2/N_end)), r = {r}, eps = {eps} (stability edge: in [-1, 2])"),
+                format!(
+                    "log2(h_GD / (2/N_end)), r = {r}, eps = {eps} (stability edge: in [-1, 2])"
+                ),
                 0.5,
                 (hg / hs).log2(),
                 1.5,

@@ -109,7 +109,7 @@ pub fn refined_margin(r: f64, eps: f64, tol: f64) -> f64 {
         return f64::NAN;
     };
     let t = target(r, tol);
-    if !(t > path.rho0) {
+    if t.is_nan() || t <= path.rho0 {
         return f64::NAN;
     }
     let xh = path.x_at_rho(0.5 * (t + path.rho0));
@@ -142,7 +142,7 @@ const X_TOL: f64 = 1e-15;
 pub fn task_b_exact(r: f64, eps: f64, tol: f64) -> Result<ExactTaskB> {
     let path = BalancedPath::new(r, eps)?;
     let t = target(r, tol);
-    if !(t > path.rho0) {
+    if t.is_nan() || t <= path.rho0 {
         return Err(Error::Requirement(format!(
             "task B is already learned at the start (r = {r}, eps = {eps}, tol = {tol})"
         )));
@@ -253,7 +253,13 @@ mod tests {
     #[test]
     fn exact_task_b_equals_the_ode() {
         let opts = flow::precise_options();
-        for (r, eps) in [(0.1, 0.01), (0.3, 0.05), (0.45, 0.05), (0.6, 0.2), (0.2, 0.15)] {
+        for (r, eps) in [
+            (0.1, 0.01),
+            (0.3, 0.05),
+            (0.45, 0.05),
+            (0.6, 0.2),
+            (0.2, 0.15),
+        ] {
             let ode = race::reference_task_b(r, eps, 1e-6, &opts).unwrap();
             let ex = task_b_exact(r, eps, 1e-6).unwrap();
             assert_relative_eq!(ex.rotation_share, ode.rotation_share, max_relative = 1e-7);
@@ -271,7 +277,10 @@ mod tests {
             assert!((rs - ode).abs() < 2e-6, "eps {eps}: {rs} vs {ode}");
             for (r, rot) in [(0.9 * rs, true), (1.1 * rs, false)] {
                 assert_eq!(refined_margin(r, eps, 1e-6) < 0.0, rot);
-                assert_eq!(task_b_exact(r, eps, 1e-6).unwrap().rotation_share > 0.5, rot);
+                assert_eq!(
+                    task_b_exact(r, eps, 1e-6).unwrap().rotation_share > 0.5,
+                    rot
+                );
             }
         }
     }

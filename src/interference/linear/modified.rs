@@ -323,7 +323,6 @@ pub fn eta_star_modified(r: f64, eps: f64, tol: f64, h_max: f64) -> Result<Optio
     Ok(None)
 }
 
-
 /// GD's stability bound at the plain flow's end point: h_stab = 2 / N_end, N_end = |grad z_BB|^2
 /// at M after B from the closed-form path (I-16). At the end e = 0, so the Hessian of L is
 /// g g^T with the single non-zero eigenvalue N: GD at h > h_stab cannot converge to that point
@@ -407,7 +406,8 @@ mod tests {
     #[test]
     fn plain_flow_is_the_i6_flow() {
         let o = modified_task_b(0.3, 0.05, 0.0, 1e-6).unwrap();
-        let b = race::reference_task_b(0.3, 0.05, 1e-6, &super::super::flow::ode_options()).unwrap();
+        let b =
+            race::reference_task_b(0.3, 0.05, 1e-6, &super::super::flow::ode_options()).unwrap();
         assert_eq!(o.ending, Ending::Learned);
         assert_relative_eq!(o.rotation_share, b.rotation_share, max_relative = 1e-7);
         assert_relative_eq!(o.interference, b.interference, max_relative = 1e-6);
@@ -432,9 +432,15 @@ mod tests {
         };
         let (p1, m1) = err(1.0 / 64.0);
         let (p2, m2) = err(1.0 / 128.0);
-        eprintln!("h 1/64: |GD - flow| {p1:.3e} |GD - modified| {m1:.3e}; 1/128: {p2:.3e} {m2:.3e}");
+        eprintln!(
+            "h 1/64: |GD - flow| {p1:.3e} |GD - modified| {m1:.3e}; 1/128: {p2:.3e} {m2:.3e}"
+        );
         assert!((1.6..2.5).contains(&(p1 / p2)), "plain ratio {}", p1 / p2);
-        assert!((3.0..5.0).contains(&(m1 / m2)), "modified ratio {}", m1 / m2);
+        assert!(
+            (3.0..5.0).contains(&(m1 / m2)),
+            "modified ratio {}",
+            m1 / m2
+        );
     }
 
     /// GD keeps the flow's rotation while h < 2/N_end and loses it within a factor 4 beyond
