@@ -293,7 +293,8 @@ pub fn linear_figures(model: &ModelFile, dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Interference over (r, eps) from the full linear 2x2 ODE (I-8), log colour, with the
-/// criterion's r*(eps) overlaid.
+/// criterion's r*(eps), the full flow's rotation-share-1/2 line and the I-16 closed-form
+/// crossover overlaid.
 pub fn race_map(dir: &Path, n_r: usize, n_eps: usize, overlay: &[Points]) -> Result<Vec<PathBuf>> {
     io::ensure_dir(dir)?;
     let r: Vec<f64> = (0..n_r)
@@ -325,6 +326,16 @@ pub fn race_map(dir: &Path, n_r: usize, n_eps: usize, overlay: &[Points]) -> Res
     let curve: Vec<[f64; 2]> = eps
         .iter()
         .filter_map(|&e| closed::r_star(e).ok().flatten().map(|rs| [rs, e]))
+        .collect();
+    // I-16: the crossover of the closed-form task-B path (exact; same tolerance as the grid)
+    let refined: Vec<[f64; 2]> = eps
+        .iter()
+        .filter_map(|&e| {
+            linear::exact_path::r_star_refined(e, 1e-6)
+                .ok()
+                .flatten()
+                .map(|rs| [rs, e])
+        })
         .collect();
     // the full-flow boundary (what `predict` calls the real one): per eps row, where the
     // rotation share of the full gradient flow crosses 1/2, linear between grid columns
@@ -361,16 +372,91 @@ pub fn race_map(dir: &Path, n_r: usize, n_eps: usize, overlay: &[Points]) -> Res
             values,
         },
         &[
-            Curve {
-                label: "r*(ε), I-8 estimate".into(),
-                points: curve,
-            },
+            // the full flow solid, the I-16 crossover dashed on top of it (they coincide up to
+            // the grid's linear interpolation), then the I-8 estimate
             Curve {
                 label: "full flow: rotation share 1/2".into(),
                 points: crossover,
             },
+            Curve {
+                label: "r*(ε) refined, closed-form path (I-16)".into(),
+                points: refined,
+            },
+            Curve {
+                label: "r*(ε), I-8 estimate".into(),
+                points: curve,
+            },
         ],
         overlay,
+        &hs,
+        &out,
+    )?;
+    Ok(res.files)
+}
+
+/// I-18: GD's stability step h_stab = 2/N_end over (r, eps) — the largest step at which GD can
+/// still converge to the plain flow's end of task B (N_end = |grad z_BB|^2 there, from the
+/// closed-form path of I-16) — with the crossover r*(eps) of I-16: left of it the flow rotates
+/// and GD above h_stab loses the rotation (claim I-18). Closed form at every point.
+pub fn step_size_map(dir: &Path) -> Result<Vec<PathBuf>> {
+    io::ensure_dir(dir)?;
+    let (n_r, n_eps) = (56, 42);
+    let r: Vec<f64> = (0..n_r)
+        .map(|i| 0.08 + 0.5 * i as f64 / (n_r - 1) as f64)
+        .collect();
+    let eps: Vec<f64> = (0..n_eps)
+        .map(|j| {
+            (0.005f64.ln() + (0.15f64.ln() - 0.005f64.ln()) * j as f64 / (n_eps - 1) as f64).exp()
+        })
+        .collect();
+    let mut values = Vec::with_capacity(n_r * n_eps);
+    for &e in &eps {
+        for &x in &r {
+            values.push(linear::modified::stability_step(x, e, 1e-6).unwrap_or(f64::NAN));
+        }
+    }
+    let floor = values
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    for v in &mut values {
+        if !v.is_finite() || *v <= 0.0 {
+            *v = floor;
+        }
+    }
+    let crossover: Vec<[f64; 2]> = eps
+        .iter()
+        .filter_map(|&e| {
+            linear::exact_path::r_star_refined(e, 1e-6)
+                .ok()
+                .flatten()
+                .map(|rs| [rs, e])
+        })
+        .collect();
+    let mut hs = HeatSpec::new(
+        "GD's stability step 2/N_end at the flow's end of task B (linear 2x2, I-18)",
+        "r = u / ẑ (input-driven emphasis)",
+        "ε (seed)",
+        "h_stab = 2/|∇z_BB|² at the end",
+    );
+    hs.log_colour = true;
+    hs.log_y = true;
+    let out = Output::new(dir, "step_size_map").with_provenance(serde_json::json!({
+        "modeflow_version": env!("CARGO_PKG_VERSION"),
+        "what": "GD stability step 2/N_end at the end of task B of the plain gradient flow, reference protocol of THEORY I-8 (zhat = 1, tol 1e-6); curve: the I-16 crossover (rotation wins left of it)",
+    }));
+    let res = heatmap::render(
+        &Grid {
+            x: r,
+            y: eps,
+            values,
+        },
+        &[Curve {
+            label: "r*(ε), closed-form path (I-16): rotation to the left".into(),
+            points: crossover,
+        }],
+        &[],
         &hs,
         &out,
     )?;

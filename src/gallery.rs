@@ -139,6 +139,7 @@ pub fn gallery_items() -> Vec<GalleryItem> {
             fb::clusters,
             fb::diagonal_bias,
             fb::modified_flow_order,
+            crate::figures::step_size_map,
         ]
         .map(GalleryItem::Bias),
     );

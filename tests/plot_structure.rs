@@ -909,4 +909,9 @@ fn shipped_model_figures_show_their_fixed_points() {
     modeflow::figures::race_map(&dir, 12, 10, &[]).unwrap();
     let svg = std::fs::read_to_string(dir.join("race_map.svg")).unwrap();
     assert!(has_text(&svg, "(log scale)"));
+    // the I-16 crossover is drawn on the race map and on the I-18 step-size map
+    assert!(has_text(&svg, "closed-form path (I-16)"));
+    modeflow::figures::step_size_map(&dir).unwrap();
+    let svg = std::fs::read_to_string(dir.join("step_size_map.svg")).unwrap();
+    assert!(has_text(&svg, "closed-form path (I-16)") && has_text(&svg, "(log scale)"));
 }

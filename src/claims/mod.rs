@@ -43,6 +43,7 @@ pub mod kernels;
 pub mod latent;
 pub mod latent_xval;
 pub mod linear;
+pub mod race;
 pub mod rnn;
 pub mod rule_stats;
 pub mod rules;
@@ -60,6 +61,7 @@ pub fn registry() -> Vec<Check> {
     checks.extend(rnn::checks());
     checks.extend(latent_xval::checks());
     checks.extend(tmaps::checks());
+    checks.extend(race::checks());
     checks.extend(rules::checks());
     checks.extend(rules_map::checks());
     checks.extend(rule_stats::checks());

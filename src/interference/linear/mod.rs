@@ -10,13 +10,17 @@
 //! - [`closed`]: D, R, fixed points, readouts, t_new, t_rot, the race criterion and r*(eps);
 //! - [`flow`]: the gradient M' = eta R^T E kappa^T, the explicit I-6 equations, event-stopped
 //!   integration, task B and interference;
+//! - [`exact_path`]: the task-B path in closed form and the exact race criterion (I-16);
+//! - [`modified`]: GD at step h vs the modified flow of L + (h/4)|grad L|^2 on task B (I-18);
 //! - [`race`]: rotation share, the full-ODE crossover, the (r, eps) interference grid;
 //! - [`spec`], [`report`]: the `linear2x2` model file and its learning-mode report;
 //!
 //! The checks of claims I-5 .. I-8 live in `crate::claims::linear`.
 
 pub mod closed;
+pub mod exact_path;
 pub mod flow;
+pub mod modified;
 pub mod race;
 pub mod report;
 pub mod spec;

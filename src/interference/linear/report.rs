@@ -10,6 +10,7 @@ use nalgebra::{Matrix2, Vector2};
 use serde::Serialize;
 
 use super::closed::{self, Params, Task};
+use super::exact_path;
 use super::flow::{self, Loss, Pathway, Rule, TaskB};
 use super::race::{self, Mode};
 use super::spec::{self, LinearSpec};
@@ -82,6 +83,9 @@ pub struct Race {
     pub r_star: Option<f64>,
     /// The full-ODE crossover at this eps (rotation share = 1/2).
     pub r_star_ode: Option<f64>,
+    /// I-16: the crossover from the closed-form task-B path (the exact criterion
+    /// [`exact_path::refined_margin`] = 0; equals `r_star_ode` to its root tolerance).
+    pub r_star_refined: Option<f64>,
 }
 
 /// The e-prop race of E-2 (closed form beside the ODE) and the gradient flow on the same
@@ -431,6 +435,7 @@ fn race_part(spec: &LinearSpec, pred: &Predictor) -> Result<Race> {
         new_formation_estimate: 1.0 / (par.eta * par.u * par.zhat),
         r_star: closed::r_star(eps)?,
         r_star_ode: pred.crossover(eps, spec.tolerance, Rule::Gradient)?,
+        r_star_refined: exact_path::r_star_refined(eps, spec.tolerance)?,
     })
 }
 
@@ -916,10 +921,17 @@ impl Report for LinearReport {
         ));
             match race.r_star_ode {
             Some(ro) => o.push_str(&format!(
-                "                     full-flow crossover at this eps: r = {} (rotation wins below)\n\n",
+                "                     full-flow crossover at this eps: r = {} (rotation wins below)\n",
                 num(ro, 4)
             )),
-            None => o.push_str("                     the full flow has no crossover at this eps\n\n"),
+            None => o.push_str("                     the full flow has no crossover at this eps\n"),
+        }
+            match race.r_star_refined {
+            Some(rr) => o.push_str(&format!(
+                "                     closed-form path criterion (I-16): r* = {}\n\n",
+                num(rr, 4)
+            )),
+            None => o.push_str("                     closed-form path criterion (I-16): no crossover at this eps\n\n"),
         }
         }
 
@@ -990,6 +1002,12 @@ mod tests {
             assert!(v.get(key).is_some(), "missing {key}");
         }
         assert_eq!(v["winner"], "new_formation");
+        // I-16: the closed-form crossover beside the ODE's (the ODE's root is found to 1e-6)
+        let (ro, rr) = (
+            v["race"]["r_star_ode"].as_f64().unwrap(),
+            v["race"]["r_star_refined"].as_f64().unwrap(),
+        );
+        assert!((ro - rr).abs() < 2e-6, "{ro} vs {rr}");
         let fp = &v["fixed_points"][0];
         for key in ["coordinates", "eigenvalues", "type"] {
             assert!(fp.get(key).is_some(), "fixed point misses {key}");
