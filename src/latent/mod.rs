@@ -7,9 +7,12 @@
 //!   seeding time (I-3).
 //! - [`model`]: model kind `latent` and [`predict`]; trials, the adjoint gradient (I-4) and
 //!   the learning flow live in [`crate::interference::nonlinear`].
+//! - [`finite_n`]: the finite-N gain h_N of one pattern draw and its moment-matched
+//!   expansion (claim I-14).
 //! - [`checks`]: the numerical checks of claims I-1..I-4.
 
 pub mod checks;
+pub mod finite_n;
 pub mod flow;
 pub mod gain;
 pub mod model;
