@@ -52,6 +52,15 @@ fn predict_kind(model: &ModelFile) -> Result<Output> {
             let r = crate::interference::linear::predict(model)?;
             Ok(Output::from_report(model, &r, false))
         }
+        "latent" if crate::latent::LatentSpec::from_model(model)?
+            .finite_n
+            .is_some() =>
+        {
+            // claim I-14: the finite-N prediction beside the Gaussian limit
+            let r = crate::rnn::finite_n::predict_latent(model)?;
+            let failed = r.failed();
+            Ok(Output::from_report(model, &r, failed))
+        }
         "latent" => {
             let r = crate::latent::predict(model)?;
             // issue 15: a run whose learning did not converge exited 0

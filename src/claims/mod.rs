@@ -209,6 +209,7 @@ pub struct Check {
     pub run: fn() -> Result<Vec<Row>>,
 }
 
+pub mod finite_n;
 pub mod runner;
 pub mod tmaps;
 
@@ -221,6 +222,7 @@ pub fn registry() -> Vec<Check> {
     checks.extend(crate::rnn::checks());
     checks.extend(crate::rnn::latent_xval::checks());
     checks.extend(tmaps::checks());
+    checks.extend(finite_n::checks());
     checks.extend(crate::rnn::rules_checks::checks());
     checks.extend(crate::bias::checks());
     checks

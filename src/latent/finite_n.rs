@@ -17,27 +17,43 @@
 //! T_j(kappa; m)_b = sum_l C(j,l) kappa_a^(j-l) kappa_b^l m_(j-l, l+1).
 //! ```
 //!
-//! The Gaussian limit has m_pq -> mu_pq = (p-1)!! (q-1)!! (p, q even; 0 otherwise), and
-//! sum_j c_j T_j(kappa; mu) is the Taylor series of G(|kappa|^2) kappa. The model of order k
-//! keeps the Gaussian part resummed and expands only the deviation:
+//! (these are the Taylor coefficients of h_N at kappa = 0, tested against finite differences of
+//! h_N). As a model this power series is useless beyond small |kappa|: the trained trials reach
+//! |kappa| ~ 2 during the pulse, where |u_i . kappa| ~ 6 and the truncated series of phi diverges
+//! (the fifth-order polynomial blows the trial up). The **moment-matched model** therefore
+//! expands the *measure* of the rows, not phi: with the empirical measure nu of the rows and the
+//! Gaussian gamma, the Gram-Charlier identity and Gaussian integration by parts give, for
+//! f(u) = u_e phi(u . kappa),
 //!
 //! ```text
-//! h_k(kappa) = G(|kappa|^2) kappa + sum_{j = 3, 5; j <= k} c_j T_j(kappa; m - mu),
+//! E_nu f = sum_alpha (c_alpha / alpha!) E_gamma[d^alpha f],  c_alpha = E_nu He_alpha(u)
+//!        = (1/N) sum_i He_p(a_i) He_q(b_i)       (alpha = (p, q), probabilists' Hermite),
+//! E_gamma[d^alpha f]_e = kappa_e kappa^alpha Phi_(n+1)(D) + d_e(kappa^alpha) Phi_(n-1)(D),
 //! ```
 //!
-//! so h_k - h_N = O(|kappa|^(k+2)) *and* h_k -> h exactly as N -> infinity. (The plain truncated
-//! polynomial sum_{j <= k} c_j T_j(kappa; m) would carry a truncation error of the Gaussian
-//! part itself, 20% of G at the trained memory |kappa_A| = 0.64 for k = 3, ten times the
-//! finite-N effect it is meant to capture.) The j = 1 deviation vanishes: U^T U / N = I exactly
-//! for the orthonormalised patterns (m_20 = m_02 = 1, m_11 = 0), which is why the leak into a
-//! from a pure b state starts at third order, h_N,a(kappa_b e_b) = c_3 m_13 kappa_b^3 + ...
+//! n = p + q, D = |kappa|^2, Phi_k(D) = E phi^(k)(sqrt(D) z) (Stein's lemma for the u_e factor).
+//! f is even in u, so odd n drop out; alpha = 0 is G(D) kappa (Phi_1 = G); n = 2 vanishes exactly
+//! (U^T U / N = I); c_alpha for n = 4 are the deviations m_40 - 3, m_31, m_22 - 1, m_13,
+//! m_04 - 3, for n = 6 combinations of m_pq, p + q <= 6. The model of order k keeps n <= k + 1:
+//!
+//! ```text
+//! h_k(kappa) = G(D) kappa + sum_{n = 4 (, 6)} sum_{p+q=n} c_pq / (p! q!) [kappa . kappa^alpha Phi_(n+1) + grad(kappa^alpha) Phi_(n-1)].
+//! ```
+//!
+//! The degree-n term starts at |kappa|^(n-1), so h_k - h_N = O(|kappa|^(k+2)) (its Taylor
+//! series agrees with the moment series above to order k), every term stays bounded for large
+//! kappa (Phi_k decays like D^(-k/2)), and h_k -> G kappa as N -> infinity. For erf
+//! (phi' a Gaussian of variance 2/pi) the averages are closed form:
+//! Phi_(2j+1)(D) = G(D) (-1)^j (2j-1)!! / (2/pi + D)^j; for tanh they are Gauss-Legendre
+//! integrals of the polynomials tanh^(k) = P_k(tanh). Phi_k' = Phi_(k+2) / 2 (heat equation)
+//! gives the Jacobian.
 
 use std::sync::Arc;
 
 use nalgebra::{Matrix2, Vector2};
 use serde::Serialize;
 
-use super::gain::{Gain, GainKind};
+use super::gain::GainKind;
 
 /// Which finite-N map: the moment-matched expansion to third or fifth order, or the exact
 /// empirical h_N.
@@ -46,6 +62,8 @@ use super::gain::{Gain, GainKind};
 pub enum Order {
     Three,
     Five,
+    /// Seventh order: the next term after the model-file orders, a diagnostic of I-14.
+    Seven,
     Exact,
 }
 
@@ -55,6 +73,7 @@ impl Order {
         match self {
             Order::Three => "3",
             Order::Five => "5",
+            Order::Seven => "7",
             Order::Exact => "exact",
         }
     }
@@ -64,12 +83,27 @@ impl Order {
         match self {
             Order::Three => 3,
             Order::Five | Order::Exact => 5,
+            Order::Seven => 7,
         }
     }
 }
 
-/// Largest moment order p + q stored: the fifth-order term needs p + q = 6.
-const MAX_MOMENT: usize = 6;
+/// The largest N of a finite-N latent model: its pattern draw replays the network's N^2 W0
+/// draws (16384^2 = 2.7e8 normal draws, a few seconds) before the patterns.
+pub const MAX_N: usize = 16_384;
+
+/// `[finite_n]` of a `latent` model: which pattern draw and which map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FiniteNSpec {
+    /// Neurons N of the draw.
+    pub n: usize,
+    /// The network seed whose pattern draw is used.
+    pub seed: u64,
+    pub order: Order,
+}
+
+/// Largest moment order p + q stored: the seventh-order term needs p + q = 8.
+const MAX_MOMENT: usize = 8;
 
 /// Taylor coefficients c_1, c_3, c_5 of phi (odd powers; index j = power).
 pub fn phi_coefficients(kind: GainKind) -> [f64; MAX_MOMENT] {
@@ -81,12 +115,14 @@ pub fn phi_coefficients(kind: GainKind) -> [f64; MAX_MOMENT] {
             c[1] = 1.0;
             c[3] = -pi / 12.0;
             c[5] = pi * pi / 160.0;
+            c[7] = -pi.powi(3) / 2688.0;
         }
         // tanh x = x - x^3/3 + 2 x^5/15
         GainKind::Tanh => {
             c[1] = 1.0;
             c[3] = -1.0 / 3.0;
             c[5] = 2.0 / 15.0;
+            c[7] = -17.0 / 315.0;
         }
     }
     c
@@ -103,7 +139,7 @@ pub fn gaussian_moment(p: usize, q: usize) -> f64 {
     dfact(p) * dfact(q)
 }
 
-/// Empirical moments m_pq = (1/N) sum_i a_i^p b_i^q for p + q <= 6, indexed [p][q].
+/// Empirical moments m_pq = (1/N) sum_i a_i^p b_i^q for p + q <= 8, indexed [p][q].
 pub type Moments = [[f64; MAX_MOMENT + 1]; MAX_MOMENT + 1];
 
 /// The moments of one pattern draw (a, b of equal length N >= 1).
@@ -175,18 +211,150 @@ struct Rows {
 /// sqrt(pi)/2, the argument scale of phi(x) = erf(sqrt(pi)/2 x).
 const ERF_SCALE: f64 = 0.886_226_925_452_758;
 
+/// Coefficients of the probabilists' Hermite polynomials He_0..He_6 (index [n][power]).
+fn hermite_coefficients() -> [[f64; MAX_MOMENT + 1]; MAX_MOMENT + 1] {
+    let mut h = [[0.0; MAX_MOMENT + 1]; MAX_MOMENT + 1];
+    h[0][0] = 1.0;
+    h[1][1] = 1.0;
+    // He_(n+1) = x He_n - n He_(n-1)
+    for n in 1..MAX_MOMENT {
+        for r in 0..=MAX_MOMENT {
+            let shift = if r > 0 { h[n][r - 1] } else { 0.0 };
+            h[n + 1][r] = shift - n as f64 * h[n - 1][r];
+        }
+    }
+    h
+}
+
+/// Hermite moments c_pq = E_nu He_p(a) He_q(b) from the power moments m_pq (p + q <= 8).
+pub fn hermite_moments(m: &Moments) -> Moments {
+    let he = hermite_coefficients();
+    let mut c = [[0.0; MAX_MOMENT + 1]; MAX_MOMENT + 1];
+    for p in 0..=MAX_MOMENT {
+        for q in 0..=(MAX_MOMENT - p) {
+            let mut v = 0.0;
+            for (r, hp) in he[p].iter().enumerate().take(p + 1) {
+                for (s, hq) in he[q].iter().enumerate().take(q + 1) {
+                    v += hp * hq * m[r][s];
+                }
+            }
+            c[p][q] = v;
+        }
+    }
+    c
+}
+
+fn factorial(n: usize) -> f64 {
+    (1..=n).map(|v| v as f64).product()
+}
+
+/// Highest k of Phi_k(D) the model needs: n + 3 with n = 8 (the Jacobian of the degree-8 term).
+const MAX_PHI: usize = 11;
+
+/// The Gaussian averages Phi_k(D) = E phi^(k)(sqrt(D) z), k = 0..=11 (even k vanish).
+#[derive(Debug, Clone)]
+enum PhiAverages {
+    /// Closed form: Phi_(2j+1) = G (-1)^j (2j-1)!! / (2/pi + D)^j.
+    Erf,
+    /// Gauss-Legendre panels in x = sqrt(D) z of the polynomials tanh^(k) = P_k(tanh x):
+    /// coefficients P_k[power] and the [0, 1] rule.
+    Tanh {
+        poly: Arc<Vec<Vec<f64>>>,
+        rule: Arc<(Vec<f64>, Vec<f64>)>,
+    },
+}
+
+impl PhiAverages {
+    fn new(kind: GainKind) -> Self {
+        match kind {
+            GainKind::Erf => PhiAverages::Erf,
+            GainKind::Tanh => {
+                // P_0 = t, P_(k+1) = P_k'(t) (1 - t^2)
+                let mut poly = vec![vec![0.0, 1.0]];
+                for k in 0..MAX_PHI {
+                    let p = &poly[k];
+                    let mut d = vec![0.0; p.len() + 1];
+                    for (r, c) in p.iter().enumerate().skip(1) {
+                        d[r - 1] += r as f64 * c;
+                        d[r + 1] -= r as f64 * c;
+                    }
+                    poly.push(d);
+                }
+                let gl = crate::num::quad::GaussLegendre::new(TANH_RULE_NODES);
+                let nodes = gl.nodes.iter().map(|x| 0.5 * (x + 1.0)).collect();
+                let weights = gl.weights.iter().map(|w| 0.5 * w).collect();
+                PhiAverages::Tanh {
+                    poly: Arc::new(poly),
+                    rule: Arc::new((nodes, weights)),
+                }
+            }
+        }
+    }
+
+    /// Phi_0..Phi_11 at D >= 0.
+    fn at(&self, d: f64) -> [f64; MAX_PHI + 1] {
+        let mut out = [0.0; MAX_PHI + 1];
+        match self {
+            PhiAverages::Erf => {
+                let g = 1.0 / (1.0 + std::f64::consts::FRAC_PI_2 * d).sqrt();
+                let inv = 1.0 / (std::f64::consts::FRAC_2_PI + d);
+                let mut v = g;
+                for j in 0..=(MAX_PHI - 1) / 2 {
+                    out[2 * j + 1] = v;
+                    v *= -((2 * j + 1) as f64) * inv;
+                }
+            }
+            PhiAverages::Tanh { poly, rule } => {
+                let eval = |x: f64, out: &mut [f64; MAX_PHI + 1], w: f64| {
+                    let t = x.tanh();
+                    for k in (1..=MAX_PHI).step_by(2) {
+                        let v = poly[k].iter().rev().fold(0.0, |acc, c| acc * t + c);
+                        out[k] += w * v;
+                    }
+                };
+                if d <= 0.0 {
+                    eval(0.0, &mut out, 1.0);
+                    return out;
+                }
+                // E psi(x), x ~ N(0, D), psi even: 2 int_0^X psi(x) N(x; 0, D) dx over panels of
+                // width <= min(1/4, s/2) up to X = min(9 s, 24) (beyond, the Gaussian weight or
+                // sech^2 ~ e^(-2x) is below 1e-17 relative). The high derivatives tanh^(k),
+                // k <= 11, are polynomials of degree k+1 in tanh: panels of width 1 left errors of
+                // 1e-5 at k = 7 (measured as a jump when the panel count changes); at width 1/4
+                // the poles of tanh (distance pi/2) are 12 half-widths away.
+                let s = d.sqrt();
+                let x_max = (9.0 * s).min(24.0);
+                let panels = (x_max / (0.25f64).min(0.5 * s)).ceil() as usize;
+                let width = x_max / panels as f64;
+                let c = 2.0 * width / (s * (2.0 * std::f64::consts::PI).sqrt());
+                let inv2d = 0.5 / d;
+                for i in 0..panels {
+                    let x0 = i as f64 * width;
+                    for (&u, &w) in rule.0.iter().zip(&rule.1) {
+                        let x = x0 + u * width;
+                        eval(x, &mut out, c * w * (-x * x * inv2d).exp());
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Gauss-Legendre nodes per panel for the tanh averages (as in [`super::gain`]).
+const TANH_RULE_NODES: usize = 10;
+
 /// The finite-N gain map of one pattern draw (claim I-14): exact h_N or its moment-matched
 /// expansion h_3 / h_5. Cheap to clone (the rows are shared).
 #[derive(Debug, Clone)]
 pub struct FiniteNGain {
     kind: GainKind,
     order: Order,
-    gain: Gain,
-    coeff: [f64; MAX_MOMENT],
+    averages: PhiAverages,
     /// m_pq of the draw.
     moments: Moments,
-    /// m_pq - mu_pq.
-    deviation: Moments,
+    /// The kept Hermite terms (p, q, c_pq / (p! q!)), even p + q in 4..=order + 1.
+    terms: Vec<(usize, usize, f64)>,
     rows: Option<Arc<Rows>>,
 }
 
@@ -195,21 +363,21 @@ impl FiniteNGain {
     pub fn new(kind: GainKind, order: Order, a: &[f64], b: &[f64]) -> FiniteNGain {
         debug_assert_eq!(a.len(), b.len());
         let m = moments(a, b);
-        let mut dev = m;
-        for (p, row) in dev.iter_mut().enumerate() {
-            for (q, v) in row.iter_mut().enumerate() {
-                if p + q <= MAX_MOMENT {
-                    *v -= gaussian_moment(p, q);
-                }
+        let c = hermite_moments(&m);
+        let mut terms = Vec::new();
+        // n = 2 is kept although it vanishes to rounding for orthonormalised patterns
+        for n in (2..=order.max_power() + 1).step_by(2) {
+            for p in 0..=n {
+                let q = n - p;
+                terms.push((p, q, c[p][q] / (factorial(p) * factorial(q))));
             }
         }
         FiniteNGain {
             kind,
             order,
-            gain: Gain::new(kind),
-            coeff: phi_coefficients(kind),
+            averages: PhiAverages::new(kind),
             moments: m,
-            deviation: dev,
+            terms,
             rows: (order == Order::Exact).then(|| {
                 Arc::new(Rows {
                     a: a.to_vec(),
@@ -227,7 +395,7 @@ impl FiniteNGain {
         self.kind
     }
 
-    /// The empirical moments m_pq (p + q <= 6).
+    /// The empirical moments m_pq (p + q <= 8).
     pub fn moments(&self) -> &Moments {
         &self.moments
     }
@@ -274,14 +442,48 @@ impl FiniteNGain {
         )
     }
 
+    /// h_k and Dh_k: with mono = kappa^alpha, its gradient gr and Hessian H,
+    /// h_e += w [kappa_e mono Phi_(n+1) + gr_e Phi_(n-1)] and (dPhi_k/dkappa_f = kappa_f Phi_(k+2))
+    /// Dh_ef += w [(delta_ef mono + kappa_e gr_f + gr_e kappa_f) Phi_(n+1)
+    ///            + kappa_e kappa_f mono Phi_(n+3) + H_ef Phi_(n-1)].
     fn expansion(&self, k: &Vector2<f64>) -> (Vector2<f64>, Matrix2<f64>) {
-        let (g, gp) = self.gain.g_and_slope(k.norm_squared());
-        let mut h = k * g;
-        let mut d = Matrix2::identity() * g + k * k.transpose() * (2.0 * gp);
-        for j in (1..=self.order.max_power()).step_by(2) {
-            let (t, dt) = power_term(j, &self.deviation, k);
-            h += t * self.coeff[j];
-            d += dt * self.coeff[j];
+        let ph = self.averages.at(k.norm_squared());
+        let kk = k * k.transpose();
+        let mut h = k * ph[1];
+        let mut d = Matrix2::identity() * ph[1] + kk * ph[3];
+        let pw = |x: f64, e: usize| if e == 0 { 1.0 } else { x.powi(e as i32) };
+        for &(p, q, w) in &self.terms {
+            let n = p + q;
+            let (ka, kb) = (k[0], k[1]);
+            let mono = pw(ka, p) * pw(kb, q);
+            let fp = p as f64;
+            let fq = q as f64;
+            let gr = Vector2::new(
+                if p > 0 { fp * pw(ka, p - 1) * pw(kb, q) } else { 0.0 },
+                if q > 0 { fq * pw(ka, p) * pw(kb, q - 1) } else { 0.0 },
+            );
+            let haa = if p > 1 {
+                fp * (fp - 1.0) * pw(ka, p - 2) * pw(kb, q)
+            } else {
+                0.0
+            };
+            let hab = if p > 0 && q > 0 {
+                fp * fq * pw(ka, p - 1) * pw(kb, q - 1)
+            } else {
+                0.0
+            };
+            let hbb = if q > 1 {
+                fq * (fq - 1.0) * pw(ka, p) * pw(kb, q - 2)
+            } else {
+                0.0
+            };
+            let hess = Matrix2::new(haa, hab, hab, hbb);
+            h += (k * (mono * ph[n + 1]) + gr * ph[n - 1]) * w;
+            let outer = k * gr.transpose() + gr * k.transpose();
+            d += ((Matrix2::identity() * mono + outer) * ph[n + 1]
+                + kk * (mono * ph[n + 3])
+                + hess * ph[n - 1])
+                * w;
         }
         (h, d)
     }
@@ -377,9 +579,7 @@ mod tests {
     }
 
     /// The moment-matched model of order k agrees with h_N to O(|kappa|^(k+2)): halving
-    /// |kappa| divides the error by ~2^(k+2) (asserted > 0.6 2^(k+2)), and at N -> infinity it is
-    /// the Gaussian G kappa (checked on the deviation: T_j(.; mu) sums to the Taylor series of
-    /// G kappa, so h_k(kappa) - G kappa is only the deviation term).
+    /// |kappa| divides the error by ~2^(k+2) (asserted within [0.6, 1.6] x 2^(k+2)).
     #[test]
     fn moment_matched_model_has_the_stated_order() {
         let (a, b) = rows(400, 12);
@@ -419,6 +619,65 @@ mod tests {
         let t5 = power_term(5, &mu, &k).0 * c[5];
         assert!((t3 - k * (-pi / 4.0 * d)).norm() < 1e-15);
         assert!((t5 - k * (3.0 * pi * pi / 32.0 * d * d)).norm() < 1e-15);
+    }
+
+    /// The Gaussian averages: Phi_1 = G and Phi_3 = 2 G' against [`Gain`] (erf closed form,
+    /// tanh quadrature), and Phi_k(0) = phi^(k)(0) = k! c_k; Phi_k' = Phi_(k+2) / 2 by central
+    /// differences (h = 2e-5: truncation h^2 Phi_(k+6) / 48 <= 2e-7 relative for tanh k = 7,
+    /// whose high derivatives grow factorially; rounding 1e-16 / h = 5e-12).
+    #[test]
+    fn phi_averages_are_consistent() {
+        use super::super::gain::Gain;
+        for kind in [GainKind::Erf, GainKind::Tanh] {
+            let av = PhiAverages::new(kind);
+            let gain = Gain::new(kind);
+            let c = phi_coefficients(kind);
+            let at0 = av.at(0.0);
+            for k in [1usize, 3, 5] {
+                let want = factorial(k) * c[k];
+                assert!((at0[k] - want).abs() < 1e-12 * want.abs(), "{kind:?} k={k}");
+            }
+            for d in [0.01, 0.3, 1.0, 4.0] {
+                let ph = av.at(d);
+                let (g, gp) = gain.g_and_slope(d);
+                assert!((ph[1] - g).abs() < 1e-10, "{kind:?} D={d}: {} vs {g}", ph[1]);
+                assert!((ph[3] - 2.0 * gp).abs() < 1e-9, "{kind:?} D={d}");
+                let e = 2e-5;
+                let (p, m) = (av.at(d + e), av.at(d - e));
+                for k in [1usize, 3, 5, 7] {
+                    let fd = (p[k] - m[k]) / (2.0 * e);
+                    let want = 0.5 * ph[k + 2];
+                    assert!(
+                        (fd - want).abs() < 1e-6 * want.abs().max(1e-2),
+                        "{kind:?} D={d} k={k}: {fd} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Hermite moments from power moments: c_40 = m_40 - 3 (orthonormal rows: m_20 = 1),
+    /// c_22 = m_22 - 1, c_60 = m_60 - 15 m_40 + 30, equal to direct averages of He_p He_q.
+    #[test]
+    fn hermite_moments_are_direct_averages() {
+        let (a, b) = rows(100, 15);
+        let m = moments(&a, &b);
+        let c = hermite_moments(&m);
+        let he = |n: usize, x: f64| match n {
+            0 => 1.0,
+            1 => x,
+            2 => x * x - 1.0,
+            3 => x.powi(3) - 3.0 * x,
+            4 => x.powi(4) - 6.0 * x * x + 3.0,
+            _ => unreachable!(),
+        };
+        for (p, q) in [(4, 0), (3, 1), (2, 2), (1, 3), (0, 4), (2, 1)] {
+            let direct = a.iter().zip(&b).map(|(x, y)| he(p, *x) * he(q, *y)).sum::<f64>() / 100.0;
+            assert!((c[p][q] - direct).abs() < 1e-12, "({p},{q})");
+        }
+        assert!((c[4][0] - (m[4][0] - 3.0)).abs() < 1e-12);
+        assert!((c[6][0] - (m[6][0] - 15.0 * m[4][0] + 45.0 * m[2][0] - 15.0)).abs() < 1e-11);
+        assert!(c[2][0].abs() < 1e-12 && c[1][1].abs() < 1e-12);
     }
 
     /// Jacobians of both maps against central differences (h = 1e-6: truncation h^2 h''' ~
