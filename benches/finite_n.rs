@@ -18,13 +18,16 @@ fn finite_n(c: &mut Criterion) {
     let spec = XvalSpec::standard();
     let mut g = c.benchmark_group("finite_n");
     g.sample_size(10);
-    g.bench_function("moment-matched prediction, order 5, one seed, N = 1024", |b| {
-        b.iter(|| {
-            run_finite_n(&spec, Order::Five, N, SEED)
-                .expect("the model learns")
-                .interference
-        })
-    });
+    g.bench_function(
+        "moment-matched prediction, order 5, one seed, N = 1024",
+        |b| {
+            b.iter(|| {
+                run_finite_n(&spec, Order::Five, N, SEED)
+                    .expect("the model learns")
+                    .interference
+            })
+        },
+    );
     g.bench_function("network training A then B, one seed, N = 1024", |b| {
         b.iter(|| {
             run_network(&spec, N, SEED)

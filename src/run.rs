@@ -52,9 +52,10 @@ fn predict_kind(model: &ModelFile) -> Result<Output> {
             let r = crate::interference::linear::predict(model)?;
             Ok(Output::from_report(model, &r, false))
         }
-        "latent" if crate::latent::LatentSpec::from_model(model)?
-            .finite_n
-            .is_some() =>
+        "latent"
+            if crate::latent::LatentSpec::from_model(model)?
+                .finite_n
+                .is_some() =>
         {
             // claim I-14: the finite-N prediction beside the Gaussian limit
             let r = crate::rnn::finite_n::predict_latent(model)?;

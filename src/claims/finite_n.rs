@@ -44,7 +44,10 @@ fn median_row(
         &Band::abs(0.0, target()),
         &est,
     )
-    .context(format!("target ln 1.5 = {:.4}; worst seed {max:.3}", target())))
+    .context(format!(
+        "target ln 1.5 = {:.4}; worst seed {max:.3}",
+        target()
+    )))
 }
 
 /// The rows of one set of comparisons (one N or pooled).
@@ -76,7 +79,9 @@ fn rows_of(rows: &[SeedComparison], what: &str) -> Result<Vec<Row>> {
                 gain_est.describe()
             ),
         )
-        .context("95% interval of the median per-seed gain |ln I_leak/I_net| - |ln I_5/I_net| above 0"),
+        .context(
+            "95% interval of the median per-seed gain |ln I_leak/I_net| - |ln I_5/I_net| above 0",
+        ),
     );
     Ok(out)
 }

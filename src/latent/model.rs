@@ -36,10 +36,10 @@
 use nalgebra::Matrix2;
 use serde::{Deserialize, Serialize};
 
+use super::finite_n::{FiniteNSpec, Order, MAX_N};
 use super::flow::{
     seeding_time_formula, seeding_time_quadrature, seeding_time_simulated, EigenFixedPoint,
 };
-use super::finite_n::{FiniteNSpec, Order, MAX_N};
 use super::gain::{Gain, GainKind};
 use crate::interference::nonlinear::{
     LearningOptions, LossKind, Mode, Schedule, Sequential, SequentialResult, Trials,
@@ -87,26 +87,25 @@ impl RawFiniteN {
     /// Validate (before anything is drawn or allocated): n an integer in [2, MAX_N], seed an
     /// integer >= 0, order 3, 5 or "exact".
     pub fn check(&self, c: &crate::model::Checker) -> Result<FiniteNSpec> {
-        let n = match &self.n {
-            toml::Value::Integer(v) if (2..=MAX_N as i64).contains(v) => *v as usize,
-            toml::Value::Integer(v) => {
-                return Err(c.error(
+        let n =
+            match &self.n {
+                toml::Value::Integer(v) if (2..=MAX_N as i64).contains(v) => *v as usize,
+                toml::Value::Integer(v) => return Err(c.error(
                     "finite_n.n",
                     v,
                     &format!("integer in [2, {MAX_N}]"),
                     "the number of neurons of the pattern draw (the draw replays the network's \
                      N^2 W0 draws, so N is capped)",
-                ))
-            }
-            other => {
-                return Err(c.error(
-                    "finite_n.n",
-                    other,
-                    &format!("integer in [2, {MAX_N}]"),
-                    "the number of neurons must be an integer",
-                ))
-            }
-        };
+                )),
+                other => {
+                    return Err(c.error(
+                        "finite_n.n",
+                        other,
+                        &format!("integer in [2, {MAX_N}]"),
+                        "the number of neurons must be an integer",
+                    ))
+                }
+            };
         let seed = match &self.seed {
             toml::Value::Integer(v) if *v >= 0 => *v as u64,
             other => {

@@ -336,7 +336,12 @@ impl Report for FiniteNReport {
             fmt_num(g.decomposition.rotation_share),
             fmt_num(f.rotation_share),
         );
-        for (i, j, name) in [(0, 0, "M_aa"), (0, 1, "M_ab"), (1, 0, "M_ba"), (1, 1, "M_bb")] {
+        for (i, j, name) in [
+            (0, 0, "M_aa"),
+            (0, 1, "M_ab"),
+            (1, 0, "M_ba"),
+            (1, 1, "M_bb"),
+        ] {
             line(
                 &format!("{name} after B"),
                 fmt_num(g.m_after_b[i][j]),
