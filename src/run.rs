@@ -145,6 +145,15 @@ fn predict_linear(model: &ModelFile) -> Result<Output> {
 }
 
 fn predict_latent(model: &ModelFile) -> Result<Output> {
+    if crate::interference::latent_model::LatentSpec::from_model(model)?
+        .finite_n
+        .is_some()
+    {
+        // claim I-14: the finite-N prediction beside the Gaussian limit
+        let r = crate::rnn::finite_n::predict_latent(model)?;
+        let failed = r.failed();
+        return Ok(Output::from_report(model, &r, failed));
+    }
     let r = crate::interference::latent_model::predict(model)?;
     // issue 15: a run whose learning did not converge exited 0
     let s = &r.sequential;

@@ -864,3 +864,25 @@ fn quiet_is_accepted_by_every_verb() {
         assert_eq!(run(c).status.code(), Some(0), "{verb}");
     }
 }
+
+// --- latent [finite_n] (claim I-14) ---------------------------------------------------------
+
+#[test]
+fn latent_finite_n_bad_input_names_the_field_and_exits_2() {
+    let d = dir("finite_n");
+    let base = std::fs::read_to_string(models().join("latent-finite-n.toml")).unwrap();
+    assert!(base.contains("n = 256") && base.contains("order = 5"));
+    let cases = [
+        ("n = 256", "n = 1", "finite_n.n", "[2, 16384]"),
+        ("n = 256", "n = 256.5", "finite_n.n", "integer"),
+        ("n = 256", "n = 1000000000", "finite_n.n", "[2, 16384]"),
+        ("order = 5", "order = 4", "finite_n.order", "exact"),
+        ("order = 5", "order = \"exakt\"", "finite_n.order", "exact"),
+        ("seed = 1", "seed = -3", "finite_n.seed", ">= 0"),
+    ];
+    for (i, (from, to, field, allowed)) in cases.iter().enumerate() {
+        let name = format!("m{i}.toml");
+        let out = predict(&d, &name, &base.replacen(from, to, 1));
+        expect(&out, 2, &[&name, field, allowed]);
+    }
+}

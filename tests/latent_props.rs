@@ -128,6 +128,7 @@ fn trials_strategy() -> impl Strategy<Value = Trials> {
                     atol: 1e-13,
                     ..OdeOptions::default()
                 },
+                finite_n: None,
             },
         )
 }

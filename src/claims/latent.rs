@@ -277,6 +277,7 @@ fn check_trials(gain: GainKind, loss: LossKind, leak: f64) -> Trials {
             atol: 1e-13,
             ..OdeOptions::default()
         },
+        finite_n: None,
     }
 }
 

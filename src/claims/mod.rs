@@ -39,6 +39,7 @@ pub struct Check {
 
 pub mod bias;
 pub mod divergence;
+pub mod finite_n;
 pub mod kernels;
 pub mod latent;
 pub mod latent_xval;
@@ -62,6 +63,7 @@ pub fn registry() -> Vec<Check> {
     checks.extend(latent_xval::checks());
     checks.extend(tmaps::checks());
     checks.extend(race::checks());
+    checks.extend(finite_n::checks());
     checks.extend(rules::checks());
     checks.extend(rules_map::checks());
     checks.extend(rule_stats::checks());

@@ -27,11 +27,16 @@
 //! [seeding]               # claim I-3
 //! eps = 0.0707106781      # |kappa(0)| along a
 //! fraction = 0.9          # "reached": |kappa| = fraction |kappa_A|
+//! [finite_n]              # optional, claim I-14: the gain of one finite-N pattern draw
+//! n = 256                 # neurons, 2 <= n <= 16384
+//! seed = 1                # the network seed whose pattern draw is used
+//! order = 5               # 3 | 5 (moment-matched expansion) | "exact" (h_N itself)
 //! ```
 
 use nalgebra::Matrix2;
 use serde::{Deserialize, Serialize};
 
+use crate::latent::finite_n::{FiniteNSpec, Order, MAX_N};
 use crate::interference::nonlinear::{
     LearningOptions, LossKind, Mode, Schedule, Sequential, SequentialResult, Trials,
 };
@@ -59,6 +64,74 @@ pub struct RawLatent {
     pub learning: RawLearning,
     #[serde(default)]
     pub seeding: RawSeeding,
+    #[serde(default)]
+    pub finite_n: Option<RawFiniteN>,
+}
+
+/// `[finite_n]` as written: values are checked by hand so that a non-integer `n` or an unknown
+/// `order` gets a message naming the field.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFiniteN {
+    pub n: toml::Value,
+    #[serde(default = "default_finite_n_seed")]
+    pub seed: toml::Value,
+    pub order: toml::Value,
+}
+
+fn default_finite_n_seed() -> toml::Value {
+    toml::Value::Integer(1)
+}
+
+impl RawFiniteN {
+    /// Validate (before anything is drawn or allocated): n an integer in [2, MAX_N], seed an
+    /// integer >= 0, order 3, 5 or "exact".
+    pub fn check(&self, c: &crate::model::Checker) -> Result<FiniteNSpec> {
+        let n =
+            match &self.n {
+                toml::Value::Integer(v) if (2..=MAX_N as i64).contains(v) => *v as usize,
+                toml::Value::Integer(v) => return Err(c.error(
+                    "finite_n.n",
+                    v,
+                    &format!("integer in [2, {MAX_N}]"),
+                    "the number of neurons of the pattern draw (the draw replays the network's \
+                     N^2 W0 draws, so N is capped)",
+                )),
+                other => {
+                    return Err(c.error(
+                        "finite_n.n",
+                        other,
+                        &format!("integer in [2, {MAX_N}]"),
+                        "the number of neurons must be an integer",
+                    ))
+                }
+            };
+        let seed = match &self.seed {
+            toml::Value::Integer(v) if *v >= 0 => *v as u64,
+            other => {
+                return Err(c.error(
+                    "finite_n.seed",
+                    other,
+                    "integer >= 0",
+                    "the network seed whose pattern draw is used",
+                ))
+            }
+        };
+        let order = match &self.order {
+            toml::Value::Integer(3) => Order::Three,
+            toml::Value::Integer(5) => Order::Five,
+            toml::Value::String(s) if s == "exact" => Order::Exact,
+            other => {
+                return Err(c.error(
+                    "finite_n.order",
+                    other,
+                    "3, 5 or \"exact\"",
+                    "unknown order of the finite-N gain",
+                ))
+            }
+        };
+        Ok(FiniteNSpec { n, seed, order })
+    }
 }
 
 fn default_loss() -> String {
@@ -176,6 +249,8 @@ pub struct LatentSpec {
     pub trial_rtol: f64,
     pub seeding_eps: f64,
     pub seeding_fraction: f64,
+    /// The finite-N gain to predict with beside the Gaussian limit (claim I-14).
+    pub finite_n: Option<FiniteNSpec>,
 }
 
 /// sqrt(2/pi): the supremum of the rate readout sqrt(D) G(D) for both gains.
@@ -255,6 +330,7 @@ impl RawLatent {
             trial_rtol: c.in_range("learning.trial_rtol", l.trial_rtol, 1e-13, 1e-4)?,
             seeding_eps: c.positive("seeding.eps", self.seeding.eps)?,
             seeding_fraction: c.in_open("seeding.fraction", self.seeding.fraction, 0.0, 1.0)?,
+            finite_n: self.finite_n.as_ref().map(|f| f.check(&c)).transpose()?,
         };
         let lambda = Gain::new(gain).lambda_for_target(spec.zhat)?;
         let r = Gain::new(gain).radius_sq_for_eigenvalue(lambda)?.sqrt();
@@ -294,6 +370,7 @@ impl LatentSpec {
                 atol: 1e-3 * self.trial_rtol,
                 ..OdeOptions::default()
             },
+            finite_n: None,
         }
     }
 

@@ -36,6 +36,7 @@ use std::cell::RefCell;
 use nalgebra::{Matrix2, SVector, Vector2};
 use serde::{Deserialize, Serialize};
 
+use crate::latent::finite_n::FiniteNGain;
 use crate::latent::flow::{eigen_fixed_points, fixed_point_box, is_stable, rhs, EigenFixedPoint};
 use crate::latent::gain::Gain;
 use crate::latent::LatentFlow;
@@ -109,6 +110,9 @@ pub struct Trials {
     pub leak: f64,
     /// Tolerances of the forward and adjoint solves.
     pub ode: OdeOptions,
+    /// The finite-N gain of one pattern draw in place of G(|kappa|^2) kappa (claim I-14;
+    /// `None`: the Gaussian limit). Readouts are then y = h_N(kappa).
+    pub finite_n: Option<FiniteNGain>,
 }
 
 /// A forward trial: the pieces [0, T_in], [T_in, T - T_L] (absent if T_L = T_d) and the window,
@@ -137,6 +141,18 @@ impl Trials {
     /// The running loss l(kappa) inside the window and its gradient dl/dkappa.
     #[inline]
     fn running_loss(&self, task: Task, k: &Vector2<f64>) -> (f64, Vector2<f64>) {
+        if let Some(f) = &self.finite_n {
+            // y = h(kappa), dy_e/dkappa = row e of Dh
+            let (y, dh) = f.h(k);
+            let w = 1.0 / self.schedule.t_l;
+            let mu = task.index();
+            let mut e = Vector2::zeros();
+            e[mu] = y[mu] - self.zhat;
+            if self.loss == LossKind::Aligned {
+                e[1 - mu] = y[1 - mu];
+            }
+            return (0.5 * w * e.norm_squared(), dh.tr_mul(&e) * w);
+        }
         let (g, gp) = self.gain.g_and_slope(k.norm_squared());
         let w = 1.0 / self.schedule.t_l;
         let mu = task.index();
@@ -178,7 +194,10 @@ impl Trials {
             let traj = solve(
                 |_, y: &SVector<f64, 3>| {
                     let k = Vector2::new(y[0], y[1]);
-                    let dk = rhs(&self.gain, m, &input, &k);
+                    let dk = match &self.finite_n {
+                        Some(f) => -k + m * f.h(&k).0 + input,
+                        None => rhs(&self.gain, m, &input, &k),
+                    };
                     let dl = if window {
                         self.running_loss(task, &k).0
                     } else {
@@ -217,14 +236,25 @@ impl Trials {
                     let y = piece.eval(t);
                     let k = Vector2::new(y[0], y[1]);
                     let mu = Vector2::new(s[0], s[1]);
-                    let (g, gp) = self.gain.g_and_slope(k.norm_squared());
-                    // J^T mu = -mu + G M^T mu + 2 G' kappa (M kappa . mu)   (claim I-2)
-                    let jt_mu = -mu + m.tr_mul(&mu) * g + k * (2.0 * gp * (m * k).dot(&mu));
+                    // J^T mu = -mu + G M^T mu + 2 G' kappa (M kappa . mu)   (claim I-2);
+                    // finite N: J = -I + M Dh, J^T mu = -mu + Dh M^T mu (Dh symmetric)
+                    let (jt_mu, gk) = match &self.finite_n {
+                        Some(f) => {
+                            let (h, dh) = f.h(&k);
+                            (-mu + dh * m.tr_mul(&mu), h)
+                        }
+                        None => {
+                            let (g, gp) = self.gain.g_and_slope(k.norm_squared());
+                            (
+                                -mu + m.tr_mul(&mu) * g + k * (2.0 * gp * (m * k).dot(&mu)),
+                                k * g,
+                            )
+                        }
+                    };
                     let mut dmu = -jt_mu;
                     if window {
                         dmu -= self.running_loss(task, &k).1;
                     }
-                    let gk = k * g;
                     SVector::<f64, 6>::new(
                         dmu[0],
                         dmu[1],
@@ -754,6 +784,7 @@ mod tests {
                 atol: 1e-13,
                 ..OdeOptions::default()
             },
+            finite_n: None,
         }
     }
 

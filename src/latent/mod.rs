@@ -5,12 +5,15 @@
 //! - [`gain`]: G(D) and G'(D) (erf closed form, tanh quadrature).
 //! - [`flow`]: the flow, its Jacobian (I-2), fixed points in closed form (I-1) and by Newton,
 //!   seeding time (I-3).
+//! - [`finite_n`]: the finite-N gain h_N of one pattern draw and its moment-matched
+//!   expansion (claim I-14).
 //!
 //! Pure dynamics: the model kind `latent` (its spec and `predict`) is
 //! [`crate::interference::latent_model`]; trials, the adjoint gradient (I-4) and the learning
 //! flow live in [`crate::interference::nonlinear`]. The numerical checks of claims I-1..I-4
 //! live in `crate::claims::latent`.
 
+pub mod finite_n;
 pub mod flow;
 pub mod gain;
 

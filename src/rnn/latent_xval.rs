@@ -49,6 +49,7 @@ use super::task::{steps_for, LossKind, WorkingMemory};
 use super::train::{Optimizer, TrainOptions};
 use crate::compare::{Row, Verdict};
 use crate::interference::nonlinear::Task;
+use crate::latent::finite_n::FiniteNGain;
 use crate::latent::gain::{Gain, GainKind};
 use crate::num::eig2::eigen2;
 use crate::num::newton::{newton_static, NewtonOptions};
@@ -165,6 +166,9 @@ pub struct EulerLatent {
     pub loss: LossKind,
     /// Input leak: the input of task mu is u_k (e_mu + leak e_nu).
     pub leak: f64,
+    /// The finite-N gain of one pattern draw in place of G(|kappa|^2) kappa (claim I-14;
+    /// `None`: the Gaussian limit of I.2).
+    pub finite_n: Option<FiniteNGain>,
 }
 
 /// A GD run of one task.
@@ -218,7 +222,15 @@ impl EulerLatent {
             zhat: w.zhat,
             loss: w.loss,
             leak,
+            finite_n: None,
         }
+    }
+
+    /// The same model with the finite-N gain `gain` (exact h_N or its moment-matched
+    /// expansion) in place of the Gaussian G(|kappa|^2) kappa.
+    pub fn with_finite_n(mut self, gain: FiniteNGain) -> EulerLatent {
+        self.finite_n = Some(gain);
+        self
     }
 
     fn input(&self, k: usize, task: Task) -> Vector2<f64> {
@@ -228,9 +240,13 @@ impl EulerLatent {
         d
     }
 
-    /// h(kappa) = G kappa and its Jacobian Dh = G I + 2 G' kappa kappa^T (symmetric).
+    /// h(kappa) = G kappa and its Jacobian Dh = G I + 2 G' kappa kappa^T (symmetric), or the
+    /// finite-N map h_N and Dh_N.
     #[inline]
-    fn h(&self, k: &Vector2<f64>) -> (Vector2<f64>, Matrix2<f64>) {
+    pub fn h(&self, k: &Vector2<f64>) -> (Vector2<f64>, Matrix2<f64>) {
+        if let Some(f) = &self.finite_n {
+            return f.h(k);
+        }
         let (g, gp) = self.gain.g_and_slope(k.norm_squared());
         (
             k * g,
@@ -528,7 +544,11 @@ pub fn run_network(spec: &XvalSpec, n: usize, seed: u64) -> Result<Measured> {
 
 /// Run the Euler latent model through A then B with input leak `leak`.
 pub fn run_latent(spec: &XvalSpec, leak: f64) -> Result<Measured> {
-    let lat = EulerLatent::new(spec, leak);
+    run_latent_model(spec, &EulerLatent::new(spec, leak))
+}
+
+/// Run a given Euler latent model (Gaussian or finite-N gain) through A then B.
+pub fn run_latent_model(spec: &XvalSpec, lat: &EulerLatent) -> Result<Measured> {
     let m0 = spec.m0();
     let (run_a, m_a) = lat.train(&m0, Task::A, spec)?;
     let (run_b, m_b) = lat.train(&m_a, Task::B, spec)?;
@@ -544,7 +564,7 @@ pub fn run_latent(spec: &XvalSpec, leak: f64) -> Result<Measured> {
     Ok(Measured {
         lambda_a: lambda_along_a(&m_a),
         kappa_a: fp.norm(),
-        readout_a: lat.gain.g(fp.norm_squared()) * fp[0],
+        readout_a: lat.h(&fp).0[0],
         interference: lat.loss(&m_b, Task::A) / lat.loss(&m0, Task::A),
         tau_a: run_a.tau,
         tau_b: run_b.tau,
@@ -969,6 +989,7 @@ mod tests {
                 atol: 1e-12,
                 ..OdeOptions::default()
             },
+            finite_n: None,
         };
         let m = Matrix2::new(1.15, 0.1, -0.05, 0.3);
         for task in [Task::A, Task::B] {

@@ -18,6 +18,7 @@
 //! - The checks of the cross-validation claims X-1..X-4 and E-1 live in `crate::claims::rnn`
 //!   and `crate::claims::rules`.
 //! - [`latent_xval`]: M-only g = 0 network vs the latent 2x2 learning flow given eps.
+//! - [`finite_n`]: the network vs its finite-N latent models (exact h_N, moment-matched) (I-14).
 //! - [`static_curves`]: full-W training on the static task against the I-10 curves.
 //! - [`tmaps`]: the talk's claims T1-T5 as maps over (u_s, T_d, g) in the gradient-flow
 //!   limit, seeds as samples (their checks T-1..T-5: `crate::claims::tmaps`).
@@ -27,6 +28,7 @@
 
 pub mod bptt;
 pub mod divergence;
+pub mod finite_n;
 pub mod fixed_points;
 pub mod flow_limit;
 pub mod latent_xval;

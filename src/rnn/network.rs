@@ -443,6 +443,19 @@ impl Network {
     }
 }
 
+/// The patterns U = [a, b] that [`Network::new`] draws for N = `n` from
+/// `StdRng::seed_from_u64(seed)` (the rng of `sequential::run_sequential`): the N^2 draws of
+/// W0 come first (also at g = 0, where they are scaled by 0), then [`patterns`]. W0 is not
+/// stored; the cost is N^2 normal draws.
+pub fn patterns_for_seed(n: usize, seed: u64) -> DMatrix<f64> {
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    for _ in 0..n * n {
+        let _: f64 = rng.sample(StandardNormal);
+    }
+    patterns(n, &mut rng)
+}
+
 /// Gaussian N x 2 patterns, orthonormalised by QR and scaled to norm sqrt(N).
 pub fn patterns(n: usize, rng: &mut impl Rng) -> DMatrix<f64> {
     let g = DMatrix::from_fn(n, 2, |_, _| rng.sample::<f64, _>(StandardNormal));
@@ -463,6 +476,24 @@ mod tests {
         assert!((g[(0, 0)] - 50.0).abs() < 1e-10);
         assert!((g[(1, 1)] - 50.0).abs() < 1e-10);
         assert!(g[(0, 1)].abs() < 1e-10);
+    }
+
+    /// The pattern draw without W0 is the network's, bit for bit, at g = 0 and g > 0 (W0
+    /// consumes N^2 draws either way).
+    #[test]
+    fn patterns_for_seed_are_the_networks_patterns() {
+        for g in [0.0, 0.7] {
+            let spec = NetworkSpec {
+                n: 37,
+                g,
+                dt: 0.2,
+                phi: Phi::Erf,
+                readout: Readout::Rate,
+                m0: [[0.0; 2]; 2],
+            };
+            let net = Network::new(&spec, &mut rand::rngs::StdRng::seed_from_u64(9));
+            assert_eq!(net.u, patterns_for_seed(37, 9));
+        }
     }
 
     #[test]
