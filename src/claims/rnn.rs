@@ -446,7 +446,11 @@ mod tests {
         pts.push(unresolved);
         let rows = x2_rows("test", &pts, None).unwrap();
         assert_eq!(rows.len(), 1);
-        assert!(rows[0].note.contains("5 of 6 seeds meet"), "{}", rows[0].note);
+        assert!(
+            rows[0].note.contains("5 of 6 seeds meet"),
+            "{}",
+            rows[0].note
+        );
         assert!(rows[0].note.contains("1 unresolved"), "{}", rows[0].note);
         assert!(rows[0].measured.is_finite());
     }

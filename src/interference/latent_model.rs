@@ -36,11 +36,11 @@
 use nalgebra::Matrix2;
 use serde::{Deserialize, Serialize};
 
-use crate::latent::finite_n::{FiniteNSpec, Order, MAX_N};
 use crate::interference::nonlinear::{
     LearningOptions, LossKind, Mode, Schedule, Sequential, SequentialResult, Trials,
 };
 use crate::io::fmt_value;
+use crate::latent::finite_n::{FiniteNSpec, Order, MAX_N};
 use crate::latent::flow::{
     seeding_time_formula, seeding_time_quadrature, seeding_time_simulated, EigenFixedPoint,
 };

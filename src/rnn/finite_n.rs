@@ -23,10 +23,10 @@ use super::latent_xval::{
     calibrate_leak, run_latent, run_latent_model, run_network, EulerLatent, Measured, XvalSpec,
 };
 use super::network::patterns_for_seed;
+use crate::interference::latent_model::{LatentReport, LatentSpec};
 use crate::interference::nonlinear::{arr, decompose, learn, LearningSummary, Task};
 use crate::latent::finite_n::{FiniteNGain, FiniteNSpec, Order};
 use crate::latent::gain::GainKind;
-use crate::interference::latent_model::{LatentReport, LatentSpec};
 use crate::report::{fmt_num, Report};
 use crate::Result;
 
