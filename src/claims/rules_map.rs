@@ -3,7 +3,7 @@
 //! of THEORY III.2. Every region gives a row whose verdict is its standing (pass where the
 //! question's answer is yes, disputed where the interval says no, undetermined between), and a
 //! region whose standing differs from the table in the claim file fails (as the T-maps,
-//! [`super::tmaps::rows`]).
+//! `super::tmaps::rows`).
 
 use std::sync::OnceLock;
 

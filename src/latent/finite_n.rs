@@ -139,7 +139,7 @@ pub fn gaussian_moment(p: usize, q: usize) -> f64 {
     dfact(p) * dfact(q)
 }
 
-/// Empirical moments m_pq = (1/N) sum_i a_i^p b_i^q for p + q <= 8, indexed [p][q].
+/// Empirical moments m_pq = (1/N) sum_i a_i^p b_i^q for p + q <= 8, indexed `[p][q]`.
 pub type Moments = [[f64; MAX_MOMENT + 1]; MAX_MOMENT + 1];
 
 /// The moments of one pattern draw (a, b of equal length N >= 1).

@@ -2,7 +2,7 @@
 //!
 //! The network is exactly the 2-D Euler map with the empirical gain h_N of its own pattern
 //! draw ([`crate::rnn::latent_xval`], X-6). Here the latent model is given that draw: the
-//! patterns U of seed `seed` (drawn exactly as [`Network::new`] draws them, via
+//! patterns U of seed `seed` (drawn exactly as [`crate::rnn::network::Network::new`] draws them, via
 //! [`patterns_for_seed`]) define
 //!
 //! - the exact map h_N (`Order::Exact`): the same map as the network, so the two codes (N-dim
