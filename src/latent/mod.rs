@@ -11,7 +11,7 @@
 //! Pure dynamics: the model kind `latent` (its spec and `predict`) is
 //! [`crate::interference::latent_model`]; trials, the adjoint gradient (I-4) and the learning
 //! flow live in [`crate::interference::nonlinear`]. The numerical checks of claims I-1..I-4
-//! live in `crate::claims::latent`.
+//! live in the claims layer (`src/claims/latent.rs`).
 
 pub mod finite_n;
 pub mod flow;

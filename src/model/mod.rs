@@ -24,7 +24,7 @@ pub const DEFAULT_MODEL: &str = include_str!("../../models/default.toml");
 /// Keys every model file may carry.
 #[derive(Debug, Clone, Serialize)]
 pub struct Common {
-    /// The family: `latent`, `linear2x2`, ... (the application's table, `crate::run::kinds`).
+    /// The family: `latent`, `linear2x2`, ... (the application's family table in `run.rs`).
     pub kind: String,
     pub name: String,
     pub description: String,
@@ -112,7 +112,7 @@ pub fn load(path: &std::path::Path) -> Result<ModelFile> {
 }
 
 /// Read and parse a model file from disk whose `kind` must be one of `kinds` (the application's
-/// family table, `crate::run::kinds`; empty: any kind).
+/// family table in `run.rs`; empty: any kind).
 pub fn load_with(path: &std::path::Path, kinds: &[&str]) -> Result<ModelFile> {
     let text = crate::io::read_input(path)?;
     parse_with(&path.display().to_string(), &text, kinds)
@@ -130,7 +130,7 @@ pub fn parse(file: &str, text: &str) -> Result<ModelFile> {
 }
 
 /// [`parse`], with `kind` required to be one of `kinds` (empty: any kind). The list is passed
-/// in by the application (`crate::run::kinds`): this module knows no family.
+/// in by the application (the family table in `run.rs`): this module knows no family.
 pub fn parse_with(file: &str, text: &str, kinds: &[&str]) -> Result<ModelFile> {
     let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
         let span = e

@@ -1,7 +1,7 @@
 //! Forgetting as rotation (THEORY I.6, claims ): train A then B on the reference
 //! protocol and compare the interference I with 2 (1 - cos theta), theta the angle by which
 //! the A readout of the tracked fixed point rotates during B. The rows of the checks are in
-//! `crate::claims::rnn`; `modeflow train` reports the same measurement.
+//! the claims layer (`src/claims/rnn.rs`); `modeflow train` reports the same measurement.
 
 use serde::Serialize;
 

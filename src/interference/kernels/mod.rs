@@ -9,7 +9,7 @@
 //!   Theta_rot and the rotation share f_rot.
 //! - [`random`]: seeded random networks W0 and orthogonal patterns a, b, ...
 //!
-//! `crate::claims::kernels` registers one fast-tier check per claim.
+//! The claims layer (`src/claims/kernels.rs`) registers one fast-tier check per claim.
 
 pub mod bessel;
 pub mod bulk;

@@ -15,7 +15,7 @@
 //! - [`race`]: rotation share, the full-ODE crossover, the (r, eps) interference grid;
 //! - [`spec`], [`report`]: the `linear2x2` model file and its learning-mode report;
 //!
-//! The checks of claims I-5 .. I-8 live in `crate::claims::linear`.
+//! The checks of claims I-5 .. I-8 live in the claims layer (`src/claims/linear.rs`).
 
 pub mod closed;
 pub mod exact_path;
