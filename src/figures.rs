@@ -292,6 +292,13 @@ pub fn linear_figures(model: &ModelFile, dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// The eps axis of the gallery's (r, eps) race maps: `n` values, geometric from 0.005 to 0.15.
+pub fn race_eps_axis(n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|j| (0.005f64.ln() + (0.15f64.ln() - 0.005f64.ln()) * j as f64 / (n - 1) as f64).exp())
+        .collect()
+}
+
 /// Interference over (r, eps) from the full linear 2x2 ODE (I-8), log colour, with the
 /// criterion's r*(eps), the full flow's rotation-share-1/2 line and the I-16 closed-form
 /// crossover overlaid.
@@ -300,11 +307,7 @@ pub fn race_map(dir: &Path, n_r: usize, n_eps: usize, overlay: &[Points]) -> Res
     let r: Vec<f64> = (0..n_r)
         .map(|i| 0.12 + 0.58 * i as f64 / (n_r - 1) as f64)
         .collect();
-    let eps: Vec<f64> = (0..n_eps)
-        .map(|j| {
-            (0.005f64.ln() + (0.15f64.ln() - 0.005f64.ln()) * j as f64 / (n_eps - 1) as f64).exp()
-        })
-        .collect();
+    let eps = race_eps_axis(n_eps);
     let grid = linear::interference_grid(&r, &eps, 1e-6)?;
     // values[j * nx + i]: row j = eps, column i = r; failed points are left at the map's floor
     let mut values = Vec::with_capacity(n_r * n_eps);
@@ -313,16 +316,7 @@ pub fn race_map(dir: &Path, n_r: usize, n_eps: usize, overlay: &[Points]) -> Res
             values.push(grid.interference[j][i].unwrap_or(f64::NAN));
         }
     }
-    let floor = values
-        .iter()
-        .copied()
-        .filter(|v| v.is_finite() && *v > 0.0)
-        .fold(f64::INFINITY, f64::min);
-    for v in &mut values {
-        if !v.is_finite() || *v <= 0.0 {
-            *v = floor;
-        }
-    }
+    heatmap::floor_non_positive(&mut values);
     let curve: Vec<[f64; 2]> = eps
         .iter()
         .filter_map(|&e| closed::r_star(e).ok().flatten().map(|rs| [rs, e]))
@@ -404,27 +398,14 @@ pub fn step_size_map(dir: &Path) -> Result<Vec<PathBuf>> {
     let r: Vec<f64> = (0..n_r)
         .map(|i| 0.08 + 0.5 * i as f64 / (n_r - 1) as f64)
         .collect();
-    let eps: Vec<f64> = (0..n_eps)
-        .map(|j| {
-            (0.005f64.ln() + (0.15f64.ln() - 0.005f64.ln()) * j as f64 / (n_eps - 1) as f64).exp()
-        })
-        .collect();
+    let eps = race_eps_axis(n_eps);
     let mut values = Vec::with_capacity(n_r * n_eps);
     for &e in &eps {
         for &x in &r {
             values.push(linear::modified::stability_step(x, e, 1e-6).unwrap_or(f64::NAN));
         }
     }
-    let floor = values
-        .iter()
-        .copied()
-        .filter(|v| v.is_finite() && *v > 0.0)
-        .fold(f64::INFINITY, f64::min);
-    for v in &mut values {
-        if !v.is_finite() || *v <= 0.0 {
-            *v = floor;
-        }
-    }
+    heatmap::floor_non_positive(&mut values);
     let crossover: Vec<[f64; 2]> = eps
         .iter()
         .filter_map(|&e| {

@@ -25,11 +25,7 @@ pub fn eprop_race_map(dir: &Path) -> Result<Vec<PathBuf>> {
     let r: Vec<f64> = (0..n_r)
         .map(|i| 0.12 + 0.58 * i as f64 / (n_r - 1) as f64)
         .collect();
-    let eps: Vec<f64> = (0..n_eps)
-        .map(|j| {
-            (0.005f64.ln() + (0.15f64.ln() - 0.005f64.ln()) * j as f64 / (n_eps - 1) as f64).exp()
-        })
-        .collect();
+    let eps = crate::figures::race_eps_axis(n_eps);
     // values[j * nx + i]: row j = eps, column i = r; points outside the protocol's domain (or
     // whose closed form fails) are drawn at the map's floor, as in the gradient's map
     let mut values = Vec::with_capacity(n_r * n_eps);
@@ -46,16 +42,7 @@ pub fn eprop_race_map(dir: &Path) -> Result<Vec<PathBuf>> {
             values.push(v);
         }
     }
-    let floor = values
-        .iter()
-        .copied()
-        .filter(|v| v.is_finite() && *v > 0.0)
-        .fold(f64::INFINITY, f64::min);
-    for v in &mut values {
-        if !v.is_finite() || *v <= 0.0 {
-            *v = floor;
-        }
-    }
+    heatmap::floor_non_positive(&mut values);
     let eprop_line: Vec<[f64; 2]> = eps
         .iter()
         .filter(|&&e| e >= r[0] && e <= r[n_r - 1])

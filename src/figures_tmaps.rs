@@ -270,7 +270,11 @@ pub fn tmap_figures(sw: &SweepResult, file: &str, dir: &Path) -> Result<Vec<Path
             &Grid {
                 x: gs.clone(),
                 y: us.clone(),
-                values: floor_positive(values(0)),
+                values: {
+                    let mut v = values(0);
+                    heatmap::floor_non_positive(&mut v);
+                    v
+                },
             },
             &border(
                 "border of T-1 holds (95% CI of median I above 0.1)",
@@ -344,7 +348,11 @@ pub fn tmap_figures(sw: &SweepResult, file: &str, dir: &Path) -> Result<Vec<Path
             &Grid {
                 x: gs.clone(),
                 y: us.clone(),
-                values: floor_positive(values(6).into_iter().map(f64::abs).collect()),
+                values: {
+                    let mut v: Vec<f64> = values(6).into_iter().map(f64::abs).collect();
+                    heatmap::floor_non_positive(&mut v);
+                    v
+                },
             },
             &[],
             &[],
@@ -381,24 +389,6 @@ pub fn tmap_figures(sw: &SweepResult, file: &str, dir: &Path) -> Result<Vec<Path
         }
     }
     Ok(files)
-}
-
-/// Non-positive or missing values of a log-coloured map sit at its floor (the smallest positive
-/// value); a map with none positive is left as is (the renderer reports it).
-fn floor_positive(mut v: Vec<f64>) -> Vec<f64> {
-    let floor = v
-        .iter()
-        .copied()
-        .filter(|x| x.is_finite() && *x > 0.0)
-        .fold(f64::INFINITY, f64::min);
-    if floor.is_finite() {
-        for x in &mut v {
-            if !(x.is_finite() && *x > 0.0) {
-                *x = floor;
-            }
-        }
-    }
-    v
 }
 
 #[cfg(test)]

@@ -70,6 +70,24 @@ impl HeatSpec {
     }
 }
 
+/// Values of a log-coloured map that are non-positive or not finite (failed points, exact
+/// zeros) are set to the smallest positive value, the map's floor; a map with no positive value
+/// is left as is (the renderer reports it).
+pub fn floor_non_positive(values: &mut [f64]) {
+    let floor = values
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    if floor.is_finite() {
+        for v in values.iter_mut() {
+            if !(v.is_finite() && *v > 0.0) {
+                *v = floor;
+            }
+        }
+    }
+}
+
 /// Check the grid: non-empty, matching sizes, strictly increasing finite axes, positive on log
 /// axes. Errors are `Shape` (sizes) or `Requirement` (empty, unordered, non-positive).
 pub fn check_grid(g: &Grid, spec: &HeatSpec) -> Result<()> {
