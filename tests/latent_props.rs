@@ -129,6 +129,7 @@ fn trials_strategy() -> impl Strategy<Value = Trials> {
                     ..OdeOptions::default()
                 },
                 finite_n: None,
+                rule: modeflow::interference::linear::Rule::Gradient,
             },
         )
 }

@@ -145,3 +145,20 @@ fn bad_rule_keys_exit_2_naming_the_field() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("rule"), "{err}");
 }
+
+#[test]
+fn latent_eprop_model_predicts_more_forgetting_than_the_gradient() {
+    // issue 13: `rule` for kind latent; the shipped model is the E-3 regime (tanh, own loss,
+    // u_s = 0), where e-prop forgets ~10x more than the gradient (E-3's latent rows)
+    let v = json(&["predict", &model("latent-eprop.toml")]);
+    assert_eq!(v["result"]["spec"]["rule"], "eprop");
+    let ie = v["result"]["sequential"]["interference"].as_f64().unwrap();
+    let text = std::fs::read_to_string(model("latent-eprop.toml"))
+        .unwrap()
+        .replace("rule = \"eprop\"", "rule = \"gradient\"");
+    let path = temp_model("latent-gradient.toml", &text);
+    let g = json(&["predict", path.to_str().unwrap()]);
+    assert_eq!(g["result"]["spec"]["rule"], "gradient");
+    let ig = g["result"]["sequential"]["interference"].as_f64().unwrap();
+    assert!(ie > 5.0 * ig, "e-prop I {ie} vs gradient I {ig}");
+}

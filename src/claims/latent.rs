@@ -278,6 +278,7 @@ fn check_trials(gain: GainKind, loss: LossKind, leak: f64) -> Trials {
             ..OdeOptions::default()
         },
         finite_n: None,
+        rule: crate::interference::linear::Rule::Gradient,
     }
 }
 

@@ -8,12 +8,23 @@
 use std::sync::OnceLock;
 
 use super::{Check, Row, Tier};
+use crate::interference::latent_model::{EpsKind, LatentSpec};
+use crate::interference::linear::Rule;
+use crate::interference::nonlinear::Schedule;
 use crate::model;
+use crate::num::stats::{bootstrap, Band, Bootstrap, Statistic};
 use crate::rnn::network::Recurrent;
 use crate::rnn::rules::LearningRule;
 use crate::rnn::rules_map::{self, Regime, RuleMapOutcome, RuleMapSpec};
 use crate::rnn::spec::{check, RnnSpec};
 use crate::{Error, Result};
+
+/// The latent model of the E-3 latent rows (its schedule, target, gain and loss are set from the
+/// map's base network model).
+const LATENT_FILE: &str = "models/latent-eprop.toml";
+const LATENT_TEXT: &str = include_str!("../../models/latent-eprop.toml");
+/// Bootstrap seed of the latent rows' network medians.
+const LATENT_BOOT_SEED: u64 = 33;
 
 /// The base model of the map.
 pub const BASE_FILE: &str = "models/rules-map-base.toml";
@@ -133,7 +144,121 @@ fn map_rows(id: &str, m: &RuleMapOutcome) -> Result<Vec<Row>> {
 }
 
 fn e3_fast() -> Result<Vec<Row>> {
-    map_rows("E-3", map(Tier::Fast)?)
+    let m = map(Tier::Fast)?;
+    let mut rows = map_rows("E-3", m)?;
+    rows.extend(latent_rows(m)?);
+    Ok(rows)
+}
+
+/// The latent model's seeds: eps in {0.02, 0.05, 0.1}, as an off-diagonal M seed and as an input
+/// leak (X-6: the network's seed is neither exactly; the band spans both).
+const LATENT_SEEDS: [(f64, EpsKind); 6] = [
+    (0.02, EpsKind::Offdiag),
+    (0.05, EpsKind::Offdiag),
+    (0.1, EpsKind::Offdiag),
+    (0.02, EpsKind::Leak),
+    (0.05, EpsKind::Leak),
+    (0.1, EpsKind::Leak),
+];
+
+/// The latent 2x2 model's prediction of e-prop against the gradient in one M-only g = 0 regime
+/// of the map: (ln I(grad)/I(eprop), ln tau_B(eprop)/tau_B(grad)) per latent seed.
+fn latent_ratios(base: &RnnSpec, u_s: f64) -> Result<Vec<(f64, f64)>> {
+    let wm = match &base.task {
+        crate::rnn::task::Task::WorkingMemory(w) => w,
+        _ => {
+            return Err(Error::Requirement(
+                "E-3 latent rows need a working-memory task".into(),
+            ))
+        }
+    };
+    let gain = match base.network.phi {
+        crate::rnn::network::Phi::Erf => "erf",
+        _ => "tanh",
+    };
+    let loss = match wm.loss {
+        crate::rnn::task::LossKind::Aligned => "aligned",
+        crate::rnn::task::LossKind::Own => "own",
+    };
+    let text = LATENT_TEXT
+        .replace("gain = \"tanh\"", &format!("gain = \"{gain}\""))
+        .replace("loss = \"own\"", &format!("loss = \"{loss}\""));
+    let mut spec = LatentSpec::from_model(&model::parse(LATENT_FILE, &text)?)?;
+    spec.zhat = wm.zhat;
+    spec.schedule = Schedule {
+        u_p: wm.u_p,
+        t_in: wm.t_in,
+        u_s,
+        t_d: wm.t_d,
+        t_l: wm.t_loss,
+    };
+    let mut out = Vec::new();
+    for (eps, kind) in LATENT_SEEDS {
+        spec.eps = eps;
+        spec.eps_kind = kind;
+        spec.m0 = match kind {
+            EpsKind::Offdiag => [[0.0, eps], [eps, 0.0]],
+            EpsKind::Leak => [[0.0, 0.0], [0.0, 0.0]],
+        };
+        let mut run = |rule| -> Result<(f64, f64)> {
+            spec.rule = rule;
+            let (s, _, _) = spec.sequential().run(&spec.m0())?;
+            Ok((s.interference, s.learning_b.tau))
+        };
+        let (ig, tg) = run(Rule::Gradient)?;
+        let (ie, te) = run(Rule::Eprop)?;
+        out.push(((ig / ie).ln(), (te / tg).ln()));
+    }
+    Ok(out)
+}
+
+/// The band [min, max] of a latent prediction over its seeds.
+fn seed_band(v: &[f64]) -> Band {
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    Band::abs(0.5 * (lo + hi), 0.5 * (hi - lo))
+}
+
+/// Rows: the latent 2x2 model with e-prop (Gaussian limit, III.1) predicts the network's e-prop
+/// vs BPTT ratios in each fast M-only g = 0 regime. The prediction is a band (its spread over
+/// the latent seed, which the network's finite-N seed does not fix), the measurement the median
+/// over the network's paired seeds with its bootstrap interval.
+fn latent_rows(m: &RuleMapOutcome) -> Result<Vec<Row>> {
+    let boot = Bootstrap::new(LATENT_BOOT_SEED);
+    let mut rows = Vec::new();
+    for p in &m.points {
+        let (Some(b), LearningRule::Eprop) = (m.bptt(&p.regime), p.rule) else {
+            continue;
+        };
+        if p.regime.recurrent != Recurrent::Latent || p.regime.g != 0.0 {
+            continue;
+        }
+        let pred = latent_ratios(&m.spec.base, p.regime.u_s)?;
+        let at = p.regime.label();
+        let protect: Vec<f64> = pred.iter().map(|r| r.0).collect();
+        let slow: Vec<f64> = pred.iter().map(|r| r.1).collect();
+        let (net, _) = rules_map::paired_ln(b, p, |s| s.interference);
+        let est = bootstrap(&net, Statistic::Median, &boot)?;
+        rows.push(
+            Row::interval(
+                format!("{at}: latent e-prop model predicts median ln I(bptt)/I(eprop)"),
+                &seed_band(&protect),
+                &est,
+            )
+            .context("latent 2x2 (Gaussian limit), seed eps 0.02-0.1 off-diagonal or leak"),
+        );
+        let (net, _) = rules_map::paired_ln(p, b, |s| s.tau_b);
+        let est = bootstrap(&net, Statistic::Median, &boot)?;
+        rows.push(
+            Row::interval(
+                format!("{at}: latent e-prop model predicts median ln tau_B(eprop)/tau_B(bptt)"),
+                &seed_band(&slow),
+                &est,
+            )
+            .context("latent 2x2 (Gaussian limit), seed eps 0.02-0.1 off-diagonal or leak"),
+        );
+    }
+    Ok(rows)
 }
 
 fn e3_full() -> Result<Vec<Row>> {

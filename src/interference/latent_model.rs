@@ -24,6 +24,7 @@
 //! max_steps = 100000      # cap on learning-flow steps per task
 //! rtol = 1e-5             # learning-flow integrator tolerance
 //! trial_rtol = 1e-7       # forward/adjoint trial tolerance
+//! rule = "gradient"       # gradient (exact adjoint, I-4) | eprop (Jacobian -> its diagonal, III.1)
 //! [seeding]               # claim I-3
 //! eps = 0.0707106781      # |kappa(0)| along a
 //! fraction = 0.9          # "reached": |kappa| = fraction |kappa_A|
@@ -36,6 +37,7 @@
 use nalgebra::Matrix2;
 use serde::{Deserialize, Serialize};
 
+use crate::interference::linear::Rule;
 use crate::interference::nonlinear::{
     LearningOptions, LossKind, Mode, Schedule, Sequential, SequentialResult, Trials,
 };
@@ -188,6 +190,12 @@ pub struct RawLearning {
     pub rtol: f64,
     #[serde(default = "default_trial_rtol")]
     pub trial_rtol: f64,
+    #[serde(default = "default_rule")]
+    pub rule: String,
+}
+
+fn default_rule() -> String {
+    "gradient".into()
 }
 
 fn default_tau_max() -> f64 {
@@ -251,6 +259,8 @@ pub struct LatentSpec {
     pub seeding_fraction: f64,
     /// The finite-N gain to predict with beside the Gaussian limit (claim I-14).
     pub finite_n: Option<FiniteNSpec>,
+    /// The learning rule of both tasks (THEORY III.1): the exact adjoint or e-prop.
+    pub rule: Rule,
 }
 
 /// sqrt(2/pi): the supremum of the rate readout sqrt(D) G(D) for both gains.
@@ -311,6 +321,18 @@ impl RawLatent {
             m0[1][0] += eps;
         }
         let l = &self.learning;
+        let rule = match c.one_of("learning.rule", &l.rule, &Rule::NAMES)? {
+            "eprop" => Rule::Eprop,
+            _ => Rule::Gradient,
+        };
+        if rule == Rule::Eprop && self.finite_n.is_some() {
+            return Err(c.error(
+                "learning.rule",
+                "eprop",
+                "gradient (with [finite_n])",
+                "e-prop keeps each neuron's W_jj phi'(x_j), which has no 2-D projection for a finite-N pattern draw",
+            ));
+        }
         let spec = LatentSpec {
             gain,
             zhat: self.zhat,
@@ -331,6 +353,7 @@ impl RawLatent {
             seeding_eps: c.positive("seeding.eps", self.seeding.eps)?,
             seeding_fraction: c.in_open("seeding.fraction", self.seeding.fraction, 0.0, 1.0)?,
             finite_n: self.finite_n.as_ref().map(|f| f.check(&c)).transpose()?,
+            rule,
         };
         let lambda = Gain::new(gain).lambda_for_target(spec.zhat)?;
         let r = Gain::new(gain).radius_sq_for_eigenvalue(lambda)?.sqrt();
@@ -371,6 +394,7 @@ impl LatentSpec {
                 ..OdeOptions::default()
             },
             finite_n: None,
+            rule: self.rule,
         }
     }
 
@@ -550,9 +574,14 @@ impl Report for LatentReport {
             loss_name(sp.loss)
         ));
         o.push_str(
-            "  latent flow kappa' = -kappa + G(|kappa|^2) M kappa + u(t) e_mu (THEORY I.2);\n  \
-             gradient flow on M, task A then task B\n\n",
+            "  latent flow kappa' = -kappa + G(|kappa|^2) M kappa + u(t) e_mu (THEORY I.2);\n",
         );
+        o.push_str(match sp.rule {
+            Rule::Gradient => "  gradient flow on M, task A then task B\n\n",
+            Rule::Eprop => {
+                "  e-prop flow on M (adjoint Jacobian -> its diagonal, the leak; THEORY III.1), task A then task B\n\n"
+            }
+        });
         o.push_str(&format!(
             "  zhat = {}   u_p = {}   T_in = {}   u_s = {}   T_d = {}   T_l = {}   seed eps = {}\n\n",
             fmt_value(sp.zhat),
@@ -621,7 +650,10 @@ impl Report for LatentReport {
             fmt_num(sd.quadrature),
             fmt_num(sd.simulated)
         ));
-        o.push_str("3. LEARNING (gradient flow on M)\n");
+        o.push_str(match sp.rule {
+            Rule::Gradient => "3. LEARNING (gradient flow on M)\n",
+            Rule::Eprop => "3. LEARNING (e-prop flow on M)\n",
+        });
         for (task, l) in [("A", &s.learning_a), ("B", &s.learning_b)] {
             o.push_str(&format!(
                 "    task {task}: tau = {} ({}), L_{task} {} -> {}\n",
@@ -698,11 +730,21 @@ mod tests {
                 "eps_kind = \"both\"",
                 "init.eps_kind",
             ),
+            ("eta = 1.0", "eta = 1.0\nrule = \"bptt\"", "learning.rule"),
         ];
         for (from, to, field) in cases {
             assert!(ROTATION.contains(from), "{from}");
             assert_eq!(field_error(&ROTATION.replace(from, to)).0, field, "{to}");
         }
+    }
+
+    #[test]
+    fn eprop_with_finite_n_names_the_rule() {
+        let text = ROTATION.replace("eta = 1.0", "eta = 1.0\nrule = \"eprop\"")
+            + "\n[finite_n]\nn = 64\nseed = 1\norder = \"exact\"\n";
+        let (field, reason) = field_error(&text);
+        assert_eq!(field, "learning.rule");
+        assert!(reason.contains("W_jj"), "{reason}");
     }
 
     #[test]

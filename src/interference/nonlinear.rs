@@ -36,6 +36,7 @@ use std::cell::RefCell;
 use nalgebra::{Matrix2, SVector, Vector2};
 use serde::{Deserialize, Serialize};
 
+use crate::interference::linear::Rule;
 use crate::latent::finite_n::FiniteNGain;
 use crate::latent::flow::{eigen_fixed_points, fixed_point_box, is_stable, rhs, EigenFixedPoint};
 use crate::latent::gain::Gain;
@@ -113,6 +114,14 @@ pub struct Trials {
     /// The finite-N gain of one pattern draw in place of G(|kappa|^2) kappa (claim I-14;
     /// `None`: the Gaussian limit). Readouts are then y = h_N(kappa).
     pub finite_n: Option<FiniteNGain>,
+    /// The learning rule that turns the adjoint into the M-update (THEORY III.1):
+    /// `Gradient`, the exact adjoint (claim I-4); `Eprop`, the adjoint with the Jacobian
+    /// replaced by its diagonal. In the latent model the diagonal of the network's Jacobian is
+    /// the leak, (1 - dt) + dt W_jj phi'(x_j) -> -1 in continuous time with W_jj = O(1/N), so
+    /// e-prop keeps the learning signal dl/dkappa and the eligibility G kappa and drops the
+    /// recurrent credit G M^T mu + 2 G' kappa (M kappa . mu). Only the Gaussian-limit gain
+    /// supports it (with a finite-N gain the dropped W_jj term has no 2-D projection).
+    pub rule: Rule,
 }
 
 /// A forward trial: the pieces [0, T_in], [T_in, T - T_L] (absent if T_L = T_d) and the window,
@@ -224,8 +233,14 @@ impl Trials {
         Ok(self.trial(m, task)?.loss)
     }
 
-    /// L_mu(M) and dL_mu/dM by the adjoint method (claim I-4).
+    /// L_mu(M) and the rule's M-update direction by the adjoint method: dL_mu/dM for
+    /// [`Rule::Gradient`] (claim I-4), e-prop's update for [`Rule::Eprop`] (not a gradient).
     pub fn loss_and_gradient(&self, m: &Matrix2<f64>, task: Task) -> Result<(f64, Matrix2<f64>)> {
+        if self.rule == Rule::Eprop && self.finite_n.is_some() {
+            return Err(Error::Numerical(
+                "e-prop in the latent model needs the Gaussian-limit gain (the finite-N W_jj term has no 2-D projection)".into(),
+            ));
+        }
         let trial = self.trial(m, task)?;
         let breaks = self.pieces();
         // state: (mu_a, mu_b, g_aa, g_ab, g_ba, g_bb), integrated backward from mu(T) = 0.
@@ -237,8 +252,13 @@ impl Trials {
                     let k = Vector2::new(y[0], y[1]);
                     let mu = Vector2::new(s[0], s[1]);
                     // J^T mu = -mu + G M^T mu + 2 G' kappa (M kappa . mu)   (claim I-2);
-                    // finite N: J = -I + M Dh, J^T mu = -mu + Dh M^T mu (Dh symmetric)
+                    // finite N: J = -I + M Dh, J^T mu = -mu + Dh M^T mu (Dh symmetric);
+                    // e-prop: J -> its diagonal, the leak -I (THEORY III.1)
                     let (jt_mu, gk) = match &self.finite_n {
+                        None if self.rule == Rule::Eprop => {
+                            let (g, _) = self.gain.g_and_slope(k.norm_squared());
+                            (-mu, k * g)
+                        }
                         Some(f) => {
                             let (h, dh) = f.h(&k);
                             (-mu + dh * m.tr_mul(&mu), h)
@@ -785,7 +805,111 @@ mod tests {
                 ..OdeOptions::default()
             },
             finite_n: None,
+            rule: Rule::Gradient,
         }
+    }
+
+    /// The loss of task B when only the *direct* effect of M on the trajectory is kept: the
+    /// recurrent drive is M' G(|kappa0|^2) kappa0 along the frozen trajectory kappa0(t) of M,
+    /// so the sensitivity obeys d(dkappa)/dt = -dkappa + dM G kappa0 (Jacobian -> the leak).
+    /// Its derivative in M' at M' = M is e-prop's update by construction (THEORY III.1): an
+    /// independent forward computation of what the e-prop adjoint must return.
+    fn frozen_loss(tr: &Trials, m: &Matrix2<f64>, mp: &Matrix2<f64>, task: Task) -> f64 {
+        let base = tr.trial(m, task).unwrap();
+        let dir = tr.input_direction(task);
+        let mut y0 = SVector::<f64, 3>::zeros();
+        for ((t0, t1, u, window), piece) in tr.pieces().into_iter().zip(&base.pieces) {
+            let input = dir * u;
+            let traj = solve(
+                |t, y: &SVector<f64, 3>| {
+                    let k = Vector2::new(y[0], y[1]);
+                    let z0 = piece.eval(t);
+                    let k0 = Vector2::new(z0[0], z0[1]);
+                    let (g0, _) = tr.gain.g_and_slope(k0.norm_squared());
+                    // kappa0 solves kappa0' = -kappa0 + M G0 kappa0 + input (so kappa = kappa0
+                    // at M' = M); only the direct drive M' G0 kappa0 sees M'
+                    let dk = -k + mp * (k0 * g0) + input;
+                    let dl = if window {
+                        tr.running_loss(task, &k).0
+                    } else {
+                        0.0
+                    };
+                    SVector::<f64, 3>::new(dk[0], dk[1], dl)
+                },
+                t0,
+                y0,
+                t1,
+                &tr.ode,
+            )
+            .unwrap();
+            y0 = traj.last().1;
+        }
+        y0[2]
+    }
+
+    #[test]
+    fn eprop_update_is_the_derivative_of_the_frozen_recurrence_loss() {
+        let m = Matrix2::new(1.3, 0.2, -0.15, 0.4);
+        for kind in [GainKind::Erf, GainKind::Tanh] {
+            for loss in [LossKind::Own, LossKind::Aligned] {
+                let mut tr = trials(kind, loss, 0.05);
+                tr.rule = Rule::Eprop;
+                let (l, upd) = tr.loss_and_gradient(&m, Task::B).unwrap();
+                assert!((l - tr.loss(&m, Task::B).unwrap()).abs() < 1e-15);
+                let (_, grad) = {
+                    let mut g = tr.clone();
+                    g.rule = Rule::Gradient;
+                    g.loss_and_gradient(&m, Task::B).unwrap()
+                };
+                // e-prop is not the gradient here (M != 0 carries recurrent credit) ...
+                assert!((upd - grad).norm() > 1e-3 * grad.norm(), "{upd} vs {grad}");
+                // ... but it is the derivative of the frozen-recurrence loss, by central
+                // differences (h = 1e-4: truncation ~1e-8 relative, ODE error 1e-11 / h).
+                let h = 1e-4;
+                for i in 0..2 {
+                    for j in 0..2 {
+                        let (mut mp, mut mm) = (m, m);
+                        mp[(i, j)] += h;
+                        mm[(i, j)] -= h;
+                        let fd = (frozen_loss(&tr, &m, &mp, Task::B)
+                            - frozen_loss(&tr, &m, &mm, Task::B))
+                            / (2.0 * h);
+                        assert!(
+                            (fd - upd[(i, j)]).abs() < 1e-6 * upd.norm() + 1e-9,
+                            "{kind:?} {loss:?} ({i},{j}): fd {fd} vs e-prop {}",
+                            upd[(i, j)]
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn eprop_equals_the_gradient_without_recurrence() {
+        // M = 0: the Jacobian is -I, its own diagonal, so both adjoints coincide.
+        let m = Matrix2::zeros();
+        for kind in [GainKind::Erf, GainKind::Tanh] {
+            let mut tr = trials(kind, LossKind::Aligned, 0.05);
+            let (_, g) = tr.loss_and_gradient(&m, Task::A).unwrap();
+            tr.rule = Rule::Eprop;
+            let (_, e) = tr.loss_and_gradient(&m, Task::A).unwrap();
+            assert!((g - e).norm() <= 1e-14 * g.norm(), "{g} vs {e}");
+        }
+    }
+
+    #[test]
+    fn eprop_with_a_finite_n_gain_is_refused() {
+        let mut tr = trials(GainKind::Erf, LossKind::Own, 0.0);
+        tr.rule = Rule::Eprop;
+        let (a, b) = ([1.0, -1.0, 1.0, -1.0], [1.0, 1.0, -1.0, -1.0]);
+        tr.finite_n = Some(FiniteNGain::new(
+            GainKind::Erf,
+            crate::latent::finite_n::Order::Exact,
+            &a,
+            &b,
+        ));
+        assert!(tr.loss_and_gradient(&Matrix2::identity(), Task::B).is_err());
     }
 
     #[test]

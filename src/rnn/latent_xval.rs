@@ -990,6 +990,7 @@ mod tests {
                 ..OdeOptions::default()
             },
             finite_n: None,
+            rule: crate::interference::linear::Rule::Gradient,
         };
         let m = Matrix2::new(1.15, 0.1, -0.05, 0.3);
         for task in [Task::A, Task::B] {

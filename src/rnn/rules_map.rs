@@ -249,7 +249,7 @@ fn summarise(regime: Regime, rule: LearningRule, seeds: Vec<RuleSeed>) -> Result
 
 impl RuleMapOutcome {
     /// The BPTT point of a regime.
-    fn bptt(&self, regime: &Regime) -> Option<&RulePoint> {
+    pub fn bptt(&self, regime: &Regime) -> Option<&RulePoint> {
         self.points
             .iter()
             .find(|p| p.regime == *regime && p.rule == LearningRule::Bptt)
@@ -269,7 +269,7 @@ fn region(label: String, est: Estimate, threshold: f64, dropped: usize) -> Regio
 }
 
 /// Per-seed ln(f(x) / f(y)) over the seeds where both learned; and how many were dropped.
-fn paired_ln(p: &RulePoint, q: &RulePoint, f: fn(&RuleSeed) -> f64) -> (Vec<f64>, usize) {
+pub fn paired_ln(p: &RulePoint, q: &RulePoint, f: fn(&RuleSeed) -> f64) -> (Vec<f64>, usize) {
     let mut v = Vec::new();
     let mut dropped = 0;
     for (x, y) in p
