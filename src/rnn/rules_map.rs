@@ -177,10 +177,12 @@ fn run_seed(spec: &RnnSpec, seed: u64) -> Result<RuleSeed> {
                 eps: r.eps,
             })
         }
-        Err(Error::Diverged { .. }) => Ok(RuleSeed {
+        Err(e @ (Error::Diverged { .. } | Error::NoConvergence { .. })) => Ok(RuleSeed {
             seed,
+            // a rule that cannot reach the tolerance within the step cap does not learn (the
+            // gradient flow stops with NoConvergence; e.g. a stationary point above tol)
             learned: false,
-            diverged: true,
+            diverged: matches!(e, Error::Diverged { .. }),
             interference: f64::NAN,
             tau_b: f64::NAN,
             steps_b: 0,
@@ -332,6 +334,21 @@ pub fn regions(map: &RuleMapOutcome) -> Result<Vec<Region>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (E-3-map, 2026-12-05): one point whose gradient flow stalled above the
+    /// tolerance (NoConvergence at the step cap) aborted the whole 1344-run map; it is a seed
+    /// that does not learn.
+    #[test]
+    fn a_flow_that_cannot_reach_the_tolerance_is_a_seed_that_does_not_learn() {
+        let text = include_str!("../../models/rules-map-base.toml");
+        let mut spec =
+            crate::rnn::spec::check(&crate::model::parse("base.toml", text).unwrap()).unwrap();
+        spec.network.n = 8;
+        spec.train.max_steps = 2;
+        let s = run_seed(&spec, 1).unwrap();
+        assert!(!s.learned && !s.diverged);
+        assert!(s.interference.is_nan());
+    }
 
     fn seed(seed: u64, learned: bool, i: f64, tau: f64) -> RuleSeed {
         RuleSeed {
