@@ -235,8 +235,12 @@ pub(crate) fn legend<DB: DrawingBackend>(
     entries: &[(Glyph, String)],
 ) -> Result<i32> {
     let dy = 22;
-    for (k, (g, text)) in entries.iter().enumerate() {
-        let yy = y + k as i32 * dy;
+    // long labels wrap at word boundaries inside the area (14 px sans: ~7 px per character)
+    let width = area.dim_in_pixel().0 as i32;
+    let max_chars = ((width - x - 38) / LEGEND_CHAR_PX).max(12) as usize;
+    let mut yy = y - dy;
+    for (g, text) in entries {
+        yy += dy;
         let c = (x + 12, yy + 8);
         match *g {
             Glyph::Line(col, w, dashed) => {
@@ -274,8 +278,53 @@ pub(crate) fn legend<DB: DrawingBackend>(
                 .drawn()?;
             }
         }
-        area.draw(&Text::new(text.clone(), (x + 34, yy + 1), font(14)))
-            .drawn()?;
+        for (i, line) in wrap_words(text, max_chars).into_iter().enumerate() {
+            if i > 0 {
+                yy += LEGEND_LINE_PX;
+            }
+            area.draw(&Text::new(line, (x + 34, yy + 1), font(14)))
+                .drawn()?;
+        }
     }
-    Ok(entries.len() as i32 * dy)
+    Ok(yy + dy - y)
+}
+
+/// Average advance of the legend's 14 px sans font, for wrapping.
+const LEGEND_CHAR_PX: i32 = 7;
+/// Line spacing of a wrapped legend label.
+const LEGEND_LINE_PX: i32 = 17;
+
+/// Split `text` into lines of at most `max_chars` characters at spaces (a longer word stands
+/// on its own line).
+fn wrap_words(text: &str, max_chars: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for word in text.split(' ') {
+        if !cur.is_empty() && cur.chars().count() + 1 + word.chars().count() > max_chars {
+            lines.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(word);
+    }
+    lines.push(cur);
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap_words;
+
+    /// Regression (T-map figures, 2026-12-05): legend labels longer than the side panel ran off
+    /// the image ("border of T-1 holds (95% CI of" ...); they now wrap at spaces.
+    #[test]
+    fn long_legend_labels_wrap_at_spaces() {
+        let t = "border of T-1 holds (95% CI of the median above I_f)";
+        let lines = wrap_words(t, 20);
+        assert!(lines.iter().all(|l| l.chars().count() <= 20), "{lines:?}");
+        assert_eq!(lines.join(" "), t);
+        assert_eq!(wrap_words("short", 20), vec!["short".to_string()]);
+        assert_eq!(wrap_words("averyveryverylongword x", 5).len(), 2);
+    }
 }
