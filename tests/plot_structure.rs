@@ -307,8 +307,12 @@ fn svg_texts(svg: &str) -> Vec<String> {
     out
 }
 
+/// Whether `want` is drawn, in one text element or across consecutive ones (a legend label
+/// wrapped over several lines).
 fn has_text(svg: &str, want: &str) -> bool {
-    svg_texts(svg).iter().any(|t| t.contains(want))
+    let texts = svg_texts(svg);
+    let joined: Vec<&str> = texts.iter().map(|t| t.trim()).collect();
+    texts.iter().any(|t| t.contains(want)) || joined.join(" ").contains(want)
 }
 
 #[test]
