@@ -68,7 +68,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let ev: usize = r.modified.iter().map(|o| o.evaluations).sum();
         let eg: usize = r.gd.iter().map(|o| o.evaluations).sum();
-        println!("\n   evaluations: flow {}, GD {eg}, MF {ev}", r.flow.evaluations);
+        println!(
+            "\n   evaluations: flow {}, GD {eg}, MF {ev}",
+            r.flow.evaluations
+        );
     }
     Ok(())
 }

@@ -114,7 +114,11 @@ fn setting_rows(g: f64, n: usize, etas: &[f64]) -> Result<Vec<Row>> {
         }
         let dropped = runs.len() - diffs.len();
         let med_i = |f: fn(&SeedStepSize, usize) -> f64| -> f64 {
-            let v: Vec<f64> = runs.iter().map(|r| f(r, k)).filter(|x| x.is_finite()).collect();
+            let v: Vec<f64> = runs
+                .iter()
+                .map(|r| f(r, k))
+                .filter(|x| x.is_finite())
+                .collect();
             stats::median(&v).unwrap_or(f64::NAN)
         };
         let note = format!(
@@ -141,6 +145,34 @@ fn setting_rows(g: f64, n: usize, etas: &[f64]) -> Result<Vec<Row>> {
             &est,
             note,
         ));
+    }
+    // (d) the direction of the penalty (the hypothesis of I-18): at eta = 1, the top of
+    // THEORY's ladder, the modified flow forgets more than the plain flow, seed by seed
+    if let Some(k) = etas.iter().position(|&e| e == 1.0) {
+        let d: Vec<f64> = runs
+            .iter()
+            .map(|r| r.modified[k].ln_i() - r.flow.ln_i())
+            .filter(|x| x.is_finite())
+            .collect();
+        if !d.is_empty() {
+            let est = stats::bootstrap(&d, Statistic::Median, &boot)?;
+            let rotations = |outs: Vec<&Outcome>| {
+                outs.iter()
+                    .filter(|o| o.mode == crate::rnn::tmaps::Mode::Rotation)
+                    .count()
+            };
+            rows.push(positive_row(
+                format!("{at}, eta = 1: ln I_MF - ln I_flow (the penalty's direction)"),
+                &est,
+                format!(
+                    "rotations: flow {}, modified flow {}, GD {} of {}",
+                    rotations(runs.iter().map(|r| &r.flow).collect()),
+                    rotations(runs.iter().map(|r| &r.modified[k]).collect()),
+                    rotations(runs.iter().map(|r| &r.gd[k]).collect()),
+                    runs.len()
+                ),
+            ));
+        }
     }
     // (b) the critical step: where GD's mode leaves the flow's, against the modified flow's
     let mut shifts = Vec::new();
@@ -182,8 +214,7 @@ fn setting_rows(g: f64, n: usize, etas: &[f64]) -> Result<Vec<Row>> {
     let mut pairs = Vec::new();
     for r in &runs {
         let stab = 2.0 / r.sharpness_b;
-        if !(stab.is_finite() && stab > 0.0) || r.flow.mode == crate::rnn::tmaps::Mode::Unresolved
-        {
+        if !(stab.is_finite() && stab > 0.0) || r.flow.mode == crate::rnn::tmaps::Mode::Unresolved {
             continue;
         }
         let lg = log2_critical(r.critical(&r.gd), etas);

@@ -501,10 +501,7 @@ pub fn check(model: &ModelFile) -> Result<RnnSpec> {
         }
         _ => Optimizer::Gd,
     };
-    if let (Some(v), false) = (
-        tr.eta,
-        matches!(optimizer, Optimizer::ModifiedFlow { .. }),
-    ) {
+    if let (Some(v), false) = (tr.eta, matches!(optimizer, Optimizer::ModifiedFlow { .. })) {
         return Err(c.error(
             "training.eta",
             v,
@@ -778,8 +775,12 @@ lr = 1.0
 
     #[test]
     fn modified_flow_keys_are_checked() {
-        let mf =
-            |extra: &str| GOOD.replace("lr = 1.0", &format!("optimizer = \"modified_flow\"\n{extra}"));
+        let mf = |extra: &str| {
+            GOOD.replace(
+                "lr = 1.0",
+                &format!("optimizer = \"modified_flow\"\n{extra}"),
+            )
+        };
         let s = check(&parse("t.toml", &mf("eta = 0.25")).unwrap()).unwrap();
         assert_eq!(
             s.train.optimizer,
@@ -797,12 +798,17 @@ lr = 1.0
             (mf("eta = 9.0"), "training.eta"),
             (mf("eta = nan"), "training.eta"),
             (mf("eta = 0.5\nflow_rtol = 0.0"), "training.flow_rtol"),
-            (GOOD.replace("lr = 1.0", "lr = 1.0\neta = 0.5"), "training.eta"),
+            (
+                GOOD.replace("lr = 1.0", "lr = 1.0\neta = 0.5"),
+                "training.eta",
+            ),
         ];
         for (text, field) in cases {
             let m = parse("t.toml", &text).unwrap();
             match check(&m) {
-                Err(Error::Parameter { field: f, value, .. }) => {
+                Err(Error::Parameter {
+                    field: f, value, ..
+                }) => {
                     assert_eq!(f, field, "value {value}")
                 }
                 other => panic!("{field}: expected a parameter error, got {other:?}"),

@@ -77,7 +77,8 @@ impl SeedStepSize {
         if self.flow.mode == Mode::Unresolved {
             return None;
         }
-        let k = (0..outcomes.len()).find(|&k| outcomes[k..].iter().all(|o| same_mode(o, &self.flow)))?;
+        let k = (0..outcomes.len())
+            .find(|&k| outcomes[k..].iter().all(|o| same_mode(o, &self.flow)))?;
         if k == 0 {
             return Some(f64::INFINITY);
         }
@@ -126,7 +127,10 @@ pub fn train_one(
             s.train.optimizer = Optimizer::Gd;
             s.train.lr = eta;
             // room for 4x the flow time of the longer phase (a too-large step may wander)
-            s.train.max_steps = s.train.max_steps.max((4.0 * tau_hint / eta).ceil() as usize + 100);
+            s.train.max_steps = s
+                .train
+                .max_steps
+                .max((4.0 * tau_hint / eta).ceil() as usize + 100);
         }
         Trainer::ModifiedFlow { eta } => {
             s.train.optimizer = Optimizer::ModifiedFlow { eta, rtol, atol };
@@ -220,7 +224,11 @@ pub fn seed_step_size(spec: &SequentialSpec, seed: u64, etas: &[f64]) -> Result<
 }
 
 /// [`seed_step_size`] for every seed (in parallel over seeds, collected in seed order).
-pub fn step_size_runs(spec: &SequentialSpec, seeds: &[u64], etas: &[f64]) -> Result<Vec<SeedStepSize>> {
+pub fn step_size_runs(
+    spec: &SequentialSpec,
+    seeds: &[u64],
+    etas: &[f64],
+) -> Result<Vec<SeedStepSize>> {
     use rayon::prelude::*;
     seeds
         .par_iter()
@@ -228,4 +236,54 @@ pub fn step_size_runs(spec: &SequentialSpec, seeds: &[u64], etas: &[f64]) -> Res
         .collect::<Vec<_>>()
         .into_iter()
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out(trainer: Trainer, mode: Mode) -> Outcome {
+        Outcome {
+            trainer,
+            interference: 0.1,
+            theta: None,
+            mode,
+            converged: mode != Mode::Unresolved,
+            evaluations: 0,
+        }
+    }
+
+    fn seed(flow: Mode, gd: &[Mode]) -> SeedStepSize {
+        let etas = [1.0, 0.5, 0.25, 0.125];
+        SeedStepSize {
+            seed: 1,
+            eps: 0.0,
+            sharpness_b: 1.0,
+            flow: out(Trainer::Flow, flow),
+            gd: gd
+                .iter()
+                .zip(etas)
+                .map(|(&m, eta)| out(Trainer::Gd { eta }, m))
+                .collect(),
+            modified: Vec::new(),
+        }
+    }
+
+    /// The critical step is the largest eta from which on every smaller rung keeps the flow's
+    /// mode: a flip back at a larger step does not count, an unresolved rung breaks agreement.
+    #[test]
+    fn critical_step_of_a_ladder() {
+        use Mode::{NewFormation as N, Rotation as R, Unresolved as U};
+        let c = |flow, gd: &[Mode]| {
+            let s = seed(flow, gd);
+            s.critical(&s.gd)
+        };
+        assert_eq!(c(N, &[R, N, N, N]), Some(0.5));
+        assert_eq!(c(N, &[N, R, N, N]), Some(0.25));
+        assert_eq!(c(N, &[N, N, N, N]), Some(f64::INFINITY));
+        assert_eq!(c(N, &[N, N, N, R]), None);
+        assert_eq!(c(N, &[R, U, N, N]), Some(0.25));
+        assert_eq!(c(R, &[N, R, R, R]), Some(0.5));
+        assert_eq!(c(U, &[N, N, N, N]), None);
+    }
 }
