@@ -40,9 +40,8 @@ use crate::{Error, Result};
 /// module docs for the rounding vs truncation balance).
 pub const FD_STEP: f64 = 1e-5;
 
-/// Largest eta accepted in a model file: GD beyond eta = 2 / lambda_max is unstable anyway, and
-/// the second-order expansion is meaningless for eta of order 1/lambda_min; 8 is far beyond
-/// every step the project uses (the ladder of I-18 is 1 .. 1/256).
+/// Largest eta accepted in a model file: far beyond every step the project uses (I-18-net's
+/// ladder is 4 .. 1/256), and GD itself is unstable beyond 2 / lambda_max long before.
 pub const ETA_MAX: f64 = 8.0;
 
 /// Buffers for H v by a central difference of BPTT gradients (allocated once per run).

@@ -487,13 +487,17 @@ pub fn check(model: &ModelFile) -> Result<RnnSpec> {
                         "the modified flow is the flow of GD at step eta: give eta",
                     ));
                 };
-                let eta = c.in_range("training.eta", eta, 0.0, super::modified_flow::ETA_MAX)?;
-                if eta <= 0.0 {
+                c.finite("training.eta", eta)?;
+                if !(eta > 0.0 && eta <= super::modified_flow::ETA_MAX) {
                     return Err(c.error(
                         "training.eta",
                         eta,
                         &format!("(0, {}]", super::modified_flow::ETA_MAX),
-                        "the step of GD whose modified flow is integrated must be positive",
+                        &format!(
+                            "the GD step whose modified flow is integrated: positive, and at most \
+                             {} (far beyond every step the project uses; GD is unstable long before)",
+                            super::modified_flow::ETA_MAX
+                        ),
                     ));
                 }
                 Optimizer::ModifiedFlow { eta, rtol, atol }
