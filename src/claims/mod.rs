@@ -51,6 +51,7 @@ pub mod rules;
 pub mod rules_map;
 pub mod runner;
 pub mod static_curves;
+pub mod step_size_net;
 pub mod tmaps;
 
 /// Every registered check of the library.
@@ -63,6 +64,7 @@ pub fn registry() -> Vec<Check> {
     checks.extend(latent_xval::checks());
     checks.extend(tmaps::checks());
     checks.extend(race::checks());
+    checks.extend(step_size_net::checks());
     checks.extend(finite_n::checks());
     checks.extend(rules::checks());
     checks.extend(rules_map::checks());

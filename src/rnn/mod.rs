@@ -6,6 +6,9 @@
 //!   `Sharded` runs shards of the batch on all cores (results independent of the thread count).
 //! - [`mod@train`]: GD / SGD / Adam / gradient-flow driver with stopping rules and divergence
 //!   detection; the flow is adaptive Dormand–Prince 5(4) on the parameters (`crate::num::rk`).
+//! - [`modified_flow`]: the modified flow of GD at step eta, L + (eta/4)|grad L|^2, for the
+//!   flow driver (Hessian-gradient product by a difference of BPTT gradients) (B-12, I-18).
+//! - [`step_size`]: I-18 on networks: flow, GD and modified flow over a ladder of eta, modes.
 //! - [`flow_limit`]: GD at lr, lr/2, ... against the flow, seed by seed, and their cost.
 //! - [`rules`]: learning rules beyond the exact gradient (e-prop, random e-prop, truncated
 //!   BPTT as changes to the BPTT adjoint; node perturbation) (THEORY III).
@@ -33,6 +36,7 @@ pub mod fixed_points;
 pub mod flow_limit;
 pub mod latent_xval;
 pub mod measure;
+pub mod modified_flow;
 pub mod network;
 pub mod report;
 pub mod rotation_interference;
@@ -42,6 +46,7 @@ pub mod rules_map;
 pub mod sequential;
 pub mod spec;
 pub mod static_curves;
+pub mod step_size;
 pub mod task;
 pub mod tmaps;
 pub mod train;

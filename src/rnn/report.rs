@@ -503,6 +503,10 @@ impl Report for RnnReport {
                 Some(a) => format!("gradient flow, rtol {rtol:e}, atol {a:e}"),
                 None => format!("gradient flow, rtol {rtol:e}"),
             },
+            Optimizer::ModifiedFlow { eta, rtol, atol } => match atol {
+                Some(a) => format!("modified flow of GD at eta {eta}, rtol {rtol:e}, atol {a:e}"),
+                None => format!("modified flow of GD at eta {eta}, rtol {rtol:e}"),
+            },
         };
         let protocol = match s.protocol {
             Protocol::Sequential => "sequential A -> B",

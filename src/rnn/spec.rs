@@ -23,7 +23,8 @@
 //! [training]
 //! protocol = "sequential"        # sequential (A -> B) | single (the [task] only)
 //! trainable = "full"             # full | latent
-//! optimizer = "gd"               # gd | sgd | adam | flow
+//! optimizer = "gd"               # gd | sgd | adam | flow | modified_flow
+//! eta = 0.25                     # modified_flow only (required): GD step in (0, 8] (B-12, I-18)
 //! lr = 1.0                       # flow: optional, the first trial step in tau
 //! flow_rtol = 1e-6               # flow only: relative local error tolerance per step
 //! flow_atol = 1e-5               # flow only (default flow_rtol/sqrt(N) full W, flow_rtol M)
@@ -127,6 +128,7 @@ struct RawTraining {
     lr: Option<f64>,
     flow_rtol: Option<f64>,
     flow_atol: Option<f64>,
+    eta: Option<f64>,
     tol: Option<f64>,
     max_steps: Option<i64>,
     batch: Option<i64>,
@@ -459,31 +461,65 @@ pub fn check(model: &ModelFile) -> Result<RnnSpec> {
     let optimizer = match c.one_of(
         "training.optimizer",
         tr.optimizer.as_deref().unwrap_or("gd"),
-        &["gd", "sgd", "adam", "flow"],
+        &["gd", "sgd", "adam", "flow", "modified_flow"],
     )? {
         "sgd" => Optimizer::Sgd,
         "adam" => Optimizer::ADAM,
-        "flow" => Optimizer::Flow {
-            rtol: c.in_range(
+        name @ ("flow" | "modified_flow") => {
+            let rtol = c.in_range(
                 "training.flow_rtol",
                 tr.flow_rtol.unwrap_or(Optimizer::FLOW_RTOL),
                 1e-13,
                 0.1,
-            )?,
-            atol: tr
+            )?;
+            let atol = tr
                 .flow_atol
                 .map(|v| c.in_range("training.flow_atol", v, 0.0, 1.0))
-                .transpose()?,
-        },
+                .transpose()?;
+            if name == "flow" {
+                Optimizer::Flow { rtol, atol }
+            } else {
+                let Some(eta) = tr.eta else {
+                    return Err(c.error(
+                        "training.eta",
+                        "(missing)",
+                        &format!("a number in (0, {}]", super::modified_flow::ETA_MAX),
+                        "the modified flow is the flow of GD at step eta: give eta",
+                    ));
+                };
+                c.finite("training.eta", eta)?;
+                if !(eta > 0.0 && eta <= super::modified_flow::ETA_MAX) {
+                    return Err(c.error(
+                        "training.eta",
+                        eta,
+                        &format!("(0, {}]", super::modified_flow::ETA_MAX),
+                        &format!(
+                            "the GD step whose modified flow is integrated: positive, and at most \
+                             {} (far beyond every step the project uses; GD is unstable long before)",
+                            super::modified_flow::ETA_MAX
+                        ),
+                    ));
+                }
+                Optimizer::ModifiedFlow { eta, rtol, atol }
+            }
+        }
         _ => Optimizer::Gd,
     };
+    if let (Some(v), false) = (tr.eta, matches!(optimizer, Optimizer::ModifiedFlow { .. })) {
+        return Err(c.error(
+            "training.eta",
+            v,
+            "only with optimizer = \"modified_flow\"",
+            "eta is the GD step whose modified flow is integrated (other optimizers use lr)",
+        ));
+    }
     if !optimizer.is_flow() {
         for (key, given) in [("flow_rtol", tr.flow_rtol), ("flow_atol", tr.flow_atol)] {
             if let Some(v) = given {
                 return Err(c.error(
                     &format!("training.{key}"),
                     v,
-                    "only with optimizer = \"flow\"",
+                    "only with optimizer = \"flow\" or \"modified_flow\"",
                     "the flow tolerances apply to the gradient-flow integrator alone",
                 ));
             }
@@ -739,6 +775,49 @@ lr = 1.0
         }
         let m = parse("t.toml", &GOOD.replace("n = 50", "n = 50\nwidth = 3")).unwrap();
         assert!(matches!(check(&m), Err(Error::ModelFile { .. })));
+    }
+
+    #[test]
+    fn modified_flow_keys_are_checked() {
+        let mf = |extra: &str| {
+            GOOD.replace(
+                "lr = 1.0",
+                &format!("optimizer = \"modified_flow\"\n{extra}"),
+            )
+        };
+        let s = check(&parse("t.toml", &mf("eta = 0.25")).unwrap()).unwrap();
+        assert_eq!(
+            s.train.optimizer,
+            Optimizer::ModifiedFlow {
+                eta: 0.25,
+                rtol: Optimizer::FLOW_RTOL,
+                atol: None
+            }
+        );
+        assert!(s.train.optimizer.is_flow());
+        let cases = [
+            (mf(""), "training.eta"),
+            (mf("eta = 0.0"), "training.eta"),
+            (mf("eta = -0.5"), "training.eta"),
+            (mf("eta = 9.0"), "training.eta"),
+            (mf("eta = nan"), "training.eta"),
+            (mf("eta = 0.5\nflow_rtol = 0.0"), "training.flow_rtol"),
+            (
+                GOOD.replace("lr = 1.0", "lr = 1.0\neta = 0.5"),
+                "training.eta",
+            ),
+        ];
+        for (text, field) in cases {
+            let m = parse("t.toml", &text).unwrap();
+            match check(&m) {
+                Err(Error::Parameter {
+                    field: f, value, ..
+                }) => {
+                    assert_eq!(f, field, "value {value}")
+                }
+                other => panic!("{field}: expected a parameter error, got {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -46,6 +46,14 @@ pub enum Optimizer {
     /// |e_i| <= atol + rtol max(|theta_i|, |theta_new_i|) (RMS over the parameters). `atol`
     /// defaults to [`Optimizer::flow_atol`]. `lr`, if positive, is the first trial step in tau.
     Flow { rtol: f64, atol: Option<f64> },
+    /// The modified flow of GD at step `eta` (THEORY B-12, I-18): the flow of
+    /// L + (eta/4)|grad L|^2, integrated exactly as `Flow` (same tolerances and stop); the
+    /// penalty's gradient (eta/2) H grad L comes from [`super::modified_flow::Penalty`].
+    ModifiedFlow {
+        eta: f64,
+        rtol: f64,
+        atol: Option<f64>,
+    },
 }
 
 impl Optimizer {
@@ -75,9 +83,12 @@ impl Optimizer {
         atol.unwrap_or_else(|| if full { rtol / (n as f64).sqrt() } else { rtol })
     }
 
-    /// Whether this is the gradient flow.
+    /// Whether this is the gradient flow (plain or modified: the flow driver integrates it).
     pub fn is_flow(&self) -> bool {
-        matches!(self, Optimizer::Flow { .. })
+        matches!(
+            self,
+            Optimizer::Flow { .. } | Optimizer::ModifiedFlow { .. }
+        )
     }
 }
 
@@ -204,7 +215,7 @@ pub fn train_task_feedback(
         Optimizer::Sgd => true,
         Optimizer::Gd => false,
         Optimizer::Adam { .. } => task.is_random(),
-        Optimizer::Flow { rtol, atol } => {
+        Optimizer::Flow { rtol, atol } | Optimizer::ModifiedFlow { rtol, atol, .. } => {
             return train_flow(
                 net, trainable, task, opts, rtol, atol, feedback, rng, observe,
             )
@@ -297,7 +308,9 @@ pub fn train_task_feedback(
                     *pi -= opts.lr * gi;
                 }
             }
-            Optimizer::Flow { .. } => unreachable!("the flow has its own driver"),
+            Optimizer::Flow { .. } | Optimizer::ModifiedFlow { .. } => {
+                unreachable!("the flow has its own driver")
+            }
             Optimizer::Adam { beta1, beta2, eps } => {
                 adam.t += 1;
                 let c1 = 1.0 - beta1.powi(adam.t);
@@ -478,6 +491,22 @@ fn train_flow(
     };
     let credit = opts.rule.credit(feedback.or(drawn.as_ref()));
     let mut theta: Vec<f64> = net.params(trainable).as_slice().to_vec();
+    // the modified flow's penalty (eta/2) H grad L (module `modified_flow`); exact BPTT only
+    let mut penalty = match opts.optimizer {
+        Optimizer::ModifiedFlow { eta, .. } => {
+            if opts.rule != LearningRule::Bptt {
+                return Err(Error::Requirement(
+                    "optimizer = \"modified_flow\" needs the exact gradient (rule = \"bptt\")"
+                        .into(),
+                ));
+            }
+            Some((
+                super::modified_flow::Penalty::new(eta, theta.len())?,
+                net.clone(),
+            ))
+        }
+        _ => None,
+    };
     // the right-hand side -grad L on its own copy of the network; the loss of the last
     // evaluated point is kept beside it (FSAL: after an accepted step that is the new point)
     let mut work = net.clone();
@@ -491,6 +520,11 @@ fn train_flow(
             first_loss.set(l);
         }
         evals.set(evals.get() + 1);
+        if let (Some((pen, scratch)), true) = (penalty.as_mut(), l.is_finite()) {
+            let before = pen.evaluations();
+            pen.correct(&mut ws, scratch, &trials, trainable, p, dp)?;
+            evals.set(evals.get() + pen.evaluations() - before);
+        }
         if l.is_finite() {
             for d in dp.iter_mut() {
                 *d = -*d;
