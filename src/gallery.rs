@@ -1,7 +1,7 @@
 //! `modeflow figures`: the gallery (figures of the shipped models, the race and rotation-share
 //! maps with an optional sweep overlay, the implicit-bias figures). The application layer: it
 //! reads model files through the family table ([`crate::run`]) and draws through
-//! [`crate::figures`] and [`crate::figures_bias`].
+//! [`crate::figures`] and [`crate::figures::bias`].
 
 use std::path::{Path, PathBuf};
 
@@ -116,9 +116,9 @@ pub enum GalleryItem {
     RaceMap,
     /// The (g, T_d) rotation-share map.
     ThetaMap,
-    /// An implicit-bias figure of [`crate::figures_bias`] (writes into the given directory).
+    /// An implicit-bias figure of [`crate::figures::bias`] (writes into the given directory).
     Bias(fn(&Path) -> Result<Vec<PathBuf>>),
-    /// A learning-rule figure of [`crate::figures_rules`] (writes into the given directory).
+    /// A learning-rule figure of [`crate::figures::rules`] (writes into the given directory).
     Rules(fn(&Path) -> Result<Vec<PathBuf>>),
 }
 
@@ -129,9 +129,9 @@ pub fn gallery_items() -> Vec<GalleryItem> {
         .map(|m| GalleryItem::Model(m))
         .collect();
     v.push(GalleryItem::RaceMap);
-    v.push(GalleryItem::Rules(crate::figures_rules::eprop_race_map));
+    v.push(GalleryItem::Rules(crate::figures::rules::eprop_race_map));
     v.push(GalleryItem::ThetaMap);
-    use crate::figures_bias as fb;
+    use crate::figures::bias as fb;
     v.extend(
         [
             fb::norm_growth as fn(&Path) -> Result<Vec<PathBuf>>,
@@ -143,7 +143,7 @@ pub fn gallery_items() -> Vec<GalleryItem> {
         ]
         .map(GalleryItem::Bias),
     );
-    v.push(GalleryItem::Rules(crate::figures_rules::rule_tradeoff));
+    v.push(GalleryItem::Rules(crate::figures::rules::rule_tradeoff));
     v
 }
 

@@ -1,10 +1,10 @@
-//! Structure tests of the implicit-bias gallery figures (src/figures_bias.rs): every file
+//! Structure tests of the implicit-bias gallery figures (src/figures/bias.rs): every file
 //! written, SVG well-formed, PNG decodes to the requested size, provenance present, and one
 //! numeric property of each figure's data.
 
 use std::path::{Path, PathBuf};
 
-use modeflow::figures_bias as fb;
+use modeflow::figures::bias as fb;
 
 mod common;
 use common::{check_png, check_svg};

@@ -18,17 +18,17 @@ use nalgebra::{DMatrix, DVector};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
-use crate::bias::agreement::{student, teacher_data};
+use crate::bias::agreement::{student, teacher_data, train_first_layer};
 use crate::bias::balance::{random_two_layer, summed_drift};
 use crate::bias::cluster::cosine_clusters;
 use crate::bias::diagonal::{min_l2, reference_data, train_diagonal, DiagRun, DiagSettings};
 use crate::bias::margin::{soudry, soudry_set};
 use crate::bias::modified_flow::{gd_errors, sgd_epoch_errors, test_problem};
-use crate::bias::nets::{Activation, Loss, TwoLayerGrad, TwoLayerWork};
+use crate::bias::nets::{Activation, Loss};
 use crate::bias::solvers::mirror_argmin;
 use crate::plot::lines::{self, FitSpec, LineSpec, Mark, Series};
 use crate::plot::Output;
-use crate::{io, Error, Result};
+use crate::{io, Result};
 
 fn output(dir: &Path, stem: &str, what: &str, settings: serde_json::Value) -> Output {
     Output::new(dir, stem).with_provenance(serde_json::json!({
@@ -236,6 +236,27 @@ fn linkage_labels(v: &[DVector<f64>], count: usize) -> Vec<usize> {
         .collect()
 }
 
+/// The top two principal directions of the (uncentred) second moment W W^T of the columns
+/// of `w`.
+fn principal_plane(w: &DMatrix<f64>) -> Result<(DVector<f64>, DVector<f64>)> {
+    // capped: eps 1e-15 (rounding level), 10_000 sweeps far above what a d x d matrix needs
+    let eig =
+        nalgebra::SymmetricEigen::try_new(w * w.transpose(), 1e-15, 10_000).ok_or_else(|| {
+            crate::Error::NoConvergence {
+                solver: "symmetric eigen-decomposition of W W^T (cluster figure)".into(),
+                iterations: 10_000,
+                residual: f64::NAN,
+                tolerance: 1e-15,
+            }
+        })?;
+    let mut idx: Vec<usize> = (0..w.nrows()).collect();
+    idx.sort_by(|&a, &b| eig.eigenvalues[b].total_cmp(&eig.eigenvalues[a]));
+    Ok((
+        eig.eigenvectors.column(idx[0]).into_owned(),
+        eig.eigenvectors.column(idx[1]).into_owned(),
+    ))
+}
+
 /// B-3/B-8: a two-layer leaky-ReLU student (alpha = 0.2, 10 + 10 neurons with a = +-1 fixed) on
 /// linearly separable teacher data (d = 5, n = 40), first layer trained by GD (eta = 0.5, mean
 /// logistic loss) from init std 1e-3. Writes the cosine-similarity matrix of the hidden weight
@@ -250,22 +271,7 @@ pub fn clusters(dir: &Path) -> Result<Vec<PathBuf>> {
         CL_INIT * rng.sample::<f64, _>(StandardNormal)
     });
     let mut net = student(w0, CL_K, CL_ALPHA);
-    let mut work = TwoLayerWork::new(CL_N, 2 * CL_K);
-    let mut g = TwoLayerGrad::zeros(CL_D, 2 * CL_K);
-    let mut loss = f64::NAN;
-    for step in 0..CLUSTER_STEPS {
-        loss = net.grad_into(&x, &y, Loss::Logistic, &mut work, &mut g)?;
-        if !loss.is_finite() {
-            return Err(Error::Diverged {
-                what: "cluster figure GD".into(),
-                step,
-                loss,
-                hint: "reduce eta".into(),
-            });
-        }
-        // first layer only: the second layer stays at +-1
-        net.w -= &g.w * CL_ETA;
-    }
+    let loss = train_first_layer(&mut net, &x, &y, CL_ETA, CLUSTER_STEPS, "cluster figure GD")?;
     let m = 2 * CL_K;
     let v: Vec<DVector<f64>> = (0..m).map(|c| net.w.column(c).into_owned()).collect();
     let cc = cosine_clusters(&v)?;
@@ -296,21 +302,7 @@ pub fn clusters(dir: &Path) -> Result<Vec<PathBuf>> {
         &output(dir, "bias_clusters_cosine", what, settings.clone()),
     )?;
     files.extend(r.files);
-    // top two principal directions of the (uncentred) second moment W W^T
-    // capped: eps 1e-15 (rounding level), 10_000 sweeps far above what a d x d matrix needs
-    let eig = nalgebra::SymmetricEigen::try_new(&net.w * net.w.transpose(), 1e-15, 10_000)
-        .ok_or_else(|| crate::Error::NoConvergence {
-            solver: "symmetric eigen-decomposition of W W^T (cluster figure)".into(),
-            iterations: 10_000,
-            residual: f64::NAN,
-            tolerance: 1e-15,
-        })?;
-    let mut idx: Vec<usize> = (0..CL_D).collect();
-    idx.sort_by(|&a, &b| eig.eigenvalues[b].total_cmp(&eig.eigenvalues[a]));
-    let (e1, e2) = (
-        eig.eigenvectors.column(idx[0]),
-        eig.eigenvectors.column(idx[1]),
-    );
+    let (e1, e2) = principal_plane(&net.w)?;
     let pts: Vec<[f64; 2]> = v.iter().map(|w| [w.dot(&e1), w.dot(&e2)]).collect();
     let nc = labels.iter().copied().max().map_or(0, |c| c + 1);
     let group_labels: Vec<String> = (0..nc)

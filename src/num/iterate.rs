@@ -37,8 +37,12 @@ pub trait Problem {
     type Grad: GradNorm;
     /// The loss at `params` (at step `step`'s minibatch for a stochastic problem); writes the
     /// gradient of the same loss into `grad`.
-    fn loss_grad(&mut self, step: usize, params: &Self::Params, grad: &mut Self::Grad)
-        -> Result<f64>;
+    fn loss_grad(
+        &mut self,
+        step: usize,
+        params: &Self::Params,
+        grad: &mut Self::Grad,
+    ) -> Result<f64>;
     /// The loss at `params` after the last step (evaluated once, when the step cap is
     /// reached); `None` (the default) where there is no such number without a minibatch.
     fn loss(&mut self, _params: &Self::Params) -> Result<Option<f64>> {
@@ -60,8 +64,13 @@ impl GradNorm for DVector<f64> {
 /// How the parameters move, given the loss and gradient at step `step` (the loss names the
 /// state in an error, e.g. a step that would leave the model's domain).
 pub trait Stepper<P: Problem + ?Sized> {
-    fn step(&mut self, step: usize, loss: f64, params: &mut P::Params, grad: &P::Grad)
-        -> Result<()>;
+    fn step(
+        &mut self,
+        step: usize,
+        loss: f64,
+        params: &mut P::Params,
+        grad: &P::Grad,
+    ) -> Result<()>;
 }
 
 /// Parameters that a first-order method can move: `self <- (1 - eta lambda) self - eta g`.
@@ -237,11 +246,23 @@ pub struct Outcome {
 /// returned by [`iterate`].
 pub trait Observer<P: Problem + ?Sized> {
     /// Before step `step` (0-based), with the loss and gradient the step will use.
-    fn before(&mut self, _step: usize, _params: &P::Params, _grad: &P::Grad, _loss: f64) -> Result<()> {
+    fn before(
+        &mut self,
+        _step: usize,
+        _params: &P::Params,
+        _grad: &P::Grad,
+        _loss: f64,
+    ) -> Result<()> {
         Ok(())
     }
     /// After the step, with `step` steps taken and `loss` the loss the step was taken from.
-    fn after(&mut self, _step: usize, _params: &P::Params, _grad: &P::Grad, _loss: f64) -> Result<()> {
+    fn after(
+        &mut self,
+        _step: usize,
+        _params: &P::Params,
+        _grad: &P::Grad,
+        _loss: f64,
+    ) -> Result<()> {
         Ok(())
     }
 }
@@ -456,10 +477,19 @@ mod tests {
             eta: 3.0,
             lambda: 0.0,
         };
-        let err = iterate(&mut p, gd, &mut x, &mut g, &Stop::steps(100, "test GD"), &mut ())
-            .unwrap_err();
+        let err = iterate(
+            &mut p,
+            gd,
+            &mut x,
+            &mut g,
+            &Stop::steps(100, "test GD"),
+            &mut (),
+        )
+        .unwrap_err();
         match err {
-            Error::Diverged { what, step, loss, .. } => {
+            Error::Diverged {
+                what, step, loss, ..
+            } => {
                 assert_eq!(what, "test GD");
                 assert_eq!(step, 21);
                 assert_eq!(loss, 0.5 * 4f64.powi(21));
@@ -498,7 +528,10 @@ mod tests {
             eta: 0.5,
             lambda: 0.0,
         };
-        let mut log = (Log::default(), After(|_: usize, _: &DVector<f64>, _: f64| {}));
+        let mut log = (
+            Log::default(),
+            After(|_: usize, _: &DVector<f64>, _: f64| {}),
+        );
         let err = iterate(&mut p, gd, &mut x, &mut g, &Stop::steps(10, "t"), &mut log);
         assert!(matches!(err, Err(Error::Numerical(_))));
         let l = |k: i32| 0.5 * 0.25f64.powi(k);
@@ -521,7 +554,15 @@ mod tests {
         let mut x = DVector::from_column_slice(&[1.0, 1.0]);
         let mut g = DVector::zeros(2);
         let mut adam = Adam::new(2, 0.01);
-        iterate(&mut p, &mut adam, &mut x, &mut g, &Stop::steps(1, "Adam"), &mut ()).unwrap();
+        iterate(
+            &mut p,
+            &mut adam,
+            &mut x,
+            &mut g,
+            &Stop::steps(1, "Adam"),
+            &mut (),
+        )
+        .unwrap();
         assert!((x[0] - (1.0 - 0.01 / (1.0 + 1e-8))).abs() < 1e-15);
         assert!((x[1] - (1.0 - 0.01 * 100.0 / (100.0 + 1e-8))).abs() < 1e-15);
         // and converges on the quadratic

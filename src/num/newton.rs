@@ -78,7 +78,10 @@ impl Space for Dynamic {
         v.norm()
     }
     fn direction(j: &Self::M, f: &Self::V) -> Result<Self::V> {
-        j.clone().lu().solve(&(-f)).ok_or_else(|| singular(0.0, 0.0))
+        j.clone()
+            .lu()
+            .solve(&(-f))
+            .ok_or_else(|| singular(0.0, 0.0))
     }
     fn trial(x: &Self::V, dx: &Self::V, alpha: f64, out: &mut Self::V) {
         out.copy_from(x);

@@ -15,7 +15,7 @@ use plotters::prelude::*;
 use serde::Serialize;
 
 use super::canvas::{self, colour_bar, ColourScale, Drawn, Figure, Output};
-use super::{draw_marker, draw_polyline, frame, legend, px_scale, Axis, Glyph, MARKER};
+use super::{draw_marker, draw_polyline, frame, legend, px_scale, Axis, Chart, Glyph, MARKER};
 use crate::num::eig2::FixedPointType;
 use crate::num::planar::manifolds::{self, Basins, Manifold, Orbit};
 use crate::num::planar::nullclines::{nullclines, Branch};
@@ -428,27 +428,9 @@ pub(crate) const BASIN_COLOURS: [RGBColor; 5] = [
     canvas::YELLOW_OI,
 ];
 
-/// Draw the portrait into `area` (title above the plot); returns the number of fixed-point
-/// markers drawn. `compact` shrinks fonts and arrow heads for strips of small panels.
-pub(crate) fn draw_panel<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    d: &PhaseData,
-    title: &str,
-    compact: bool,
-) -> Result<usize> {
-    let chart = frame(
-        area,
-        title,
-        &d.labels[0],
-        &d.labels[1],
-        d.lo[0]..d.hi[0],
-        d.lo[1]..d.hi[1],
-        (Axis::Linear, Axis::Linear),
-        compact,
-    )?;
+/// The basins of attraction as lightened cells, one colour per attractor.
+fn draw_basins<DB: DrawingBackend>(chart: &Chart<'_, DB>, d: &PhaseData) -> Result<()> {
     let plot = chart.plotting_area();
-    let (sx, sy) = px_scale(&chart);
-    // basins
     if let Some(b) = &d.basins {
         let (cw, ch) = (
             (d.hi[0] - d.lo[0]) / b.n as f64,
@@ -469,7 +451,18 @@ pub(crate) fn draw_panel<DB: DrawingBackend>(
             .drawn()?;
         }
     }
-    // direction field: fixed pixel length, direction in pixel space, colour by speed
+    Ok(())
+}
+
+/// The direction field: arrows of fixed pixel length, direction in pixel space (scales `sx`,
+/// `sy` pixels per unit), coloured by speed.
+fn draw_direction_field<DB: DrawingBackend>(
+    chart: &Chart<'_, DB>,
+    d: &PhaseData,
+    sx: f64,
+    sy: f64,
+) -> Result<()> {
+    let plot = chart.plotting_area();
     let na = (d.arrows.len() as f64).sqrt().round().max(1.0);
     let (pw, ph) = plot.dim_in_pixel();
     let len = 0.78 * (pw.min(ph) as f64 / na);
@@ -496,6 +489,31 @@ pub(crate) fn draw_panel<DB: DrawingBackend>(
         plot.draw(&PathElement::new(vec![p1, tip, p2], style))
             .drawn()?;
     }
+    Ok(())
+}
+
+/// Draw the portrait into `area` (title above the plot); returns the number of fixed-point
+/// markers drawn. `compact` shrinks fonts and arrow heads for strips of small panels.
+pub(crate) fn draw_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    d: &PhaseData,
+    title: &str,
+    compact: bool,
+) -> Result<usize> {
+    let chart = frame(
+        area,
+        title,
+        &d.labels[0],
+        &d.labels[1],
+        d.lo[0]..d.hi[0],
+        d.lo[1]..d.hi[1],
+        (Axis::Linear, Axis::Linear),
+        compact,
+    )?;
+    let plot = chart.plotting_area();
+    let (sx, sy) = px_scale(&chart);
+    draw_basins(&chart, d)?;
+    draw_direction_field(&chart, d, sx, sy)?;
     // linearisation
     for l in &d.linearisation {
         draw_polyline(&chart, l, LIN_COLOUR.stroke_width(2), true)?;
