@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::figures;
+use crate::model::ModelFile;
 use crate::plot::heatmap::Points;
 use crate::{io, Error, Result};
 
@@ -118,6 +119,9 @@ pub enum GalleryItem {
     ThetaMap,
     /// An implicit-bias figure of [`crate::figures::bias`] (writes into the given directory).
     Bias(fn(&Path) -> Result<Vec<PathBuf>>),
+    /// An implicit-bias figure of [`crate::figures::bias`] driven by a shipped model file (read
+    /// from the models directory, checked by its family's spec).
+    BiasModel(&'static str, fn(&ModelFile, &Path) -> Result<Vec<PathBuf>>),
     /// A learning-rule figure of [`crate::figures::rules`] (writes into the given directory).
     Rules(fn(&Path) -> Result<Vec<PathBuf>>),
 }
@@ -137,8 +141,16 @@ pub fn gallery_items() -> Vec<GalleryItem> {
             fb::norm_growth as fn(&Path) -> Result<Vec<PathBuf>>,
             fb::balance_drift,
             fb::clusters,
-            fb::diagonal_bias,
-            fb::modified_flow_order,
+        ]
+        .map(GalleryItem::Bias),
+    );
+    v.push(GalleryItem::BiasModel(
+        "bias-diagonal.toml",
+        fb::diagonal_bias,
+    ));
+    v.extend(
+        [
+            fb::modified_flow_order as fn(&Path) -> Result<Vec<PathBuf>>,
             crate::figures::step_size_map,
         ]
         .map(GalleryItem::Bias),
@@ -162,6 +174,11 @@ pub fn gallery_item(
         }
         GalleryItem::RaceMap => figures::race_map(dir, 56, 42, &overlay.0),
         GalleryItem::ThetaMap => figures::theta_map(dir, 46, 57, &overlay.1),
+        GalleryItem::BiasModel(name, f) => {
+            let m = crate::run::load(&models_dir.join(name))?;
+            io::ensure_dir(dir)?;
+            f(&m, dir)
+        }
         GalleryItem::Bias(f) | GalleryItem::Rules(f) => {
             io::ensure_dir(dir)?;
             f(dir)

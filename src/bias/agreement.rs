@@ -355,6 +355,23 @@ fn is_decade(step: usize) -> bool {
     p == step
 }
 
+/// Marks in `agree` every neuron in the agreement regime at the current weights (sign of
+/// w_j . x_i times a_j equals y_i on every point; `z` is scratch, n x 2k) and counts them.
+fn agreement_regime(
+    net: &TwoLayer,
+    x: &DMatrix<f64>,
+    y: &DVector<f64>,
+    z: &mut DMatrix<f64>,
+    agree: &mut [bool],
+) -> usize {
+    z.gemm(1.0, x, &net.w, 0.0);
+    for (j, a) in agree.iter_mut().enumerate() {
+        let s = net.a[j];
+        *a = (0..x.nrows()).all(|i| z[(i, j)] * y[i] * s > 0.0);
+    }
+    agree.iter().filter(|&&a| a).count()
+}
+
 /// One reference run of THEORY II.2 with data `data`: 10 + 10 leaky-ReLU neurons (alpha = 0.2),
 /// second layer fixed at +-1, GD eta = 0.5 on the mean logistic loss for `steps` steps from init
 /// std `init`. Tracks the agreement regime per neuron (B-4's condition) and, once all neurons
@@ -386,13 +403,7 @@ pub fn reference_trace(data: &RefData, seed: u64, init: f64, steps: usize) -> Re
         (lo..hi).map(|c| w[(r % d, c)]).sum::<f64>()
     };
     for step in 0..=steps {
-        // agreement of every neuron at the current weights
-        z.gemm(1.0, &x, &net.w, 0.0);
-        for (j, a) in agree.iter_mut().enumerate() {
-            let s = net.a[j];
-            *a = (0..n).all(|i| z[(i, j)] * y[i] * s > 0.0);
-        }
-        let m = agree.iter().filter(|&&a| a).count();
+        let m = agreement_regime(&net, &x, &y, &mut z, &mut agree);
         if step == 1 || is_decade(step) || step == steps {
             agreeing.push((step, m));
         }

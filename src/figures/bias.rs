@@ -5,7 +5,8 @@
 //! - [`balance_drift`]: B-1, drift of the balance D_j at fixed horizon eta*T against eta (slope 1);
 //! - [`clusters`]: B-3/B-8, cosine similarities of the hidden weight vectors of a leaky-ReLU
 //!   student trained from small init, and their projection on the top two principal directions;
-//! - [`diagonal_bias`]: B-10, |beta|_1 of argmin Q_alpha against alpha between min-l1 and min-l2;
+//! - [`diagonal_bias`]: B-10, |beta|_1 of argmin Q_alpha against alpha between min-l1 and min-l2,
+//!   on the data and with the trainer of a `bias_diagonal` model file;
 //! - [`modified_flow_order`]: B-12, error of GD / SGD against gradient flow and the modified flow
 //!   against the step size eps (orders 1, 2 and 2, 3).
 //!
@@ -21,11 +22,13 @@ use rand_distr::StandardNormal;
 use crate::bias::agreement::{student, teacher_data, train_first_layer};
 use crate::bias::balance::{random_two_layer, summed_drift};
 use crate::bias::cluster::cosine_clusters;
-use crate::bias::diagonal::{min_l2, reference_data, train_diagonal, DiagRun, DiagSettings};
+use crate::bias::diagonal::{min_l2, sparse_regression, train_diagonal, DiagRun, DiagSettings};
 use crate::bias::margin::{soudry, soudry_set};
 use crate::bias::modified_flow::{gd_errors, sgd_epoch_errors, test_problem};
 use crate::bias::nets::{Activation, Loss};
 use crate::bias::solvers::mirror_argmin;
+use crate::bias::spec::diagonal_spec;
+use crate::model::ModelFile;
 use crate::plot::lines::{self, FitSpec, LineSpec, Mark, Series};
 use crate::plot::Output;
 use crate::{io, Result};
@@ -339,12 +342,15 @@ pub fn clusters(dir: &Path) -> Result<Vec<PathBuf>> {
 pub const DIAG_ALPHAS: usize = 29;
 
 /// B-10: |beta|_1 of argmin Q_alpha (the implicit-bias potential of the diagonal net at init
-/// scale alpha) on the reference sparse regression (n = 20, d = 40, 3-sparse beta*), for alpha on
-/// a log grid 1e-3..10, with GD-trained interpolators at a few alpha and the min-l1 (alpha ->
-/// 0, here alpha = 1e-100) and min-l2 levels dashed.
-pub fn diagonal_bias(dir: &Path) -> Result<Vec<PathBuf>> {
+/// scale alpha) on the sparse regression of a `bias_diagonal` model file (checked by
+/// [`crate::bias::spec::diagonal_spec`]; the gallery uses `models/bias-diagonal.toml`), for
+/// alpha on a log grid 1e-3..10, with interpolators trained by the model's (S)GD (its eta,
+/// batch, step cap and loss tolerance) at a few alpha, and the min-l1 (alpha -> 0, here
+/// alpha = 1e-100) and min-l2 levels dashed.
+pub fn diagonal_bias(model: &ModelFile, dir: &Path) -> Result<Vec<PathBuf>> {
+    let ds = diagonal_spec(model)?;
     io::ensure_dir(dir)?;
-    let (x, y, beta_star) = reference_data(1);
+    let (x, y, beta_star) = sparse_regression(ds.n, ds.d, ds.sparsity, ds.size, ds.seed);
     let d = x.ncols();
     let zero = DVector::zeros(d);
     let alphas = geom(1e-3, 10.0, DIAG_ALPHAS);
@@ -363,11 +369,7 @@ pub fn diagonal_bias(dir: &Path) -> Result<Vec<PathBuf>> {
             &y,
             &DiagSettings {
                 alpha: a,
-                eta: 0.01,
-                batch: x.nrows(),
-                max_steps: 400_000,
-                loss_tol: 1e-16,
-                seed: 0,
+                ..ds.settings
             },
         )?;
         trained.push([a, run.beta.abs().sum()]);
@@ -376,7 +378,14 @@ pub fn diagonal_bias(dir: &Path) -> Result<Vec<PathBuf>> {
     let span = [alphas[0], alphas[alphas.len() - 1]];
     let series = vec![
         Series::new("argmin Q_α s.t. Xβ = y", q, Mark::LinePoints),
-        Series::new("GD-trained (η = 0.01)", trained, Mark::Points),
+        Series::new(
+            &format!(
+                "trained (η = {}, batch {})",
+                ds.settings.eta, ds.settings.batch
+            ),
+            trained,
+            Mark::Points,
+        ),
         Series::new(
             &format!("min-ℓ1 level ({l1:.3})"),
             span.iter().map(|&a| [a, l1]).collect(),
@@ -399,7 +408,15 @@ pub fn diagonal_bias(dir: &Path) -> Result<Vec<PathBuf>> {
         "bias_diagonal",
         "B-10 diagonal linear net: argmin of the mirror potential Q_alpha and GD interpolators (THEORY II.4)",
         serde_json::json!({
-            "data": "reference_data(1): n = 20, d = 40, 3-sparse beta* of size 1",
+            "model_file": model.common.file,
+            "data": format!(
+                "sparse_regression: n = {}, d = {}, {}-sparse beta* of size {}, seed {}",
+                ds.n, ds.d, ds.sparsity, ds.size, ds.seed
+            ),
+            "training": {
+                "eta": ds.settings.eta, "batch": ds.settings.batch,
+                "max_steps": ds.settings.max_steps, "loss_tol": ds.settings.loss_tol,
+            },
             "beta_star_l1": beta_star.abs().sum(), "min_l1": l1, "min_l2_l1norm": l2,
             "alphas": alphas, "gd": gd_notes,
         }),

@@ -660,6 +660,21 @@ fn event_on_step<const D: usize, P: Pair>(
     Ok(None)
 }
 
+/// The step |h| from t toward t1, cut to land on t1 (then `true`: the last step); a step
+/// below rounding level of t is an error.
+fn clip_step(h: f64, t: f64, t1: f64) -> Result<(f64, bool)> {
+    let remaining = (t1 - t).abs();
+    let last = h >= remaining * (1.0 - 1e-12);
+    let h = if last { remaining } else { h };
+    if h < 1e-14 * t.abs().max(1.0) {
+        return Err(Error::Ode {
+            t,
+            reason: format!("step size underflow (h = {h:e})"),
+        });
+    }
+    Ok((h, last))
+}
+
 fn integrate<const D: usize, F, G, P: Pair>(
     mut f: F,
     t0: f64,
@@ -712,17 +727,8 @@ where
                 reason: format!("step cap {} reached", opts.max_steps),
             });
         }
-        let remaining = (t1 - t).abs();
-        let last = h >= remaining * (1.0 - 1e-12);
-        if last {
-            h = remaining;
-        }
-        if h < 1e-14 * t.abs().max(1.0) {
-            return Err(Error::Ode {
-                t,
-                reason: format!("step size underflow (h = {h:e})"),
-            });
-        }
+        let (h_step, last) = clip_step(h, t, t1)?;
+        h = h_step;
         let hs = dir * h;
         let t_new = if last { t1 } else { t + hs };
         let (y_new, err, evals) = P::attempt(&mut f, t, &y, &mut k, hs, t_new, opts)?;

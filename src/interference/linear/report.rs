@@ -740,8 +740,6 @@ impl LinearReport {
     /// The verdict: who wins the race, the interference, and the criterion's prediction.
     fn verdict_text(&self, o: &mut String) {
         let p = &self.spec.params;
-        let r = self.r;
-        let b = &self.task_b;
         // Verdict.
         let share = self.rotation_share;
         let margin = (share - 0.5).abs();
@@ -796,6 +794,13 @@ impl LinearReport {
                 short(p.zhat)
             ));
         }
+        self.criterion_text(o);
+    }
+
+    /// The criterion's prediction beside the full flow (e-prop: its one-factor rotation).
+    fn criterion_text(&self, o: &mut String) {
+        let r = self.r;
+        let b = &self.task_b;
         let crit = self.race.criterion_winner;
         if let Some(ep) = &self.eprop {
             o.push_str(&format!(
