@@ -255,11 +255,11 @@ impl<P: Problem<Params = DeepLinear, Grad = Vec<DMatrix<f64>>>> Observer<P> for 
 
     fn after(&mut self, _: usize, net: &DeepLinear, _: &Vec<DMatrix<f64>>, _: f64) -> Result<()> {
         let after = net.balance();
-        for l in 0..self.before.len() {
+        for (l, (before, after)) in self.before.iter().zip(&after).enumerate() {
             let scale = (net.layers[l].norm_squared() + net.layers[l + 1].norm_squared())
                 .max(f64::MIN_POSITIVE);
-            let pred = &self.before[l] * self.decay2 + &self.form[l] * (self.eta * self.eta);
-            self.max_res = self.max_res.max((&after[l] - pred).amax() / scale);
+            let pred = before * self.decay2 + &self.form[l] * (self.eta * self.eta);
+            self.max_res = self.max_res.max((after - pred).amax() / scale);
         }
         Ok(())
     }

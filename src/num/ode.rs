@@ -613,13 +613,15 @@ fn check_inputs<const D: usize>(
     Ok(())
 }
 
-/// One accepted step [t, t_new] with signed size `hs`.
+/// One accepted step [t, t_new] with signed size `hs`; `full`: its dense output has the
+/// method's full order.
 struct Step<const D: usize> {
     t: f64,
     hs: f64,
     t_new: f64,
     y: SVector<f64, D>,
     y_new: SVector<f64, D>,
+    full: bool,
 }
 
 impl<const D: usize> Trajectory<D> {
@@ -641,11 +643,10 @@ fn event_on_step<const D: usize, P: Pair>(
     cont: &mut [SVector<f64, D>; 8],
     s: &Step<D>,
     g_old: &mut f64,
-    full: bool,
 ) -> Result<Option<f64>> {
     let g_new = g(s.t_new, &s.y_new)?;
     if *g_old != 0.0 && (g_new == 0.0 || g_old.signum() != g_new.signum()) {
-        if !full {
+        if !s.full {
             if let Some((c, evals)) = P::complete(f, s.t, &s.y, &s.y_new, k, s.hs)? {
                 *cont = c;
                 tr.evaluations += evals;
@@ -754,11 +755,11 @@ where
             t_new,
             y,
             y_new,
+            full,
         };
         if let Some(g) = event.as_mut() {
-            let hit = event_on_step::<D, P>(
-                g, &mut f, &mut tr, &mut k, &mut cont, &step, &mut g_old, full,
-            )?;
+            let hit =
+                event_on_step::<D, P>(g, &mut f, &mut tr, &mut k, &mut cont, &step, &mut g_old)?;
             if hit.is_some() {
                 return Ok((tr, hit));
             }
