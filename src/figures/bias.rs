@@ -22,7 +22,7 @@ use rand_distr::StandardNormal;
 use crate::bias::agreement::{student, teacher_data, train_first_layer};
 use crate::bias::balance::{random_two_layer, summed_drift};
 use crate::bias::cluster::cosine_clusters;
-use crate::bias::diagonal::{min_l2, sparse_regression, train_diagonal, DiagRun, DiagSettings};
+use crate::bias::diagonal::{min_l2, sparse_regression, train_diagonal, DiagRun};
 use crate::bias::margin::{soudry, soudry_set};
 use crate::bias::modified_flow::{gd_errors, sgd_epoch_errors, test_problem};
 use crate::bias::nets::{Activation, Loss};
@@ -344,8 +344,8 @@ pub const DIAG_ALPHAS: usize = 29;
 /// B-10: |beta|_1 of argmin Q_alpha (the implicit-bias potential of the diagonal net at init
 /// scale alpha) on the sparse regression of a `bias_diagonal` model file (checked by
 /// [`crate::bias::spec::diagonal_spec`]; the gallery uses `models/bias-diagonal.toml`), for
-/// alpha on a log grid 1e-3..10, with interpolators trained by the model's (S)GD (its eta,
-/// batch, step cap and loss tolerance) at a few alpha, and the min-l1 (alpha -> 0, here
+/// alpha on a log grid 1e-3..10, with the interpolator of the model's own (S)GD run (its alpha,
+/// eta, batch, step cap and loss tolerance) on the curve, and the min-l1 (alpha -> 0, here
 /// alpha = 1e-100) and min-l2 levels dashed.
 pub fn diagonal_bias(model: &ModelFile, dir: &Path) -> Result<Vec<PathBuf>> {
     let ds = diagonal_spec(model)?;
@@ -361,27 +361,18 @@ pub fn diagonal_bias(model: &ModelFile, dir: &Path) -> Result<Vec<PathBuf>> {
     }
     let l1 = argmin(2.0 * 1e-100f64.ln())?.abs().sum();
     let l2 = min_l2(&x, &y)?.abs().sum();
-    let mut trained = Vec::new();
-    let mut gd_notes = Vec::new();
-    for a in GD_ALPHAS {
-        let run: DiagRun = train_diagonal(
-            &x,
-            &y,
-            &DiagSettings {
-                alpha: a,
-                ..ds.settings
-            },
-        )?;
-        trained.push([a, run.beta.abs().sum()]);
-        gd_notes.push(serde_json::json!({"alpha": a, "steps": run.steps, "loss": run.loss}));
-    }
+    // the model file's own run (what `modeflow train` on it trains): its alpha, eta, batch
+    let a = ds.settings.alpha;
+    let run: DiagRun = train_diagonal(&x, &y, &ds.settings)?;
+    let trained = vec![[a, run.beta.abs().sum()]];
+    let gd_notes = vec![serde_json::json!({"alpha": a, "steps": run.steps, "loss": run.loss})];
     let span = [alphas[0], alphas[alphas.len() - 1]];
     let series = vec![
         Series::new("argmin Q_α s.t. Xβ = y", q, Mark::LinePoints),
         Series::new(
             &format!(
-                "trained (η = {}, batch {})",
-                ds.settings.eta, ds.settings.batch
+                "trained (α = {}, η = {}, batch {})",
+                ds.settings.alpha, ds.settings.eta, ds.settings.batch
             ),
             trained,
             Mark::Points,
@@ -423,9 +414,6 @@ pub fn diagonal_bias(model: &ModelFile, dir: &Path) -> Result<Vec<PathBuf>> {
     );
     Ok(lines::render(&series, &spec, &out)?.files)
 }
-
-/// Init scales of the GD-trained points of [`diagonal_bias`].
-const GD_ALPHAS: [f64; 3] = [0.05, 0.3, 1.0];
 
 /// Step sizes of [`modified_flow_order`] (factor 2 apart).
 pub const ORDER_EPS: [f64; 5] = [0.4, 0.2, 0.1, 0.05, 0.025];
