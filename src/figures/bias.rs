@@ -20,12 +20,11 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
 use crate::bias::agreement::{student, teacher_data, train_first_layer};
-use crate::bias::balance::{random_two_layer, summed_drift};
+use crate::bias::balance::{drift_reference, summed_drift};
 use crate::bias::cluster::cosine_clusters;
 use crate::bias::diagonal::{min_l2, sparse_regression, train_diagonal, DiagRun};
 use crate::bias::margin::{soudry, soudry_set};
 use crate::bias::modified_flow::{gd_errors, sgd_epoch_errors, test_problem};
-use crate::bias::nets::{Activation, Loss};
 use crate::bias::solvers::mirror_argmin;
 use crate::bias::spec::diagonal_spec;
 use crate::model::ModelFile;
@@ -123,16 +122,7 @@ pub const DRIFT_SGD_SEEDS: u64 = 8;
 /// the GD slope fitted (predicted 1: the drift is a sum of T = 1/eta terms of size eta^2).
 pub fn balance_drift(dir: &Path) -> Result<Vec<PathBuf>> {
     io::ensure_dir(dir)?;
-    let mut rng = StdRng::seed_from_u64(11);
-    let (net0, x, y) = random_two_layer(
-        &mut rng,
-        6,
-        12,
-        40,
-        Activation::LeakyRelu(0.2),
-        Loss::Square,
-        0.7,
-    );
+    let (net0, x, y) = drift_reference();
     let mut series = Vec::new();
     for (label, batch, seeds) in [
         ("GD", 40usize, 1u64),

@@ -23,7 +23,7 @@ use nalgebra::DVector;
 use serde::Deserialize;
 
 use super::{time_series, Trained};
-use crate::bias::saxe::{half_time, mode_gd, mode_gf, train_aligned};
+use crate::bias::saxe::{half_time, map_gf_error, mode_gd, mode_gf, train_aligned};
 use crate::compare::Row;
 use crate::model::ModelFile;
 use crate::{Error, Result};
@@ -53,16 +53,7 @@ pub fn half_time_gd(s: f64, u0: f64, eta: f64) -> f64 {
 fn order_rows(s: f64, u0: f64, eta: f64, steps: usize) -> Vec<Row> {
     let mut rows = Vec::new();
     let horizon = steps as f64 * eta;
-    let err = |h: f64| {
-        let k = (horizon / h).round() as usize;
-        let mut u = u0;
-        let mut e: f64 = 0.0;
-        for j in 1..=k {
-            u = mode_gd(u, s, h);
-            e = e.max((u - mode_gf(j as f64 * h, s, u0)).abs());
-        }
-        e
-    };
+    let err = |h: f64| map_gf_error(s, u0, h, horizon);
     let (e1, e2, e3) = (err(eta), err(eta / 2.0), err(eta / 4.0));
     rows.push(
         Row::rel(
