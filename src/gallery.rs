@@ -1,11 +1,12 @@
 //! `modeflow figures`: the gallery (figures of the shipped models, the race and rotation-share
 //! maps with an optional sweep overlay, the implicit-bias figures). The application layer: it
 //! reads model files through the family table ([`crate::run`]) and draws through
-//! [`crate::figures`] and [`crate::figures_bias`].
+//! [`crate::figures`] and [`crate::figures::bias`].
 
 use std::path::{Path, PathBuf};
 
 use crate::figures;
+use crate::model::ModelFile;
 use crate::plot::heatmap::Points;
 use crate::{io, Error, Result};
 
@@ -116,9 +117,12 @@ pub enum GalleryItem {
     RaceMap,
     /// The (g, T_d) rotation-share map.
     ThetaMap,
-    /// An implicit-bias figure of [`crate::figures_bias`] (writes into the given directory).
+    /// An implicit-bias figure of [`crate::figures::bias`] (writes into the given directory).
     Bias(fn(&Path) -> Result<Vec<PathBuf>>),
-    /// A learning-rule figure of [`crate::figures_rules`] (writes into the given directory).
+    /// An implicit-bias figure of [`crate::figures::bias`] driven by a shipped model file (read
+    /// from the models directory, checked by its family's spec).
+    BiasModel(&'static str, fn(&ModelFile, &Path) -> Result<Vec<PathBuf>>),
+    /// A learning-rule figure of [`crate::figures::rules`] (writes into the given directory).
     Rules(fn(&Path) -> Result<Vec<PathBuf>>),
 }
 
@@ -129,21 +133,29 @@ pub fn gallery_items() -> Vec<GalleryItem> {
         .map(|m| GalleryItem::Model(m))
         .collect();
     v.push(GalleryItem::RaceMap);
-    v.push(GalleryItem::Rules(crate::figures_rules::eprop_race_map));
+    v.push(GalleryItem::Rules(crate::figures::rules::eprop_race_map));
     v.push(GalleryItem::ThetaMap);
-    use crate::figures_bias as fb;
+    use crate::figures::bias as fb;
     v.extend(
         [
             fb::norm_growth as fn(&Path) -> Result<Vec<PathBuf>>,
             fb::balance_drift,
             fb::clusters,
-            fb::diagonal_bias,
-            fb::modified_flow_order,
+        ]
+        .map(GalleryItem::Bias),
+    );
+    v.push(GalleryItem::BiasModel(
+        "bias-diagonal.toml",
+        fb::diagonal_bias,
+    ));
+    v.extend(
+        [
+            fb::modified_flow_order as fn(&Path) -> Result<Vec<PathBuf>>,
             crate::figures::step_size_map,
         ]
         .map(GalleryItem::Bias),
     );
-    v.push(GalleryItem::Rules(crate::figures_rules::rule_tradeoff));
+    v.push(GalleryItem::Rules(crate::figures::rules::rule_tradeoff));
     v
 }
 
@@ -162,6 +174,11 @@ pub fn gallery_item(
         }
         GalleryItem::RaceMap => figures::race_map(dir, 56, 42, &overlay.0),
         GalleryItem::ThetaMap => figures::theta_map(dir, 46, 57, &overlay.1),
+        GalleryItem::BiasModel(name, f) => {
+            let m = crate::run::load(&models_dir.join(name))?;
+            io::ensure_dir(dir)?;
+            f(&m, dir)
+        }
         GalleryItem::Bias(f) | GalleryItem::Rules(f) => {
             io::ensure_dir(dir)?;
             f(dir)

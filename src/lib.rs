@@ -24,8 +24,8 @@
 //! Checks and drawing: [`claims`] (every check of `proofs-checks/` and the runner), [`plot`]
 //! (phase portraits, learning portraits, heat maps and line figures: drawing only).
 //!
-//! Application: [`progress`] (terminal bars, `--quiet`), [`figures`] and [`figures_bias`] (the
-//! figures of a model or a family), [`run`] (the family table: kind -> check / predict / train /
+//! Application: [`progress`] (terminal bars, `--quiet`), [`figures`] (the figures of a model,
+//! a bias family, the learning rules and the T-maps of a sweep), [`run`] (the family table: kind -> check / predict / train /
 //! phase), [`sweep`] (parameter sweeps), [`gallery`] (`modeflow figures`).
 
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -67,18 +67,12 @@ pub mod plot;
 // --- application ---
 // terminal bars
 pub mod progress;
-// figures of the 2x2 models
+// figures: the 2x2 models, the bias families, the learning rules, the T-maps of a sweep
 pub mod figures;
-// figures of the bias families
-pub mod figures_bias;
-// figures of the learning rules (E-3, the e-prop race map)
-pub mod figures_rules;
 // the family table
 pub mod run;
 // parameter sweeps
 pub mod sweep;
-// the T-map figures of a T-map sweep
-pub mod figures_tmaps;
 // `modeflow figures`
 pub mod gallery;
 

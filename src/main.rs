@@ -245,8 +245,8 @@ fn gallery(out: &Path, models: Option<PathBuf>, sweep: Option<PathBuf>) -> Resul
     // a T-map sweep (axes u_s, t_d, g) also gets its own maps (THEORY I.7)
     let mut tmap_files = 0;
     if let (Some(sw), Some(f)) = (&sw, &file) {
-        if modeflow::figures_tmaps::is_tmap(sw) {
-            match modeflow::figures_tmaps::tmap_figures(sw, f, &staging) {
+        if modeflow::figures::tmaps::is_tmap(sw) {
+            match modeflow::figures::tmaps::tmap_figures(sw, f, &staging) {
                 Ok(files) => tmap_files = files.len(),
                 Err(e) => {
                     let _ = std::fs::remove_dir_all(&staging);

@@ -34,7 +34,8 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::model::ModelFile;
+use crate::model::{Checker, ModelFile};
+pub use crate::report::{Shard, SweepResult, SweepRow};
 use crate::{run, Error, Result};
 
 /// An axis given as a list or as a range.
@@ -86,74 +87,6 @@ pub struct SweepSpec {
     pub axes: Vec<Axis>,
 }
 
-/// Which part of the sweep to run: points with `index % n == i - 1` (1-based `i`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Shard {
-    pub i: usize,
-    pub n: usize,
-}
-
-impl Shard {
-    /// The whole sweep.
-    pub const ALL: Shard = Shard { i: 1, n: 1 };
-
-    /// Parse `i/n` with 1 <= i <= n.
-    pub fn parse(s: &str) -> Result<Shard> {
-        let bad = || Error::Requirement(format!("--shard `{s}`: expected i/n with 1 <= i <= n"));
-        let (i, n) = s.split_once('/').ok_or_else(bad)?;
-        let (i, n): (usize, usize) = (
-            i.trim().parse().map_err(|_| bad())?,
-            n.trim().parse().map_err(|_| bad())?,
-        );
-        if n == 0 || i == 0 || i > n {
-            return Err(bad());
-        }
-        Ok(Shard { i, n })
-    }
-
-    /// `--shard slurm`: the shard of this task of a Slurm job array, from
-    /// `SLURM_ARRAY_TASK_ID`, `SLURM_ARRAY_TASK_COUNT` and `SLURM_ARRAY_TASK_MIN` (task ids
-    /// `min..min + count`, e.g. `--array=1-8` or `--array=0-7`, give shards 1..=count).
-    pub fn from_slurm(var: impl Fn(&str) -> Option<String>) -> Result<Shard> {
-        let get = |k: &str| -> Result<usize> {
-            let v = var(k).ok_or_else(|| {
-                Error::Requirement(format!(
-                    "--shard slurm: {k} is not set (run it as a task of `sbatch --array`)"
-                ))
-            })?;
-            v.trim().parse().map_err(|_| {
-                Error::Requirement(format!(
-                    "--shard slurm: {k} = `{}` is not a non-negative integer",
-                    crate::io::truncate(&v, 40)
-                ))
-            })
-        };
-        let (id, count) = (get("SLURM_ARRAY_TASK_ID")?, get("SLURM_ARRAY_TASK_COUNT")?);
-        let min = if var("SLURM_ARRAY_TASK_MIN").is_some() {
-            get("SLURM_ARRAY_TASK_MIN")?
-        } else {
-            1
-        };
-        if count == 0 || id < min || id - min >= count {
-            return Err(Error::Requirement(format!(
-                "--shard slurm: SLURM_ARRAY_TASK_ID = {id} is outside {min}..{} \
-                 (SLURM_ARRAY_TASK_MIN = {min}, SLURM_ARRAY_TASK_COUNT = {count}); \
-                 use a contiguous --array range",
-                min + count
-            )));
-        }
-        Ok(Shard {
-            i: id - min + 1,
-            n: count,
-        })
-    }
-
-    /// Whether point `index` belongs to this shard.
-    pub fn owns(&self, index: usize) -> bool {
-        index % self.n == self.i - 1
-    }
-}
-
 /// Most points of one sweep: 10^7 (a table of 10^7 rows is ~1-2 GB of JSON; beyond that the
 /// sweep should be split into several files).
 pub const MAX_POINTS: usize = 10_000_000;
@@ -161,36 +94,6 @@ pub const MAX_POINTS: usize = 10_000_000;
 /// Keys every model file has outside its family's keys; an axis over them is refused (the seed
 /// is swept with `seeds`).
 const COMMON_KEYS: &[&str] = &["kind", "name", "description", "seed"];
-
-/// One point of the sweep and what it produced.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SweepRow {
-    /// Position in the full grid (axes in file order, seeds innermost).
-    pub index: usize,
-    pub seed: u64,
-    /// Axis values, in axis order.
-    pub params: Vec<serde_json::Value>,
-    /// Output values, in `outputs` order (null where missing).
-    pub outputs: Vec<serde_json::Value>,
-    /// `ok`, `failed` (a verdict failed) or `error: ...`.
-    pub status: String,
-}
-
-/// The rows of a sweep (or a shard of it).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SweepResult {
-    pub modeflow_version: String,
-    pub name: String,
-    pub sweep_file: String,
-    pub base_file: String,
-    pub verb: String,
-    pub axes: Vec<String>,
-    pub outputs: Vec<String>,
-    /// Number of points of the full sweep.
-    pub total: usize,
-    pub shard: Shard,
-    pub rows: Vec<SweepRow>,
-}
 
 /// Parse a sweep model file; `base` is resolved relative to the sweep file's directory.
 pub fn parse(mf: &ModelFile) -> Result<SweepSpec> {
@@ -229,56 +132,11 @@ pub fn parse(mf: &ModelFile) -> Result<SweepSpec> {
             "nothing to record",
         ));
     }
-    let mut axes = Vec::new();
-    for (key, v) in &raw.axes {
-        let field = format!("axes.{key}");
-        let axis: RawAxis = v.clone().try_into().map_err(|_| {
-            ck.error(
-                &field,
-                v,
-                "a list of values or {from, to, steps, log}",
-                "malformed axis",
-            )
-        })?;
-        let values = match axis {
-            RawAxis::List(vals) if !vals.is_empty() => vals,
-            RawAxis::List(_) => {
-                return Err(ck.error(&field, "[]", "a non-empty list", "empty axis"))
-            }
-            RawAxis::Range {
-                from,
-                to,
-                steps,
-                log,
-            } => {
-                ck.finite(&format!("{field}.from"), from)?;
-                ck.finite(&format!("{field}.to"), to)?;
-                let n = ck.count(&format!("{field}.steps"), steps, 1, 100_000)?;
-                if log && (from <= 0.0 || to <= 0.0) {
-                    return Err(ck.error(&field, from, "from, to > 0 with log = true", "log axis"));
-                }
-                (0..n)
-                    .map(|k| {
-                        let f = if n == 1 {
-                            0.0
-                        } else {
-                            k as f64 / (n - 1) as f64
-                        };
-                        let x = if log {
-                            (from.ln() + f * (to.ln() - from.ln())).exp()
-                        } else {
-                            from + f * (to - from)
-                        };
-                        toml::Value::Float(x)
-                    })
-                    .collect()
-            }
-        };
-        axes.push(Axis {
-            key: key.clone(),
-            values,
-        });
-    }
+    let axes = raw
+        .axes
+        .iter()
+        .map(|(key, v)| axis(&ck, key, v))
+        .collect::<Result<Vec<_>>>()?;
     let spec = SweepSpec {
         name: if mf.common.name.is_empty() {
             "sweep".into()
@@ -295,6 +153,55 @@ pub fn parse(mf: &ModelFile) -> Result<SweepSpec> {
     check_size(&spec)?;
     validate_axes(&spec)?;
     Ok(spec)
+}
+
+/// One axis `axes.<key>`: a list of values, or `{from, to, steps, log}` (linear or geometric).
+fn axis(ck: &Checker<'_>, key: &str, v: &toml::Value) -> Result<Axis> {
+    let field = format!("axes.{key}");
+    let axis: RawAxis = v.clone().try_into().map_err(|_| {
+        ck.error(
+            &field,
+            v,
+            "a list of values or {from, to, steps, log}",
+            "malformed axis",
+        )
+    })?;
+    let values = match axis {
+        RawAxis::List(vals) if !vals.is_empty() => vals,
+        RawAxis::List(_) => return Err(ck.error(&field, "[]", "a non-empty list", "empty axis")),
+        RawAxis::Range {
+            from,
+            to,
+            steps,
+            log,
+        } => {
+            ck.finite(&format!("{field}.from"), from)?;
+            ck.finite(&format!("{field}.to"), to)?;
+            let n = ck.count(&format!("{field}.steps"), steps, 1, 100_000)?;
+            if log && (from <= 0.0 || to <= 0.0) {
+                return Err(ck.error(&field, from, "from, to > 0 with log = true", "log axis"));
+            }
+            (0..n)
+                .map(|k| {
+                    let f = if n == 1 {
+                        0.0
+                    } else {
+                        k as f64 / (n - 1) as f64
+                    };
+                    let x = if log {
+                        (from.ln() + f * (to.ln() - from.ln())).exp()
+                    } else {
+                        from + f * (to - from)
+                    };
+                    toml::Value::Float(x)
+                })
+                .collect()
+        }
+    };
+    Ok(Axis {
+        key: key.to_string(),
+        values,
+    })
 }
 
 /// The number of points (product of the axis lengths times the seeds, in f64 so that it cannot

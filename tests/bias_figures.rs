@@ -1,10 +1,10 @@
-//! Structure tests of the implicit-bias gallery figures (src/figures_bias.rs): every file
+//! Structure tests of the implicit-bias gallery figures (src/figures/bias.rs): every file
 //! written, SVG well-formed, PNG decodes to the requested size, provenance present, and one
 //! numeric property of each figure's data.
 
 use std::path::{Path, PathBuf};
 
-use modeflow::figures_bias as fb;
+use modeflow::figures::bias as fb;
 
 mod common;
 use common::{check_png, check_svg};
@@ -110,7 +110,11 @@ fn clusters_matrix_and_projection() {
 #[test]
 fn diagonal_bias_lies_between_l1_and_l2() {
     let dir = out_dir("diag");
-    let files = fb::diagonal_bias(&dir).unwrap();
+    let model = modeflow::run::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("models/bias-diagonal.toml"),
+    )
+    .unwrap();
+    let files = fb::diagonal_bias(&model, &dir).unwrap();
     let v = check_figure(&dir, &files, "bias_diagonal", (960, 680));
     let s = &v["provenance"]["settings"];
     let (l1, l2) = (

@@ -24,17 +24,7 @@ const ORDER: &[(&str, &[&str])] = &[
     // the application: progress bars, figures, the family table, sweeps, the gallery, the CLI
     (
         "application",
-        &[
-            "progress",
-            "figures",
-            "figures_bias",
-            "figures_rules",
-            "run",
-            "sweep",
-            "figures_tmaps",
-            "gallery",
-            "main",
-        ],
+        &["progress", "figures", "run", "sweep", "gallery", "main"],
     ),
 ];
 

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use super::cluster::{cosine_clusters, ClusterCount};
 use super::nets::{sigmoid, Activation, Loss, TwoLayer, TwoLayerGrad, TwoLayerWork};
+use crate::num::iterate::{iterate, Problem, Stepper, Stop};
 use crate::{Error, Result};
 
 /// Linearly separable data from a unit teacher w* with |w*.x| >= margin (rejection sampling of
@@ -113,6 +114,63 @@ fn first_layer_step(
     let l = net.grad_into(x, y, Loss::Logistic, work, g)?;
     net.w.zip_apply(&g.w, |w, gw| *w -= eta * gw);
     Ok(l)
+}
+
+/// The mean logistic loss of the +-1 student on (x, y), full batch.
+struct StudentLoss<'a> {
+    x: &'a DMatrix<f64>,
+    y: &'a DVector<f64>,
+    work: TwoLayerWork,
+}
+
+impl Problem for StudentLoss<'_> {
+    type Params = TwoLayer;
+    type Grad = TwoLayerGrad;
+    fn loss_grad(&mut self, _: usize, net: &TwoLayer, g: &mut TwoLayerGrad) -> Result<f64> {
+        net.grad_into(self.x, self.y, Loss::Logistic, &mut self.work, g)
+    }
+}
+
+/// GD on the first layer only (the second layer stays at +-1).
+struct FirstLayerGd {
+    eta: f64,
+}
+
+impl Stepper<StudentLoss<'_>> for FirstLayerGd {
+    fn step(&mut self, _: usize, _: f64, net: &mut TwoLayer, g: &TwoLayerGrad) -> Result<()> {
+        let eta = self.eta;
+        net.w.zip_apply(&g.w, |w, gw| *w -= eta * gw);
+        Ok(())
+    }
+}
+
+/// Train the first layer of the +-1 student `net` by `steps` GD steps of size `eta` on the mean
+/// logistic loss of (x, y); returns the loss before the last step. `what` names the run in a
+/// divergence error.
+pub fn train_first_layer(
+    net: &mut TwoLayer,
+    x: &DMatrix<f64>,
+    y: &DVector<f64>,
+    eta: f64,
+    steps: usize,
+    what: &str,
+) -> Result<f64> {
+    let mut problem = StudentLoss {
+        x,
+        y,
+        work: TwoLayerWork::new(x.nrows(), net.k()),
+    };
+    let mut g = TwoLayerGrad::zeros(x.ncols(), net.k());
+    let stop = Stop::steps(steps, what).hint("reduce eta");
+    let out = iterate(
+        &mut problem,
+        &mut FirstLayerGd { eta },
+        net,
+        &mut g,
+        &stop,
+        &mut (),
+    )?;
+    Ok(out.last_step_loss)
 }
 
 /// Result of an agreement-regime run.
@@ -297,6 +355,23 @@ fn is_decade(step: usize) -> bool {
     p == step
 }
 
+/// Marks in `agree` every neuron in the agreement regime at the current weights (sign of
+/// w_j . x_i times a_j equals y_i on every point; `z` is scratch, n x 2k) and counts them.
+fn agreement_regime(
+    net: &TwoLayer,
+    x: &DMatrix<f64>,
+    y: &DVector<f64>,
+    z: &mut DMatrix<f64>,
+    agree: &mut [bool],
+) -> usize {
+    z.gemm(1.0, x, &net.w, 0.0);
+    for (j, a) in agree.iter_mut().enumerate() {
+        let s = net.a[j];
+        *a = (0..x.nrows()).all(|i| z[(i, j)] * y[i] * s > 0.0);
+    }
+    agree.iter().filter(|&&a| a).count()
+}
+
 /// One reference run of THEORY II.2 with data `data`: 10 + 10 leaky-ReLU neurons (alpha = 0.2),
 /// second layer fixed at +-1, GD eta = 0.5 on the mean logistic loss for `steps` steps from init
 /// std `init`. Tracks the agreement regime per neuron (B-4's condition) and, once all neurons
@@ -328,13 +403,7 @@ pub fn reference_trace(data: &RefData, seed: u64, init: f64, steps: usize) -> Re
         (lo..hi).map(|c| w[(r % d, c)]).sum::<f64>()
     };
     for step in 0..=steps {
-        // agreement of every neuron at the current weights
-        z.gemm(1.0, &x, &net.w, 0.0);
-        for (j, a) in agree.iter_mut().enumerate() {
-            let s = net.a[j];
-            *a = (0..n).all(|i| z[(i, j)] * y[i] * s > 0.0);
-        }
-        let m = agree.iter().filter(|&&a| a).count();
+        let m = agreement_regime(&net, &x, &y, &mut z, &mut agree);
         if step == 1 || is_decade(step) || step == steps {
             agreeing.push((step, m));
         }
@@ -391,6 +460,41 @@ pub fn reference_trace(data: &RefData, seed: u64, init: f64, steps: usize) -> Re
             }
         }
     }
+    let m = final_measures(&net, &agree, k, &mut rng)?;
+    Ok(ReferenceRun {
+        clusters_pos: m.clusters_pos,
+        clusters_neg: m.clusters_neg,
+        linear: m.linear,
+        mixed: m.mixed,
+        nonlinear_uniform: m.nonlinear_uniform,
+        agreeing,
+        agreement_from: streak,
+        drift_after: if streak.is_some() { drift } else { f64::NAN },
+        lift_gap_after: if streak.is_some() { gap } else { f64::NAN },
+        clusters_agreeing: m.clusters_agreeing,
+        loss,
+    })
+}
+
+/// The measurements of a trained reference net ([`ReferenceRun`]'s fields of the same names).
+struct FinalMeasures {
+    clusters_pos: ClusterCount,
+    clusters_neg: ClusterCount,
+    clusters_agreeing: (usize, usize),
+    linear: f64,
+    mixed: f64,
+    nonlinear_uniform: usize,
+}
+
+/// Cluster counts (all neurons, and those in the agreement regime `agree`, per sign) and the
+/// boundary on 1e4 fresh Gaussian points drawn from `rng`.
+fn final_measures(
+    net: &TwoLayer,
+    agree: &[bool],
+    k: usize,
+    rng: &mut StdRng,
+) -> Result<FinalMeasures> {
+    let d = net.w.nrows();
     let cols = |r: std::ops::Range<usize>| -> Vec<DVector<f64>> {
         r.map(|c| net.w.column(c).into_owned()).collect()
     };
@@ -429,18 +533,13 @@ pub fn reference_trace(data: &RefData, seed: u64, init: f64, steps: usize) -> Re
             mixed += 1;
         }
     }
-    Ok(ReferenceRun {
+    Ok(FinalMeasures {
         clusters_pos,
         clusters_neg,
+        clusters_agreeing,
         linear: agree_lin as f64 / nt as f64,
         mixed: mixed as f64 / nt as f64,
         nonlinear_uniform,
-        agreeing,
-        agreement_from: streak,
-        drift_after: if streak.is_some() { drift } else { f64::NAN },
-        lift_gap_after: if streak.is_some() { gap } else { f64::NAN },
-        clusters_agreeing,
-        loss,
     })
 }
 

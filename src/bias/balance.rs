@@ -12,15 +12,17 @@
 //! D_j itself).
 
 use nalgebra::{DMatrix, DVector};
-use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
+use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use serde::Serialize;
 
 use super::nets::{
-    balance_matrices, Activation, DeepLinear, Loss, ReluRnn, TwoLayer, TwoLayerGrad, TwoLayerWork,
+    balance_matrices, Activation, DeepLinear, Loss, ReluRnn, RnnGrad, TwoLayer, TwoLayerGrad,
+    TwoLayerWork,
 };
 use super::stats::loglog_slope;
-use crate::{Error, Result};
+use crate::num::iterate::{iterate, After, Gd, Minibatches, Observer, Problem, Stop};
+use crate::Result;
 
 /// Result of a balance run: the worst per-step identity residual and the total drift.
 #[derive(Debug, Clone, Serialize)]
@@ -45,15 +47,6 @@ pub struct SgdSettings {
     pub seed: u64,
 }
 
-fn diverged(what: &str, step: usize, loss: f64) -> Error {
-    Error::Diverged {
-        what: what.into(),
-        step,
-        loss,
-        hint: "reduce the step size eta".into(),
-    }
-}
-
 /// Train a two-layer net with (S)GD (reshuffled minibatches) and check the B-1 identity at
 /// every step.
 pub fn two_layer_run(
@@ -66,6 +59,124 @@ pub fn two_layer_run(
     two_layer_run_observed(net, x, y, loss, s, |_, _, _| {})
 }
 
+/// A per-unit quantity that one (S)GD step with weight decay changes by exactly
+/// X_j' = (1 - eta lambda)^2 X_j + eta^2 form_j(g): the balance D_j of the two-layer net, the
+/// charge Q_j of the ReLU RNN.
+trait UnitLaw {
+    type Grad;
+    /// X_j.
+    fn law(&self) -> DVector<f64>;
+    /// The size against which rounding in X_j is measured.
+    fn law_scale(&self) -> DVector<f64>;
+    /// The quadratic form of the eta^2 term, evaluated on the gradient.
+    fn form(g: &Self::Grad) -> DVector<f64>;
+}
+
+impl UnitLaw for TwoLayer {
+    type Grad = TwoLayerGrad;
+    fn law(&self) -> DVector<f64> {
+        self.balance()
+    }
+    fn law_scale(&self) -> DVector<f64> {
+        self.scale()
+    }
+    fn form(g: &TwoLayerGrad) -> DVector<f64> {
+        g.balance_form()
+    }
+}
+
+impl UnitLaw for ReluRnn {
+    type Grad = RnnGrad;
+    fn law(&self) -> DVector<f64> {
+        self.charge()
+    }
+    fn law_scale(&self) -> DVector<f64> {
+        self.charge_scale()
+    }
+    fn form(g: &RnnGrad) -> DVector<f64> {
+        g.charge_form()
+    }
+}
+
+/// Observer: the worst per-step residual of a [`UnitLaw`], relative to max(scale before, scale
+/// after) of each unit.
+struct UnitResidual {
+    decay2: f64,
+    eta: f64,
+    before: DVector<f64>,
+    scale_before: DVector<f64>,
+    form: DVector<f64>,
+    max_res: f64,
+}
+
+impl UnitResidual {
+    fn new(eta: f64, lambda: f64) -> Self {
+        UnitResidual {
+            decay2: (1.0 - eta * lambda).powi(2),
+            eta,
+            before: DVector::zeros(0),
+            scale_before: DVector::zeros(0),
+            form: DVector::zeros(0),
+            max_res: 0.0,
+        }
+    }
+}
+
+impl<P, N> Observer<P> for UnitResidual
+where
+    N: UnitLaw,
+    P: Problem<Params = N, Grad = N::Grad>,
+{
+    fn before(&mut self, _: usize, net: &N, g: &N::Grad, _: f64) -> Result<()> {
+        self.before = net.law();
+        self.scale_before = net.law_scale();
+        self.form = N::form(g);
+        Ok(())
+    }
+
+    fn after(&mut self, _: usize, net: &N, _: &N::Grad, _: f64) -> Result<()> {
+        let after = net.law();
+        let scale_after = net.law_scale();
+        for j in 0..after.len() {
+            let pred = self.decay2 * self.before[j] + self.eta * self.eta * self.form[j];
+            let scale = self.scale_before[j]
+                .max(scale_after[j])
+                .max(f64::MIN_POSITIVE);
+            self.max_res = self.max_res.max((after[j] - pred).abs() / scale);
+        }
+        Ok(())
+    }
+}
+
+/// The two-layer net's loss on reshuffled minibatches (the whole set when `batch` = n).
+struct TwoLayerProblem<'a> {
+    x: &'a DMatrix<f64>,
+    y: &'a DVector<f64>,
+    loss: Loss,
+    xb: DMatrix<f64>,
+    yb: DVector<f64>,
+    work: TwoLayerWork,
+    batches: Minibatches,
+}
+
+impl Problem for TwoLayerProblem<'_> {
+    type Params = TwoLayer;
+    type Grad = TwoLayerGrad;
+
+    fn loss_grad(&mut self, _: usize, net: &TwoLayer, g: &mut TwoLayerGrad) -> Result<f64> {
+        if self.batches.full() {
+            self.xb.copy_from(self.x);
+            self.yb.copy_from(self.y);
+        } else {
+            for (r, &i) in self.batches.next_batch().iter().enumerate() {
+                self.xb.row_mut(r).copy_from(&self.x.row(i));
+                self.yb[r] = self.y[i];
+            }
+        }
+        net.grad_into(&self.xb, &self.yb, self.loss, &mut self.work, g)
+    }
+}
+
 /// [`two_layer_run`] calling `observe(step, net, batch loss)` after every step (for time series).
 pub fn two_layer_run_observed(
     net: &mut TwoLayer,
@@ -73,65 +184,85 @@ pub fn two_layer_run_observed(
     y: &DVector<f64>,
     loss: Loss,
     s: &SgdSettings,
-    mut observe: impl FnMut(usize, &TwoLayer, f64),
+    observe: impl FnMut(usize, &TwoLayer, f64),
 ) -> Result<BalanceRun> {
     let (n, d, k) = (x.nrows(), x.ncols(), net.k());
-    if s.batch == 0 || s.batch > n {
-        return Err(Error::Shape {
-            context: "minibatch".into(),
-            message: format!("batch size {} not in 1..={n}", s.batch),
-        });
-    }
-    let mut rng = StdRng::seed_from_u64(s.seed);
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut pos = n; // forces a shuffle at the first step
-    let mut xb = DMatrix::zeros(s.batch, d);
-    let mut yb = DVector::zeros(s.batch);
-    let mut work = TwoLayerWork::new(s.batch, k);
+    let batches = Minibatches::new(n, s.batch, StdRng::seed_from_u64(s.seed), "minibatch")?;
+    let mut problem = TwoLayerProblem {
+        x,
+        y,
+        loss,
+        xb: DMatrix::zeros(s.batch, d),
+        yb: DVector::zeros(s.batch),
+        work: TwoLayerWork::new(s.batch, k),
+        batches,
+    };
     let mut g = TwoLayerGrad::zeros(d, k);
     let d0 = net.balance();
-    let decay2 = (1.0 - s.eta * s.lambda).powi(2);
-    let mut max_res: f64 = 0.0;
-    let mut last = f64::NAN;
-    for step in 0..s.steps {
-        if s.batch == n {
-            xb.copy_from(x);
-            yb.copy_from(y);
-        } else {
-            if pos + s.batch > n {
-                order.shuffle(&mut rng);
-                pos = 0;
-            }
-            for (r, &i) in order[pos..pos + s.batch].iter().enumerate() {
-                xb.row_mut(r).copy_from(&x.row(i));
-                yb[r] = y[i];
-            }
-            pos += s.batch;
-        }
-        last = net.grad_into(&xb, &yb, loss, &mut work, &mut g)?;
-        if !last.is_finite() || last > 1e12 {
-            return Err(diverged("two-layer (S)GD", step, last));
-        }
-        let before = net.balance();
-        let scale_before = net.scale();
-        let form = g.balance_form();
-        net.step(&g, s.eta, s.lambda);
-        let after = net.balance();
-        let scale_after = net.scale();
-        for j in 0..k {
-            let pred = decay2 * before[j] + s.eta * s.eta * form[j];
-            let scale = scale_before[j].max(scale_after[j]).max(f64::MIN_POSITIVE);
-            max_res = max_res.max((after[j] - pred).abs() / scale);
-        }
-        observe(step + 1, net, last);
-    }
-    let drift = (net.balance() - d0).abs().sum();
+    let mut observers = (UnitResidual::new(s.eta, s.lambda), After(observe));
+    let out = iterate(
+        &mut problem,
+        &mut Gd {
+            eta: s.eta,
+            lambda: s.lambda,
+        },
+        net,
+        &mut g,
+        &Stop::steps(s.steps, "two-layer (S)GD"),
+        &mut observers,
+    )?;
     Ok(BalanceRun {
-        max_residual: max_res,
-        drift,
+        max_residual: observers.0.max_res,
+        drift: (net.balance() - d0).abs().sum(),
         steps: s.steps,
-        final_loss: last,
+        final_loss: out.last_step_loss,
     })
+}
+
+/// Full-batch square loss of a deep linear net.
+struct DeepLinearProblem<'a> {
+    x: &'a DMatrix<f64>,
+    y: &'a DMatrix<f64>,
+}
+
+impl Problem for DeepLinearProblem<'_> {
+    type Params = DeepLinear;
+    type Grad = Vec<DMatrix<f64>>;
+
+    fn loss_grad(&mut self, _: usize, net: &DeepLinear, g: &mut Vec<DMatrix<f64>>) -> Result<f64> {
+        let (loss, grad) = net.loss_grad(self.x, self.y)?;
+        *g = grad;
+        Ok(loss)
+    }
+}
+
+/// Observer: the worst per-step residual of the deep-linear matrix law, entrywise, relative to
+/// |W_{l+1}|_F^2 + |W_l|_F^2 after the step.
+struct MatrixResidual {
+    decay2: f64,
+    eta: f64,
+    before: Vec<DMatrix<f64>>,
+    form: Vec<DMatrix<f64>>,
+    max_res: f64,
+}
+
+impl<P: Problem<Params = DeepLinear, Grad = Vec<DMatrix<f64>>>> Observer<P> for MatrixResidual {
+    fn before(&mut self, _: usize, net: &DeepLinear, g: &Vec<DMatrix<f64>>, _: f64) -> Result<()> {
+        self.before = net.balance();
+        self.form = balance_matrices(g);
+        Ok(())
+    }
+
+    fn after(&mut self, _: usize, net: &DeepLinear, _: &Vec<DMatrix<f64>>, _: f64) -> Result<()> {
+        let after = net.balance();
+        for (l, (before, after)) in self.before.iter().zip(&after).enumerate() {
+            let scale = (net.layers[l].norm_squared() + net.layers[l + 1].norm_squared())
+                .max(f64::MIN_POSITIVE);
+            let pred = before * self.decay2 + &self.form[l] * (self.eta * self.eta);
+            self.max_res = self.max_res.max((after - pred).amax() / scale);
+        }
+        Ok(())
+    }
 }
 
 /// Train a deep linear net by GD and check M_l' = (1 - eta lambda)^2 M_l + eta^2 (G_{l+1}^T
@@ -145,26 +276,21 @@ pub fn deep_linear_run(
     steps: usize,
 ) -> Result<BalanceRun> {
     let m0 = net.balance();
-    let decay2 = (1.0 - eta * lambda).powi(2);
-    let mut max_res: f64 = 0.0;
-    let mut last = f64::NAN;
-    for step in 0..steps {
-        let (loss, g) = net.loss_grad(x, y)?;
-        last = loss;
-        if !loss.is_finite() || loss > 1e12 {
-            return Err(diverged("deep linear GD", step, loss));
-        }
-        let before = net.balance();
-        let form = balance_matrices(&g);
-        net.step(&g, eta, lambda);
-        let after = net.balance();
-        for l in 0..before.len() {
-            let scale = (net.layers[l].norm_squared() + net.layers[l + 1].norm_squared())
-                .max(f64::MIN_POSITIVE);
-            let pred = &before[l] * decay2 + &form[l] * (eta * eta);
-            max_res = max_res.max((&after[l] - pred).amax() / scale);
-        }
-    }
+    let mut residual = MatrixResidual {
+        decay2: (1.0 - eta * lambda).powi(2),
+        eta,
+        before: Vec::new(),
+        form: Vec::new(),
+        max_res: 0.0,
+    };
+    let out = iterate(
+        &mut DeepLinearProblem { x, y },
+        &mut Gd { eta, lambda },
+        net,
+        &mut Vec::new(),
+        &Stop::steps(steps, "deep linear GD"),
+        &mut residual,
+    )?;
     let drift = net
         .balance()
         .iter()
@@ -172,11 +298,28 @@ pub fn deep_linear_run(
         .map(|(a, b)| (a - b).norm())
         .sum();
     Ok(BalanceRun {
-        max_residual: max_res,
+        max_residual: residual.max_res,
         drift,
         steps,
-        final_loss: last,
+        final_loss: out.last_step_loss,
     })
+}
+
+/// Full-batch BPTT square loss of a ReLU RNN.
+struct RnnProblem<'a> {
+    xs: &'a [DMatrix<f64>],
+    targets: &'a [DMatrix<f64>],
+}
+
+impl Problem for RnnProblem<'_> {
+    type Params = ReluRnn;
+    type Grad = RnnGrad;
+
+    fn loss_grad(&mut self, _: usize, net: &ReluRnn, g: &mut RnnGrad) -> Result<f64> {
+        let (loss, grad) = net.loss_grad(self.xs, self.targets)?;
+        *g = grad;
+        Ok(loss)
+    }
 }
 
 /// Train a ReLU RNN by BPTT-GD and check Q_j' = (1 - eta lambda)^2 Q_j + eta^2 Q_j(grad).
@@ -189,32 +332,27 @@ pub fn rnn_run(
     steps: usize,
 ) -> Result<BalanceRun> {
     let q0 = net.charge();
-    let decay2 = (1.0 - eta * lambda).powi(2);
-    let mut max_res: f64 = 0.0;
-    let mut last = f64::NAN;
-    for step in 0..steps {
-        let (loss, g) = net.loss_grad(xs, targets)?;
-        last = loss;
-        if !loss.is_finite() || loss > 1e12 {
-            return Err(diverged("ReLU RNN BPTT-GD", step, loss));
-        }
-        let before = net.charge();
-        let sb = net.charge_scale();
-        let form = g.charge_form();
-        net.step(&g, eta, lambda);
-        let after = net.charge();
-        let sa = net.charge_scale();
-        for j in 0..net.n() {
-            let pred = decay2 * before[j] + eta * eta * form[j];
-            max_res =
-                max_res.max((after[j] - pred).abs() / sb[j].max(sa[j]).max(f64::MIN_POSITIVE));
-        }
-    }
+    let mut g = RnnGrad {
+        w: net.w.clone(),
+        u: net.u.clone(),
+        b: net.b.clone(),
+        v: net.v.clone(),
+        c: net.c.clone(),
+    };
+    let mut residual = UnitResidual::new(eta, lambda);
+    let out = iterate(
+        &mut RnnProblem { xs, targets },
+        &mut Gd { eta, lambda },
+        net,
+        &mut g,
+        &Stop::steps(steps, "ReLU RNN BPTT-GD"),
+        &mut residual,
+    )?;
     Ok(BalanceRun {
-        max_residual: max_res,
+        max_residual: residual.max_res,
         drift: (net.charge() - q0).abs().sum(),
         steps,
-        final_loss: last,
+        final_loss: out.last_step_loss,
     })
 }
 
@@ -236,6 +374,21 @@ pub fn random_two_layer(
         _ => DVector::from_fn(n, |_, _| if rng.random::<bool>() { 1.0 } else { -1.0 }),
     };
     (TwoLayer { w, a, act }, x, y)
+}
+
+/// The net and data of the B-1 drift-exponent runs (check and figure): a two-layer leaky-ReLU
+/// net (slope 0.2), d = 6, k = 12, n = 40, square loss, init std 0.7, data seed 11.
+pub fn drift_reference() -> (TwoLayer, DMatrix<f64>, DVector<f64>) {
+    let mut rng = StdRng::seed_from_u64(11);
+    random_two_layer(
+        &mut rng,
+        6,
+        12,
+        40,
+        Activation::LeakyRelu(0.2),
+        Loss::Square,
+        0.7,
+    )
 }
 
 /// A random ReLU RNN with a batch of random sequences and targets.
@@ -319,6 +472,7 @@ pub const DRIFT_ETAS: [f64; 4] = [0.004, 0.002, 0.001, 0.0005];
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Error;
 
     #[test]
     fn identity_detects_a_wrong_prediction() {

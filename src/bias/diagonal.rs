@@ -12,10 +12,11 @@
 //! With delta dropped this is the argmin of Q_{alpha_inf} (B-10 with the effective alpha).
 
 use nalgebra::{DMatrix, DVector};
-use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
+use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use serde::Serialize;
 
+use crate::num::iterate::{iterate, Minibatches, Problem, Stepper, Stop};
 use crate::{Error, Result};
 
 /// Outcome of a diagonal-net run.
@@ -57,6 +58,92 @@ pub struct DiagSettings {
     pub seed: u64,
 }
 
+/// The diagonal net's state: u = w+, v = w-, beta = u^2 - v^2 and the accumulated tilt delta.
+#[derive(Debug, Clone)]
+pub struct DiagNet {
+    pub u: DVector<f64>,
+    pub v: DVector<f64>,
+    pub beta: DVector<f64>,
+    pub delta: DVector<f64>,
+}
+
+/// The problem: the full-batch loss |X beta - y|^2 / (2n) with the gradient of a (reshuffled)
+/// minibatch, X_B^T (X_B beta - y_B) / |B|.
+struct DiagProblem<'a> {
+    x: &'a DMatrix<f64>,
+    y: &'a DVector<f64>,
+    /// the full residual X beta - y
+    r: DVector<f64>,
+    batches: Minibatches,
+}
+
+impl Problem for DiagProblem<'_> {
+    type Params = DiagNet;
+    type Grad = DVector<f64>;
+
+    fn loss_grad(&mut self, _: usize, net: &DiagNet, g: &mut DVector<f64>) -> Result<f64> {
+        let loss = self.full_loss(net);
+        if self.batches.full() {
+            g.gemv_tr(1.0 / self.x.nrows() as f64, self.x, &self.r, 0.0);
+        } else {
+            g.fill(0.0);
+            let batch = self.batches.next_batch();
+            for &i in batch {
+                let ri = self.x.row(i).transpose().dot(&net.beta) - self.y[i];
+                g.axpy(ri / batch.len() as f64, &self.x.row(i).transpose(), 1.0);
+            }
+        }
+        Ok(loss)
+    }
+
+    fn loss(&mut self, net: &DiagNet) -> Result<Option<f64>> {
+        Ok(Some(self.full_loss(net)))
+    }
+}
+
+impl DiagProblem<'_> {
+    fn full_loss(&mut self, net: &DiagNet) -> f64 {
+        self.r.gemv(1.0, self.x, &net.beta, 0.0);
+        self.r -= self.y;
+        0.5 * self.r.norm_squared() / self.x.nrows() as f64
+    }
+}
+
+/// The (S)GD step u *= 1 - 2 eta g, v *= 1 + 2 eta g, tracking the residual of the u v identity.
+struct DiagStep {
+    eta: f64,
+    /// max over steps and coordinates of |u'v' - uv(1 - 4 eta^2 g^2)| / |u'v'|
+    max_res: f64,
+}
+
+impl Stepper<DiagProblem<'_>> for DiagStep {
+    fn step(&mut self, step: usize, loss: f64, net: &mut DiagNet, g: &DVector<f64>) -> Result<()> {
+        for i in 0..g.len() {
+            let e = 2.0 * self.eta * g[i];
+            if e.abs() >= 1.0 {
+                return Err(Error::Diverged {
+                    what: "diagonal net (S)GD".into(),
+                    step,
+                    loss,
+                    hint: format!(
+                        "2 eta |g_i| = {:.3} >= 1 flips a sign of w+ or w-; reduce eta",
+                        e.abs()
+                    ),
+                });
+            }
+            let uv = net.u[i] * net.v[i];
+            net.u[i] *= 1.0 - e;
+            net.v[i] *= 1.0 + e;
+            let after = net.u[i] * net.v[i];
+            let pred = uv * (1.0 - e * e);
+            self.max_res = self.max_res.max((after - pred).abs() / after.abs());
+            net.delta[i] -= 2.0 * (e.atanh() - e);
+            net.beta[i] = net.u[i] * net.u[i] - net.v[i] * net.v[i];
+        }
+        Ok(())
+    }
+}
+
 /// Train the diagonal net; `x` is n x d (rows are samples).
 pub fn train_diagonal(x: &DMatrix<f64>, y: &DVector<f64>, s: &DiagSettings) -> Result<DiagRun> {
     let (n, d) = (x.nrows(), x.ncols());
@@ -66,86 +153,41 @@ pub fn train_diagonal(x: &DMatrix<f64>, y: &DVector<f64>, s: &DiagSettings) -> R
             message: format!("X has {n} rows, y has {}", y.len()),
         });
     }
-    if s.batch == 0 || s.batch > n {
-        return Err(Error::Shape {
-            context: "diagonal net minibatch".into(),
-            message: format!("batch {} not in 1..={n}", s.batch),
-        });
-    }
-    let mut u = DVector::from_element(d, s.alpha);
-    let mut v = DVector::from_element(d, s.alpha);
-    let mut beta = DVector::zeros(d);
-    let mut delta = DVector::zeros(d);
-    let mut g = DVector::zeros(d);
-    let mut r = DVector::zeros(n);
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut pos = n;
-    let mut rng = StdRng::seed_from_u64(s.seed);
-    let mut max_res: f64 = 0.0;
-    let full_loss = |beta: &DVector<f64>, r: &mut DVector<f64>| -> f64 {
-        r.gemv(1.0, x, beta, 0.0);
-        *r -= y;
-        0.5 * r.norm_squared() / n as f64
+    let batches = Minibatches::new(
+        n,
+        s.batch,
+        StdRng::seed_from_u64(s.seed),
+        "diagonal net minibatch",
+    )?;
+    let mut problem = DiagProblem {
+        x,
+        y,
+        r: DVector::zeros(n),
+        batches,
     };
-    let mut loss = full_loss(&beta, &mut r);
-    let mut steps = 0;
-    while steps < s.max_steps && loss > s.loss_tol {
-        // batch gradient g = X_B^T r_B / |B|
-        if s.batch == n {
-            g.gemv_tr(1.0 / n as f64, x, &r, 0.0);
-        } else {
-            if pos + s.batch > n {
-                order.shuffle(&mut rng);
-                pos = 0;
-            }
-            g.fill(0.0);
-            for &i in &order[pos..pos + s.batch] {
-                let ri = x.row(i).transpose().dot(&beta) - y[i];
-                g.axpy(ri / s.batch as f64, &x.row(i).transpose(), 1.0);
-            }
-            pos += s.batch;
-        }
-        for i in 0..d {
-            let e = 2.0 * s.eta * g[i];
-            if e.abs() >= 1.0 {
-                return Err(Error::Diverged {
-                    what: "diagonal net (S)GD".into(),
-                    step: steps,
-                    loss,
-                    hint: format!(
-                        "2 eta |g_i| = {:.3} >= 1 flips a sign of w+ or w-; reduce eta",
-                        e.abs()
-                    ),
-                });
-            }
-            let uv = u[i] * v[i];
-            u[i] *= 1.0 - e;
-            v[i] *= 1.0 + e;
-            let after = u[i] * v[i];
-            let pred = uv * (1.0 - e * e);
-            max_res = max_res.max((after - pred).abs() / after.abs());
-            delta[i] -= 2.0 * (e.atanh() - e);
-            beta[i] = u[i] * u[i] - v[i] * v[i];
-        }
-        loss = full_loss(&beta, &mut r);
-        steps += 1;
-        if !loss.is_finite() || loss > 1e12 {
-            return Err(Error::Diverged {
-                what: "diagonal net (S)GD".into(),
-                step: steps,
-                loss,
-                hint: "reduce eta".into(),
-            });
-        }
-    }
-    let ln_alpha2 = DVector::from_fn(d, |i, _| u[i].ln() + v[i].ln());
+    let mut net = DiagNet {
+        u: DVector::from_element(d, s.alpha),
+        v: DVector::from_element(d, s.alpha),
+        beta: DVector::zeros(d),
+        delta: DVector::zeros(d),
+    };
+    let mut step = DiagStep {
+        eta: s.eta,
+        max_res: 0.0,
+    };
+    let stop = Stop::steps(s.max_steps, "diagonal net (S)GD")
+        .loss_tol(s.loss_tol)
+        .hint("reduce eta");
+    let mut g = DVector::zeros(d);
+    let out = iterate(&mut problem, &mut step, &mut net, &mut g, &stop, &mut ())?;
+    let ln_alpha2 = DVector::from_fn(d, |i, _| net.u[i].ln() + net.v[i].ln());
     Ok(DiagRun {
-        beta,
+        beta: net.beta,
         ln_alpha2,
-        delta,
-        max_identity_residual: max_res,
-        steps,
-        loss,
+        delta: net.delta,
+        max_identity_residual: step.max_res,
+        steps: out.steps,
+        loss: out.loss.unwrap_or(f64::NAN),
     })
 }
 

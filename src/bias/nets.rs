@@ -8,6 +8,7 @@
 use nalgebra::{DMatrix, DVector};
 use serde::Serialize;
 
+use crate::num::iterate::{Descend, GradNorm};
 use crate::{Error, Result};
 
 /// A 1-homogeneous activation sigma (sigma(c z) = c sigma(z) for c > 0), so that
@@ -306,6 +307,30 @@ impl TwoLayerGrad {
     }
 }
 
+impl GradNorm for TwoLayerGrad {
+    fn grad_norm(&self) -> f64 {
+        (self.w.norm_squared() + self.a.norm_squared()).sqrt()
+    }
+}
+
+impl Descend<TwoLayerGrad> for TwoLayer {
+    fn descend(&mut self, g: &TwoLayerGrad, eta: f64, lambda: f64) {
+        self.step(g, eta, lambda);
+    }
+}
+
+impl GradNorm for Vec<DMatrix<f64>> {
+    fn grad_norm(&self) -> f64 {
+        self.iter().map(|g| g.norm_squared()).sum::<f64>().sqrt()
+    }
+}
+
+impl Descend<Vec<DMatrix<f64>>> for DeepLinear {
+    fn descend(&mut self, g: &Vec<DMatrix<f64>>, eta: f64, lambda: f64) {
+        self.step(g, eta, lambda);
+    }
+}
+
 /// Deep linear net x -> W_L ... W_1 x (B-1). Layer l maps R^{n_{l-1}} -> R^{n_l}.
 #[derive(Debug, Clone)]
 pub struct DeepLinear {
@@ -536,6 +561,23 @@ impl ReluRnn {
         self.b.zip_apply(&g.b, |p, g| *p = s * *p - eta * g);
         self.v.zip_apply(&g.v, |p, g| *p = s * *p - eta * g);
         self.c.zip_apply(&g.c, |p, g| *p = s * *p - eta * g);
+    }
+}
+
+impl GradNorm for RnnGrad {
+    fn grad_norm(&self) -> f64 {
+        (self.w.norm_squared()
+            + self.u.norm_squared()
+            + self.b.norm_squared()
+            + self.v.norm_squared()
+            + self.c.norm_squared())
+        .sqrt()
+    }
+}
+
+impl Descend<RnnGrad> for ReluRnn {
+    fn descend(&mut self, g: &RnnGrad, eta: f64, lambda: f64) {
+        self.step(g, eta, lambda);
     }
 }
 

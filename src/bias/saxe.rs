@@ -21,6 +21,19 @@ pub fn mode_gd(u: f64, s: f64, eta: f64) -> f64 {
     u * f * f
 }
 
+/// Max over the steps j of |u_j - u(j h)|: the scalar GD map with step h against the GF curve
+/// of the mode (s, u0), over round(t_end / h) steps.
+pub fn map_gf_error(s: f64, u0: f64, h: f64, t_end: f64) -> f64 {
+    let k = (t_end / h).round() as usize;
+    let mut u = u0;
+    let mut e: f64 = 0.0;
+    for j in 1..=k {
+        u = mode_gd(u, s, h);
+        e = e.max((u - mode_gf(j as f64 * h, s, u0)).abs());
+    }
+    e
+}
+
 /// Half-time of a mode under GF: ln(s/u0 - 1) / (2s) (u0 < s/2).
 pub fn half_time(s: f64, u0: f64) -> f64 {
     (s / u0 - 1.0).ln() / (2.0 * s)

@@ -36,7 +36,7 @@ use rand::{rngs::StdRng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::balance::{random_two_layer, two_layer_run_observed, SgdSettings, IDENTITY_TOL};
-use super::diagonal::{sparse_regression, train_diagonal, DiagSettings, MIRROR_TOL};
+use super::diagonal::{sparse_regression, train_diagonal, DiagRun, DiagSettings, MIRROR_TOL};
 use super::margin::{soudry, soudry_set, RHO_TOL, SLOPE_TOL};
 use super::nets::{Activation, Loss};
 use super::solvers::{hard_margin_svm, mirror_argmin};
@@ -616,7 +616,20 @@ fn default_loss_tol() -> f64 {
     1e-24
 }
 
-fn train_diagonal_model(model: &ModelFile) -> Result<Trained> {
+/// A checked `bias_diagonal` model file (THEORY II.4, B-10, B-11).
+#[derive(Debug, Clone)]
+pub struct DiagonalSpec {
+    pub n: usize,
+    pub d: usize,
+    pub sparsity: usize,
+    pub size: f64,
+    pub seed: u64,
+    pub settings: DiagSettings,
+    pub csv: Option<String>,
+}
+
+/// Check a `bias_diagonal` model file: every key in range, the problem underdetermined.
+pub fn diagonal_spec(model: &ModelFile) -> Result<DiagonalSpec> {
     let raw: RawDiagonal = model.raw()?;
     let c = model.checker();
     let n = c.count("n", raw.n, 1, 100_000)?;
@@ -642,33 +655,70 @@ fn train_diagonal_model(model: &ModelFile) -> Result<Trained> {
         crate::budget::MAX_STEPS as i64,
     )?;
     let loss_tol = c.positive("loss_tol", raw.loss_tol)?;
-    let (x, y, beta_star) = sparse_regression(n, d, sparsity, size, model.common.seed);
-    let s = DiagSettings {
-        alpha,
-        eta,
-        batch,
-        max_steps,
-        loss_tol,
+    Ok(DiagonalSpec {
+        n,
+        d,
+        sparsity,
+        size,
         seed: model.common.seed,
-    };
-    let run = train_diagonal(&x, &y, &s)?;
-    if run.loss > loss_tol {
+        settings: DiagSettings {
+            alpha,
+            eta,
+            batch,
+            max_steps,
+            loss_tol,
+            seed: model.common.seed,
+        },
+        csv: raw.csv,
+    })
+}
+
+/// A diagonal-net run on the spec's sparse regression, with its mirror-argmin references.
+pub struct DiagonalOutcome {
+    pub beta_star: DVector<f64>,
+    pub run: DiagRun,
+    /// the exact mirror argmin at (alpha_T, delta)
+    pub exact: DVector<f64>,
+    /// argmin of Q_alpha_inf (the tilt dropped)
+    pub q_inf: DVector<f64>,
+    /// argmin of Q_alpha (gradient flow from the initial scale)
+    pub q_alpha: DVector<f64>,
+}
+
+/// Train the diagonal net of `spec` to the loss tolerance and solve the mirror problems.
+pub fn run_diagonal(spec: &DiagonalSpec) -> Result<DiagonalOutcome> {
+    let s = &spec.settings;
+    let (x, y, beta_star) = sparse_regression(spec.n, spec.d, spec.sparsity, spec.size, spec.seed);
+    let run = train_diagonal(&x, &y, s)?;
+    if run.loss > s.loss_tol {
         return Err(Error::NoConvergence {
             solver: "diagonal net (S)GD".into(),
             iterations: run.steps,
             residual: run.loss,
-            tolerance: loss_tol,
+            tolerance: s.loss_tol,
         });
     }
     let exact = mirror_argmin(&x, &y, &run.ln_alpha2, &run.delta, 1e-13)?;
-    let q_inf = mirror_argmin(&x, &y, &run.ln_alpha2, &DVector::zeros(d), 1e-13)?;
+    let q_inf = mirror_argmin(&x, &y, &run.ln_alpha2, &DVector::zeros(spec.d), 1e-13)?;
     let q_alpha = mirror_argmin(
         &x,
         &y,
-        &DVector::from_element(d, 2.0 * alpha.ln()),
-        &DVector::zeros(d),
+        &DVector::from_element(spec.d, 2.0 * s.alpha.ln()),
+        &DVector::zeros(spec.d),
         1e-13,
     )?;
+    Ok(DiagonalOutcome {
+        beta_star,
+        run,
+        exact,
+        q_inf,
+        q_alpha,
+    })
+}
+
+/// The B-10/B-11 rows of a diagonal-net outcome.
+fn diagonal_rows(spec: &DiagonalSpec, o: &DiagonalOutcome) -> Vec<Row> {
+    let run = &o.run;
     let mut rows = vec![
         Row::abs(
             "per-step u v (1 - 4 eta^2 g^2) identity, max rel. residual",
@@ -679,20 +729,30 @@ fn train_diagonal_model(model: &ModelFile) -> Result<Trained> {
         Row::abs(
             "trained beta vs exact mirror argmin (alpha_T, delta)",
             0.0,
-            (&run.beta - &exact).amax(),
+            (&run.beta - &o.exact).amax(),
             MIRROR_TOL,
         ),
     ];
     // The claim "argmin of Q_alpha_inf to 1e-3" is stated for eta <= 0.02 (the tilt delta is O(eta^3)).
-    if eta <= 0.02 {
+    if spec.settings.eta <= 0.02 {
         rows.push(Row::abs(
             "trained beta vs argmin Q_alpha_inf (eta <= 0.02)",
             0.0,
-            (&run.beta - &q_inf).amax(),
+            (&run.beta - &o.q_inf).amax(),
             1e-3,
         ));
     }
-    let series: Vec<Vec<f64>> = (0..d)
+    rows
+}
+
+fn train_diagonal_model(model: &ModelFile) -> Result<Trained> {
+    let spec = diagonal_spec(model)?;
+    let o = run_diagonal(&spec)?;
+    let rows = diagonal_rows(&spec, &o);
+    let alpha = spec.settings.alpha;
+    let (run, beta_star, exact, q_alpha, q_inf) =
+        (&o.run, &o.beta_star, &o.exact, &o.q_alpha, &o.q_inf);
+    let series: Vec<Vec<f64>> = (0..spec.d)
         .map(|i| {
             vec![
                 i as f64,
@@ -706,7 +766,7 @@ fn train_diagonal_model(model: &ModelFile) -> Result<Trained> {
         .collect();
     let csv = time_series(
         model,
-        &raw.csv,
+        &spec.csv,
         &[
             "i",
             "beta_star",
@@ -729,11 +789,11 @@ fn train_diagonal_model(model: &ModelFile) -> Result<Trained> {
         ("|beta*|_1".into(), beta_star.abs().sum()),
         (
             "max |beta - argmin Q_alpha|".into(),
-            (&run.beta - &q_alpha).amax(),
+            (&run.beta - q_alpha).amax(),
         ),
         (
             "max |beta - argmin Q_alpha_inf| (no tilt)".into(),
-            (&run.beta - &q_inf).amax(),
+            (&run.beta - q_inf).amax(),
         ),
     ];
     Ok((rows, summary, csv))

@@ -563,11 +563,21 @@ fn mode_name(m: Mode) -> &'static str {
 
 impl Report for LatentReport {
     fn text(&self) -> String {
-        let s = &self.sequential;
-        let t = &self.target;
+        let mut o = String::new();
+        self.header_text(&mut o);
+        self.verdict_text(&mut o);
+        self.sections_text(&mut o);
+        self.fixed_points_text(&mut o);
+        o
+    }
+}
+
+/// The sections of [`LatentReport`]'s text, in order.
+impl LatentReport {
+    /// Title, model line and parameters.
+    fn header_text(&self, o: &mut String) {
         let sp = &self.spec;
         let sc = &sp.schedule;
-        let mut o = String::new();
         o.push_str(&format!(
             "modeflow · learning modes of the latent 2x2 model ({} gain, {} loss)\n",
             gain_name(sp.gain),
@@ -592,6 +602,11 @@ impl Report for LatentReport {
             fmt_value(sc.t_l),
             fmt_value(sp.eps)
         ));
+    }
+
+    /// The verdict first, then the numbers that explain it.
+    fn verdict_text(&self, o: &mut String) {
+        let s = &self.sequential;
         // Verdict first, then the numbers that explain it.
         let fate = if s.interference < 0.05 {
             "A survives"
@@ -629,6 +644,12 @@ impl Report for LatentReport {
             }
         }
         o.push('\n');
+    }
+
+    /// 1.-3.: the target attractor, the seeding time, the learning runs.
+    fn sections_text(&self, o: &mut String) {
+        let s = &self.sequential;
+        let t = &self.target;
         o.push_str("1. TARGET ATTRACTOR OF TASK A (I-1, I-2)\n");
         o.push_str(&format!(
             "    lambda_A = {}   |kappa_A| = {}   Jacobian eigenvalues {} (along a), {} (along b)   origin grows at {}\n\n",
@@ -668,11 +689,17 @@ impl Report for LatentReport {
             ));
         }
         o.push('\n');
+    }
+
+    /// 4. The fixed points after A and after B.
+    fn fixed_points_text(&self, o: &mut String) {
+        let s = &self.sequential;
+        let sc = &self.spec.schedule;
         o.push_str("4. FIXED POINTS (the memories; also drawn by `modeflow phase`)\n");
         o.push_str("    autonomous flow after A (closed form, I-1):\n");
-        fp_lines(&mut o, &s.attractors_after_a);
+        fp_lines(o, &s.attractors_after_a);
         o.push_str("    autonomous flow after B:\n");
-        fp_lines(&mut o, &s.attractors_after_b);
+        fp_lines(o, &s.attractors_after_b);
         if sc.u_s != 0.0 {
             for (label, set) in [
                 ("after A", &s.delay_fixed_points_after_a),
@@ -683,11 +710,10 @@ impl Report for LatentReport {
                         "    task-{task} delay flow (input u_s e_{}) {label}:\n",
                         task.to_lowercase()
                     ));
-                    fp_plain(&mut o, fps);
+                    fp_plain(o, fps);
                 }
             }
         }
-        o
     }
 }
 

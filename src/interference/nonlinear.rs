@@ -31,7 +31,7 @@
 //! adaptive Dormand–Prince solver; the run stops at the first learning time tau where the loss
 //! falls below the task tolerance (event on the true loss, see [`learn`]).
 
-use std::cell::RefCell;
+use std::cell::Cell;
 
 use nalgebra::{Matrix2, SVector, Vector2};
 use serde::{Deserialize, Serialize};
@@ -42,9 +42,9 @@ use crate::latent::flow::{eigen_fixed_points, fixed_point_box, is_stable, rhs, E
 use crate::latent::gain::Gain;
 use crate::latent::LatentFlow;
 use crate::num::eig2::FixedPointType;
-use crate::num::newton::{newton_static, NewtonOptions};
-use crate::num::ode::{solve, solve_until, OdeOptions, Trajectory};
-use crate::num::planar::{fixed_point_at, fixed_points_in_box, FixedPoint};
+use crate::num::newton::NewtonOptions;
+use crate::num::ode::{solve, try_solve_until, OdeOptions, Trajectory};
+use crate::num::planar::{self, fixed_point_at, fixed_points_in_box, FixedPoint};
 use crate::{Error, Result};
 
 /// The input schedule and loss window of one trial (docs/theory.md I.1).
@@ -349,46 +349,29 @@ pub fn learn(
     opts: &LearningOptions,
 ) -> Result<LearningRun> {
     let l0 = trials.loss(m0, task)?;
-    let failure: RefCell<Option<Error>> = RefCell::new(None);
-    let cache: RefCell<(SVector<f64, 4>, f64)> = RefCell::new((pack(m0), l0));
+    // the last right-hand-side state and its loss, shared by the flow and the event function
+    let cache: Cell<(SVector<f64, 4>, f64)> = Cell::new((pack(m0), l0));
     let t_end = if l0 < opts.tol { 0.0 } else { opts.tau_max };
-    let res = solve_until(
+    let res = try_solve_until(
         |_, y: &SVector<f64, 4>| {
-            let m = unpack(y);
-            match trials.loss_and_gradient(&m, task) {
-                Ok((l, grad)) => {
-                    *cache.borrow_mut() = (*y, l);
-                    pack(&(-grad * opts.eta))
-                }
-                Err(e) => {
-                    failure.borrow_mut().get_or_insert(e);
-                    SVector::<f64, 4>::repeat(f64::NAN)
-                }
-            }
+            let (l, grad) = trials.loss_and_gradient(&unpack(y), task)?;
+            cache.set((*y, l));
+            Ok(pack(&(-grad * opts.eta)))
         },
         0.0,
         pack(m0),
         t_end,
         |_, y| {
-            let (yc, lc) = *cache.borrow();
+            let (yc, lc) = cache.get();
             let l = if yc == *y {
                 lc
             } else {
-                match trials.loss(&unpack(y), task) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        failure.borrow_mut().get_or_insert(e);
-                        f64::NAN
-                    }
-                }
+                trials.loss(&unpack(y), task)?
             };
-            l - opts.tol
+            Ok(l - opts.tol)
         },
         &opts.ode,
     );
-    if let Some(e) = failure.borrow_mut().take() {
-        return Err(e);
-    }
     let (path, hit) = res?;
     let (tau, y) = path.last();
     let m_end = unpack(&y);
@@ -771,14 +754,9 @@ impl Sequential {
 
 /// Newton on the autonomous flow from `x0`; None if it does not converge.
 fn newton_fixed_point(flow: &LatentFlow, x0: &Vector2<f64>) -> Option<Vector2<f64>> {
-    use crate::num::planar::PlanarFlow;
-    newton_static(
-        |x| (flow.flow(x), flow.jacobian(x)),
-        *x0,
-        &NewtonOptions::default(),
-    )
-    .ok()
-    .map(|r| r.x)
+    planar::newton_fixed_point(flow, *x0, &NewtonOptions::default())
+        .ok()
+        .map(|r| r.x)
 }
 
 #[cfg(test)]

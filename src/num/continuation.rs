@@ -668,6 +668,17 @@ pub fn continue_branches<Fm: Family>(
         }
         curves.push((zs, ts, ends));
     }
+    Ok(diagram(&sc, &curves, &events, merge))
+}
+
+/// The diagram in original coordinates: the branches, and the events sorted by p (a branch
+/// point classified as pitchfork or transcritical, with the branches through it).
+fn diagram<Fm: Family>(
+    sc: &Scaled<'_, Fm>,
+    curves: &[Curve],
+    events: &[(EventKind, Vector3<f64>)],
+    merge: f64,
+) -> Diagram {
     let branches: Vec<Branch> = curves
         .iter()
         .map(|(zs, _, ends)| Branch {
@@ -700,10 +711,10 @@ pub fn continue_branches<Fm: Family>(
         })
         .collect();
     out.sort_by(|a, b| a.p.total_cmp(&b.p));
-    Ok(Diagram {
+    Diagram {
         branches,
         events: out,
-    })
+    }
 }
 
 /// A branch point is a pitchfork when one of the branches through it stays on one side of

@@ -17,6 +17,8 @@
 
 use nalgebra::SVector;
 
+use crate::Result;
+
 /// Nodes c_i of the 12 stages and of the 3 extra stages of the dense output (c_1 = 0).
 const C: [f64; 16] = [
     0.0,
@@ -268,17 +270,17 @@ fn combine<const D: usize>(w: &[f64], k: &Stages<D>, n: usize) -> SVector<f64, D
 /// Stages 2 ..= 12 from k[0] = f(t, y) and the 8th-order solution at t + hs.
 #[inline]
 pub(crate) fn attempt<const D: usize>(
-    f: &mut impl FnMut(f64, &SVector<f64, D>) -> SVector<f64, D>,
+    f: &mut impl FnMut(f64, &SVector<f64, D>) -> Result<SVector<f64, D>>,
     t: f64,
     y: &SVector<f64, D>,
     k: &mut Stages<D>,
     hs: f64,
-) -> SVector<f64, D> {
+) -> Result<SVector<f64, D>> {
     for i in 1..12 {
         let yi = y + combine(&A[i], k, i) * hs;
-        k[i] = f(t + C[i] * hs, &yi);
+        k[i] = f(t + C[i] * hs, &yi)?;
     }
-    y + combine(&A[12], k, 12) * hs
+    Ok(y + combine(&A[12], k, 12) * hs)
 }
 
 /// Hairer's error norm of DOP853: err5^2 / sqrt(err5^2 + 0.01 err3^2) (RMS over components,
@@ -311,14 +313,14 @@ pub(crate) fn error_norm<const D: usize>(
 /// extension has order 7; without, the last four coefficients are zero and the extension is the
 /// cubic Hermite interpolant of (y, f) at both ends (exact values at the step points).
 pub(crate) fn dense<const D: usize>(
-    f: &mut impl FnMut(f64, &SVector<f64, D>) -> SVector<f64, D>,
+    f: &mut impl FnMut(f64, &SVector<f64, D>) -> Result<SVector<f64, D>>,
     t: f64,
     y: &SVector<f64, D>,
     y_new: &SVector<f64, D>,
     k: &mut Stages<D>,
     hs: f64,
     order7: bool,
-) -> [SVector<f64, D>; 8] {
+) -> Result<[SVector<f64, D>; 8]> {
     let ydiff = y_new - y;
     let bspl = k[0] * hs - ydiff;
     let mut c = [SVector::<f64, D>::zeros(); 8];
@@ -329,13 +331,13 @@ pub(crate) fn dense<const D: usize>(
     if order7 {
         for i in 13..16 {
             let yi = y + combine(&A[i], k, i) * hs;
-            k[i] = f(t + C[i] * hs, &yi);
+            k[i] = f(t + C[i] * hs, &yi)?;
         }
         for (r, d) in DC.iter().enumerate() {
             c[4 + r] = combine(d, k, 16) * hs;
         }
     }
-    c
+    Ok(c)
 }
 
 /// Evaluate the continuous extension at theta in [0, 1] (Hairer's `CONTD8`).

@@ -1,6 +1,7 @@
 //! Shared numerics: adaptive Dormand–Prince 5(4) and 8(5,3) integrators with dense output and
 //! events ([`ode`], [`dop853`]) and the 5(4) pair's dynamic-size, step-by-step form over a
-//! fallible right-hand side ([`rk`]), damped Newton ([`newton`]), Gaussian quadrature
+//! fallible right-hand side ([`rk`]), damped Newton ([`newton`]), one driver for gradient
+//! iterations (GD, SGD, Adam: stopping, divergence, observers; [`iterate`]), Gaussian quadrature
 //! ([`quad`]), closed-form 2x2
 //! eigen-decomposition and fixed-point classification ([`eig2`]), the eigenvalues of an N x N
 //! matrix ([`eigen`], faer's capped QR), planar flows and their fixed
@@ -12,6 +13,7 @@ pub mod continuation;
 pub mod dop853;
 pub mod eig2;
 pub mod eigen;
+pub mod iterate;
 pub mod newton;
 pub mod ode;
 pub mod optim;

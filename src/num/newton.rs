@@ -39,36 +39,95 @@ pub struct NewtonResult<V> {
     pub iterations: usize,
 }
 
-/// Damped Newton for a static dimension `D`; `f` returns `(F(x), J(x))`.
-pub fn newton_static<const D: usize>(
-    mut f: impl FnMut(&SVector<f64, D>) -> (SVector<f64, D>, SMatrix<f64, D, D>),
-    x0: SVector<f64, D>,
+/// The two linear-algebra settings of the iteration (static 2x2-world types with a stack LU,
+/// dynamic N-world types with nalgebra's LU); [`damped`] is the one iteration over both.
+trait Space {
+    /// A state or residual vector.
+    type V;
+    /// A Jacobian.
+    type M;
+    fn norm(v: &Self::V) -> f64;
+    /// The Newton direction dx solving J dx = -F.
+    fn direction(j: &Self::M, f: &Self::V) -> Result<Self::V>;
+    /// `out = x + alpha dx`.
+    fn trial(x: &Self::V, dx: &Self::V, alpha: f64, out: &mut Self::V);
+}
+
+struct Static<const D: usize>;
+
+impl<const D: usize> Space for Static<D> {
+    type V = SVector<f64, D>;
+    type M = SMatrix<f64, D, D>;
+    fn norm(v: &Self::V) -> f64 {
+        v.norm()
+    }
+    fn direction(j: &Self::M, f: &Self::V) -> Result<Self::V> {
+        lu_solve_static(*j, -f)
+    }
+    fn trial(x: &Self::V, dx: &Self::V, alpha: f64, out: &mut Self::V) {
+        *out = x + dx * alpha;
+    }
+}
+
+struct Dynamic;
+
+impl Space for Dynamic {
+    type V = DVector<f64>;
+    type M = DMatrix<f64>;
+    fn norm(v: &Self::V) -> f64 {
+        v.norm()
+    }
+    fn direction(j: &Self::M, f: &Self::V) -> Result<Self::V> {
+        j.clone()
+            .lu()
+            .solve(&(-f))
+            .ok_or_else(|| singular(0.0, 0.0))
+    }
+    fn trial(x: &Self::V, dx: &Self::V, alpha: f64, out: &mut Self::V) {
+        out.copy_from(x);
+        out.axpy(alpha, dx, 1.0);
+    }
+}
+
+/// State and scratch of one iteration: the iterate with F and J there, and a trial point.
+struct Buffers<S: Space> {
+    x: S::V,
+    fx: S::V,
+    jx: S::M,
+    xn: S::V,
+    fn_: S::V,
+    jn: S::M,
+}
+
+/// The damped Newton iteration (module docs); `f(x, F, J)` writes F(x) and J(x).
+fn damped<S: Space>(
+    mut f: impl FnMut(&S::V, &mut S::V, &mut S::M),
+    mut b: Buffers<S>,
     opts: &NewtonOptions,
-) -> Result<NewtonResult<SVector<f64, D>>> {
-    let mut x = x0;
-    let (mut fx, mut jx) = f(&x);
-    let mut res = fx.norm();
+) -> Result<NewtonResult<S::V>> {
+    f(&b.x, &mut b.fx, &mut b.jx);
+    let mut res = S::norm(&b.fx);
     for it in 0..opts.max_iter {
         if !res.is_finite() {
             break;
         }
         if res <= opts.tol {
             return Ok(NewtonResult {
-                x,
+                x: b.x,
                 residual: res,
                 iterations: it,
             });
         }
-        let dx = lu_solve_static(jx, -fx)?;
+        let dx = S::direction(&b.jx, &b.fx)?;
         let mut alpha = 1.0;
         loop {
-            let xn = x + dx * alpha;
-            let (fn_, jn) = f(&xn);
-            let rn = fn_.norm();
+            S::trial(&b.x, &dx, alpha, &mut b.xn);
+            f(&b.xn, &mut b.fn_, &mut b.jn);
+            let rn = S::norm(&b.fn_);
             if rn.is_finite() && rn <= (1.0 - 1e-4 * alpha) * res {
-                x = xn;
-                fx = fn_;
-                jx = jn;
+                std::mem::swap(&mut b.x, &mut b.xn);
+                std::mem::swap(&mut b.fx, &mut b.fn_);
+                std::mem::swap(&mut b.jx, &mut b.jn);
                 res = rn;
                 break;
             }
@@ -80,7 +139,7 @@ pub fn newton_static<const D: usize>(
     }
     if res <= opts.tol {
         return Ok(NewtonResult {
-            x,
+            x: b.x,
             residual: res,
             iterations: opts.max_iter,
         });
@@ -88,61 +147,45 @@ pub fn newton_static<const D: usize>(
     Err(stalled(opts, opts.max_iter, res))
 }
 
+/// Damped Newton for a static dimension `D`; `f` returns `(F(x), J(x))`.
+pub fn newton_static<const D: usize>(
+    mut f: impl FnMut(&SVector<f64, D>) -> (SVector<f64, D>, SMatrix<f64, D, D>),
+    x0: SVector<f64, D>,
+    opts: &NewtonOptions,
+) -> Result<NewtonResult<SVector<f64, D>>> {
+    let buffers = Buffers::<Static<D>> {
+        x: x0,
+        fx: SVector::zeros(),
+        jx: SMatrix::zeros(),
+        xn: SVector::zeros(),
+        fn_: SVector::zeros(),
+        jn: SMatrix::zeros(),
+    };
+    damped(
+        |x, fx, jx| {
+            (*fx, *jx) = f(x);
+        },
+        buffers,
+        opts,
+    )
+}
+
 /// Damped Newton for dynamic dimension; `f(x, F, J)` writes F(x) and J(x) into the buffers.
 pub fn newton_dyn(
-    mut f: impl FnMut(&DVector<f64>, &mut DVector<f64>, &mut DMatrix<f64>),
+    f: impl FnMut(&DVector<f64>, &mut DVector<f64>, &mut DMatrix<f64>),
     x0: DVector<f64>,
     opts: &NewtonOptions,
 ) -> Result<NewtonResult<DVector<f64>>> {
     let n = x0.len();
-    let mut x = x0;
-    let mut fx = DVector::zeros(n);
-    let mut jx = DMatrix::zeros(n, n);
-    let mut fn_ = DVector::zeros(n);
-    let mut jn = DMatrix::zeros(n, n);
-    let mut xn = DVector::zeros(n);
-    f(&x, &mut fx, &mut jx);
-    let mut res = fx.norm();
-    for it in 0..opts.max_iter {
-        if !res.is_finite() {
-            break;
-        }
-        if res <= opts.tol {
-            return Ok(NewtonResult {
-                x,
-                residual: res,
-                iterations: it,
-            });
-        }
-        let lu = jx.clone().lu();
-        let dx = lu.solve(&(-&fx)).ok_or_else(|| singular(0.0, 0.0))?;
-        let mut alpha = 1.0;
-        loop {
-            xn.copy_from(&x);
-            xn.axpy(alpha, &dx, 1.0);
-            f(&xn, &mut fn_, &mut jn);
-            let rn = fn_.norm();
-            if rn.is_finite() && rn <= (1.0 - 1e-4 * alpha) * res {
-                std::mem::swap(&mut x, &mut xn);
-                std::mem::swap(&mut fx, &mut fn_);
-                std::mem::swap(&mut jx, &mut jn);
-                res = rn;
-                break;
-            }
-            alpha *= 0.5;
-            if alpha < opts.min_damping {
-                return Err(stalled(opts, it, res));
-            }
-        }
-    }
-    if res <= opts.tol {
-        return Ok(NewtonResult {
-            x,
-            residual: res,
-            iterations: opts.max_iter,
-        });
-    }
-    Err(stalled(opts, opts.max_iter, res))
+    let buffers = Buffers::<Dynamic> {
+        x: x0,
+        fx: DVector::zeros(n),
+        jx: DMatrix::zeros(n, n),
+        xn: DVector::zeros(n),
+        fn_: DVector::zeros(n),
+        jn: DMatrix::zeros(n, n),
+    };
+    damped(f, buffers, opts)
 }
 
 /// Relative pivot threshold below which the Jacobian is treated as singular: a pivot at the

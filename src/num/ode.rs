@@ -249,7 +249,19 @@ pub(super) fn reject_factor_with(err: f64, exponent: f64, fac_min: f64) -> f64 {
 
 /// Integrate `y' = f(t, y)` from `t0` to `t1` (backward if `t1 < t0`).
 pub fn solve<const D: usize>(
-    f: impl FnMut(f64, &SVector<f64, D>) -> SVector<f64, D>,
+    mut f: impl FnMut(f64, &SVector<f64, D>) -> SVector<f64, D>,
+    t0: f64,
+    y0: SVector<f64, D>,
+    t1: f64,
+    opts: &OdeOptions,
+) -> Result<Trajectory<D>> {
+    try_solve(move |t, y| Ok(f(t, y)), t0, y0, t1, opts)
+}
+
+/// [`solve`] with a fallible right-hand side: the first error it returns stops the integration
+/// and is returned as it is.
+pub fn try_solve<const D: usize>(
+    f: impl FnMut(f64, &SVector<f64, D>) -> Result<SVector<f64, D>>,
     t0: f64,
     y0: SVector<f64, D>,
     t1: f64,
@@ -260,7 +272,7 @@ pub fn solve<const D: usize>(
         t0,
         y0,
         t1,
-        None::<fn(f64, &SVector<f64, D>) -> f64>,
+        None::<fn(f64, &SVector<f64, D>) -> Result<f64>>,
         opts,
     )?;
     Ok(tr)
@@ -273,11 +285,31 @@ pub fn solve<const D: usize>(
 /// accuracy ~1e-14 in t; the state there carries the integration error of the dense output.
 /// An event function that is exactly zero at `t0` does not trigger.
 pub fn solve_until<const D: usize>(
-    f: impl FnMut(f64, &SVector<f64, D>) -> SVector<f64, D>,
+    mut f: impl FnMut(f64, &SVector<f64, D>) -> SVector<f64, D>,
     t0: f64,
     y0: SVector<f64, D>,
     t_max: f64,
-    event: impl FnMut(f64, &SVector<f64, D>) -> f64,
+    mut event: impl FnMut(f64, &SVector<f64, D>) -> f64,
+    opts: &OdeOptions,
+) -> Result<(Trajectory<D>, Option<f64>)> {
+    dispatch(
+        move |t, y| Ok(f(t, y)),
+        t0,
+        y0,
+        t_max,
+        Some(move |t: f64, y: &SVector<f64, D>| Ok(event(t, y))),
+        opts,
+    )
+}
+
+/// [`solve_until`] with a fallible right-hand side and event function: the first error either
+/// returns stops the integration and is returned as it is.
+pub fn try_solve_until<const D: usize>(
+    f: impl FnMut(f64, &SVector<f64, D>) -> Result<SVector<f64, D>>,
+    t0: f64,
+    y0: SVector<f64, D>,
+    t_max: f64,
+    event: impl FnMut(f64, &SVector<f64, D>) -> Result<f64>,
     opts: &OdeOptions,
 ) -> Result<(Trajectory<D>, Option<f64>)> {
     dispatch(f, t0, y0, t_max, Some(event), opts)
@@ -292,8 +324,8 @@ fn dispatch<const D: usize, F, G>(
     opts: &OdeOptions,
 ) -> Result<(Trajectory<D>, Option<f64>)>
 where
-    F: FnMut(f64, &SVector<f64, D>) -> SVector<f64, D>,
-    G: FnMut(f64, &SVector<f64, D>) -> f64,
+    F: FnMut(f64, &SVector<f64, D>) -> Result<SVector<f64, D>>,
+    G: FnMut(f64, &SVector<f64, D>) -> Result<f64>,
 {
     match opts.method.resolve(opts.rtol) {
         Method::Dop853 => integrate::<D, F, G, Dop853Pair>(f, t0, y0, t1, event, opts),
@@ -319,7 +351,7 @@ fn rms_err<const D: usize>(
 /// Hairer's initial step-size heuristic for a method of order `order`.
 #[allow(clippy::too_many_arguments)]
 fn initial_step<const D: usize>(
-    f: &mut impl FnMut(f64, &SVector<f64, D>) -> SVector<f64, D>,
+    f: &mut impl FnMut(f64, &SVector<f64, D>) -> Result<SVector<f64, D>>,
     t0: f64,
     y0: &SVector<f64, D>,
     k1: &SVector<f64, D>,
@@ -327,7 +359,7 @@ fn initial_step<const D: usize>(
     span: f64,
     order: i32,
     opts: &OdeOptions,
-) -> f64 {
+) -> Result<f64> {
     let z = SVector::<f64, D>::zeros();
     let d0 = rms_err(y0, &z, &z, opts);
     let d1 = rms_err(k1, y0, y0, opts);
@@ -338,14 +370,14 @@ fn initial_step<const D: usize>(
     };
     let h0 = h0.min(span).min(opts.h_max);
     let y1 = y0 + k1 * (dir * h0);
-    let k2 = f(t0 + dir * h0, &y1);
+    let k2 = f(t0 + dir * h0, &y1)?;
     let d2 = rms_err(&(k2 - k1), y0, y0, opts) / h0;
     let h1 = if d1.max(d2) <= 1e-15 {
         (h0 * 1e-3).max(1e-6)
     } else {
         (0.01 / d1.max(d2)).powf(1.0 / order as f64)
     };
-    (100.0 * h0).min(h1).min(span).min(opts.h_max)
+    Ok((100.0 * h0).min(h1).min(span).min(opts.h_max))
 }
 
 type Stages<const D: usize> = dop853::Stages<D>;
@@ -366,20 +398,20 @@ trait Pair {
 
     /// One attempted step: (y_new, error norm, evaluations).
     fn attempt<const D: usize>(
-        f: &mut impl FnMut(f64, &SVector<f64, D>) -> SVector<f64, D>,
+        f: &mut impl FnMut(f64, &SVector<f64, D>) -> Result<SVector<f64, D>>,
         t: f64,
         y: &SVector<f64, D>,
         k: &mut Stages<D>,
         hs: f64,
         t_new: f64,
         opts: &OdeOptions,
-    ) -> (SVector<f64, D>, f64, usize);
+    ) -> Result<(SVector<f64, D>, f64, usize)>;
 
     /// On acceptance: (f(t_new, y_new), dense-output coefficients, evaluations); the full-order
     /// dense output only if `full`.
     #[allow(clippy::too_many_arguments)]
     fn accept<const D: usize>(
-        f: &mut impl FnMut(f64, &SVector<f64, D>) -> SVector<f64, D>,
+        f: &mut impl FnMut(f64, &SVector<f64, D>) -> Result<SVector<f64, D>>,
         t: f64,
         y: &SVector<f64, D>,
         y_new: &SVector<f64, D>,
@@ -387,18 +419,18 @@ trait Pair {
         hs: f64,
         t_new: f64,
         full: bool,
-    ) -> (SVector<f64, D>, [SVector<f64, D>; 8], usize);
+    ) -> Result<(SVector<f64, D>, [SVector<f64, D>; 8], usize)>;
 
     /// The full-order dense output of an accepted step whose [`Pair::accept`] ran without it
     /// (the step of an event): (coefficients, evaluations).
     fn complete<const D: usize>(
-        f: &mut impl FnMut(f64, &SVector<f64, D>) -> SVector<f64, D>,
+        f: &mut impl FnMut(f64, &SVector<f64, D>) -> Result<SVector<f64, D>>,
         t: f64,
         y: &SVector<f64, D>,
         y_new: &SVector<f64, D>,
         k: &mut Stages<D>,
         hs: f64,
-    ) -> Option<([SVector<f64, D>; 8], usize)>;
+    ) -> Result<Option<([SVector<f64, D>; 8], usize)>>;
 
     fn interpolate<const D: usize>(c: &[SVector<f64, D>; 8], theta: f64) -> SVector<f64, D>;
 }
@@ -414,29 +446,29 @@ impl Pair for Dp45Pair {
 
     #[inline]
     fn attempt<const D: usize>(
-        f: &mut impl FnMut(f64, &SVector<f64, D>) -> SVector<f64, D>,
+        f: &mut impl FnMut(f64, &SVector<f64, D>) -> Result<SVector<f64, D>>,
         t: f64,
         y: &SVector<f64, D>,
         k: &mut Stages<D>,
         hs: f64,
         t_new: f64,
         opts: &OdeOptions,
-    ) -> (SVector<f64, D>, f64, usize) {
+    ) -> Result<(SVector<f64, D>, f64, usize)> {
         let y = *y;
         let k1 = k[0];
-        let k2 = f(t + C2 * hs, &(y + k1 * (A21 * hs)));
-        let k3 = f(t + C3 * hs, &(y + (k1 * A31 + k2 * A32) * hs));
-        let k4 = f(t + C4 * hs, &(y + (k1 * A41 + k2 * A42 + k3 * A43) * hs));
+        let k2 = f(t + C2 * hs, &(y + k1 * (A21 * hs)))?;
+        let k3 = f(t + C3 * hs, &(y + (k1 * A31 + k2 * A32) * hs))?;
+        let k4 = f(t + C4 * hs, &(y + (k1 * A41 + k2 * A42 + k3 * A43) * hs))?;
         let k5 = f(
             t + C5 * hs,
             &(y + (k1 * A51 + k2 * A52 + k3 * A53 + k4 * A54) * hs),
-        );
+        )?;
         let k6 = f(
             t + hs,
             &(y + (k1 * A61 + k2 * A62 + k3 * A63 + k4 * A64 + k5 * A65) * hs),
-        );
+        )?;
         let y_new = y + (k1 * A71 + k3 * A73 + k4 * A74 + k5 * A75 + k6 * A76) * hs;
-        let k7 = f(t_new, &y_new);
+        let k7 = f(t_new, &y_new)?;
         let err_vec = (k1 * E1 + k3 * E3 + k4 * E4 + k5 * E5 + k6 * E6 + k7 * E7) * hs;
         let err = rms_err(&err_vec, &y, &y_new, opts);
         k[1] = k2;
@@ -445,12 +477,12 @@ impl Pair for Dp45Pair {
         k[4] = k5;
         k[5] = k6;
         k[6] = k7;
-        (y_new, err, 6)
+        Ok((y_new, err, 6))
     }
 
     #[inline]
     fn accept<const D: usize>(
-        _f: &mut impl FnMut(f64, &SVector<f64, D>) -> SVector<f64, D>,
+        _f: &mut impl FnMut(f64, &SVector<f64, D>) -> Result<SVector<f64, D>>,
         _t: f64,
         y: &SVector<f64, D>,
         y_new: &SVector<f64, D>,
@@ -458,7 +490,7 @@ impl Pair for Dp45Pair {
         hs: f64,
         _t_new: f64,
         _full: bool,
-    ) -> (SVector<f64, D>, [SVector<f64, D>; 8], usize) {
+    ) -> Result<(SVector<f64, D>, [SVector<f64, D>; 8], usize)> {
         let (k1, k3, k4, k5, k6, k7) = (k[0], k[2], k[3], k[4], k[5], k[6]);
         let ydiff = y_new - y;
         let bspl = k1 * hs - ydiff;
@@ -473,18 +505,18 @@ impl Pair for Dp45Pair {
             z,
             z,
         ];
-        (k7, cont, 0)
+        Ok((k7, cont, 0))
     }
 
     fn complete<const D: usize>(
-        _f: &mut impl FnMut(f64, &SVector<f64, D>) -> SVector<f64, D>,
+        _f: &mut impl FnMut(f64, &SVector<f64, D>) -> Result<SVector<f64, D>>,
         _t: f64,
         _y: &SVector<f64, D>,
         _y_new: &SVector<f64, D>,
         _k: &mut Stages<D>,
         _hs: f64,
-    ) -> Option<([SVector<f64, D>; 8], usize)> {
-        None
+    ) -> Result<Option<([SVector<f64, D>; 8], usize)>> {
+        Ok(None)
     }
 
     #[inline]
@@ -504,22 +536,22 @@ impl Pair for Dop853Pair {
 
     #[inline]
     fn attempt<const D: usize>(
-        f: &mut impl FnMut(f64, &SVector<f64, D>) -> SVector<f64, D>,
+        f: &mut impl FnMut(f64, &SVector<f64, D>) -> Result<SVector<f64, D>>,
         t: f64,
         y: &SVector<f64, D>,
         k: &mut Stages<D>,
         hs: f64,
         _t_new: f64,
         opts: &OdeOptions,
-    ) -> (SVector<f64, D>, f64, usize) {
-        let y_new = dop853::attempt(f, t, y, k, hs);
+    ) -> Result<(SVector<f64, D>, f64, usize)> {
+        let y_new = dop853::attempt(f, t, y, k, hs)?;
         let err = dop853::error_norm(k, y, &y_new, hs, opts.rtol, opts.atol);
-        (y_new, err, 11)
+        Ok((y_new, err, 11))
     }
 
     #[inline]
     fn accept<const D: usize>(
-        f: &mut impl FnMut(f64, &SVector<f64, D>) -> SVector<f64, D>,
+        f: &mut impl FnMut(f64, &SVector<f64, D>) -> Result<SVector<f64, D>>,
         t: f64,
         y: &SVector<f64, D>,
         y_new: &SVector<f64, D>,
@@ -527,21 +559,21 @@ impl Pair for Dop853Pair {
         hs: f64,
         t_new: f64,
         full: bool,
-    ) -> (SVector<f64, D>, [SVector<f64, D>; 8], usize) {
-        k[12] = f(t_new, y_new);
-        let cont = dop853::dense(f, t, y, y_new, k, hs, full);
-        (k[12], cont, if full { 4 } else { 1 })
+    ) -> Result<(SVector<f64, D>, [SVector<f64, D>; 8], usize)> {
+        k[12] = f(t_new, y_new)?;
+        let cont = dop853::dense(f, t, y, y_new, k, hs, full)?;
+        Ok((k[12], cont, if full { 4 } else { 1 }))
     }
 
     fn complete<const D: usize>(
-        f: &mut impl FnMut(f64, &SVector<f64, D>) -> SVector<f64, D>,
+        f: &mut impl FnMut(f64, &SVector<f64, D>) -> Result<SVector<f64, D>>,
         t: f64,
         y: &SVector<f64, D>,
         y_new: &SVector<f64, D>,
         k: &mut Stages<D>,
         hs: f64,
-    ) -> Option<([SVector<f64, D>; 8], usize)> {
-        Some((dop853::dense(f, t, y, y_new, k, hs, true), 3))
+    ) -> Result<Option<([SVector<f64, D>; 8], usize)>> {
+        Ok(Some((dop853::dense(f, t, y, y_new, k, hs, true)?, 3)))
     }
 
     #[inline]
@@ -550,18 +582,13 @@ impl Pair for Dop853Pair {
     }
 }
 
-fn integrate<const D: usize, F, G, P: Pair>(
-    mut f: F,
+/// The integration interval, initial state and tolerances are usable.
+fn check_inputs<const D: usize>(
     t0: f64,
-    y0: SVector<f64, D>,
+    y0: &SVector<f64, D>,
     t1: f64,
-    mut event: Option<G>,
     opts: &OdeOptions,
-) -> Result<(Trajectory<D>, Option<f64>)>
-where
-    F: FnMut(f64, &SVector<f64, D>) -> SVector<f64, D>,
-    G: FnMut(f64, &SVector<f64, D>) -> f64,
-{
+) -> Result<()> {
     if !(t0.is_finite() && t1.is_finite()) {
         return Err(Error::Ode {
             t: t0,
@@ -583,6 +610,85 @@ where
             ),
         });
     }
+    Ok(())
+}
+
+/// One accepted step [t, t_new] with signed size `hs`; `full`: its dense output has the
+/// method's full order.
+struct Step<const D: usize> {
+    t: f64,
+    hs: f64,
+    t_new: f64,
+    y: SVector<f64, D>,
+    y_new: SVector<f64, D>,
+    full: bool,
+}
+
+impl<const D: usize> Trajectory<D> {
+    fn push(&mut self, cont: [SVector<f64, D>; 8], hs: f64, t: f64, y: SVector<f64, D>) {
+        self.cont.push(cont);
+        self.h.push(hs);
+        self.t.push(t);
+        self.y.push(y);
+    }
+}
+
+/// The event test on an accepted step: `Some(t_event)` (the trajectory then ends there) when
+/// `g` changes sign from `g_old` (updated otherwise).
+fn event_on_step<const D: usize, P: Pair>(
+    g: &mut impl FnMut(f64, &SVector<f64, D>) -> Result<f64>,
+    f: &mut impl FnMut(f64, &SVector<f64, D>) -> Result<SVector<f64, D>>,
+    tr: &mut Trajectory<D>,
+    k: &mut Stages<D>,
+    cont: &mut [SVector<f64, D>; 8],
+    s: &Step<D>,
+    g_old: &mut f64,
+) -> Result<Option<f64>> {
+    let g_new = g(s.t_new, &s.y_new)?;
+    if *g_old != 0.0 && (g_new == 0.0 || g_old.signum() != g_new.signum()) {
+        if !s.full {
+            if let Some((c, evals)) = P::complete(f, s.t, &s.y, &s.y_new, k, s.hs)? {
+                *cont = c;
+                tr.evaluations += evals;
+            }
+        }
+        let theta = locate_event::<D, P>(g, cont, s.t, s.hs, *g_old, g_new)?;
+        let te = s.t + theta * s.hs;
+        tr.push(*cont, s.hs, te, P::interpolate(cont, theta));
+        return Ok(Some(te));
+    }
+    *g_old = g_new;
+    Ok(None)
+}
+
+/// The step |h| from t toward t1, cut to land on t1 (then `true`: the last step); a step
+/// below rounding level of t is an error.
+fn clip_step(h: f64, t: f64, t1: f64) -> Result<(f64, bool)> {
+    let remaining = (t1 - t).abs();
+    let last = h >= remaining * (1.0 - 1e-12);
+    let h = if last { remaining } else { h };
+    if h < 1e-14 * t.abs().max(1.0) {
+        return Err(Error::Ode {
+            t,
+            reason: format!("step size underflow (h = {h:e})"),
+        });
+    }
+    Ok((h, last))
+}
+
+fn integrate<const D: usize, F, G, P: Pair>(
+    mut f: F,
+    t0: f64,
+    y0: SVector<f64, D>,
+    t1: f64,
+    mut event: Option<G>,
+    opts: &OdeOptions,
+) -> Result<(Trajectory<D>, Option<f64>)>
+where
+    F: FnMut(f64, &SVector<f64, D>) -> Result<SVector<f64, D>>,
+    G: FnMut(f64, &SVector<f64, D>) -> Result<f64>,
+{
+    check_inputs(t0, &y0, t1, opts)?;
     let mut tr = Trajectory {
         t: vec![t0],
         y: vec![y0],
@@ -600,14 +706,17 @@ where
     let mut t = t0;
     let mut y = y0;
     let mut k: Stages<D> = [SVector::zeros(); 16];
-    k[0] = f(t, &y);
+    k[0] = f(t, &y)?;
     tr.evaluations += 1;
-    let mut g_old = event.as_mut().map(|g| g(t, &y)).unwrap_or(0.0);
+    let mut g_old = match event.as_mut() {
+        Some(g) => g(t, &y)?,
+        None => 0.0,
+    };
     let mut h = if opts.h0 > 0.0 {
         opts.h0.min(span)
     } else {
         tr.evaluations += 1;
-        initial_step(&mut f, t0, &y, &k[0], dir, span, P::ORDER, opts)
+        initial_step(&mut f, t0, &y, &k[0], dir, span, P::ORDER, opts)?
     };
     let mut last_rejected = false;
     let mut attempts = 0usize;
@@ -619,87 +728,65 @@ where
                 reason: format!("step cap {} reached", opts.max_steps),
             });
         }
-        let remaining = (t1 - t).abs();
-        let mut last = false;
-        if h >= remaining * (1.0 - 1e-12) {
-            h = remaining;
-            last = true;
-        }
-        if h < 1e-14 * t.abs().max(1.0) {
-            return Err(Error::Ode {
-                t,
-                reason: format!("step size underflow (h = {h:e})"),
-            });
-        }
+        let (h_step, last) = clip_step(h, t, t1)?;
+        h = h_step;
         let hs = dir * h;
         let t_new = if last { t1 } else { t + hs };
-        let (y_new, err, evals) = P::attempt(&mut f, t, &y, &mut k, hs, t_new, opts);
+        let (y_new, err, evals) = P::attempt(&mut f, t, &y, &mut k, hs, t_new, opts)?;
         tr.evaluations += evals;
-        if !err.is_finite() || y_new.iter().any(|v| !v.is_finite()) {
-            // Treat as a strong rejection; if the step is already tiny this ends in underflow.
-            h *= 0.1;
+        if !err.is_finite() || y_new.iter().any(|v| !v.is_finite()) || err > 1.0 {
+            // a non-finite step is a strong rejection; if the step is already tiny this ends
+            // in underflow
+            h *= if err.is_finite() && y_new.iter().all(|v| v.is_finite()) {
+                reject_factor_with(err, P::EXPONENT, P::FAC_MIN)
+            } else {
+                0.1
+            };
             tr.rejected += 1;
             last_rejected = true;
             continue;
         }
-        if err <= 1.0 {
-            let full = opts.dense;
-            let (f_new, mut cont, evals) =
-                P::accept(&mut f, t, &y, &y_new, &mut k, hs, t_new, full);
-            tr.evaluations += evals;
-            // Event detection on the accepted step.
-            if let Some(g) = event.as_mut() {
-                let g_new = g(t_new, &y_new);
-                if g_old != 0.0 && (g_new == 0.0 || g_old.signum() != g_new.signum()) {
-                    if !full {
-                        if let Some((c, evals)) = P::complete(&mut f, t, &y, &y_new, &mut k, hs) {
-                            cont = c;
-                            tr.evaluations += evals;
-                        }
-                    }
-                    let theta = locate_event::<D, P>(g, &cont, t, hs, g_old, g_new);
-                    let te = t + theta * hs;
-                    let ye = P::interpolate(&cont, theta);
-                    tr.cont.push(cont);
-                    tr.h.push(hs);
-                    tr.t.push(te);
-                    tr.y.push(ye);
-                    return Ok((tr, Some(te)));
-                }
-                g_old = g_new;
+        let full = opts.dense;
+        let (f_new, mut cont, evals) = P::accept(&mut f, t, &y, &y_new, &mut k, hs, t_new, full)?;
+        tr.evaluations += evals;
+        let step = Step {
+            t,
+            hs,
+            t_new,
+            y,
+            y_new,
+            full,
+        };
+        if let Some(g) = event.as_mut() {
+            let hit =
+                event_on_step::<D, P>(g, &mut f, &mut tr, &mut k, &mut cont, &step, &mut g_old)?;
+            if hit.is_some() {
+                return Ok((tr, hit));
             }
-            tr.cont.push(cont);
-            tr.h.push(hs);
-            tr.t.push(t_new);
-            tr.y.push(y_new);
-            t = t_new;
-            y = y_new;
-            k[0] = f_new;
-            if last {
-                return Ok((tr, None));
-            }
-            h = (h * accept_factor_with(err, last_rejected, P::EXPONENT, P::FAC_MIN, P::FAC_MAX))
-                .min(opts.h_max);
-            last_rejected = false;
-        } else {
-            tr.rejected += 1;
-            h *= reject_factor_with(err, P::EXPONENT, P::FAC_MIN);
-            last_rejected = true;
         }
+        tr.push(cont, hs, t_new, y_new);
+        t = t_new;
+        y = y_new;
+        k[0] = f_new;
+        if last {
+            return Ok((tr, None));
+        }
+        h = (h * accept_factor_with(err, last_rejected, P::EXPONENT, P::FAC_MIN, P::FAC_MAX))
+            .min(opts.h_max);
+        last_rejected = false;
     }
 }
 
-/// Locate the root of the event function on one dense-output segment (theta in [0, 1]).
 fn locate_event<const D: usize, P: Pair>(
-    g: &mut impl FnMut(f64, &SVector<f64, D>) -> f64,
+    g: &mut impl FnMut(f64, &SVector<f64, D>) -> Result<f64>,
     cont: &[SVector<f64, D>; 8],
     t: f64,
     hs: f64,
     g0: f64,
     g1: f64,
-) -> f64 {
+) -> Result<f64> {
     if g1 == 0.0 {
-        return 1.0;
+        return Ok(1.0);
     }
     let (mut a, mut b, mut ga, mut gb) = (0.0f64, 1.0f64, g0, g1);
     let mut side = 0i32;
@@ -715,9 +802,9 @@ fn locate_event<const D: usize, P: Pair>(
         } else {
             0.5 * (a + b)
         };
-        let gc = g(t + c * hs, &P::interpolate(cont, c));
+        let gc = g(t + c * hs, &P::interpolate(cont, c))?;
         if gc == 0.0 {
-            return c;
+            return Ok(c);
         }
         if gc.signum() == gb.signum() {
             b = c;
@@ -736,7 +823,7 @@ fn locate_event<const D: usize, P: Pair>(
         }
     }
     // the sign change lies in [a, b]; return the side where the event has happened
-    b
+    Ok(b)
 }
 
 #[cfg(test)]

@@ -483,6 +483,14 @@ impl Figure for ContinuationFigure<'_> {
                 draw_event(&screen, (p.0 - base.0, p.1 - base.1), &e.kind)?;
             }
         }
+        self.draw_legend(&right)
+    }
+}
+
+impl ContinuationFigure<'_> {
+    /// The legend: stability, events, targets, then one colour per branch.
+    fn draw_legend<DB: DrawingBackend>(&self, right: &DrawingArea<DB, Shift>) -> Result<()> {
+        let d = self.d;
         let mut entries = Vec::new();
         let any = |s: bool| {
             d.diagram
@@ -500,7 +508,7 @@ impl Figure for ContinuationFigure<'_> {
         for (_, l) in phase::target_entries(self.targets) {
             entries.push((Glyph::Line(super::phase::TARGET_COLOUR, 2, true), l));
         }
-        let used = legend(&right, 6, 50, &entries)?;
+        let used = legend(right, 6, 50, &entries)?;
         let key: Vec<(Glyph, String)> = d
             .diagram
             .branches
@@ -520,7 +528,7 @@ impl Figure for ContinuationFigure<'_> {
                 canvas::font(14),
             ))
             .drawn()?;
-        legend(&right, 6, 50 + used + 36, &key)?;
+        legend(right, 6, 50 + used + 36, &key)?;
         Ok(())
     }
 }

@@ -15,7 +15,7 @@ use plotters::prelude::*;
 use serde::Serialize;
 
 use super::canvas::{self, colour_bar, ColourScale, Drawn, Figure, Output};
-use super::{draw_marker, draw_polyline, frame, legend, px_scale, Axis, Glyph, MARKER};
+use super::{draw_marker, draw_polyline, frame, legend, px_scale, Axis, Chart, Glyph, MARKER};
 use crate::num::eig2::FixedPointType;
 use crate::num::planar::manifolds::{self, Basins, Manifold, Orbit};
 use crate::num::planar::nullclines::{nullclines, Branch};
@@ -428,27 +428,56 @@ pub(crate) const BASIN_COLOURS: [RGBColor; 5] = [
     canvas::YELLOW_OI,
 ];
 
-/// Draw the portrait into `area` (title above the plot); returns the number of fixed-point
-/// markers drawn. `compact` shrinks fonts and arrow heads for strips of small panels.
-pub(crate) fn draw_panel<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
+/// A direction arrowhead on a trajectory `f`, at a third of its length (pixel coordinates of
+/// the plotting area through `to_px`; `scale` = pixels per unit, for a chord within a pixel).
+fn trajectory_arrowhead<DB: DrawingBackend>(
+    screen: &DrawingArea<DB, Shift>,
+    f: &[[f64; 2]],
     d: &PhaseData,
-    title: &str,
+    to_px: &impl Fn([f64; 2]) -> (i32, i32),
+    scale: (f64, f64),
     compact: bool,
-) -> Result<usize> {
-    let chart = frame(
-        area,
-        title,
-        &d.labels[0],
-        &d.labels[1],
-        d.lo[0]..d.hi[0],
-        d.lo[1]..d.hi[1],
-        (Axis::Linear, Axis::Linear),
-        compact,
-    )?;
+) -> Result<()> {
+    let (sx, sy) = scale;
+    let inside = |p: &[f64; 2]| (0..2).all(|k| p[k] > d.lo[k] && p[k] < d.hi[k]);
+    let Some(i) = (f.len() / 3..f.len().saturating_sub(1))
+        .find(|&i| inside(&f[i]) && inside(&f[i + 1]) && f[i] != f[i + 1])
+    else {
+        return Ok(());
+    };
+    let (a, b) = (to_px(f[i]), to_px(f[i + 1]));
+    let (dx, dy) = ((b.0 - a.0) as f64, (b.1 - a.1) as f64);
+    // pixel direction from a longer chord when consecutive points share a pixel
+    let (dx, dy) = if dx == 0.0 && dy == 0.0 {
+        let p = (f[i + 1][0] - f[i][0]) * sx;
+        let q = -(f[i + 1][1] - f[i][1]) * sy;
+        (p, q)
+    } else {
+        (dx, dy)
+    };
+    let n = (dx * dx + dy * dy).sqrt();
+    if !n.is_finite() || n == 0.0 {
+        return Ok(());
+    }
+    let (ux, uy) = (dx / n, dy / n);
+    let s = if compact { 5.0 } else { 7.0 };
+    let tip = (a.0 as f64 + ux * s, a.1 as f64 + uy * s);
+    let base = (a.0 as f64 - ux * s, a.1 as f64 - uy * s);
+    let pt = |x: f64, y: f64| (x.round() as i32, y.round() as i32);
+    let tri = vec![
+        pt(tip.0, tip.1),
+        pt(base.0 - uy * s * 0.7, base.1 + ux * s * 0.7),
+        pt(base.0 + uy * s * 0.7, base.1 - ux * s * 0.7),
+    ];
+    screen
+        .draw(&Polygon::new(tri, TRAJ_COLOUR.filled()))
+        .drawn()?;
+    Ok(())
+}
+
+/// The basins of attraction as lightened cells, one colour per attractor.
+fn draw_basins<DB: DrawingBackend>(chart: &Chart<'_, DB>, d: &PhaseData) -> Result<()> {
     let plot = chart.plotting_area();
-    let (sx, sy) = px_scale(&chart);
-    // basins
     if let Some(b) = &d.basins {
         let (cw, ch) = (
             (d.hi[0] - d.lo[0]) / b.n as f64,
@@ -469,7 +498,18 @@ pub(crate) fn draw_panel<DB: DrawingBackend>(
             .drawn()?;
         }
     }
-    // direction field: fixed pixel length, direction in pixel space, colour by speed
+    Ok(())
+}
+
+/// The direction field: arrows of fixed pixel length, direction in pixel space (scales `sx`,
+/// `sy` pixels per unit), coloured by speed.
+fn draw_direction_field<DB: DrawingBackend>(
+    chart: &Chart<'_, DB>,
+    d: &PhaseData,
+    sx: f64,
+    sy: f64,
+) -> Result<()> {
+    let plot = chart.plotting_area();
     let na = (d.arrows.len() as f64).sqrt().round().max(1.0);
     let (pw, ph) = plot.dim_in_pixel();
     let len = 0.78 * (pw.min(ph) as f64 / na);
@@ -496,6 +536,31 @@ pub(crate) fn draw_panel<DB: DrawingBackend>(
         plot.draw(&PathElement::new(vec![p1, tip, p2], style))
             .drawn()?;
     }
+    Ok(())
+}
+
+/// Draw the portrait into `area` (title above the plot); returns the number of fixed-point
+/// markers drawn. `compact` shrinks fonts and arrow heads for strips of small panels.
+pub(crate) fn draw_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    d: &PhaseData,
+    title: &str,
+    compact: bool,
+) -> Result<usize> {
+    let chart = frame(
+        area,
+        title,
+        &d.labels[0],
+        &d.labels[1],
+        d.lo[0]..d.hi[0],
+        d.lo[1]..d.hi[1],
+        (Axis::Linear, Axis::Linear),
+        compact,
+    )?;
+    let plot = chart.plotting_area();
+    let (sx, sy) = px_scale(&chart);
+    draw_basins(&chart, d)?;
+    draw_direction_field(&chart, d, sx, sy)?;
     // linearisation
     for l in &d.linearisation {
         draw_polyline(&chart, l, LIN_COLOUR.stroke_width(2), true)?;
@@ -532,42 +597,8 @@ pub(crate) fn draw_panel<DB: DrawingBackend>(
         let p = chart.backend_coord(&(x[0], x[1]));
         (p.0 - base.0, p.1 - base.1)
     };
-    // a direction arrowhead on each trajectory, at a third of its forward length
     for o in &d.trajectories {
-        let f = &o.forward;
-        let inside = |p: &[f64; 2]| (0..2).all(|k| p[k] > d.lo[k] && p[k] < d.hi[k]);
-        let Some(i) = (f.len() / 3..f.len().saturating_sub(1))
-            .find(|&i| inside(&f[i]) && inside(&f[i + 1]) && f[i] != f[i + 1])
-        else {
-            continue;
-        };
-        let (a, b) = (to_px(f[i]), to_px(f[i + 1]));
-        let (dx, dy) = ((b.0 - a.0) as f64, (b.1 - a.1) as f64);
-        // pixel direction from a longer chord when consecutive points share a pixel
-        let (dx, dy) = if dx == 0.0 && dy == 0.0 {
-            let p = (f[i + 1][0] - f[i][0]) * sx;
-            let q = -(f[i + 1][1] - f[i][1]) * sy;
-            (p, q)
-        } else {
-            (dx, dy)
-        };
-        let n = (dx * dx + dy * dy).sqrt();
-        if !n.is_finite() || n == 0.0 {
-            continue;
-        }
-        let (ux, uy) = (dx / n, dy / n);
-        let s = if compact { 5.0 } else { 7.0 };
-        let tip = (a.0 as f64 + ux * s, a.1 as f64 + uy * s);
-        let base = (a.0 as f64 - ux * s, a.1 as f64 - uy * s);
-        let pt = |x: f64, y: f64| (x.round() as i32, y.round() as i32);
-        let tri = vec![
-            pt(tip.0, tip.1),
-            pt(base.0 - uy * s * 0.7, base.1 + ux * s * 0.7),
-            pt(base.0 + uy * s * 0.7, base.1 - ux * s * 0.7),
-        ];
-        screen
-            .draw(&Polygon::new(tri, TRAJ_COLOUR.filled()))
-            .drawn()?;
+        trajectory_arrowhead(&screen, &o.forward, d, &to_px, (sx, sy), compact)?;
     }
     let mut markers = 0;
     for fp in &d.fixed_points {

@@ -21,10 +21,10 @@ use serde::Deserialize;
 use super::{data_keys, separable, time_series, Data, Trained};
 use crate::bias::agreement::{
     agreement_run_on, in_agreement, lifted_features, reference_run_on, student, teacher_data,
-    StudentSettings,
+    ReferenceOutcome, StudentSettings,
 };
 use crate::compare::Row;
-use crate::model::ModelFile;
+use crate::model::{Checker, ModelFile};
 use crate::{Error, Result};
 
 #[derive(Debug, Deserialize)]
@@ -63,6 +63,126 @@ fn default_every() -> i64 {
 
 fn cos(a: &DVector<f64>, b: &DVector<f64>) -> f64 {
     a.dot(b) / (a.norm() * b.norm())
+}
+
+/// B-3 on the trained sums: the exactly clustered net w_j = P/k, u_j = Q/k has
+/// sign N = sign((P - Q).x) on every fresh point.
+fn b3_row(out: &ReferenceOutcome, k: usize, alpha: f64, n_test: usize) -> Row {
+    let d = out.p.len();
+    let clustered = student(
+        DMatrix::from_fn(d, 2 * k, |r, col| {
+            if col < k {
+                out.p[r] / k as f64
+            } else {
+                out.q[r] / k as f64
+            }
+        }),
+        k,
+        alpha,
+    );
+    let f = clustered.predict(&out.test);
+    let lin = &out.test * (&out.p - &out.q);
+    let b3 = (0..n_test)
+        .filter(|&i| f[i].signum() == lin[i].signum())
+        .count() as f64
+        / n_test as f64;
+    Row::abs(
+        "B-3: clustered net (P/k, Q/k): fraction sign N = sign((P-Q).x)",
+        1.0,
+        b3,
+        0.0,
+    )
+    .note(format!(
+        "{n_test} fresh points; exact lemma (ties have probability 0)"
+    ))
+}
+
+/// Cluster counts, the linear fraction, agreement at the end and the cosines of P - Q.
+fn summary_of(
+    out: &ReferenceOutcome,
+    x: &DMatrix<f64>,
+    y: &DVector<f64>,
+    plain: &DVector<f64>,
+    lifted_pq: &DVector<f64>,
+) -> Vec<(String, f64)> {
+    let (cp, cn) = &out.clusters;
+    vec![
+        ("clusters + (cosine, log-gap)".into(), cp.count as f64),
+        ("gap ratio +".into(), cp.gap_ratio),
+        ("clusters -".into(), cn.count as f64),
+        ("gap ratio -".into(), cn.gap_ratio),
+        ("trained net: linear fraction".into(), out.linear_fraction),
+        (
+            "trained net: in agreement at the end".into(),
+            in_agreement(&out.net, x, y) as u8 as f64,
+        ),
+        (
+            "cos(P - Q, plain SVM)".into(),
+            cos(&(&out.p - &out.q), plain),
+        ),
+        (
+            "cos(P - Q, lifted max-margin P* - Q*)".into(),
+            cos(&(&out.p - &out.q), lifted_pq),
+        ),
+        (
+            "cos(lifted P* - Q*, plain SVM)".into(),
+            cos(lifted_pq, plain),
+        ),
+    ]
+}
+
+/// The B-4/B-5 run from the agreement init w_j = w* + noise xi, u_j = -w* + ...
+struct AgreementSetting<'a> {
+    x: &'a DMatrix<f64>,
+    y: &'a DVector<f64>,
+    ws: &'a DVector<f64>,
+    settings: StudentSettings,
+    noise: f64,
+    seed: u64,
+}
+
+/// The B-4 and B-5 rows of the agreement run, and cos(P - Q, lifted P* - Q*) at its end.
+fn agreement_rows(
+    c: &Checker<'_>,
+    a: &AgreementSetting<'_>,
+    lifted_pq: &DVector<f64>,
+) -> Result<(Vec<Row>, f64)> {
+    let (k, steps, noise) = (a.settings.k, a.settings.steps, a.noise);
+    let r = agreement_run_on(a.x, a.y, a.ws, &a.settings, noise, a.seed + 1000).map_err(
+        |e| match e {
+            Error::Requirement(m) => c.error(
+                "agreement_noise",
+                noise,
+                "a smaller noise (every neuron must agree in sign with every label)",
+                &m,
+            ),
+            e => e,
+        },
+    )?;
+    let rows = vec![
+        Row::holds(
+            format!("B-4: agreement held for {steps} steps"),
+            r.agreed,
+            "",
+        ),
+        Row::abs(
+            "B-4: drift of w_j - w_0 within each sign / max|w|",
+            0.0,
+            r.drift,
+            1e-12,
+        )
+        .note("identical updates: only rounding (~1e-16 per step) accumulates"),
+        Row::abs(
+            "B-5: (P, Q) vs lifted GD (step k eta), max rel. gap",
+            0.0,
+            r.lift_gap,
+            1e-12,
+        )
+        .note("the same iteration in exact arithmetic; rounding only"),
+    ];
+    let p: DVector<f64> = r.net.w.columns(0, k).column_sum();
+    let q: DVector<f64> = r.net.w.columns(k, k).column_sum();
+    Ok((rows, cos(&(&p - &q), lifted_pq)))
 }
 
 pub(super) fn train(model: &ModelFile) -> Result<Trained> {
@@ -118,99 +238,25 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
             ]);
         }
     })?;
-    // B-3 on the trained sums: the exactly clustered net w_j = P/k, u_j = Q/k
-    let clustered = student(
-        DMatrix::from_fn(d, 2 * k, |r, col| {
-            if col < k {
-                out.p[r] / k as f64
-            } else {
-                out.q[r] / k as f64
-            }
-        }),
-        k,
-        alpha,
-    );
-    let f = clustered.predict(&out.test);
-    let lin = &out.test * (&out.p - &out.q);
-    let b3 = (0..n_test)
-        .filter(|&i| f[i].signum() == lin[i].signum())
-        .count() as f64
-        / n_test as f64;
-    let mut rows = vec![Row::abs(
-        "B-3: clustered net (P/k, Q/k): fraction sign N = sign((P-Q).x)",
-        1.0,
-        b3,
-        0.0,
-    )
-    .note(format!(
-        "{n_test} fresh points; exact lemma (ties have probability 0)"
-    ))];
-    let (cp, cn) = &out.clusters;
-    let mut summary = vec![
-        ("clusters + (cosine, log-gap)".into(), cp.count as f64),
-        ("gap ratio +".into(), cp.gap_ratio),
-        ("clusters -".into(), cn.count as f64),
-        ("gap ratio -".into(), cn.gap_ratio),
-        ("trained net: linear fraction".into(), out.linear_fraction),
-        (
-            "trained net: in agreement at the end".into(),
-            in_agreement(&out.net, &x, &y) as u8 as f64,
-        ),
-        (
-            "cos(P - Q, plain SVM)".into(),
-            cos(&(&out.p - &out.q), &plain),
-        ),
-        (
-            "cos(P - Q, lifted max-margin P* - Q*)".into(),
-            cos(&(&out.p - &out.q), &lifted_pq),
-        ),
-        (
-            "cos(lifted P* - Q*, plain SVM)".into(),
-            cos(&lifted_pq, &plain),
-        ),
-    ];
+    let mut rows = vec![b3_row(&out, k, alpha, n_test)];
+    let mut summary = summary_of(&out, &x, &y, &plain, &lifted_pq);
     if agreement_steps > 0 {
-        let s2 = StudentSettings {
-            steps: agreement_steps,
-            ..s
+        let run = AgreementSetting {
+            x: &x,
+            y: &y,
+            ws: &ws,
+            settings: StudentSettings {
+                steps: agreement_steps,
+                ..s
+            },
+            noise,
+            seed,
         };
-        let r = agreement_run_on(&x, &y, &ws, &s2, noise, seed + 1000).map_err(|e| match e {
-            Error::Requirement(m) => c.error(
-                "agreement_noise",
-                noise,
-                "a smaller noise (every neuron must agree in sign with every label)",
-                &m,
-            ),
-            e => e,
-        })?;
-        rows.push(Row::holds(
-            format!("B-4: agreement held for {agreement_steps} steps"),
-            r.agreed,
-            "",
-        ));
-        rows.push(
-            Row::abs(
-                "B-4: drift of w_j - w_0 within each sign / max|w|",
-                0.0,
-                r.drift,
-                1e-12,
-            )
-            .note("identical updates: only rounding (~1e-16 per step) accumulates"),
-        );
-        rows.push(
-            Row::abs(
-                "B-5: (P, Q) vs lifted GD (step k eta), max rel. gap",
-                0.0,
-                r.lift_gap,
-                1e-12,
-            )
-            .note("the same iteration in exact arithmetic; rounding only"),
-        );
-        let p: DVector<f64> = r.net.w.columns(0, k).column_sum();
-        let q: DVector<f64> = r.net.w.columns(k, k).column_sum();
+        let (r, cos_lifted) = agreement_rows(&c, &run, &lifted_pq)?;
+        rows.extend(r);
         summary.push((
             "agreement run: cos(P - Q, lifted P* - Q*)".into(),
-            cos(&(&p - &q), &lifted_pq),
+            cos_lifted,
         ));
     }
     let csv = time_series(

@@ -93,6 +93,81 @@ fn vector(c: &Checker, field: &str, v: &[f64], d: usize) -> Result<DVector<f64>>
     Ok(DVector::from_column_slice(v))
 }
 
+/// The explicit case (h, theta, b, a) of the model file; none of the random-case keys.
+fn explicit_case(c: &Checker<'_>, raw: &Raw) -> Result<Case> {
+    for (f, given) in [
+        ("d", raw.d.is_some()),
+        ("cases", raw.cases.is_some()),
+        ("lambda_max", raw.lambda_max.is_some()),
+        ("bias", raw.bias.is_some()),
+        ("noise", raw.noise.is_some()),
+    ] {
+        if given {
+            return Err(c.error(
+                f,
+                "given",
+                "absent with an explicit case (h, theta, b, a)",
+                "explicit and random cases do not mix",
+            ));
+        }
+    }
+    let need = |f: &str| {
+        c.error(
+            f,
+            "missing",
+            "present",
+            "an explicit case needs h, theta, b and a",
+        )
+    };
+    let theta = raw.theta.as_ref().ok_or_else(|| need("theta"))?;
+    let d = theta.len();
+    if d == 0 {
+        return Err(c.error("theta", "[]", "at least one entry", "empty"));
+    }
+    let theta = vector(c, "theta", theta, d)?;
+    let h = matrix(c, "h", raw.h.as_ref().ok_or_else(|| need("h"))?, d)?;
+    if (&h - h.transpose()).amax() > 1e-12 * h.amax() {
+        return Err(c.error(
+            "h",
+            "a non-symmetric matrix",
+            "a symmetric matrix",
+            "H is a Hessian",
+        ));
+    }
+    let b = vector(c, "b", raw.b.as_ref().ok_or_else(|| need("b"))?, d)?;
+    let a = matrix(c, "a", raw.a.as_ref().ok_or_else(|| need("a"))?, d)?;
+    Ok((h, theta, b, a))
+}
+
+/// `cases` random cases: H symmetric positive definite with lambda_max, error, bias, noise.
+fn random_cases(c: &Checker<'_>, raw: &Raw, rng: &mut StdRng) -> Result<Vec<Case>> {
+    let need = |f: &str| {
+        c.error(
+            f,
+            "missing",
+            "present",
+            "random cases need d, cases, lambda_max, bias, noise (or give h, theta, b, a)",
+        )
+    };
+    let d = c.count("d", raw.d.ok_or_else(|| need("d"))?, 1, 1000)?;
+    let n = c.count("cases", raw.cases.ok_or_else(|| need("cases"))?, 1, 1000)?;
+    let lmax = c.positive(
+        "lambda_max",
+        raw.lambda_max.ok_or_else(|| need("lambda_max"))?,
+    )?;
+    let bs = c.non_negative("bias", raw.bias.ok_or_else(|| need("bias"))?)?;
+    let ns = c.non_negative("noise", raw.noise.ok_or_else(|| need("noise"))?)?;
+    Ok((0..n)
+        .map(|_| {
+            let h = random_spd(rng, d, lmax);
+            let e0 = DVector::from_fn(d, |_, _| rng.sample::<f64, _>(StandardNormal));
+            let b = DVector::from_fn(d, |_, _| bs * rng.sample::<f64, _>(StandardNormal));
+            let a = DMatrix::from_fn(d, d, |_, _| ns * rng.sample::<f64, _>(StandardNormal));
+            (h, e0, b, a)
+        })
+        .collect())
+}
+
 pub(super) fn train(model: &ModelFile) -> Result<Trained> {
     let raw: Raw = model.raw()?;
     let c = model.checker();
@@ -102,74 +177,9 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
     let mut rng = StdRng::seed_from_u64(model.common.seed);
     let explicit = raw.h.is_some() || raw.theta.is_some() || raw.b.is_some() || raw.a.is_some();
     let cases: Vec<Case> = if explicit {
-        for (f, given) in [
-            ("d", raw.d.is_some()),
-            ("cases", raw.cases.is_some()),
-            ("lambda_max", raw.lambda_max.is_some()),
-            ("bias", raw.bias.is_some()),
-            ("noise", raw.noise.is_some()),
-        ] {
-            if given {
-                return Err(c.error(
-                    f,
-                    "given",
-                    "absent with an explicit case (h, theta, b, a)",
-                    "explicit and random cases do not mix",
-                ));
-            }
-        }
-        let need = |f: &str| {
-            c.error(
-                f,
-                "missing",
-                "present",
-                "an explicit case needs h, theta, b and a",
-            )
-        };
-        let theta = raw.theta.as_ref().ok_or_else(|| need("theta"))?;
-        let d = theta.len();
-        if d == 0 {
-            return Err(c.error("theta", "[]", "at least one entry", "empty"));
-        }
-        let theta = vector(&c, "theta", theta, d)?;
-        let h = matrix(&c, "h", raw.h.as_ref().ok_or_else(|| need("h"))?, d)?;
-        if (&h - h.transpose()).amax() > 1e-12 * h.amax() {
-            return Err(c.error(
-                "h",
-                "a non-symmetric matrix",
-                "a symmetric matrix",
-                "H is a Hessian",
-            ));
-        }
-        let b = vector(&c, "b", raw.b.as_ref().ok_or_else(|| need("b"))?, d)?;
-        let a = matrix(&c, "a", raw.a.as_ref().ok_or_else(|| need("a"))?, d)?;
-        vec![(h, theta, b, a)]
+        vec![explicit_case(&c, &raw)?]
     } else {
-        let need = |f: &str| {
-            c.error(
-                f,
-                "missing",
-                "present",
-                "random cases need d, cases, lambda_max, bias, noise (or give h, theta, b, a)",
-            )
-        };
-        let d = c.count("d", raw.d.ok_or_else(|| need("d"))?, 1, 1000)?;
-        let n = c.count("cases", raw.cases.ok_or_else(|| need("cases"))?, 1, 1000)?;
-        let lmax = c.positive(
-            "lambda_max",
-            raw.lambda_max.ok_or_else(|| need("lambda_max"))?,
-        )?;
-        let bs = c.non_negative("bias", raw.bias.ok_or_else(|| need("bias"))?)?;
-        let ns = c.non_negative("noise", raw.noise.ok_or_else(|| need("noise"))?)?;
-        (0..n)
-            .map(|_| {
-                let h = random_spd(&mut rng, d, lmax);
-                let e0 = DVector::from_fn(d, |_, _| rng.sample::<f64, _>(StandardNormal));
-                let b = DVector::from_fn(d, |_, _| bs * rng.sample::<f64, _>(StandardNormal));
-                let a = DMatrix::from_fn(d, d, |_, _| ns * rng.sample::<f64, _>(StandardNormal));
-                (h, e0, b, a)
-            })
-            .collect()
+        random_cases(&c, &raw, &mut rng)?
     };
     let mut rows = Vec::new();
     let mut table = Vec::new();

@@ -11,7 +11,7 @@
 //! the alignment error e(t) = 1 - min_j cos(w_j, own-class max-margin vector) decreases from
 //! t = T/4 to T (the limit is reached like 1/ln t, so only the trend is asserted).
 
-use nalgebra::DVector;
+use nalgebra::{DMatrix, DVector};
 use serde::Deserialize;
 
 use super::{labelled_points, time_series, Trained};
@@ -20,7 +20,7 @@ use crate::bias::cluster::{
 };
 use crate::bias::nets::TwoLayer;
 use crate::compare::Row;
-use crate::model::ModelFile;
+use crate::model::{Checker, ModelFile};
 use crate::{Error, Result};
 
 #[derive(Debug, Deserialize)]
@@ -65,12 +65,18 @@ fn alignment(net: &TwoLayer, wp: &DVector<f64>, wn: &DVector<f64>) -> (usize, f6
     (active, cp, cn)
 }
 
-pub(super) fn train(model: &ModelFile) -> Result<Trained> {
-    let raw: Raw = model.raw()?;
-    let c = model.checker();
-    let file = &model.common.file;
-    let seed = model.common.seed;
-    let (x, y) = match (raw.points, raw.labels) {
+/// The data of the model file: generated (`n`, `d` even) or explicit (`points`, `labels`),
+/// both classes present and orthogonally separable (the hypothesis of B-8).
+fn data(
+    c: &Checker<'_>,
+    file: &str,
+    seed: u64,
+    n_key: Option<i64>,
+    d_key: Option<i64>,
+    points: Option<Vec<Vec<f64>>>,
+    labels: Option<Vec<f64>>,
+) -> Result<(DMatrix<f64>, DVector<f64>)> {
+    let (x, y) = match (points, labels) {
         (None, None) => {
             let missing = |f: &str| {
                 c.error(
@@ -80,8 +86,8 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
                     "generated data need n and d (or give points and labels)",
                 )
             };
-            let n = c.count("n", raw.n.ok_or_else(|| missing("n"))?, 2, 100_000)?;
-            let d = c.count("d", raw.d.ok_or_else(|| missing("d"))?, 2, 10_000)?;
+            let n = c.count("n", n_key.ok_or_else(|| missing("n"))?, 2, 100_000)?;
+            let d = c.count("d", d_key.ok_or_else(|| missing("d"))?, 2, 10_000)?;
             if d % 2 != 0 {
                 return Err(c.error(
                     "d",
@@ -93,7 +99,7 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
             orthogonal_data(n, d, seed)
         }
         (Some(p), Some(l)) => {
-            for (f, given) in [("n", raw.n.is_some()), ("d", raw.d.is_some())] {
+            for (f, given) in [("n", n_key.is_some()), ("d", d_key.is_some())] {
                 if given {
                     return Err(c.error(
                         f,
@@ -103,7 +109,7 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
                     ));
                 }
             }
-            labelled_points(&c, &p, &l, None)?
+            labelled_points(c, &p, &l, None)?
         }
         _ => {
             return Err(c.error(
@@ -138,6 +144,15 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
             }
         }
     }
+    Ok((x, y))
+}
+
+pub(super) fn train(model: &ModelFile) -> Result<Trained> {
+    let raw: Raw = model.raw()?;
+    let c = model.checker();
+    let file = &model.common.file;
+    let seed = model.common.seed;
+    let (x, y) = data(&c, file, seed, raw.n, raw.d, raw.points, raw.labels)?;
     let k = c.count("k", raw.k, 2, 10_000)?;
     let init = c.positive("init", raw.init)?;
     let eta = c.positive("eta", raw.eta)?;

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use super::{labelled_points, time_series, Trained};
 use crate::bias::modified_flow::{gd_errors, sgd_epoch_errors, test_problem, LogReg, RATIO_TOL};
 use crate::compare::Row;
-use crate::model::ModelFile;
+use crate::model::{Checker, ModelFile};
 use crate::{Error, Result};
 
 #[derive(Debug, Deserialize)]
@@ -38,6 +38,104 @@ struct Raw {
 
 fn default_batches() -> i64 {
     3
+}
+
+/// The step sizes: at least two, decreasing, each horizon / k for an integer k >= 1.
+fn check_eps(c: &Checker<'_>, eps: &[f64], horizon: f64) -> Result<()> {
+    if eps.len() < 2 {
+        return Err(c.error(
+            "eps",
+            format!("{eps:?}"),
+            "a decreasing list of at least 2 step sizes",
+            "an order test needs two step sizes",
+        ));
+    }
+    for (i, &e) in eps.iter().enumerate() {
+        let f = format!("eps[{i}]");
+        c.positive(&f, e)?;
+        let k = horizon / e;
+        if k < 1.0 || (k - k.round()).abs() > 1e-9 * k {
+            return Err(c.error(
+                &f,
+                e,
+                &format!("horizon / k for an integer k >= 1 (horizon {horizon})"),
+                "the GD runs must end exactly at the horizon",
+            ));
+        }
+        if i > 0 && e >= eps[i - 1] {
+            return Err(c.error(
+                &f,
+                e,
+                &format!("< eps[{}] = {}", i - 1, eps[i - 1]),
+                "the list must decrease",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// B-12's order rows: per pair of consecutive step sizes, each error ratio against
+/// (eps ratio)^order.
+fn ratio_rows(table: &[Vec<f64>]) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for w in table.windows(2) {
+        let (a, z) = (&w[0], &w[1]);
+        let r = a[0] / z[0];
+        let lab = |what: &str| format!("{what}: error ratio eps {} -> {}", a[0], z[0]);
+        for (col, order, what) in [
+            (1, 1, "GD vs GF"),
+            (2, 2, "GD vs modified flow"),
+            (3, 2, "SGD epoch vs GF"),
+            (4, 3, "SGD epoch vs modified flow"),
+        ] {
+            rows.push(
+                Row::rel(lab(what), r.powi(order), a[col] / z[col], RATIO_TOL)
+                    .note(format!("errors {:.3e} -> {:.3e}", a[col], z[col])),
+            );
+        }
+    }
+    rows
+}
+
+/// Per step size: GD run to the horizon inside the ball |w| <= `ball` (beyond it the step is
+/// unstable: a divergence error), then the errors of GD and of one SGD epoch against GF and
+/// the modified flow: rows (eps, GD-GF, GD-modified, SGD-GF, SGD-modified).
+fn error_table(
+    p: &LogReg,
+    w0: &DVector<f64>,
+    eps_list: &[f64],
+    horizon: f64,
+    batches: &[Vec<usize>],
+    ball: f64,
+) -> Result<Vec<Vec<f64>>> {
+    let m = batches.len();
+    let diverged = |eps: f64, step: usize| Error::Diverged {
+        what: format!("GD with eps = {eps} (lambda {})", p.lambda),
+        step,
+        loss: f64::NAN,
+        hint: "use a smaller eps (GD is stable for eps < 2 / (lambda + R^2/4), R = max |x_i|)"
+            .into(),
+    };
+    let mut table = Vec::new();
+    for &eps in eps_list {
+        let mut w = w0.clone();
+        for step in 1..=(horizon / eps).round() as usize {
+            w -= p.grad(&w) * eps;
+            if w.norm().is_nan() || w.norm() > ball {
+                return Err(diverged(eps, step));
+            }
+        }
+        let (g0, g1) = gd_errors(p, w0, eps, horizon);
+        let (s0, s1) = sgd_epoch_errors(p, batches, w0, eps);
+        if ![g0, g1, s0, s1]
+            .iter()
+            .all(|v| v.is_finite() && *v <= 2.0 * ball)
+        {
+            return Err(diverged(eps, m));
+        }
+        table.push(vec![eps, g0, g1, s0, s1]);
+    }
+    Ok(table)
 }
 
 pub(super) fn train(model: &ModelFile) -> Result<Trained> {
@@ -81,35 +179,7 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
         }
     };
     let horizon = c.positive("horizon", raw.horizon)?;
-    if raw.eps.len() < 2 {
-        return Err(c.error(
-            "eps",
-            format!("{:?}", raw.eps),
-            "a decreasing list of at least 2 step sizes",
-            "an order test needs two step sizes",
-        ));
-    }
-    for (i, &e) in raw.eps.iter().enumerate() {
-        let f = format!("eps[{i}]");
-        c.positive(&f, e)?;
-        let k = horizon / e;
-        if k < 1.0 || (k - k.round()).abs() > 1e-9 * k {
-            return Err(c.error(
-                &f,
-                e,
-                &format!("horizon / k for an integer k >= 1 (horizon {horizon})"),
-                "the GD runs must end exactly at the horizon",
-            ));
-        }
-        if i > 0 && e >= raw.eps[i - 1] {
-            return Err(c.error(
-                &f,
-                e,
-                &format!("< eps[{}] = {}", i - 1, raw.eps[i - 1]),
-                "the list must decrease",
-            ));
-        }
-    }
+    check_eps(&c, &raw.eps, horizon)?;
     // issue 15: horizon = 1e308 looped silently (the step count saturated); every GD/SGD run
     // takes horizon / eps steps, checked against the step budget before any is taken
     let total_steps: f64 = raw.eps.iter().map(|&e| horizon / e).sum::<f64>() * 2.0;
@@ -136,49 +206,8 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
     // (|w'| <= (1 - eps lambda)|w| + eps R). An iterate beyond 10 B is an unstable step size.
     let r_max = (0..n).map(|i| p.x.row(i).norm()).fold(0.0, f64::max);
     let ball = 10.0 * (w0.norm() + r_max / p.lambda);
-    let diverged = |eps: f64, step: usize| Error::Diverged {
-        what: format!("GD with eps = {eps} (lambda {})", p.lambda),
-        step,
-        loss: f64::NAN,
-        hint: "use a smaller eps (GD is stable for eps < 2 / (lambda + R^2/4), R = max |x_i|)"
-            .into(),
-    };
-    let mut table = Vec::new();
-    for &eps in &raw.eps {
-        let mut w = w0.clone();
-        for step in 1..=(horizon / eps).round() as usize {
-            w -= p.grad(&w) * eps;
-            if w.norm().is_nan() || w.norm() > ball {
-                return Err(diverged(eps, step));
-            }
-        }
-        let (g0, g1) = gd_errors(&p, &w0, eps, horizon);
-        let (s0, s1) = sgd_epoch_errors(&p, &batches, &w0, eps);
-        if ![g0, g1, s0, s1]
-            .iter()
-            .all(|v| v.is_finite() && *v <= 2.0 * ball)
-        {
-            return Err(diverged(eps, m));
-        }
-        table.push(vec![eps, g0, g1, s0, s1]);
-    }
-    let mut rows = Vec::new();
-    for w in table.windows(2) {
-        let (a, z) = (&w[0], &w[1]);
-        let r = a[0] / z[0];
-        let lab = |what: &str| format!("{what}: error ratio eps {} -> {}", a[0], z[0]);
-        for (col, order, what) in [
-            (1, 1, "GD vs GF"),
-            (2, 2, "GD vs modified flow"),
-            (3, 2, "SGD epoch vs GF"),
-            (4, 3, "SGD epoch vs modified flow"),
-        ] {
-            rows.push(
-                Row::rel(lab(what), r.powi(order), a[col] / z[col], RATIO_TOL)
-                    .note(format!("errors {:.3e} -> {:.3e}", a[col], z[col])),
-            );
-        }
-    }
+    let table = error_table(&p, &w0, &raw.eps, horizon, &batches, ball)?;
+    let rows = ratio_rows(&table);
     let summary = vec![
         ("points".into(), n as f64),
         ("lambda".into(), p.lambda),

@@ -23,7 +23,7 @@ use crate::bias::conv::{
     trend_rows, width_sweep, xor_alignment_chance, PatternRun, B15_OPD_ALIGNED_FINDING, COS_ALIGNED,
 };
 use crate::bias::pattern_data::{orthogonal_task, xor_task};
-use crate::model::ModelFile;
+use crate::model::{Checker, ModelFile};
 use crate::Result;
 
 #[derive(Debug, Deserialize)]
@@ -62,12 +62,9 @@ fn orthogonal_chance(m: usize) -> f64 {
     hit as f64 / n as f64
 }
 
-pub(super) fn train(model: &ModelFile) -> Result<Trained> {
-    let raw: Raw = model.raw()?;
-    let c = model.checker();
-    let task = c.one_of("task", &raw.task, &["xor", "orthogonal"])?;
-    let t = c.count("t", raw.t, 1, 1000)?;
-    let m = match (task, raw.m) {
+/// `m` patterns: an even count for the orthogonal task, absent (4) for XOR.
+fn pattern_count(c: &Checker<'_>, task: &str, m_key: Option<i64>) -> Result<usize> {
+    Ok(match (task, m_key) {
         ("orthogonal", Some(m)) => {
             let m = c.count("m", m, 2, 1000)?;
             if m % 2 != 0 {
@@ -92,17 +89,21 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
             ))
         }
         (_, None) => 4,
-    };
-    if raw.widths.len() < 2 {
+    })
+}
+
+/// The widths: at least two, even, increasing.
+fn widths(c: &Checker<'_>, raw: &[i64]) -> Result<Vec<usize>> {
+    if raw.len() < 2 {
         return Err(c.error(
             "widths",
-            format!("{:?}", raw.widths),
+            format!("{raw:?}"),
             "at least 2 widths",
             "a width trend needs several widths",
         ));
     }
     let mut widths = Vec::new();
-    for (i, &k) in raw.widths.iter().enumerate() {
+    for (i, &k) in raw.iter().enumerate() {
         let f = format!("widths[{i}]");
         let k = c.count(&f, k, 2, 10_000)?;
         if k % 2 != 0 {
@@ -118,23 +119,36 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
         }
         widths.push(k);
     }
-    if raw.seeds.len() < 2 {
+    Ok(widths)
+}
+
+/// The seeds: at least two.
+fn seeds(c: &Checker<'_>, raw: &[i64]) -> Result<Vec<u64>> {
+    if raw.len() < 2 {
         return Err(c.error(
             "seeds",
-            format!("{:?}", raw.seeds),
+            format!("{raw:?}"),
             "at least 2 seeds",
             "a trend needs a spread over seeds",
         ));
     }
-    let seeds: Vec<u64> = raw
-        .seeds
-        .iter()
+    raw.iter()
         .enumerate()
         .map(|(i, &s)| {
             c.count(&format!("seeds[{i}]"), s, 0, 1 << 40)
                 .map(|s| s as u64)
         })
-        .collect::<Result<_>>()?;
+        .collect()
+}
+
+pub(super) fn train(model: &ModelFile) -> Result<Trained> {
+    let raw: Raw = model.raw()?;
+    let c = model.checker();
+    let task = c.one_of("task", &raw.task, &["xor", "orthogonal"])?;
+    let t = c.count("t", raw.t, 1, 1000)?;
+    let m = pattern_count(&c, task, raw.m)?;
+    let widths = widths(&c, &raw.widths)?;
+    let seeds = seeds(&c, &raw.seeds)?;
     let base = PatternRun {
         k: widths[0],
         n_train: c.count("n_train", raw.n_train, 1, 1_000_000)?,

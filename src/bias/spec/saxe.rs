@@ -19,10 +19,11 @@
 //! eta^2 s ln(s/u0) for s in [0.5, 3], u0 in [1e-6, 0.1], eta in [0.005, 0.02]; the first-order
 //! term itself (~1.4 eta at u0 = 1e-3) is far outside it, so the row fails without it.
 
+use nalgebra::DVector;
 use serde::Deserialize;
 
 use super::{time_series, Trained};
-use crate::bias::saxe::{half_time, mode_gd, mode_gf, train_aligned};
+use crate::bias::saxe::{half_time, map_gf_error, mode_gd, mode_gf, train_aligned};
 use crate::compare::Row;
 use crate::model::ModelFile;
 use crate::{Error, Result};
@@ -45,6 +46,76 @@ const RATIO_TOL: f64 = 0.15;
 /// GD half-time to first order in eta (module docs).
 pub fn half_time_gd(s: f64, u0: f64, eta: f64) -> f64 {
     half_time(s, u0) + eta / 4.0 * ((s / (2.0 * u0)).ln() - 2.0 * (2.0 * (s - u0) / s).ln())
+}
+
+/// The order test of the map against the GF curve of one mode (s, u0), horizon steps * eta:
+/// the max error at eta, eta/2, eta/4 halves with the step.
+fn order_rows(s: f64, u0: f64, eta: f64, steps: usize) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let horizon = steps as f64 * eta;
+    let err = |h: f64| map_gf_error(s, u0, h, horizon);
+    let (e1, e2, e3) = (err(eta), err(eta / 2.0), err(eta / 4.0));
+    rows.push(
+        Row::rel(
+            "mode 1: map vs GF curve, error ratio eta -> eta/2 (first order)",
+            2.0,
+            e1 / e2,
+            RATIO_TOL,
+        )
+        .note(format!(
+            "max error on [0, {horizon}]: {e1:.3e}, {e2:.3e}, {e3:.3e}"
+        )),
+    );
+    rows.push(Row::rel(
+        "mode 1: same, eta/2 -> eta/4",
+        2.0,
+        e2 / e3,
+        RATIO_TOL,
+    ));
+    rows
+}
+
+/// Per mode: the GF half-time (summary) and, where the net reaches s/2, the GD half-time row.
+fn half_time_rows(
+    modes: &[DVector<f64>],
+    s: &[f64],
+    u0: &[f64],
+    eta: f64,
+    steps: usize,
+    rows: &mut Vec<Row>,
+) -> Vec<(String, f64)> {
+    let m = s.len();
+    let mut summary = Vec::new();
+    for i in 0..m {
+        let th = half_time(s[i], u0[i]);
+        summary.push((format!("mode {}: GF half-time", i + 1), th));
+        let mut prev = u0[i];
+        let mut crossed = None;
+        for (k, v) in modes.iter().enumerate() {
+            if v[i] >= s[i] / 2.0 {
+                let frac = (s[i] / 2.0 - prev) / (v[i] - prev);
+                crossed = Some((k as f64 + frac) * eta);
+                break;
+            }
+            prev = v[i];
+        }
+        match crossed {
+            Some(t) => rows.push(
+                Row::abs(
+                    format!("mode {}: GD half-time vs GF + first-order term", i + 1),
+                    half_time_gd(s[i], u0[i], eta),
+                    t,
+                    0.25 * eta * eta * s[i] * (s[i] / u0[i]).ln().max(1.0),
+                )
+                .note(format!("GF half-time {th:.6}")),
+            ),
+            None => summary.push((
+                format!("mode {}: not at s/2 by T (steps)", i + 1),
+                steps as f64,
+            )),
+        }
+    }
+    summary
 }
 
 pub(super) fn train(model: &ModelFile) -> Result<Trained> {
@@ -113,66 +184,8 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
             EXACT_TOL,
         ),
     ];
-    // order test of the map against the GF curve, mode 1, horizon steps * eta
-    let horizon = steps as f64 * eta;
-    let err = |h: f64| {
-        let k = (horizon / h).round() as usize;
-        let mut u = u0[0];
-        let mut e: f64 = 0.0;
-        for j in 1..=k {
-            u = mode_gd(u, s[0], h);
-            e = e.max((u - mode_gf(j as f64 * h, s[0], u0[0])).abs());
-        }
-        e
-    };
-    let (e1, e2, e3) = (err(eta), err(eta / 2.0), err(eta / 4.0));
-    rows.push(
-        Row::rel(
-            "mode 1: map vs GF curve, error ratio eta -> eta/2 (first order)",
-            2.0,
-            e1 / e2,
-            RATIO_TOL,
-        )
-        .note(format!(
-            "max error on [0, {horizon}]: {e1:.3e}, {e2:.3e}, {e3:.3e}"
-        )),
-    );
-    rows.push(Row::rel(
-        "mode 1: same, eta/2 -> eta/4",
-        2.0,
-        e2 / e3,
-        RATIO_TOL,
-    ));
-    let mut summary = Vec::new();
-    for i in 0..m {
-        let th = half_time(s[i], u0[i]);
-        summary.push((format!("mode {}: GF half-time", i + 1), th));
-        let mut prev = u0[i];
-        let mut crossed = None;
-        for (k, v) in modes.iter().enumerate() {
-            if v[i] >= s[i] / 2.0 {
-                let frac = (s[i] / 2.0 - prev) / (v[i] - prev);
-                crossed = Some((k as f64 + frac) * eta);
-                break;
-            }
-            prev = v[i];
-        }
-        match crossed {
-            Some(t) => rows.push(
-                Row::abs(
-                    format!("mode {}: GD half-time vs GF + first-order term", i + 1),
-                    half_time_gd(s[i], u0[i], eta),
-                    t,
-                    0.25 * eta * eta * s[i] * (s[i] / u0[i]).ln().max(1.0),
-                )
-                .note(format!("GF half-time {th:.6}")),
-            ),
-            None => summary.push((
-                format!("mode {}: not at s/2 by T (steps)", i + 1),
-                steps as f64,
-            )),
-        }
-    }
+    rows.extend(order_rows(s[0], u0[0], eta, steps));
+    let summary = half_time_rows(&modes, s, u0, eta, steps, &mut rows);
     let mut header = vec!["t".to_string()];
     for i in 1..=m {
         header.push(format!("u{i}_net"));

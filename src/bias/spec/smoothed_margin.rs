@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::{data_keys, log_steps, time_series, Data, Trained};
 use crate::bias::agreement::teacher_data;
-use crate::bias::smoothed_margin::{smoothed_margin_run_on, SmoothedMarginSettings};
+use crate::bias::smoothed_margin::{smoothed_margin_run_on, MarginRun, SmoothedMarginSettings};
 use crate::bias::stats::fmt_list;
 use crate::compare::Row;
 use crate::model::ModelFile;
@@ -41,6 +41,43 @@ struct Raw {
 const DECREASE_TOL: f64 = 1e-8;
 /// Norm-growth tolerance of B-7 (claim file): gamma~ still rises slowly.
 const GROWTH_TOL: f64 = 0.1;
+
+/// Along the doubling times t1, 2 t1, 4 t1, ...: the direction theta/|theta| settles
+/// (1 - cos between successive checkpoints decreases) and |theta|^2 grows by a constant per
+/// doubling (|theta| ~ (ln t)^(1/2)).
+fn doubling_rows(r: &MarginRun, doubling: &[usize]) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let at: Vec<usize> = doubling
+        .iter()
+        .filter_map(|t| r.samples.iter().position(|s| s.0 == *t))
+        .collect();
+    let cosd: Vec<f64> = at
+        .windows(2)
+        .map(|p| {
+            let (a, b) = (&r.thetas[p[0]], &r.thetas[p[1]]);
+            1.0 - a.dot(b) / (a.norm() * b.norm())
+        })
+        .collect();
+    let inc: Vec<f64> = at
+        .windows(2)
+        .map(|p| r.samples[p[1]].2 - r.samples[p[0]].2)
+        .collect();
+    rows.push(Row::holds(
+        format!("1 - cos(theta(t), theta(2t)) decreases along t = {doubling:?}"),
+        cosd.windows(2).all(|p| p[1] < p[0]),
+        fmt_list(&cosd),
+    ));
+    rows.push(
+        Row::rel(
+            "|theta|^2 increment per doubling, last / first (|theta| ~ (ln t)^(1/2))",
+            1.0,
+            inc.last().copied().unwrap_or(f64::NAN) / inc.first().copied().unwrap_or(f64::NAN),
+            GROWTH_TOL,
+        )
+        .note(fmt_list(&inc)),
+    );
+    rows
+}
 
 pub(super) fn train(model: &ModelFile) -> Result<Trained> {
     let raw: Raw = model.raw()?;
@@ -82,10 +119,6 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
         Error::Requirement(m) => c.error("steps", steps, "more steps (or a larger eta)", &m),
         e => e,
     })?;
-    let at: Vec<usize> = doubling
-        .iter()
-        .filter_map(|t| r.samples.iter().position(|s| s.0 == *t))
-        .collect();
     let mut rows = vec![Row::abs(
         "max relative per-step decrease of gamma~ after L_sum < 1",
         0.0,
@@ -96,31 +129,7 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
         "L_sum < 1 from step {}; GD eta {eta} on the mean exp loss",
         r.t0
     ))];
-    let cosd: Vec<f64> = at
-        .windows(2)
-        .map(|p| {
-            let (a, b) = (&r.thetas[p[0]], &r.thetas[p[1]]);
-            1.0 - a.dot(b) / (a.norm() * b.norm())
-        })
-        .collect();
-    let inc: Vec<f64> = at
-        .windows(2)
-        .map(|p| r.samples[p[1]].2 - r.samples[p[0]].2)
-        .collect();
-    rows.push(Row::holds(
-        format!("1 - cos(theta(t), theta(2t)) decreases along t = {doubling:?}"),
-        cosd.windows(2).all(|p| p[1] < p[0]),
-        fmt_list(&cosd),
-    ));
-    rows.push(
-        Row::rel(
-            "|theta|^2 increment per doubling, last / first (|theta| ~ (ln t)^(1/2))",
-            1.0,
-            inc.last().copied().unwrap_or(f64::NAN) / inc.first().copied().unwrap_or(f64::NAN),
-            GROWTH_TOL,
-        )
-        .note(fmt_list(&inc)),
-    );
+    rows.extend(doubling_rows(&r, &doubling));
     let last = r.samples.last().map_or(f64::NAN, |s| s.1);
     let summary = vec![
         ("step with L_sum < 1".into(), r.t0 as f64),

@@ -162,9 +162,23 @@ pub fn reference_runs() -> Result<Vec<Vec<ReferenceRun>>> {
 /// B-16 check: the reference runs of THEORY II.2 (see the claim file for the rows).
 pub fn check_b16() -> Result<Vec<Row>> {
     let all = reference_runs()?;
+    let scan = margin_scan()?;
+    let mut rows = setting_rows(&all)?;
+    rows.extend(margin_scan_rows(&scan)?);
+    rows.extend(pooled_rows(&all, &scan));
+    Ok(rows)
+}
+
+/// All 20 neurons agree in sign with every label at the end.
+fn all_agree(r: &ReferenceRun) -> bool {
+    final_agreeing(r) == 20
+}
+
+/// Per setting: the cluster share and the mean linear fraction.
+fn setting_rows(all: &[Vec<ReferenceRun>]) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     let boot = Bootstrap::new(BOOT_SEED);
-    for (s, runs) in SETTINGS.iter().zip(&all) {
+    for (s, runs) in SETTINGS.iter().zip(all) {
         let refs: Vec<&ReferenceRun> = runs.iter().collect();
         let note = summary(&refs);
         let lin: Vec<f64> = runs.iter().map(|r| r.linear).collect();
@@ -215,14 +229,18 @@ pub fn check_b16() -> Result<Vec<Row>> {
             );
         }
     }
-    let scan = margin_scan()?;
-    let all_agree = |r: &ReferenceRun| final_agreeing(r) == 20;
+    Ok(rows)
+}
+
+/// The margin scan: agreement without one cluster, and the effect of the margin.
+fn margin_scan_rows(scan: &[Vec<ReferenceRun>]) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
     let frac = |runs: &[ReferenceRun], f: &dyn Fn(&ReferenceRun) -> bool| {
         runs.iter().filter(|r| f(r)).count() as f64 / runs.len() as f64
     };
     let per_margin = SCAN_MARGINS
         .iter()
-        .zip(&scan)
+        .zip(scan)
         .map(|(m, runs)| {
             format!(
                 "margin {m}: all agree {:.3}, one cluster {:.3}, mean linear {:.4}",
@@ -266,6 +284,14 @@ pub fn check_b16() -> Result<Vec<Row>> {
             high.describe()
         ),
     ));
+    Ok(rows)
+}
+
+/// Over all runs: the B-3 lemma beyond exact clusters, the small-init stragglers, B-4 and B-5
+/// after full agreement.
+fn pooled_rows(all: &[Vec<ReferenceRun>], scan: &[Vec<ReferenceRun>]) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let scan_flat: Vec<&ReferenceRun> = scan.iter().flatten().collect();
     let flat: Vec<&ReferenceRun> = all
         .iter()
         .flatten()
@@ -273,7 +299,7 @@ pub fn check_b16() -> Result<Vec<Row>> {
         .collect();
     let smalls: Vec<&ReferenceRun> = SETTINGS
         .iter()
-        .zip(&all)
+        .zip(all)
         .filter(|(s, _)| s.init < 0.01)
         .flat_map(|(_, r)| r.iter())
         .collect();
@@ -352,7 +378,7 @@ pub fn check_b16() -> Result<Vec<Row>> {
                 .collect::<Vec<_>>()
         )),
     );
-    Ok(rows)
+    rows
 }
 
 /// Tolerance of the within-sign drift after full agreement (B-4 on 2e5-step runs): identical

@@ -38,16 +38,7 @@ pub fn check_b13() -> Result<Vec<Row>> {
     ));
     // GD -> GF at first order in eta: error of the map against u(t) at t = 3, halving eta
     let (sm, um, t_end) = (2.0, 1e-3, 3.0);
-    let err = |eta: f64| {
-        let k = (t_end / eta).round() as usize;
-        let mut u = um;
-        let mut e: f64 = 0.0;
-        for j in 1..=k {
-            u = mode_gd(u, sm, eta);
-            e = e.max((u - mode_gf(j as f64 * eta, sm, um)).abs());
-        }
-        e
-    };
+    let err = |eta: f64| map_gf_error(sm, um, eta, t_end);
     let (e1, e2, e3) = (err(0.01), err(0.005), err(0.0025));
     rows.push(
         Row::rel(

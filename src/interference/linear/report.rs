@@ -693,11 +693,24 @@ fn eprop_race_text(o: &mut String, rep: &LinearReport, ep: &EpropRace) {
 
 impl Report for LinearReport {
     fn text(&self) -> String {
+        let mut o = String::new();
+        self.header_text(&mut o);
+        self.verdict_text(&mut o);
+        self.task_a_text(&mut o);
+        self.fixed_points_text(&mut o);
+        self.race_text(&mut o);
+        self.interference_text(&mut o);
+        o
+    }
+}
+
+/// The sections of [`LinearReport`]'s text, in order.
+impl LinearReport {
+    /// Title, model line and parameters.
+    fn header_text(&self, o: &mut String) {
         let s = &self.spec;
         let p = &s.params;
         let r = self.r;
-        let b = &self.task_b;
-        let mut o = String::new();
         let title = if self.name.is_empty() {
             "linear 2x2 model"
         } else {
@@ -722,7 +735,11 @@ impl Report for LinearReport {
             "  r = u/zhat = {}   u = {}   zhat = {}   eta = {}   seed eps = {}   learned when |z - zhat| < {:.0e}\n\n",
             short(r), short(p.u), short(p.zhat), short(p.eta), short(s.eps), s.tolerance
         ));
+    }
 
+    /// The verdict: who wins the race, the interference, and the criterion's prediction.
+    fn verdict_text(&self, o: &mut String) {
+        let p = &self.spec.params;
         // Verdict.
         let share = self.rotation_share;
         let margin = (share - 0.5).abs();
@@ -777,6 +794,13 @@ impl Report for LinearReport {
                 short(p.zhat)
             ));
         }
+        self.criterion_text(o);
+    }
+
+    /// The criterion's prediction beside the full flow (e-prop: its one-factor rotation).
+    fn criterion_text(&self, o: &mut String) {
+        let r = self.r;
+        let b = &self.task_b;
         let crit = self.race.criterion_winner;
         if let Some(ep) = &self.eprop {
             o.push_str(&format!(
@@ -820,7 +844,10 @@ impl Report for LinearReport {
             }
         }
         o.push('\n');
+    }
 
+    /// 1. Task A.
+    fn task_a_text(&self, o: &mut String) {
         // 1. Task A.
         o.push_str(&format!(
             "1. TASK A, learned from M = 0 (own loss, {})\n",
@@ -830,8 +857,8 @@ impl Report for LinearReport {
             "    {:<34}{:>14}{:>16}{:>12}\n",
             "", "closed form", "ODE", "difference"
         ));
-        compared_line(&mut o, "lambda_A = 1 - r", &self.lambda_a, 7);
-        compared_line(&mut o, "learning time of A", &self.t_a, 7);
+        compared_line(o, "lambda_A = 1 - r", &self.lambda_a, 7);
+        compared_line(o, "learning time of A", &self.t_a, 7);
         o.push_str(&format!(
             "    recurrent gain G_A = 1/(1 - lambda_A) = zhat/u = {}\n",
             num(self.gain_a, 4)
@@ -839,7 +866,11 @@ impl Report for LinearReport {
         o.push_str(
             "    (the ODE stops when |z_AA - zhat| < tol, so lambda falls short of 1 - r by tol u/zhat^2)\n\n",
         );
+    }
 
+    /// 2. Fixed points and stability.
+    fn fixed_points_text(&self, o: &mut String) {
+        let b = &self.task_b;
         // 2. Fixed points.
         o.push_str("2. FIXED POINTS AND STABILITY   (kappa_mu = u R e_mu, R = (I - M)^-1; Jacobian J = -I + M)\n");
         o.push_str(&format!(
@@ -870,11 +901,17 @@ impl Report for LinearReport {
         o.push_str(
             "    (ODE diff: the network relaxed from kappa = 0 minus the closed form; readout z_mu mu)\n\n",
         );
+    }
 
+    /// 3. The race (e-prop's own section under e-prop).
+    fn race_text(&self, o: &mut String) {
+        let s = &self.spec;
+        let b = &self.task_b;
+        let share = self.rotation_share;
         // 3. The race.
         let race = &self.race;
         if let Some(ep) = &self.eprop {
-            eprop_race_text(&mut o, self, ep);
+            eprop_race_text(o, self, ep);
         } else {
             o.push_str(
             "3. THE RACE   z_BB = u / (1 - s_eff),  s_eff = s + p q/(1 - lambda)   (I-6, I-8)\n",
@@ -905,8 +942,8 @@ impl Report for LinearReport {
                 "    {:<34}{:>14}{:>16}{:>12}\n",
                 "", "closed form", "ODE", "difference"
             ));
-            compared_line(&mut o, "  t_rot (balanced p = q, s = 0)", &self.t_rot, 7);
-            compared_line(&mut o, "  t_new (p = q = 0)", &self.t_new, 7);
+            compared_line(o, "  t_rot (balanced p = q, s = 0)", &self.t_rot, 7);
+            compared_line(o, "  t_new (p = q = 0)", &self.t_new, 7);
             o.push_str(&format!(
             "\n    full flow (I-6): B learned at tau = {};  delta s = {},  delta p q/(1 - lambda) = {}\n",
             num(b.t, 5),
@@ -934,7 +971,13 @@ impl Report for LinearReport {
             None => o.push_str("                     closed-form path criterion (I-16): no crossover at this eps\n\n"),
         }
         }
+    }
 
+    /// 4. Interference.
+    fn interference_text(&self, o: &mut String) {
+        let p = &self.spec.params;
+        let r = self.r;
+        let b = &self.task_b;
         // 4. Interference.
         let ra = &b.readouts_after;
         o.push_str("4. INTERFERENCE   I = L_A(after B) / L_A(M = 0),  L_A = (zhat - z_AA)^2 / 2\n");
@@ -974,7 +1017,6 @@ impl Report for LinearReport {
                 "A is remembered worse than by the untrained network"
             }
         ));
-        o
     }
 }
 

@@ -11,7 +11,7 @@ use nalgebra::{Matrix2, Vector2};
 use serde::Serialize;
 
 use crate::num::eig2::{classify, eigen2, FixedPointType};
-use crate::num::newton::{newton_static, NewtonOptions};
+use crate::num::newton::{newton_static, NewtonOptions, NewtonResult};
 
 /// A planar vector field with its Jacobian.
 pub trait PlanarFlow: Sync {
@@ -73,6 +73,15 @@ fn polish(sys: &impl PlanarFlow, mut x: Vector2<f64>) -> Vector2<f64> {
     x
 }
 
+/// Damped Newton on the flow from `x0`: a fixed point F(x) = 0 with J the flow's Jacobian.
+pub fn newton_fixed_point(
+    sys: &impl PlanarFlow,
+    x0: Vector2<f64>,
+    opts: &NewtonOptions,
+) -> crate::Result<NewtonResult<Vector2<f64>>> {
+    newton_static(|x| (sys.flow(x), sys.jacobian(x)), x0, opts)
+}
+
 /// All fixed points found from a `grid x grid` lattice of Newton starts in the box `[lo, hi]`.
 ///
 /// A root is kept if Newton converges to |F| <= 1e-11 (a few ulps of O(1) flows) inside the box
@@ -101,7 +110,7 @@ pub fn fixed_points_in_box(
                 lo[0] + (hi[0] - lo[0]) * i as f64 / (grid - 1) as f64,
                 lo[1] + (hi[1] - lo[1]) * k as f64 / (grid - 1) as f64,
             );
-            let Ok(r) = newton_static(|x| (sys.flow(x), sys.jacobian(x)), x0, &opts) else {
+            let Ok(r) = newton_fixed_point(sys, x0, &opts) else {
                 continue;
             };
             let x = polish(sys, r.x);

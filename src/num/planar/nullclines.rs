@@ -51,8 +51,6 @@ pub fn nullcline(
         }
     }
     let v = |i: usize, k: usize| vals[k * (n + 1) + i];
-    // a node is "positive" if >= 0; cells with a non-finite corner are skipped
-    let pos = |x: f64| x >= 0.0;
     let crossing = |e: Edge| -> [f64; 2] {
         let (i, k, d) = e;
         let (i2, k2) = if d == 0 { (i + 1, k) } else { (i, k + 1) };
@@ -65,7 +63,32 @@ pub fn nullcline(
         let (p, q) = (node(i, k), node(i2, k2));
         [p[0] + t * (q[0] - p[0]), p[1] + t * (q[1] - p[1])]
     };
-    // segments between edges, from each cell
+    let segs = cell_segments(&v, n);
+    let cell = hx.abs().max(hy.abs());
+    let mut branches = Vec::new();
+    for (chain, closed) in chains(&segs) {
+        let mut points = Vec::with_capacity(chain.len());
+        let mut max_residual = 0.0f64;
+        for e in chain {
+            let p = refine(sys, component, crossing(e), cell);
+            max_residual = max_residual.max(g(p).abs());
+            points.push(p);
+        }
+        branches.push(Branch {
+            component,
+            points,
+            closed,
+            max_residual,
+        });
+    }
+    branches
+}
+
+/// The marching-squares segments of the cells of an `n x n` grid with node values `v(i, k)`
+/// (a node is "positive" if >= 0; cells with a non-finite corner are skipped; saddle cells are
+/// resolved by the centre value).
+fn cell_segments(v: &impl Fn(usize, usize) -> f64, n: usize) -> Vec<(Edge, Edge)> {
+    let pos = |x: f64| x >= 0.0;
     let mut segs: Vec<(Edge, Edge)> = Vec::new();
     for k in 0..n {
         for i in 0..n {
@@ -112,14 +135,20 @@ pub fn nullcline(
             }
         }
     }
-    // join segments through shared edges
+    segs
+}
+
+/// The segments joined through shared edges into chains of edges (open ones first, then the
+/// closed loops, in segment order so that the output is deterministic), each with whether it
+/// closes on itself.
+fn chains(segs: &[(Edge, Edge)]) -> Vec<(Vec<Edge>, bool)> {
     let mut adj: HashMap<Edge, Vec<usize>> = HashMap::new();
     for (s, (e1, e2)) in segs.iter().enumerate() {
         adj.entry(*e1).or_default().push(s);
         adj.entry(*e2).or_default().push(s);
     }
     let mut used = vec![false; segs.len()];
-    let mut branches = Vec::new();
+    let mut out = Vec::new();
     // start from open ends first (edges with a single segment), then the remaining loops;
     // iterate in segment order so the output is deterministic
     let mut starts: Vec<(Edge, usize)> = Vec::new();
@@ -160,22 +189,9 @@ pub fn nullcline(
                 None => break,
             }
         }
-        let cell = hx.abs().max(hy.abs());
-        let mut points = Vec::with_capacity(chain.len());
-        let mut max_residual = 0.0f64;
-        for e in chain {
-            let p = refine(sys, component, crossing(e), cell);
-            max_residual = max_residual.max(g(p).abs());
-            points.push(p);
-        }
-        branches.push(Branch {
-            component,
-            points,
-            closed,
-            max_residual,
-        });
+        out.push((chain, closed));
     }
-    branches
+    out
 }
 
 /// Move `p` onto `F_component = 0` by up to 4 gradient-Newton steps (see the module docs).

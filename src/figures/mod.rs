@@ -9,6 +9,12 @@
 //!   staying put while s grows).
 //! - the gallery adds the interference phase diagram over (r, eps) with the I-8 curve r*(eps),
 //!   and the I-13 rotation share over (g, T_d) with its f_rot = 1/2 boundary.
+//! - [`bias`]: the implicit-bias figures; [`rules`]: the learning-rule figures; [`tmaps`]: the
+//!   T-map figures of a T-map sweep.
+
+pub mod bias;
+pub mod rules;
+pub mod tmaps;
 
 use std::path::{Path, PathBuf};
 

@@ -5,7 +5,8 @@
 //! - [`balance_drift`]: B-1, drift of the balance D_j at fixed horizon eta*T against eta (slope 1);
 //! - [`clusters`]: B-3/B-8, cosine similarities of the hidden weight vectors of a leaky-ReLU
 //!   student trained from small init, and their projection on the top two principal directions;
-//! - [`diagonal_bias`]: B-10, |beta|_1 of argmin Q_alpha against alpha between min-l1 and min-l2;
+//! - [`diagonal_bias`]: B-10, |beta|_1 of argmin Q_alpha against alpha between min-l1 and min-l2,
+//!   on the data and with the trainer of a `bias_diagonal` model file;
 //! - [`modified_flow_order`]: B-12, error of GD / SGD against gradient flow and the modified flow
 //!   against the step size eps (orders 1, 2 and 2, 3).
 //!
@@ -18,17 +19,18 @@ use nalgebra::{DMatrix, DVector};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
-use crate::bias::agreement::{student, teacher_data};
-use crate::bias::balance::{random_two_layer, summed_drift};
+use crate::bias::agreement::{student, teacher_data, train_first_layer};
+use crate::bias::balance::{drift_reference, summed_drift};
 use crate::bias::cluster::cosine_clusters;
-use crate::bias::diagonal::{min_l2, reference_data, train_diagonal, DiagRun, DiagSettings};
+use crate::bias::diagonal::{min_l2, sparse_regression, train_diagonal, DiagRun};
 use crate::bias::margin::{soudry, soudry_set};
 use crate::bias::modified_flow::{gd_errors, sgd_epoch_errors, test_problem};
-use crate::bias::nets::{Activation, Loss, TwoLayerGrad, TwoLayerWork};
 use crate::bias::solvers::mirror_argmin;
+use crate::bias::spec::diagonal_spec;
+use crate::model::ModelFile;
 use crate::plot::lines::{self, FitSpec, LineSpec, Mark, Series};
 use crate::plot::Output;
-use crate::{io, Error, Result};
+use crate::{io, Result};
 
 fn output(dir: &Path, stem: &str, what: &str, settings: serde_json::Value) -> Output {
     Output::new(dir, stem).with_provenance(serde_json::json!({
@@ -120,16 +122,7 @@ pub const DRIFT_SGD_SEEDS: u64 = 8;
 /// the GD slope fitted (predicted 1: the drift is a sum of T = 1/eta terms of size eta^2).
 pub fn balance_drift(dir: &Path) -> Result<Vec<PathBuf>> {
     io::ensure_dir(dir)?;
-    let mut rng = StdRng::seed_from_u64(11);
-    let (net0, x, y) = random_two_layer(
-        &mut rng,
-        6,
-        12,
-        40,
-        Activation::LeakyRelu(0.2),
-        Loss::Square,
-        0.7,
-    );
+    let (net0, x, y) = drift_reference();
     let mut series = Vec::new();
     for (label, batch, seeds) in [
         ("GD", 40usize, 1u64),
@@ -236,6 +229,27 @@ fn linkage_labels(v: &[DVector<f64>], count: usize) -> Vec<usize> {
         .collect()
 }
 
+/// The top two principal directions of the (uncentred) second moment W W^T of the columns
+/// of `w`.
+fn principal_plane(w: &DMatrix<f64>) -> Result<(DVector<f64>, DVector<f64>)> {
+    // capped: eps 1e-15 (rounding level), 10_000 sweeps far above what a d x d matrix needs
+    let eig =
+        nalgebra::SymmetricEigen::try_new(w * w.transpose(), 1e-15, 10_000).ok_or_else(|| {
+            crate::Error::NoConvergence {
+                solver: "symmetric eigen-decomposition of W W^T (cluster figure)".into(),
+                iterations: 10_000,
+                residual: f64::NAN,
+                tolerance: 1e-15,
+            }
+        })?;
+    let mut idx: Vec<usize> = (0..w.nrows()).collect();
+    idx.sort_by(|&a, &b| eig.eigenvalues[b].total_cmp(&eig.eigenvalues[a]));
+    Ok((
+        eig.eigenvectors.column(idx[0]).into_owned(),
+        eig.eigenvectors.column(idx[1]).into_owned(),
+    ))
+}
+
 /// B-3/B-8: a two-layer leaky-ReLU student (alpha = 0.2, 10 + 10 neurons with a = +-1 fixed) on
 /// linearly separable teacher data (d = 5, n = 40), first layer trained by GD (eta = 0.5, mean
 /// logistic loss) from init std 1e-3. Writes the cosine-similarity matrix of the hidden weight
@@ -250,22 +264,7 @@ pub fn clusters(dir: &Path) -> Result<Vec<PathBuf>> {
         CL_INIT * rng.sample::<f64, _>(StandardNormal)
     });
     let mut net = student(w0, CL_K, CL_ALPHA);
-    let mut work = TwoLayerWork::new(CL_N, 2 * CL_K);
-    let mut g = TwoLayerGrad::zeros(CL_D, 2 * CL_K);
-    let mut loss = f64::NAN;
-    for step in 0..CLUSTER_STEPS {
-        loss = net.grad_into(&x, &y, Loss::Logistic, &mut work, &mut g)?;
-        if !loss.is_finite() {
-            return Err(Error::Diverged {
-                what: "cluster figure GD".into(),
-                step,
-                loss,
-                hint: "reduce eta".into(),
-            });
-        }
-        // first layer only: the second layer stays at +-1
-        net.w -= &g.w * CL_ETA;
-    }
+    let loss = train_first_layer(&mut net, &x, &y, CL_ETA, CLUSTER_STEPS, "cluster figure GD")?;
     let m = 2 * CL_K;
     let v: Vec<DVector<f64>> = (0..m).map(|c| net.w.column(c).into_owned()).collect();
     let cc = cosine_clusters(&v)?;
@@ -296,21 +295,7 @@ pub fn clusters(dir: &Path) -> Result<Vec<PathBuf>> {
         &output(dir, "bias_clusters_cosine", what, settings.clone()),
     )?;
     files.extend(r.files);
-    // top two principal directions of the (uncentred) second moment W W^T
-    // capped: eps 1e-15 (rounding level), 10_000 sweeps far above what a d x d matrix needs
-    let eig = nalgebra::SymmetricEigen::try_new(&net.w * net.w.transpose(), 1e-15, 10_000)
-        .ok_or_else(|| crate::Error::NoConvergence {
-            solver: "symmetric eigen-decomposition of W W^T (cluster figure)".into(),
-            iterations: 10_000,
-            residual: f64::NAN,
-            tolerance: 1e-15,
-        })?;
-    let mut idx: Vec<usize> = (0..CL_D).collect();
-    idx.sort_by(|&a, &b| eig.eigenvalues[b].total_cmp(&eig.eigenvalues[a]));
-    let (e1, e2) = (
-        eig.eigenvectors.column(idx[0]),
-        eig.eigenvectors.column(idx[1]),
-    );
+    let (e1, e2) = principal_plane(&net.w)?;
     let pts: Vec<[f64; 2]> = v.iter().map(|w| [w.dot(&e1), w.dot(&e2)]).collect();
     let nc = labels.iter().copied().max().map_or(0, |c| c + 1);
     let group_labels: Vec<String> = (0..nc)
@@ -347,12 +332,15 @@ pub fn clusters(dir: &Path) -> Result<Vec<PathBuf>> {
 pub const DIAG_ALPHAS: usize = 29;
 
 /// B-10: |beta|_1 of argmin Q_alpha (the implicit-bias potential of the diagonal net at init
-/// scale alpha) on the reference sparse regression (n = 20, d = 40, 3-sparse beta*), for alpha on
-/// a log grid 1e-3..10, with GD-trained interpolators at a few alpha and the min-l1 (alpha ->
-/// 0, here alpha = 1e-100) and min-l2 levels dashed.
-pub fn diagonal_bias(dir: &Path) -> Result<Vec<PathBuf>> {
+/// scale alpha) on the sparse regression of a `bias_diagonal` model file (checked by
+/// [`crate::bias::spec::diagonal_spec`]; the gallery uses `models/bias-diagonal.toml`), for
+/// alpha on a log grid 1e-3..10, with the interpolator of the model's own (S)GD run (its alpha,
+/// eta, batch, step cap and loss tolerance) on the curve, and the min-l1 (alpha -> 0, here
+/// alpha = 1e-100) and min-l2 levels dashed.
+pub fn diagonal_bias(model: &ModelFile, dir: &Path) -> Result<Vec<PathBuf>> {
+    let ds = diagonal_spec(model)?;
     io::ensure_dir(dir)?;
-    let (x, y, beta_star) = reference_data(1);
+    let (x, y, beta_star) = sparse_regression(ds.n, ds.d, ds.sparsity, ds.size, ds.seed);
     let d = x.ncols();
     let zero = DVector::zeros(d);
     let alphas = geom(1e-3, 10.0, DIAG_ALPHAS);
@@ -363,28 +351,22 @@ pub fn diagonal_bias(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     let l1 = argmin(2.0 * 1e-100f64.ln())?.abs().sum();
     let l2 = min_l2(&x, &y)?.abs().sum();
-    let mut trained = Vec::new();
-    let mut gd_notes = Vec::new();
-    for a in GD_ALPHAS {
-        let run: DiagRun = train_diagonal(
-            &x,
-            &y,
-            &DiagSettings {
-                alpha: a,
-                eta: 0.01,
-                batch: x.nrows(),
-                max_steps: 400_000,
-                loss_tol: 1e-16,
-                seed: 0,
-            },
-        )?;
-        trained.push([a, run.beta.abs().sum()]);
-        gd_notes.push(serde_json::json!({"alpha": a, "steps": run.steps, "loss": run.loss}));
-    }
+    // the model file's own run (what `modeflow train` on it trains): its alpha, eta, batch
+    let a = ds.settings.alpha;
+    let run: DiagRun = train_diagonal(&x, &y, &ds.settings)?;
+    let trained = vec![[a, run.beta.abs().sum()]];
+    let gd_notes = vec![serde_json::json!({"alpha": a, "steps": run.steps, "loss": run.loss})];
     let span = [alphas[0], alphas[alphas.len() - 1]];
     let series = vec![
         Series::new("argmin Q_α s.t. Xβ = y", q, Mark::LinePoints),
-        Series::new("GD-trained (η = 0.01)", trained, Mark::Points),
+        Series::new(
+            &format!(
+                "trained (α = {}, η = {}, batch {})",
+                ds.settings.alpha, ds.settings.eta, ds.settings.batch
+            ),
+            trained,
+            Mark::Points,
+        ),
         Series::new(
             &format!("min-ℓ1 level ({l1:.3})"),
             span.iter().map(|&a| [a, l1]).collect(),
@@ -407,16 +389,21 @@ pub fn diagonal_bias(dir: &Path) -> Result<Vec<PathBuf>> {
         "bias_diagonal",
         "B-10 diagonal linear net: argmin of the mirror potential Q_alpha and GD interpolators (THEORY II.4)",
         serde_json::json!({
-            "data": "reference_data(1): n = 20, d = 40, 3-sparse beta* of size 1",
+            "model_file": model.common.file,
+            "data": format!(
+                "sparse_regression: n = {}, d = {}, {}-sparse beta* of size {}, seed {}",
+                ds.n, ds.d, ds.sparsity, ds.size, ds.seed
+            ),
+            "training": {
+                "eta": ds.settings.eta, "batch": ds.settings.batch,
+                "max_steps": ds.settings.max_steps, "loss_tol": ds.settings.loss_tol,
+            },
             "beta_star_l1": beta_star.abs().sum(), "min_l1": l1, "min_l2_l1norm": l2,
             "alphas": alphas, "gd": gd_notes,
         }),
     );
     Ok(lines::render(&series, &spec, &out)?.files)
 }
-
-/// Init scales of the GD-trained points of [`diagonal_bias`].
-const GD_ALPHAS: [f64; 3] = [0.05, 0.3, 1.0];
 
 /// Step sizes of [`modified_flow_order`] (factor 2 apart).
 pub const ORDER_EPS: [f64; 5] = [0.4, 0.2, 0.1, 0.05, 0.025];

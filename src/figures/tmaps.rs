@@ -23,8 +23,8 @@ use crate::num::stats::{Estimate, Statistic};
 use crate::plot::heatmap::{self, Curve, Grid, HeatSpec, Points};
 use crate::plot::lines::{self, LineSpec, Mark, Series};
 use crate::plot::Output;
+use crate::report::SweepResult;
 use crate::rnn::tmaps::{standing, Standing, FORGETTING};
-use crate::sweep::SweepResult;
 use crate::{io, Error, Result};
 
 /// The sweep outputs a T-map figure reads (a subset of `models/t-maps.toml`'s `outputs`).
@@ -218,47 +218,95 @@ pub fn tmap_figures(sw: &SweepResult, file: &str, dir: &Path) -> Result<Vec<Path
     let us = distinct(pts.iter().map(|p| p.u_s));
     let mut files = Vec::new();
     for t_d in distinct(pts.iter().map(|p| p.t_d)) {
-        // grid cell (column g, row u_s) -> the point's outputs
-        let cell = |k: usize| -> Option<&[f64; 7]> {
-            let (i, j) = (k % gs.len(), k / gs.len());
-            pts.iter()
-                .find(|p| p.t_d == t_d && p.g == gs[i] && p.u_s == us[j])
-                .map(|p| &p.out)
+        let slice = Slice {
+            pts: &pts,
+            gs: gs.clone(),
+            us: us.clone(),
+            t_d,
+            dir,
+            tag: format!("{t_d}").replace('.', "p"),
+            provenance: serde_json::json!({
+                "modeflow_version": env!("CARGO_PKG_VERSION"),
+                "sweep": sw.name,
+                "sweep_file": sw.sweep_file,
+                "base_file": sw.base_file,
+                "t_d": t_d,
+                "what": "T-maps of THEORY I.7: per point the seeds' median with its 95% bootstrap interval, the rotation share with its Wilson interval",
+            }),
         };
-        let n = gs.len() * us.len();
-        let at = |k: usize| [gs[k % gs.len()], us[k / gs.len()]];
-        let provenance = serde_json::json!({
-            "modeflow_version": env!("CARGO_PKG_VERSION"),
-            "sweep": sw.name,
-            "sweep_file": sw.sweep_file,
-            "base_file": sw.base_file,
-            "t_d": t_d,
-            "what": "T-maps of THEORY I.7: per point the seeds' median with its 95% bootstrap interval, the rotation share with its Wilson interval",
-        });
-        let tag = format!("{t_d}").replace('.', "p");
+        files.extend(slice.interference()?);
+        files.extend(slice.modes()?);
+        files.extend(slice.covariate()?);
+        files.extend(slice.against_covariate()?);
+    }
+    Ok(files)
+}
 
-        // 1. median interference with T-1's region
-        let t1: Vec<Option<Standing>> = (0..n)
+/// The maps at one delay T_d: a grid of cells (column g, row u_s).
+struct Slice<'a> {
+    pts: &'a [MapPoint],
+    gs: Vec<f64>,
+    us: Vec<f64>,
+    t_d: f64,
+    dir: &'a Path,
+    /// T_d in file names
+    tag: String,
+    provenance: serde_json::Value,
+}
+
+impl Slice<'_> {
+    fn n(&self) -> usize {
+        self.gs.len() * self.us.len()
+    }
+
+    /// Grid cell k -> the point's outputs.
+    fn cell(&self, k: usize) -> Option<&[f64; 7]> {
+        let (i, j) = (k % self.gs.len(), k / self.gs.len());
+        self.pts
+            .iter()
+            .find(|p| p.t_d == self.t_d && p.g == self.gs[i] && p.u_s == self.us[j])
+            .map(|p| &p.out)
+    }
+
+    /// Grid cell k -> (g, u_s).
+    fn at(&self, k: usize) -> [f64; 2] {
+        [self.gs[k % self.gs.len()], self.us[k / self.gs.len()]]
+    }
+
+    /// Output `c` of every cell (NaN where missing).
+    fn values(&self, c: usize) -> Vec<f64> {
+        (0..self.n())
+            .map(|k| self.cell(k).map_or(f64::NAN, |o| o[c]))
+            .collect()
+    }
+
+    /// The cells of each standing, as labelled point sets (empty ones dropped).
+    fn classes(&self, st: &[Option<Standing>], names: [&str; 3]) -> Vec<Points> {
+        [Standing::Holds, Standing::Fails, Standing::Undetermined]
+            .iter()
+            .zip(names)
+            .map(|(s, name)| Points {
+                label: name.into(),
+                points: (0..self.n())
+                    .filter(|&k| st[k] == Some(*s))
+                    .map(|k| self.at(k))
+                    .collect(),
+                values: None,
+            })
+            .filter(|p| !p.points.is_empty())
+            .collect()
+    }
+
+    /// 1. Median interference with T-1's region.
+    fn interference(&self) -> Result<Vec<PathBuf>> {
+        let t1: Vec<Option<Standing>> = (0..self.n())
             .map(|k| {
-                cell(k).and_then(|o| standing_of(Statistic::Median, o[0], o[1], o[2], FORGETTING))
+                self.cell(k)
+                    .and_then(|o| standing_of(Statistic::Median, o[0], o[1], o[2], FORGETTING))
             })
             .collect();
-        let classes = |st: &[Option<Standing>], names: [&str; 3]| -> Vec<Points> {
-            [Standing::Holds, Standing::Fails, Standing::Undetermined]
-                .iter()
-                .zip(names)
-                .map(|(s, name)| Points {
-                    label: name.into(),
-                    points: (0..n).filter(|&k| st[k] == Some(*s)).map(at).collect(),
-                    values: None,
-                })
-                .filter(|p| !p.points.is_empty())
-                .collect()
-        };
-        let values =
-            |c: usize| -> Vec<f64> { (0..n).map(|k| cell(k).map_or(f64::NAN, |o| o[c])).collect() };
         let mut hs = HeatSpec::new(
-            &format!("T-1: median interference over seeds, T_d = {t_d}"),
+            &format!("T-1: median interference over seeds, T_d = {}", self.t_d),
             "g (random connectivity)",
             "u_s (input during the delay)",
             "median I = L_A(after B)/L_A(0)",
@@ -268,21 +316,21 @@ pub fn tmap_figures(sw: &SweepResult, file: &str, dir: &Path) -> Result<Vec<Path
             t1.iter().map(|s| s.map(|s| s == Standing::Holds)).collect();
         let res = heatmap::render(
             &Grid {
-                x: gs.clone(),
-                y: us.clone(),
+                x: self.gs.clone(),
+                y: self.us.clone(),
                 values: {
-                    let mut v = values(0);
+                    let mut v = self.values(0);
                     heatmap::floor_non_positive(&mut v);
                     v
                 },
             },
             &border(
                 "border of T-1 holds (95% CI of median I above 0.1)",
-                &gs,
-                &us,
+                &self.gs,
+                &self.us,
                 &inside,
             ),
-            &classes(
+            &self.classes(
                 &t1,
                 [
                     "T-1 holds: CI above I_f = 0.1",
@@ -291,17 +339,25 @@ pub fn tmap_figures(sw: &SweepResult, file: &str, dir: &Path) -> Result<Vec<Path
                 ],
             ),
             &hs,
-            &Output::new(dir, format!("tmap_interference_td{tag}"))
-                .with_provenance(provenance.clone()),
+            &Output::new(self.dir, format!("tmap_interference_td{}", self.tag))
+                .with_provenance(self.provenance.clone()),
         )?;
-        files.extend(res.files);
+        Ok(res.files)
+    }
 
-        // 2. rotation share with the majority region
-        let maj: Vec<Option<Standing>> = (0..n)
-            .map(|k| cell(k).and_then(|o| standing_of(Statistic::Share, o[3], o[4], o[5], 0.5)))
+    /// 2. Rotation share with the majority region.
+    fn modes(&self) -> Result<Vec<PathBuf>> {
+        let maj: Vec<Option<Standing>> = (0..self.n())
+            .map(|k| {
+                self.cell(k)
+                    .and_then(|o| standing_of(Statistic::Share, o[3], o[4], o[5], 0.5))
+            })
             .collect();
         let mut hs = HeatSpec::new(
-            &format!("Outcome: share of rotations among resolved seeds, T_d = {t_d}"),
+            &format!(
+                "Outcome: share of rotations among resolved seeds, T_d = {}",
+                self.t_d
+            ),
             "g (random connectivity)",
             "u_s (input during the delay)",
             "rotation share (A turned > 45°)",
@@ -313,17 +369,17 @@ pub fn tmap_figures(sw: &SweepResult, file: &str, dir: &Path) -> Result<Vec<Path
             .collect();
         let res = heatmap::render(
             &Grid {
-                x: gs.clone(),
-                y: us.clone(),
-                values: values(3),
+                x: self.gs.clone(),
+                y: self.us.clone(),
+                values: self.values(3),
             },
             &border(
                 "border of rotation majority (Wilson CI above 1/2)",
-                &gs,
-                &us,
+                &self.gs,
+                &self.us,
                 &inside,
             ),
-            &classes(
+            &self.classes(
                 &maj,
                 [
                     "rotation wins: CI above 1/2",
@@ -332,13 +388,16 @@ pub fn tmap_figures(sw: &SweepResult, file: &str, dir: &Path) -> Result<Vec<Path
                 ],
             ),
             &hs,
-            &Output::new(dir, format!("tmap_modes_td{tag}")).with_provenance(provenance.clone()),
+            &Output::new(self.dir, format!("tmap_modes_td{}", self.tag))
+                .with_provenance(self.provenance.clone()),
         )?;
-        files.extend(res.files);
+        Ok(res.files)
+    }
 
-        // 3. the covariate
+    /// 3. The seed covariate.
+    fn covariate(&self) -> Result<Vec<PathBuf>> {
         let mut hs = HeatSpec::new(
-            &format!("Seed covariate: median ε over seeds, T_d = {t_d}"),
+            &format!("Seed covariate: median ε over seeds, T_d = {}", self.t_d),
             "g (random connectivity)",
             "u_s (input during the delay)",
             "median ε",
@@ -346,10 +405,10 @@ pub fn tmap_figures(sw: &SweepResult, file: &str, dir: &Path) -> Result<Vec<Path
         hs.log_colour = true;
         let res = heatmap::render(
             &Grid {
-                x: gs.clone(),
-                y: us.clone(),
+                x: self.gs.clone(),
+                y: self.us.clone(),
                 values: {
-                    let mut v: Vec<f64> = values(6).into_iter().map(f64::abs).collect();
+                    let mut v: Vec<f64> = self.values(6).into_iter().map(f64::abs).collect();
                     heatmap::floor_non_positive(&mut v);
                     v
                 },
@@ -357,14 +416,18 @@ pub fn tmap_figures(sw: &SweepResult, file: &str, dir: &Path) -> Result<Vec<Path
             &[],
             &[],
             &hs,
-            &Output::new(dir, format!("tmap_eps_td{tag}")).with_provenance(provenance.clone()),
+            &Output::new(self.dir, format!("tmap_eps_td{}", self.tag))
+                .with_provenance(self.provenance.clone()),
         )?;
-        files.extend(res.files);
+        Ok(res.files)
+    }
 
-        // 4. I against the covariate, seed by seed
-        let series: Vec<Series> = pts
+    /// 4. I against the covariate, seed by seed.
+    fn against_covariate(&self) -> Result<Vec<PathBuf>> {
+        let series: Vec<Series> = self
+            .pts
             .iter()
-            .filter(|p| p.t_d == t_d && !p.seeds.is_empty())
+            .filter(|p| p.t_d == self.t_d && !p.seeds.is_empty())
             .map(|p| {
                 Series::new(
                     &format!("u_s = {}, g = {}", p.u_s, p.g),
@@ -373,9 +436,15 @@ pub fn tmap_figures(sw: &SweepResult, file: &str, dir: &Path) -> Result<Vec<Path
                 )
             })
             .collect();
-        if !series.is_empty() {
+        if series.is_empty() {
+            return Ok(Vec::new());
+        }
+        {
             let spec = LineSpec::new(
-                &format!("Interference against the seed covariate, per seed, T_d = {t_d}"),
+                &format!(
+                    "Interference against the seed covariate, per seed, T_d = {}",
+                    self.t_d
+                ),
                 "|ε| (B trial's overlap with a before B)",
                 "I = L_A(after B)/L_A(0)",
             )
@@ -383,18 +452,18 @@ pub fn tmap_figures(sw: &SweepResult, file: &str, dir: &Path) -> Result<Vec<Path
             let res = lines::render(
                 &series,
                 &spec,
-                &Output::new(dir, format!("tmap_i_vs_eps_td{tag}")).with_provenance(provenance),
+                &Output::new(self.dir, format!("tmap_i_vs_eps_td{}", self.tag))
+                    .with_provenance(self.provenance.clone()),
             )?;
-            files.extend(res.files);
+            Ok(res.files)
         }
     }
-    Ok(files)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sweep::{Shard, SweepRow};
+    use crate::report::{Shard, SweepRow};
 
     fn sweep(rows: Vec<(f64, f64, f64, [f64; 7])>) -> SweepResult {
         sweep_with(rows, false)
