@@ -671,7 +671,7 @@ impl LatentReport {
             fmt_num(sd.quadrature),
             fmt_num(sd.simulated)
         ));
-        o.push_str(match sp.rule {
+        o.push_str(match self.spec.rule {
             Rule::Gradient => "3. LEARNING (gradient flow on M)\n",
             Rule::Eprop => "3. LEARNING (e-prop flow on M)\n",
         });
