@@ -20,8 +20,8 @@
 //! Stiff flows ([`FlowMethod`]): the Jacobian of the flow is -Hessian, and in the long B phases
 //! at g > 0 the 5(4) pair's steps are held at h ~ 3.3 / rho(Hessian) by its stability interval
 //! while the loss barely moves. [`FlowMethod::Auto`] (the default) watches the pair's own
-//! estimate of h rho ([`DynDopri::stiffness`]) and, after [`STIFF_STEPS`] stiff steps in a
-//! row, continues with Runge–Kutta–Chebyshev 2 ([`crate::num::rkc`]): s ~ sqrt(1.54 h rho)
+//! estimate of h rho ([`DynDopri::stiffness`]) and, after [`STIFF_STEPS`] stiff steps
+//! (dopri5's stiffness test), continues with Runge–Kutta–Chebyshev 2 ([`crate::num::rkc`]): s ~ sqrt(1.54 h rho)
 //! stages per step from a power-iteration estimate of rho, the same `flow_rtol` / `flow_atol`
 //! on its embedded error estimate, the same FSAL loss and a cubic Hermite dense output for the
 //! stopping point. `flow_method = "dopri"` or `"rkc"` fixes the integrator for the whole run.
@@ -96,8 +96,8 @@ impl Optimizer {
 #[serde(rename_all = "lowercase")]
 pub enum FlowMethod {
     /// Dormand–Prince 5(4) until its steps are held by its stability interval (h rho > 3.25,
-    /// the pair's own estimate [`DynDopri::stiffness`], on [`STIFF_STEPS`] accepted steps in a
-    /// row), then RKC2 for the rest of the run (the long, stiff B phases at g > 0).
+    /// the pair's own estimate [`DynDopri::stiffness`], on [`STIFF_STEPS`] accepted steps,
+    /// dopri5's test), then RKC2 for the rest of the run (the long, stiff B phases at g > 0).
     #[default]
     Auto,
     /// Dormand–Prince 5(4) throughout ([`crate::num::rk`]).
@@ -121,8 +121,9 @@ impl FlowMethod {
     }
 }
 
-/// Consecutive stiff accepted steps of the 5(4) pair after which [`FlowMethod::Auto`] changes
-/// to RKC (dopri5's stiffness test counts 15).
+/// Stiff accepted steps of the 5(4) pair after which [`FlowMethod::Auto`] changes to RKC
+/// (dopri5's stiffness test: 15 steps with h rho > 3.25, the count reset by 6 non-stiff steps
+/// in a row).
 pub const STIFF_STEPS: usize = 15;
 
 /// Options of one training run.
@@ -612,7 +613,8 @@ fn train_flow(
         FlowStepper::Rkc(st) => st.start(&mut rhs, 0.0, &theta, &ode),
     };
     // steps of a 5(4) pair retired by the automatic change to RKC, and the run of stiff steps
-    let (mut dopri_accepted, mut dopri_rejected, mut stiff_run) = (0usize, 0usize, 0usize);
+    let (mut dopri_accepted, mut dopri_rejected) = (0usize, 0usize);
+    let (mut stiff_run, mut non_stiff) = (0usize, 0usize);
     // the loss at theta0 is the first evaluation's (the start may evaluate a trial point after)
     let initial = first_loss.get();
     if !initial.is_finite() {
@@ -719,11 +721,17 @@ fn train_flow(
         if let (FlowMethod::Auto, FlowStepper::Dopri(dp), false) =
             (opts.flow_method, &stepper, converged)
         {
-            stiff_run = if dp.stiffness > STIFF_H_RHO {
-                stiff_run + 1
+            // dopri5's test: count stiff steps; 6 non-stiff steps in a row reset the count (a
+            // controller at its stability boundary alternates just below and above it)
+            if dp.stiffness > STIFF_H_RHO {
+                stiff_run += 1;
+                non_stiff = 0;
             } else {
-                0
-            };
+                non_stiff += 1;
+                if non_stiff >= 6 {
+                    stiff_run = 0;
+                }
+            }
             if stiff_run >= STIFF_STEPS {
                 dopri_accepted = dp.accepted;
                 dopri_rejected = dp.rejected;
