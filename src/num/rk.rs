@@ -59,16 +59,7 @@ pub struct DynDopri {
     pub accepted: usize,
     /// Rejected steps so far.
     pub rejected: usize,
-    /// h rho of the last attempted step: h |f(y_7) - f(y_6)| / |y_7 - y_6| over its last two
-    /// stages, an estimate of h times the spectral radius of the Jacobian (Hairer's stiffness
-    /// detection in dopri5, Hairer & Wanner, Solving ODEs II, IV.2). The pair is stable on the
-    /// negative real axis for h rho <= ~3.3; steps held at h rho > [`STIFF_H_RHO`] are set by
-    /// stability, not accuracy.
-    pub stiffness: f64,
 }
-
-/// The h rho above which a step of the 5(4) pair is limited by its stability interval (dopri5).
-pub const STIFF_H_RHO: f64 = 3.25;
 
 /// RMS of `e_i / (atol + rtol max(|a_i|, |b_i|))`.
 fn rms_scaled(e: &[f64], a: &[f64], b: &[f64], opts: &OdeOptions) -> f64 {
@@ -98,7 +89,6 @@ impl DynDopri {
             evaluations: 0,
             accepted: 0,
             rejected: 0,
-            stiffness: 0.0,
         }
     }
 
@@ -352,18 +342,6 @@ impl DynDopri {
                 return Ok(false);
             }
         }
-        // stiffness: stage 6 is at `stage`, stage 7 at `y_new` (before error_norm reuses them)
-        let (mut num, mut den) = (0.0, 0.0);
-        for i in 0..self.dim {
-            let (a, b) = (self.k[6][i] - self.k[5][i], self.y_new[i] - self.stage[i]);
-            num += a * a;
-            den += b * b;
-        }
-        self.stiffness = if den > 0.0 {
-            h * (num / den).sqrt()
-        } else {
-            0.0
-        };
         Ok(true)
     }
 
@@ -555,46 +533,6 @@ mod tests {
             s.accepted,
             s.rejected
         );
-    }
-
-    #[test]
-    fn stiffness_estimate_is_h_times_the_spectral_radius() {
-        // y' = diag(-1, -1000) y: once the fast mode has decayed the steps sit at the stability
-        // boundary, h rho ~ 3.3 > STIFF_H_RHO; on y' = -y alone h rho = h stays small
-        let mut f = |y: &[f64], dy: &mut [f64]| {
-            dy[0] = -y[0];
-            dy[1] = -1000.0 * y[1];
-            Ok(())
-        };
-        let opts = OdeOptions::tol(1e-6, 1e-9);
-        let mut st = DynDopri::new(2);
-        let mut y = [1.0, 1.0];
-        st.start(&mut f, 0.0, &y, &opts).unwrap();
-        let mut stiff = 0;
-        for _ in 0..100 {
-            st.step(&mut f, &mut y, f64::INFINITY, &opts).unwrap();
-            // h rho can never exceed the stiffness of the fast mode by much on an accepted step
-            assert!(
-                st.stiffness <= 1000.0 * st.last_step() * 1.001,
-                "{}",
-                st.stiffness
-            );
-            if st.stiffness > STIFF_H_RHO {
-                stiff += 1;
-            }
-        }
-        assert!(stiff > 50, "{stiff} of 100 steps flagged stiff");
-        let mut g = |y: &[f64], dy: &mut [f64]| {
-            dy[0] = -y[0];
-            Ok(())
-        };
-        let mut st = DynDopri::new(1);
-        let mut y = [1.0];
-        st.start(&mut g, 0.0, &y, &opts).unwrap();
-        for _ in 0..10 {
-            st.step(&mut g, &mut y, f64::INFINITY, &opts).unwrap();
-            assert!((st.stiffness - st.last_step()).abs() < 1e-6 * st.last_step().max(1.0));
-        }
     }
 
     #[test]

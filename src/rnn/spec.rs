@@ -27,7 +27,7 @@
 //! lr = 1.0                       # flow: optional, the first trial step in tau
 //! flow_rtol = 1e-6               # flow only: relative local error tolerance per step
 //! flow_atol = 1e-5               # flow only (default flow_rtol/sqrt(N) full W, flow_rtol M)
-//! flow_method = "auto"           # flow only: auto (DP45, RKC2 once stiff) | dopri | rkc
+//! flow_method = "dopri"          # flow only: dopri (DP45) | rkc (RKC2, for stiff flows)
 //! tol = 1e-4
 //! max_steps = 20000
 //! rule = "bptt"                  # bptt | eprop | random_eprop | tbptt | node_perturbation
@@ -501,7 +501,7 @@ pub fn check(model: &ModelFile) -> Result<RnnSpec> {
     }
     let flow_method = FlowMethod::from_name(c.one_of(
         "training.flow_method",
-        tr.flow_method.as_deref().unwrap_or("auto"),
+        tr.flow_method.as_deref().unwrap_or("dopri"),
         &FlowMethod::NAMES,
     )?)
     .unwrap_or_default();
@@ -782,7 +782,7 @@ lr = 1.0
             }
         );
         assert_eq!(s.train.lr, 0.5);
-        assert_eq!(s.train.flow_method, FlowMethod::Auto);
+        assert_eq!(s.train.flow_method, FlowMethod::Dopri);
         for (name, m) in [("rkc", FlowMethod::Rkc), ("dopri", FlowMethod::Dopri)] {
             let text = flow(&format!("flow_method = \"{name}\""));
             let s = check(&parse("t.toml", &text).unwrap()).unwrap();

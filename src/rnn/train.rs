@@ -19,12 +19,11 @@
 //!
 //! Stiff flows ([`FlowMethod`]): the Jacobian of the flow is -Hessian, and in the long B phases
 //! at g > 0 the 5(4) pair's steps are held at h ~ 3.3 / rho(Hessian) by its stability interval
-//! while the loss barely moves. [`FlowMethod::Auto`] (the default) watches the pair's own
-//! estimate of h rho ([`DynDopri::stiffness`]) and, after [`STIFF_STEPS`] stiff steps
-//! (dopri5's stiffness test), continues with Runge–Kutta–Chebyshev 2 ([`crate::num::rkc`]): s ~ sqrt(1.54 h rho)
-//! stages per step from a power-iteration estimate of rho, the same `flow_rtol` / `flow_atol`
-//! on its embedded error estimate, the same FSAL loss and a cubic Hermite dense output for the
-//! stopping point. `flow_method = "dopri"` or `"rkc"` fixes the integrator for the whole run.
+//! while the loss barely moves. `flow_method = "rkc"` integrates the flow by
+//! Runge–Kutta–Chebyshev 2 ([`crate::num::rkc`]) instead: s ~ sqrt(1.54 h rho) stages per step
+//! from a power-iteration estimate of rho, the same `flow_rtol` / `flow_atol` on its embedded
+//! error estimate, the same FSAL loss and a cubic Hermite dense output for the stopping point.
+//! The default stays the 5(4) pair (more accurate per evaluation where the flow is not stiff).
 
 use std::sync::OnceLock;
 
@@ -37,7 +36,7 @@ use super::network::{Network, Trainable};
 use super::rules::{LearningRule, Perturbation};
 use super::task::{Task, Trials};
 use crate::num::ode::OdeOptions;
-use crate::num::rk::{DynDopri, STIFF_H_RHO};
+use crate::num::rk::DynDopri;
 use crate::num::rkc::DynRkc;
 use crate::{Error, Result};
 
@@ -95,36 +94,29 @@ impl Optimizer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FlowMethod {
-    /// Dormand–Prince 5(4) until its steps are held by its stability interval (h rho > 3.25,
-    /// the pair's own estimate [`DynDopri::stiffness`], on [`STIFF_STEPS`] accepted steps,
-    /// dopri5's test), then RKC2 for the rest of the run (the long, stiff B phases at g > 0).
+    /// Dormand–Prince 5(4) ([`crate::num::rk`]): the accurate choice where the flow is not
+    /// stiff (models/rnn-flow.toml: half RKC's gradient evaluations, bench/README.md).
     #[default]
-    Auto,
-    /// Dormand–Prince 5(4) throughout ([`crate::num::rk`]).
     Dopri,
-    /// Runge–Kutta–Chebyshev 2 throughout ([`crate::num::rkc`]).
+    /// Runge–Kutta–Chebyshev 2 ([`crate::num::rkc`]): for stiff flows, whose explicit 5(4)
+    /// steps are held at h ~ 3.3 / rho(Hessian) (the B phases at g > 0: 26x fewer gradient
+    /// evaluations at g = 0.8, N = 256, bench/README.md).
     Rkc,
 }
 
 impl FlowMethod {
     /// The names of the model file's `flow_method`.
-    pub const NAMES: [&'static str; 3] = ["auto", "dopri", "rkc"];
+    pub const NAMES: [&'static str; 2] = ["dopri", "rkc"];
 
     /// The method named `name` (one of [`FlowMethod::NAMES`]).
     pub fn from_name(name: &str) -> Option<FlowMethod> {
         match name {
-            "auto" => Some(FlowMethod::Auto),
             "dopri" => Some(FlowMethod::Dopri),
             "rkc" => Some(FlowMethod::Rkc),
             _ => None,
         }
     }
 }
-
-/// Stiff accepted steps of the 5(4) pair after which [`FlowMethod::Auto`] changes to RKC
-/// (dopri5's stiffness test: 15 steps with h rho > 3.25, the count reset by 6 non-stiff steps
-/// in a row).
-pub const STIFF_STEPS: usize = 15;
 
 /// Options of one training run.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -144,7 +136,7 @@ pub struct TrainOptions {
     pub progress: bool,
     /// The learning rule that produces the update direction (THEORY III.1; default BPTT).
     pub rule: LearningRule,
-    /// The flow's integrator (flow only; default [`FlowMethod::Auto`]).
+    /// The flow's integrator (flow only; default [`FlowMethod::Dopri`]).
     pub flow_method: FlowMethod,
 }
 
@@ -159,7 +151,7 @@ impl Default for TrainOptions {
             diverge_factor: 1e4,
             progress: false,
             rule: LearningRule::Bptt,
-            flow_method: FlowMethod::Auto,
+            flow_method: FlowMethod::Dopri,
         }
     }
 }
@@ -178,8 +170,8 @@ pub struct TrainLog {
     pub loss_evaluations: usize,
     /// Rejected steps of the flow integrator (0 for the stepping rules).
     pub rejected: usize,
-    /// Accepted flow steps taken by RKC (the rest by Dormand–Prince; 0 for the stepping
-    /// rules), and the gradient evaluations RKC spent on its spectral-radius estimates.
+    /// Accepted flow steps taken by RKC (0 for Dormand–Prince and the stepping rules), and the
+    /// gradient evaluations RKC spent on its spectral-radius estimates.
     pub rkc_steps: usize,
     pub rho_evaluations: usize,
     pub converged: bool,
@@ -606,15 +598,12 @@ fn train_flow(
     let bar = progress_display(opts, ProgressKind::FlowSteps);
     let mut stepper = match opts.flow_method {
         FlowMethod::Rkc => FlowStepper::Rkc(DynRkc::new(theta.len())),
-        FlowMethod::Auto | FlowMethod::Dopri => FlowStepper::Dopri(DynDopri::new(theta.len())),
+        FlowMethod::Dopri => FlowStepper::Dopri(DynDopri::new(theta.len())),
     };
     let started = match &mut stepper {
         FlowStepper::Dopri(st) => st.start(&mut rhs, 0.0, &theta, &ode),
         FlowStepper::Rkc(st) => st.start(&mut rhs, 0.0, &theta, &ode),
     };
-    // steps of a 5(4) pair retired by the automatic change to RKC, and the run of stiff steps
-    let (mut dopri_accepted, mut dopri_rejected) = (0usize, 0usize);
-    let (mut stiff_run, mut non_stiff) = (0usize, 0usize);
     // the loss at theta0 is the first evaluation's (the start may evaluate a trial point after)
     let initial = first_loss.get();
     if !initial.is_finite() {
@@ -677,7 +666,7 @@ fn train_flow(
             Err(e) => return Err(e),
         };
         loss = last_loss.get();
-        let step = dopri_accepted + stepper.counts().0;
+        let step = stepper.counts().0;
         if !loss.is_finite() || loss > limit {
             if let Some(b) = &bar {
                 b.abandon();
@@ -716,36 +705,6 @@ fn train_flow(
         if converged {
             final_tau = tau;
         }
-        // automatic choice: the 5(4) pair while its steps are set by accuracy; RKC once they
-        // are held by its stability interval for STIFF_STEPS steps in a row
-        if let (FlowMethod::Auto, FlowStepper::Dopri(dp), false) =
-            (opts.flow_method, &stepper, converged)
-        {
-            // dopri5's test: count stiff steps; 6 non-stiff steps in a row reset the count (a
-            // controller at its stability boundary alternates just below and above it)
-            if dp.stiffness > STIFF_H_RHO {
-                stiff_run += 1;
-                non_stiff = 0;
-            } else {
-                non_stiff += 1;
-                if non_stiff >= 6 {
-                    stiff_run = 0;
-                }
-            }
-            if stiff_run >= STIFF_STEPS {
-                dopri_accepted = dp.accepted;
-                dopri_rejected = dp.rejected;
-                let rest = OdeOptions {
-                    // the pair's last step is accurate here; RKC takes its own stage count
-                    h0: dp.last_step(),
-                    max_steps: ode.max_steps.saturating_sub(dp.accepted + dp.rejected),
-                    ..ode
-                };
-                let mut rkc = DynRkc::new(theta.len());
-                rkc.start(&mut rhs, tau, &theta, &rest)?;
-                stepper = FlowStepper::Rkc(rkc);
-            }
-        }
         if let Some(b) = &bar {
             b.position(step as u64);
             if step.is_multiple_of(20) {
@@ -763,11 +722,11 @@ fn train_flow(
         FlowStepper::Dopri(_) => (0, 0),
     };
     Ok(TrainLog {
-        steps: dopri_accepted + accepted,
+        steps: accepted,
         tau: final_tau,
         gradient_evaluations: evals.get(),
         loss_evaluations: crossing.evaluations,
-        rejected: dopri_rejected + rejected,
+        rejected,
         rkc_steps,
         rho_evaluations,
         converged,
@@ -1112,21 +1071,6 @@ mod tests {
             r.tau,
             d.tau
         );
-        // the automatic choice: the pair on this small, mildly stiff problem unless its steps
-        // are held by stability; without a change it is the pair, bit for bit
-        let (a, net_a, _) = run_flow(&flow_opts(1e-6, 20000)).unwrap();
-        let (p, net_p, _) = run_flow(&TrainOptions {
-            flow_method: FlowMethod::Dopri,
-            ..flow_opts(1e-6, 20000)
-        })
-        .unwrap();
-        if a.rkc_steps == 0 {
-            assert_eq!(net_a.w, net_p.w);
-            assert_eq!(a.gradient_evaluations, p.gradient_evaluations);
-        } else {
-            let gap = (&net_a.w - &net_d.w).norm();
-            assert!(gap < 1e-3 * moved, "auto: {gap:e} vs {moved:e}");
-        }
     }
 
     #[test]
