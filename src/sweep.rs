@@ -726,7 +726,7 @@ fn read_progress(path: &Path, header: &ProgressHeader) -> Result<(Vec<SweepRow>,
     Ok((rows, complete as u64))
 }
 
-/// The interval after which a progress row written is synced with the next one ([`ProgressLog`]).
+/// The interval after which a progress row written is synced with the next one (`ProgressLog`).
 pub const PROGRESS_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The progress file of a resumable run: every row is written (`write(2)`) as its point
@@ -779,10 +779,10 @@ impl ProgressLog {
 }
 
 /// Run the points of `shard`, appending each finished point to the progress file `progress`
-/// (one JSON line, written as it completes, made durable in batches: [`ProgressLog`]). With `resume`, the points already recorded there
-/// are kept and skipped; without it the file is started afresh. The result is the same, byte
-/// for byte, as that of [`mod@run`]. The caller removes the progress file once the outputs are
-/// written.
+/// (one JSON line, written as it completes, made durable in batches: `ProgressLog`). With
+/// `resume`, the points already recorded there are kept and skipped; without it the file is
+/// started afresh. The result is the same, byte for byte, as that of [`mod@run`]. The caller
+/// removes the progress file once the outputs are written.
 pub fn run_resumable(
     spec: &SweepSpec,
     shard: Shard,
