@@ -28,6 +28,7 @@
 //! lr = 1.0                       # flow: optional, the first trial step in tau
 //! flow_rtol = 1e-6               # flow only: relative local error tolerance per step
 //! flow_atol = 1e-5               # flow only (default flow_rtol/sqrt(N) full W, flow_rtol M)
+//! flow_method = "dopri"          # flow only: dopri (DP45) | rkc (RKC2, for stiff flows)
 //! tol = 1e-4
 //! max_steps = 20000
 //! rule = "bptt"                  # bptt | eprop | random_eprop | tbptt | node_perturbation
@@ -61,7 +62,7 @@ use serde::{Deserialize, Serialize};
 
 use super::network::{NetworkSpec, Phi, Readout, Recurrent, Trainable};
 use super::task::{Channels, FlipFlop, LossKind, StaticTask, Task, WorkingMemory};
-use super::train::{Optimizer, TrainOptions};
+use super::train::{FlowMethod, Optimizer, TrainOptions};
 use crate::model::{Checker, ModelFile};
 use crate::Result;
 
@@ -129,6 +130,7 @@ struct RawTraining {
     flow_rtol: Option<f64>,
     flow_atol: Option<f64>,
     eta: Option<f64>,
+    flow_method: Option<String>,
     tol: Option<f64>,
     max_steps: Option<i64>,
     batch: Option<i64>,
@@ -524,7 +526,21 @@ pub fn check(model: &ModelFile) -> Result<RnnSpec> {
                 ));
             }
         }
+        if let Some(v) = &tr.flow_method {
+            return Err(c.error(
+                "training.flow_method",
+                v,
+                "only with optimizer = \"flow\"",
+                "the integrator of the gradient flow",
+            ));
+        }
     }
+    let flow_method = FlowMethod::from_name(c.one_of(
+        "training.flow_method",
+        tr.flow_method.as_deref().unwrap_or("dopri"),
+        &FlowMethod::NAMES,
+    )?)
+    .unwrap_or_default();
     // the flow's lr is an optional first trial step; the stepping rules need a rate
     let lr = match (tr.lr, optimizer.is_flow()) {
         (Some(v), _) => c.positive("training.lr", v)?,
@@ -601,6 +617,7 @@ pub fn check(model: &ModelFile) -> Result<RnnSpec> {
                 perturbation_samples: tr.perturbation_samples,
             },
         )?,
+        flow_method,
     };
     Ok(RnnSpec {
         network: NetworkSpec {
@@ -844,7 +861,18 @@ lr = 1.0
             }
         );
         assert_eq!(s.train.lr, 0.5);
+        assert_eq!(s.train.flow_method, FlowMethod::Dopri);
+        for (name, m) in [("rkc", FlowMethod::Rkc), ("dopri", FlowMethod::Dopri)] {
+            let text = flow(&format!("flow_method = \"{name}\""));
+            let s = check(&parse("t.toml", &text).unwrap()).unwrap();
+            assert_eq!(s.train.flow_method, m);
+        }
         let cases = [
+            (flow("flow_method = \"rk4\""), "training.flow_method"),
+            (
+                GOOD.replace("lr = 1.0", "lr = 1.0\nflow_method = \"rkc\""),
+                "training.flow_method",
+            ),
             (flow("flow_rtol = 0.0"), "training.flow_rtol"),
             (flow("flow_rtol = -1e-4"), "training.flow_rtol"),
             (flow("flow_rtol = nan"), "training.flow_rtol"),

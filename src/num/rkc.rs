@@ -1,0 +1,958 @@
+//! Runge–Kutta–Chebyshev, second order (RKC2; Sommeijer, Shampine & Verwer, "RKC: an explicit
+//! solver for parabolic PDEs", J. Comput. Appl. Math. 88 (1998) 315–326), for dynamic-size
+//! autonomous systems `y' = f(y)` whose Jacobian has a (nearly) real, negative spectrum, stepped
+//! one accepted step at a time with the interface of [`super::rk::DynDopri`].
+//!
+//! The case it is made for is the gradient flow d theta / d tau = -grad L: its Jacobian is
+//! -Hessian, symmetric with a real spectrum, negative near a minimum. An explicit pair such as
+//! DP45 is stable only for h rho(J) <~ 3.3 and creeps along at h ~ 3 / rho through the long,
+//! smooth stretches where the loss barely moves; RKC takes s stages whose stability interval
+//! grows as beta(s) ~ 0.65 s^2 (damping eps = 2/13), so a step of size h costs
+//! s ~ sqrt(1.54 h rho) evaluations instead of h rho / 3.3.
+//!
+//! One step (Y_0 = y_n, F_0 = f(y_n), T_j Chebyshev polynomials of the first kind,
+//! w0 = 1 + eps / s^2, w1 = T_s'(w0) / T_s''(w0), b_j = T_j''(w0) / T_j'(w0)^2 (j >= 2),
+//! b_0 = b_1 = b_2):
+//!
+//! ```text
+//! Y_1 = Y_0 + mu~_1 h F_0,                                   mu~_1 = b_1 w1
+//! Y_j = (1 - mu_j - nu_j) Y_0 + mu_j Y_{j-1} + nu_j Y_{j-2}
+//!       + mu~_j h f(Y_{j-1}) + gamma~_j h F_0,                j = 2..s
+//! mu_j = 2 w0 b_j / b_{j-1},  nu_j = -b_j / b_{j-2},  mu~_j = 2 w1 b_j / b_{j-1},
+//! gamma~_j = -(1 - b_{j-1} T_{j-1}(w0)) mu~_j,                y_{n+1} = Y_s
+//! ```
+//!
+//! Local error estimate (of the published code `rkc.f`): est = (4/5)(y_n - y_{n+1}) +
+//! (2/5) h (F_n + F_{n+1}), in the RMS norm of [`super::rk`] (|e_i| <= atol + rtol max(|y_n,i|,
+//! |y_{n+1},i|)); the step-size controller is rkc.f's (factor 0.8 err^(-1/3), predictive after
+//! the first step, limited to [0.1, 10]). F_{n+1} = f(y_{n+1}) is evaluated last in every
+//! attempt and is the next step's F_0 (FSAL: the right-hand side's by-product -- the loss of a
+//! network -- belongs to the accepted point when [`DynRkc::step`] returns).
+//!
+//! The stage count of a step of size h is s = 1 + floor(sqrt(1 + 1.54 h rho)) (at least 2,
+//! at most [`DynRkc::max_stages`], which then caps h) from an estimate rho of the spectral
+//! radius of the Jacobian: a nonlinear power iteration on f (rkc.f's `rkcrho`: difference
+//! quotients |f(y + v) - f(y)| / |v| with |v| = sqrt(u) |y|, at most [`RHO_ITERATIONS`]
+//! evaluations, converged when two estimates agree to 1 %, then x 1.2), started from the
+//! previous dominant direction, repeated every [`DynRkc::rho_every`] accepted steps and after
+//! every rejection. For a symmetric Jacobian |J v| / |v| <= rho, so an unconverged iteration
+//! errs low; a step that is then unstable shows in the error estimate, is rejected, and the
+//! estimate is redone.
+//!
+//! Failure is a value: step-size underflow or the cap on attempted steps is an
+//! [`Error::Ode`] (as in [`super::rk`]); an error of `f` is passed on; a non-finite stage is a
+//! rejection (the step shrinks 10x); a non-finite difference quotient of the spectral-radius
+//! estimate is an [`Error::Ode`]. All buffers are allocated in [`DynRkc::new`].
+//!
+//! ```
+//! use modeflow::num::rkc::DynRkc;
+//! use modeflow::num::ode::OdeOptions;
+//! // a slow and a fast mode: y' = diag(-1, -1e4) y
+//! let mut f = |y: &[f64], dy: &mut [f64]| { dy[0] = -y[0]; dy[1] = -1e4 * y[1]; Ok(()) };
+//! let opts = OdeOptions::tol(1e-6, 1e-9);
+//! let mut st = DynRkc::new(2);
+//! let mut y = [1.0, 1.0];
+//! st.start(&mut f, 0.0, &y, &opts).unwrap();
+//! while st.t() < 1.0 {
+//!     st.step(&mut f, &mut y, 1.0, &opts).unwrap();
+//! }
+//! assert!((y[0] - (-1.0f64).exp()).abs() < 1e-5 && y[1].abs() < 1e-6);
+//! // an explicit 5(4) pair needs ~3,000 steps (h ~ 3.3e-4); RKC a few dozen
+//! assert!(st.accepted < 100, "{} steps", st.accepted);
+//! ```
+
+use super::ode::OdeOptions;
+use crate::{Error, Result};
+
+/// Damping of the Chebyshev polynomial (w0 = 1 + eps / s^2; rkc.f's 2/13).
+const DAMPING: f64 = 2.0 / 13.0;
+
+/// Cap on the evaluations of one spectral-radius estimate (nonlinear power iteration).
+pub const RHO_ITERATIONS: usize = 20;
+
+/// Safety factor on the spectral-radius estimate (rkc.f).
+const RHO_SAFETY: f64 = 1.2;
+
+/// The adaptive RKC2 stepper and its buffers.
+#[derive(Debug, Clone)]
+pub struct DynRkc {
+    dim: usize,
+    /// f at the current accepted state (F_0 of the next step).
+    f0: Vec<f64>,
+    /// f at the new point of the last attempt (F_{n+1}), swapped into `f0` on acceptance.
+    f1: Vec<f64>,
+    /// Stage buffers Y_{j-2}, Y_{j-1}, Y_j and f(Y_{j-1}).
+    yjm2: Vec<f64>,
+    yjm1: Vec<f64>,
+    yj: Vec<f64>,
+    fj: Vec<f64>,
+    /// The state at the start of the last accepted step, and f there (dense output).
+    y_prev: Vec<f64>,
+    f_prev: Vec<f64>,
+    /// The new state of the last accepted step (dense output).
+    y_last: Vec<f64>,
+    /// Dominant direction of the last spectral-radius estimate (start of the next).
+    eigvec: Vec<f64>,
+    t: f64,
+    h: f64,
+    h_last: f64,
+    /// Error norm of the last accepted step (predictive controller).
+    err_last: f64,
+    last_rejected: bool,
+    attempts: usize,
+    started: bool,
+    /// Spectral-radius estimate (with the safety factor) and the accepted step it was made at.
+    rho: f64,
+    rho_at: Option<usize>,
+    rho_stale: bool,
+    /// Re-estimate the spectral radius every `rho_every` accepted steps (default 25, rkc.f).
+    pub rho_every: usize,
+    /// Largest stage count (default: rkc.f's max(2, sqrt(rtol / (10 u))), set in `start`
+    /// unless given); a step that would need more is shortened.
+    pub max_stages: usize,
+    /// Right-hand-side evaluations so far (stages, error estimates, spectral radius).
+    pub evaluations: usize,
+    /// Of those, the spectral-radius estimates'.
+    pub rho_evaluations: usize,
+    /// Accepted steps so far.
+    pub accepted: usize,
+    /// Rejected steps so far.
+    pub rejected: usize,
+    /// Stage count of the last attempted step, and the largest so far.
+    pub stages: usize,
+    pub most_stages: usize,
+}
+
+/// RMS of `e_i / (atol + rtol max(|a_i|, |b_i|))`.
+fn rms_scaled(e: &[f64], a: &[f64], b: &[f64], opts: &OdeOptions) -> f64 {
+    let mut s = 0.0;
+    for ((ei, ai), bi) in e.iter().zip(a).zip(b) {
+        let r = ei / (opts.atol + opts.rtol * ai.abs().max(bi.abs()));
+        s += r * r;
+    }
+    (s / e.len().max(1) as f64).sqrt()
+}
+
+fn norm2(v: &[f64]) -> f64 {
+    v.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
+/// The stage count for a step `h` at spectral radius `rho` (rkc.f): s = 1 + floor(sqrt(1 +
+/// 1.54 h rho)), at least 2. The stability interval of RKC2 with eps = 2/13 is
+/// beta(s) ~ 0.653 (s^2 - 1) >= h rho for this s.
+pub fn stages_for(h: f64, rho: f64) -> usize {
+    let x = (1.0 + 1.54 * h * rho).sqrt();
+    if x.is_finite() {
+        (1 + x as usize).max(2)
+    } else {
+        usize::MAX
+    }
+}
+
+/// The largest step s stages keep stable at spectral radius `rho` (the inverse of
+/// [`stages_for`]): h = (s^2 - 1) / (1.54 rho).
+fn step_for(s: usize, rho: f64) -> f64 {
+    let s = s as f64;
+    (s * s - 1.0) / (1.54 * rho)
+}
+
+impl DynRkc {
+    /// A stepper for systems of dimension `dim` (all buffers allocated here, once).
+    pub fn new(dim: usize) -> DynRkc {
+        let v = || vec![0.0; dim];
+        DynRkc {
+            dim,
+            f0: v(),
+            f1: v(),
+            yjm2: v(),
+            yjm1: v(),
+            yj: v(),
+            fj: v(),
+            y_prev: v(),
+            f_prev: v(),
+            y_last: v(),
+            eigvec: v(),
+            t: 0.0,
+            h: 0.0,
+            h_last: 0.0,
+            err_last: 1.0,
+            last_rejected: false,
+            attempts: 0,
+            started: false,
+            rho: 0.0,
+            rho_at: None,
+            rho_stale: true,
+            rho_every: 25,
+            max_stages: 0,
+            evaluations: 0,
+            rho_evaluations: 0,
+            accepted: 0,
+            rejected: 0,
+            stages: 0,
+            most_stages: 0,
+        }
+    }
+
+    /// Current time.
+    pub fn t(&self) -> f64 {
+        self.t
+    }
+
+    /// The size of the last accepted step (0 before the first).
+    pub fn last_step(&self) -> f64 {
+        self.h_last
+    }
+
+    /// f at the current accepted state.
+    pub fn derivative(&self) -> &[f64] {
+        &self.f0
+    }
+
+    /// The current spectral-radius estimate (with its safety factor; 0 before the first).
+    pub fn spectral_radius(&self) -> f64 {
+        self.rho
+    }
+
+    /// Start at `(t0, y0)`: check the input, evaluate f(y0), estimate the spectral radius and
+    /// choose the first step (`opts.h0` if positive, else rkc.f's: min(1 / rho, h_max), cut
+    /// so that one explicit Euler step's change of f is 1 % of the tolerance scale).
+    pub fn start<F>(&mut self, f: &mut F, t0: f64, y0: &[f64], opts: &OdeOptions) -> Result<()>
+    where
+        F: FnMut(&[f64], &mut [f64]) -> Result<()>,
+    {
+        if y0.len() != self.dim {
+            return Err(Error::Shape {
+                context: "DynRkc::start".into(),
+                message: format!(
+                    "state of length {} for a stepper of dimension {}",
+                    y0.len(),
+                    self.dim
+                ),
+            });
+        }
+        if !t0.is_finite() || y0.iter().any(|v| !v.is_finite()) {
+            return Err(Error::Ode {
+                t: t0,
+                reason: "non-finite initial time or state".into(),
+            });
+        }
+        if !(opts.rtol > 0.0 && opts.rtol.is_finite() && opts.atol >= 0.0 && opts.atol.is_finite())
+        {
+            return Err(Error::Ode {
+                t: t0,
+                reason: format!(
+                    "tolerances must satisfy 0 < rtol < inf, 0 <= atol < inf (got {}, {})",
+                    opts.rtol, opts.atol
+                ),
+            });
+        }
+        self.t = t0;
+        self.attempts = 0;
+        self.evaluations = 0;
+        self.rho_evaluations = 0;
+        self.accepted = 0;
+        self.rejected = 0;
+        self.last_rejected = false;
+        self.h_last = 0.0;
+        self.err_last = 1.0;
+        self.stages = 0;
+        self.most_stages = 0;
+        self.rho_at = None;
+        self.rho_stale = true;
+        if self.max_stages < 2 {
+            self.max_stages = ((opts.rtol / (10.0 * f64::EPSILON)).sqrt() as usize).max(2);
+        }
+        self.eigvec.iter_mut().for_each(|v| *v = 0.0);
+        f(y0, &mut self.f0)?;
+        self.evaluations += 1;
+        if self.f0.iter().any(|v| !v.is_finite()) {
+            return Err(Error::Ode {
+                t: t0,
+                reason: "non-finite derivative at the initial state".into(),
+            });
+        }
+        self.estimate_rho(f, y0)?;
+        self.h = if opts.h0 > 0.0 {
+            opts.h0.min(opts.h_max)
+        } else {
+            self.initial_step(f, y0, opts)?
+        };
+        self.started = true;
+        Ok(())
+    }
+
+    /// rkc.f's first step: h = min(h_max, 1 / rho), then cut to 0.01 / |f(y + h F_0) - F_0|
+    /// in the scaled norm (one evaluation).
+    fn initial_step<F>(&mut self, f: &mut F, y0: &[f64], opts: &OdeOptions) -> Result<f64>
+    where
+        F: FnMut(&[f64], &mut [f64]) -> Result<()>,
+    {
+        let mut h = opts.h_max;
+        if self.rho * h > 1.0 {
+            h = 1.0 / self.rho;
+        }
+        if !h.is_finite() {
+            h = 1.0;
+        }
+        for ((s, y), k) in self.yj.iter_mut().zip(y0).zip(&self.f0) {
+            *s = y + h * k;
+        }
+        f(&self.yj, &mut self.fj)?;
+        self.evaluations += 1;
+        for (d, (a, b)) in self.yjm1.iter_mut().zip(self.fj.iter().zip(&self.f0)) {
+            *d = a - b;
+        }
+        let est = rms_scaled(&self.yjm1, y0, y0, opts);
+        if est.is_finite() && h * est > 0.01 {
+            h = 0.01 / est;
+        }
+        Ok(h.max(1e-14 * self.t.abs().max(1.0)))
+    }
+
+    /// Nonlinear power iteration for the spectral radius of the Jacobian at `y` (F_0 = f(y) in
+    /// `f0`): difference quotients |f(y + v) - f(y)| / |v|, |v| = sqrt(u) |y| (u the unit
+    /// roundoff), v from the last dominant direction (F_0 the first time). Converged when two
+    /// successive quotients agree to 1 %; after [`RHO_ITERATIONS`] evaluations the largest
+    /// quotient is taken. Sets `rho` (x 1.2) and the dominant direction. Uses `yj`, `fj`.
+    fn estimate_rho<F>(&mut self, f: &mut F, y: &[f64]) -> Result<()>
+    where
+        F: FnMut(&[f64], &mut [f64]) -> Result<()>,
+    {
+        let sqrtu = f64::EPSILON.sqrt();
+        let ynrm = norm2(y);
+        if norm2(&self.eigvec) == 0.0 {
+            self.eigvec.copy_from_slice(&self.f0);
+        }
+        let vnrm = norm2(&self.eigvec);
+        let dynrm = if ynrm > 0.0 { ynrm * sqrtu } else { sqrtu };
+        if vnrm > 0.0 {
+            self.yj.copy_from_slice(y);
+            let c = dynrm / vnrm;
+            for (v, e) in self.yj.iter_mut().zip(&self.eigvec) {
+                *v += c * e;
+            }
+        } else {
+            // f(y) = 0 and no direction known: perturb every component alike
+            let c = dynrm / (self.dim.max(1) as f64).sqrt();
+            for (v, yi) in self.yj.iter_mut().zip(y) {
+                *v = yi + c;
+            }
+        }
+        let (mut rho, mut best) = (0.0f64, 0.0f64);
+        let mut converged = false;
+        for iter in 0..RHO_ITERATIONS {
+            f(&self.yj, &mut self.fj)?;
+            self.evaluations += 1;
+            self.rho_evaluations += 1;
+            // fj <- f(y + v) - f(y)
+            for (d, b) in self.fj.iter_mut().zip(&self.f0) {
+                *d -= b;
+            }
+            let dfnrm = norm2(&self.fj);
+            if !dfnrm.is_finite() {
+                return Err(Error::Ode {
+                    t: self.t,
+                    reason: "non-finite right-hand side in the spectral-radius estimate".into(),
+                });
+            }
+            let prev = rho;
+            rho = dfnrm / dynrm;
+            best = best.max(rho);
+            if iter >= 1 && (rho - prev).abs() <= 0.01 * rho.max(f64::MIN_POSITIVE) {
+                converged = true;
+                break;
+            }
+            if dfnrm > 0.0 {
+                let c = dynrm / dfnrm;
+                for ((v, yi), d) in self.yj.iter_mut().zip(y).zip(&self.fj) {
+                    *v = yi + c * d;
+                }
+            } else {
+                // no change along v (a null direction): try the next coordinate direction
+                let i = iter % self.dim.max(1);
+                for (v, yi) in self.yj.iter_mut().zip(y) {
+                    *v = *yi;
+                }
+                if let Some(v) = self.yj.get_mut(i) {
+                    *v += dynrm;
+                }
+            }
+        }
+        for ((e, v), yi) in self.eigvec.iter_mut().zip(&self.yj).zip(y) {
+            *e = v - yi;
+        }
+        self.rho = RHO_SAFETY * if converged { rho } else { best };
+        self.rho_at = Some(self.accepted);
+        self.rho_stale = false;
+        Ok(())
+    }
+
+    /// Take one accepted step from `y` (updated in place), not beyond `t_end` (pass
+    /// `f64::INFINITY` for no bound; a step that reaches `t_end` lands on it exactly).
+    /// Returns the new time. Rejected attempts are retried with a smaller step inside.
+    pub fn step<F>(
+        &mut self,
+        f: &mut F,
+        y: &mut [f64],
+        t_end: f64,
+        opts: &OdeOptions,
+    ) -> Result<f64>
+    where
+        F: FnMut(&[f64], &mut [f64]) -> Result<()>,
+    {
+        if !self.started {
+            return Err(Error::Ode {
+                t: self.t,
+                reason: "DynRkc::step before start".into(),
+            });
+        }
+        if y.len() != self.dim {
+            return Err(Error::Shape {
+                context: "DynRkc::step".into(),
+                message: format!("state of length {} for dimension {}", y.len(), self.dim),
+            });
+        }
+        loop {
+            self.attempts += 1;
+            if self.attempts > opts.max_steps {
+                return Err(Error::Ode {
+                    t: self.t,
+                    reason: format!("step cap {} reached", opts.max_steps),
+                });
+            }
+            let due = self
+                .rho_at
+                .is_none_or(|at| self.accepted >= at + self.rho_every.max(1));
+            if self.rho_stale || due {
+                self.estimate_rho(f, y)?;
+            }
+            let remaining = t_end - self.t;
+            let mut h = self.h.min(opts.h_max);
+            let mut s = stages_for(h, self.rho);
+            if s > self.max_stages {
+                s = self.max_stages;
+                h = step_for(s, self.rho);
+            }
+            let mut last = false;
+            if h >= remaining * (1.0 - 1e-12) {
+                h = remaining;
+                last = true;
+                s = stages_for(h, self.rho).min(self.max_stages);
+            }
+            if h.is_nan() || h < 1e-14 * self.t.abs().max(1.0) {
+                return Err(Error::Ode {
+                    t: self.t,
+                    reason: format!("step size underflow (h = {h:e})"),
+                });
+            }
+            self.stages = s;
+            self.most_stages = self.most_stages.max(s);
+            let ok = self.attempt(f, y, h, s)?;
+            let err = if ok {
+                self.error_norm(y, h, opts)
+            } else {
+                f64::NAN
+            };
+            if !err.is_finite() {
+                // a non-finite stage: a strong rejection (ends in underflow if it persists)
+                self.h = h * 0.1;
+                self.rejected += 1;
+                self.last_rejected = true;
+                self.rho_stale = true;
+                continue;
+            }
+            if err <= 1.0 {
+                self.y_prev.copy_from_slice(y);
+                y.copy_from_slice(&self.yjm1);
+                self.y_last.copy_from_slice(&self.yjm1);
+                std::mem::swap(&mut self.f_prev, &mut self.f0);
+                std::mem::swap(&mut self.f0, &mut self.f1);
+                self.t = if last { t_end } else { self.t + h };
+                let fac = self.accept_factor(err, h);
+                self.h_last = h;
+                self.accepted += 1;
+                self.h = h * fac;
+                self.err_last = err;
+                self.last_rejected = false;
+                return Ok(self.t);
+            }
+            self.rejected += 1;
+            self.h = h * (0.8 / err.cbrt()).max(0.1);
+            self.last_rejected = true;
+            self.rho_stale = true;
+        }
+    }
+
+    /// rkc.f's step-size factor after an accepted step of size `h` with error `err` (<= 1):
+    /// 0.8 err^(-1/3) on the first step, the predictive 0.8 (h / h_old) err_old^(1/3) /
+    /// err^(2/3) after (h_old, err_old of the previous accepted step), limited to [0.1, 10];
+    /// no growth right after a rejection.
+    fn accept_factor(&self, err: f64, h: f64) -> f64 {
+        let mut fac: f64 = 10.0;
+        let err = err.max(1e-10);
+        if self.accepted == 0 || self.h_last == 0.0 {
+            let t2 = err.cbrt();
+            if 0.8 < fac * t2 {
+                fac = 0.8 / t2;
+            }
+        } else {
+            let t1 = 0.8 * h * self.err_last.max(1e-10).cbrt();
+            let t2 = self.h_last * err.powf(2.0 / 3.0);
+            if t1 < fac * t2 {
+                fac = t1 / t2;
+            }
+        }
+        if self.last_rejected {
+            fac = fac.min(1.0);
+        }
+        fac.max(0.1)
+    }
+
+    /// One attempted step of size h with s stages from y: Y_s into `yjm1`, f(Y_s) into `f1`.
+    /// False if a stage is non-finite.
+    fn attempt<F>(&mut self, f: &mut F, y: &[f64], h: f64, s: usize) -> Result<bool>
+    where
+        F: FnMut(&[f64], &mut [f64]) -> Result<()>,
+    {
+        let w0 = 1.0 + DAMPING / (s * s) as f64;
+        // T_s'(w0) and T_s''(w0) by the three-term recurrences, for w1 = T_s' / T_s''
+        let (mut z, mut zm) = (w0, 1.0);
+        let (mut dz, mut dzm) = (1.0, 0.0);
+        let (mut d2z, mut d2zm) = (0.0, 0.0);
+        for _ in 2..=s {
+            let zn = 2.0 * w0 * z - zm;
+            let dzn = 2.0 * w0 * dz - dzm + 2.0 * z;
+            let d2zn = 2.0 * w0 * d2z - d2zm + 4.0 * dz;
+            (zm, z, dzm, dz, d2zm, d2z) = (z, zn, dz, dzn, d2z, d2zn);
+        }
+        let w1 = dz / d2z;
+        // stage 1
+        let mut bjm1 = 1.0 / (2.0 * w0).powi(2);
+        let mut bjm2 = bjm1;
+        let mus = w1 * bjm1;
+        for ((a, b), (yi, fi)) in self
+            .yjm2
+            .iter_mut()
+            .zip(self.yjm1.iter_mut())
+            .zip(y.iter().zip(&self.f0))
+        {
+            *a = *yi;
+            *b = yi + h * mus * fi;
+        }
+        let (mut zjm1, mut zjm2) = (w0, 1.0);
+        let (mut dzjm1, mut dzjm2) = (1.0, 0.0);
+        let (mut d2zjm1, mut d2zjm2) = (0.0, 0.0);
+        for _ in 2..=s {
+            let zj = 2.0 * w0 * zjm1 - zjm2;
+            let dzj = 2.0 * w0 * dzjm1 - dzjm2 + 2.0 * zjm1;
+            let d2zj = 2.0 * w0 * d2zjm1 - d2zjm2 + 4.0 * dzjm1;
+            let bj = d2zj / (dzj * dzj);
+            let ajm1 = 1.0 - zjm1 * bjm1;
+            let mu = 2.0 * w0 * bj / bjm1;
+            let nu = -bj / bjm2;
+            let mus = mu * w1 / w0;
+            if self.yjm1.iter().any(|v| !v.is_finite()) {
+                return Ok(false);
+            }
+            f(&self.yjm1, &mut self.fj)?;
+            self.evaluations += 1;
+            let c0 = 1.0 - mu - nu;
+            let prev = self.yjm1.iter().zip(&self.yjm2);
+            let here = y.iter().zip(&self.fj).zip(&self.f0);
+            for (yj, ((a, b), ((yi, fj), f0))) in self.yj.iter_mut().zip(prev.zip(here)) {
+                *yj = mu * a + nu * b + c0 * yi + h * mus * (fj - ajm1 * f0);
+            }
+            // shift: Y_{j-2} <- Y_{j-1}, Y_{j-1} <- Y_j
+            std::mem::swap(&mut self.yjm2, &mut self.yjm1);
+            std::mem::swap(&mut self.yjm1, &mut self.yj);
+            (bjm2, bjm1) = (bjm1, bj);
+            (zjm2, zjm1) = (zjm1, zj);
+            (dzjm2, dzjm1) = (dzjm1, dzj);
+            (d2zjm2, d2zjm1) = (d2zjm1, d2zj);
+        }
+        if self.yjm1.iter().any(|v| !v.is_finite()) {
+            return Ok(false);
+        }
+        f(&self.yjm1, &mut self.f1)?;
+        self.evaluations += 1;
+        Ok(self.f1.iter().all(|v| v.is_finite()))
+    }
+
+    /// Scaled RMS of rkc.f's error estimate (4/5)(y_n - y_{n+1}) + (2/5) h (F_n + F_{n+1})
+    /// (uses `yj` as buffer).
+    fn error_norm(&mut self, y: &[f64], h: f64, opts: &OdeOptions) -> f64 {
+        let ends = y.iter().zip(&self.yjm1);
+        let slopes = self.f0.iter().zip(&self.f1);
+        for (e, ((y0, y1), (f0, f1))) in self.yj.iter_mut().zip(ends.zip(slopes)) {
+            *e = 0.8 * (y0 - y1) + 0.4 * h * (f0 + f1);
+        }
+        rms_scaled(&self.yj, y, &self.yjm1, opts)
+    }
+
+    /// The dense output on the last accepted step: `out = y(t_prev + theta h)` for theta in
+    /// [0, 1] by the cubic Hermite interpolant of the step's end points and derivatives (third
+    /// order, above the method's second; theta = 1 is the current state). Allocates nothing.
+    pub fn interpolate(&self, theta: f64, out: &mut [f64]) -> Result<()> {
+        if self.accepted == 0 || out.len() != self.dim {
+            return Err(Error::Shape {
+                context: "DynRkc::interpolate".into(),
+                message: format!(
+                    "needs an accepted step and a buffer of length {} (got {} steps, length {})",
+                    self.dim,
+                    self.accepted,
+                    out.len()
+                ),
+            });
+        }
+        let h = self.h_last;
+        let (t2, t3) = (theta * theta, theta * theta * theta);
+        let h00 = 2.0 * t3 - 3.0 * t2 + 1.0;
+        let h10 = t3 - 2.0 * t2 + theta;
+        let h01 = -2.0 * t3 + 3.0 * t2;
+        let h11 = t3 - t2;
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = h00 * self.y_prev[i]
+                + h10 * h * self.f_prev[i]
+                + h01 * self.y_last[i]
+                + h11 * h * self.f0[i];
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::num::rk::DynDopri;
+
+    /// Integrate to `t1` with RKC (stepper returned for its counters).
+    fn run<F>(mut f: F, y0: &[f64], t1: f64, opts: &OdeOptions) -> Result<(Vec<f64>, DynRkc)>
+    where
+        F: FnMut(&[f64], &mut [f64]) -> Result<()>,
+    {
+        let mut st = DynRkc::new(y0.len());
+        let mut y = y0.to_vec();
+        st.start(&mut f, 0.0, &y, opts)?;
+        while st.t() < t1 {
+            st.step(&mut f, &mut y, t1, opts)?;
+        }
+        Ok((y, st))
+    }
+
+    /// y' = -Q diag(lambda) Q^T y with Q a fixed rotation mixing all components (a symmetric
+    /// negative definite Jacobian, the gradient flow of a quadratic): exact y(t) from the
+    /// eigen-decomposition.
+    struct Quadratic {
+        q: nalgebra::DMatrix<f64>,
+        lambda: Vec<f64>,
+        a: nalgebra::DMatrix<f64>,
+    }
+
+    impl Quadratic {
+        fn new(lambda: Vec<f64>) -> Quadratic {
+            let n = lambda.len();
+            // a deterministic orthogonal Q: QR of a fixed well-conditioned matrix
+            let m = nalgebra::DMatrix::from_fn(n, n, |i, j| {
+                ((i * 7 + j * 3) as f64 * 0.37).sin() + if i == j { 2.0 } else { 0.0 }
+            });
+            let q = m.qr().q();
+            let d = nalgebra::DMatrix::from_diagonal(&nalgebra::DVector::from_vec(
+                lambda.iter().map(|l| -l).collect(),
+            ));
+            let a = &q * d * q.transpose();
+            Quadratic { q, lambda, a }
+        }
+
+        fn rhs(&self) -> impl FnMut(&[f64], &mut [f64]) -> Result<()> + '_ {
+            move |y, dy| {
+                for (i, d) in dy.iter_mut().enumerate() {
+                    *d = (0..y.len()).map(|j| self.a[(i, j)] * y[j]).sum();
+                }
+                Ok(())
+            }
+        }
+
+        fn exact(&self, y0: &[f64], t: f64) -> Vec<f64> {
+            let c = self.q.transpose() * nalgebra::DVector::from_column_slice(y0);
+            let e = nalgebra::DVector::from_iterator(
+                c.len(),
+                c.iter()
+                    .zip(&self.lambda)
+                    .map(|(ci, l)| ci * (-l * t).exp()),
+            );
+            (&self.q * e).as_slice().to_vec()
+        }
+    }
+
+    fn max_err(a: &[f64], b: &[f64]) -> f64 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max)
+    }
+
+    #[test]
+    fn stiff_quadratic_flow_to_tolerance_with_few_evaluations() {
+        // eigenvalues 0.5 .. 1e4 (log-spaced, 12 of them): the slow modes set the answer at
+        // t = 3, the fast ones die at once. Global error: the local errors (<= tol per step)
+        // of ~40 steps, damped by the flow; asserted within 100 x rtol of the state's scale.
+        let lambda: Vec<f64> = (0..12)
+            .map(|k| 0.5 * 20000f64.powf(k as f64 / 11.0))
+            .collect();
+        let p = Quadratic::new(lambda);
+        let y0: Vec<f64> = (0..12).map(|i| 1.0 - 0.1 * i as f64).collect();
+        let exact = p.exact(&y0, 3.0);
+        for rtol in [1e-4, 1e-6, 1e-8] {
+            let opts = OdeOptions::tol(rtol, rtol * 1e-3);
+            let (y, st) = run(p.rhs(), &y0, 3.0, &opts).unwrap();
+            let e = max_err(&y, &exact);
+            assert!(e < 100.0 * rtol, "rtol {rtol}: error {e}");
+            // the spectral radius estimate: 1.2 x 1e4 when the power iteration converged
+            let rho = st.spectral_radius();
+            assert!((0.9e4..1.3e4).contains(&rho), "rho {rho}");
+            // against the explicit 5(4) pair on the same problem and tolerance
+            let mut dp = DynDopri::new(12);
+            let mut yd = y0.clone();
+            let mut f = p.rhs();
+            dp.start(&mut f, 0.0, &yd, &opts).unwrap();
+            while dp.t() < 3.0 {
+                dp.step(&mut f, &mut yd, 3.0, &opts).unwrap();
+            }
+            assert!(max_err(&yd, &exact) < 100.0 * rtol);
+            if rtol >= 1e-6 {
+                // DP45 is stability-limited here (h ~ 3.3e-4: ~9,000 steps, 54,000
+                // evaluations); RKC needs a small fraction
+                assert!(
+                    st.evaluations * 10 < dp.evaluations,
+                    "rtol {rtol}: RKC {} evaluations ({} steps, {} stages at most), DP45 {}",
+                    st.evaluations,
+                    st.accepted,
+                    st.most_stages,
+                    dp.evaluations
+                );
+            }
+        }
+    }
+
+    /// Fixed steps (h0 = h_max = h, tolerances so loose that nothing is rejected): slope of
+    /// log(global error) against log(h).
+    fn fixed_step_slope<F>(f: F, y0: &[f64], t1: f64, exact: &[f64], ns: &[usize]) -> f64
+    where
+        F: FnMut(&[f64], &mut [f64]) -> Result<()> + Clone,
+    {
+        let mut pts = vec![];
+        for &n in ns {
+            let h = t1 / n as f64;
+            let opts = OdeOptions {
+                h0: h,
+                h_max: h,
+                ..OdeOptions::tol(1e30, 1e30)
+            };
+            let (y, st) = run(f.clone(), y0, t1, &opts).unwrap();
+            assert_eq!(st.rejected, 0);
+            assert!((n..=n + 1).contains(&st.accepted), "{} steps", st.accepted);
+            pts.push((h.ln(), max_err(&y, exact).ln()));
+        }
+        let k = pts.len() as f64;
+        let (mx, my) = (
+            pts.iter().map(|p| p.0).sum::<f64>() / k,
+            pts.iter().map(|p| p.1).sum::<f64>() / k,
+        );
+        pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum::<f64>()
+            / pts.iter().map(|p| (p.0 - mx).powi(2)).sum::<f64>()
+    }
+
+    #[test]
+    fn order_of_convergence_is_two() {
+        // y' = -y^2 (exact 1 / (1 + t)) beside y' = -y (exact e^-t), s = 2 throughout; errors
+        // 1e-4..1e-7, far above rounding. Slope within 0.25 of 2. (With s varying with h, as on
+        // a stiff problem, the error constant changes with s and the fitted slope means
+        // nothing; the local order 2 for every s is checked on the stability polynomial below.)
+        let f = |y: &[f64], dy: &mut [f64]| {
+            dy[0] = -y[0] * y[0];
+            dy[1] = -y[1];
+            Ok(())
+        };
+        let t1 = 4.0;
+        let q = fixed_step_slope(f, &[1.0, 1.0], t1, &[0.2, (-t1).exp()], &[40, 80, 160, 320]);
+        assert!((q - 2.0).abs() < 0.25, "slope {q}");
+    }
+
+    #[test]
+    fn stage_count_grows_as_the_root_of_the_stiffness() {
+        // y' = diag(-1, -lambda) y on [0, 4] at rtol 1e-6: the explicit pair's work grows as
+        // lambda, RKC's stage count as sqrt(lambda) (s ~ sqrt(1.54 h rho)), its evaluations
+        // roughly so (plus the spectral-radius estimates)
+        let mut most = vec![];
+        let mut evals = vec![];
+        for lambda in [1e2, 1e3, 1e4, 1e5] {
+            let f = move |y: &[f64], dy: &mut [f64]| {
+                dy[0] = -y[0];
+                dy[1] = -lambda * y[1];
+                Ok(())
+            };
+            let opts = OdeOptions::tol(1e-6, 1e-9);
+            let (y, st) = run(f, &[1.0, 1.0], 4.0, &opts).unwrap();
+            assert!((y[0] - (-4.0f64).exp()).abs() < 1e-4, "{y:?}");
+            assert!(y[1].abs() < 1e-6, "{y:?}");
+            assert!(st.stages >= 2 && st.most_stages <= st.max_stages);
+            most.push(st.most_stages as f64);
+            evals.push(st.evaluations as f64);
+        }
+        for k in 1..most.len() {
+            // 10x the stiffness: sqrt(10) = 3.2x the stages (1.8..5 allowed: the largest step
+            // is also set by accuracy on the slow mode)
+            let r = most[k] / most[k - 1];
+            assert!((1.8..5.0).contains(&r), "stages {most:?}");
+        }
+        // 1000x the stiffness costs far less than 1000x the work (sqrt: 32x)
+        assert!(evals[3] < 60.0 * evals[0], "evaluations {evals:?}");
+    }
+
+    #[test]
+    fn stage_formula_covers_the_stability_interval() {
+        // beta(s) ~ 0.653 (s^2 - 1) for eps = 2/13 (Verwer): the s chosen for h rho must reach it
+        for hr in [0.1, 1.0, 10.0, 100.0, 1e4, 1e6] {
+            let s = stages_for(hr, 1.0) as f64;
+            assert!(0.653 * (s * s - 1.0) >= hr, "h rho {hr}: s {s}");
+        }
+        assert_eq!(stages_for(0.0, 0.0), 2);
+        // step_for inverts it
+        for s in [2usize, 5, 50] {
+            assert!(stages_for(step_for(s, 3.0) * 0.999, 3.0) <= s);
+        }
+    }
+
+    #[test]
+    fn stability_polynomial_is_damped_on_the_interval() {
+        // one step of y' = -lambda y from 1 with h lambda in the stability interval of s stages
+        // returns |y_1| <= 1 (the damped Chebyshev polynomial), and matches e^(-h lambda) to
+        // second order for small h lambda
+        let mut st = DynRkc::new(1);
+        for s in [2usize, 3, 7, 20] {
+            let beta = 0.653 * ((s * s) as f64 - 1.0);
+            for frac in [0.01, 0.3, 0.7, 0.99] {
+                let z = frac * beta;
+                let mut f = |y: &[f64], dy: &mut [f64]| {
+                    dy[0] = -z * y[0];
+                    Ok(())
+                };
+                f(&[1.0], &mut st.f0).unwrap();
+                st.attempt(&mut f, &[1.0], 1.0, s).unwrap();
+                let y1 = st.yjm1[0];
+                assert!(y1.abs() <= 1.0, "s {s}, z {z}: {y1}");
+                if z < 0.1 {
+                    assert!(
+                        (y1 - (-z).exp()).abs() < 0.2 * z.powi(3),
+                        "s {s}, z {z}: {y1}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dense_output_between_steps() {
+        let f = |y: &[f64], dy: &mut [f64]| {
+            dy[0] = -y[0];
+            dy[1] = -3.0 * y[1];
+            Ok(())
+        };
+        let opts = OdeOptions::tol(1e-9, 1e-12);
+        let mut st = DynRkc::new(2);
+        let mut out = [0.0; 2];
+        assert!(st.interpolate(0.5, &mut out).is_err());
+        let mut f = f;
+        let mut y = [1.0, 1.0];
+        st.start(&mut f, 0.0, &y, &opts).unwrap();
+        for _ in 0..8 {
+            let t1 = st.step(&mut f, &mut y, f64::INFINITY, &opts).unwrap();
+            let t0 = t1 - st.last_step();
+            for theta in [0.0, 0.3, 0.7, 1.0] {
+                st.interpolate(theta, &mut out).unwrap();
+                let t = t0 + theta * st.last_step();
+                // the Hermite cubic (third order) between second-order points: within 1e-7
+                // (global error at rtol 1e-9 over these few steps is ~1e-8)
+                assert!(
+                    (out[0] - (-t).exp()).abs() < 1e-7 && (out[1] - (-3.0 * t).exp()).abs() < 1e-7,
+                    "t = {t}: {out:?}"
+                );
+            }
+            st.interpolate(1.0, &mut out).unwrap();
+            assert_eq!(out, y);
+            assert_eq!(st.derivative()[0], -y[0]);
+        }
+    }
+
+    #[test]
+    fn failures_are_errors_not_hangs() {
+        // step cap
+        let opts = OdeOptions {
+            max_steps: 3,
+            ..OdeOptions::tol(1e-10, 1e-12)
+        };
+        let r = run(
+            |y, dy| {
+                dy[0] = -y[0];
+                Ok(())
+            },
+            &[1.0],
+            100.0,
+            &opts,
+        );
+        match r {
+            Err(Error::Ode { reason, .. }) => assert!(reason.contains("step cap 3"), "{reason}"),
+            other => panic!("{:?}", other.map(|r| r.0)),
+        }
+        // a non-finite region ends in a step-size underflow at its edge
+        let r = run(
+            |y, dy| {
+                dy[0] = if y[0] > 0.5 { f64::NAN } else { 1.0 };
+                Ok(())
+            },
+            &[0.0],
+            1.0,
+            &OdeOptions::tol(1e-8, 1e-10),
+        );
+        match r {
+            // the steps shrink to the edge, where the spectral-radius estimate's difference
+            // quotients (or the steps themselves) reach the non-finite region
+            Err(Error::Ode { reason, t }) => {
+                assert!(
+                    reason.contains("underflow") || reason.contains("spectral-radius"),
+                    "{reason}"
+                );
+                assert!((t - 0.5).abs() < 1e-6, "{t}");
+            }
+            other => panic!("{:?}", other.map(|r| r.0)),
+        }
+        // an error of the right-hand side is passed on
+        let r = run(
+            |y, _| {
+                if y[0] < 0.5 {
+                    Err(Error::Requirement("rhs failed".into()))
+                } else {
+                    Ok(())
+                }
+            },
+            &[0.0],
+            1.0,
+            &OdeOptions::default(),
+        );
+        assert!(matches!(r, Err(Error::Requirement(_))));
+        // bad input
+        let rhs = |_: &[f64], dy: &mut [f64]| {
+            dy[0] = 0.0;
+            Ok(())
+        };
+        assert!(run(rhs, &[0.0], 1.0, &OdeOptions::tol(0.0, 0.0)).is_err());
+        assert!(run(rhs, &[f64::NAN], 1.0, &OdeOptions::default()).is_err());
+        let mut st = DynRkc::new(2);
+        assert!(st
+            .step(&mut { rhs }, &mut [0.0, 0.0], 1.0, &OdeOptions::default())
+            .is_err());
+        assert!(st
+            .start(&mut { rhs }, 0.0, &[0.0], &OdeOptions::default())
+            .is_err());
+    }
+}
