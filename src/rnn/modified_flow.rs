@@ -7,7 +7,7 @@
 //!     grad L~ = grad L + (eta/2) H grad L,
 //!
 //! H the Hessian of L. [`Penalty`] adds the second term to a BPTT gradient; the flow driver of
-//! [`super::train`] integrates d theta / d tau = -grad L~ with the same adaptive
+//! [`mod@super::train`] integrates d theta / d tau = -grad L~ with the same adaptive
 //! Dormand–Prince 5(4) and stopping rule as the plain flow when the optimiser is
 //! [`super::train::Optimizer::ModifiedFlow`].
 //!
