@@ -45,11 +45,13 @@ pub mod latent;
 pub mod latent_xval;
 pub mod linear;
 pub mod race;
+pub mod rotation_kernel;
 pub mod rnn;
 pub mod rule_stats;
 pub mod rules;
 pub mod rules_map;
 pub mod runner;
+pub mod series;
 pub mod static_curves;
 pub mod tmaps;
 
@@ -64,6 +66,8 @@ pub fn registry() -> Vec<Check> {
     checks.extend(tmaps::checks());
     checks.extend(race::checks());
     checks.extend(finite_n::checks());
+    checks.extend(rotation_kernel::checks());
+    checks.extend(series::checks());
     checks.extend(rules::checks());
     checks.extend(rules_map::checks());
     checks.extend(rule_stats::checks());
