@@ -157,7 +157,10 @@ fn setting_rows(s: &KernelSetting, pts: &[KernelPoint]) -> Result<Vec<Row>> {
         .context(format!(
             "median f_rot measured {:.3}, predicted {:.3}",
             med(&pts.iter().map(|p| p.f_rot()).collect::<Vec<_>>()),
-            med(&pts.iter().map(|p| predicted_share(s, p)).collect::<Vec<_>>())
+            med(&pts
+                .iter()
+                .map(|p| predicted_share(s, p))
+                .collect::<Vec<_>>())
         )),
     );
     // the lazy-race relation itself, with the kernels measured at the A solution
@@ -168,10 +171,7 @@ fn setting_rows(s: &KernelSetting, pts: &[KernelPoint]) -> Result<Vec<Row>> {
             &Band::abs(0.0, SHARE_TOL),
             &est(&dl, Statistic::Mean)?,
         )
-        .context(format!(
-            "Theta_rot,b / Theta_rot {}",
-            rb_est.describe()
-        )),
+        .context(format!("Theta_rot,b / Theta_rot {}", rb_est.describe())),
     );
     // the probe is early: first-order decreases add up to the actual one
     let q: Vec<f64> = pts

@@ -114,12 +114,19 @@ impl KernelSetting {
             return bad("n", self.n.to_string(), ">= 4");
         }
         if !(self.g.is_finite() && (0.0..1.0).contains(&self.g)) {
-            return bad("g", self.g.to_string(), "0 <= g < 1 (beta = 1/(1-g^2) finite)");
+            return bad(
+                "g",
+                self.g.to_string(),
+                "0 <= g < 1 (beta = 1/(1-g^2) finite)",
+            );
         }
         if !(self.probe_fraction > 0.0 && self.probe_fraction < 1.0) || self.probe_steps == 0 {
             return bad(
                 "probe",
-                format!("{} steps, fraction {}", self.probe_steps, self.probe_fraction),
+                format!(
+                    "{} steps, fraction {}",
+                    self.probe_steps, self.probe_fraction
+                ),
                 ">= 1 step, 0 < fraction < 1",
             );
         }
@@ -206,7 +213,11 @@ pub fn jvp(grad: &DMatrix<f64>, w: &DVector<f64>, p: &DVector<f64>) -> f64 {
 pub fn kernel_split(grad: &DMatrix<f64>, p: &DVector<f64>, b: &DVector<f64>) -> (f64, f64, f64) {
     let gp = grad * p;
     let n = b.len() as f64;
-    (gp.norm_squared(), b.dot(&gp).powi(2) / n, grad.norm_squared())
+    (
+        gp.norm_squared(),
+        b.dot(&gp).powi(2) / n,
+        grad.norm_squared(),
+    )
 }
 
 /// End state of the first trial of `trials` on `net`.
@@ -233,9 +244,14 @@ pub fn after_a(s: &KernelSetting, seed: u64) -> Result<(Network, bool, Trials, T
         max_steps: 20_000,
         ..TrainOptions::default()
     };
-    let log = train_task(&mut net, &Trainable::FULL, &task_a, &opts, &mut rng, |_, _, _| {
-        Ok(())
-    })?;
+    let log = train_task(
+        &mut net,
+        &Trainable::FULL,
+        &task_a,
+        &opts,
+        &mut rng,
+        |_, _, _| Ok(()),
+    )?;
     Ok((net, log.converged, trials_a, trials_b))
 }
 
