@@ -384,28 +384,3 @@ mod tests {
         assert!(measure(&s, 1).is_err());
     }
 }
-
-#[cfg(test)]
-mod explore {
-    use super::*;
-    /// MF_EXPLORE="n,g,t_d,fraction,steps,seeds;..." (development aid, ignored).
-    #[test]
-    #[ignore]
-    fn explore() {
-        let spec = std::env::var("MF_EXPLORE").unwrap_or_default();
-        for item in spec.split(';').filter(|s| !s.is_empty()) {
-            let v: Vec<f64> = item.split(',').map(|x| x.trim().parse().unwrap()).collect();
-            let mut s = KernelSetting::reference(v[0] as usize, v[1], 0.0, v[2]);
-            s.probe_fraction = v[3];
-            s.probe_steps = v[4] as usize;
-            let t0 = std::time::Instant::now();
-            for seed in 1..=(v[5] as u64) {
-                let p = measure(&s, seed).unwrap();
-                let beta = 1.0 / (1.0 - s.g * s.g);
-                eprintln!("N{} g{} Td{} s{seed} conv {} psi2 {:.3} eps {:.3} c {:.3} rot {:.3e} rotb {:.3e} tot {:.3e} rot/est {:.3e} rot/(c2 est) {:.3} share {:.3} frot {:.3} act/first {:.3} lr {:.2e}",
-                    s.n, s.g, s.t_d, p.converged_a, p.psi_sq, p.eps, p.attractor_overlap, p.theta_rot, p.theta_rot_b, p.theta_total, p.theta_rot/(p.psi_sq*beta), p.theta_rot/(p.psi_sq*beta*p.attractor_overlap.powi(2)), p.kernel_share(), p.f_rot(), p.decrease_actual/p.decrease_first_order, p.probe_lr);
-            }
-            eprintln!("  {:?}", t0.elapsed());
-        }
-    }
-}

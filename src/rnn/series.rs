@@ -288,37 +288,3 @@ mod tests {
         assert!((re - 1.0).abs() < 1e-12 && im.abs() < 1e-12);
     }
 }
-
-#[cfg(test)]
-mod explore {
-    use super::*;
-    /// MF_SERIES="n,g,seeds;..." (development aid, ignored).
-    #[test]
-    #[ignore]
-    fn explore() {
-        let spec = std::env::var("MF_SERIES").unwrap_or_default();
-        for item in spec.split(';').filter(|s| !s.is_empty()) {
-            let v: Vec<f64> = item.split(',').map(|x| x.trim().parse().unwrap()).collect();
-            let s = SeriesSetting::reference(v[0] as usize, v[1]);
-            let (z, b) = (s.zhat, s.beta());
-            eprintln!(
-                "pred g{}: c1 {:.4} c2 {:.4} c3 {:.4} d1 {:.4} d3 {:.4} e3 {:.4e} f2 {:.4}",
-                s.g,
-                z,
-                -z / 2.0,
-                z * (1.0 + 8.0 * z * z * b) / 6.0,
-                z / b,
-                z * (1.0 + 3.5 * z * z * b) / (6.0 * b),
-                z.powi(3) / 12.0,
-                z * z / b
-            );
-            let t0 = std::time::Instant::now();
-            for seed in 1..=(v[2] as u64) {
-                let r = run_series(&s, seed).unwrap();
-                eprintln!("  s{seed} z0 {:.2e} c {:.4} {:.4} {:.4} {:.3} {:.3} | s1 {:.4} {:.4} {:.4} | s2 {:.4e} {:.3e} | eig {:.4} {:.4} im {:.1e}",
-                    r.z0, r.z_coef[1], r.z_coef[2], r.z_coef[3], r.z_coef[4], r.z_coef[5], r.s1_coef[1], r.s1_coef[2], r.s1_coef[3], r.s2_coef[3], r.s2_coef[4], r.eig_coef[2], r.eig_coef[3], r.eig_imag);
-            }
-            eprintln!("  {:?}", t0.elapsed());
-        }
-    }
-}
