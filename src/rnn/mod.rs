@@ -28,6 +28,8 @@
 //! - [`rule_stats`]: bias and covariance of a rule's update, B-14's one-step formula (E-4, E-5).
 //! - [`rules_map`]: the map rule x regime of E-3 (its check: `crate::claims::rules_map`).
 //! - [`divergence`]: divergence at large targets and g, the outlier of trained W.
+//! - [`rotation_kernel`]: Theta_rot and the rotation share f_rot measured after task A (I-15).
+//! - [`series`]: the I-10 short-time series coefficients measured early in training (I-17).
 
 pub mod bptt;
 pub mod divergence;
@@ -40,10 +42,12 @@ pub mod modified_flow;
 pub mod network;
 pub mod report;
 pub mod rotation_interference;
+pub mod rotation_kernel;
 pub mod rule_stats;
 pub mod rules;
 pub mod rules_map;
 pub mod sequential;
+pub mod series;
 pub mod spec;
 pub mod static_curves;
 pub mod step_size;

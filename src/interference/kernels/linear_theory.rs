@@ -115,6 +115,21 @@ mod tests {
         assert!((shuffle_loss_ratio(0.8) - 0.75759616).abs() < 1e-14);
     }
 
+    /// Identities between the I-10 formulas (moved here from the I-10 check, where the same
+    /// code on both sides could not fail a claim): shuffling W0 removes the dressing, so
+    /// L/L0 = (1 - 1/beta^2)^2 = g^4 (2 - g^2)^2; the mean gradient norm is |dW| over the
+    /// convergence time, (1 - g^2) / (1 - g^2)^2 = 1/(1 - g^2).
+    #[test]
+    fn identities_between_the_formulas() {
+        for &g in &[0.3, 0.5, 0.8] {
+            let b = beta(g);
+            let shuffle = (1.0 - 1.0 / (b * b)).powi(2);
+            assert!((shuffle_loss_ratio(g) - shuffle).abs() < 1e-12 * shuffle);
+            let m = dw_norm_ratio(g) / convergence_time_ratio(g);
+            assert!((mean_gradient_ratio(g) - m).abs() < 1e-12 * m);
+        }
+    }
+
     #[test]
     fn g_zero_is_undressed() {
         let t = linear_theory(0.0, 1.0, 0.3);
