@@ -4,7 +4,9 @@
 //! analysis, Barrett & Dherin 2021) the gradient flow of the modified loss
 //! L~ = L + (eta/4)|grad L|^2, whose gradient is
 //!
-//!     grad L~ = grad L + (eta/2) H grad L,
+//! ```text
+//! grad L~ = grad L + (eta/2) H grad L,
+//! ```
 //!
 //! H the Hessian of L. [`Penalty`] adds the second term to a BPTT gradient; the flow driver of
 //! [`mod@super::train`] integrates d theta / d tau = -grad L~ with the same adaptive
@@ -14,7 +16,9 @@
 //! **The Hessian-gradient product** is the central difference of two BPTT gradients along the
 //! unit vector u = g/|g|:
 //!
-//!     H g = |g| (g(theta + h u) - g(theta - h u)) / (2h) + O(h^2),
+//! ```text
+//! H g = |g| (g(theta + h u) - g(theta - h u)) / (2h) + O(h^2),
+//! ```
 //!
 //! with h = [`FD_STEP`] in parameter units (Euclidean norm of the whole parameter vector). Error
 //! budget: truncation (h^2/6)|D^3 g[u, u]|, rounding ~ delta |g| / h with delta the relative
