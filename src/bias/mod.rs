@@ -17,7 +17,7 @@
 //!   orthogonal-pattern detection data, width trends.
 //! - [`stats`]: fitting helpers.
 //!
-//! The checks are registered in `crate::claims::bias`.
+//! The checks are registered in `src/claims/bias/`.
 
 pub mod agreement;
 pub mod approx_grad;

@@ -45,7 +45,7 @@ use crate::model::{Checker, ModelFile};
 use crate::report::{fmt_num, Report};
 use crate::{Error, Result};
 
-/// The model kinds of this module (part of the family table, `crate::run::kinds`).
+/// The model kinds of this module (part of the family table, `kinds` in `src/run.rs`).
 pub const KINDS: &[&str] = &[
     "bias_balance",
     "bias_margin",
@@ -78,7 +78,7 @@ pub struct BiasReport {
 }
 
 /// A time series of a run and the file it belongs in: the domain computes it, the application
-/// writes it (`crate::run`).
+/// writes it (`src/run.rs`).
 #[derive(Debug, Clone)]
 pub struct Series {
     /// The resolved path under the output directory ([`crate::io::output_path`]).

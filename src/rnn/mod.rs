@@ -18,15 +18,15 @@
 //! - [`fixed_points`]: Newton, slow points (L-BFGS on q), spectra, tracking A through B.
 //! - [`measure`]: Theta_new = |dz/dW|^2 at initialisation.
 //! - [`spec`], [`report`]: model kind `rnn` and `modeflow train`.
-//! - The checks of the cross-validation claims X-1..X-4 and E-1 live in `crate::claims::rnn`
-//!   and `crate::claims::rules`.
+//! - The checks of the cross-validation claims X-1..X-4 and E-1 live in `src/claims/rnn.rs`
+//!   and `src/claims/rules.rs`.
 //! - [`latent_xval`]: M-only g = 0 network vs the latent 2x2 learning flow given eps.
 //! - [`finite_n`]: the network vs its finite-N latent models (exact h_N, moment-matched) (I-14).
 //! - [`static_curves`]: full-W training on the static task against the I-10 curves.
 //! - [`tmaps`]: the talk's claims T1-T5 as maps over (u_s, T_d, g) in the gradient-flow
-//!   limit, seeds as samples (their checks T-1..T-5: `crate::claims::tmaps`).
+//!   limit, seeds as samples (their checks T-1..T-5: `src/claims/tmaps.rs`).
 //! - [`rule_stats`]: bias and covariance of a rule's update, B-14's one-step formula (E-4, E-5).
-//! - [`rules_map`]: the map rule x regime of E-3 (its check: `crate::claims::rules_map`).
+//! - [`rules_map`]: the map rule x regime of E-3 (its check: `src/claims/rules_map.rs`).
 //! - [`divergence`]: divergence at large targets and g, the outlier of trained W.
 //! - [`rotation_kernel`]: Theta_rot and the rotation share f_rot measured after task A (I-15).
 //! - [`series`]: the I-10 short-time series coefficients measured early in training (I-17).
