@@ -61,14 +61,74 @@ pub struct DynDopri {
     pub rejected: usize,
 }
 
-/// RMS of `e_i / (atol + rtol max(|a_i|, |b_i|))`.
-fn rms_scaled(e: &[f64], a: &[f64], b: &[f64], opts: &OdeOptions) -> f64 {
+/// RMS of `e_i / (atol + rtol max(|a_i|, |b_i|))` (shared with [`super::rkc`]).
+pub(crate) fn rms_scaled(e: &[f64], a: &[f64], b: &[f64], opts: &OdeOptions) -> f64 {
     let mut s = 0.0;
     for ((ei, ai), bi) in e.iter().zip(a).zip(b) {
         let r = ei / (opts.atol + opts.rtol * ai.abs().max(bi.abs()));
         s += r * r;
     }
     (s / e.len().max(1) as f64).sqrt()
+}
+
+/// The input checks of a dynamic-size stepper's `start` (shared by [`DynDopri`] and
+/// [`super::rkc::DynRkc`]): the state's length, a finite start, valid tolerances.
+pub(crate) fn check_start(
+    stepper: &str,
+    dim: usize,
+    t0: f64,
+    y0: &[f64],
+    opts: &OdeOptions,
+) -> Result<()> {
+    if y0.len() != dim {
+        return Err(Error::Shape {
+            context: format!("{stepper}::start"),
+            message: format!(
+                "state of length {} for a stepper of dimension {}",
+                y0.len(),
+                dim
+            ),
+        });
+    }
+    if !t0.is_finite() || y0.iter().any(|v| !v.is_finite()) {
+        return Err(Error::Ode {
+            t: t0,
+            reason: "non-finite initial time or state".into(),
+        });
+    }
+    if !(opts.rtol > 0.0 && opts.rtol.is_finite() && opts.atol >= 0.0 && opts.atol.is_finite()) {
+        return Err(Error::Ode {
+            t: t0,
+            reason: format!(
+                "tolerances must satisfy 0 < rtol < inf, 0 <= atol < inf (got {}, {})",
+                opts.rtol, opts.atol
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The checks of a dynamic-size stepper's `step`: started, and a state of its dimension.
+pub(crate) fn check_step(
+    stepper: &str,
+    started: bool,
+    t: f64,
+    dim: usize,
+    y: &[f64],
+) -> Result<()> {
+    if !started {
+        return Err(Error::Ode {
+            t,
+            reason: format!("{stepper}::step before start"),
+        });
+    }
+    if y.len() != dim {
+        return Err(Error::Shape {
+            context: format!("{stepper}::step"),
+            message: format!("state of length {} for dimension {}", y.len(), dim),
+        });
+    }
+    Ok(())
 }
 
 impl DynDopri {
@@ -113,32 +173,7 @@ impl DynDopri {
     where
         F: FnMut(&[f64], &mut [f64]) -> Result<()>,
     {
-        if y0.len() != self.dim {
-            return Err(Error::Shape {
-                context: "DynDopri::start".into(),
-                message: format!(
-                    "state of length {} for a stepper of dimension {}",
-                    y0.len(),
-                    self.dim
-                ),
-            });
-        }
-        if !t0.is_finite() || y0.iter().any(|v| !v.is_finite()) {
-            return Err(Error::Ode {
-                t: t0,
-                reason: "non-finite initial time or state".into(),
-            });
-        }
-        if !(opts.rtol > 0.0 && opts.rtol.is_finite() && opts.atol >= 0.0 && opts.atol.is_finite())
-        {
-            return Err(Error::Ode {
-                t: t0,
-                reason: format!(
-                    "tolerances must satisfy 0 < rtol < inf, 0 <= atol < inf (got {}, {})",
-                    opts.rtol, opts.atol
-                ),
-            });
-        }
+        check_start("DynDopri", self.dim, t0, y0, opts)?;
         self.t = t0;
         self.attempts = 0;
         self.evaluations = 0;
@@ -209,18 +244,7 @@ impl DynDopri {
     where
         F: FnMut(&[f64], &mut [f64]) -> Result<()>,
     {
-        if !self.started {
-            return Err(Error::Ode {
-                t: self.t,
-                reason: "DynDopri::step before start".into(),
-            });
-        }
-        if y.len() != self.dim {
-            return Err(Error::Shape {
-                context: "DynDopri::step".into(),
-                message: format!("state of length {} for dimension {}", y.len(), self.dim),
-            });
-        }
+        check_step("DynDopri", self.started, self.t, self.dim, y)?;
         loop {
             self.attempts += 1;
             if self.attempts > opts.max_steps {

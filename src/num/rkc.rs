@@ -63,6 +63,7 @@
 //! ```
 
 use super::ode::OdeOptions;
+use super::rk::{check_start, check_step, rms_scaled};
 use crate::{Error, Result};
 
 /// Damping of the Chebyshev polynomial (w0 = 1 + eps / s^2; rkc.f's 2/13).
@@ -122,16 +123,6 @@ pub struct DynRkc {
     /// Stage count of the last attempted step, and the largest so far.
     pub stages: usize,
     pub most_stages: usize,
-}
-
-/// RMS of `e_i / (atol + rtol max(|a_i|, |b_i|))`.
-fn rms_scaled(e: &[f64], a: &[f64], b: &[f64], opts: &OdeOptions) -> f64 {
-    let mut s = 0.0;
-    for ((ei, ai), bi) in e.iter().zip(a).zip(b) {
-        let r = ei / (opts.atol + opts.rtol * ai.abs().max(bi.abs()));
-        s += r * r;
-    }
-    (s / e.len().max(1) as f64).sqrt()
 }
 
 fn norm2(v: &[f64]) -> f64 {
@@ -221,32 +212,7 @@ impl DynRkc {
     where
         F: FnMut(&[f64], &mut [f64]) -> Result<()>,
     {
-        if y0.len() != self.dim {
-            return Err(Error::Shape {
-                context: "DynRkc::start".into(),
-                message: format!(
-                    "state of length {} for a stepper of dimension {}",
-                    y0.len(),
-                    self.dim
-                ),
-            });
-        }
-        if !t0.is_finite() || y0.iter().any(|v| !v.is_finite()) {
-            return Err(Error::Ode {
-                t: t0,
-                reason: "non-finite initial time or state".into(),
-            });
-        }
-        if !(opts.rtol > 0.0 && opts.rtol.is_finite() && opts.atol >= 0.0 && opts.atol.is_finite())
-        {
-            return Err(Error::Ode {
-                t: t0,
-                reason: format!(
-                    "tolerances must satisfy 0 < rtol < inf, 0 <= atol < inf (got {}, {})",
-                    opts.rtol, opts.atol
-                ),
-            });
-        }
+        check_start("DynRkc", self.dim, t0, y0, opts)?;
         self.t = t0;
         self.attempts = 0;
         self.evaluations = 0;
@@ -401,18 +367,7 @@ impl DynRkc {
     where
         F: FnMut(&[f64], &mut [f64]) -> Result<()>,
     {
-        if !self.started {
-            return Err(Error::Ode {
-                t: self.t,
-                reason: "DynRkc::step before start".into(),
-            });
-        }
-        if y.len() != self.dim {
-            return Err(Error::Shape {
-                context: "DynRkc::step".into(),
-                message: format!("state of length {} for dimension {}", y.len(), self.dim),
-            });
-        }
+        check_step("DynRkc", self.started, self.t, self.dim, y)?;
         loop {
             self.attempts += 1;
             if self.attempts > opts.max_steps {
