@@ -314,10 +314,16 @@ mod tests {
     use rand::SeedableRng;
 
     fn small() -> (Network, Trials) {
-        let mut rng = StdRng::seed_from_u64(3);
+        network(16, 0.5, 3)
+    }
+
+    /// A tanh network of `n` neurons with random connectivity `g` (seed `seed`) and the short
+    /// working-memory test task.
+    fn network(n: usize, g: f64, seed: u64) -> (Network, Trials) {
+        let mut rng = StdRng::seed_from_u64(seed);
         let spec = NetworkSpec {
-            n: 16,
-            g: 0.5,
+            n,
+            g,
             dt: 0.2,
             phi: Phi::Tanh,
             readout: Readout::Rate,
@@ -479,18 +485,7 @@ mod tests {
     /// quotient; the product's error is ~1e-8).
     #[test]
     fn sharpness_matches_the_dense_hessian() {
-        let mut rng = StdRng::seed_from_u64(4);
-        let spec = NetworkSpec {
-            n: 4,
-            g: 0.8,
-            dt: 0.2,
-            phi: Phi::Tanh,
-            readout: Readout::Rate,
-            m0: [[0.0; 2]; 2],
-        };
-        let net = Network::new(&spec, &mut rng);
-        let task = Task::WorkingMemory(WorkingMemory::short_test_task());
-        let trials = task.trials(net.n, net.inputs(), net.outputs(), net.dt, 1, &mut rng);
+        let (net, trials) = network(4, 0.8, 4);
         let theta = net.params(&Trainable::FULL).as_slice().to_vec();
         let len = theta.len();
         let mut h = nalgebra::DMatrix::zeros(len, len);
