@@ -27,7 +27,7 @@
 //! assert!((s.y[0] - (-1.0f64).exp()).abs() < 1e-9);
 //! ```
 
-use super::ode::{accept_factor, reject_factor, OdeOptions};
+use super::ode::{accept_factor, check_attempts, clip_step, reject_factor, OdeOptions};
 use super::ode::{
     A21, A31, A32, A41, A42, A43, A51, A52, A53, A54, A61, A62, A63, A64, A65, A71, A73, A74, A75,
     A76, D1, D3, D4, D5, D6, D7, E1, E3, E4, E5, E6, E7,
@@ -115,6 +115,7 @@ pub(crate) fn check_step(
     t: f64,
     dim: usize,
     y: &[f64],
+    t_end: f64,
 ) -> Result<()> {
     if !started {
         return Err(Error::Ode {
@@ -126,6 +127,14 @@ pub(crate) fn check_step(
         return Err(Error::Shape {
             context: format!("{stepper}::step"),
             message: format!("state of length {} for dimension {}", y.len(), dim),
+        });
+    }
+    // the steppers integrate forward only: an end behind the current time (or NaN) is refused
+    // instead of being reached by a step of the wrong sign
+    if t_end.is_nan() || t_end < t {
+        return Err(Error::Ode {
+            t,
+            reason: format!("{stepper}::step toward t_end = {t_end:e}, behind the current time"),
         });
     }
     Ok(())
@@ -244,28 +253,11 @@ impl DynDopri {
     where
         F: FnMut(&[f64], &mut [f64]) -> Result<()>,
     {
-        check_step("DynDopri", self.started, self.t, self.dim, y)?;
+        check_step("DynDopri", self.started, self.t, self.dim, y, t_end)?;
         loop {
             self.attempts += 1;
-            if self.attempts > opts.max_steps {
-                return Err(Error::Ode {
-                    t: self.t,
-                    reason: format!("step cap {} reached", opts.max_steps),
-                });
-            }
-            let remaining = t_end - self.t;
-            let mut h = self.h;
-            let mut last = false;
-            if h >= remaining * (1.0 - 1e-12) {
-                h = remaining;
-                last = true;
-            }
-            if h.is_nan() || h < 1e-14 * self.t.abs().max(1.0) {
-                return Err(Error::Ode {
-                    t: self.t,
-                    reason: format!("step size underflow (h = {h:e})"),
-                });
-            }
+            check_attempts(self.attempts, opts.max_steps, self.t)?;
+            let (h, last) = clip_step(self.h, self.t, t_end)?;
             let ok = self.attempt(f, y, h)?;
             let err = if ok {
                 self.error_norm(y, h, opts)

@@ -62,7 +62,7 @@
 //! assert!(st.accepted < 1000, "{} steps", st.accepted);
 //! ```
 
-use super::ode::OdeOptions;
+use super::ode::{check_attempts, clip_step, OdeOptions};
 use super::rk::{check_start, check_step, rms_scaled};
 use crate::{Error, Result};
 
@@ -367,39 +367,25 @@ impl DynRkc {
     where
         F: FnMut(&[f64], &mut [f64]) -> Result<()>,
     {
-        check_step("DynRkc", self.started, self.t, self.dim, y)?;
+        check_step("DynRkc", self.started, self.t, self.dim, y, t_end)?;
         loop {
             self.attempts += 1;
-            if self.attempts > opts.max_steps {
-                return Err(Error::Ode {
-                    t: self.t,
-                    reason: format!("step cap {} reached", opts.max_steps),
-                });
-            }
+            check_attempts(self.attempts, opts.max_steps, self.t)?;
             let due = self
                 .rho_at
                 .is_none_or(|at| self.accepted >= at + self.rho_every.max(1));
             if self.rho_stale || due {
                 self.estimate_rho(f, y)?;
             }
-            let remaining = t_end - self.t;
             let mut h = self.h.min(opts.h_max);
             let mut s = stages_for(h, self.rho);
             if s > self.max_stages {
                 s = self.max_stages;
                 h = step_for(s, self.rho);
             }
-            let mut last = false;
-            if h >= remaining * (1.0 - 1e-12) {
-                h = remaining;
-                last = true;
+            let (h, last) = clip_step(h, self.t, t_end)?;
+            if last {
                 s = stages_for(h, self.rho).min(self.max_stages);
-            }
-            if h.is_nan() || h < 1e-14 * self.t.abs().max(1.0) {
-                return Err(Error::Ode {
-                    t: self.t,
-                    reason: format!("step size underflow (h = {h:e})"),
-                });
             }
             self.stages = s;
             self.most_stages = self.most_stages.max(s);

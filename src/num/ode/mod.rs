@@ -424,17 +424,29 @@ fn event_on_step<const D: usize, P: Pair>(
 
 /// The step |h| from t toward t1, cut to land on t1 (then `true`: the last step); a step
 /// below rounding level of t is an error.
-fn clip_step(h: f64, t: f64, t1: f64) -> Result<(f64, bool)> {
+pub(super) fn clip_step(h: f64, t: f64, t1: f64) -> Result<(f64, bool)> {
     let remaining = (t1 - t).abs();
     let last = h >= remaining * (1.0 - 1e-12);
     let h = if last { remaining } else { h };
-    if h < 1e-14 * t.abs().max(1.0) {
+    if h.is_nan() || h < 1e-14 * t.abs().max(1.0) {
         return Err(Error::Ode {
             t,
             reason: format!("step size underflow (h = {h:e})"),
         });
     }
     Ok((h, last))
+}
+
+/// The cap on attempted steps (accepted and rejected) of one integration: an error once
+/// `attempts` exceeds `max_steps`. Shared by every adaptive stepper in `num`.
+pub(super) fn check_attempts(attempts: usize, max_steps: usize, t: f64) -> Result<()> {
+    if attempts > max_steps {
+        return Err(Error::Ode {
+            t,
+            reason: format!("step cap {max_steps} reached"),
+        });
+    }
+    Ok(())
 }
 
 fn integrate<const D: usize, F, G, P: Pair>(
@@ -483,12 +495,7 @@ where
     let mut attempts = 0usize;
     loop {
         attempts += 1;
-        if attempts > opts.max_steps {
-            return Err(Error::Ode {
-                t,
-                reason: format!("step cap {} reached", opts.max_steps),
-            });
-        }
+        check_attempts(attempts, opts.max_steps, t)?;
         let (h_step, last) = clip_step(h, t, t1)?;
         h = h_step;
         let hs = dir * h;

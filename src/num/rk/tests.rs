@@ -266,3 +266,33 @@ fn failures_are_errors_not_hangs() {
     assert!(solve_dyn(rhs, &[0.0], 1.0, &OdeOptions::tol(f64::NAN, 0.0)).is_err());
     assert!(solve_dyn(rhs, &[f64::NAN], 1.0, &OdeOptions::default()).is_err());
 }
+
+/// Regression (session 4): the steppers share `ode::clip_step`, which measures the remaining
+/// span as |t_end - t|; an end behind the current time must be refused, not reached by a
+/// forward step that then sets t = t_end (time running backwards). Both steppers.
+#[test]
+fn an_end_behind_the_current_time_is_refused() {
+    let mut f = |y: &[f64], dy: &mut [f64]| {
+        dy[0] = -y[0];
+        Ok(())
+    };
+    let opts = OdeOptions::tol(1e-8, 1e-10);
+    let mut y = [1.0];
+    let mut st = DynDopri::new(1);
+    st.start(&mut f, 1.0, &y, &opts).unwrap();
+    for t_end in [0.5, f64::NAN] {
+        match st.step(&mut f, &mut y, t_end, &opts) {
+            Err(Error::Ode { reason, .. }) => assert!(reason.contains("behind"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(y[0], 1.0);
+    let mut rkc = crate::num::rkc::DynRkc::new(1);
+    rkc.start(&mut f, 1.0, &y, &opts).unwrap();
+    assert!(matches!(
+        rkc.step(&mut f, &mut y, 0.5, &opts),
+        Err(Error::Ode { .. })
+    ));
+    // the ordinary forward step still lands exactly on its end
+    assert_eq!(st.step(&mut f, &mut y, 1.0 + 1e-3, &opts).unwrap(), 1.0 + 1e-3);
+}
