@@ -294,5 +294,8 @@ fn an_end_behind_the_current_time_is_refused() {
         Err(Error::Ode { .. })
     ));
     // the ordinary forward step still lands exactly on its end
-    assert_eq!(st.step(&mut f, &mut y, 1.0 + 1e-3, &opts).unwrap(), 1.0 + 1e-3);
+    assert_eq!(
+        st.step(&mut f, &mut y, 1.0 + 1e-3, &opts).unwrap(),
+        1.0 + 1e-3
+    );
 }
