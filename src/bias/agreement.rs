@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::cluster::{cosine_clusters, ClusterCount};
 use super::nets::{sigmoid, Activation, Loss, TwoLayer, TwoLayerGrad, TwoLayerWork};
-use crate::num::iterate::{iterate, Problem, Stepper, Stop};
+use crate::num::iterate::{iterate, After, Observer, Outcome, Problem, Stepper, Stop};
 use crate::{Error, Result};
 
 /// Linearly separable data from a unit teacher w* with |w*.x| >= margin (rejection sampling of
@@ -102,20 +102,6 @@ pub fn lifted_features(x: &DMatrix<f64>, y: &DVector<f64>, alpha: f64) -> DMatri
     })
 }
 
-/// One GD step of the first layer only (second layer fixed at +-1).
-fn first_layer_step(
-    net: &mut TwoLayer,
-    x: &DMatrix<f64>,
-    y: &DVector<f64>,
-    eta: f64,
-    work: &mut TwoLayerWork,
-    g: &mut TwoLayerGrad,
-) -> Result<f64> {
-    let l = net.grad_into(x, y, Loss::Logistic, work, g)?;
-    net.w.zip_apply(&g.w, |w, gw| *w -= eta * gw);
-    Ok(l)
-}
-
 /// The mean logistic loss of the +-1 student on (x, y), full batch.
 struct StudentLoss<'a> {
     x: &'a DMatrix<f64>,
@@ -129,6 +115,38 @@ impl Problem for StudentLoss<'_> {
     fn loss_grad(&mut self, _: usize, net: &TwoLayer, g: &mut TwoLayerGrad) -> Result<f64> {
         net.grad_into(self.x, self.y, Loss::Logistic, &mut self.work, g)
     }
+    fn loss(&mut self, net: &TwoLayer) -> Result<Option<f64>> {
+        net.loss(self.x, self.y, Loss::Logistic).map(Some)
+    }
+}
+
+/// [`FirstLayerGd`] of step `eta` on the student loss of (x, y) for `steps` steps from `net`,
+/// with `observer` (the driver's stopping and divergence rules: a non-finite loss, before a
+/// step or at the end, is [`Error::Diverged`] named `what`).
+fn run_student<O: for<'a> Observer<StudentLoss<'a>>>(
+    net: &mut TwoLayer,
+    x: &DMatrix<f64>,
+    y: &DVector<f64>,
+    eta: f64,
+    steps: usize,
+    what: &str,
+    observer: &mut O,
+) -> Result<Outcome> {
+    let mut problem = StudentLoss {
+        x,
+        y,
+        work: TwoLayerWork::new(x.nrows(), net.k()),
+    };
+    let mut g = TwoLayerGrad::zeros(x.ncols(), net.k());
+    let stop = Stop::steps(steps, what).hint("reduce eta");
+    iterate(
+        &mut problem,
+        &mut FirstLayerGd { eta },
+        net,
+        &mut g,
+        &stop,
+        observer,
+    )
 }
 
 /// GD on the first layer only (the second layer stays at +-1).
@@ -155,21 +173,7 @@ pub fn train_first_layer(
     steps: usize,
     what: &str,
 ) -> Result<f64> {
-    let mut problem = StudentLoss {
-        x,
-        y,
-        work: TwoLayerWork::new(x.nrows(), net.k()),
-    };
-    let mut g = TwoLayerGrad::zeros(x.ncols(), net.k());
-    let stop = Stop::steps(steps, what).hint("reduce eta");
-    let out = iterate(
-        &mut problem,
-        &mut FirstLayerGd { eta },
-        net,
-        &mut g,
-        &stop,
-        &mut (),
-    )?;
+    let out = run_student(net, x, y, eta, steps, what, &mut ())?;
     Ok(out.last_step_loss)
 }
 
@@ -249,12 +253,10 @@ pub fn agreement_run_on(
         let (lo, hi) = if r < d { (0, k) } else { (k, 2 * k) };
         (lo..hi).map(|c| net.w[(r % d, c)]).sum::<f64>()
     });
-    let mut work = TwoLayerWork::new(n, 2 * k);
-    let mut g = TwoLayerGrad::zeros(d, 2 * k);
     let (mut drift, mut gap): (f64, f64) = (0.0, 0.0);
     let mut agreed = true;
-    for _ in 0..steps {
-        first_layer_step(&mut net, x, y, eta, &mut work, &mut g)?;
+    // after every GD step of the net: one lifted GD step, and the B-4/B-5 measurements
+    let mut lifted = After(|_: usize, net: &TwoLayer, _: f64| {
         // lifted GD: grad = (1/n) sum ell'(N_i) phi_i, step k eta
         let nvals = &phi * &theta;
         let mut grad = DVector::zeros(2 * d);
@@ -266,15 +268,16 @@ pub fn agreement_run_on(
             );
         }
         theta.axpy(-(k as f64) * eta, &grad, 1.0);
-        agreed &= in_agreement(&net, x, y);
+        agreed &= in_agreement(net, x, y);
         let scale = net.w.amax();
-        drift = drift.max((diffs(&net) - &d0).amax() / scale);
+        drift = drift.max((diffs(net) - &d0).amax() / scale);
         let pq = DVector::from_fn(2 * d, |r, _| {
             let (lo, hi) = if r < d { (0, k) } else { (k, 2 * k) };
             (lo..hi).map(|c| net.w[(r % d, c)]).sum::<f64>()
         });
         gap = gap.max((&pq - &theta).amax() / theta.amax());
-    }
+    });
+    run_student(&mut net, x, y, eta, steps, "agreement-regime GD", &mut lifted)?;
     Ok(AgreementRun {
         drift,
         agreed,
@@ -372,6 +375,109 @@ fn agreement_regime(
     agree.iter().filter(|&&a| a).count()
 }
 
+/// The observer of [`reference_trace`]: the agreement regime before every step (B-4's
+/// condition) and, while all neurons agree, the lifted GD (B-5) and the drift of the
+/// within-sign differences after every step. No allocation per step.
+struct Tracker<'a> {
+    k: usize,
+    eta: f64,
+    x: &'a DMatrix<f64>,
+    y: &'a DVector<f64>,
+    /// lifted features phi_i (rows)
+    phi: DMatrix<f64>,
+    /// scratch n x 2k, and the agreement of each neuron at the last measurement
+    z: DMatrix<f64>,
+    agree: Vec<bool>,
+    /// within-sign differences at the start of the streak
+    d0: DMatrix<f64>,
+    streak: Option<usize>,
+    drift: f64,
+    agreeing: Vec<(usize, usize)>,
+    /// B-5: lifted GD theta = (P, Q) on phi_i, run alongside once all neurons agree
+    theta: DVector<f64>,
+    nv: DVector<f64>,
+    lift_grad: DVector<f64>,
+    gap: f64,
+    steps: usize,
+}
+
+impl Tracker<'_> {
+    /// P (r < d) or Q (r >= d) entry r of the net's first layer.
+    fn pq(&self, w: &DMatrix<f64>, r: usize) -> f64 {
+        let (d, k) = (self.x.ncols(), self.k);
+        let (lo, hi) = if r < d { (0, k) } else { (k, 2 * k) };
+        (lo..hi).map(|c| w[(r % d, c)]).sum::<f64>()
+    }
+
+    /// The agreement regime at `step` (steps taken); starts or ends the streak.
+    fn measure(&mut self, step: usize, net: &TwoLayer) {
+        let (d, k) = (self.x.ncols(), self.k);
+        let m = agreement_regime(net, self.x, self.y, &mut self.z, &mut self.agree);
+        if step == 1 || is_decade(step) || step == self.steps {
+            self.agreeing.push((step, m));
+        }
+        if m == 2 * k {
+            if self.streak.is_none() {
+                self.streak = Some(step);
+                self.drift = 0.0;
+                self.gap = 0.0;
+                for r in 0..2 * d {
+                    self.theta[r] = self.pq(&net.w, r);
+                }
+                for c in 0..2 * k {
+                    let base = if c < k { 0 } else { k };
+                    for r in 0..d {
+                        self.d0[(r, c)] = net.w[(r, c)] - net.w[(r, base)];
+                    }
+                }
+            }
+        } else {
+            self.streak = None;
+        }
+    }
+
+    /// After a GD step of the net, within a streak: one lifted GD step, the gap and the drift.
+    fn lift(&mut self, net: &TwoLayer) {
+        if self.streak.is_none() {
+            return;
+        }
+        let (n, d, k) = (self.x.nrows(), self.x.ncols(), self.k);
+        let y = self.y;
+        // lifted GD step: theta <- theta - k eta (1/n) sum_i ell'(theta . phi_i, y_i) phi_i
+        self.nv.gemv(1.0, &self.phi, &self.theta, 0.0);
+        for i in 0..n {
+            self.nv[i] = y[i] * sigmoid(-y[i] * self.nv[i]) / n as f64;
+        }
+        self.lift_grad.gemv_tr(1.0, &self.phi, &self.nv, 0.0);
+        self.theta.axpy(k as f64 * self.eta, &self.lift_grad, 1.0);
+        let tscale = self.theta.amax();
+        for r in 0..2 * d {
+            self.gap = self
+                .gap
+                .max((self.pq(&net.w, r) - self.theta[r]).abs() / tscale);
+        }
+        let scale = net.w.amax();
+        for c in 0..2 * k {
+            let base = if c < k { 0 } else { k };
+            for r in 0..d {
+                let e = (net.w[(r, c)] - net.w[(r, base)] - self.d0[(r, c)]).abs() / scale;
+                self.drift = self.drift.max(e);
+            }
+        }
+    }
+}
+
+impl<'a> Observer<StudentLoss<'a>> for Tracker<'_> {
+    fn before(&mut self, s: usize, net: &TwoLayer, _: &TwoLayerGrad, _: f64) -> Result<()> {
+        self.measure(s, net);
+        Ok(())
+    }
+    fn after(&mut self, _: usize, net: &TwoLayer, _: &TwoLayerGrad, _: f64) -> Result<()> {
+        self.lift(net);
+        Ok(())
+    }
+}
+
 /// One reference run of THEORY II.2 with data `data`: 10 + 10 leaky-ReLU neurons (alpha = 0.2),
 /// second layer fixed at +-1, GD eta = 0.5 on the mean logistic loss for `steps` steps from init
 /// std `init`. Tracks the agreement regime per neuron (B-4's condition) and, once all neurons
@@ -383,83 +489,35 @@ pub fn reference_trace(data: &RefData, seed: u64, init: f64, steps: usize) -> Re
     let mut rng = StdRng::seed_from_u64(seed + 2000);
     let w0 = DMatrix::from_fn(d, 2 * k, |_, _| init * rng.sample::<f64, _>(StandardNormal));
     let mut net = student(w0, k, alpha);
-    let mut work = TwoLayerWork::new(n, 2 * k);
-    let mut g = TwoLayerGrad::zeros(d, 2 * k);
-    let mut z = DMatrix::zeros(n, 2 * k);
-    let mut agree = vec![false; 2 * k];
-    let mut d0 = DMatrix::zeros(d, 2 * k);
-    let mut streak: Option<usize> = None;
-    let mut drift: f64 = 0.0;
-    let mut agreeing = Vec::new();
-    let mut loss = f64::NAN;
-    // B-5: lifted GD theta = (P, Q) on phi_i, run alongside once all neurons agree
-    let phi = lifted_features(&x, &y, alpha);
-    let mut theta = DVector::zeros(2 * d);
-    let mut nv = DVector::zeros(n);
-    let mut lift_grad = DVector::zeros(2 * d);
-    let mut gap: f64 = 0.0;
-    let pq = |w: &DMatrix<f64>, r: usize| -> f64 {
-        let (lo, hi) = if r < d { (0, k) } else { (k, 2 * k) };
-        (lo..hi).map(|c| w[(r % d, c)]).sum::<f64>()
+    let mut t = Tracker {
+        k,
+        eta,
+        phi: lifted_features(&x, &y, alpha),
+        x: &x,
+        y: &y,
+        z: DMatrix::zeros(n, 2 * k),
+        agree: vec![false; 2 * k],
+        d0: DMatrix::zeros(d, 2 * k),
+        streak: None,
+        drift: 0.0,
+        agreeing: Vec::new(),
+        theta: DVector::zeros(2 * d),
+        nv: DVector::zeros(n),
+        lift_grad: DVector::zeros(2 * d),
+        gap: 0.0,
+        steps,
     };
-    for step in 0..=steps {
-        let m = agreement_regime(&net, &x, &y, &mut z, &mut agree);
-        if step == 1 || is_decade(step) || step == steps {
-            agreeing.push((step, m));
-        }
-        if m == 2 * k {
-            if streak.is_none() {
-                streak = Some(step);
-                drift = 0.0;
-                gap = 0.0;
-                for r in 0..2 * d {
-                    theta[r] = pq(&net.w, r);
-                }
-                for c in 0..2 * k {
-                    let base = if c < k { 0 } else { k };
-                    for r in 0..d {
-                        d0[(r, c)] = net.w[(r, c)] - net.w[(r, base)];
-                    }
-                }
-            }
-        } else {
-            streak = None;
-        }
-        if step == steps {
-            break;
-        }
-        let l = first_layer_step(&mut net, &x, &y, eta, &mut work, &mut g)?;
-        if !l.is_finite() {
-            return Err(Error::Diverged {
-                what: "reference GD".into(),
-                step,
-                loss: l,
-                hint: "reduce eta".into(),
-            });
-        }
-        loss = l;
-        if streak.is_some() {
-            // lifted GD step: theta <- theta - k eta (1/n) sum_i ell'(theta . phi_i, y_i) phi_i
-            nv.gemv(1.0, &phi, &theta, 0.0);
-            for i in 0..n {
-                nv[i] = y[i] * sigmoid(-y[i] * nv[i]) / n as f64;
-            }
-            lift_grad.gemv_tr(1.0, &phi, &nv, 0.0);
-            theta.axpy(k as f64 * eta, &lift_grad, 1.0);
-            let tscale = theta.amax();
-            for r in 0..2 * d {
-                gap = gap.max((pq(&net.w, r) - theta[r]).abs() / tscale);
-            }
-            let scale = net.w.amax();
-            for c in 0..2 * k {
-                let base = if c < k { 0 } else { k };
-                for r in 0..d {
-                    let e = (net.w[(r, c)] - net.w[(r, base)] - d0[(r, c)]).abs() / scale;
-                    drift = drift.max(e);
-                }
-            }
-        }
-    }
+    let out = run_student(&mut net, &x, &y, eta, steps, "reference GD", &mut t)?;
+    t.measure(steps, &net);
+    let loss = out.last_step_loss;
+    let Tracker {
+        agree,
+        streak,
+        drift,
+        agreeing,
+        gap,
+        ..
+    } = t;
     let m = final_measures(&net, &agree, k, &mut rng)?;
     Ok(ReferenceRun {
         clusters_pos: m.clusters_pos,
@@ -594,24 +652,13 @@ pub fn reference_run_on(
         eta,
         steps,
     } = *s;
-    let (n, d) = (x.nrows(), x.ncols());
+    let d = x.ncols();
     let mut rng = StdRng::seed_from_u64(rng_seed);
     let w0 = DMatrix::from_fn(d, 2 * k, |_, _| init * rng.sample::<f64, _>(StandardNormal));
     let mut net = student(w0, k, alpha);
-    let mut work = TwoLayerWork::new(n, 2 * k);
-    let mut g = TwoLayerGrad::zeros(d, 2 * k);
-    for step in 0..steps {
-        let l = first_layer_step(&mut net, x, y, eta, &mut work, &mut g)?;
-        if !l.is_finite() || !net.w.iter().all(|v| v.is_finite()) {
-            return Err(Error::Diverged {
-                what: "reference GD".into(),
-                step,
-                loss: l,
-                hint: "reduce eta".into(),
-            });
-        }
-        observe(step, &net, l);
-    }
+    // observe(step, ..) with step the 0-based index of the step just taken
+    let mut obs = After(|s: usize, net: &TwoLayer, l: f64| observe(s - 1, net, l));
+    run_student(&mut net, x, y, eta, steps, "reference GD", &mut obs)?;
     let cols = |r: std::ops::Range<usize>| -> Vec<DVector<f64>> {
         r.map(|c| net.w.column(c).into_owned()).collect()
     };

@@ -8,7 +8,7 @@
 use nalgebra::{DMatrix, DVector};
 use serde::Serialize;
 
-use crate::num::iterate::{Descend, GradNorm};
+use crate::num::iterate::{Descend, GradNorm, Problem};
 use crate::{Error, Result};
 
 /// A 1-homogeneous activation sigma (sigma(c z) = c sigma(z) for c > 0), so that
@@ -316,6 +316,38 @@ impl GradNorm for TwoLayerGrad {
 impl Descend<TwoLayerGrad> for TwoLayer {
     fn descend(&mut self, g: &TwoLayerGrad, eta: f64, lambda: f64) {
         self.step(g, eta, lambda);
+    }
+}
+
+/// The mean loss of a [`TwoLayer`] net on the whole data set (x, y), for
+/// [`crate::num::iterate`]: full-batch GD is [`crate::num::iterate::Gd`] on it.
+pub struct FullBatch<'a> {
+    pub x: &'a DMatrix<f64>,
+    pub y: &'a DVector<f64>,
+    pub loss: Loss,
+    work: TwoLayerWork,
+}
+
+impl<'a> FullBatch<'a> {
+    /// The loss `loss` on (x, y), with scratch for a net of width `k`.
+    pub fn new(x: &'a DMatrix<f64>, y: &'a DVector<f64>, loss: Loss, k: usize) -> Self {
+        FullBatch {
+            x,
+            y,
+            loss,
+            work: TwoLayerWork::new(x.nrows(), k),
+        }
+    }
+}
+
+impl Problem for FullBatch<'_> {
+    type Params = TwoLayer;
+    type Grad = TwoLayerGrad;
+    fn loss_grad(&mut self, _: usize, net: &TwoLayer, g: &mut TwoLayerGrad) -> Result<f64> {
+        net.grad_into(self.x, self.y, self.loss, &mut self.work, g)
+    }
+    fn loss(&mut self, net: &TwoLayer) -> Result<Option<f64>> {
+        net.loss(self.x, self.y, self.loss).map(Some)
     }
 }
 

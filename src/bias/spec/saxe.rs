@@ -26,7 +26,7 @@ use super::{time_series, Trained};
 use crate::bias::saxe::{half_time, map_gf_error, mode_gd, mode_gf, train_aligned};
 use crate::compare::Row;
 use crate::model::ModelFile;
-use crate::{Error, Result};
+use crate::Result;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -145,21 +145,7 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
     let steps = c.count("steps", raw.steps, 4, 10_000_000)?;
     let (s, u0) = (&raw.s, &raw.u0);
     let m = s.len();
-    let (modes, off) = train_aligned(s, u0, eta, steps, model.common.seed);
-    if let Some(k) = modes
-        .iter()
-        .position(|v| !v.iter().all(|x| x.is_finite() && x.abs() < 1e100))
-    {
-        let smax = s.iter().cloned().fold(0.0, f64::max);
-        return Err(Error::Diverged {
-            what: "aligned linear net GD".into(),
-            step: k + 1,
-            loss: f64::NAN,
-            hint: format!(
-                "reduce eta = {eta} (the fixed point u = s is stable only for eta s < 1; s_max = {smax})"
-            ),
-        });
-    }
+    let (modes, off) = train_aligned(s, u0, eta, steps, model.common.seed)?;
     // net vs scalar map
     let mut worst: f64 = 0.0;
     let mut u = u0.clone();
