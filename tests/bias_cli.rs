@@ -38,14 +38,20 @@ const SHIPPED: &[(&str, &[(&str, &str)])] = &[
         &[("steps", "5000"), ("n_test", "2000")],
     ),
     ("bias-approx-grad.toml", &[("samples", "50000")]),
+    (
+        "bias-balance-drift.toml",
+        &[("drift_etas", "[0.004, 0.002, 0.001]"), ("drift_seeds", "4")],
+    ),
     ("bias-balance.toml", &[("steps", "500")]),
     ("bias-clusters.toml", &[]),
     ("bias-diagonal.toml", &[]),
     ("bias-margin.toml", &[]),
+    ("bias-modified-flow-order.toml", &[]),
     ("bias-modified-flow.toml", &[]),
     ("bias-pattern.toml", &[]),
     ("bias-saxe.toml", &[]),
     ("bias-smoothed-margin.toml", &[]),
+    ("bias-student-clusters.toml", &[("steps", "20000"), ("n_test", "2000")]),
     ("bias-width.toml", &[("widths", "[1, 10, 100]")]),
 ];
 

@@ -416,12 +416,13 @@ pub fn random_rnn(
 }
 
 /// B-1 drift summed over `seeds` runs (seeds 0..seeds) of copies of `net0` under SGD with batch
-/// `batch` (the full set: GD), square loss, no weight decay, `steps` steps of size `eta`.
+/// `batch` (the full set: GD), loss `loss`, no weight decay, `steps` steps of size `eta`.
 #[allow(clippy::too_many_arguments)]
 pub fn summed_drift(
     net0: &TwoLayer,
     x: &DMatrix<f64>,
     y: &DVector<f64>,
+    loss: Loss,
     eta: f64,
     batch: usize,
     steps: usize,
@@ -437,7 +438,7 @@ pub fn summed_drift(
             steps,
             seed,
         };
-        total += two_layer_run(&mut net, x, y, Loss::Square, &settings)?.drift;
+        total += two_layer_run(&mut net, x, y, loss, &settings)?.drift;
     }
     Ok(total)
 }

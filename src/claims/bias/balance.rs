@@ -84,7 +84,7 @@ pub fn check_b1() -> Result<Vec<Row>> {
         // drift over 8 seeds so the fitted exponent measures the eta-dependence, not noise.
         let seeds = if batch == 40 { 1 } else { 8 };
         let (drifts, p) = drift_exponent(&DRIFT_ETAS, 1.0, |eta, steps| {
-            let drift = summed_drift(&net0, &x, &y, eta, batch, steps, seeds)?;
+            let drift = summed_drift(&net0, &x, &y, Loss::Square, eta, batch, steps, seeds)?;
             Ok(BalanceRun {
                 max_residual: 0.0,
                 drift,
