@@ -3,8 +3,11 @@
 //! hard-margin SVM direction and rho(t) -> w~, (eta/n) exp(-y_s x_s . w~) = alpha_s on the support
 //! vectors.
 //!
-//! The 2-D loop is tight: points pre-multiplied by their labels in a slice of `Vector2`, no
-//! allocation per step, so 10^6 steps take tens of milliseconds.
+//! The 2-D GD runs on the iteration driver [`crate::num::iterate`] with points pre-multiplied by
+//! their labels in a slice of `Vector2` and no allocation per step; the loss the driver tests
+//! for divergence (one softplus per point per step) about doubles the cost of the bare gradient
+//! loop (B-6's two runs of 10^6 steps: 0.6 s -> 1.8 s in `modeflow check` on the shared 2-core
+//! machine).
 
 use nalgebra::{DMatrix, DVector, Vector2};
 use serde::Serialize;

@@ -138,6 +138,7 @@ pub fn sigmoid(x: f64) -> f64 {
 #[allow(clippy::needless_range_loop)] // index loops mirror the formulas
 mod tests {
     use super::*;
+    use crate::Error;
     use nalgebra::{DMatrix, DVector};
     use proptest::prelude::*;
     use rand::{rngs::StdRng, Rng, SeedableRng};
