@@ -40,7 +40,10 @@ const SHIPPED: &[(&str, &[(&str, &str)])] = &[
     ("bias-approx-grad.toml", &[("samples", "50000")]),
     (
         "bias-balance-drift.toml",
-        &[("drift_etas", "[0.004, 0.002, 0.001]"), ("drift_seeds", "4")],
+        &[
+            ("drift_etas", "[0.004, 0.002, 0.001]"),
+            ("drift_seeds", "4"),
+        ],
     ),
     ("bias-balance.toml", &[("steps", "500")]),
     ("bias-clusters.toml", &[]),
@@ -51,7 +54,10 @@ const SHIPPED: &[(&str, &[(&str, &str)])] = &[
     ("bias-pattern.toml", &[]),
     ("bias-saxe.toml", &[]),
     ("bias-smoothed-margin.toml", &[]),
-    ("bias-student-clusters.toml", &[("steps", "20000"), ("n_test", "2000")]),
+    (
+        "bias-student-clusters.toml",
+        &[("steps", "20000"), ("n_test", "2000")],
+    ),
     ("bias-width.toml", &[("widths", "[1, 10, 100]")]),
 ];
 

@@ -15,7 +15,12 @@ fn out_dir(name: &str) -> PathBuf {
 
 /// A shipped model file (checked by its family when loaded).
 fn shipped(name: &str) -> modeflow::model::ModelFile {
-    modeflow::run::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(name)).unwrap()
+    modeflow::run::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("models")
+            .join(name),
+    )
+    .unwrap()
 }
 
 /// Checks svg/png/json/csv of `stem` and returns the parsed figure JSON.

@@ -282,7 +282,15 @@ pub fn agreement_run_on(
         });
         gap = gap.max((&pq - &theta).amax() / theta.amax());
     });
-    run_student(&mut net, x, y, eta, steps, "agreement-regime GD", &mut lifted)?;
+    run_student(
+        &mut net,
+        x,
+        y,
+        eta,
+        steps,
+        "agreement-regime GD",
+        &mut lifted,
+    )?;
     Ok(AgreementRun {
         drift,
         agreed,

@@ -119,17 +119,19 @@ pub fn train_aligned(
     let smax = s.iter().cloned().fold(0.0, f64::max);
     let mut out = Vec::with_capacity(steps);
     let mut off: f64 = 0.0;
-    let mut modes_after = After(|_: usize, (w1, w2): &(DMatrix<f64>, DMatrix<f64>), _: f64| {
-        let modes = uu.transpose() * w2 * w1 * &vv;
-        for i in 0..m {
-            for j in 0..m {
-                if i != j {
-                    off = off.max(modes[(i, j)].abs());
+    let mut modes_after = After(
+        |_: usize, (w1, w2): &(DMatrix<f64>, DMatrix<f64>), _: f64| {
+            let modes = uu.transpose() * w2 * w1 * &vv;
+            for i in 0..m {
+                for j in 0..m {
+                    if i != j {
+                        off = off.max(modes[(i, j)].abs());
+                    }
                 }
             }
-        }
-        out.push(modes.diagonal());
-    });
+            out.push(modes.diagonal());
+        },
+    );
     iterate(
         &mut LinearNetLoss { sigma: &sigma },
         &mut LinearNetGd { eta },

@@ -510,4 +510,3 @@ mod tests {
         assert!(matches!(train(&m), Err(Error::ModelFile { .. })));
     }
 }
-

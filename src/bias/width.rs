@@ -191,7 +191,14 @@ pub fn updates_to_zero_loss(x: &DMatrix<f64>, y: &DVector<f64>, s: &HingeSgd) ->
     };
     // every epoch before the last makes an update, so the update cap binds before this one
     let stop = Stop::steps(max_updates, "hinge-loss SGD").loss_tol(0.0);
-    let out = iterate(&mut problem, &mut epoch, &mut w, &mut PerSample, &stop, &mut ())?;
+    let out = iterate(
+        &mut problem,
+        &mut epoch,
+        &mut w,
+        &mut PerSample,
+        &stop,
+        &mut (),
+    )?;
     if out.reason != Reason::LossTol {
         return Err(Error::NoConvergence {
             solver: "SGD to zero hinge loss".into(),

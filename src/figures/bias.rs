@@ -28,9 +28,9 @@ use crate::bias::diagonal::{min_l2, sparse_regression, train_diagonal, DiagRun};
 use crate::bias::solvers::mirror_argmin;
 use crate::bias::spec::{agreement, balance, diagonal, margin, modified_flow};
 use crate::model::ModelFile;
-use crate::Error;
 use crate::plot::lines::{self, FitSpec, LineSpec, Mark, Series};
 use crate::plot::Output;
+use crate::Error;
 use crate::{io, Result};
 
 fn output(dir: &Path, stem: &str, what: &str, settings: serde_json::Value) -> Output {
@@ -136,9 +136,8 @@ pub fn balance_drift(model: &ModelFile, dir: &Path) -> Result<Vec<PathBuf>> {
     })?;
     io::ensure_dir(dir)?;
     let c = balance::drift_curves(&bs, &drift)?;
-    let pts = |v: &[f64]| -> Vec<[f64; 2]> {
-        c.etas.iter().zip(v).map(|(&e, &d)| [e, d]).collect()
-    };
+    let pts =
+        |v: &[f64]| -> Vec<[f64; 2]> { c.etas.iter().zip(v).map(|(&e, &d)| [e, d]).collect() };
     let (gd, sgd) = (pts(&c.gd), pts(&c.sgd));
     let sgd_fit = lines::fit_slope(&sgd, true, true, None);
     let sgd_label = format!("SGD b = {}, {} runs", bs.batch, drift.seeds);

@@ -447,4 +447,3 @@ mod tests {
         assert!(cp >= 1 && cn >= 1 && (0.0..=1.0).contains(&lin));
     }
 }
-

@@ -97,4 +97,3 @@ pub fn balance_matrices(layers: &[DMatrix<f64>]) -> Vec<DMatrix<f64>> {
         .map(|p| p[1].transpose() * &p[1] - &p[0] * p[0].transpose())
         .collect()
 }
-

@@ -195,4 +195,3 @@ fn charge_of(
             - v.column(j).norm_squared()
     })
 }
-

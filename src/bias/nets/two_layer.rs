@@ -229,4 +229,3 @@ impl Problem for FullBatch<'_> {
         net.loss(self.x, self.y, self.loss).map(Some)
     }
 }
-

@@ -196,8 +196,7 @@ fn draw_cases(cases: &Cases, rng: &mut StdRng) -> Vec<Case> {
                 let h = random_spd(rng, d, lambda_max);
                 let e0 = DVector::from_fn(d, |_, _| rng.sample::<f64, _>(StandardNormal));
                 let b = DVector::from_fn(d, |_, _| bias * rng.sample::<f64, _>(StandardNormal));
-                let a =
-                    DMatrix::from_fn(d, d, |_, _| noise * rng.sample::<f64, _>(StandardNormal));
+                let a = DMatrix::from_fn(d, d, |_, _| noise * rng.sample::<f64, _>(StandardNormal));
                 (h, e0, b, a)
             })
             .collect(),

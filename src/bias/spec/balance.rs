@@ -16,8 +16,7 @@ use serde::Deserialize;
 
 use super::{time_series, Trained};
 use crate::bias::balance::{
-    random_two_layer, summed_drift, two_layer_run_observed, SgdSettings, EXPONENT_TOL,
-    IDENTITY_TOL,
+    random_two_layer, summed_drift, two_layer_run_observed, SgdSettings, EXPONENT_TOL, IDENTITY_TOL,
 };
 use crate::bias::nets::{Activation, Loss, TwoLayer};
 use crate::bias::stats::{fmt_list, loglog_slope};
@@ -208,7 +207,9 @@ pub fn drift_curves(spec: &Spec, drift: &DriftSpec) -> Result<DriftCurves> {
     let mut sgd = Vec::with_capacity(drift.etas.len());
     for &eta in &drift.etas {
         let steps = (drift.horizon / eta).round() as usize;
-        gd.push(summed_drift(&net0, &x, &y, spec.loss, eta, spec.n, steps, 1)?);
+        gd.push(summed_drift(
+            &net0, &x, &y, spec.loss, eta, spec.n, steps, 1,
+        )?);
         let total = summed_drift(
             &net0,
             &x,
@@ -233,15 +234,27 @@ pub fn drift_curves(spec: &Spec, drift: &DriftSpec) -> Result<DriftCurves> {
 /// The drift-exponent rows of [`drift_curves`].
 pub fn drift_rows(spec: &Spec, c: &DriftCurves) -> Vec<Row> {
     vec![
-        Row::abs("two-layer GD: drift exponent at fixed eta*T", 1.0, c.gd_exponent, EXPONENT_TOL)
-            .note(format!("etas {:?}, drifts {}", c.etas, fmt_list(&c.gd))),
         Row::abs(
-            format!("two-layer SGD b={}: drift exponent at fixed eta*T", spec.batch),
+            "two-layer GD: drift exponent at fixed eta*T",
+            1.0,
+            c.gd_exponent,
+            EXPONENT_TOL,
+        )
+        .note(format!("etas {:?}, drifts {}", c.etas, fmt_list(&c.gd))),
+        Row::abs(
+            format!(
+                "two-layer SGD b={}: drift exponent at fixed eta*T",
+                spec.batch
+            ),
             1.0,
             c.sgd_exponent,
             EXPONENT_TOL,
         )
-        .note(format!("etas {:?}, mean drifts {}", c.etas, fmt_list(&c.sgd))),
+        .note(format!(
+            "etas {:?}, mean drifts {}",
+            c.etas,
+            fmt_list(&c.sgd)
+        )),
     ]
 }
 

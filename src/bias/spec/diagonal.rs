@@ -224,4 +224,3 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
     ];
     Ok((rows, summary, csv))
 }
-

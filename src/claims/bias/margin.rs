@@ -12,7 +12,10 @@ use crate::Result;
 pub fn check_b6() -> Result<Vec<Row>> {
     let spec = Spec::reference();
     let mut rows = Vec::new();
-    for (eta, claimed) in [(spec.eta, -(5.0f64).ln()), (spec.figure_etas[0], -(20.0f64).ln())] {
+    for (eta, claimed) in [
+        (spec.eta, -(5.0f64).ln()),
+        (spec.figure_etas[0], -(20.0f64).ln()),
+    ] {
         let r = run(&spec, eta, "B-6 reference")?;
         if eta == 1.0 {
             rows.push(Row::abs("w_hat[0] (SVM dual)", 1.0, r.w_hat[0], 1e-12));
