@@ -4,7 +4,7 @@
 //!
 //! Every gradient here is checked against central finite differences in the unit tests
 //! (proptest over random nets and data). Activations and losses live here; the nets in
-//! [`two_layer`], [`deep_linear`] and [`rnn`] (re-exported).
+//! `two_layer`, `deep_linear` and `rnn` (re-exported).
 
 use serde::Serialize;
 

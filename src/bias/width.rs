@@ -150,8 +150,8 @@ impl<'a> Stepper<HingeLoss<'a>> for HingeEpoch<'_> {
     }
 }
 
-/// Number of non-zero SGD updates until zero hinge loss: epochs of [`HingeEpoch`] on the
-/// iteration driver until the training hinge loss is 0.
+/// Number of non-zero SGD updates until zero hinge loss: epochs of hinge-loss SGD (one epoch
+/// per driver step) on the iteration driver until the training hinge loss is 0.
 pub fn updates_to_zero_loss(x: &DMatrix<f64>, y: &DVector<f64>, s: &HingeSgd) -> Result<usize> {
     let HingeSgd {
         k,

@@ -365,7 +365,7 @@ pub struct ReferenceOutcome {
 
 /// [`reference_run`] on given data: init std `init`, `n_test` fresh N(0, I) test points, both
 /// drawn from `StdRng::seed_from_u64(rng_seed)`; `observe(step, net, loss)` after every step.
-/// Errors: non-finite loss ([`Error::Diverged`]), a zero neuron (cannot be clustered).
+/// Errors: non-finite loss ([`crate::Error::Diverged`]), a zero neuron (cannot be clustered).
 pub fn reference_run_on(
     x: &DMatrix<f64>,
     y: &DVector<f64>,
