@@ -376,21 +376,6 @@ pub fn random_two_layer(
     (TwoLayer { w, a, act }, x, y)
 }
 
-/// The net and data of the B-1 drift-exponent runs (check and figure): a two-layer leaky-ReLU
-/// net (slope 0.2), d = 6, k = 12, n = 40, square loss, init std 0.7, data seed 11.
-pub fn drift_reference() -> (TwoLayer, DMatrix<f64>, DVector<f64>) {
-    let mut rng = StdRng::seed_from_u64(11);
-    random_two_layer(
-        &mut rng,
-        6,
-        12,
-        40,
-        Activation::LeakyRelu(0.2),
-        Loss::Square,
-        0.7,
-    )
-}
-
 /// A random ReLU RNN with a batch of random sequences and targets.
 pub fn random_rnn(
     rng: &mut StdRng,

@@ -16,7 +16,8 @@ use serde::Deserialize;
 
 use super::{time_series, Trained};
 use crate::bias::balance::{
-    random_two_layer, summed_drift, two_layer_run_observed, SgdSettings, EXPONENT_TOL, IDENTITY_TOL,
+    random_two_layer, summed_drift, two_layer_run_observed, SgdSettings, DRIFT_ETAS, EXPONENT_TOL,
+    IDENTITY_TOL,
 };
 use crate::bias::nets::{Activation, Loss, TwoLayer};
 use crate::bias::stats::{fmt_list, loglog_slope};
@@ -188,14 +189,18 @@ pub fn check(model: &ModelFile) -> Result<Spec> {
 }
 
 /// Drift sum_j |D_j(T) - D_j(0)| at the fixed horizon for each step size of a [`DriftSpec`],
-/// for GD (full batch) and for SGD with the spec's batch (mean over the `seeds` shuffles), from
-/// the spec's net and data, with its loss and no weight decay.
+/// for GD (full batch) and for SGD with the spec's batch (over the `seeds` shuffles), from the
+/// spec's net and data, with its loss and no weight decay.
 #[derive(Debug, Clone)]
 pub struct DriftCurves {
     pub etas: Vec<f64>,
+    pub horizon: f64,
     pub gd: Vec<f64>,
+    /// SGD drift summed over the shuffles, and its mean
+    pub sgd_total: Vec<f64>,
     pub sgd: Vec<f64>,
-    /// fitted exponents p of drift ~ eta^p (least squares in log-log)
+    /// fitted exponents p of drift ~ eta^p (least squares in log-log; the SGD fit on the sums,
+    /// the same slope as on the means)
     pub gd_exponent: f64,
     pub sgd_exponent: f64,
 }
@@ -204,13 +209,13 @@ pub struct DriftCurves {
 pub fn drift_curves(spec: &Spec, drift: &DriftSpec) -> Result<DriftCurves> {
     let (net0, x, y) = spec.net_and_data();
     let mut gd = Vec::with_capacity(drift.etas.len());
-    let mut sgd = Vec::with_capacity(drift.etas.len());
+    let mut sgd_total = Vec::with_capacity(drift.etas.len());
     for &eta in &drift.etas {
         let steps = (drift.horizon / eta).round() as usize;
         gd.push(summed_drift(
             &net0, &x, &y, spec.loss, eta, spec.n, steps, 1,
         )?);
-        let total = summed_drift(
+        sgd_total.push(summed_drift(
             &net0,
             &x,
             &y,
@@ -219,23 +224,26 @@ pub fn drift_curves(spec: &Spec, drift: &DriftSpec) -> Result<DriftCurves> {
             spec.batch,
             steps,
             drift.seeds,
-        )?;
-        sgd.push(total / drift.seeds as f64);
+        )?);
     }
     Ok(DriftCurves {
         gd_exponent: loglog_slope(&drift.etas, &gd),
-        sgd_exponent: loglog_slope(&drift.etas, &sgd),
+        sgd_exponent: loglog_slope(&drift.etas, &sgd_total),
+        sgd: sgd_total.iter().map(|t| t / drift.seeds as f64).collect(),
         etas: drift.etas.clone(),
+        horizon: drift.horizon,
         gd,
-        sgd,
+        sgd_total,
     })
 }
 
-/// The drift-exponent rows of [`drift_curves`].
+/// The drift-exponent rows of [`drift_curves`] (B-1: exponent 1 within [`EXPONENT_TOL`]); the
+/// notes list the GD drifts and the SGD drifts summed over the shuffles.
 pub fn drift_rows(spec: &Spec, c: &DriftCurves) -> Vec<Row> {
+    let h = c.horizon;
     vec![
         Row::abs(
-            "two-layer GD: drift exponent at fixed eta*T",
+            format!("two-layer GD: drift exponent at eta*T = {h}"),
             1.0,
             c.gd_exponent,
             EXPONENT_TOL,
@@ -243,7 +251,7 @@ pub fn drift_rows(spec: &Spec, c: &DriftCurves) -> Vec<Row> {
         .note(format!("etas {:?}, drifts {}", c.etas, fmt_list(&c.gd))),
         Row::abs(
             format!(
-                "two-layer SGD b={}: drift exponent at fixed eta*T",
+                "two-layer SGD b={}: drift exponent at eta*T = {h}",
                 spec.batch
             ),
             1.0,
@@ -251,11 +259,39 @@ pub fn drift_rows(spec: &Spec, c: &DriftCurves) -> Vec<Row> {
             EXPONENT_TOL,
         )
         .note(format!(
-            "etas {:?}, mean drifts {}",
+            "etas {:?}, drifts {}",
             c.etas,
-            fmt_list(&c.sgd)
+            fmt_list(&c.sgd_total)
         )),
     ]
+}
+
+impl Spec {
+    /// The B-1 drift reference: `models/bias-balance-drift.toml` (leaky-ReLU net d = 6, k = 12,
+    /// n = 40, square loss, init std 0.7, seed 11; SGD batch 8 over 8 shuffles, eta*T = 1) with
+    /// the claim's step sizes [`DRIFT_ETAS`].
+    pub fn drift_reference() -> Spec {
+        Spec {
+            d: 6,
+            k: 12,
+            n: 40,
+            act: Activation::LeakyRelu(0.2),
+            loss: Loss::Square,
+            init: 0.7,
+            eta: 0.002,
+            lambda: 0.0,
+            batch: 8,
+            steps: 500,
+            record_every: 10,
+            drift: Some(DriftSpec {
+                etas: DRIFT_ETAS.to_vec(),
+                horizon: 1.0,
+                seeds: 8,
+            }),
+            seed: 11,
+            csv: None,
+        }
+    }
 }
 
 pub(super) fn train(model: &ModelFile) -> Result<Trained> {
@@ -311,4 +347,34 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
         summary.push(("SGD drift exponent".into(), c.sgd_exponent));
     }
     Ok((rows, summary, csv))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The claim's reference is the shipped drift model but for the step sizes.
+    #[test]
+    fn drift_reference_is_the_shipped_drift_model() {
+        let m = crate::model::parse(
+            "bias-balance-drift.toml",
+            include_str!("../../../models/bias-balance-drift.toml"),
+        )
+        .unwrap();
+        let (a, b) = (check(&m).unwrap(), Spec::drift_reference());
+        assert_eq!(
+            (a.d, a.k, a.n, a.act, a.loss, a.batch, a.seed),
+            (b.d, b.k, b.n, b.act, b.loss, b.batch, b.seed)
+        );
+        assert_eq!(
+            (a.init, a.eta, a.lambda, a.steps),
+            (b.init, b.eta, b.lambda, b.steps)
+        );
+        let (da, db) = (a.drift.unwrap(), b.drift.unwrap());
+        assert_eq!((da.horizon, da.seeds), (db.horizon, db.seeds));
+        assert!(db.etas.iter().all(|e| da.etas.contains(e)));
+        // the same net and data
+        let ((na, xa, ya), (nb, xb, yb)) = (a.net_and_data(), b.net_and_data());
+        assert_eq!((na.w, na.a, xa, ya), (nb.w, nb.a, xb, yb));
+    }
 }
