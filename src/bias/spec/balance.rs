@@ -370,7 +370,7 @@ mod tests {
             (a.init, a.eta, a.lambda, a.steps),
             (b.init, b.eta, b.lambda, b.steps)
         );
-        let (da, db) = (a.drift.unwrap(), b.drift.unwrap());
+        let (da, db) = (a.drift.clone().unwrap(), b.drift.clone().unwrap());
         assert_eq!((da.horizon, da.seeds), (db.horizon, db.seeds));
         assert!(db.etas.iter().all(|e| da.etas.contains(e)));
         // the same net and data
