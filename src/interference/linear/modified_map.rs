@@ -16,6 +16,18 @@
 //!   the flow's end point, where the loss Hessian is g g^T with the single eigenvalue
 //!   N_end = |grad z_BB|^2 = zhat^2 / (u^2 cos^4 phi_end) (I-16's path angle phi).
 //!
+//! - h_half = 2 u^2 cos^4(phi_h) / zhat^2 ([`half_rotation_step`]): the stability edge of the
+//!   flattest end point that still counts as rotation. On the solution set z_BB = zhat the
+//!   sharpness is N = zhat^2 (1 + p^2/a^2)(1 + q^2/a^2) / u^2 (a = 1 - lambda), growing with
+//!   the rotation part rho = p q / a; an end point with rotation share exactly 1/2 has
+//!   rho = (T + rho0) / 2 (T the target s_eff, rho0 = eps^2 / r), which on the flow's balanced
+//!   family (p = q, a^2 + p^2 = R^2, I-16) is the point phi_h of I-16's criterion, with
+//!   p/a = tan(phi_h): N_half = zhat^2 / (u^2 cos^4 phi_h). GD past h_stab cannot settle at the
+//!   flow's end point and settles (if at all) where N <= 2/h; it can still end rotated while
+//!   some rotated end point has N <= 2/h, i.e. up to h ~ h_half >= h_stab (equal at r*, where
+//!   the flow's end is itself half rotated). This assumes GD stays near the balanced family
+//!   (GD conserves the balance only to O(h) per unit time).
+//!
 //! Beside h_GD it records how GD ends just above it: learned by new formation (a flatter end
 //! point), or leaving the stable region (D <= 0 or |e| > 10, [`Ending::Diverged`]). The map's
 //! closed-form candidate is h_GD = c h_stab, c fitted as the geometric mean of h_GD / h_stab
@@ -24,6 +36,7 @@
 use rayon::prelude::*;
 use serde::Serialize;
 
+use super::closed::Params;
 use super::exact_path;
 use super::modified::{self, Ending, StepOutcome};
 use super::race::{valid_point, Mode};
@@ -106,6 +119,22 @@ pub fn gd_critical(r: f64, eps: f64, tol: f64, h_floor: f64) -> Result<Option<Gd
     }))
 }
 
+/// h_half = 2 u^2 cos^4(phi_h) / zhat^2 at (r, eps) on the reference protocol (u = r, zhat = 1):
+/// GD's stability edge at the flattest half-rotated end point of the balanced family (module
+/// docs). Closed form: cos(phi_h) = I-16's `x_at_rho((T + rho0) / 2)`.
+pub fn half_rotation_step(r: f64, eps: f64, tol: f64) -> Result<f64> {
+    let path = exact_path::BalancedPath::new(r, eps)?;
+    let par = Params::reference(r);
+    let t = par.s_eff_target(tol);
+    if !(t > path.rho0) {
+        return Err(Error::Requirement(format!(
+            "task B is already learned at the start (r = {r}, eps = {eps}, tol = {tol})"
+        )));
+    }
+    let x = path.x_at_rho(0.5 * (t + path.rho0));
+    Ok(2.0 * par.u * par.u * x.powi(4) / (par.zhat * par.zhat))
+}
+
 /// One point of the map.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct MapPoint {
@@ -120,6 +149,8 @@ pub struct MapPoint {
     /// N_end = |grad z_BB|^2 at the flow's end point and h_stab = 2 / N_end.
     pub n_end: f64,
     pub h_stab: f64,
+    /// The stability edge of the flattest half-rotated end point ([`half_rotation_step`]).
+    pub h_half: f64,
     /// The modified flow's critical step (None: no flip for h <= 1).
     pub h_modified: Option<f64>,
     /// GD's critical step (None: not run, see [`H_STAB_MIN`], or no flip inside the ladder).
@@ -130,6 +161,11 @@ impl MapPoint {
     /// log2(h_GD / h_stab), if GD was run and flipped.
     pub fn log2_gd_over_stab(&self) -> Option<f64> {
         self.gd.map(|g| (g.h / self.h_stab).log2())
+    }
+
+    /// log2(h_GD / h_half), if GD was run and flipped.
+    pub fn log2_gd_over_half(&self) -> Option<f64> {
+        self.gd.map(|g| (g.h / self.h_half).log2())
     }
 
     /// log2(h*_MF / h_GD), if both exist.
@@ -180,6 +216,7 @@ pub fn map_point(eps: f64, r_star: f64, fraction: f64, tol: f64) -> Result<MapPo
         )));
     }
     let h_stab = modified::stability_step(r, eps, tol)?;
+    let h_half = half_rotation_step(r, eps, tol)?;
     let h_modified = if flow.mode() == Some(Mode::Rotation) {
         modified::eta_star_modified(r, eps, tol, 1.0)?
     } else {
@@ -199,6 +236,7 @@ pub fn map_point(eps: f64, r_star: f64, fraction: f64, tol: f64) -> Result<MapPo
         flow_share: flow.rotation_share,
         n_end: 2.0 / h_stab,
         h_stab,
+        h_half,
         h_modified,
         gd,
     })
@@ -254,7 +292,9 @@ mod tests {
         let (r, eps) = (0.25, 0.05);
         let hs = modified::stability_step(r, eps, 1e-6).unwrap();
         let g = gd_critical(r, eps, 1e-6, hs / 8.0).unwrap().unwrap();
-        let ladder = modified::gd_critical_step(r, eps, 1e-6, 15).unwrap().unwrap();
+        let ladder = modified::gd_critical_step(r, eps, 1e-6, 15)
+            .unwrap()
+            .unwrap();
         assert_eq!(g.ladder, ladder);
         assert!(g.h >= g.ladder && g.h < 2.0 * g.ladder, "{g:?}");
         assert!((g.h_fail / g.h).log2() <= BISECT_LOG2_TOL + 1e-12);
@@ -267,7 +307,10 @@ mod tests {
     fn ratio_fit_recovers_a_constant() {
         let pairs = [(1e-3, 2.5e-3), (1e-4, 2.5e-4), (3e-5, 7.5e-5)];
         let f = fit_ratio(&pairs).unwrap();
-        assert!((f.c - 2.5).abs() < 1e-12 && f.max_log2_error < 1e-12, "{f:?}");
+        assert!(
+            (f.c - 2.5).abs() < 1e-12 && f.max_log2_error < 1e-12,
+            "{f:?}"
+        );
         assert!((f.slope - 1.0).abs() < 1e-12);
         assert!(fit_ratio(&pairs[..1]).is_none());
     }
@@ -279,15 +322,32 @@ mod tests {
         assert!(map_point(0.3, 0.1, 0.5, 1e-6).is_err());
     }
 
-    /// Prints a small map (run with --nocapture to see it); asserts only what the module
-    /// guarantees: h_stab = 2 / N_end and the flow rotates below r*.
+    /// h_half is GD's stability edge 2 / N at the balanced point whose rotation part is
+    /// (T + rho0) / 2: N from `modified::derivatives` at M = [[1 - a, p], [p, s]] with s chosen
+    /// so that z_BB = zhat (D = u a / zhat), against the closed form, to 1e-12 relative. At
+    /// the crossover the flow's end is itself half rotated: h_half -> h_stab (within 1% at
+    /// r = 0.999 r*); below it h_half > h_stab.
     #[test]
-    fn small_map() {
-        let m = step_size_map(&[0.05], &[0.7, 0.9], 1e-6).unwrap();
-        for p in &m {
-            eprintln!("{p:?}");
-            assert!(p.flow_share > 0.5);
-            assert!((p.h_stab * p.n_end - 2.0).abs() < 1e-12);
-        }
+    fn half_rotation_step_is_the_edge_of_the_half_rotated_point() {
+        let (r, eps, tol) = (0.2, 0.05, 1e-6);
+        let par = Params::reference(r);
+        let path = exact_path::BalancedPath::new(r, eps).unwrap();
+        let x = path.x_at_rho(0.5 * (par.s_eff_target(tol) + path.rho0));
+        let (a, p) = (path.radius * x, path.radius * (1.0 - x * x).sqrt());
+        // D = a (1 - s) - p^2 = u a / zhat
+        let s = 1.0 - (par.u * a / par.zhat + p * p) / a;
+        let y = crate::interference::linear::flow::State::new(1.0 - a, p, p, s);
+        let d = modified::derivatives(&y, &par).unwrap();
+        assert!(d.e.abs() < 1e-12);
+        let h = half_rotation_step(r, eps, tol).unwrap();
+        assert!((2.0 / d.n - h).abs() < 1e-12 * h, "{} vs {h}", 2.0 / d.n);
+        assert!(h > modified::stability_step(r, eps, tol).unwrap());
+        let r_star = exact_path::r_star_refined(eps, tol).unwrap().unwrap();
+        let near = 0.999 * r_star;
+        let (hh, hs) = (
+            half_rotation_step(near, eps, tol).unwrap(),
+            modified::stability_step(near, eps, tol).unwrap(),
+        );
+        assert!((hh / hs - 1.0).abs() < 0.01, "{hh} vs {hs}");
     }
 }
