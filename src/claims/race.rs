@@ -158,7 +158,7 @@ fn check_i18() -> Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// 1. Closed forms against central differences at an unbalanced M, u != zhat. Step 1e-6:
+/// (1) Closed forms against central differences at an unbalanced M, u != zhat. Step 1e-6:
 /// truncation ~1e-12 x third derivatives, rounding ~1e-16/1e-6; tolerance 1e-6 relative.
 fn i18_closed_form_rows() -> Result<Vec<Row>> {
     let mut rows = Vec::new();
@@ -205,7 +205,7 @@ fn i18_closed_form_rows() -> Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// 2. B-12's order on this model at (r, eps) = (0.3, 0.05), rotation share at the end of B:
+/// (2) B-12's order on this model at (r, eps) = (0.3, 0.05), rotation share at the end of B:
 /// halving h halves |GD - plain flow| (first order) and quarters |GD - modified flow|
 /// (second order). Bands 2 +- 0.5 and 4 +- 1 (the O(h) remainder at h = 1/64).
 fn i18_order_rows() -> Result<Vec<Row>> {
@@ -234,7 +234,7 @@ fn i18_order_rows() -> Result<Vec<Row>> {
     ])
 }
 
-/// 3. The hypothesis: the gradient-norm penalty favours rotation. Claimed: the modified
+/// (3) The hypothesis: the gradient-norm penalty favours rotation. Claimed: the modified
 /// flow's rotation share at h = 1/4 is not below the plain flow's; measured: it falls. Above
 /// the crossover the modified flow never flips to rotation for h <= 1.
 fn i18_direction_rows() -> Result<Vec<Row>> {
@@ -266,7 +266,7 @@ fn i18_direction_rows() -> Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// 4. The critical step where the flow rotates: the modified flow's h* against GD's flip
+/// (4) The critical step where the flow rotates: the modified flow's h* against GD's flip
 /// on the ladder 2^-k, k = 0..15 (log2; tolerance 1: the ladder's factor 2), and the
 /// stability bound 2/N_end of the flow's end point against the same (log2 ratio in [-1, 2]);
 /// GD at the ladder's largest step does not learn B at all at (0.2, 0.05).
@@ -316,7 +316,7 @@ fn i18_critical_rows() -> Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// 5. The stability edge's premise, independently: at the flow's end point of B the loss
+/// (5) The stability edge's premise, independently: at the flow's end point of B the loss
 /// Hessian is g g^T (rank one, eigenvalue N_end = |grad z_BB|^2), so GD's step map
 /// M -> M - h grad L has the multiplier 1 - h N_end there and loses the point at
 /// h = 2 / N_end. The Hessian by central differences of the closed-form gradient grad L =

@@ -1,10 +1,10 @@
 //! The exact Hessian-vector product of the network loss (Pearlmutter's R-operator,
 //! forward-over-reverse), for the modified flow of GD (THEORY B-12, I-18).
 //!
-//! The loss L(theta) of [`super::bptt`] is differentiated once by BPTT; H v = d/ds grad L(theta
-//! + s v) at s = 0 is the derivative of that whole computation along v. Writing a dot for
-//! d/ds (the tangent along v: dW, dW_in, dw_out are the blocks of v), the forward pass and its
-//! tangent are
+//! The loss L(theta) of [`super::bptt`] is differentiated once by BPTT; H v, the derivative
+//! d/ds grad L(theta + s v) at s = 0, is the derivative of that whole computation along v.
+//! Writing a dot for d/ds (the tangent along v: dW, dW_in, dw_out are the blocks of v), the
+//! forward pass and its tangent are
 //!
 //! ```text
 //! X_{k+1} = (1 - dt) X_k + dt (W H_k + W_in U_k),                  H_k = phi(X_k),
@@ -29,9 +29,11 @@
 //! blocks of H v:
 //!
 //! ```text
-//! dL/dW     = dt sum_k Lambda_k H_{k-1}^T,   (H v)_W     = dt sum_k (Lambda._k H_{k-1}^T + Lambda_k H._{k-1}^T),
-//! dL/dW_in  = dt sum_k Lambda_k U_{k-1}^T,   (H v)_W_in  = dt sum_k Lambda._k U_{k-1}^T,
-//! dL/dw_out = sum_k V_{k+1} e_k^T / N,       (H v)_w_out = sum_k (V._{k+1} e_k^T + V_{k+1} e._k^T) / N,
+//! dL/dW     = dt sum_k Lambda_k H_{k-1}^T,
+//! (H v)_W     = dt sum_k (Lambda._k H_{k-1}^T + Lambda_k H._{k-1}^T),
+//! dL/dW_in  = dt sum_k Lambda_k U_{k-1}^T,    (H v)_W_in = dt sum_k Lambda._k U_{k-1}^T,
+//! dL/dw_out = sum_k V_{k+1} e_k^T / N,
+//! (H v)_w_out = sum_k (V._{k+1} e_k^T + V_{k+1} e._k^T) / N,
 //! ```
 //!
 //! and for the latent M (W = W0 + U M U^T / N, affine in M, so no second-order term of the
@@ -567,7 +569,7 @@ impl Hvp {
             let mut out = DMatrixViewMut::from_slice(&mut hv[off..off + len], n, r);
             out.gemm(inv_n, &vd, &e_t, 0.0);
             out.gemm(inv_n, &v, &ed_t, 1.0);
-            if let Some(g) = grad.as_deref_mut() {
+            if let Some(g) = grad {
                 DMatrixViewMut::from_slice(&mut g[off..off + len], n, r).gemm(inv_n, &v, &e_t, 0.0);
             }
         }
@@ -733,6 +735,7 @@ mod tests {
             assert!(e_ref < 1e-8, "{t:?}: vs Richardson {e_ref:e}");
             let fd = central(&net, &trials, &t, &v, FD_STEP);
             let e_fd = distance(&exact, &fd) / norm(&exact);
+            eprintln!("{t:?}: H v vs Richardson {e_ref:.2e}, vs central difference {e_fd:.2e}");
             assert!(e_fd < 1e-7, "{t:?}: vs central difference {e_fd:e}");
         }
     }
@@ -754,6 +757,7 @@ mod tests {
                 .map(|(a, b)| (4.0 * b - a) / 3.0)
                 .collect();
             let e = distance(&hg, &reference) / norm(&reference);
+            eprintln!("{t:?}: H g vs Richardson {e:.2e}");
             assert!(e < 1e-8, "{t:?}: H g vs Richardson {e:e}");
             let theta = net.params(&t).as_slice().to_vec();
             let u = draw(theta.len(), 3);
@@ -798,6 +802,7 @@ mod tests {
                 dense.column_mut(j).copy_from_slice(&col);
             }
             let asym = (&dense - dense.transpose()).norm() / dense.norm();
+            eprintln!("{t:?}: dense Hessian {len} x {len}, asymmetry {asym:.2e}");
             assert!(asym <= 1e-13, "{t:?}: asymmetry {asym:e}");
             let (u, v) = (draw(len, 5), draw(len, 6));
             let w: Vec<f64> = u.iter().zip(&v).map(|(a, b)| 2.0 * a - 3.0 * b).collect();

@@ -133,8 +133,9 @@ impl HessianProduct {
 
 /// The largest Hessian eigenvalue lambda_max of the loss of `net` on `trials` (the sharpness:
 /// GD at eta > 2 / lambda_max cannot converge to this point) by power iteration on the
-/// exact Hessian-vector product ([`super::hvp`]), from a fixed start vector (deterministic). Stops when the
-/// Rayleigh quotient moves by less than `rtol` relative between iterations, or after `iters`.
+/// exact Hessian-vector product ([`super::hvp`]), from a fixed start vector (deterministic).
+/// Stops when the Rayleigh quotient moves by less than `rtol` relative between iterations, or
+/// after `iters`.
 /// Returns (lambda, iterations); the quotient converges to the eigenvalue of largest modulus
 /// (at a minimum of the loss, the largest curvature).
 pub fn sharpness(
@@ -607,6 +608,7 @@ mod tests {
         let travelled = distance(&exact, &theta);
         let e = distance(&exact, &cd) / travelled;
         let effect = distance(&exact, &plain) / travelled;
+        eprintln!("exact vs central difference {e:.2e}, penalty effect {effect:.2e}");
         assert!(
             e < 1e-7,
             "exact vs central difference: {e:e} (penalty effect {effect:e})"

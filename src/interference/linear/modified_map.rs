@@ -126,7 +126,7 @@ pub fn half_rotation_step(r: f64, eps: f64, tol: f64) -> Result<f64> {
     let path = exact_path::BalancedPath::new(r, eps)?;
     let par = Params::reference(r);
     let t = par.s_eff_target(tol);
-    if !(t > path.rho0) {
+    if t.is_nan() || t <= path.rho0 {
         return Err(Error::Requirement(format!(
             "task B is already learned at the start (r = {r}, eps = {eps}, tol = {tol})"
         )));
