@@ -51,8 +51,10 @@
 //! the parameter blocks are three N x TB x N products (the gradient's one, if asked for, and
 //! the tangent's two). In gemm flops that is 8 (9 with the gradient) N^2 T B products against
 //! the gradient's 3: about 3x a gradient, against 2 gradients for the central difference
-//! (measured: `bench/README.md`, `cargo bench --bench hvp`). For an M-only direction the
-//! rank-2 tangent costs one extra W product per pass: 4 against the gradient's 2.
+//! (measured 2.6-2.8x a gradient at N = 64, 256, i.e. 1.4-1.6x the difference: `bench/README.md`,
+//! `cargo bench --bench rnn_step -- rnn_hessian_product`). For an M-only direction the rank-2
+//! tangent costs one extra W product per pass: 4 against the gradient's 2 (measured 1.4x a
+//! gradient at N = 256, the same as the difference).
 //!
 //! Buffers: the trajectories X, H, X., H. (N x (T + 1) B each) and the adjoints Lambda,
 //! Lambda. (N x T B each) are allocated once per shape ([`Hvp::new`], [`Hvp::fit`]); the time
