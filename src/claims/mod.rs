@@ -53,6 +53,7 @@ pub mod rules_map;
 pub mod runner;
 pub mod series;
 pub mod static_curves;
+pub mod step_size_map;
 pub mod step_size_net;
 pub mod tmaps;
 
@@ -67,6 +68,7 @@ pub fn registry() -> Vec<Check> {
     checks.extend(tmaps::checks());
     checks.extend(race::checks());
     checks.extend(step_size_net::checks());
+    checks.extend(step_size_map::checks());
     checks.extend(finite_n::checks());
     checks.extend(rotation_kernel::checks());
     checks.extend(series::checks());
