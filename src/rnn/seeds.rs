@@ -33,6 +33,10 @@
 //!   kappa_b straight into a): `trained_pattern` is the pattern leak at the network's own
 //!   M_afterA(g) (W0 = 0), `trained` adds the bulk tangent around that trial. These use the
 //!   trained network's M (a measured 2x2 matrix, no fit).
+//! - (v) a diagnostic that separates (iii) from (iv): `frozen`, the full nonlinear trial with
+//!   the seed's W0 at the g = 0 network's M_afterA(0): everything but task A's change of M, so
+//!   eps - frozen is what training at g > 0 changes and frozen - bulk is the nonlinearity in
+//!   the deviation (second and higher order in delta) that the tangent leaves out.
 
 use nalgebra::{DMatrix, DVector, Matrix2};
 use rand::rngs::StdRng;
@@ -230,6 +234,8 @@ pub struct SeedEps {
     pub trained_pattern: f64,
     /// (iv) trained_pattern + the bulk-propagated tangent around that trial.
     pub trained: f64,
+    /// (v) the full nonlinear trial with W0 at M_afterA(0) (no training change).
+    pub frozen: f64,
     /// c_ab = a^T W0 b / N.
     pub c_ab: f64,
     /// M_afterA of the network (g) and of the g = 0 network, row-major.
@@ -240,18 +246,19 @@ pub struct SeedEps {
 }
 
 /// The predictor names, in the order of [`SeedEps::predictions`].
-pub const PREDICTORS: [&str; 6] = [
+pub const PREDICTORS: [&str; 7] = [
     "pattern leak (i)",
     "first order in W0 (ii)",
     "a^T W0 b / N part only (ii)",
     "bulk propagation (iii)",
     "pattern leak at M_afterA(g) (iv)",
     "M_afterA(g) + bulk (iv)",
+    "full trial at M_afterA(0) (v)",
 ];
 
 impl SeedEps {
     /// The predictions in the order of [`PREDICTORS`].
-    pub fn predictions(&self) -> [f64; 6] {
+    pub fn predictions(&self) -> [f64; 7] {
         [
             self.pattern,
             self.first,
@@ -259,6 +266,7 @@ impl SeedEps {
             self.bulk,
             self.trained_pattern,
             self.trained,
+            self.frozen,
         ]
     }
 }
@@ -345,6 +353,7 @@ pub fn seed_eps(spec: &XvalSpec, g: f64, n: usize, seed: u64) -> Result<SeedEps>
         bulk: r0.eps + bulk,
         trained_pattern: rg.eps,
         trained: rg.eps + trained,
+        frozen: trial.eps(&m0, Some(&net.w0)),
         c_ab,
         m_after_a: arr(&net.m),
         m_after_a0: arr(&m0),
