@@ -121,7 +121,10 @@ impl<'a> BTrial<'a> {
         let (a, b) = (self.u.column(0), self.u.column(1));
         let inv = 1.0 / self.n() as f64;
         let (ha, hb) = (a.dot(v) * inv, b.dot(v) * inv);
-        let (ya, yb) = (m[(0, 0)] * ha + m[(0, 1)] * hb, m[(1, 0)] * ha + m[(1, 1)] * hb);
+        let (ya, yb) = (
+            m[(0, 0)] * ha + m[(0, 1)] * hb,
+            m[(1, 0)] * ha + m[(1, 1)] * hb,
+        );
         out.axpy(c * ya, &a, 1.0);
         out.axpy(c * yb, &b, 1.0);
     }
@@ -299,9 +302,14 @@ pub fn network_after_a(spec: &XvalSpec, g: f64, n: usize, seed: u64) -> Result<(
     };
     let task = NetTask::WorkingMemory(spec.task).on_pattern(0);
     let mut rng = StdRng::seed_from_u64(seed ^ 0x7a1e_0b0b);
-    let log = train_task(&mut net, &Trainable::LATENT, &task, &opts, &mut rng, |_, _, _| {
-        Ok(())
-    })?;
+    let log = train_task(
+        &mut net,
+        &Trainable::LATENT,
+        &task,
+        &opts,
+        &mut rng,
+        |_, _, _| Ok(()),
+    )?;
     if !log.converged {
         return Err(Error::NoConvergence {
             solver: format!("network g = {g}, N = {n}, seed {seed}: GD on task A"),
