@@ -51,6 +51,7 @@ pub mod rule_stats;
 pub mod rules;
 pub mod rules_map;
 pub mod runner;
+pub mod seeds;
 pub mod series;
 pub mod static_curves;
 pub mod step_size_map;
@@ -72,6 +73,7 @@ pub fn registry() -> Vec<Check> {
     checks.extend(finite_n::checks());
     checks.extend(rotation_kernel::checks());
     checks.extend(series::checks());
+    checks.extend(seeds::checks());
     checks.extend(rules::checks());
     checks.extend(rules_map::checks());
     checks.extend(rule_stats::checks());

@@ -33,6 +33,8 @@
 //! - [`divergence`]: divergence at large targets and g, the outlier of trained W.
 //! - [`rotation_kernel`]: Theta_rot and the rotation share f_rot measured after task A (I-15).
 //! - [`series`]: the I-10 short-time series coefficients measured early in training (I-17).
+//! - [`seeds`]: the seed eps at g > 0 against its per-seed predictors: pattern leak, first
+//!   order in W0, bulk propagation, task A's M (I-19).
 
 pub mod bptt;
 pub mod divergence;
@@ -50,6 +52,7 @@ pub mod rotation_kernel;
 pub mod rule_stats;
 pub mod rules;
 pub mod rules_map;
+pub mod seeds;
 pub mod sequential;
 pub mod series;
 pub mod spec;
