@@ -182,7 +182,7 @@ impl EulerLatent {
         (l, grad)
     }
 
-    /// GD on one task from `m0`, exactly the loop of [`super::train::train_task`]: loss before
+    /// GD on one task from `m0`, exactly the loop of [`crate::rnn::train::train_task`]: loss before
     /// each update, stop when L < tol or after `max_steps` updates. Returns the run and M.
     pub fn train(
         &self,
