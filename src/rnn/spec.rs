@@ -203,6 +203,32 @@ fn check_task(c: &Checker, table: &str, t: &RawTask, sequential: bool) -> Result
         &t.family,
         &["working_memory", "static", "flip_flop"],
     )?;
+    check_task_keys(c, table, family, t)?;
+    if sequential {
+        if let Some(ch) = &t.channels {
+            return Err(c.error(
+                &f("channels"),
+                ch,
+                "no `channels` with protocol = \"sequential\"",
+                "the sequential protocol binds task A to channel a and task B to channel b \
+                 (the 1-bit flip-flop on each); `channels` is for protocol = \"single\"",
+            ));
+        }
+    }
+    match family {
+        "working_memory" => check_working_memory(c, table, t),
+        "static" => Ok(Task::Static(StaticTask {
+            pattern: 0,
+            u: c.finite(&f("u"), t.u.unwrap_or(1.0))?,
+            t_max: c.positive(&f("t_max"), t.t_max.unwrap_or(50.0))?,
+            zhat: c.finite(&f("zhat"), t.zhat.unwrap_or(1.0))?,
+        })),
+        _ => check_flip_flop(c, table, t),
+    }
+}
+
+/// Every key given in a task table applies to its family.
+fn check_task_keys(c: &Checker, table: &str, family: &str, t: &RawTask) -> Result<()> {
     let given: [(&str, bool); 13] = [
         ("u_p", t.u_p.is_some()),
         ("t_in", t.t_in.is_some()),
@@ -228,79 +254,70 @@ fn check_task(c: &Checker, table: &str, t: &RawTask, sequential: bool) -> Result
     for (name, present) in given {
         if present && !allowed.contains(&name) {
             return Err(c.error(
-                &f(name),
+                &format!("{table}.{name}"),
                 "(given)",
                 &allowed.join(", "),
                 &format!("does not apply to the task family `{family}`"),
             ));
         }
     }
-    if sequential {
-        if let Some(ch) = &t.channels {
-            return Err(c.error(
-                &f("channels"),
-                ch,
-                "no `channels` with protocol = \"sequential\"",
-                "the sequential protocol binds task A to channel a and task B to channel b \
-                 (the 1-bit flip-flop on each); `channels` is for protocol = \"single\"",
-            ));
-        }
+    Ok(())
+}
+
+/// The working-memory task of a table (THEORY I.1): pulse u_p for t_in, delay t_d with
+/// sustained input u_s, loss over the last t_loss.
+fn check_working_memory(c: &Checker, table: &str, t: &RawTask) -> Result<Task> {
+    let f = |key: &str| format!("{table}.{key}");
+    let loss = match c.one_of(
+        &f("loss"),
+        t.loss.as_deref().unwrap_or("aligned"),
+        &["own", "aligned"],
+    )? {
+        "own" => LossKind::Own,
+        _ => LossKind::Aligned,
+    };
+    let t_in = c.positive(&f("t_in"), t.t_in.unwrap_or(2.0))?;
+    let t_d = c.non_negative(&f("t_d"), t.t_d.unwrap_or(10.0))?;
+    let t_loss = c.non_negative(&f("t_loss"), t.t_loss.unwrap_or(2.0))?;
+    if t_loss > t_in + t_d {
+        return Err(c.error(
+            &f("t_loss"),
+            t_loss,
+            &format!("[0, t_in + t_d = {}]", t_in + t_d),
+            "the loss window is longer than the trial",
+        ));
     }
-    Ok(match family {
-        "working_memory" => {
-            let loss = match c.one_of(
-                &f("loss"),
-                t.loss.as_deref().unwrap_or("aligned"),
-                &["own", "aligned"],
-            )? {
-                "own" => LossKind::Own,
-                _ => LossKind::Aligned,
-            };
-            let t_in = c.positive(&f("t_in"), t.t_in.unwrap_or(2.0))?;
-            let t_d = c.non_negative(&f("t_d"), t.t_d.unwrap_or(10.0))?;
-            let t_loss = c.non_negative(&f("t_loss"), t.t_loss.unwrap_or(2.0))?;
-            if t_loss > t_in + t_d {
-                return Err(c.error(
-                    &f("t_loss"),
-                    t_loss,
-                    &format!("[0, t_in + t_d = {}]", t_in + t_d),
-                    "the loss window is longer than the trial",
-                ));
-            }
-            Task::WorkingMemory(WorkingMemory {
-                pattern: 0,
-                u_p: c.finite(&f("u_p"), t.u_p.unwrap_or(1.0))?,
-                t_in,
-                u_s: c.finite(&f("u_s"), t.u_s.unwrap_or(0.0))?,
-                t_d,
-                t_loss,
-                zhat: c.finite(&f("zhat"), t.zhat.unwrap_or(0.5))?,
-                loss,
-                sigma0: c.non_negative(&f("sigma0"), t.sigma0.unwrap_or(0.0))?,
-            })
-        }
-        "static" => Task::Static(StaticTask {
-            pattern: 0,
-            u: c.finite(&f("u"), t.u.unwrap_or(1.0))?,
-            t_max: c.positive(&f("t_max"), t.t_max.unwrap_or(50.0))?,
-            zhat: c.finite(&f("zhat"), t.zhat.unwrap_or(1.0))?,
-        }),
-        _ => Task::FlipFlop(FlipFlop {
-            channels: match c.one_of(
-                &f("channels"),
-                t.channels.as_deref().unwrap_or("both"),
-                &["a", "b", "both"],
-            )? {
-                "a" => Channels::A,
-                "b" => Channels::B,
-                _ => Channels::Both,
-            },
-            t_max: c.positive(&f("t_max"), t.t_max.unwrap_or(20.0))?,
-            rate: c.positive(&f("rate"), t.rate.unwrap_or(0.3))?,
-            t_pulse: c.positive(&f("t_pulse"), t.t_pulse.unwrap_or(1.0))?,
-            sigma0: c.non_negative(&f("sigma0"), t.sigma0.unwrap_or(0.0))?,
-        }),
-    })
+    Ok(Task::WorkingMemory(WorkingMemory {
+        pattern: 0,
+        u_p: c.finite(&f("u_p"), t.u_p.unwrap_or(1.0))?,
+        t_in,
+        u_s: c.finite(&f("u_s"), t.u_s.unwrap_or(0.0))?,
+        t_d,
+        t_loss,
+        zhat: c.finite(&f("zhat"), t.zhat.unwrap_or(0.5))?,
+        loss,
+        sigma0: c.non_negative(&f("sigma0"), t.sigma0.unwrap_or(0.0))?,
+    }))
+}
+
+/// The flip-flop of a table: pulses at `rate` on its channels, held until the next one.
+fn check_flip_flop(c: &Checker, table: &str, t: &RawTask) -> Result<Task> {
+    let f = |key: &str| format!("{table}.{key}");
+    Ok(Task::FlipFlop(FlipFlop {
+        channels: match c.one_of(
+            &f("channels"),
+            t.channels.as_deref().unwrap_or("both"),
+            &["a", "b", "both"],
+        )? {
+            "a" => Channels::A,
+            "b" => Channels::B,
+            _ => Channels::Both,
+        },
+        t_max: c.positive(&f("t_max"), t.t_max.unwrap_or(20.0))?,
+        rate: c.positive(&f("rate"), t.rate.unwrap_or(0.3))?,
+        t_pulse: c.positive(&f("t_pulse"), t.t_pulse.unwrap_or(1.0))?,
+        sigma0: c.non_negative(&f("sigma0"), t.sigma0.unwrap_or(0.0))?,
+    }))
 }
 
 /// The tasks from `[task]` or `[task_a]` + `[task_b]`: (task A or the single task, task B).
@@ -426,27 +443,137 @@ fn check_budget(
 pub fn check(model: &ModelFile) -> Result<RnnSpec> {
     let raw: RawRnn = model.raw()?;
     let c = model.checker();
-    let n = c.count("network.n", raw.network.n, 2, 20_000)?;
-    let g = c.non_negative("network.g", raw.network.g.unwrap_or(0.0))?;
-    let dt = c.in_range("network.dt", raw.network.dt.unwrap_or(0.2), 1e-4, 1.0)?;
-    let phi_name = raw.network.phi.as_deref().unwrap_or("tanh");
+    let network = check_network(&c, &raw.network)?;
+    let tr = &raw.training;
+    let trainable = check_trainable(&c, tr)?;
+    let optimizer = check_optimizer(&c, tr)?;
+    let flow_method = FlowMethod::from_name(c.one_of(
+        "training.flow_method",
+        tr.flow_method.as_deref().unwrap_or("dopri"),
+        &FlowMethod::NAMES,
+    )?)
+    .unwrap_or_default();
+    // the flow's lr is an optional first trial step; the stepping rules need a rate
+    let lr = match (tr.lr, optimizer.is_flow()) {
+        (Some(v), _) => c.positive("training.lr", v)?,
+        (None, true) => 0.0,
+        (None, false) => {
+            return Err(c.error(
+                "training.lr",
+                "(missing)",
+                "a positive number",
+                "gd, sgd and adam need a learning rate",
+            ))
+        }
+    };
+    let protocol = match c.one_of(
+        "training.protocol",
+        tr.protocol.as_deref().unwrap_or("sequential"),
+        &["sequential", "single"],
+    )? {
+        "single" => Protocol::Single,
+        _ => Protocol::Sequential,
+    };
+    let separate_tasks = raw.task.is_none();
+    let (task, task_b) = check_tasks(&c, &raw, protocol)?;
+    if optimizer.is_flow() {
+        check_flow_tasks(&c, separate_tasks, task, task_b)?;
+    }
+    let batch = c.count("training.batch", tr.batch.unwrap_or(1), 1, 100_000)?;
+    check_budget(
+        model,
+        network.n,
+        network.dt,
+        batch,
+        &task,
+        task_b.as_ref(),
+        separate_tasks,
+    )?;
+    let train = TrainOptions {
+        optimizer,
+        lr,
+        tol: c.positive("training.tol", tr.tol.unwrap_or(1e-4))?,
+        max_steps: c.count(
+            "training.max_steps",
+            tr.max_steps.unwrap_or(20_000),
+            1,
+            100_000_000,
+        )?,
+        batch,
+        diverge_factor: c.in_range(
+            "training.diverge_factor",
+            tr.diverge_factor.unwrap_or(1e4),
+            1.0,
+            1e300,
+        )?,
+        progress: tr.progress.unwrap_or(true),
+        rule: super::rules::check_rule(
+            &c,
+            &super::rules::RawRule {
+                rule: tr.rule.as_deref(),
+                feedback_alignment: tr.feedback_alignment,
+                truncation: tr.truncation,
+                perturbation_sigma: tr.perturbation_sigma,
+                perturbation_samples: tr.perturbation_samples,
+            },
+        )?,
+        flow_method,
+    };
+    Ok(RnnSpec {
+        network,
+        task,
+        task_b,
+        separate_tasks,
+        trainable,
+        train,
+        protocol,
+        seeds: c.count("seeds", raw.seeds.unwrap_or(1), 1, 10_000)?,
+        seed: model.common.seed,
+        record_every: c.count(
+            "training.record_every",
+            tr.record_every.unwrap_or(10),
+            1,
+            1_000_000,
+        )?,
+        fixed_points: raw.fixed_points.unwrap_or(true),
+        xval: check_xval(&c, raw.xval.as_ref())?,
+    })
+}
+
+/// The `[network]` table: N, g, dt, phi, readout, M_0.
+fn check_network(c: &Checker, net: &RawNetwork) -> Result<NetworkSpec> {
+    let n = c.count("network.n", net.n, 2, 20_000)?;
+    let g = c.non_negative("network.g", net.g.unwrap_or(0.0))?;
+    let dt = c.in_range("network.dt", net.dt.unwrap_or(0.2), 1e-4, 1.0)?;
+    let phi_name = net.phi.as_deref().unwrap_or("tanh");
     let phi = Phi::from_name(c.one_of("network.phi", phi_name, &["tanh", "erf", "identity"])?)
         .unwrap_or(Phi::Tanh);
     let readout = match c.one_of(
         "network.readout",
-        raw.network.readout.as_deref().unwrap_or("rate"),
+        net.readout.as_deref().unwrap_or("rate"),
         &["rate", "state"],
     )? {
         "state" => Readout::State,
         _ => Readout::Rate,
     };
-    let m0 = raw.network.m0.unwrap_or([[0.0; 2]; 2]);
+    let m0 = net.m0.unwrap_or([[0.0; 2]; 2]);
     for (i, row) in m0.iter().enumerate() {
         for (j, &v) in row.iter().enumerate() {
             c.finite(&format!("network.m0[{i}][{j}]"), v)?;
         }
     }
-    let tr = &raw.training;
+    Ok(NetworkSpec {
+        n,
+        g,
+        dt,
+        phi,
+        readout,
+        m0,
+    })
+}
+
+/// What is trained: all of W or the latent M only, and optionally w_in and w_out.
+fn check_trainable(c: &Checker, tr: &RawTraining) -> Result<Trainable> {
     let recurrent = match c.one_of(
         "training.trainable",
         tr.trainable.as_deref().unwrap_or("full"),
@@ -455,11 +582,16 @@ pub fn check(model: &ModelFile) -> Result<RnnSpec> {
         "latent" => Recurrent::Latent,
         _ => Recurrent::Full,
     };
-    let trainable = Trainable {
+    Ok(Trainable {
         recurrent,
         input: tr.train_input.unwrap_or(false),
         readout: tr.train_readout.unwrap_or(false),
-    };
+    })
+}
+
+/// The optimiser, with the flow's tolerances and the modified flow's eta; the flow-only keys
+/// are refused with the stepping optimisers.
+fn check_optimizer(c: &Checker, tr: &RawTraining) -> Result<Optimizer> {
     let optimizer = match c.one_of(
         "training.optimizer",
         tr.optimizer.as_deref().unwrap_or("gd"),
@@ -481,27 +613,7 @@ pub fn check(model: &ModelFile) -> Result<RnnSpec> {
             if name == "flow" {
                 Optimizer::Flow { rtol, atol }
             } else {
-                let Some(eta) = tr.eta else {
-                    return Err(c.error(
-                        "training.eta",
-                        "(missing)",
-                        &format!("a number in (0, {}]", super::modified_flow::ETA_MAX),
-                        "the modified flow is the flow of GD at step eta: give eta",
-                    ));
-                };
-                c.finite("training.eta", eta)?;
-                if !(eta > 0.0 && eta <= super::modified_flow::ETA_MAX) {
-                    return Err(c.error(
-                        "training.eta",
-                        eta,
-                        &format!("(0, {}]", super::modified_flow::ETA_MAX),
-                        &format!(
-                            "the GD step whose modified flow is integrated: positive, and at most \
-                             {} (far beyond every step the project uses; GD is unstable long before)",
-                            super::modified_flow::ETA_MAX
-                        ),
-                    ));
-                }
+                let eta = check_eta(c, tr.eta)?;
                 Optimizer::ModifiedFlow { eta, rtol, atol }
             }
         }
@@ -535,133 +647,83 @@ pub fn check(model: &ModelFile) -> Result<RnnSpec> {
             ));
         }
     }
-    let flow_method = FlowMethod::from_name(c.one_of(
-        "training.flow_method",
-        tr.flow_method.as_deref().unwrap_or("dopri"),
-        &FlowMethod::NAMES,
-    )?)
-    .unwrap_or_default();
-    // the flow's lr is an optional first trial step; the stepping rules need a rate
-    let lr = match (tr.lr, optimizer.is_flow()) {
-        (Some(v), _) => c.positive("training.lr", v)?,
-        (None, true) => 0.0,
-        (None, false) => {
-            return Err(c.error(
-                "training.lr",
-                "(missing)",
-                "a positive number",
-                "gd, sgd and adam need a learning rate",
-            ))
-        }
+    Ok(optimizer)
+}
+
+/// The modified flow's GD step eta (required), in (0, ETA_MAX].
+fn check_eta(c: &Checker, eta: Option<f64>) -> Result<f64> {
+    let eta_max = super::modified_flow::ETA_MAX;
+    let Some(eta) = eta else {
+        return Err(c.error(
+            "training.eta",
+            "(missing)",
+            &format!("a number in (0, {eta_max}]"),
+            "the modified flow is the flow of GD at step eta: give eta",
+        ));
     };
-    let protocol = match c.one_of(
-        "training.protocol",
-        tr.protocol.as_deref().unwrap_or("sequential"),
-        &["sequential", "single"],
-    )? {
-        "single" => Protocol::Single,
-        _ => Protocol::Sequential,
-    };
-    let separate_tasks = raw.task.is_none();
-    let (task, task_b) = check_tasks(&c, &raw, protocol)?;
-    if optimizer.is_flow() {
-        // the flow integrates one fixed set of trials: a random task needs fresh batches
-        let tables: [(&str, Option<Task>); 2] = if separate_tasks {
-            [("task_a", Some(task)), ("task_b", task_b)]
-        } else {
-            [("task", Some(task)), ("task", None)]
-        };
-        for (table, t) in tables {
-            let (field, value) = match t {
-                Some(Task::WorkingMemory(w)) if w.sigma0 > 0.0 => ("sigma0", w.sigma0.to_string()),
-                Some(Task::FlipFlop(_)) => ("family", "flip_flop".to_string()),
-                _ => continue,
-            };
-            return Err(c.error(
-                &format!("{table}.{field}"),
-                value,
-                "a deterministic task with optimizer = \"flow\" (sigma0 = 0; working_memory \
-                 or static)",
-                "the gradient flow is full-batch on one fixed set of trials; a random task \
-                 needs fresh batches (optimizer = \"sgd\" or \"adam\")",
-            ));
-        }
+    c.finite("training.eta", eta)?;
+    if !(eta > 0.0 && eta <= eta_max) {
+        return Err(c.error(
+            "training.eta",
+            eta,
+            &format!("(0, {eta_max}]"),
+            &format!(
+                "the GD step whose modified flow is integrated: positive, and at most \
+                 {eta_max} (far beyond every step the project uses; GD is unstable long before)"
+            ),
+        ));
     }
-    let batch = c.count("training.batch", tr.batch.unwrap_or(1), 1, 100_000)?;
-    check_budget(model, n, dt, batch, &task, task_b.as_ref(), separate_tasks)?;
-    let train = TrainOptions {
-        optimizer,
-        lr,
-        tol: c.positive("training.tol", tr.tol.unwrap_or(1e-4))?,
-        max_steps: c.count(
-            "training.max_steps",
-            tr.max_steps.unwrap_or(20_000),
-            1,
-            100_000_000,
-        )?,
-        batch,
-        diverge_factor: c.in_range(
-            "training.diverge_factor",
-            tr.diverge_factor.unwrap_or(1e4),
-            1.0,
-            1e300,
-        )?,
-        progress: tr.progress.unwrap_or(true),
-        rule: super::rules::check_rule(
-            &c,
-            &super::rules::RawRule {
-                rule: tr.rule.as_deref(),
-                feedback_alignment: tr.feedback_alignment,
-                truncation: tr.truncation,
-                perturbation_sigma: tr.perturbation_sigma,
-                perturbation_samples: tr.perturbation_samples,
-            },
-        )?,
-        flow_method,
+    Ok(eta)
+}
+
+/// The flow integrates one fixed set of trials: a random task (noise, the flip-flop) needs
+/// fresh batches and is refused, naming its table.
+fn check_flow_tasks(
+    c: &Checker,
+    separate_tasks: bool,
+    task: Task,
+    task_b: Option<Task>,
+) -> Result<()> {
+    let tables: [(&str, Option<Task>); 2] = if separate_tasks {
+        [("task_a", Some(task)), ("task_b", task_b)]
+    } else {
+        [("task", Some(task)), ("task", None)]
     };
-    Ok(RnnSpec {
-        network: NetworkSpec {
-            n,
-            g,
-            dt,
-            phi,
-            readout,
-            m0,
-        },
-        task,
-        task_b,
-        separate_tasks,
-        trainable,
-        train,
-        protocol,
-        seeds: c.count("seeds", raw.seeds.unwrap_or(1), 1, 10_000)?,
-        seed: model.common.seed,
-        record_every: c.count(
-            "training.record_every",
-            tr.record_every.unwrap_or(10),
-            1,
-            1_000_000,
-        )?,
-        fixed_points: raw.fixed_points.unwrap_or(true),
-        xval: match &raw.xval {
-            None => None,
-            Some(x) => {
-                if x.n.is_empty() {
-                    return Err(c.error(
-                        "xval.n",
-                        "[]",
-                        "a non-empty list of N",
-                        "the cross-validation needs at least one network size",
-                    ));
-                }
-                Some(
-                    x.n.iter()
-                        .map(|&v| c.count("xval.n", v, 8, 4096))
-                        .collect::<Result<Vec<_>>>()?,
-                )
-            }
-        },
-    })
+    for (table, t) in tables {
+        let (field, value) = match t {
+            Some(Task::WorkingMemory(w)) if w.sigma0 > 0.0 => ("sigma0", w.sigma0.to_string()),
+            Some(Task::FlipFlop(_)) => ("family", "flip_flop".to_string()),
+            _ => continue,
+        };
+        return Err(c.error(
+            &format!("{table}.{field}"),
+            value,
+            "a deterministic task with optimizer = \"flow\" (sigma0 = 0; working_memory \
+             or static)",
+            "the gradient flow is full-batch on one fixed set of trials; a random task \
+             needs fresh batches (optimizer = \"sgd\" or \"adam\")",
+        ));
+    }
+    Ok(())
+}
+
+/// The `[xval]` table: a non-empty list of network sizes.
+fn check_xval(c: &Checker, xval: Option<&RawXval>) -> Result<Option<Vec<usize>>> {
+    let Some(x) = xval else {
+        return Ok(None);
+    };
+    if x.n.is_empty() {
+        return Err(c.error(
+            "xval.n",
+            "[]",
+            "a non-empty list of N",
+            "the cross-validation needs at least one network size",
+        ));
+    }
+    x.n.iter()
+        .map(|&v| c.count("xval.n", v, 8, 4096))
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
 }
 
 #[cfg(test)]

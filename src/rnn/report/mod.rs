@@ -358,9 +358,10 @@ progress = false
         assert!(t.contains("fixed-point tracking skipped"), "{t}");
     }
 
-    /// Seeds run in parallel, and the training step inside shards its batch (batch 32: two
-    /// shards): the report is the same, bit for bit, with 1 and with 2 threads, and the runs come
-    /// in seed order.
+    /// Seeds run in parallel as phases (task A of every seed queued first, each task B when
+    /// its A is done), and the training step inside shards its batch (batch 32: two shards):
+    /// the report of the sequential protocol is the same, bit for bit, with 1 and with 2
+    /// threads, and the runs come in seed order.
     #[test]
     fn seeds_in_parallel_are_identical_for_any_thread_count() {
         let text = r#"
@@ -395,5 +396,40 @@ max_steps = 3000
         let seeds: Vec<u64> = two.runs.iter().map(|r| r.seed).collect();
         assert_eq!(seeds, vec![5, 6, 7]);
         assert!(two.summary.interference_mean.unwrap().is_finite());
+    }
+
+    /// A seed whose task A diverges ends the run with its error (the first in seed order) on
+    /// any thread count, and the other seeds' phases do not wait for its task B (no hang).
+    #[test]
+    fn a_diverging_task_a_is_the_error_for_any_thread_count() {
+        let text = r#"
+kind = "rnn"
+seed = 1
+seeds = 3
+[network]
+n = 30
+g = 0.5
+phi = "identity"
+[task]
+family = "working_memory"
+t_d = 3.0
+t_loss = 1.0
+[training]
+lr = 1000.0
+max_steps = 100
+"#;
+        let m = parse("t.toml", text).unwrap();
+        for threads in [1, 2] {
+            let r = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| train(&m));
+            assert!(
+                matches!(r, Err(crate::Error::Diverged { .. })),
+                "{threads} thread(s): {:?}",
+                r.map(|r| r.rows)
+            );
+        }
     }
 }
