@@ -244,7 +244,7 @@ mod tests {
     /// the N -> infinity value must lie far outside it.
     #[test]
     fn linear_eprop_row_is_tight_at_small_n() {
-        let text = include_str!("../../models/rnn-eprop.toml")
+        let text = include_str!("../../../models/rnn-eprop.toml")
             .replace("n = 128", "n = 16")
             .replace("seeds = 4", "seeds = 1");
         let rep = train(&parse("rnn-eprop-n16.toml", &text).unwrap()).unwrap();

@@ -8,7 +8,8 @@ use nalgebra::DMatrix;
 use rand::rngs::StdRng;
 
 use super::{
-    progress_display, FlowMethod, Optimizer, Progress, ProgressKind, TrainLog, TrainOptions,
+    draw_feedback, progress_display, FlowMethod, Optimizer, Progress, ProgressKind, TrainLog,
+    TrainOptions, TrainProgress,
 };
 use crate::num::ode::OdeOptions;
 use crate::num::rk::DynDopri;
@@ -125,6 +126,16 @@ struct Crossing {
 }
 
 impl Crossing {
+    /// The locator for a flow of `net`'s `params` trainable parameters on `trials`.
+    fn new(net: &Network, trials: &Trials, params: usize) -> Crossing {
+        Crossing {
+            probe: net.clone(),
+            ws: Sharded::new(net, trials.steps, trials.batch),
+            buf: vec![0.0; params],
+            evaluations: 0,
+        }
+    }
+
     /// Illinois regula falsi on g(s) = ln L(theta(s)) - ln tol over s in [0, 1] of the last
     /// step (dense output), from g(0) >= 0 > g(1); returns (s, L) with L in
     /// [tol (1 - CROSSING_RTOL), tol) and writes theta(s) into `theta`.
@@ -267,6 +278,16 @@ struct Evaluations {
     count: Cell<usize>,
 }
 
+impl Evaluations {
+    fn new() -> Evaluations {
+        Evaluations {
+            last_loss: Cell::new(f64::NAN),
+            first_loss: Cell::new(f64::NAN),
+            count: Cell::new(0),
+        }
+    }
+}
+
 /// The flow's right-hand side -grad L (the rule's direction, plus the modified flow's
 /// penalty) on its own copy of the network.
 struct FlowField<'a> {
@@ -336,6 +357,29 @@ fn step_failure(e: Error, opts: &TrainOptions, ode: &OdeOptions, loss: f64) -> E
     }
 }
 
+/// The flow left its bound `limit` (or its loss is not finite) at an accepted step.
+fn diverged(step: usize, loss: f64, limit: f64, tau: f64, rtol: f64) -> Error {
+    Error::Diverged {
+        what: "rnn gradient flow".into(),
+        step,
+        loss,
+        hint: format!(
+            "the loss left the bound {limit:.3e} at tau = {tau:.4e}; the flow of this \
+             loss is unbounded, or flow_rtol = {rtol:e} is too loose"
+        ),
+    }
+}
+
+/// An accepted step on the progress display (its message every 20 steps).
+fn show_step(bar: Option<&dyn TrainProgress>, step: usize, tau: f64, loss: f64) {
+    if let Some(b) = bar {
+        b.position(step as u64);
+        if step.is_multiple_of(20) {
+            b.message(&format!("tau {tau:.3e}  loss {loss:.3e}"));
+        }
+    }
+}
+
 /// The gradient-flow driver of [`super::train_task_with`] (see the parent module's docs).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn train_flow(
@@ -355,10 +399,7 @@ pub(super) fn train_flow(
     let mut ws = Sharded::new(net, trials.steps, trials.batch);
     // the rule's fixed feedback (random e-prop only), drawn after the trials as in the
     // stepping driver; the flow then integrates the rule's deterministic direction
-    let drawn = match feedback {
-        Some(_) => None,
-        None => opts.rule.feedback(net, rng),
-    };
+    let drawn = draw_feedback(opts, feedback, net, rng);
     let mut theta: Vec<f64> = net.params(trainable).as_slice().to_vec();
     let mut field = FlowField {
         work: net.clone(),
@@ -368,11 +409,7 @@ pub(super) fn train_flow(
         credit: opts.rule.credit(feedback.or(drawn.as_ref())),
         penalty: modified_flow_penalty(net, opts, theta.len())?,
     };
-    let seen = Evaluations {
-        last_loss: Cell::new(f64::NAN),
-        first_loss: Cell::new(f64::NAN),
-        count: Cell::new(0),
-    };
+    let seen = Evaluations::new();
     let mut rhs = |p: &[f64], dp: &mut [f64]| field.eval(&seen, p, dp);
     let bar = progress_display(opts, ProgressKind::FlowSteps);
     let (mut stepper, initial) =
@@ -391,12 +428,7 @@ pub(super) fn train_flow(
     let limit = opts.diverge_factor * initial.max(opts.tol);
     let mut converged = loss < opts.tol;
     let mut final_tau = 0.0;
-    let mut crossing = Crossing {
-        probe: net.clone(),
-        ws: Sharded::new(net, trials.steps, trials.batch),
-        buf: vec![0.0; theta.len()],
-        evaluations: 0,
-    };
+    let mut crossing = Crossing::new(net, &trials, theta.len());
     while !converged {
         let tau = match stepper.step(&mut rhs, &mut theta, &ode) {
             Ok(t) => t,
@@ -414,16 +446,7 @@ pub(super) fn train_flow(
             if let Some(b) = &bar {
                 b.abandon();
             }
-            return Err(Error::Diverged {
-                what: "rnn gradient flow".into(),
-                step,
-                loss,
-                hint: format!(
-                    "the loss left the bound {limit:.3e} at tau = {tau:.4e}; the flow of this \
-                     loss is unbounded, or flow_rtol = {:e} is too loose",
-                    ode.rtol
-                ),
-            });
+            return Err(diverged(step, loss, limit, tau, ode.rtol));
         }
         // the first accepted point below tol: stop at the crossing L = tol inside the step
         let (tau, stop_loss) = if loss < opts.tol {
@@ -449,12 +472,7 @@ pub(super) fn train_flow(
         if converged {
             final_tau = tau;
         }
-        if let Some(b) = &bar {
-            b.position(step as u64);
-            if step.is_multiple_of(20) {
-                b.message(&format!("tau {tau:.3e}  loss {loss:.3e}"));
-            }
-        }
+        show_step(bar.as_deref(), step, tau, loss);
     }
     if let Some(b) = &bar {
         b.finish();

@@ -263,6 +263,20 @@ pub fn train_task_feedback(
     stepping::train_stepping(net, trainable, task, opts, fresh, feedback, rng, observe)
 }
 
+/// The rule's fixed feedback matrix when none is given (random e-prop only: drawn from `rng`
+/// after the trials; every other rule draws nothing), `None` when `feedback` is given.
+fn draw_feedback(
+    opts: &TrainOptions,
+    feedback: Option<&DMatrix<f64>>,
+    net: &Network,
+    rng: &mut StdRng,
+) -> Option<DMatrix<f64>> {
+    match feedback {
+        Some(_) => None,
+        None => opts.rule.feedback(net, rng),
+    }
+}
+
 /// A progress display of one training run, supplied by the application (the CLI draws a
 /// terminal bar, `crate::progress`); the trainers only report to it.
 pub trait TrainProgress {
@@ -328,6 +342,7 @@ pub fn evaluate(net: &Network, trials: &Trials) -> Result<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Error;
 
     #[test]
     fn progress_follows_the_log_loss() {

@@ -5,7 +5,8 @@ use nalgebra::{DMatrix, DVector};
 use rand::rngs::StdRng;
 
 use super::{
-    log_progress, progress_display, Optimizer, Progress, ProgressKind, TrainLog, TrainOptions,
+    draw_feedback, log_progress, progress_display, Optimizer, Progress, ProgressKind, TrainLog,
+    TrainOptions,
 };
 use crate::rnn::bptt::Sharded;
 use crate::rnn::network::{Network, Trainable};
@@ -100,10 +101,7 @@ pub(super) fn train_stepping(
     let mut p = net.params(trainable);
     let mut grad = vec![0.0; p.len()];
     // the rule's fixed feedback (random e-prop only; other rules draw nothing from rng)
-    let drawn = match feedback {
-        Some(_) => None,
-        None => opts.rule.feedback(net, rng),
-    };
+    let drawn = draw_feedback(opts, feedback, net, rng);
     let feedback = feedback.or(drawn.as_ref());
     let mut perturbation = Perturbation::default();
     let mut adam = Adam::new(p.len());
