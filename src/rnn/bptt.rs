@@ -426,7 +426,11 @@ impl Workspace {
                 // the two slots of the ring
                 let rx = self.xr(k);
                 let (s0, s1) = self.lam.split_at_mut(nb);
-                let (lk, ln) = if k % 2 == 0 { (s0, s1) } else { (s1, s0) };
+                let (lk, ln) = if k.is_multiple_of(2) {
+                    (s0, s1)
+                } else {
+                    (s1, s0)
+                };
                 self.wtp.gemm(dt, ln, b, 0.0, self.z.as_mut_slice());
                 adjoint_update(
                     phi,
@@ -441,7 +445,11 @@ impl Workspace {
             Credit::Eprop { .. } => {
                 let rx = self.xr(k);
                 let (s0, s1) = self.lam.split_at_mut(nb);
-                let (lk, ln) = if k % 2 == 0 { (s0, s1) } else { (s1, s0) };
+                let (lk, ln) = if k.is_multiple_of(2) {
+                    (s0, s1)
+                } else {
+                    (s1, s0)
+                };
                 eprop_update(
                     phi,
                     dt,

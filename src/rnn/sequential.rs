@@ -23,6 +23,11 @@
 //!   (signs may cancel; `eps_cos` is the mean cosine).
 //! - I is always L_A(after B) / L_A(untrained) with A's own loss (for a flip-flop A, on fixed
 //!   evaluation trials drawn once from the seed).
+//!
+//! The protocol is two phases with a plain value between them: [`train_task_a`] returns
+//! [`AfterA`] (the network after A, the training generator where A left it, the record so far),
+//! [`train_task_b`] continues from it; [`run_sequential`] is the two in a row. `modeflow train`
+//! schedules the phases of its seeds as separate tasks (`rnn::report::two_phases`).
 
 use nalgebra::{DMatrix, DVector};
 use rand::rngs::StdRng;
@@ -223,7 +228,7 @@ impl Recorder {
         net: &Network,
         w_start: &DMatrix<f64>,
     ) -> Result<()> {
-        if step % self.every != 0 {
+        if !step.is_multiple_of(self.every) {
             return Ok(());
         }
         let loss_a = self.loss_a(net)?;

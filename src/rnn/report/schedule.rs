@@ -167,7 +167,7 @@ mod tests {
 
     #[test]
     fn no_runs_give_no_results() {
-        let out = two_phases(0, |i| Ok(i), |_, m: usize| Ok(m));
+        let out = two_phases(0, Ok, |_, m: usize| Ok(m));
         assert!(out.is_empty());
     }
 }
