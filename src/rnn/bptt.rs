@@ -342,11 +342,15 @@ impl Workspace {
         if !full {
             net.u.transpose_to(&mut self.u_t);
         }
-        let (credit, feedback) = self.prepare_credit(net, credit, &active);
+        let (credit, feedback) = self.prepare_credit(net, credit);
         let fb = feedback.unwrap_or(&net.w_out);
-        // Lambda_T = g_T
+        // Lambda_T = g_T, and truncated BPTT's chain of loss step T starts from it
         self.lam[slot(steps, nb)].fill(0.0);
         self.add_readout_cotangent(net, fb, steps, active[steps - 1]);
+        if let (Credit::Truncated { h }, true) = (credit, active[steps - 1]) {
+            let src = steps % h;
+            self.chains[src * nb..(src + 1) * nb].copy_from_slice(&self.lam[slot(steps, nb)]);
+        }
         let mut chunk = Chunk {
             steps: (CHUNK_COLUMNS / b).max(1),
             lo: 0,
@@ -383,12 +387,11 @@ impl Workspace {
 
     /// The rule of a pass, decided once (h >= T truncates nothing and is exact BPTT), with
     /// random e-prop's feedback matrix; packs what its adjoint steps read (W^T for exact and
-    /// truncated BPTT, diag W for e-prop) and seeds truncated BPTT's chain of step T.
+    /// truncated BPTT, diag W for e-prop) and sizes truncated BPTT's chains.
     fn prepare_credit<'c>(
         &mut self,
         net: &Network,
         credit: Credit<'c>,
-        active: &[bool],
     ) -> (Credit<'c>, Option<&'c DMatrix<f64>>) {
         let (nb, steps) = (self.nb(), self.steps);
         let (credit, feedback) = match credit {
@@ -405,11 +408,6 @@ impl Workspace {
             Credit::Truncated { h } => {
                 self.wtp.pack_transpose(&net.w);
                 self.chains.resize(h * nb, 0.0);
-                if active[steps - 1] {
-                    let src = steps % h;
-                    self.chains[src * nb..(src + 1) * nb]
-                        .copy_from_slice(&self.lam[slot(steps, nb)]);
-                }
             }
         }
         (credit, feedback)
