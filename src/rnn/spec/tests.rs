@@ -1,5 +1,6 @@
 use super::*;
 use crate::model::parse;
+use crate::rnn::task::{Channels, LossKind};
 use crate::Error;
 
 /// issue 15: t_d = 1e308 panicked (capacity overflow in Trials::zeros), n = 20000 aborted
