@@ -9,11 +9,18 @@
 //! alone, which is the cost of one node-perturbation sample (a step with K samples costs K + 1
 //! forward passes).
 //!
+//! Group `rnn_hessian_product` (issue 12, I-18): the exact Hessian-vector product of
+//! `rnn::hvp` (forward-over-reverse) against one gradient and against the central difference of
+//! two gradients that it replaced in `rnn::modified_flow`, at N = 64 and 256 (T = 100, B = 32,
+//! one core), all of W and M only.
+//!
 //! cargo bench --bench rnn_step -- --warm-up-time 1 --measurement-time 3
 //! cargo bench --bench rnn_step -- rnn_rule_step --warm-up-time 1 --measurement-time 3
+//! cargo bench --bench rnn_step -- rnn_hessian_product --warm-up-time 1 --measurement-time 3
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use modeflow::rnn::bptt::{gemm_flops, Credit, Sharded};
+use modeflow::rnn::hvp::Hvp;
 use modeflow::rnn::rules::feedback_matrix;
 use modeflow::rnn::task::WorkingMemory;
 use modeflow::rnn::{
@@ -128,5 +135,52 @@ fn rule_step(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, step, rule_step);
+/// H v (exact), one gradient, and the central difference of two gradients along v/|v|
+/// (step 1e-5, as `rnn::modified_flow::FD_STEP`), one core, v = the gradient (the modified
+/// flow's product).
+fn hessian_product(c: &mut Criterion) {
+    let mut group = c.benchmark_group("rnn_hessian_product");
+    group.sample_size(10);
+    for (t, tname) in [(Trainable::FULL, "full"), (Trainable::LATENT, "latent")] {
+        for n in [64usize, 256] {
+            let (net, trials) = setup(n, 32);
+            let len = net.num_params(&t);
+            let mut ws = Workspace::new(&net, trials.steps, trials.batch);
+            let mut grad = vec![0.0; len];
+            ws.loss_and_grad(&net, &trials, &t, &mut grad).unwrap();
+            let v = grad.clone();
+            let id = format!("{tname}/N={n}");
+            group.bench_function(format!("gradient/{id}"), |b| {
+                b.iter(|| ws.loss_and_grad(&net, &trials, &t, &mut grad).unwrap())
+            });
+            let mut hp = Hvp::new(&net, trials.steps, trials.batch);
+            let mut out = vec![0.0; len];
+            group.bench_function(format!("exact/{id}"), |b| {
+                b.iter(|| hp.product(&net, &trials, &t, &v, None, &mut out).unwrap())
+            });
+            let theta = net.params(&t).as_slice().to_vec();
+            let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+            let (mut work, mut shifted) = (net.clone(), vec![0.0; len]);
+            let (mut gp, mut gm) = (vec![0.0; len], vec![0.0; len]);
+            let h = 1e-5;
+            group.bench_function(format!("central_difference/{id}"), |b| {
+                b.iter(|| {
+                    for (sign, g) in [(1.0, &mut gp), (-1.0, &mut gm)] {
+                        for ((s, th), x) in shifted.iter_mut().zip(&theta).zip(&v) {
+                            *s = th + sign * h * x / norm;
+                        }
+                        work.set_params(&t, &shifted);
+                        ws.loss_and_grad(&work, &trials, &t, g).unwrap();
+                    }
+                    for ((o, p), m) in out.iter_mut().zip(&gp).zip(&gm) {
+                        *o = norm * (p - m) / (2.0 * h);
+                    }
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, step, rule_step, hessian_product);
 criterion_main!(benches);

@@ -136,25 +136,20 @@ pub fn gallery_items() -> Vec<GalleryItem> {
     v.push(GalleryItem::Rules(crate::figures::rules::eprop_race_map));
     v.push(GalleryItem::ThetaMap);
     use crate::figures::bias as fb;
+    type Draw = fn(&ModelFile, &Path) -> Result<Vec<PathBuf>>;
+    let bias_figures: [(&'static str, Draw); 5] = [
+        ("bias-margin.toml", fb::norm_growth),
+        ("bias-balance-drift.toml", fb::balance_drift),
+        ("bias-student-clusters.toml", fb::clusters),
+        ("bias-diagonal.toml", fb::diagonal_bias),
+        ("bias-modified-flow-order.toml", fb::modified_flow_order),
+    ];
     v.extend(
-        [
-            fb::norm_growth as fn(&Path) -> Result<Vec<PathBuf>>,
-            fb::balance_drift,
-            fb::clusters,
-        ]
-        .map(GalleryItem::Bias),
+        bias_figures
+            .into_iter()
+            .map(|(name, draw)| GalleryItem::BiasModel(name, draw)),
     );
-    v.push(GalleryItem::BiasModel(
-        "bias-diagonal.toml",
-        fb::diagonal_bias,
-    ));
-    v.extend(
-        [
-            fb::modified_flow_order as fn(&Path) -> Result<Vec<PathBuf>>,
-            crate::figures::step_size_map,
-        ]
-        .map(GalleryItem::Bias),
-    );
+    v.push(GalleryItem::Bias(crate::figures::step_size_map));
     v.push(GalleryItem::Rules(crate::figures::rules::rule_tradeoff));
     v
 }

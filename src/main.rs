@@ -108,7 +108,8 @@ enum Command {
     },
     /// Run the numerical checks of the claims in proofs-checks/.
     Check {
-        /// Run only claims whose id starts with, or whose title contains, this text.
+        /// Run only this claim (an exact id), else the claims whose id starts with, or whose
+        /// title contains, this text.
         pattern: Option<String>,
         /// Print JSON instead of a table.
         #[arg(long)]

@@ -53,9 +53,8 @@ pub struct Family {
     /// The `kind` values of its model files.
     pub kinds: &'static [&'static str],
     /// Validate without running (keys, types, ranges, budgets): `Ok(true)` when the check is
-    /// complete, `Ok(false)` when part of it happens only in the run (the bias kinds check their
-    /// budget and output path here, the rest inside training; `sweep` files are checked by
-    /// `modeflow sweep`).
+    /// complete, `Ok(false)` when part of it happens only in the run (`sweep` files are checked
+    /// by `modeflow sweep`).
     pub check: fn(&ModelFile) -> Result<bool>,
     /// `modeflow predict`: analytic predictions beside their ODE values.
     pub predict: Option<fn(&ModelFile) -> Result<Output>>,
@@ -97,7 +96,7 @@ pub const FAMILIES: &[Family] = &[
     },
     Family {
         kinds: crate::bias::spec::KINDS,
-        check: |m| crate::bias::spec::precheck(m).map(|_| false),
+        check: |m| crate::bias::spec::check(m).map(|_| true),
         predict: None,
         train: Some(train_bias),
         phase: None,
@@ -161,10 +160,9 @@ fn predict_latent(model: &ModelFile) -> Result<Output> {
     Ok(Output::from_report(model, &r, failed))
 }
 
-/// Validate a model file without running it: keys, types, ranges and budgets, for the kinds
-/// whose checks are separate from their solvers (rnn, linear2x2, latent). The bias kinds
-/// validate inside training; for them only the budget and the output path are checked here
-/// and `Ok(false)` says the check was partial.
+/// Validate a model file without running it: keys, types, ranges and budgets, through the
+/// family's `check` (every kind but `sweep`, whose points `modeflow sweep` checks; `Ok(false)`
+/// says the check was partial).
 pub fn validate(model: &ModelFile) -> Result<bool> {
     match family(&model.common.kind) {
         Some(f) => (f.check)(model),

@@ -38,14 +38,26 @@ const SHIPPED: &[(&str, &[(&str, &str)])] = &[
         &[("steps", "5000"), ("n_test", "2000")],
     ),
     ("bias-approx-grad.toml", &[("samples", "50000")]),
+    (
+        "bias-balance-drift.toml",
+        &[
+            ("drift_etas", "[0.004, 0.002, 0.001]"),
+            ("drift_seeds", "4"),
+        ],
+    ),
     ("bias-balance.toml", &[("steps", "500")]),
     ("bias-clusters.toml", &[]),
     ("bias-diagonal.toml", &[]),
     ("bias-margin.toml", &[]),
+    ("bias-modified-flow-order.toml", &[]),
     ("bias-modified-flow.toml", &[]),
     ("bias-pattern.toml", &[]),
     ("bias-saxe.toml", &[]),
     ("bias-smoothed-margin.toml", &[]),
+    (
+        "bias-student-clusters.toml",
+        &[("steps", "20000"), ("n_test", "2000")],
+    ),
     ("bias-width.toml", &[("widths", "[1, 10, 100]")]),
 ];
 
@@ -361,4 +373,68 @@ fn impossible_teacher_margins_are_bad_input() {
         2,
         &["`margin` = 0", "(0, 2)"],
     );
+}
+
+#[test]
+fn drift_and_figure_keys_are_checked_before_any_run() {
+    let balance = "kind = \"bias_balance\"\nd = 3\nk = 4\nn = 10\nactivation = \"relu\"\nloss = \"square\"\neta = 0.01\nbatch = 5\nsteps = 10\n";
+    expect_error(
+        "drift_increasing",
+        &format!("{balance}drift_etas = [0.002, 0.004]\n"),
+        2,
+        &["drift_etas[1]", "0.004", "decrease"],
+    );
+    expect_error(
+        "drift_one",
+        &format!("{balance}drift_etas = [0.002]\n"),
+        2,
+        &["drift_etas", "at least 2"],
+    );
+    expect_error(
+        "drift_budget",
+        &format!("{balance}drift_etas = [1e-3, 1e-12]\n"),
+        2,
+        &["drift_etas"],
+    );
+    expect_error(
+        "figure_eta",
+        "kind = \"bias_margin\"\neta = 1.0\nsteps = 100\nfigure_etas = [0.5, -1.0]\n",
+        2,
+        &["figure_etas[1]", "-1"],
+    );
+}
+
+#[test]
+fn validate_checks_every_bias_kind_without_training() {
+    // a run of 1e8 steps would take minutes: validation must answer at once, and completely
+    let text = "kind = \"bias_clusters\"\nn = 30\nd = 6\nk = 20\ninit = 1e-2\neta = 0.2\nsteps = 100000000\n";
+    let m = modeflow::model::parse("big.toml", text).unwrap();
+    let t = std::time::Instant::now();
+    assert!(modeflow::run::validate(&m).unwrap());
+    assert!(t.elapsed().as_secs_f64() < 1.0, "{:?}", t.elapsed());
+    // bad input names the field (exit-2 class), still without running
+    for (text, field) in [
+        (
+            "kind = \"bias_width\"\nn = 20\nd = 3\nmargin = 0.1\nalpha = 0.3\neta = 0.05\ninit = 0.0\nwidths = [5]\n",
+            "widths",
+        ),
+        (
+            "kind = \"bias_saxe\"\ns = [1.0, 2.0]\nu0 = [1e-3]\neta = 0.01\nsteps = 100\n",
+            "u0",
+        ),
+        (
+            "kind = \"bias_pattern\"\ntask = \"xor\"\nt = 4\nwidths = [2, 8]\nseeds = [0, 1]\nn_train = 12\nn_test = 100\ninit = 1e-2\neta = -0.1\nsteps = 10\n",
+            "eta",
+        ),
+    ] {
+        let m = modeflow::model::parse("bad.toml", text).unwrap();
+        match modeflow::run::validate(&m) {
+            Err(e @ modeflow::Error::Parameter { .. }) => {
+                let s = e.to_string();
+                assert!(s.contains("bad.toml") && s.contains(field), "{s}");
+                assert_eq!(e.exit_code(), 2, "{s}");
+            }
+            other => panic!("{field}: expected a parameter error, got {other:?}"),
+        }
+    }
 }

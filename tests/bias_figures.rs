@@ -13,6 +13,16 @@ fn out_dir(name: &str) -> PathBuf {
     common::out_dir_with("biasfig", name)
 }
 
+/// A shipped model file (checked by its family when loaded).
+fn shipped(name: &str) -> modeflow::model::ModelFile {
+    modeflow::run::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("models")
+            .join(name),
+    )
+    .unwrap()
+}
+
 /// Checks svg/png/json/csv of `stem` and returns the parsed figure JSON.
 fn check_figure(dir: &Path, files: &[PathBuf], stem: &str, size: (u32, u32)) -> serde_json::Value {
     for ext in ["svg", "png", "json", "csv"] {
@@ -47,7 +57,7 @@ fn fitted_slope(v: &serde_json::Value) -> f64 {
 #[test]
 fn norm_growth_has_slope_one() {
     let dir = out_dir("norm");
-    let files = fb::norm_growth(&dir).unwrap();
+    let files = fb::norm_growth(&shipped("bias-margin.toml"), &dir).unwrap();
     let v = check_figure(&dir, &files, "bias_norm_growth", (960, 680));
     // B-6: |w| = ln t + rho_1 + O(ln t / t) on [1e4, 1e6]: slope 1 to ~1e-3
     let s = fitted_slope(&v);
@@ -57,7 +67,7 @@ fn norm_growth_has_slope_one() {
 #[test]
 fn balance_drift_is_first_order_in_eta() {
     let dir = out_dir("drift");
-    let files = fb::balance_drift(&dir).unwrap();
+    let files = fb::balance_drift(&shipped("bias-balance-drift.toml"), &dir).unwrap();
     let v = check_figure(&dir, &files, "bias_balance_drift", (960, 680));
     // B-1: drift = c1 eta + O(eta^2) at fixed eta*T; brief tolerance 0.05 on the exponent
     let s = fitted_slope(&v);
@@ -69,7 +79,7 @@ fn balance_drift_is_first_order_in_eta() {
 #[test]
 fn clusters_matrix_and_projection() {
     let dir = out_dir("clusters");
-    let files = fb::clusters(&dir).unwrap();
+    let files = fb::clusters(&shipped("bias-student-clusters.toml"), &dir).unwrap();
     let v = check_figure(&dir, &files, "bias_clusters_cosine", (900, 760));
     check_figure(&dir, &files, "bias_clusters_pca", (960, 680));
     // B-3 from small init: the 10 + 10 neurons collapse into a few direction clusters (at
@@ -141,7 +151,7 @@ fn diagonal_bias_lies_between_l1_and_l2() {
 #[test]
 fn modified_flow_orders() {
     let dir = out_dir("order");
-    let files = fb::modified_flow_order(&dir).unwrap();
+    let files = fb::modified_flow_order(&shipped("bias-modified-flow-order.toml"), &dir).unwrap();
     let v = check_figure(&dir, &files, "bias_modified_flow", (960, 680));
     // B-12: GD vs modified flow is second order (halving ratio 4); next order moves the
     // fitted slope by O(eps)

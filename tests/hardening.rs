@@ -483,8 +483,27 @@ fn sweep_axis_with_an_impossible_value_is_rejected_before_work() {
 
 #[test]
 fn sweep_exits_1_when_no_point_is_ok() {
-    // bias kinds validate inside training: a bad value there errors every point at run time
+    // every point valid but failing at run time (eta s > 1: the aligned net diverges)
     let d = dir("allfail");
+    std::fs::copy(models().join("bias-saxe.toml"), d.join("base.toml")).unwrap();
+    let f = write(
+        &d,
+        "s.toml",
+        "kind = \"sweep\"\nname = \"s\"\nbase = \"base.toml\"\nverb = \"train\"\n\
+         outputs = [\"rows.0.measured\"]\n[axes]\neta = [50.0, 80.0]\n",
+    );
+    let out = sweep(&d, &f, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let csv = std::fs::read_to_string(d.join("out/s.csv")).unwrap();
+    // the reason of every failed point is recorded, naming the cause
+    assert_eq!(csv.matches("error:").count(), 2, "{csv}");
+    assert!(csv.contains("eta"), "{csv}");
+}
+
+#[test]
+fn sweep_over_invalid_bias_points_is_bad_input_before_any_run() {
+    // the bias kinds validate without training, so a sweep rejects bad points up front (exit 2)
+    let d = dir("allbad");
     std::fs::copy(models().join("bias-saxe.toml"), d.join("base.toml")).unwrap();
     let f = write(
         &d,
@@ -492,12 +511,7 @@ fn sweep_exits_1_when_no_point_is_ok() {
         "kind = \"sweep\"\nname = \"s\"\nbase = \"base.toml\"\nverb = \"train\"\n\
          outputs = [\"rows.0.measured\"]\n[axes]\neta = [-1.0, -2.0]\n",
     );
-    let out = sweep(&d, &f, &[]);
-    assert_eq!(out.status.code(), Some(1));
-    let csv = std::fs::read_to_string(d.join("out/s.csv")).unwrap();
-    // the reason of every failed point is recorded, naming the field
-    assert_eq!(csv.matches("error:").count(), 2, "{csv}");
-    assert!(csv.contains("eta"), "{csv}");
+    expect(&sweep(&d, &f, &[]), 2, &["eta"]);
 }
 
 #[test]

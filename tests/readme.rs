@@ -17,7 +17,8 @@ fn validate(path: &Path) {
         "latent" => modeflow::interference::latent_model::LatentSpec::from_model(&m).map(|_| ()),
         "sweep" => modeflow::sweep::parse(&m).map(|_| ()),
         "rnn" => modeflow::rnn::spec::check(&m).map(|_| ()),
-        _ => Ok(()),
+        k if k.starts_with("bias_") => modeflow::bias::spec::check(&m),
+        k => panic!("{}: no validation for kind `{k}`", path.display()),
     };
     r.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
 }

@@ -376,21 +376,6 @@ pub fn random_two_layer(
     (TwoLayer { w, a, act }, x, y)
 }
 
-/// The net and data of the B-1 drift-exponent runs (check and figure): a two-layer leaky-ReLU
-/// net (slope 0.2), d = 6, k = 12, n = 40, square loss, init std 0.7, data seed 11.
-pub fn drift_reference() -> (TwoLayer, DMatrix<f64>, DVector<f64>) {
-    let mut rng = StdRng::seed_from_u64(11);
-    random_two_layer(
-        &mut rng,
-        6,
-        12,
-        40,
-        Activation::LeakyRelu(0.2),
-        Loss::Square,
-        0.7,
-    )
-}
-
 /// A random ReLU RNN with a batch of random sequences and targets.
 pub fn random_rnn(
     rng: &mut StdRng,
@@ -416,12 +401,13 @@ pub fn random_rnn(
 }
 
 /// B-1 drift summed over `seeds` runs (seeds 0..seeds) of copies of `net0` under SGD with batch
-/// `batch` (the full set: GD), square loss, no weight decay, `steps` steps of size `eta`.
+/// `batch` (the full set: GD), loss `loss`, no weight decay, `steps` steps of size `eta`.
 #[allow(clippy::too_many_arguments)]
 pub fn summed_drift(
     net0: &TwoLayer,
     x: &DMatrix<f64>,
     y: &DVector<f64>,
+    loss: Loss,
     eta: f64,
     batch: usize,
     steps: usize,
@@ -437,7 +423,7 @@ pub fn summed_drift(
             steps,
             seed,
         };
-        total += two_layer_run(&mut net, x, y, Loss::Square, &settings)?.drift;
+        total += two_layer_run(&mut net, x, y, loss, &settings)?.drift;
     }
     Ok(total)
 }

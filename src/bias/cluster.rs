@@ -12,8 +12,9 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use serde::Serialize;
 
-use super::nets::{Activation, Loss, TwoLayer, TwoLayerGrad, TwoLayerWork};
+use super::nets::{Activation, FullBatch, Loss, TwoLayer, TwoLayerGrad};
 use super::solvers::hard_margin_svm;
+use crate::num::iterate::{iterate, Gd, Observer, Stop};
 use crate::{Error, Result};
 
 /// Result of the cluster count.
@@ -185,9 +186,9 @@ pub fn two_cluster_checkpoints(
     y: &DVector<f64>,
     s: &TwoClusterSettings,
     checkpoints: &[usize],
-    mut observe: impl FnMut(usize, &TwoLayer, f64),
+    observe: impl FnMut(usize, &TwoLayer, f64),
 ) -> Result<Vec<TwoClusterRun>> {
-    let (n, d, k) = (x.nrows(), x.ncols(), s.k);
+    let (d, k) = (x.ncols(), s.k);
     let (wp, wn) = (
         one_class_max_margin(x, y, 1.0)?,
         one_class_max_margin(x, y, -1.0)?,
@@ -198,49 +199,86 @@ pub fn two_cluster_checkpoints(
         a: DVector::from_fn(k, |_, _| s.init * rng.sample::<f64, _>(StandardNormal)),
         act: Activation::Relu,
     };
-    let mut work = TwoLayerWork::new(n, k);
-    let mut g = TwoLayerGrad::zeros(d, k);
-    let mut out = Vec::with_capacity(checkpoints.len());
-    let mut step = 0;
-    for &target in checkpoints {
-        while step < target {
-            let l = net.grad_into(x, y, Loss::Logistic, &mut work, &mut g)?;
-            if !l.is_finite() {
-                return Err(Error::Diverged {
-                    what: "two-cluster GD".into(),
-                    step,
-                    loss: l,
-                    hint: "reduce eta".into(),
-                });
-            }
-            net.step(&g, s.eta, 0.0);
-            step += 1;
-            observe(step, &net, l);
+    let mut marks = Checkpoints {
+        checkpoints,
+        next: 0,
+        wp,
+        wn,
+        out: Vec::with_capacity(checkpoints.len()),
+        observe,
+    };
+    marks.at(0, &net)?;
+    let steps = checkpoints.last().copied().unwrap_or(0);
+    iterate(
+        &mut FullBatch::new(x, y, Loss::Logistic, k),
+        &mut Gd {
+            eta: s.eta,
+            lambda: 0.0,
+        },
+        &mut net,
+        &mut TwoLayerGrad::zeros(d, k),
+        &Stop::steps(steps, "two-cluster GD").hint("reduce eta"),
+        &mut marks,
+    )?;
+    Ok(marks.out)
+}
+
+/// The observer of [`two_cluster_checkpoints`]: the caller's `observe(step, net, loss)` after
+/// every step, and the B-8 measurement at each checkpoint.
+struct Checkpoints<'c, F> {
+    checkpoints: &'c [usize],
+    next: usize,
+    /// one-class max-margin vectors of the two classes
+    wp: DVector<f64>,
+    wn: DVector<f64>,
+    out: Vec<TwoClusterRun>,
+    observe: F,
+}
+
+impl<F> Checkpoints<'_, F> {
+    /// Measure the net at every checkpoint equal to `step` (steps taken).
+    fn at(&mut self, step: usize, net: &TwoLayer) -> Result<()> {
+        while self.checkpoints.get(self.next) == Some(&step) {
+            self.out.push(measure(net, &self.wp, &self.wn)?);
+            self.next += 1;
         }
-        let norms: Vec<f64> = (0..k)
-            .map(|j| net.w.column(j).norm() * net.a[j].abs())
-            .collect();
-        let top = norms.iter().cloned().fold(0.0, f64::max);
-        let active: Vec<usize> = (0..k).filter(|&j| norms[j] > 0.05 * top).collect();
-        let (mut cp, mut cn) = (1.0f64, 1.0f64);
-        let mut vecs = Vec::new();
-        for &j in &active {
-            let wj = net.w.column(j).normalize();
-            if net.a[j] > 0.0 {
-                cp = cp.min(wj.dot(&wp));
-            } else {
-                cn = cn.min(wj.dot(&wn));
-            }
-            vecs.push(net.w.column(j).into_owned());
-        }
-        out.push(TwoClusterRun {
-            clusters: cosine_clusters(&vecs)?,
-            cos_pos: cp,
-            cos_neg: cn,
-            active: active.len(),
-        });
+        Ok(())
     }
-    Ok(out)
+}
+
+impl<'a, F: FnMut(usize, &TwoLayer, f64)> Observer<FullBatch<'a>> for Checkpoints<'_, F> {
+    fn after(&mut self, s: usize, net: &TwoLayer, _: &TwoLayerGrad, l: f64) -> Result<()> {
+        (self.observe)(s, net, l);
+        self.at(s, net)
+    }
+}
+
+/// Active neurons (|a_j| |w_j| > 5% of the largest), their cosine clusters and the smallest
+/// cosine of an active neuron with its own class's max-margin vector (`wp`, `wn`).
+fn measure(net: &TwoLayer, wp: &DVector<f64>, wn: &DVector<f64>) -> Result<TwoClusterRun> {
+    let k = net.k();
+    let norms: Vec<f64> = (0..k)
+        .map(|j| net.w.column(j).norm() * net.a[j].abs())
+        .collect();
+    let top = norms.iter().cloned().fold(0.0, f64::max);
+    let active: Vec<usize> = (0..k).filter(|&j| norms[j] > 0.05 * top).collect();
+    let (mut cp, mut cn) = (1.0f64, 1.0f64);
+    let mut vecs = Vec::new();
+    for &j in &active {
+        let wj = net.w.column(j).normalize();
+        if net.a[j] > 0.0 {
+            cp = cp.min(wj.dot(wp));
+        } else {
+            cn = cn.min(wj.dot(wn));
+        }
+        vecs.push(net.w.column(j).into_owned());
+    }
+    Ok(TwoClusterRun {
+        clusters: cosine_clusters(&vecs)?,
+        cos_pos: cp,
+        cos_neg: cn,
+        active: active.len(),
+    })
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use super::nets::Loss;
 use super::pattern_data::{PatternSet, PatternTask};
 use super::stats::fmt_list;
 use crate::compare::Row;
+use crate::num::iterate::{iterate, GradNorm, Problem, Stepper, Stop};
 use crate::{Error, Result};
 
 /// The detector: `w` is k x d (row j = filter w_j), `v` the fixed output weights.
@@ -195,25 +196,59 @@ fn span_basis(vs: &[&DVector<f64>]) -> Vec<DVector<f64>> {
 /// Cosine above which a filter counts as sitting on a true pattern (see the claim file).
 pub const COS_ALIGNED: f64 = 0.95;
 
+/// The mean logistic loss of a [`ConvDetector`] on a training set, for [`iterate`].
+struct ConvLoss<'a> {
+    set: &'a PatternSet,
+    work: ConvWork,
+}
+
+/// The gradient of [`ConvLoss`] with respect to the filters (k x d).
+struct FilterGrad(DMatrix<f64>);
+
+impl GradNorm for FilterGrad {
+    fn grad_norm(&self) -> f64 {
+        self.0.norm()
+    }
+}
+
+impl Problem for ConvLoss<'_> {
+    type Params = ConvDetector;
+    type Grad = FilterGrad;
+    fn loss_grad(&mut self, _: usize, net: &ConvDetector, g: &mut FilterGrad) -> Result<f64> {
+        net.grad_into(self.set, Loss::Logistic, &mut self.work, &mut g.0)
+    }
+}
+
+/// GD on the filters only (the output weights v stay fixed): w <- w - eta g.
+struct FilterGd {
+    eta: f64,
+}
+
+impl Stepper<ConvLoss<'_>> for FilterGd {
+    fn step(&mut self, _: usize, _: f64, net: &mut ConvDetector, g: &FilterGrad) -> Result<()> {
+        let eta = self.eta;
+        net.w.zip_apply(&g.0, |w, gw| *w -= gw * eta);
+        Ok(())
+    }
+}
+
 /// Train by full-batch GD on the mean logistic loss and evaluate on a fresh test set.
 pub fn pattern_run(task: &PatternTask, r: &PatternRun) -> Result<PatternOutcome> {
     let train = task.sample(r.n_train, r.seed)?;
     let test = task.sample(r.n_test, r.seed + 10_000)?;
     let mut net = ConvDetector::new(r.k, task.d(), r.init, r.seed + 20_000)?;
-    let mut work = ConvWork::new(r.n_train, task.t, r.k);
-    let mut g = DMatrix::zeros(r.k, task.d());
-    for step in 0..r.steps {
-        let l = net.grad_into(&train, Loss::Logistic, &mut work, &mut g)?;
-        if !l.is_finite() {
-            return Err(Error::Diverged {
-                what: "conv detector GD".into(),
-                step,
-                loss: l,
-                hint: "reduce eta".into(),
-            });
-        }
-        net.w -= &g * r.eta;
-    }
+    let mut problem = ConvLoss {
+        set: &train,
+        work: ConvWork::new(r.n_train, task.t, r.k),
+    };
+    iterate(
+        &mut problem,
+        &mut FilterGd { eta: r.eta },
+        &mut net,
+        &mut FilterGrad(DMatrix::zeros(r.k, task.d())),
+        &Stop::steps(r.steps, "conv detector GD").hint("reduce eta"),
+        &mut (),
+    )?;
     let norms: Vec<f64> = (0..r.k).map(|j| net.w.row(j).norm()).collect();
     let top = norms.iter().cloned().fold(0.0, f64::max);
     let act: Vec<usize> = (0..r.k).filter(|&j| norms[j] > 0.05 * top).collect();

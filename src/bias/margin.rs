@@ -3,13 +3,17 @@
 //! hard-margin SVM direction and rho(t) -> w~, (eta/n) exp(-y_s x_s . w~) = alpha_s on the support
 //! vectors.
 //!
-//! The 2-D loop is tight: points pre-multiplied by their labels in a slice of `Vector2`, no
-//! allocation per step, so 10^6 steps take tens of milliseconds.
+//! The 2-D GD runs on the iteration driver [`crate::num::iterate`] with points pre-multiplied by
+//! their labels in a slice of `Vector2` and no allocation per step; the loss the driver tests
+//! for divergence (one softplus per point per step) about doubles the cost of the bare gradient
+//! loop (B-6's two runs of 10^6 steps: 0.6 s -> 1.8 s in `modeflow check` on the shared 2-core
+//! machine).
 
 use nalgebra::{DMatrix, DVector, Vector2};
 use serde::Serialize;
 
 use super::solvers::{hard_margin_svm, Svm};
+use crate::num::iterate::{iterate, GradNorm, Observer, Problem, Stepper, Stop};
 use crate::{Error, Result};
 
 /// The reference 2-D separable set of THEORY II.3: support vectors (1,1)+ and (-1,1)-, the rest
@@ -43,8 +47,96 @@ pub struct MarginSample {
     pub loss: f64,
 }
 
+/// The mean logistic loss (1/n) sum ln(1 + exp(-z_i . w)) of the 2-D points `z` (z_i = y_i x_i).
+fn logistic_loss_2d(z: &[Vector2<f64>], w: &Vector2<f64>) -> f64 {
+    z.iter()
+        .map(|zi| super::nets::softplus(-zi.dot(w)))
+        .sum::<f64>()
+        / z.len() as f64
+}
+
+/// The 2-D logistic problem for [`iterate`]: the buffer holds n times the *negative* gradient,
+/// sum_i z_i sigmoid(-z_i . w), so that the step w += (eta/n) g is the GD step rounded exactly as
+/// the tight loop it replaces (multiplying by eta/n once).
+struct Logistic2d<'a> {
+    z: &'a [Vector2<f64>],
+}
+
+/// n times the negative gradient of [`Logistic2d`].
+struct Descent2d(Vector2<f64>);
+
+impl GradNorm for Descent2d {
+    fn grad_norm(&self) -> f64 {
+        self.0.norm()
+    }
+}
+
+impl Problem for Logistic2d<'_> {
+    type Params = Vector2<f64>;
+    type Grad = Descent2d;
+    fn loss_grad(&mut self, _: usize, w: &Vector2<f64>, g: &mut Descent2d) -> Result<f64> {
+        // -grad = (1/n) sum z_i sigmoid(-z_i . w) = (1/n) sum z_i / (1 + e^{z_i . w})
+        let (mut gx, mut gy, mut loss) = (0.0, 0.0, 0.0);
+        for zi in self.z {
+            let m = zi.x * w.x + zi.y * w.y;
+            let s = 1.0 / (1.0 + m.exp());
+            gx += zi.x * s;
+            gy += zi.y * s;
+            loss += super::nets::softplus(-m);
+        }
+        g.0 = Vector2::new(gx, gy);
+        Ok(loss / self.z.len() as f64)
+    }
+    fn loss(&mut self, w: &Vector2<f64>) -> Result<Option<f64>> {
+        Ok(Some(logistic_loss_2d(self.z, w)))
+    }
+}
+
+/// The GD step w += c g with c = eta / n (see [`Logistic2d`]).
+struct Ascent2d {
+    c: f64,
+}
+
+impl Stepper<Logistic2d<'_>> for Ascent2d {
+    fn step(&mut self, _: usize, _: f64, w: &mut Vector2<f64>, g: &Descent2d) -> Result<()> {
+        w.x += self.c * g.0.x;
+        w.y += self.c * g.0.y;
+        Ok(())
+    }
+}
+
+/// Records w and the loss at w after the steps listed in `record` (sorted).
+struct Recorder<'a> {
+    z: &'a [Vector2<f64>],
+    record: &'a [u64],
+    next: usize,
+    out: Vec<MarginSample>,
+}
+
+impl Recorder<'_> {
+    fn at(&mut self, t: u64, w: &Vector2<f64>) {
+        while self.next < self.record.len() && self.record[self.next] == t {
+            self.out.push(MarginSample {
+                t,
+                w: [w.x, w.y],
+                loss: logistic_loss_2d(self.z, w),
+            });
+            self.next += 1;
+        }
+    }
+}
+
+impl<'a> Observer<Logistic2d<'a>> for Recorder<'_> {
+    fn after(&mut self, s: usize, w: &Vector2<f64>, _: &Descent2d, _: f64) -> Result<()> {
+        self.at(s as u64, w);
+        Ok(())
+    }
+}
+
 /// GD on the mean logistic loss (1/n) sum ln(1 + exp(-y_i w . x_i)) from w(0) = w0 in 2-D,
-/// recording w at the (sorted) steps in `record`. `z` holds y_i x_i. No allocation in the loop.
+/// recording w at the (sorted) steps in `record`. `z` holds y_i x_i. Runs on the iteration
+/// driver [`crate::num::iterate`] (a non-finite loss is [`Error::Diverged`]); no allocation in
+/// the loop.
 pub fn logistic_gd_2d(
     z: &[Vector2<f64>],
     w0: Vector2<f64>,
@@ -58,54 +150,26 @@ pub fn logistic_gd_2d(
             message: "no data points".into(),
         });
     }
-    let c = eta / z.len() as f64;
     let mut w = w0;
-    let mut out = Vec::with_capacity(record.len());
-    let mut next = 0;
-    let loss_at = |w: &Vector2<f64>| -> f64 {
-        z.iter()
-            .map(|zi| super::nets::softplus(-zi.dot(w)))
-            .sum::<f64>()
-            / z.len() as f64
+    let mut rec = Recorder {
+        z,
+        record,
+        next: 0,
+        out: Vec::with_capacity(record.len()),
     };
-    while next < record.len() && record[next] == 0 {
-        out.push(MarginSample {
-            t: 0,
-            w: [w.x, w.y],
-            loss: loss_at(&w),
-        });
-        next += 1;
-    }
-    for t in 1..=steps {
-        // -grad = (1/n) sum z_i sigmoid(-z_i . w) = (1/n) sum z_i / (1 + e^{z_i . w})
-        let mut gx = 0.0;
-        let mut gy = 0.0;
-        for zi in z {
-            let m = zi.x * w.x + zi.y * w.y;
-            let s = 1.0 / (1.0 + m.exp());
-            gx += zi.x * s;
-            gy += zi.y * s;
-        }
-        w.x += c * gx;
-        w.y += c * gy;
-        if next < record.len() && record[next] == t {
-            if !(w.x.is_finite() && w.y.is_finite()) {
-                return Err(Error::Diverged {
-                    what: "logistic GD".into(),
-                    step: t as usize,
-                    loss: f64::NAN,
-                    hint: "reduce eta".into(),
-                });
-            }
-            out.push(MarginSample {
-                t,
-                w: [w.x, w.y],
-                loss: loss_at(&w),
-            });
-            next += 1;
-        }
-    }
-    Ok(out)
+    rec.at(0, &w);
+    let stop = Stop::steps(steps as usize, "logistic GD").hint("reduce eta");
+    iterate(
+        &mut Logistic2d { z },
+        &mut Ascent2d {
+            c: eta / z.len() as f64,
+        },
+        &mut w,
+        &mut Descent2d(Vector2::zeros()),
+        &stop,
+        &mut rec,
+    )?;
+    Ok(rec.out)
 }
 
 /// Predicted limit w~ of rho(t): on the support vectors s, z_s . w~ = -ln(n alpha_s / eta), with

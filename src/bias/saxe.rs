@@ -8,6 +8,9 @@ use nalgebra::{DMatrix, DVector};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
+use crate::num::iterate::{iterate, After, GradNorm, Problem, Stepper, Stop};
+use crate::Result;
+
 /// Mode strength under gradient flow, u(t) = s e^{2st} / (e^{2st} - 1 + s/u0).
 pub fn mode_gf(t: f64, s: f64, u0: f64) -> f64 {
     // divide through by e^{2st} to avoid overflow at large t
@@ -45,42 +48,101 @@ fn orthogonal(rng: &mut StdRng, n: usize) -> DMatrix<f64> {
     g.qr().q()
 }
 
+/// The square loss |Sigma - W2 W1|_F^2 / 2 of the two-layer linear net (W1, W2), for
+/// [`iterate`]. The buffer holds the *negative* gradient (W2^T E, E W1^T), E = Sigma - W2 W1.
+struct LinearNetLoss<'a> {
+    sigma: &'a DMatrix<f64>,
+}
+
+/// Negative gradient of [`LinearNetLoss`] with respect to (W1, W2).
+struct Descent(DMatrix<f64>, DMatrix<f64>);
+
+impl GradNorm for Descent {
+    fn grad_norm(&self) -> f64 {
+        (self.0.norm_squared() + self.1.norm_squared()).sqrt()
+    }
+}
+
+impl Problem for LinearNetLoss<'_> {
+    type Params = (DMatrix<f64>, DMatrix<f64>);
+    type Grad = Descent;
+    fn loss_grad(
+        &mut self,
+        _: usize,
+        (w1, w2): &(DMatrix<f64>, DMatrix<f64>),
+        g: &mut Descent,
+    ) -> Result<f64> {
+        let e = self.sigma - w2 * w1;
+        g.0 = w2.transpose() * &e;
+        g.1 = &e * w1.transpose();
+        Ok(0.5 * e.norm_squared())
+    }
+}
+
+/// GD: W += eta (-grad).
+struct LinearNetGd {
+    eta: f64,
+}
+
+impl Stepper<LinearNetLoss<'_>> for LinearNetGd {
+    fn step(
+        &mut self,
+        _: usize,
+        _: f64,
+        (w1, w2): &mut (DMatrix<f64>, DMatrix<f64>),
+        g: &Descent,
+    ) -> Result<()> {
+        let eta = self.eta;
+        w1.zip_apply(&g.0, |w, d| *w += d * eta);
+        w2.zip_apply(&g.1, |w, d| *w += d * eta);
+        Ok(())
+    }
+}
+
 /// Train the balanced aligned net W1 = D V^T, W2 = U D by GD for `steps` steps and return the
 /// diagonal of U^T W2 W1 V (the mode strengths) after each step, and the largest off-diagonal.
+/// Runs on [`iterate`] (a non-finite loss, e.g. eta s > 1, is [`crate::Error::Diverged`]).
 pub fn train_aligned(
     s: &[f64],
     u0: &[f64],
     eta: f64,
     steps: usize,
     seed: u64,
-) -> (Vec<DVector<f64>>, f64) {
+) -> Result<(Vec<DVector<f64>>, f64)> {
     let m = s.len();
     let mut rng = StdRng::seed_from_u64(seed);
     let uu = orthogonal(&mut rng, m);
     let vv = orthogonal(&mut rng, m);
     let sigma = &uu * DMatrix::from_diagonal(&DVector::from_column_slice(s)) * vv.transpose();
     let d0 = DMatrix::from_diagonal(&DVector::from_iterator(m, u0.iter().map(|u| u.sqrt())));
-    let mut w1 = &d0 * vv.transpose();
-    let mut w2 = &uu * &d0;
+    let mut w = (&d0 * vv.transpose(), &uu * &d0);
+    let smax = s.iter().cloned().fold(0.0, f64::max);
     let mut out = Vec::with_capacity(steps);
     let mut off: f64 = 0.0;
-    for _ in 0..steps {
-        let e = &sigma - &w2 * &w1;
-        let g1 = w2.transpose() * &e;
-        let g2 = &e * w1.transpose();
-        w1 += g1 * eta;
-        w2 += g2 * eta;
-        let modes = uu.transpose() * &w2 * &w1 * &vv;
-        for i in 0..m {
-            for j in 0..m {
-                if i != j {
-                    off = off.max(modes[(i, j)].abs());
+    let mut modes_after = After(
+        |_: usize, (w1, w2): &(DMatrix<f64>, DMatrix<f64>), _: f64| {
+            let modes = uu.transpose() * w2 * w1 * &vv;
+            for i in 0..m {
+                for j in 0..m {
+                    if i != j {
+                        off = off.max(modes[(i, j)].abs());
+                    }
                 }
             }
-        }
-        out.push(modes.diagonal());
-    }
-    (out, off)
+            out.push(modes.diagonal());
+        },
+    );
+    iterate(
+        &mut LinearNetLoss { sigma: &sigma },
+        &mut LinearNetGd { eta },
+        &mut w,
+        &mut Descent(DMatrix::zeros(m, m), DMatrix::zeros(m, m)),
+        &Stop::steps(steps, "aligned linear net GD").hint(&format!(
+            "reduce eta = {eta} (the fixed point u = s is stable only for eta s < 1; s_max = {smax})"
+        )),
+        &mut modes_after,
+    )?;
+    Ok((out, off))
 }
 
 #[cfg(test)]

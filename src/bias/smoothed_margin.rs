@@ -9,7 +9,8 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
 use super::agreement::teacher_data;
-use super::nets::{Activation, Loss, TwoLayer, TwoLayerGrad, TwoLayerWork};
+use super::nets::{Activation, FullBatch, Loss, TwoLayer, TwoLayerGrad};
+use crate::num::iterate::{iterate, Gd, Observer, Stop};
 use crate::{Error, Result};
 
 /// Result of a smoothed-margin run.
@@ -63,6 +64,40 @@ pub struct SmoothedMarginSettings {
     pub rng_seed: u64,
 }
 
+/// The observer of [`smoothed_margin_run_on`]: before every step t, the smoothed margin
+/// gamma~ = ln(1/L) / |theta|^2 (L the summed loss, `n` times the mean) once L < 1, and theta at
+/// the checkpoints.
+struct Margins<'c> {
+    n: f64,
+    checkpoints: &'c [usize],
+    t0: Option<usize>,
+    prev: f64,
+    worst: f64,
+    samples: Vec<(usize, f64, f64)>,
+    thetas: Vec<DVector<f64>>,
+}
+
+impl<'a> Observer<FullBatch<'a>> for Margins<'_> {
+    fn before(&mut self, t: usize, net: &TwoLayer, _: &TwoLayerGrad, mean: f64) -> Result<()> {
+        let sum = mean * self.n;
+        let th2 = net.w.norm_squared() + net.a.norm_squared();
+        if sum < 1.0 {
+            let gamma = (1.0 / sum).ln() / th2;
+            if self.t0.is_none() {
+                self.t0 = Some(t);
+            } else {
+                self.worst = self.worst.max((self.prev - gamma) / self.prev);
+            }
+            self.prev = gamma;
+        }
+        if self.checkpoints.contains(&t) {
+            self.samples.push((t, (1.0 / sum).ln() / th2, th2));
+            self.thetas.push(flatten(net));
+        }
+        Ok(())
+    }
+}
+
 /// [`smoothed_margin_run`] on given data (rows of `x`, labels +-1).
 pub fn smoothed_margin_run_on(
     x: &DMatrix<f64>,
@@ -78,40 +113,31 @@ pub fn smoothed_margin_run_on(
         a: DVector::from_fn(k, |_, _| s.init * rng.sample::<f64, _>(StandardNormal)),
         act: Activation::Relu,
     };
-    let mut work = TwoLayerWork::new(n, k);
-    let mut g = TwoLayerGrad::zeros(d, k);
-    let mut t0 = None;
-    let mut prev = f64::NAN;
-    let mut worst = f64::NEG_INFINITY;
-    let mut samples = Vec::new();
-    let mut thetas = Vec::new();
-    for t in 0..=steps {
-        let mean = net.grad_into(x, y, Loss::Exponential, &mut work, &mut g)?;
-        let sum = mean * n as f64;
-        if !sum.is_finite() {
-            return Err(Error::Diverged {
-                what: "smoothed-margin GD".into(),
-                step: t,
-                loss: sum,
-                hint: "reduce eta".into(),
-            });
-        }
-        let th2 = net.w.norm_squared() + net.a.norm_squared();
-        if sum < 1.0 {
-            let gamma = (1.0 / sum).ln() / th2;
-            if t0.is_none() {
-                t0 = Some(t);
-            } else {
-                worst = worst.max((prev - gamma) / prev);
-            }
-            prev = gamma;
-        }
-        if checkpoints.contains(&t) {
-            samples.push((t, (1.0 / sum).ln() / th2, th2));
-            thetas.push(flatten(&net));
-        }
-        net.step(&g, eta, 0.0);
-    }
+    let mut m = Margins {
+        n: n as f64,
+        checkpoints,
+        t0: None,
+        prev: f64::NAN,
+        worst: f64::NEG_INFINITY,
+        samples: Vec::new(),
+        thetas: Vec::new(),
+    };
+    // steps + 1 GD steps: the measurement before each, the last at t = steps
+    iterate(
+        &mut FullBatch::new(x, y, Loss::Exponential, k),
+        &mut Gd { eta, lambda: 0.0 },
+        &mut net,
+        &mut TwoLayerGrad::zeros(d, k),
+        &Stop::steps(steps + 1, "smoothed-margin GD").hint("reduce eta"),
+        &mut m,
+    )?;
+    let Margins {
+        t0,
+        worst,
+        samples,
+        thetas,
+        ..
+    } = m;
     let t0 =
         t0.ok_or_else(|| Error::Requirement("loss never fell below 1: train longer".into()))?;
     Ok(MarginRun {

@@ -22,7 +22,10 @@
 
 pub mod agreement;
 pub mod approx_grad;
+pub mod balance;
 pub mod clusters;
+pub mod diagonal;
+pub mod margin;
 pub mod modified_flow;
 pub mod pattern;
 pub mod saxe;
@@ -31,15 +34,10 @@ pub mod width;
 
 use std::path::PathBuf;
 
-use nalgebra::{DMatrix, DVector, Vector2};
-use rand::{rngs::StdRng, SeedableRng};
-use serde::{Deserialize, Serialize};
+use nalgebra::{DMatrix, DVector};
+use serde::Serialize;
 
-use super::balance::{random_two_layer, two_layer_run_observed, SgdSettings, IDENTITY_TOL};
-use super::diagonal::{sparse_regression, train_diagonal, DiagRun, DiagSettings, MIRROR_TOL};
-use super::margin::{soudry, soudry_set, RHO_TOL, SLOPE_TOL};
-use super::nets::{Activation, Loss};
-use super::solvers::{hard_margin_svm, mirror_argmin};
+use super::solvers::hard_margin_svm;
 use crate::compare::{Row, Verdict};
 use crate::model::{Checker, ModelFile};
 use crate::report::{fmt_num, Report};
@@ -200,9 +198,9 @@ pub fn precheck(model: &ModelFile) -> Result<()> {
 pub fn train(model: &ModelFile) -> Result<BiasReport> {
     precheck(model)?;
     let (rows, summary, csv) = match model.common.kind.as_str() {
-        "bias_balance" => train_balance(model)?,
-        "bias_margin" => train_margin(model)?,
-        "bias_diagonal" => train_diagonal_model(model)?,
+        "bias_balance" => balance::train(model)?,
+        "bias_margin" => margin::train(model)?,
+        "bias_diagonal" => diagonal::train(model)?,
         "bias_agreement" => agreement::train(model)?,
         "bias_smoothed_margin" => smoothed_margin::train(model)?,
         "bias_clusters" => clusters::train(model)?,
@@ -227,6 +225,30 @@ pub fn train(model: &ModelFile) -> Result<BiasReport> {
         csv: csv.as_ref().map(|s| s.path.clone()),
         series: csv,
     })
+}
+
+/// `modeflow validate` for the bias kinds: the budget and output path ([`precheck`]) and every
+/// key of the kind's raw struct through its `check` (the validated spec is dropped; nothing is
+/// trained). Checks that need a solver (separability of explicit data) happen in the run.
+pub fn check(model: &ModelFile) -> Result<()> {
+    precheck(model)?;
+    match model.common.kind.as_str() {
+        "bias_balance" => balance::check(model).map(drop),
+        "bias_margin" => margin::check(model).map(drop),
+        "bias_diagonal" => diagonal::check(model).map(drop),
+        "bias_agreement" => agreement::check(model).map(drop),
+        "bias_smoothed_margin" => smoothed_margin::check(model).map(drop),
+        "bias_clusters" => clusters::check(model).map(drop),
+        "bias_width" => width::check(model).map(drop),
+        "bias_modified_flow" => modified_flow::check(model).map(drop),
+        "bias_saxe" => saxe::check(model).map(drop),
+        "bias_approx_grad" => approx_grad::check(model).map(drop),
+        "bias_pattern" => pattern::check(model).map(drop),
+        other => Err(Error::ModelFile {
+            file: model.common.file.clone(),
+            message: format!("kind `{other}` is not a bias kind ({})", KINDS.join(", ")),
+        }),
+    }
 }
 
 type Trained = (Vec<Row>, Vec<(String, f64)>, Option<Series>);
@@ -298,7 +320,8 @@ fn labelled_points(
 
 /// Data keys of a model file: a teacher to generate from (`n`, `d`, `margin`) or explicit rows
 /// and labels.
-enum Data {
+#[derive(Debug, Clone)]
+pub enum Data {
     Teacher { n: usize, d: usize, margin: f64 },
     Explicit(DMatrix<f64>, DVector<f64>),
 }
@@ -379,424 +402,6 @@ fn log_steps(steps: usize, n: usize) -> Vec<usize> {
         .collect();
     v.dedup();
     v
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawBalance {
-    d: i64,
-    k: i64,
-    n: i64,
-    activation: String,
-    #[serde(default = "default_leaky")]
-    leaky_slope: f64,
-    loss: String,
-    #[serde(default = "default_init")]
-    init: f64,
-    eta: f64,
-    #[serde(default)]
-    weight_decay: f64,
-    batch: i64,
-    steps: i64,
-    #[serde(default = "default_every")]
-    record_every: i64,
-    csv: Option<String>,
-}
-
-fn default_leaky() -> f64 {
-    0.2
-}
-fn default_init() -> f64 {
-    0.5
-}
-fn default_every() -> i64 {
-    10
-}
-
-fn train_balance(model: &ModelFile) -> Result<Trained> {
-    let raw: RawBalance = model.raw()?;
-    let c = model.checker();
-    let d = c.count("d", raw.d, 1, 10_000)?;
-    let k = c.count("k", raw.k, 1, 100_000)?;
-    let n = c.count("n", raw.n, 1, 1_000_000)?;
-    let act = match c.one_of(
-        "activation",
-        &raw.activation,
-        &["relu", "leaky_relu", "linear"],
-    )? {
-        "relu" => Activation::Relu,
-        "leaky_relu" => {
-            Activation::LeakyRelu(c.in_range("leaky_slope", raw.leaky_slope, 0.0, 1.0)?)
-        }
-        _ => Activation::Linear,
-    };
-    let loss = match c.one_of("loss", &raw.loss, &["square", "logistic"])? {
-        "square" => Loss::Square,
-        _ => Loss::Logistic,
-    };
-    let init = c.positive("init", raw.init)?;
-    let eta = c.positive("eta", raw.eta)?;
-    let lambda = c.non_negative("weight_decay", raw.weight_decay)?;
-    let batch = c.count("batch", raw.batch, 1, raw.n)?;
-    let steps = c.count("steps", raw.steps, 1, 100_000_000)?;
-    let every = c.count("record_every", raw.record_every, 1, i64::MAX)?;
-    let mut rng = StdRng::seed_from_u64(model.common.seed);
-    let (mut net, x, y) = random_two_layer(&mut rng, d, k, n, act, loss, init);
-    let d0 = net.balance();
-    let mut series = Vec::new();
-    let s = SgdSettings {
-        eta,
-        lambda,
-        batch,
-        steps,
-        seed: model.common.seed,
-    };
-    let run = two_layer_run_observed(&mut net, &x, &y, loss, &s, |step, net, l| {
-        if step % every == 0 || step == steps {
-            let dj = net.balance();
-            let drift = (&dj - &d0).abs().sum();
-            let wn: f64 = net.w.norm_squared();
-            let an: f64 = net.a.norm_squared();
-            series.push(vec![step as f64, l, drift, wn, an]);
-        }
-    })?;
-    let csv = time_series(
-        model,
-        &raw.csv,
-        &[
-            "step",
-            "batch_loss",
-            "sum_abs_balance_drift",
-            "w_norm2",
-            "a_norm2",
-        ],
-        series,
-    )?;
-    let rows = vec![Row::abs(
-        "max per-step residual of D' = (1-eta lambda)^2 D + eta^2 (|g_w|^2 - g_a^2)",
-        0.0,
-        run.max_residual,
-        IDENTITY_TOL,
-    )
-    .note("relative to |w_j|^2 + a_j^2")];
-    let summary = vec![
-        ("final batch loss".into(), run.final_loss),
-        ("balance drift sum_j |Delta D_j|".into(), run.drift),
-        ("eta T".into(), eta * steps as f64),
-    ];
-    Ok((rows, summary, csv))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawMargin {
-    /// points as [x1, x2]; default: the reference set of THEORY II.3
-    points: Option<Vec<Vec<f64>>>,
-    labels: Option<Vec<f64>>,
-    eta: f64,
-    steps: i64,
-    /// claimed rho limit to compare against (optional)
-    rho_claimed: Option<[f64; 2]>,
-    csv: Option<String>,
-}
-
-fn train_margin(model: &ModelFile) -> Result<Trained> {
-    let raw: RawMargin = model.raw()?;
-    let c = model.checker();
-    let eta = c.positive("eta", raw.eta)?;
-    let steps = c.count("steps", raw.steps, 10, 1_000_000_000)? as u64;
-    let (x, y) = match (raw.points, raw.labels) {
-        (None, None) => soudry_set(),
-        (Some(p), Some(l)) => {
-            let (x, y) = labelled_points(&c, &p, &l, Some(2))?;
-            (
-                (0..x.nrows())
-                    .map(|i| Vector2::new(x[(i, 0)], x[(i, 1)]))
-                    .collect(),
-                y.iter().copied().collect(),
-            )
-        }
-        _ => {
-            return Err(c.error(
-                "points",
-                "one of points/labels",
-                "both or neither",
-                "points and labels go together",
-            ))
-        }
-    };
-    let r = soudry(&x, &y, eta, steps).map_err(|e| match e {
-        Error::Requirement(m) => Error::Requirement(format!(
-            "{}: `points`/`labels`: {m}; B-6 needs linearly separable data",
-            model.common.file
-        )),
-        e => e,
-    })?;
-    let lnt = (steps as f64).ln();
-    let mut rows = vec![
-        Row::abs(
-            "rho_1(T) vs SVM-dual prediction",
-            r.rho_pred[0],
-            r.rho[0],
-            RHO_TOL,
-        ),
-        Row::abs(
-            "rho_2(T) vs SVM-dual prediction",
-            r.rho_pred[1],
-            r.rho[1],
-            RHO_TOL,
-        ),
-        Row::abs(
-            "slope of |w| against ln t on [T/10, T]",
-            1.0 * r.w_hat[0].hypot(r.w_hat[1]),
-            r.slope,
-            SLOPE_TOL,
-        ),
-    ];
-    if let Some(rc) = raw.rho_claimed {
-        rows.push(Row::abs("rho_1(T) vs claimed", rc[0], r.rho[0], RHO_TOL));
-        rows.push(Row::abs("rho_2(T) vs claimed", rc[1], r.rho[1], RHO_TOL));
-    }
-    let wh = r.w_hat;
-    let series = r
-        .samples
-        .iter()
-        .map(|s| {
-            let l = (s.t.max(1) as f64).ln();
-            vec![
-                s.t as f64,
-                s.w[0],
-                s.w[1],
-                s.w[0].hypot(s.w[1]),
-                s.w[0] - wh[0] * l,
-                s.w[1] - wh[1] * l,
-                s.loss,
-            ]
-        })
-        .collect();
-    let csv = time_series(
-        model,
-        &raw.csv,
-        &["t", "w1", "w2", "norm_w", "rho1", "rho2", "loss"],
-        series,
-    )?;
-    let summary = vec![
-        ("w_hat[0]".into(), wh[0]),
-        ("w_hat[1]".into(), wh[1]),
-        ("ln T".into(), lnt),
-    ];
-    Ok((rows, summary, csv))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDiagonal {
-    n: i64,
-    d: i64,
-    sparsity: i64,
-    #[serde(default = "default_size")]
-    size: f64,
-    alpha: f64,
-    eta: f64,
-    batch: i64,
-    #[serde(default = "default_max_steps")]
-    max_steps: i64,
-    #[serde(default = "default_loss_tol")]
-    loss_tol: f64,
-    csv: Option<String>,
-}
-
-fn default_size() -> f64 {
-    1.0
-}
-fn default_max_steps() -> i64 {
-    3_000_000
-}
-fn default_loss_tol() -> f64 {
-    1e-24
-}
-
-/// A checked `bias_diagonal` model file (THEORY II.4, B-10, B-11).
-#[derive(Debug, Clone)]
-pub struct DiagonalSpec {
-    pub n: usize,
-    pub d: usize,
-    pub sparsity: usize,
-    pub size: f64,
-    pub seed: u64,
-    pub settings: DiagSettings,
-    pub csv: Option<String>,
-}
-
-/// Check a `bias_diagonal` model file: every key in range, the problem underdetermined.
-pub fn diagonal_spec(model: &ModelFile) -> Result<DiagonalSpec> {
-    let raw: RawDiagonal = model.raw()?;
-    let c = model.checker();
-    let n = c.count("n", raw.n, 1, 100_000)?;
-    let d = c.count("d", raw.d, 1, 100_000)?;
-    if d < n {
-        return Err(c.error(
-            "d",
-            d,
-            &format!(">= n = {n}"),
-            "the interpolation problem must be underdetermined",
-        ));
-    }
-    let sparsity = c.count("sparsity", raw.sparsity, 0, raw.d)?;
-    let size = c.positive("size", raw.size)?;
-    let alpha = c.positive("alpha", raw.alpha)?;
-    let eta = c.positive("eta", raw.eta)?;
-    let batch = c.count("batch", raw.batch, 1, raw.n)?;
-    // at most the step budget (issue 15: any i64 was accepted)
-    let max_steps = c.count(
-        "max_steps",
-        raw.max_steps,
-        1,
-        crate::budget::MAX_STEPS as i64,
-    )?;
-    let loss_tol = c.positive("loss_tol", raw.loss_tol)?;
-    Ok(DiagonalSpec {
-        n,
-        d,
-        sparsity,
-        size,
-        seed: model.common.seed,
-        settings: DiagSettings {
-            alpha,
-            eta,
-            batch,
-            max_steps,
-            loss_tol,
-            seed: model.common.seed,
-        },
-        csv: raw.csv,
-    })
-}
-
-/// A diagonal-net run on the spec's sparse regression, with its mirror-argmin references.
-pub struct DiagonalOutcome {
-    pub beta_star: DVector<f64>,
-    pub run: DiagRun,
-    /// the exact mirror argmin at (alpha_T, delta)
-    pub exact: DVector<f64>,
-    /// argmin of Q_alpha_inf (the tilt dropped)
-    pub q_inf: DVector<f64>,
-    /// argmin of Q_alpha (gradient flow from the initial scale)
-    pub q_alpha: DVector<f64>,
-}
-
-/// Train the diagonal net of `spec` to the loss tolerance and solve the mirror problems.
-pub fn run_diagonal(spec: &DiagonalSpec) -> Result<DiagonalOutcome> {
-    let s = &spec.settings;
-    let (x, y, beta_star) = sparse_regression(spec.n, spec.d, spec.sparsity, spec.size, spec.seed);
-    let run = train_diagonal(&x, &y, s)?;
-    if run.loss > s.loss_tol {
-        return Err(Error::NoConvergence {
-            solver: "diagonal net (S)GD".into(),
-            iterations: run.steps,
-            residual: run.loss,
-            tolerance: s.loss_tol,
-        });
-    }
-    let exact = mirror_argmin(&x, &y, &run.ln_alpha2, &run.delta, 1e-13)?;
-    let q_inf = mirror_argmin(&x, &y, &run.ln_alpha2, &DVector::zeros(spec.d), 1e-13)?;
-    let q_alpha = mirror_argmin(
-        &x,
-        &y,
-        &DVector::from_element(spec.d, 2.0 * s.alpha.ln()),
-        &DVector::zeros(spec.d),
-        1e-13,
-    )?;
-    Ok(DiagonalOutcome {
-        beta_star,
-        run,
-        exact,
-        q_inf,
-        q_alpha,
-    })
-}
-
-/// The B-10/B-11 rows of a diagonal-net outcome.
-fn diagonal_rows(spec: &DiagonalSpec, o: &DiagonalOutcome) -> Vec<Row> {
-    let run = &o.run;
-    let mut rows = vec![
-        Row::abs(
-            "per-step u v (1 - 4 eta^2 g^2) identity, max rel. residual",
-            0.0,
-            run.max_identity_residual,
-            1e-12,
-        ),
-        Row::abs(
-            "trained beta vs exact mirror argmin (alpha_T, delta)",
-            0.0,
-            (&run.beta - &o.exact).amax(),
-            MIRROR_TOL,
-        ),
-    ];
-    // The claim "argmin of Q_alpha_inf to 1e-3" is stated for eta <= 0.02 (the tilt delta is O(eta^3)).
-    if spec.settings.eta <= 0.02 {
-        rows.push(Row::abs(
-            "trained beta vs argmin Q_alpha_inf (eta <= 0.02)",
-            0.0,
-            (&run.beta - &o.q_inf).amax(),
-            1e-3,
-        ));
-    }
-    rows
-}
-
-fn train_diagonal_model(model: &ModelFile) -> Result<Trained> {
-    let spec = diagonal_spec(model)?;
-    let o = run_diagonal(&spec)?;
-    let rows = diagonal_rows(&spec, &o);
-    let alpha = spec.settings.alpha;
-    let (run, beta_star, exact, q_alpha, q_inf) =
-        (&o.run, &o.beta_star, &o.exact, &o.q_alpha, &o.q_inf);
-    let series: Vec<Vec<f64>> = (0..spec.d)
-        .map(|i| {
-            vec![
-                i as f64,
-                beta_star[i],
-                run.beta[i],
-                exact[i],
-                q_alpha[i],
-                (run.ln_alpha2[i] - 2.0 * alpha.ln()).exp(),
-            ]
-        })
-        .collect();
-    let csv = time_series(
-        model,
-        &spec.csv,
-        &[
-            "i",
-            "beta_star",
-            "beta_trained",
-            "beta_mirror",
-            "beta_argmin_q_alpha",
-            "alpha_inf2_over_alpha2",
-        ],
-        series,
-    )?;
-    let summary = vec![
-        ("steps".into(), run.steps as f64),
-        ("final loss".into(), run.loss),
-        (
-            "alpha_inf^2 / alpha^2 (mean)".into(),
-            run.alpha2_ratio(alpha),
-        ),
-        ("|beta|_1 trained".into(), run.beta.abs().sum()),
-        ("|beta|_1 argmin Q_alpha (GF)".into(), q_alpha.abs().sum()),
-        ("|beta*|_1".into(), beta_star.abs().sum()),
-        (
-            "max |beta - argmin Q_alpha|".into(),
-            (&run.beta - q_alpha).amax(),
-        ),
-        (
-            "max |beta - argmin Q_alpha_inf| (no tilt)".into(),
-            (&run.beta - q_inf).amax(),
-        ),
-    ];
-    Ok((rows, summary, csv))
 }
 
 #[cfg(test)]

@@ -51,8 +51,10 @@ pub mod rule_stats;
 pub mod rules;
 pub mod rules_map;
 pub mod runner;
+pub mod seeds;
 pub mod series;
 pub mod static_curves;
+pub mod step_size_map;
 pub mod step_size_net;
 pub mod tmaps;
 
@@ -67,9 +69,11 @@ pub fn registry() -> Vec<Check> {
     checks.extend(tmaps::checks());
     checks.extend(race::checks());
     checks.extend(step_size_net::checks());
+    checks.extend(step_size_map::checks());
     checks.extend(finite_n::checks());
     checks.extend(rotation_kernel::checks());
     checks.extend(series::checks());
+    checks.extend(seeds::checks());
     checks.extend(rules::checks());
     checks.extend(rules_map::checks());
     checks.extend(rule_stats::checks());

@@ -118,7 +118,7 @@ fn check_i16() -> Result<Vec<Row>> {
 /// A row comparing `measured` with `predicted` within `tol` (absolute); if the claim fails but
 /// the measurement reproduces our documented `finding` to `finding_tol`, the verdict is
 /// `Disputed` (the [`Row::disputed`] rule for an absolute scale such as log2 of a step).
-fn disputed_abs(
+pub(super) fn disputed_abs(
     label: String,
     predicted: f64,
     measured: f64,
@@ -147,11 +147,21 @@ const GD_CRITICAL_LOG2: [(f64, f64, f64); 3] =
 /// I-18 on the linear 2x2 race: the closed-form modified field against finite differences,
 /// GD against the plain and the modified flow (B-12's order), the direction in which the
 /// step size moves the race (the hypothesis: towards rotation), and the critical step: the
-/// modified flow's h* and the stability bound 2/N_end against GD on the ladder 1 .. 2^-15.
+/// modified flow's h* and the stability bound 2/N_end against GD on the ladder 1 .. 2^-15;
+/// last, the Hessian at the flow's end point by finite differences against g g^T.
 fn check_i18() -> Result<Vec<Row>> {
+    let mut rows = i18_closed_form_rows()?;
+    rows.extend(i18_order_rows()?);
+    rows.extend(i18_direction_rows()?);
+    rows.extend(i18_critical_rows()?);
+    rows.extend(i18_end_hessian_rows()?);
+    Ok(rows)
+}
+
+/// (1) Closed forms against central differences at an unbalanced M, u != zhat. Step 1e-6:
+/// truncation ~1e-12 x third derivatives, rounding ~1e-16/1e-6; tolerance 1e-6 relative.
+fn i18_closed_form_rows() -> Result<Vec<Row>> {
     let mut rows = Vec::new();
-    // 1. Closed forms against central differences at an unbalanced M, u != zhat. Step 1e-6:
-    // truncation ~1e-12 x third derivatives, rounding ~1e-16/1e-6; tolerance 1e-6 relative.
     let par = Params {
         u: 0.3,
         zhat: 1.2,
@@ -192,9 +202,13 @@ fn check_i18() -> Result<Vec<Row>> {
         hg.amax() + (hv - hg).amax(),
         1e-6,
     ));
-    // 2. B-12's order on this model at (r, eps) = (0.3, 0.05), rotation share at the end of B:
-    // halving h halves |GD - plain flow| (first order) and quarters |GD - modified flow|
-    // (second order). Bands 2 +- 0.5 and 4 +- 1 (the O(h) remainder at h = 1/64).
+    Ok(rows)
+}
+
+/// (2) B-12's order on this model at (r, eps) = (0.3, 0.05), rotation share at the end of B:
+/// halving h halves |GD - plain flow| (first order) and quarters |GD - modified flow|
+/// (second order). Bands 2 +- 0.5 and 4 +- 1 (the O(h) remainder at h = 1/64).
+fn i18_order_rows() -> Result<Vec<Row>> {
     let (r, eps) = (0.3, 0.05);
     let plain = modified::modified_task_b(r, eps, 0.0, TASK_TOL)?.rotation_share;
     let errs = |h: f64| -> Result<(f64, f64)> {
@@ -204,20 +218,27 @@ fn check_i18() -> Result<Vec<Row>> {
     };
     let (p1, m1) = errs(1.0 / 64.0)?;
     let (p2, m2) = errs(1.0 / 128.0)?;
-    rows.push(Row::abs(
-        "|GD - plain flow| ratio h = 1/64 : 1/128 (first order: 2)",
-        2.0,
-        p1 / p2,
-        0.5,
-    ));
-    rows.push(Row::abs(
-        "|GD - modified flow| ratio h = 1/64 : 1/128 (second order: 4)",
-        4.0,
-        m1 / m2,
-        1.0,
-    ));
-    // 3. The hypothesis: the gradient-norm penalty favours rotation. Claimed: the modified
-    // flow's rotation share at h = 1/4 is not below the plain flow's; measured: it falls.
+    Ok(vec![
+        Row::abs(
+            "|GD - plain flow| ratio h = 1/64 : 1/128 (first order: 2)",
+            2.0,
+            p1 / p2,
+            0.5,
+        ),
+        Row::abs(
+            "|GD - modified flow| ratio h = 1/64 : 1/128 (second order: 4)",
+            4.0,
+            m1 / m2,
+            1.0,
+        ),
+    ])
+}
+
+/// (3) The hypothesis: the gradient-norm penalty favours rotation. Claimed: the modified
+/// flow's rotation share at h = 1/4 is not below the plain flow's; measured: it falls. Above
+/// the crossover the modified flow never flips to rotation for h <= 1.
+fn i18_direction_rows() -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
     for (r, eps, finding) in SHARE_AT_QUARTER {
         let s0 = modified::modified_task_b(r, eps, 0.0, TASK_TOL)?.rotation_share;
         let sh = modified::modified_task_b(r, eps, 0.25, TASK_TOL)?;
@@ -236,16 +257,21 @@ fn check_i18() -> Result<Vec<Row>> {
         }
         rows.push(row);
     }
-    // Above the crossover the modified flow never flips to rotation for h <= 1.
     let none = modified::eta_star_modified(0.3, 0.05, TASK_TOL, 1.0)?;
     rows.push(Row::holds(
         "r = 0.3 > r*, eps = 0.05: modified flow stays new formation for every h <= 1",
         none.is_none(),
         format!("h* = {none:?}"),
     ));
-    // 4. The critical step where the flow rotates: the modified flow's h* against GD's flip
-    // on the ladder 2^-k, k = 0..15 (log2; tolerance 1: the ladder's factor 2), and the
-    // stability bound 2/N_end of the flow's end point against the same (log2 ratio in [-1, 2]).
+    Ok(rows)
+}
+
+/// (4) The critical step where the flow rotates: the modified flow's h* against GD's flip
+/// on the ladder 2^-k, k = 0..15 (log2; tolerance 1: the ladder's factor 2), and the
+/// stability bound 2/N_end of the flow's end point against the same (log2 ratio in [-1, 2]);
+/// GD at the ladder's largest step does not learn B at all at (0.2, 0.05).
+fn i18_critical_rows() -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
     for (r, eps, finding) in GD_CRITICAL_LOG2 {
         let hm = modified::eta_star_modified(r, eps, TASK_TOL, 1.0)?;
         let hg = modified::gd_critical_step(r, eps, TASK_TOL, 15)?;
@@ -287,5 +313,61 @@ fn check_i18() -> Result<Vec<Row>> {
         g1.ending == Ending::Diverged,
         format!("{:?} after {} steps", g1.ending, g1.steps),
     ));
+    Ok(rows)
+}
+
+/// (5) The stability edge's premise, independently: at the flow's end point of B the loss
+/// Hessian is g g^T (rank one, eigenvalue N_end = |grad z_BB|^2), so GD's step map
+/// M -> M - h grad L has the multiplier 1 - h N_end there and loses the point at
+/// h = 2 / N_end. The Hessian by central differences of the closed-form gradient grad L =
+/// -e g (step 1e-7 / sqrt(N_end) in M: truncation ~1e-14 relative x the third derivatives,
+/// rounding ~1e-16 |grad L| / step) against N_end from the N formula
+/// (`modified::stability_step`), at the three points of the critical-step rows. Tolerances:
+/// top eigenvalue 1e-4 relative (the end point's residual e = 1e-6 adds -e Hess z_BB, relative
+/// ~1e-6 |Hess z| / N; FD error below that); rank one: the second-largest |eigenvalue| below
+/// 1e-4 N_end.
+fn i18_end_hessian_rows() -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for (r, eps, _) in GD_CRITICAL_LOG2 {
+        let par = Params::reference(r);
+        let m = exact_path::task_b_exact(r, eps, TASK_TOL)?.m_after;
+        let y = State::new(m[0][0], m[0][1], m[1][0], m[1][1]);
+        let n_end = 2.0 / modified::stability_step(r, eps, TASK_TOL)?;
+        let grad = |y: &State| {
+            modified::derivatives(y, &par)
+                .map_or(State::repeat(f64::NAN), |d| modified::loss_gradient(&d))
+        };
+        let step = 1e-7 / n_end.sqrt();
+        let mut hess = nalgebra::Matrix4::zeros();
+        for j in 0..4 {
+            let (mut yp, mut ym) = (y, y);
+            yp[j] += step;
+            ym[j] -= step;
+            hess.set_column(j, &((grad(&yp) - grad(&ym)) / (2.0 * step)));
+        }
+        let sym = (hess + hess.transpose()) * 0.5;
+        let mut ev: Vec<f64> = nalgebra::SymmetricEigen::try_new(sym, 1e-15, 1000)
+            .ok_or_else(|| crate::Error::Numerical("I-18: eigenvalues of the 4x4 Hessian".into()))?
+            .eigenvalues
+            .iter()
+            .map(|v| v.abs())
+            .collect();
+        ev.sort_by(|a, b| b.total_cmp(a));
+        rows.push(Row::rel(
+            format!("lambda_max of the loss Hessian at the flow's end (FD) vs N_end, r = {r}, eps = {eps}"),
+            n_end,
+            ev[0],
+            1e-4,
+        ));
+        rows.push(
+            Row::abs(
+                format!("second |eigenvalue| / N_end at the flow's end (rank one), r = {r}, eps = {eps}"),
+                0.0,
+                ev[1] / n_end,
+                1e-4,
+            )
+            .note(format!("N_end = {n_end:.6e}")),
+        );
+    }
     Ok(rows)
 }

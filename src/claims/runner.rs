@@ -147,15 +147,22 @@ pub fn default_dir() -> PathBuf {
 /// Which claims to run.
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
-    /// Case-insensitive substring of the id or the title; empty = all.
+    /// A claim id selects that claim alone (`I-1` is I-1, not I-10..I-19); any other text
+    /// selects the claims whose id starts with it or whose title contains it (case-insensitive);
+    /// empty = all.
     pub pattern: String,
     /// Include `tier: full` claims.
     pub full: bool,
 }
 
 impl Selection {
-    fn matches(&self, id: &str, title: &str) -> bool {
+    /// Whether the claim `id` (titled `title`) is selected, given every known id (`ids`: an
+    /// exact id match narrows the selection to that claim).
+    fn matches(&self, id: &str, title: &str, ids: &[&str]) -> bool {
         let p = self.pattern.to_lowercase();
+        if ids.iter().any(|i| i.to_lowercase() == p) {
+            return id.to_lowercase() == p;
+        }
         p.is_empty() || id.to_lowercase().starts_with(&p) || title.to_lowercase().contains(&p)
     }
 }
@@ -193,9 +200,14 @@ pub fn run_observed(
     sel: &Selection,
     observer: &dyn Observer,
 ) -> Vec<ClaimResult> {
+    let ids: Vec<&str> = files
+        .iter()
+        .map(|f| f.id.as_str())
+        .chain(checks.iter().map(|c| c.id))
+        .collect();
     let chosen: Vec<&ClaimFile> = files
         .iter()
-        .filter(|f| sel.matches(&f.id, &f.title) && (sel.full || f.tier == Tier::Fast))
+        .filter(|f| sel.matches(&f.id, &f.title, &ids) && (sel.full || f.tier == Tier::Fast))
         .collect();
     observer.start(chosen.len());
     let mut results: Vec<ClaimResult> = chosen
@@ -210,7 +222,7 @@ pub fn run_observed(
     observer.finish();
     // Checks with no claim file are failures too.
     for c in checks {
-        if !files.iter().any(|f| f.id == c.id) && sel.matches(c.id, "") {
+        if !files.iter().any(|f| f.id == c.id) && sel.matches(c.id, "", &ids) {
             results.push(ClaimResult {
                 id: c.id.to_string(),
                 title: String::new(),
@@ -510,5 +522,34 @@ mod tests {
         let mut ids = vec!["I-10", "I-2", "B-1", "I-1"];
         ids.sort_by_key(|i| id_key(i));
         assert_eq!(ids, vec!["B-1", "I-1", "I-2", "I-10"]);
+    }
+
+    /// Regression (session 4): `check I-1` ran I-1 and every I-1x claim (prefix match), which
+    /// made `--quiet` on `check I-1` time out in tests/hardening.rs. An exact id selects one
+    /// claim; a prefix that is no id still selects the family.
+    #[test]
+    fn an_exact_id_selects_one_claim_and_a_prefix_the_family() {
+        let checks: Vec<Check> = ["I-1", "I-10", "I-14", "I-14-full"]
+            .into_iter()
+            .map(|id| Check {
+                id,
+                tier: Tier::Fast,
+                run: ok_rows,
+            })
+            .collect();
+        let files: Vec<ClaimFile> = checks.iter().map(|c| file(c.id, "holds")).collect();
+        let ids = |pattern: &str| -> Vec<String> {
+            let sel = Selection {
+                pattern: pattern.into(),
+                full: true,
+            };
+            run(&files, &checks, &sel).into_iter().map(|r| r.id).collect()
+        };
+        assert_eq!(ids("I-1"), ["I-1"]);
+        assert_eq!(ids("i-14"), ["I-14"]);
+        assert_eq!(ids("I-14-full"), ["I-14-full"]);
+        assert_eq!(ids("I-1").len() + 3, ids("I-").len());
+        assert_eq!(ids("I-14-"), ["I-14-full"]);
+        assert_eq!(ids("").len(), 4);
     }
 }

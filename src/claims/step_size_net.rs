@@ -88,7 +88,7 @@ fn log2_critical(c: Option<f64>, etas: &[f64]) -> f64 {
     }
 }
 
-/// The rows of one setting.
+/// The rows of one setting: (a) at each eta, (d), (b), (c), in that order.
 fn setting_rows(g: f64, n: usize, etas: &[f64]) -> Result<Vec<Row>> {
     let (spec, seed0) = setting(g, n)?;
     let seeds: Vec<u64> = (seed0..seed0 + SEEDS).collect();
@@ -97,87 +97,112 @@ fn setting_rows(g: f64, n: usize, etas: &[f64]) -> Result<Vec<Row>> {
     let at = format!("g = {g}, N = {n}");
     let mut rows = Vec::new();
     for (k, &eta) in etas.iter().enumerate() {
-        // (a) the modified flow is closer to GD than the plain flow, seed by seed
-        let mut diffs = Vec::new();
-        let (mut mode_mf, mut mode_flow, mut resolved) = (0, 0, 0);
-        for r in &runs {
-            let (gd, mf) = (&r.gd[k], &r.modified[k]);
-            let d = log_gap(&r.flow, gd) - log_gap(mf, gd);
-            if d.is_finite() {
-                diffs.push(d);
-            }
-            if gd.converged && gd.mode != crate::rnn::tmaps::Mode::Unresolved {
-                resolved += 1;
-                mode_mf += usize::from(mf.mode == gd.mode);
-                mode_flow += usize::from(r.flow.mode == gd.mode);
-            }
+        rows.push(closer_row(&runs, k, eta, &at, &boot)?);
+    }
+    rows.extend(direction_row(&runs, etas, &at, &boot)?);
+    rows.push(critical_row(&runs, etas, &at, &boot)?);
+    rows.extend(edge_row(&runs, etas, &at, &boot)?);
+    Ok(rows)
+}
+
+/// (a) at the k-th eta: the modified flow is closer to GD than the plain flow, seed by seed.
+fn closer_row(
+    runs: &[SeedStepSize],
+    k: usize,
+    eta: f64,
+    at: &str,
+    boot: &Bootstrap,
+) -> Result<Row> {
+    let mut diffs = Vec::new();
+    let (mut mode_mf, mut mode_flow, mut resolved) = (0, 0, 0);
+    for r in runs {
+        let (gd, mf) = (&r.gd[k], &r.modified[k]);
+        let d = log_gap(&r.flow, gd) - log_gap(mf, gd);
+        if d.is_finite() {
+            diffs.push(d);
         }
-        let dropped = runs.len() - diffs.len();
-        let med_i = |f: fn(&SeedStepSize, usize) -> f64| -> f64 {
-            let v: Vec<f64> = runs
-                .iter()
-                .map(|r| f(r, k))
-                .filter(|x| x.is_finite())
-                .collect();
-            stats::median(&v).unwrap_or(f64::NAN)
-        };
-        let note = format!(
-            "median I: GD {:.3e}, modified flow {:.3e}, flow {:.3e}; mode as GD's: modified flow \
-             {mode_mf}/{resolved}, flow {mode_flow}/{resolved} (resolved GD seeds); {dropped} \
-             seed(s) without a converged GD or modified-flow run",
-            med_i(|r, k| r.gd[k].interference),
-            med_i(|r, k| r.modified[k].interference),
-            med_i(|r, _| r.flow.interference),
-        );
-        if diffs.is_empty() {
-            rows.push(Row::holds(
-                format!("{at}, eta = {eta}: GD and the modified flow converge on some seed"),
-                false,
-                note,
-            ));
-            continue;
+        if gd.converged && gd.mode != crate::rnn::tmaps::Mode::Unresolved {
+            resolved += 1;
+            mode_mf += usize::from(mf.mode == gd.mode);
+            mode_flow += usize::from(r.flow.mode == gd.mode);
         }
-        let est = stats::bootstrap(&diffs, Statistic::Median, &boot)?;
-        rows.push(positive_row(
-            format!(
-                "{at}, eta = {eta}: |ln I_flow - ln I_GD| - |ln I_MF - ln I_GD| (MF closer to GD)"
-            ),
-            &est,
+    }
+    let dropped = runs.len() - diffs.len();
+    let med_i = |f: fn(&SeedStepSize, usize) -> f64| -> f64 {
+        let v: Vec<f64> = runs
+            .iter()
+            .map(|r| f(r, k))
+            .filter(|x| x.is_finite())
+            .collect();
+        stats::median(&v).unwrap_or(f64::NAN)
+    };
+    let note = format!(
+        "median I: GD {:.3e}, modified flow {:.3e}, flow {:.3e}; mode as GD's: modified flow \
+         {mode_mf}/{resolved}, flow {mode_flow}/{resolved} (resolved GD seeds); {dropped} \
+         seed(s) without a converged GD or modified-flow run",
+        med_i(|r, k| r.gd[k].interference),
+        med_i(|r, k| r.modified[k].interference),
+        med_i(|r, _| r.flow.interference),
+    );
+    if diffs.is_empty() {
+        return Ok(Row::holds(
+            format!("{at}, eta = {eta}: GD and the modified flow converge on some seed"),
+            false,
             note,
         ));
     }
-    // (d) the direction of the penalty (the hypothesis of I-18): at eta = 1, the top of
-    // THEORY's ladder, the modified flow forgets more than the plain flow, seed by seed
-    if let Some(k) = etas.iter().position(|&e| e == 1.0) {
-        let d: Vec<f64> = runs
-            .iter()
-            .map(|r| r.modified[k].ln_i() - r.flow.ln_i())
-            .filter(|x| x.is_finite())
-            .collect();
-        if !d.is_empty() {
-            let est = stats::bootstrap(&d, Statistic::Median, &boot)?;
-            let rotations = |outs: Vec<&Outcome>| {
-                outs.iter()
-                    .filter(|o| o.mode == crate::rnn::tmaps::Mode::Rotation)
-                    .count()
-            };
-            rows.push(positive_row(
-                format!("{at}, eta = 1: ln I_MF - ln I_flow (the penalty's direction)"),
-                &est,
-                format!(
-                    "rotations: flow {}, modified flow {}, GD {} of {}",
-                    rotations(runs.iter().map(|r| &r.flow).collect()),
-                    rotations(runs.iter().map(|r| &r.modified[k]).collect()),
-                    rotations(runs.iter().map(|r| &r.gd[k]).collect()),
-                    runs.len()
-                ),
-            ));
-        }
+    let est = stats::bootstrap(&diffs, Statistic::Median, boot)?;
+    Ok(positive_row(
+        format!("{at}, eta = {eta}: |ln I_flow - ln I_GD| - |ln I_MF - ln I_GD| (MF closer to GD)"),
+        &est,
+        note,
+    ))
+}
+
+/// (d) the direction of the penalty (the hypothesis of I-18): at eta = 1, the top of THEORY's
+/// ladder, the modified flow forgets more than the plain flow, seed by seed. None if the
+/// ladder has no eta = 1 or no seed converged there.
+fn direction_row(
+    runs: &[SeedStepSize],
+    etas: &[f64],
+    at: &str,
+    boot: &Bootstrap,
+) -> Result<Option<Row>> {
+    let Some(k) = etas.iter().position(|&e| e == 1.0) else {
+        return Ok(None);
+    };
+    let d: Vec<f64> = runs
+        .iter()
+        .map(|r| r.modified[k].ln_i() - r.flow.ln_i())
+        .filter(|x| x.is_finite())
+        .collect();
+    if d.is_empty() {
+        return Ok(None);
     }
-    // (b) the critical step: where GD's mode leaves the flow's, against the modified flow's
+    let est = stats::bootstrap(&d, Statistic::Median, boot)?;
+    let rotations = |outs: Vec<&Outcome>| {
+        outs.iter()
+            .filter(|o| o.mode == crate::rnn::tmaps::Mode::Rotation)
+            .count()
+    };
+    Ok(Some(positive_row(
+        format!("{at}, eta = 1: ln I_MF - ln I_flow (the penalty's direction)"),
+        &est,
+        format!(
+            "rotations: flow {}, modified flow {}, GD {} of {}",
+            rotations(runs.iter().map(|r| &r.flow).collect()),
+            rotations(runs.iter().map(|r| &r.modified[k]).collect()),
+            rotations(runs.iter().map(|r| &r.gd[k]).collect()),
+            runs.len()
+        ),
+    )))
+}
+
+/// (b) the critical step: where GD's mode leaves the flow's, against the modified flow's.
+fn critical_row(runs: &[SeedStepSize], etas: &[f64], at: &str, boot: &Bootstrap) -> Result<Row> {
     let mut shifts = Vec::new();
     let mut pairs = Vec::new();
-    for r in &runs {
+    for r in runs {
         let (cg, cm) = (r.critical(&r.gd), r.critical(&r.modified));
         if r.flow.mode == crate::rnn::tmaps::Mode::Unresolved {
             continue;
@@ -187,32 +212,38 @@ fn setting_rows(g: f64, n: usize, etas: &[f64]) -> Result<Vec<Row>> {
         pairs.push(format!("{}:{lg}/{lm}", r.seed));
     }
     if shifts.is_empty() {
-        rows.push(Row::holds(
+        return Ok(Row::holds(
             format!("{at}: the flow's mode is resolved on some seed"),
             false,
             "no seed with a resolved flow mode",
         ));
-    } else {
-        let est = stats::bootstrap(&shifts, Statistic::Median, &boot)?;
-        rows.push(
-            Row::interval(
-                format!("{at}: log2 eta*_MF - log2 eta*_GD (critical steps, rungs)"),
-                &stats::Band::abs(0.0, RUNG_TOL),
-                &est,
-            )
-            .context(format!(
-                "seed:log2 eta*_GD/log2 eta*_MF {} (ladder {}..{}, no flip = top + 1)",
-                pairs.join(" "),
-                etas[0].log2(),
-                etas[etas.len() - 1].log2()
-            )),
-        );
     }
-    // (c) the stability edge of the flow's end point of B: GD cannot settle there for
-    // eta > 2 / lambda_max, so its critical step should sit within a rung of 2 / lambda_max
+    let est = stats::bootstrap(&shifts, Statistic::Median, boot)?;
+    Ok(Row::interval(
+        format!("{at}: log2 eta*_MF - log2 eta*_GD (critical steps, rungs)"),
+        &stats::Band::abs(0.0, RUNG_TOL),
+        &est,
+    )
+    .context(format!(
+        "seed:log2 eta*_GD/log2 eta*_MF {} (ladder {}..{}, no flip = top + 1)",
+        pairs.join(" "),
+        etas[0].log2(),
+        etas[etas.len() - 1].log2()
+    )))
+}
+
+/// (c) the stability edge of the flow's end point of B: GD cannot settle there for
+/// eta > 2 / lambda_max, so its critical step should sit within a rung of 2 / lambda_max.
+/// None if no seed has a finite sharpness and a resolved flow mode.
+fn edge_row(
+    runs: &[SeedStepSize],
+    etas: &[f64],
+    at: &str,
+    boot: &Bootstrap,
+) -> Result<Option<Row>> {
     let mut edge = Vec::new();
     let mut pairs = Vec::new();
-    for r in &runs {
+    for r in runs {
         let stab = 2.0 / r.sharpness_b;
         if !(stab.is_finite() && stab > 0.0) || r.flow.mode == crate::rnn::tmaps::Mode::Unresolved {
             continue;
@@ -221,21 +252,21 @@ fn setting_rows(g: f64, n: usize, etas: &[f64]) -> Result<Vec<Row>> {
         edge.push(lg - stab.log2());
         pairs.push(format!("{}:{lg}/{:.2}", r.seed, stab.log2()));
     }
-    if !edge.is_empty() {
-        let est = stats::bootstrap(&edge, Statistic::Median, &boot)?;
-        rows.push(
-            Row::interval(
-                format!("{at}: log2 eta*_GD - log2 (2 / lambda_max(flow's end of B)) (rungs)"),
-                &stats::Band::abs(0.0, RUNG_TOL),
-                &est,
-            )
-            .context(format!(
-                "seed:log2 eta*_GD/log2 (2/lambda_max) {}",
-                pairs.join(" ")
-            )),
-        );
+    if edge.is_empty() {
+        return Ok(None);
     }
-    Ok(rows)
+    let est = stats::bootstrap(&edge, Statistic::Median, boot)?;
+    Ok(Some(
+        Row::interval(
+            format!("{at}: log2 eta*_GD - log2 (2 / lambda_max(flow's end of B)) (rungs)"),
+            &stats::Band::abs(0.0, RUNG_TOL),
+            &est,
+        )
+        .context(format!(
+            "seed:log2 eta*_GD/log2 (2/lambda_max) {}",
+            pairs.join(" ")
+        )),
+    ))
 }
 
 /// I-18-net (fast): N = 32, eta in {4, 2, 1, 1/2, 1/4}, g = 0.5 and the g = 0 control, 16

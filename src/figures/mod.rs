@@ -353,20 +353,15 @@ pub fn race_map(dir: &Path, n_r: usize, n_eps: usize, overlay: &[Points]) -> Res
             })
         })
         .collect();
-    let mut hs = HeatSpec::new(
-        "Interference I(r, ε) of the linear 2x2 model (full gradient flow)",
-        "r = u / ẑ (input-driven emphasis)",
-        "ε (seed)",
-        "I = L_A(after B)/L_A(0)",
-    );
-    hs.log_colour = true;
-    hs.log_y = true;
-    let out = Output::new(dir, "race_map").with_provenance(serde_json::json!({
-        "modeflow_version": env!("CARGO_PKG_VERSION"),
-        "what": "linear 2x2 interference grid, reference protocol of THEORY I-8 (zhat = 1, eta = 1, tol 1e-6)",
-    }));
-    let res = heatmap::render(
-        &Grid {
+    race_heatmap(
+        dir,
+        &RaceHeat {
+            stem: "race_map",
+            title: "Interference I(r, ε) of the linear 2x2 model (full gradient flow)",
+            value: "I = L_A(after B)/L_A(0)",
+            what: "linear 2x2 interference grid, reference protocol of THEORY I-8 (zhat = 1, eta = 1, tol 1e-6)",
+        },
+        Grid {
             x: r,
             y: eps,
             values,
@@ -388,10 +383,7 @@ pub fn race_map(dir: &Path, n_r: usize, n_eps: usize, overlay: &[Points]) -> Res
             },
         ],
         overlay,
-        &hs,
-        &out,
-    )?;
-    Ok(res.files)
+    )
 }
 
 /// I-18: GD's stability step h_stab = 2/N_end over (r, eps) — the largest step at which GD can
@@ -421,20 +413,15 @@ pub fn step_size_map(dir: &Path) -> Result<Vec<PathBuf>> {
                 .map(|rs| [rs, e])
         })
         .collect();
-    let mut hs = HeatSpec::new(
-        "GD's stability step 2/N_end at the flow's end of task B (linear 2x2, I-18)",
-        "r = u / ẑ (input-driven emphasis)",
-        "ε (seed)",
-        "h_stab = 2/|∇z_BB|² at the end",
-    );
-    hs.log_colour = true;
-    hs.log_y = true;
-    let out = Output::new(dir, "step_size_map").with_provenance(serde_json::json!({
-        "modeflow_version": env!("CARGO_PKG_VERSION"),
-        "what": "GD stability step 2/N_end at the end of task B of the plain gradient flow, reference protocol of THEORY I-8 (zhat = 1, tol 1e-6); curve: the I-16 crossover (rotation wins left of it)",
-    }));
-    let res = heatmap::render(
-        &Grid {
+    race_heatmap(
+        dir,
+        &RaceHeat {
+            stem: "step_size_map",
+            title: "GD's stability step 2/N_end at the flow's end of task B (linear 2x2, I-18)",
+            value: "h_stab = 2/|∇z_BB|² at the end",
+            what: "GD stability step 2/N_end at the end of task B of the plain gradient flow, reference protocol of THEORY I-8 (zhat = 1, tol 1e-6); curve: the I-16 crossover (rotation wins left of it)",
+        },
+        Grid {
             x: r,
             y: eps,
             values,
@@ -444,10 +431,41 @@ pub fn step_size_map(dir: &Path) -> Result<Vec<PathBuf>> {
             points: crossover,
         }],
         &[],
-        &hs,
-        &out,
-    )?;
-    Ok(res.files)
+    )
+}
+
+/// The text of a heat map over the (r, eps) plane of the linear race: output stem, title, the
+/// colour bar's label and the provenance note.
+pub(crate) struct RaceHeat<'a> {
+    pub stem: &'a str,
+    pub title: &'a str,
+    pub value: &'a str,
+    pub what: &'a str,
+}
+
+/// A heat map over the (r, eps) plane of the linear race, the one frame of `race_map`,
+/// `step_size_map` and the e-prop race map: r linear on x, eps logarithmic on y, the colour
+/// logarithmic, provenance with the version and `what`.
+pub(crate) fn race_heatmap(
+    dir: &Path,
+    text: &RaceHeat<'_>,
+    grid: Grid,
+    curves: &[Curve],
+    overlay: &[Points],
+) -> Result<Vec<PathBuf>> {
+    let mut hs = HeatSpec::new(
+        text.title,
+        "r = u / ẑ (input-driven emphasis)",
+        "ε (seed)",
+        text.value,
+    );
+    hs.log_colour = true;
+    hs.log_y = true;
+    let out = Output::new(dir, text.stem).with_provenance(serde_json::json!({
+        "modeflow_version": env!("CARGO_PKG_VERSION"),
+        "what": text.what,
+    }));
+    Ok(heatmap::render(&grid, curves, overlay, &hs, &out)?.files)
 }
 
 /// The I-13 rotation share f_rot = Theta_rot / (Theta_rot + Theta_new) over (g, T_d) (pure

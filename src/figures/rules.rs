@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::claims::rules_map as e3;
 use crate::claims::Tier;
 use crate::interference::linear::{closed, race, Params};
-use crate::plot::heatmap::{self, Curve, Grid, HeatSpec};
+use crate::plot::heatmap::{self, Curve, Grid};
 use crate::plot::lines::{self, LineSpec, Mark, Series};
 use crate::plot::Output;
 use crate::{io, Result};
@@ -52,20 +52,15 @@ pub fn eprop_race_map(dir: &Path) -> Result<Vec<PathBuf>> {
         .iter()
         .filter_map(|&e| closed::r_star(e).ok().flatten().map(|rs| [rs, e]))
         .collect();
-    let mut hs = HeatSpec::new(
-        "Interference I(r, ε) of the linear 2x2 model, task B learned by e-prop (E-2)",
-        "r = u / ẑ (input-driven emphasis)",
-        "ε (seed)",
-        "I = L_A(after B)/L_A(0)",
-    );
-    hs.log_colour = true;
-    hs.log_y = true;
-    let out = Output::new(dir, "race_map_eprop").with_provenance(serde_json::json!({
-        "modeflow_version": env!("CARGO_PKG_VERSION"),
-        "what": "linear 2x2 interference under e-prop (closed form of E-2), reference protocol of THEORY I-8 (zhat = 1, eta = 1, tol 1e-6); beside race_map (the gradient flow)",
-    }));
-    let res = heatmap::render(
-        &Grid {
+    crate::figures::race_heatmap(
+        dir,
+        &crate::figures::RaceHeat {
+            stem: "race_map_eprop",
+            title: "Interference I(r, ε) of the linear 2x2 model, task B learned by e-prop (E-2)",
+            value: "I = L_A(after B)/L_A(0)",
+            what: "linear 2x2 interference under e-prop (closed form of E-2), reference protocol of THEORY I-8 (zhat = 1, eta = 1, tol 1e-6); beside race_map (the gradient flow)",
+        },
+        Grid {
             x: r,
             y: eps,
             values,
@@ -81,10 +76,7 @@ pub fn eprop_race_map(dir: &Path) -> Result<Vec<PathBuf>> {
             },
         ],
         &[],
-        &hs,
-        &out,
-    )?;
-    Ok(res.files)
+    )
 }
 
 /// Speed against protection: median tau_B (x) against median I (y) per rule (one series) and

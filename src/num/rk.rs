@@ -27,7 +27,7 @@
 //! assert!((s.y[0] - (-1.0f64).exp()).abs() < 1e-9);
 //! ```
 
-use super::ode::{accept_factor, reject_factor, OdeOptions};
+use super::ode::{accept_factor, check_attempts, clip_step, reject_factor, OdeOptions};
 use super::ode::{
     A21, A31, A32, A41, A42, A43, A51, A52, A53, A54, A61, A62, A63, A64, A65, A71, A73, A74, A75,
     A76, D1, D3, D4, D5, D6, D7, E1, E3, E4, E5, E6, E7,
@@ -115,6 +115,7 @@ pub(crate) fn check_step(
     t: f64,
     dim: usize,
     y: &[f64],
+    t_end: f64,
 ) -> Result<()> {
     if !started {
         return Err(Error::Ode {
@@ -126,6 +127,14 @@ pub(crate) fn check_step(
         return Err(Error::Shape {
             context: format!("{stepper}::step"),
             message: format!("state of length {} for dimension {}", y.len(), dim),
+        });
+    }
+    // the steppers integrate forward only: an end behind the current time (or NaN) is refused
+    // instead of being reached by a step of the wrong sign
+    if t_end.is_nan() || t_end < t {
+        return Err(Error::Ode {
+            t,
+            reason: format!("{stepper}::step toward t_end = {t_end:e}, behind the current time"),
         });
     }
     Ok(())
@@ -244,28 +253,11 @@ impl DynDopri {
     where
         F: FnMut(&[f64], &mut [f64]) -> Result<()>,
     {
-        check_step("DynDopri", self.started, self.t, self.dim, y)?;
+        check_step("DynDopri", self.started, self.t, self.dim, y, t_end)?;
         loop {
             self.attempts += 1;
-            if self.attempts > opts.max_steps {
-                return Err(Error::Ode {
-                    t: self.t,
-                    reason: format!("step cap {} reached", opts.max_steps),
-                });
-            }
-            let remaining = t_end - self.t;
-            let mut h = self.h;
-            let mut last = false;
-            if h >= remaining * (1.0 - 1e-12) {
-                h = remaining;
-                last = true;
-            }
-            if h.is_nan() || h < 1e-14 * self.t.abs().max(1.0) {
-                return Err(Error::Ode {
-                    t: self.t,
-                    reason: format!("step size underflow (h = {h:e})"),
-                });
-            }
+            check_attempts(self.attempts, opts.max_steps, self.t)?;
+            let (h, last) = clip_step(self.h, self.t, t_end)?;
             let ok = self.attempt(f, y, h)?;
             let err = if ok {
                 self.error_norm(y, h, opts)
@@ -422,271 +414,4 @@ where
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use nalgebra::DMatrix;
-
-    fn fixed(h: f64) -> OdeOptions {
-        // a fixed step: tolerances so loose that every step is accepted, no growth allowed
-        OdeOptions {
-            rtol: 1e30,
-            atol: 1e30,
-            h0: h,
-            h_max: h,
-            max_steps: 1_000_000,
-            ..OdeOptions::default()
-        }
-    }
-
-    #[test]
-    fn exponential_decay_to_tolerance() {
-        for &(rtol, bound) in &[(1e-6, 1e-5), (1e-9, 1e-8), (1e-12, 1e-11)] {
-            let opts = OdeOptions::tol(rtol, rtol * 1e-3);
-            let s = solve_dyn(
-                |y, dy| {
-                    dy[0] = -2.0 * y[0];
-                    Ok(())
-                },
-                &[1.0],
-                3.0,
-                &opts,
-            )
-            .unwrap();
-            let exact = (-6.0f64).exp();
-            // global error ~ (number of steps) x rtol x |y|; the bound allows 10x that
-            assert!(
-                ((s.y[0] - exact) / exact).abs() < bound * 10.0,
-                "rtol {rtol}: {} vs {exact}",
-                s.y[0]
-            );
-            assert_eq!(s.t, 3.0);
-        }
-    }
-
-    #[test]
-    fn harmonic_oscillator_and_the_static_solver_agree() {
-        let opts = OdeOptions::tol(1e-11, 1e-13);
-        let s = solve_dyn(
-            |y, dy| {
-                dy[0] = y[1];
-                dy[1] = -y[0];
-                Ok(())
-            },
-            &[1.0, 0.0],
-            2.0 * std::f64::consts::PI,
-            &opts,
-        )
-        .unwrap();
-        assert!(
-            (s.y[0] - 1.0).abs() < 1e-9 && s.y[1].abs() < 1e-9,
-            "{:?}",
-            s.y
-        );
-        // same tableau and controller as the static-size solver: same steps, same numbers
-        let tr = crate::num::ode::solve(
-            |_, y: &nalgebra::Vector2<f64>| nalgebra::Vector2::new(y[1], -y[0]),
-            0.0,
-            nalgebra::Vector2::new(1.0, 0.0),
-            2.0 * std::f64::consts::PI,
-            // the static solver's automatic choice takes DOP853 this tight; compare the 5(4) pair
-            &OdeOptions {
-                method: crate::num::ode::Method::Dp45,
-                ..opts
-            },
-        )
-        .unwrap();
-        assert_eq!(tr.steps(), s.accepted);
-        assert_eq!(tr.rejected, s.rejected);
-        let (_, y) = tr.last();
-        assert!((y[0] - s.y[0]).abs() < 1e-14 && (y[1] - s.y[1]).abs() < 1e-14);
-    }
-
-    #[test]
-    fn order_of_convergence_is_five() {
-        // fixed steps h, h/2, h/4 on the oscillator over [0, 2]: the error ratio -> 2^5 = 32
-        let rhs = |y: &[f64], dy: &mut [f64]| {
-            dy[0] = y[1];
-            dy[1] = -y[0];
-            Ok(())
-        };
-        let err = |h: f64| {
-            let s = solve_dyn(rhs, &[1.0, 0.0], 2.0, &fixed(h)).unwrap();
-            ((s.y[0] - 2f64.cos()).powi(2) + (s.y[1] + 2f64.sin()).powi(2)).sqrt()
-        };
-        let (e1, e2, e3) = (err(0.2), err(0.1), err(0.05));
-        let (p1, p2) = ((e1 / e2).log2(), (e2 / e3).log2());
-        // observed order within 0.3 of 5 (the leading term dominates at these h; the errors
-        // are 1e-7..1e-10, far above rounding)
-        assert!(
-            (p1 - 5.0).abs() < 0.3 && (p2 - 5.0).abs() < 0.3,
-            "{p1} {p2}"
-        );
-    }
-
-    #[test]
-    fn stiff_linear_system_is_accurate_and_stability_limited() {
-        // y' = A y with eigenvalues -1 and -1000 (a rotated diagonal): the fast mode dies
-        // at once, the slow one sets the answer; the explicit pair takes steps ~ 3.3/1000
-        let q = std::f64::consts::FRAC_1_SQRT_2;
-        let a = DMatrix::from_row_slice(2, 2, &[-500.5, 499.5, 499.5, -500.5]);
-        let y0 = [1.0, 0.0];
-        let opts = OdeOptions::tol(1e-8, 1e-12);
-        let s = solve_dyn(
-            |y, dy| {
-                dy[0] = a[(0, 0)] * y[0] + a[(0, 1)] * y[1];
-                dy[1] = a[(1, 0)] * y[0] + a[(1, 1)] * y[1];
-                Ok(())
-            },
-            &y0,
-            2.0,
-            &opts,
-        )
-        .unwrap();
-        // exact: y = c1 e^-t v1 + c2 e^-1000t v2, v1 = (1, 1)/sqrt2, v2 = (1, -1)/sqrt2
-        let c1 = q * (y0[0] + y0[1]);
-        let slow = c1 * (-2.0f64).exp() * q;
-        assert!(
-            (s.y[0] - slow).abs() < 1e-7 && (s.y[1] - slow).abs() < 1e-7,
-            "{:?}",
-            s.y
-        );
-        // stability-limited: about 2 / (3.3 / 1000) ~ 600 steps, far more than accuracy needs
-        assert!(
-            (400..2000).contains(&s.accepted),
-            "{} accepted, {} rejected",
-            s.accepted,
-            s.rejected
-        );
-    }
-
-    #[test]
-    fn no_allocation_needed_after_new_and_state_in_place() {
-        // stepping by hand: times increase, the FSAL derivative is f at the accepted state
-        let mut f = |y: &[f64], dy: &mut [f64]| {
-            dy[0] = -y[0];
-            Ok(())
-        };
-        let opts = OdeOptions::tol(1e-8, 1e-10);
-        let mut st = DynDopri::new(1);
-        let mut y = [1.0];
-        st.start(&mut f, 0.0, &y, &opts).unwrap();
-        let mut t_prev = 0.0;
-        for _ in 0..5 {
-            let t = st.step(&mut f, &mut y, f64::INFINITY, &opts).unwrap();
-            assert!(t > t_prev);
-            t_prev = t;
-            assert_eq!(st.derivative()[0], -y[0]);
-            assert!((y[0] - (-t).exp()).abs() < 1e-8);
-        }
-    }
-
-    #[test]
-    fn dense_output_between_steps() {
-        let mut f = |y: &[f64], dy: &mut [f64]| {
-            dy[0] = y[1];
-            dy[1] = -y[0];
-            Ok(())
-        };
-        let opts = OdeOptions::tol(1e-10, 1e-12);
-        let mut st = DynDopri::new(2);
-        let mut y = [1.0, 0.0];
-        let mut out = [0.0; 2];
-        assert!(st.interpolate(0.5, &mut out).is_err());
-        st.start(&mut f, 0.0, &y, &opts).unwrap();
-        for _ in 0..6 {
-            let t1 = st.step(&mut f, &mut y, f64::INFINITY, &opts).unwrap();
-            let t0 = t1 - st.last_step();
-            for theta in [0.0, 0.3, 0.7, 1.0] {
-                st.interpolate(theta, &mut out).unwrap();
-                let t = t0 + theta * st.last_step();
-                // the continuous extension is 4th order: within 10x the step tolerance
-                assert!(
-                    (out[0] - t.cos()).abs() < 1e-8 && (out[1] + t.sin()).abs() < 1e-8,
-                    "t = {t}: {out:?}"
-                );
-            }
-            st.interpolate(1.0, &mut out).unwrap();
-            assert!((out[0] - y[0]).abs() < 1e-15 && (out[1] - y[1]).abs() < 1e-15);
-        }
-    }
-
-    #[test]
-    fn non_finite_region_ends_in_underflow() {
-        // y' = 1 but f is NaN beyond y = 0.5: the steps shrink until the underflow error
-        let r = solve_dyn(
-            |y, dy| {
-                dy[0] = if y[0] > 0.5 { f64::NAN } else { 1.0 };
-                Ok(())
-            },
-            &[0.0],
-            1.0,
-            &OdeOptions::tol(1e-8, 1e-10),
-        );
-        match r {
-            Err(Error::Ode { reason, t }) => {
-                assert!(reason.contains("underflow"), "{reason}");
-                assert!((t - 0.5).abs() < 1e-6, "{t}");
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn failures_are_errors_not_hangs() {
-        // blow-up y' = y^2 from 1 at t = 1: underflow or step cap, never a hang
-        let opts = OdeOptions {
-            max_steps: 10_000,
-            ..OdeOptions::tol(1e-8, 1e-10)
-        };
-        let r = solve_dyn(
-            |y, dy| {
-                dy[0] = y[0] * y[0];
-                Ok(())
-            },
-            &[1.0],
-            2.0,
-            &opts,
-        );
-        assert!(matches!(r, Err(Error::Ode { .. })), "{r:?}");
-        // step cap
-        let opts = OdeOptions {
-            max_steps: 3,
-            ..OdeOptions::tol(1e-10, 1e-12)
-        };
-        let r = solve_dyn(
-            |y, dy| {
-                dy[0] = -y[0];
-                Ok(())
-            },
-            &[1.0],
-            100.0,
-            &opts,
-        );
-        match r {
-            Err(Error::Ode { reason, .. }) => assert!(reason.contains("step cap 3")),
-            other => panic!("{other:?}"),
-        }
-        // an error of the right-hand side is passed on
-        let r = solve_dyn(
-            |y, _dy| {
-                if y[0] < 0.5 {
-                    Err(Error::Requirement("rhs failed".into()))
-                } else {
-                    Ok(())
-                }
-            },
-            &[0.0],
-            1.0,
-            &OdeOptions::default(),
-        );
-        assert!(matches!(r, Err(Error::Requirement(_))));
-        // bad tolerances and non-finite input
-        let rhs = |_: &[f64], dy: &mut [f64]| {
-            dy[0] = 0.0;
-            Ok(())
-        };
-        assert!(solve_dyn(rhs, &[0.0], 1.0, &OdeOptions::tol(0.0, 0.0)).is_err());
-        assert!(solve_dyn(rhs, &[0.0], 1.0, &OdeOptions::tol(f64::NAN, 0.0)).is_err());
-        assert!(solve_dyn(rhs, &[f64::NAN], 1.0, &OdeOptions::default()).is_err());
-    }
-}
+mod tests;

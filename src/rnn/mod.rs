@@ -6,8 +6,11 @@
 //!   `Sharded` runs shards of the batch on all cores (results independent of the thread count).
 //! - [`mod@train`]: GD / SGD / Adam / gradient-flow driver with stopping rules and divergence
 //!   detection; the flow is adaptive Dormand–Prince 5(4) on the parameters (`crate::num::rk`).
+//! - [`hvp`]: the exact Hessian-vector product of the loss (forward-over-reverse: tangents of
+//!   the forward pass and of the BPTT adjoint) (B-12, I-18).
 //! - [`modified_flow`]: the modified flow of GD at step eta, L + (eta/4)|grad L|^2, for the
-//!   flow driver (Hessian-gradient product by a difference of BPTT gradients) (B-12, I-18).
+//!   flow driver (Hessian-gradient product exact by [`hvp`]; a central difference of BPTT
+//!   gradients as the cross-check) (B-12, I-18).
 //! - [`step_size`]: I-18 on networks: flow, GD and modified flow over a ladder of eta, modes.
 //! - [`flow_limit`]: GD at lr, lr/2, ... against the flow, seed by seed, and their cost.
 //! - [`rules`]: learning rules beyond the exact gradient (e-prop, random e-prop, truncated
@@ -30,12 +33,15 @@
 //! - [`divergence`]: divergence at large targets and g, the outlier of trained W.
 //! - [`rotation_kernel`]: Theta_rot and the rotation share f_rot measured after task A (I-15).
 //! - [`series`]: the I-10 short-time series coefficients measured early in training (I-17).
+//! - [`seeds`]: the seed eps at g > 0 against its per-seed predictors: pattern leak, first
+//!   order in W0, bulk propagation, task A's M (I-19).
 
 pub mod bptt;
 pub mod divergence;
 pub mod finite_n;
 pub mod fixed_points;
 pub mod flow_limit;
+pub mod hvp;
 pub mod latent_xval;
 pub mod measure;
 pub mod modified_flow;
@@ -46,6 +52,7 @@ pub mod rotation_kernel;
 pub mod rule_stats;
 pub mod rules;
 pub mod rules_map;
+pub mod seeds;
 pub mod sequential;
 pub mod series;
 pub mod spec;

@@ -13,8 +13,11 @@
 //! Dormand–Prince 5(4) and stopping rule as the plain flow when the optimiser is
 //! [`super::train::Optimizer::ModifiedFlow`].
 //!
-//! **The Hessian-gradient product** is the central difference of two BPTT gradients along the
-//! unit vector u = g/|g|:
+//! **The Hessian-gradient product** is exact by default ([`HessianMethod::Exact`]): the
+//! forward-over-reverse product of [`super::hvp`] (tangents of the forward pass and of the
+//! BPTT adjoint along v), exact to rounding, with no step to choose. The central difference of
+//! two BPTT gradients along the unit vector u = g/|g| ([`HessianMethod::CentralDifference`],
+//! [`HessianProduct`]) is kept as the independent cross-check:
 //!
 //! ```text
 //! H g = |g| (g(theta + h u) - g(theta - h u)) / (2h) + O(h^2),
@@ -26,14 +29,17 @@
 //! derivative's scale is set by how far theta must move (in Frobenius norm of W, which bounds
 //! the operator norm) before the dynamics change by O(1), i.e. order one, so the two balance at
 //! h ~ delta^(1/3) ~ 1e-5. Measured on small networks against a Richardson-extrapolated
-//! reference (`tests` below): relative error 1e-9..1e-8 at h = 1e-5, growing as h^2 above
-//! and as 1/h below. That is 1e-3 (or less) of the flow's own local tolerance, so the product
-//! does not limit the modified flow's accuracy.
+//! reference and against the exact product (`tests` below and in [`super::hvp`]): relative
+//! error 1e-9..1e-8 at h = 1e-5, growing as h^2 above and as 1/h below. The two methods give
+//! the same modified flow to the flow's tolerance (test
+//! `modified_flow_is_the_same_with_either_product`). Cost (`bench/README.md`): the exact
+//! product of a full-W network costs ~3 gradients' gemm flops against the difference's 2.
 //!
 //! The product needs the exact gradient: the modified flow is refused for rules other than
 //! BPTT (their update is not the gradient of a loss, so H has no meaning for them).
 
 use super::bptt::Sharded;
+use super::hvp::Hvp;
 use super::network::{Network, Trainable};
 use super::task::Trials;
 use crate::num::ode::OdeOptions;
@@ -47,6 +53,17 @@ pub const FD_STEP: f64 = 1e-5;
 /// Largest eta accepted in a model file: far beyond every step the project uses (I-18-net's
 /// ladder is 4 .. 1/256), and GD itself is unstable beyond 2 / lambda_max long before.
 pub const ETA_MAX: f64 = 8.0;
+
+/// How the Hessian-gradient product of the modified flow is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum HessianMethod {
+    /// Forward-over-reverse ([`super::hvp`]): exact to rounding (the default).
+    #[default]
+    Exact,
+    /// Central difference of two BPTT gradients with step `h` along the unit direction (the
+    /// cross-check; [`FD_STEP`] balances truncation and rounding).
+    CentralDifference { h: f64 },
+}
 
 /// Buffers for H v by a central difference of BPTT gradients (allocated once per run).
 #[derive(Debug, Clone)]
@@ -116,8 +133,9 @@ impl HessianProduct {
 
 /// The largest Hessian eigenvalue lambda_max of the loss of `net` on `trials` (the sharpness:
 /// GD at eta > 2 / lambda_max cannot converge to this point) by power iteration on the
-/// central-difference product, from a fixed start vector (deterministic). Stops when the
-/// Rayleigh quotient moves by less than `rtol` relative between iterations, or after `iters`.
+/// exact Hessian-vector product ([`super::hvp`]), from a fixed start vector (deterministic).
+/// Stops when the Rayleigh quotient moves by less than `rtol` relative between iterations, or
+/// after `iters`.
 /// Returns (lambda, iterations); the quotient converges to the eigenvalue of largest modulus
 /// (at a minimum of the loss, the largest curvature).
 pub fn sharpness(
@@ -127,11 +145,8 @@ pub fn sharpness(
     iters: usize,
     rtol: f64,
 ) -> Result<(f64, usize)> {
-    let theta = net.params(trainable).as_slice().to_vec();
-    let len = theta.len();
-    let mut ws = Sharded::new(net, trials.steps, trials.batch);
-    let mut scratch = net.clone();
-    let mut hp = HessianProduct::new(len);
+    let len = net.num_params(trainable);
+    let mut hp = Hvp::new(net, trials.steps, trials.batch);
     // a fixed, non-degenerate start: entries 1 + (i mod 7)/7 with alternating signs
     let mut v: Vec<f64> = (0..len)
         .map(|i| {
@@ -144,16 +159,7 @@ pub fn sharpness(
     for k in 0..iters {
         let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
         v.iter_mut().for_each(|x| *x /= norm);
-        hp.product(
-            &mut ws,
-            &mut scratch,
-            trials,
-            trainable,
-            &theta,
-            &v,
-            FD_STEP,
-            &mut hv,
-        )?;
+        hp.product(net, trials, trainable, &v, None, &mut hv)?;
         let q: f64 = v.iter().zip(&hv).map(|(a, b)| a * b).sum();
         if !q.is_finite() {
             return Err(Error::Numerical(format!(
@@ -174,34 +180,59 @@ pub fn sharpness(
 #[derive(Debug, Clone)]
 pub struct Penalty {
     pub eta: f64,
+    method: HessianMethod,
+    /// Buffers of the exact product (allocated on the first call, for the run's shapes).
+    exact: Option<Hvp>,
     hv: HessianProduct,
     grad: Vec<f64>,
     out: Vec<f64>,
 }
 
 impl Penalty {
-    /// The penalty of GD at step `eta` for `len` parameters.
+    /// The penalty of GD at step `eta` for `len` parameters, with the exact product.
     pub fn new(eta: f64, len: usize) -> Result<Penalty> {
+        Penalty::with_method(eta, len, HessianMethod::Exact)
+    }
+
+    /// The penalty with the Hessian-gradient product computed by `method`.
+    pub fn with_method(eta: f64, len: usize, method: HessianMethod) -> Result<Penalty> {
         if !(eta > 0.0 && eta <= ETA_MAX) {
             return Err(Error::Requirement(format!(
                 "modified flow: eta = {eta} must be in (0, {ETA_MAX}]"
             )));
         }
+        if let HessianMethod::CentralDifference { h } = method {
+            if !(h > 0.0 && h.is_finite()) {
+                return Err(Error::Requirement(format!(
+                    "modified flow: central-difference step h = {h} must be positive and finite"
+                )));
+            }
+        }
+        let cd = matches!(method, HessianMethod::CentralDifference { .. });
         Ok(Penalty {
             eta,
-            hv: HessianProduct::new(len),
+            method,
+            exact: None,
+            hv: HessianProduct::new(if cd { len } else { 0 }),
             grad: vec![0.0; len],
             out: vec![0.0; len],
         })
     }
 
-    /// Gradient evaluations spent on Hessian products so far.
+    /// The product in use.
+    pub fn method(&self) -> HessianMethod {
+        self.method
+    }
+
+    /// Passes spent on Hessian products so far: one (tangent forward + adjoint pass, ~3
+    /// gradients of work) per exact product, two gradient evaluations per central difference.
     pub fn evaluations(&self) -> usize {
-        self.hv.evaluations
+        self.hv.evaluations + self.exact.as_ref().map_or(0, |h| h.products)
     }
 
     /// `grad` (the BPTT gradient at `theta`) <- grad + (eta/2) H grad: the gradient of
-    /// L + (eta/4)|grad L|^2. `net` is scratch.
+    /// L + (eta/4)|grad L|^2. `net` is scratch (its parameters are left at `theta` for the
+    /// exact product, at theta - h grad/|grad| for the central difference).
     pub fn correct(
         &mut self,
         ws: &mut Sharded,
@@ -212,16 +243,27 @@ impl Penalty {
         grad: &mut [f64],
     ) -> Result<()> {
         self.grad.copy_from_slice(grad);
-        self.hv.product(
-            ws,
-            net,
-            trials,
-            trainable,
-            theta,
-            &self.grad,
-            FD_STEP,
-            &mut self.out,
-        )?;
+        match self.method {
+            HessianMethod::Exact => {
+                net.set_params(trainable, theta);
+                let hp = self
+                    .exact
+                    .get_or_insert_with(|| Hvp::new(net, trials.steps, trials.batch));
+                hp.product(net, trials, trainable, &self.grad, None, &mut self.out)?;
+            }
+            HessianMethod::CentralDifference { h } => {
+                self.hv.product(
+                    ws,
+                    net,
+                    trials,
+                    trainable,
+                    theta,
+                    &self.grad,
+                    h,
+                    &mut self.out,
+                )?;
+            }
+        }
         let c = 0.5 * self.eta;
         for (g, hg) in grad.iter_mut().zip(&self.out) {
             *g += c * hg;
@@ -243,9 +285,35 @@ pub fn flow_to(
     eta: Option<f64>,
     rtol: f64,
 ) -> Result<Vec<f64>> {
+    flow_to_with(
+        net,
+        trials,
+        trainable,
+        theta0,
+        tau,
+        eta,
+        rtol,
+        HessianMethod::Exact,
+    )
+}
+
+/// [`flow_to`] with the modified flow's Hessian-gradient product computed by `method`.
+#[allow(clippy::too_many_arguments)]
+pub fn flow_to_with(
+    net: &Network,
+    trials: &Trials,
+    trainable: &Trainable,
+    theta0: &[f64],
+    tau: f64,
+    eta: Option<f64>,
+    rtol: f64,
+    method: HessianMethod,
+) -> Result<Vec<f64>> {
     let mut work = net.clone();
     let mut ws = Sharded::new(net, trials.steps, trials.batch);
-    let mut penalty = eta.map(|e| Penalty::new(e, theta0.len())).transpose()?;
+    let mut penalty = eta
+        .map(|e| Penalty::with_method(e, theta0.len(), method))
+        .transpose()?;
     let mut scratch = net.clone();
     let mut rhs = |p: &[f64], dp: &mut [f64]| -> Result<()> {
         work.set_params(trainable, p);
@@ -509,6 +577,52 @@ mod tests {
             (lambda - top).abs() <= 1e-4 * top.abs(),
             "power {lambda} vs dense {top}"
         );
+    }
+
+    /// The modified flow with the exact product against the one with the central difference
+    /// (the cross-check): at eta = 1/2 over tau = 2 on the test network, both at rtol 1e-10,
+    /// the end points agree to 1e-7 relative to the distance travelled (the difference's
+    /// ~1e-9 relative error in the penalty, times (eta/2)|H g| / |g| <= O(1), integrated over
+    /// tau = 2, plus the two flows' own tolerances). A wrong penalty (sign or factor) would
+    /// differ by the penalty's whole effect, ~1e-2 of the distance (asserted above 1e-4).
+    #[test]
+    fn modified_flow_is_the_same_with_either_product() {
+        let (net, trials) = small();
+        let theta = net.params(&Trainable::FULL).as_slice().to_vec();
+        let run = |eta, method| {
+            flow_to_with(
+                &net,
+                &trials,
+                &Trainable::FULL,
+                &theta,
+                2.0,
+                eta,
+                1e-10,
+                method,
+            )
+            .unwrap()
+        };
+        let exact = run(Some(0.5), HessianMethod::Exact);
+        let cd = run(Some(0.5), HessianMethod::CentralDifference { h: FD_STEP });
+        let plain = run(None, HessianMethod::Exact);
+        let travelled = distance(&exact, &theta);
+        let e = distance(&exact, &cd) / travelled;
+        let effect = distance(&exact, &plain) / travelled;
+        eprintln!("exact vs central difference {e:.2e}, penalty effect {effect:.2e}");
+        assert!(
+            e < 1e-7,
+            "exact vs central difference: {e:e} (penalty effect {effect:e})"
+        );
+        assert!(effect > 1e-4, "penalty effect {effect:e}");
+    }
+
+    #[test]
+    fn central_difference_step_is_checked() {
+        for h in [0.0, -1e-5, f64::NAN, f64::INFINITY] {
+            let m = HessianMethod::CentralDifference { h };
+            assert!(Penalty::with_method(0.5, 3, m).is_err(), "h = {h}");
+        }
+        assert_eq!(Penalty::new(0.5, 3).unwrap().method(), HessianMethod::Exact);
     }
 
     #[test]

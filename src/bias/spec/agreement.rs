@@ -185,21 +185,93 @@ fn agreement_rows(
     Ok((rows, cos(&(&p - &q), lifted_pq)))
 }
 
-pub(super) fn train(model: &ModelFile) -> Result<Trained> {
+/// A checked `bias_agreement` model file.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub data: Data,
+    /// neurons per sign
+    pub k: usize,
+    /// leaky slope
+    pub alpha: f64,
+    pub eta: f64,
+    pub steps: usize,
+    /// init std of the trained run
+    pub init: f64,
+    pub n_test: usize,
+    /// steps of the B-4/B-5 run from the agreement init (0: none)
+    pub agreement_steps: usize,
+    pub agreement_noise: f64,
+    pub record_every: usize,
+    pub seed: u64,
+    pub csv: Option<String>,
+}
+
+/// Check a `bias_agreement` model file without training (separability of explicit data is
+/// checked in the run, by the SVM).
+pub fn check(model: &ModelFile) -> Result<Spec> {
     let raw: Raw = model.raw()?;
     let c = model.checker();
-    let file = &model.common.file;
-    let data = data_keys(&c, raw.n, raw.d, raw.margin, raw.points, raw.labels)?;
-    let k = c.count("k", raw.k, 1, 10_000)?;
-    let alpha = c.in_open("alpha", raw.alpha, 0.0, 1.0)?;
-    let eta = c.positive("eta", raw.eta)?;
-    let steps = c.count("steps", raw.steps, 1, 100_000_000)?;
-    let init = c.positive("init", raw.init)?;
-    let n_test = c.count("n_test", raw.n_test, 1, 10_000_000)?;
-    let agreement_steps = c.count("agreement_steps", raw.agreement_steps, 0, 100_000_000)?;
-    let noise = c.non_negative("agreement_noise", raw.agreement_noise)?;
-    let every = c.count("record_every", raw.record_every, 1, i64::MAX)?;
-    let seed = model.common.seed;
+    Ok(Spec {
+        data: data_keys(&c, raw.n, raw.d, raw.margin, raw.points, raw.labels)?,
+        k: c.count("k", raw.k, 1, 10_000)?,
+        alpha: c.in_open("alpha", raw.alpha, 0.0, 1.0)?,
+        eta: c.positive("eta", raw.eta)?,
+        steps: c.count("steps", raw.steps, 1, 100_000_000)?,
+        init: c.positive("init", raw.init)?,
+        n_test: c.count("n_test", raw.n_test, 1, 10_000_000)?,
+        agreement_steps: c.count("agreement_steps", raw.agreement_steps, 0, 100_000_000)?,
+        agreement_noise: c.non_negative("agreement_noise", raw.agreement_noise)?,
+        record_every: c.count("record_every", raw.record_every, 1, i64::MAX)?,
+        seed: model.common.seed,
+        csv: raw.csv,
+    })
+}
+
+/// Columns of [`Outcome::series`].
+pub const SERIES_HEADER: [&str; 7] = [
+    "step",
+    "loss",
+    "in_agreement",
+    "norm_p",
+    "norm_q",
+    "cos_pq_svm",
+    "cos_pq_lifted",
+];
+
+/// What a `bias_agreement` run produced: the trained student, its rows and summaries, and the
+/// time series ([`SERIES_HEADER`]).
+pub struct Outcome {
+    pub student: ReferenceOutcome,
+    pub rows: Vec<Row>,
+    pub summary: Vec<(String, f64)>,
+    pub series: Vec<Vec<f64>>,
+}
+
+pub(super) fn train(model: &ModelFile) -> Result<Trained> {
+    let spec = check(model)?;
+    let o = run(&spec, &model.common.file)?;
+    let csv = time_series(model, &spec.csv, &SERIES_HEADER, o.series)?;
+    Ok((o.rows, o.summary, csv))
+}
+
+/// The B-3/B-4/B-5 run of a checked spec (`file` names the model file in errors): the student
+/// trained from small init, and the agreement-regime run when `agreement_steps` > 0.
+pub fn run(spec: &Spec, file: &str) -> Result<Outcome> {
+    let c = Checker::new(file);
+    let Spec {
+        k,
+        alpha,
+        eta,
+        steps,
+        init,
+        n_test,
+        agreement_steps,
+        agreement_noise: noise,
+        record_every: every,
+        ..
+    } = *spec;
+    let data = spec.data.clone();
+    let seed = spec.seed;
     let why = "B-5 needs linearly separable data";
     let (x, y, ws) = match data {
         Data::Teacher { n, d, margin } => teacher_data(n, d, margin, seed),
@@ -259,19 +331,10 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
             cos_lifted,
         ));
     }
-    let csv = time_series(
-        model,
-        &raw.csv,
-        &[
-            "step",
-            "loss",
-            "in_agreement",
-            "norm_p",
-            "norm_q",
-            "cos_pq_svm",
-            "cos_pq_lifted",
-        ],
+    Ok(Outcome {
+        student: out,
+        rows,
+        summary,
         series,
-    )?;
-    Ok((rows, summary, csv))
+    })
 }

@@ -139,8 +139,23 @@ fn explicit_case(c: &Checker<'_>, raw: &Raw) -> Result<Case> {
     Ok((h, theta, b, a))
 }
 
-/// `cases` random cases: H symmetric positive definite with lambda_max, error, bias, noise.
-fn random_cases(c: &Checker<'_>, raw: &Raw, rng: &mut StdRng) -> Result<Vec<Case>> {
+/// The cases of a model file: one explicit case, or the settings of `cases` random ones.
+#[derive(Debug, Clone)]
+pub enum Cases {
+    Explicit(Box<Case>),
+    /// `count` random cases in R^d: H symmetric positive definite with top eigenvalue
+    /// `lambda_max`, theta - theta* ~ N(0, I), b ~ N(0, bias^2 I), A_ij ~ N(0, noise^2)
+    Random {
+        d: usize,
+        count: usize,
+        lambda_max: f64,
+        bias: f64,
+        noise: f64,
+    },
+}
+
+/// Validate the keys of random cases.
+fn random_keys(c: &Checker<'_>, raw: &Raw) -> Result<Cases> {
     let need = |f: &str| {
         c.error(
             f,
@@ -150,37 +165,94 @@ fn random_cases(c: &Checker<'_>, raw: &Raw, rng: &mut StdRng) -> Result<Vec<Case
         )
     };
     let d = c.count("d", raw.d.ok_or_else(|| need("d"))?, 1, 1000)?;
-    let n = c.count("cases", raw.cases.ok_or_else(|| need("cases"))?, 1, 1000)?;
-    let lmax = c.positive(
+    let count = c.count("cases", raw.cases.ok_or_else(|| need("cases"))?, 1, 1000)?;
+    let lambda_max = c.positive(
         "lambda_max",
         raw.lambda_max.ok_or_else(|| need("lambda_max"))?,
     )?;
-    let bs = c.non_negative("bias", raw.bias.ok_or_else(|| need("bias"))?)?;
-    let ns = c.non_negative("noise", raw.noise.ok_or_else(|| need("noise"))?)?;
-    Ok((0..n)
-        .map(|_| {
-            let h = random_spd(rng, d, lmax);
-            let e0 = DVector::from_fn(d, |_, _| rng.sample::<f64, _>(StandardNormal));
-            let b = DVector::from_fn(d, |_, _| bs * rng.sample::<f64, _>(StandardNormal));
-            let a = DMatrix::from_fn(d, d, |_, _| ns * rng.sample::<f64, _>(StandardNormal));
-            (h, e0, b, a)
-        })
-        .collect())
+    let bias = c.non_negative("bias", raw.bias.ok_or_else(|| need("bias"))?)?;
+    let noise = c.non_negative("noise", raw.noise.ok_or_else(|| need("noise"))?)?;
+    Ok(Cases::Random {
+        d,
+        count,
+        lambda_max,
+        bias,
+        noise,
+    })
 }
 
-pub(super) fn train(model: &ModelFile) -> Result<Trained> {
+/// The cases of `cases`, random ones drawn from `rng`.
+fn draw_cases(cases: &Cases, rng: &mut StdRng) -> Vec<Case> {
+    match *cases {
+        Cases::Explicit(ref case) => vec![(**case).clone()],
+        Cases::Random {
+            d,
+            count,
+            lambda_max,
+            bias,
+            noise,
+        } => (0..count)
+            .map(|_| {
+                let h = random_spd(rng, d, lambda_max);
+                let e0 = DVector::from_fn(d, |_, _| rng.sample::<f64, _>(StandardNormal));
+                let b = DVector::from_fn(d, |_, _| bias * rng.sample::<f64, _>(StandardNormal));
+                let a = DMatrix::from_fn(d, d, |_, _| noise * rng.sample::<f64, _>(StandardNormal));
+                (h, e0, b, a)
+            })
+            .collect(),
+    }
+}
+
+/// A checked `bias_approx_grad` model file.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub cases: Cases,
+    pub eta: f64,
+    pub samples: usize,
+    pub r: f64,
+    pub seed: u64,
+    pub csv: Option<String>,
+}
+
+/// Check a `bias_approx_grad` model file without running it.
+pub fn check(model: &ModelFile) -> Result<Spec> {
     let raw: Raw = model.raw()?;
     let c = model.checker();
     let eta = c.positive("eta", raw.eta)?;
     let samples = c.count("samples", raw.samples, 100, 100_000_000)?;
     let r = c.non_negative("r", raw.r)?;
-    let mut rng = StdRng::seed_from_u64(model.common.seed);
     let explicit = raw.h.is_some() || raw.theta.is_some() || raw.b.is_some() || raw.a.is_some();
-    let cases: Vec<Case> = if explicit {
-        vec![explicit_case(&c, &raw)?]
+    let cases = if explicit {
+        Cases::Explicit(Box::new(explicit_case(&c, &raw)?))
     } else {
-        random_cases(&c, &raw, &mut rng)?
+        random_keys(&c, &raw)?
     };
+    Ok(Spec {
+        cases,
+        eta,
+        samples,
+        r,
+        seed: model.common.seed,
+        csv: raw.csv,
+    })
+}
+
+pub(super) fn train(model: &ModelFile) -> Result<Trained> {
+    let spec = check(model)?;
+    run(model, &spec)
+}
+
+/// The B-14 rows of a checked spec.
+fn run(model: &ModelFile, spec: &Spec) -> Result<Trained> {
+    let Spec {
+        eta,
+        samples,
+        r,
+        ref csv,
+        ..
+    } = *spec;
+    let mut rng = StdRng::seed_from_u64(spec.seed);
+    let cases = draw_cases(&spec.cases, &mut rng);
     let mut rows = Vec::new();
     let mut table = Vec::new();
     for (i, (h, e0, b, a)) in cases.iter().enumerate() {
@@ -245,7 +317,7 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
     ];
     let csv = time_series(
         model,
-        &raw.csv,
+        csv,
         &["case", "formula", "monte_carlo", "std_error"],
         table,
     )?;

@@ -147,20 +147,62 @@ fn data(
     Ok((x, y))
 }
 
-pub(super) fn train(model: &ModelFile) -> Result<Trained> {
+/// A checked `bias_clusters` model file: the data (generated, or explicit and checked to be
+/// orthogonally separable) and the training settings.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub x: DMatrix<f64>,
+    pub y: DVector<f64>,
+    pub k: usize,
+    pub init: f64,
+    pub eta: f64,
+    pub steps: usize,
+    pub record_every: usize,
+    pub seed: u64,
+    pub csv: Option<String>,
+}
+
+/// Check a `bias_clusters` model file without training.
+pub fn check(model: &ModelFile) -> Result<Spec> {
     let raw: Raw = model.raw()?;
     let c = model.checker();
     let file = &model.common.file;
     let seed = model.common.seed;
     let (x, y) = data(&c, file, seed, raw.n, raw.d, raw.points, raw.labels)?;
-    let k = c.count("k", raw.k, 2, 10_000)?;
-    let init = c.positive("init", raw.init)?;
-    let eta = c.positive("eta", raw.eta)?;
-    let steps = c.count("steps", raw.steps, 4, 100_000_000)?;
-    let every = c.count("record_every", raw.record_every, 1, i64::MAX)?;
+    Ok(Spec {
+        x,
+        y,
+        k: c.count("k", raw.k, 2, 10_000)?,
+        init: c.positive("init", raw.init)?,
+        eta: c.positive("eta", raw.eta)?,
+        steps: c.count("steps", raw.steps, 4, 100_000_000)?,
+        record_every: c.count("record_every", raw.record_every, 1, i64::MAX)?,
+        seed,
+        csv: raw.csv,
+    })
+}
+
+pub(super) fn train(model: &ModelFile) -> Result<Trained> {
+    let spec = check(model)?;
+    run(model, &spec)
+}
+
+/// The B-8 run of a checked spec.
+fn run(model: &ModelFile, spec: &Spec) -> Result<Trained> {
+    let Spec {
+        ref x,
+        ref y,
+        k,
+        init,
+        eta,
+        steps,
+        record_every: every,
+        seed,
+        ref csv,
+    } = *spec;
     let (wp, wn) = (
-        one_class_max_margin(&x, &y, 1.0)?,
-        one_class_max_margin(&x, &y, -1.0)?,
+        one_class_max_margin(x, y, 1.0)?,
+        one_class_max_margin(x, y, -1.0)?,
     );
     let quarter = steps / 4;
     let mut e_quarter = f64::NAN;
@@ -172,7 +214,7 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
         steps,
         rng_seed: seed + 500,
     };
-    let r = two_cluster_run_on(&x, &y, &s, |t, net, l| {
+    let r = two_cluster_run_on(x, y, &s, |t, net, l| {
         if t % every == 0 || t == steps || t == quarter || t == 1 {
             let (active, cp, cn) = alignment(net, &wp, &wn);
             let e = 1.0 - cp.min(cn);
@@ -211,7 +253,7 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
     ];
     let csv = time_series(
         model,
-        &raw.csv,
+        csv,
         &[
             "step",
             "loss",

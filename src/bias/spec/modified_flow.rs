@@ -138,7 +138,25 @@ fn error_table(
     Ok(table)
 }
 
-pub(super) fn train(model: &ModelFile) -> Result<Trained> {
+/// A checked `bias_modified_flow` model file.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// the l2-regularised logistic regression
+    pub problem: LogReg,
+    pub w0: DVector<f64>,
+    /// decreasing step sizes, each horizon / k
+    pub eps: Vec<f64>,
+    pub horizon: f64,
+    /// the equal batches of the SGD epoch
+    pub batches: Vec<Vec<usize>>,
+    /// divergence radius: an iterate beyond it is an unstable step size
+    pub ball: f64,
+    pub csv: Option<String>,
+}
+
+/// Check a `bias_modified_flow` model file without running it (shapes, step sizes, the step
+/// budget).
+pub fn check(model: &ModelFile) -> Result<Spec> {
     let raw: Raw = model.raw()?;
     let c = model.checker();
     let mut p = match (&raw.points, &raw.labels) {
@@ -206,7 +224,44 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
     // (|w'| <= (1 - eps lambda)|w| + eps R). An iterate beyond 10 B is an unstable step size.
     let r_max = (0..n).map(|i| p.x.row(i).norm()).fold(0.0, f64::max);
     let ball = 10.0 * (w0.norm() + r_max / p.lambda);
-    let table = error_table(&p, &w0, &raw.eps, horizon, &batches, ball)?;
+    Ok(Spec {
+        problem: p,
+        w0,
+        eps: raw.eps,
+        horizon,
+        batches,
+        ball,
+        csv: raw.csv,
+    })
+}
+
+/// Columns of the table of [`run`].
+pub const TABLE_HEADER: [&str; 5] = [
+    "eps",
+    "gd_err_gf",
+    "gd_err_modified",
+    "sgd_epoch_err_gf",
+    "sgd_epoch_err_modified",
+];
+
+/// The B-12 order test of a checked spec: per step size (eps, GD-GF, GD-modified, SGD-GF,
+/// SGD-modified) ([`TABLE_HEADER`]).
+pub fn run(spec: &Spec) -> Result<Vec<Vec<f64>>> {
+    error_table(
+        &spec.problem,
+        &spec.w0,
+        &spec.eps,
+        spec.horizon,
+        &spec.batches,
+        spec.ball,
+    )
+}
+
+pub(super) fn train(model: &ModelFile) -> Result<Trained> {
+    let spec = check(model)?;
+    let table = run(&spec)?;
+    let (p, horizon, m) = (&spec.problem, spec.horizon, spec.batches.len());
+    let n = p.x.nrows();
     let rows = ratio_rows(&table);
     let summary = vec![
         ("points".into(), n as f64),
@@ -214,17 +269,6 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
         ("horizon (GD)".into(), horizon),
         ("batches (SGD)".into(), m as f64),
     ];
-    let csv = time_series(
-        model,
-        &raw.csv,
-        &[
-            "eps",
-            "gd_err_gf",
-            "gd_err_modified",
-            "sgd_epoch_err_gf",
-            "sgd_epoch_err_modified",
-        ],
-        table,
-    )?;
+    let csv = time_series(model, &spec.csv, &TABLE_HEADER, table)?;
     Ok((rows, summary, csv))
 }

@@ -141,10 +141,28 @@ fn seeds(c: &Checker<'_>, raw: &[i64]) -> Result<Vec<u64>> {
         .collect()
 }
 
-pub(super) fn train(model: &ModelFile) -> Result<Trained> {
+/// A checked `bias_pattern` model file.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// "xor" or "orthogonal"
+    pub task: &'static str,
+    /// patches per sample
+    pub t: usize,
+    /// number of patterns (orthogonal task)
+    pub m: usize,
+    pub widths: Vec<usize>,
+    pub seeds: Vec<u64>,
+    /// the training settings (width and seed set per run)
+    pub base: PatternRun,
+    pub csv: Option<String>,
+}
+
+/// Check a `bias_pattern` model file without training.
+pub fn check(model: &ModelFile) -> Result<Spec> {
     let raw: Raw = model.raw()?;
     let c = model.checker();
     let task = c.one_of("task", &raw.task, &["xor", "orthogonal"])?;
+    let task = if task == "xor" { "xor" } else { "orthogonal" };
     let t = c.count("t", raw.t, 1, 1000)?;
     let m = pattern_count(&c, task, raw.m)?;
     let widths = widths(&c, &raw.widths)?;
@@ -158,8 +176,35 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
         steps: c.count("steps", raw.steps, 1, 100_000_000)?,
         seed: 0,
     };
+    Ok(Spec {
+        task,
+        t,
+        m,
+        widths,
+        seeds,
+        base,
+        csv: raw.csv,
+    })
+}
+
+pub(super) fn train(model: &ModelFile) -> Result<Trained> {
+    let spec = check(model)?;
+    run(model, &spec)
+}
+
+/// The B-15 width sweep of a checked spec.
+fn run(model: &ModelFile, spec: &Spec) -> Result<Trained> {
+    let Spec {
+        task,
+        t,
+        m,
+        ref widths,
+        ref seeds,
+        base,
+        ref csv,
+    } = *spec;
     let (name, out, chance, finding) = if task == "xor" {
-        let out = width_sweep(|_| xor_task(t), &base, &widths, &seeds)?;
+        let out = width_sweep(|_| xor_task(t), &base, widths, seeds)?;
         (
             format!("XOR-type (d=2, t={t}, n={})", base.n_train),
             out,
@@ -167,7 +212,7 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
             None,
         )
     } else {
-        let out = width_sweep(|s| orthogonal_task(m, t, 300 + s), &base, &widths, &seeds)?;
+        let out = width_sweep(|s| orthogonal_task(m, t, 300 + s), &base, widths, seeds)?;
         (
             format!("orthogonal patterns (m={m}, t={t}, n={})", base.n_train),
             out,
@@ -178,10 +223,10 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
     let rows = trend_rows(&name, &out, chance, finding);
     let mut summary = Vec::new();
     let mut table = Vec::new();
-    for (row, &k) in out.iter().zip(&widths) {
+    for (row, &k) in out.iter().zip(widths) {
         let mean = row.iter().map(|o| o.test_error).sum::<f64>() / row.len() as f64;
         summary.push((format!("k = {k}: mean test error"), mean));
-        for (o, &s) in row.iter().zip(&seeds) {
+        for (o, &s) in row.iter().zip(seeds) {
             table.push(vec![
                 k as f64,
                 s as f64,
@@ -197,7 +242,7 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
     summary.push(("chance of alignment (random direction)".into(), chance));
     let csv = time_series(
         model,
-        &raw.csv,
+        csv,
         &[
             "k",
             "seed",

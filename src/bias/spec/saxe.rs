@@ -26,7 +26,7 @@ use super::{time_series, Trained};
 use crate::bias::saxe::{half_time, map_gf_error, mode_gd, mode_gf, train_aligned};
 use crate::compare::Row;
 use crate::model::ModelFile;
-use crate::{Error, Result};
+use crate::Result;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -118,7 +118,21 @@ fn half_time_rows(
     summary
 }
 
-pub(super) fn train(model: &ModelFile) -> Result<Trained> {
+/// A checked `bias_saxe` model file.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// singular values of the target
+    pub s: Vec<f64>,
+    /// initial mode strengths, each in (0, s_i / 2)
+    pub u0: Vec<f64>,
+    pub eta: f64,
+    pub steps: usize,
+    pub seed: u64,
+    pub csv: Option<String>,
+}
+
+/// Check a `bias_saxe` model file without training.
+pub fn check(model: &ModelFile) -> Result<Spec> {
     let raw: Raw = model.raw()?;
     let c = model.checker();
     if raw.s.is_empty() || raw.s.len() > 100 {
@@ -141,25 +155,26 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
         c.positive(&format!("s[{i}]"), v)?;
         c.in_open(&format!("u0[{i}]"), raw.u0[i], 0.0, v / 2.0)?;
     }
-    let eta = c.positive("eta", raw.eta)?;
-    let steps = c.count("steps", raw.steps, 4, 10_000_000)?;
-    let (s, u0) = (&raw.s, &raw.u0);
+    Ok(Spec {
+        eta: c.positive("eta", raw.eta)?,
+        steps: c.count("steps", raw.steps, 4, 10_000_000)?,
+        s: raw.s,
+        u0: raw.u0,
+        seed: model.common.seed,
+        csv: raw.csv,
+    })
+}
+
+pub(super) fn train(model: &ModelFile) -> Result<Trained> {
+    let spec = check(model)?;
+    run(model, &spec)
+}
+
+/// The B-13 run of a checked spec.
+fn run(model: &ModelFile, spec: &Spec) -> Result<Trained> {
+    let (s, u0, eta, steps) = (&spec.s, &spec.u0, spec.eta, spec.steps);
     let m = s.len();
-    let (modes, off) = train_aligned(s, u0, eta, steps, model.common.seed);
-    if let Some(k) = modes
-        .iter()
-        .position(|v| !v.iter().all(|x| x.is_finite() && x.abs() < 1e100))
-    {
-        let smax = s.iter().cloned().fold(0.0, f64::max);
-        return Err(Error::Diverged {
-            what: "aligned linear net GD".into(),
-            step: k + 1,
-            loss: f64::NAN,
-            hint: format!(
-                "reduce eta = {eta} (the fixed point u = s is stable only for eta s < 1; s_max = {smax})"
-            ),
-        });
-    }
+    let (modes, off) = train_aligned(s, u0, eta, steps, spec.seed)?;
     // net vs scalar map
     let mut worst: f64 = 0.0;
     let mut u = u0.clone();
@@ -211,7 +226,7 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
             row
         })
         .collect();
-    let csv = time_series(model, &raw.csv, &header, series)?;
+    let csv = time_series(model, &spec.csv, &header, series)?;
     Ok((rows, summary, csv))
 }
 

@@ -79,19 +79,64 @@ fn doubling_rows(r: &MarginRun, doubling: &[usize]) -> Vec<Row> {
     rows
 }
 
-pub(super) fn train(model: &ModelFile) -> Result<Trained> {
+/// A checked `bias_smoothed_margin` model file.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub data: Data,
+    pub k: usize,
+    pub init: f64,
+    pub eta: f64,
+    pub steps: usize,
+    /// the first of the doubling checkpoints t1, 2 t1, 4 t1, ... <= steps
+    pub first_checkpoint: usize,
+    pub seed: u64,
+    pub csv: Option<String>,
+}
+
+/// Check a `bias_smoothed_margin` model file without running it.
+pub fn check(model: &ModelFile) -> Result<Spec> {
     let raw: Raw = model.raw()?;
     let c = model.checker();
-    let seed = model.common.seed;
     let data = data_keys(&c, raw.n, raw.d, raw.margin, raw.points, raw.labels)?;
     let k = c.count("k", raw.k, 1, 10_000)?;
     let init = c.positive("init", raw.init)?;
     let eta = c.positive("eta", raw.eta)?;
     let steps = c.count("steps", raw.steps, 4, 100_000_000)?;
-    let t1 = match raw.first_checkpoint {
+    let first_checkpoint = match raw.first_checkpoint {
         None => (steps / 8).max(1),
         Some(t) => c.count("first_checkpoint", t, 1, raw.steps / 4)?,
     };
+    Ok(Spec {
+        data,
+        k,
+        init,
+        eta,
+        steps,
+        first_checkpoint,
+        seed: model.common.seed,
+        csv: raw.csv,
+    })
+}
+
+pub(super) fn train(model: &ModelFile) -> Result<Trained> {
+    let spec = check(model)?;
+    run(model, &spec)
+}
+
+/// The B-7 run of a checked spec.
+fn run(model: &ModelFile, spec: &Spec) -> Result<Trained> {
+    let c = model.checker();
+    let Spec {
+        k,
+        init,
+        eta,
+        steps,
+        first_checkpoint: t1,
+        seed,
+        ref csv,
+        ..
+    } = *spec;
+    let data = spec.data.clone();
     let (x, y) = match data {
         Data::Teacher { n, d, margin } => {
             let (x, y, _) = teacher_data(n, d, margin, seed);
@@ -155,7 +200,7 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
         .collect();
     let csv = time_series(
         model,
-        &raw.csv,
+        csv,
         &["t", "smoothed_margin", "theta_norm2", "one_minus_cos_prev"],
         series,
     )?;

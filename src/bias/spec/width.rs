@@ -69,10 +69,24 @@ fn sphere_acceptance(d: usize, margin: f64) -> f64 {
     hits as f64 / n as f64
 }
 
-pub(super) fn train(model: &ModelFile) -> Result<Trained> {
+/// A checked `bias_width` model file (the data drawn in the run).
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub data: Data,
+    pub alpha: f64,
+    pub eta: f64,
+    pub init: f64,
+    pub widths: Vec<usize>,
+    pub max_updates: usize,
+    pub seed: u64,
+    pub csv: Option<String>,
+}
+
+/// Check a `bias_width` model file without running it: every key in range, generated data
+/// that rejection sampling can draw (explicit data are checked for separability in the run).
+pub fn check(model: &ModelFile) -> Result<Spec> {
     let raw: Raw = model.raw()?;
     let c = model.checker();
-    let seed = model.common.seed;
     let data = data_keys(&c, raw.n, raw.d, raw.margin, raw.points, raw.labels)?;
     let alpha = c.in_open("alpha", raw.alpha, 0.0, 1.0)?;
     let eta = c.positive("eta", raw.eta)?;
@@ -92,27 +106,56 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
         .map(|(i, &k)| c.count(&format!("widths[{i}]"), k, 1, 100_000))
         .collect::<Result<_>>()?;
     let max_updates = c.count("max_updates", raw.max_updates, 1, i64::MAX)?;
-    let (x, y) = match data {
-        Data::Teacher { n, d, margin } => {
-            let p = sphere_acceptance(d, margin);
-            if p < 1e-3 {
-                return Err(c.error(
-                    "margin",
-                    margin,
-                    "a smaller margin (or a smaller d)",
-                    &format!("only a fraction {p:.1e} of the unit sphere in R^{d} has |w*.x| >= margin: rejection sampling would not end"),
-                ));
-            }
-            sphere_teacher(n, d, margin, seed)
+    if let Data::Teacher { d, margin, .. } = data {
+        let p = sphere_acceptance(d, margin);
+        if p < 1e-3 {
+            return Err(c.error(
+                "margin",
+                margin,
+                "a smaller margin (or a smaller d)",
+                &format!("only a fraction {p:.1e} of the unit sphere in R^{d} has |w*.x| >= margin: rejection sampling would not end"),
+            ));
         }
+    }
+    Ok(Spec {
+        data,
+        alpha,
+        eta,
+        init,
+        widths,
+        max_updates,
+        seed: model.common.seed,
+        csv: raw.csv,
+    })
+}
+
+pub(super) fn train(model: &ModelFile) -> Result<Trained> {
+    let spec = check(model)?;
+    run(model, &spec)
+}
+
+/// The B-9 run of a checked spec: update counts over the widths and at eta / 2.
+fn run(model: &ModelFile, spec: &Spec) -> Result<Trained> {
+    let Spec {
+        ref data,
+        alpha,
+        eta,
+        init,
+        ref widths,
+        max_updates,
+        seed,
+        ref csv,
+    } = *spec;
+    let (x, y) = match data {
+        Data::Teacher { n, d, margin } => sphere_teacher(*n, *d, *margin, seed),
         Data::Explicit(x, y) => {
             separable(
                 &model.common.file,
-                &x,
-                &y,
+                x,
+                y,
                 "SGD reaches zero hinge loss only on linearly separable data",
             )?;
-            (x, y)
+            (x.clone(), y.clone())
         }
     };
     let run = |k: usize, eta: f64| {
@@ -168,6 +211,6 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
             half as f64,
         ]))
         .collect();
-    let csv = time_series(model, &raw.csv, &["k", "eta", "updates"], table)?;
+    let csv = time_series(model, csv, &["k", "eta", "updates"], table)?;
     Ok((rows, summary, csv))
 }

@@ -7,6 +7,7 @@ use rand_distr::StandardNormal;
 
 use crate::bias::balance::*;
 use crate::bias::nets::{Activation, DeepLinear, Loss};
+use crate::bias::spec::balance::{drift_curves, drift_rows, Spec};
 use crate::bias::stats::fmt_list;
 use crate::claims::Row;
 use crate::Result;
@@ -77,30 +78,13 @@ pub fn check_b1() -> Result<Vec<Row>> {
         r.max_residual,
         IDENTITY_TOL,
     ));
-    // drift exponents (GD and SGD, leaky ReLU, square loss; no weight decay)
-    for (label, batch) in [("GD", 40usize), ("SGD b=8", 8)] {
-        let (net0, x, y) = drift_reference();
-        // SGD: the drift of one run is one realisation of the batch sequence; average the
-        // drift over 8 seeds so the fitted exponent measures the eta-dependence, not noise.
-        let seeds = if batch == 40 { 1 } else { 8 };
-        let (drifts, p) = drift_exponent(&DRIFT_ETAS, 1.0, |eta, steps| {
-            let drift = summed_drift(&net0, &x, &y, eta, batch, steps, seeds)?;
-            Ok(BalanceRun {
-                max_residual: 0.0,
-                drift,
-                steps,
-                final_loss: f64::NAN,
-            })
-        })?;
-        rows.push(
-            Row::abs(
-                format!("two-layer {label}: drift exponent at eta*T = 1"),
-                1.0,
-                p,
-                EXPONENT_TOL,
-            )
-            .note(format!("etas {DRIFT_ETAS:?}, drifts {}", fmt_list(&drifts))),
-        );
+    // drift exponents (GD and SGD b = 8, leaky ReLU, square loss; no weight decay): the run of
+    // `modeflow train` and of the drift figure on the reference spec. SGD: the drift of one run
+    // is one realisation of the batch sequence; it is summed over 8 shuffles so the fitted
+    // exponent measures the eta-dependence, not noise.
+    let spec = Spec::drift_reference();
+    if let Some(drift) = &spec.drift {
+        rows.extend(drift_rows(&spec, &drift_curves(&spec, drift)?));
     }
     Ok(rows)
 }

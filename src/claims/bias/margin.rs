@@ -1,16 +1,22 @@
 //! B-6: separable logistic regression against the max-margin direction (`crate::bias::margin`).
 
-use crate::bias::margin::*;
+use crate::bias::margin::{RHO_TOL, SLOPE_TOL};
+use crate::bias::spec::margin::{run, Spec};
 use crate::claims::Row;
 use crate::Result;
 
-/// B-6 check: SVM direction, rho(1e6) at eta = 1 and 0.25 against (-ln 5, 0), (-ln 20, 0) and
-/// against the SVM-dual prediction, slope of |w| against ln t.
+/// B-6 check on the reference spec (`models/bias-margin.toml`: the THEORY II.3 set, T = 1e6):
+/// SVM direction, rho(T) at eta = 1 and 0.25 (its `eta` and `figure_etas`, the runs of the
+/// norm-growth figure) against (-ln 5, 0), (-ln 20, 0) and against the SVM-dual prediction,
+/// slope of |w| against ln t.
 pub fn check_b6() -> Result<Vec<Row>> {
-    let (x, y) = soudry_set();
+    let spec = Spec::reference();
     let mut rows = Vec::new();
-    for (eta, claimed) in [(1.0, -(5.0f64).ln()), (0.25, -(20.0f64).ln())] {
-        let r = soudry(&x, &y, eta, 1_000_000)?;
+    for (eta, claimed) in [
+        (spec.eta, -(5.0f64).ln()),
+        (spec.figure_etas[0], -(20.0f64).ln()),
+    ] {
+        let r = run(&spec, eta, "B-6 reference")?;
         if eta == 1.0 {
             rows.push(Row::abs("w_hat[0] (SVM dual)", 1.0, r.w_hat[0], 1e-12));
             rows.push(Row::abs("w_hat[1] (SVM dual)", 0.0, r.w_hat[1], 1e-12));

@@ -11,7 +11,7 @@ pub fn check_b13() -> Result<Vec<Row>> {
     let u0 = [1e-3, 1e-3, 1e-3, 1e-3];
     let eta = 0.02;
     let steps = 1500;
-    let (modes, off) = train_aligned(&s, &u0, eta, steps, 1);
+    let (modes, off) = train_aligned(&s, &u0, eta, steps, 1)?;
     // scalar map
     let mut worst: f64 = 0.0;
     let mut u = u0;

@@ -12,6 +12,8 @@
 //!   integration, task B and interference;
 //! - [`exact_path`]: the task-B path in closed form and the exact race criterion (I-16);
 //! - [`modified`]: GD at step h vs the modified flow of L + (h/4)|grad L|^2 on task B (I-18);
+//! - [`modified_map`]: the map of the critical steps (modified flow, GD, stability edge)
+//!   over (r, eps) below the crossover (I-18-map);
 //! - [`race`]: rotation share, the full-ODE crossover, the (r, eps) interference grid;
 //! - [`spec`], [`report`]: the `linear2x2` model file and its learning-mode report;
 //!
@@ -21,6 +23,7 @@ pub mod closed;
 pub mod exact_path;
 pub mod flow;
 pub mod modified;
+pub mod modified_map;
 pub mod race;
 pub mod report;
 pub mod spec;

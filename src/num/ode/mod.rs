@@ -31,6 +31,11 @@ use nalgebra::SVector;
 use super::dop853;
 use crate::{Error, Result};
 
+mod dp45;
+mod pairs;
+pub(in crate::num) use dp45::*;
+use pairs::*;
+
 /// Which Runge–Kutta pair integrates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Method {
@@ -168,50 +173,6 @@ impl<const D: usize> Trajectory<D> {
         }
     }
 }
-
-#[inline]
-fn interpolate5<const D: usize>(c: &[SVector<f64, D>; 8], theta: f64) -> SVector<f64, D> {
-    let th1 = 1.0 - theta;
-    c[0] + (c[1] + (c[2] + (c[3] + c[4] * th1) * theta) * th1) * theta
-}
-
-// Dormand–Prince 5(4) tableau (shared with the dynamic-size solver in `super::rk`).
-pub(super) const C2: f64 = 1.0 / 5.0;
-pub(super) const C3: f64 = 3.0 / 10.0;
-pub(super) const C4: f64 = 4.0 / 5.0;
-pub(super) const C5: f64 = 8.0 / 9.0;
-pub(super) const A21: f64 = 1.0 / 5.0;
-pub(super) const A31: f64 = 3.0 / 40.0;
-pub(super) const A32: f64 = 9.0 / 40.0;
-pub(super) const A41: f64 = 44.0 / 45.0;
-pub(super) const A42: f64 = -56.0 / 15.0;
-pub(super) const A43: f64 = 32.0 / 9.0;
-pub(super) const A51: f64 = 19372.0 / 6561.0;
-pub(super) const A52: f64 = -25360.0 / 2187.0;
-pub(super) const A53: f64 = 64448.0 / 6561.0;
-pub(super) const A54: f64 = -212.0 / 729.0;
-pub(super) const A61: f64 = 9017.0 / 3168.0;
-pub(super) const A62: f64 = -355.0 / 33.0;
-pub(super) const A63: f64 = 46732.0 / 5247.0;
-pub(super) const A64: f64 = 49.0 / 176.0;
-pub(super) const A65: f64 = -5103.0 / 18656.0;
-pub(super) const A71: f64 = 35.0 / 384.0;
-pub(super) const A73: f64 = 500.0 / 1113.0;
-pub(super) const A74: f64 = 125.0 / 192.0;
-pub(super) const A75: f64 = -2187.0 / 6784.0;
-pub(super) const A76: f64 = 11.0 / 84.0;
-pub(super) const E1: f64 = 71.0 / 57600.0;
-pub(super) const E3: f64 = -71.0 / 16695.0;
-pub(super) const E4: f64 = 71.0 / 1920.0;
-pub(super) const E5: f64 = -17253.0 / 339200.0;
-pub(super) const E6: f64 = 22.0 / 525.0;
-pub(super) const E7: f64 = -1.0 / 40.0;
-pub(super) const D1: f64 = -12715105075.0 / 11282082432.0;
-pub(super) const D3: f64 = 87487479700.0 / 32700410799.0;
-pub(super) const D4: f64 = -10690763975.0 / 1880347072.0;
-pub(super) const D5: f64 = 701980252875.0 / 199316789632.0;
-pub(super) const D6: f64 = -1453857185.0 / 822651844.0;
-pub(super) const D7: f64 = 69997945.0 / 29380423.0;
 
 /// Step-size factor after an accepted step with scaled error `err <= 1` (Hairer, Nørsett &
 /// Wanner II.4: safety 0.9, exponent -1/5 for the 4th-order error estimate, growth in
@@ -382,206 +343,6 @@ fn initial_step<const D: usize>(
 
 type Stages<const D: usize> = dop853::Stages<D>;
 
-/// What distinguishes the two pairs inside the shared driver. `k[0]` holds f(t, y) on entry to
-/// [`Pair::attempt`]; [`Pair::accept`] leaves f(t_new, y_new) in `k[0]`'s successor slot and
-/// returns it.
-trait Pair {
-    /// The pair, for the trajectory's dense output.
-    const METHOD: Method;
-    /// Order of the propagated solution (initial step) and exponent 1/(q + 1) of the controller
-    /// (DP45: 1/5 from its 4th-order estimate; DOP853: 1/8 as in Hairer's code).
-    const ORDER: i32;
-    const EXPONENT: f64;
-    /// Bounds of the step-size factor.
-    const FAC_MIN: f64;
-    const FAC_MAX: f64;
-
-    /// One attempted step: (y_new, error norm, evaluations).
-    fn attempt<const D: usize>(
-        f: &mut impl FnMut(f64, &SVector<f64, D>) -> Result<SVector<f64, D>>,
-        t: f64,
-        y: &SVector<f64, D>,
-        k: &mut Stages<D>,
-        hs: f64,
-        t_new: f64,
-        opts: &OdeOptions,
-    ) -> Result<(SVector<f64, D>, f64, usize)>;
-
-    /// On acceptance: (f(t_new, y_new), dense-output coefficients, evaluations); the full-order
-    /// dense output only if `full`.
-    #[allow(clippy::too_many_arguments)]
-    fn accept<const D: usize>(
-        f: &mut impl FnMut(f64, &SVector<f64, D>) -> Result<SVector<f64, D>>,
-        t: f64,
-        y: &SVector<f64, D>,
-        y_new: &SVector<f64, D>,
-        k: &mut Stages<D>,
-        hs: f64,
-        t_new: f64,
-        full: bool,
-    ) -> Result<(SVector<f64, D>, [SVector<f64, D>; 8], usize)>;
-
-    /// The full-order dense output of an accepted step whose [`Pair::accept`] ran without it
-    /// (the step of an event): (coefficients, evaluations).
-    fn complete<const D: usize>(
-        f: &mut impl FnMut(f64, &SVector<f64, D>) -> Result<SVector<f64, D>>,
-        t: f64,
-        y: &SVector<f64, D>,
-        y_new: &SVector<f64, D>,
-        k: &mut Stages<D>,
-        hs: f64,
-    ) -> Result<Option<([SVector<f64, D>; 8], usize)>>;
-
-    fn interpolate<const D: usize>(c: &[SVector<f64, D>; 8], theta: f64) -> SVector<f64, D>;
-}
-
-struct Dp45Pair;
-
-impl Pair for Dp45Pair {
-    const METHOD: Method = Method::Dp45;
-    const ORDER: i32 = 5;
-    const EXPONENT: f64 = 0.2;
-    const FAC_MIN: f64 = 0.2;
-    const FAC_MAX: f64 = 10.0;
-
-    #[inline]
-    fn attempt<const D: usize>(
-        f: &mut impl FnMut(f64, &SVector<f64, D>) -> Result<SVector<f64, D>>,
-        t: f64,
-        y: &SVector<f64, D>,
-        k: &mut Stages<D>,
-        hs: f64,
-        t_new: f64,
-        opts: &OdeOptions,
-    ) -> Result<(SVector<f64, D>, f64, usize)> {
-        let y = *y;
-        let k1 = k[0];
-        let k2 = f(t + C2 * hs, &(y + k1 * (A21 * hs)))?;
-        let k3 = f(t + C3 * hs, &(y + (k1 * A31 + k2 * A32) * hs))?;
-        let k4 = f(t + C4 * hs, &(y + (k1 * A41 + k2 * A42 + k3 * A43) * hs))?;
-        let k5 = f(
-            t + C5 * hs,
-            &(y + (k1 * A51 + k2 * A52 + k3 * A53 + k4 * A54) * hs),
-        )?;
-        let k6 = f(
-            t + hs,
-            &(y + (k1 * A61 + k2 * A62 + k3 * A63 + k4 * A64 + k5 * A65) * hs),
-        )?;
-        let y_new = y + (k1 * A71 + k3 * A73 + k4 * A74 + k5 * A75 + k6 * A76) * hs;
-        let k7 = f(t_new, &y_new)?;
-        let err_vec = (k1 * E1 + k3 * E3 + k4 * E4 + k5 * E5 + k6 * E6 + k7 * E7) * hs;
-        let err = rms_err(&err_vec, &y, &y_new, opts);
-        k[1] = k2;
-        k[2] = k3;
-        k[3] = k4;
-        k[4] = k5;
-        k[5] = k6;
-        k[6] = k7;
-        Ok((y_new, err, 6))
-    }
-
-    #[inline]
-    fn accept<const D: usize>(
-        _f: &mut impl FnMut(f64, &SVector<f64, D>) -> Result<SVector<f64, D>>,
-        _t: f64,
-        y: &SVector<f64, D>,
-        y_new: &SVector<f64, D>,
-        k: &mut Stages<D>,
-        hs: f64,
-        _t_new: f64,
-        _full: bool,
-    ) -> Result<(SVector<f64, D>, [SVector<f64, D>; 8], usize)> {
-        let (k1, k3, k4, k5, k6, k7) = (k[0], k[2], k[3], k[4], k[5], k[6]);
-        let ydiff = y_new - y;
-        let bspl = k1 * hs - ydiff;
-        let z = SVector::<f64, D>::zeros();
-        let cont = [
-            *y,
-            ydiff,
-            bspl,
-            ydiff - k7 * hs - bspl,
-            (k1 * D1 + k3 * D3 + k4 * D4 + k5 * D5 + k6 * D6 + k7 * D7) * hs,
-            z,
-            z,
-            z,
-        ];
-        Ok((k7, cont, 0))
-    }
-
-    fn complete<const D: usize>(
-        _f: &mut impl FnMut(f64, &SVector<f64, D>) -> Result<SVector<f64, D>>,
-        _t: f64,
-        _y: &SVector<f64, D>,
-        _y_new: &SVector<f64, D>,
-        _k: &mut Stages<D>,
-        _hs: f64,
-    ) -> Result<Option<([SVector<f64, D>; 8], usize)>> {
-        Ok(None)
-    }
-
-    #[inline]
-    fn interpolate<const D: usize>(c: &[SVector<f64, D>; 8], theta: f64) -> SVector<f64, D> {
-        interpolate5(c, theta)
-    }
-}
-
-struct Dop853Pair;
-
-impl Pair for Dop853Pair {
-    const METHOD: Method = Method::Dop853;
-    const ORDER: i32 = 8;
-    const EXPONENT: f64 = 0.125;
-    const FAC_MIN: f64 = 1.0 / 3.0;
-    const FAC_MAX: f64 = 6.0;
-
-    #[inline]
-    fn attempt<const D: usize>(
-        f: &mut impl FnMut(f64, &SVector<f64, D>) -> Result<SVector<f64, D>>,
-        t: f64,
-        y: &SVector<f64, D>,
-        k: &mut Stages<D>,
-        hs: f64,
-        _t_new: f64,
-        opts: &OdeOptions,
-    ) -> Result<(SVector<f64, D>, f64, usize)> {
-        let y_new = dop853::attempt(f, t, y, k, hs)?;
-        let err = dop853::error_norm(k, y, &y_new, hs, opts.rtol, opts.atol);
-        Ok((y_new, err, 11))
-    }
-
-    #[inline]
-    fn accept<const D: usize>(
-        f: &mut impl FnMut(f64, &SVector<f64, D>) -> Result<SVector<f64, D>>,
-        t: f64,
-        y: &SVector<f64, D>,
-        y_new: &SVector<f64, D>,
-        k: &mut Stages<D>,
-        hs: f64,
-        t_new: f64,
-        full: bool,
-    ) -> Result<(SVector<f64, D>, [SVector<f64, D>; 8], usize)> {
-        k[12] = f(t_new, y_new)?;
-        let cont = dop853::dense(f, t, y, y_new, k, hs, full)?;
-        Ok((k[12], cont, if full { 4 } else { 1 }))
-    }
-
-    fn complete<const D: usize>(
-        f: &mut impl FnMut(f64, &SVector<f64, D>) -> Result<SVector<f64, D>>,
-        t: f64,
-        y: &SVector<f64, D>,
-        y_new: &SVector<f64, D>,
-        k: &mut Stages<D>,
-        hs: f64,
-    ) -> Result<Option<([SVector<f64, D>; 8], usize)>> {
-        Ok(Some((dop853::dense(f, t, y, y_new, k, hs, true)?, 3)))
-    }
-
-    #[inline]
-    fn interpolate<const D: usize>(c: &[SVector<f64, D>; 8], theta: f64) -> SVector<f64, D> {
-        dop853::interpolate(c, theta)
-    }
-}
-
 /// The integration interval, initial state and tolerances are usable.
 fn check_inputs<const D: usize>(
     t0: f64,
@@ -663,17 +424,29 @@ fn event_on_step<const D: usize, P: Pair>(
 
 /// The step |h| from t toward t1, cut to land on t1 (then `true`: the last step); a step
 /// below rounding level of t is an error.
-fn clip_step(h: f64, t: f64, t1: f64) -> Result<(f64, bool)> {
+pub(super) fn clip_step(h: f64, t: f64, t1: f64) -> Result<(f64, bool)> {
     let remaining = (t1 - t).abs();
     let last = h >= remaining * (1.0 - 1e-12);
     let h = if last { remaining } else { h };
-    if h < 1e-14 * t.abs().max(1.0) {
+    if h.is_nan() || h < 1e-14 * t.abs().max(1.0) {
         return Err(Error::Ode {
             t,
             reason: format!("step size underflow (h = {h:e})"),
         });
     }
     Ok((h, last))
+}
+
+/// The cap on attempted steps (accepted and rejected) of one integration: an error once
+/// `attempts` exceeds `max_steps`. Shared by every adaptive stepper in `num`.
+pub(super) fn check_attempts(attempts: usize, max_steps: usize, t: f64) -> Result<()> {
+    if attempts > max_steps {
+        return Err(Error::Ode {
+            t,
+            reason: format!("step cap {max_steps} reached"),
+        });
+    }
+    Ok(())
 }
 
 fn integrate<const D: usize, F, G, P: Pair>(
@@ -722,12 +495,7 @@ where
     let mut attempts = 0usize;
     loop {
         attempts += 1;
-        if attempts > opts.max_steps {
-            return Err(Error::Ode {
-                t,
-                reason: format!("step cap {} reached", opts.max_steps),
-            });
-        }
+        check_attempts(attempts, opts.max_steps, t)?;
         let (h_step, last) = clip_step(h, t, t1)?;
         h = h_step;
         let hs = dir * h;
@@ -827,108 +595,4 @@ fn locate_event<const D: usize, P: Pair>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use nalgebra::{Vector1, Vector2};
-
-    #[test]
-    fn harmonic_oscillator_full_period() {
-        // y'' = -y: after 2 pi the state returns; energy is conserved to tolerance.
-        let opts = OdeOptions::tol(1e-11, 1e-13);
-        let tr = solve(
-            |_, y: &Vector2<f64>| Vector2::new(y[1], -y[0]),
-            0.0,
-            Vector2::new(1.0, 0.0),
-            2.0 * std::f64::consts::PI,
-            &opts,
-        )
-        .unwrap();
-        let (_, y) = tr.last();
-        assert!((y - Vector2::new(1.0, 0.0)).norm() < 1e-9, "{y}");
-        // dense output between steps
-        for &t in &[0.3, 1.7, 4.0] {
-            let yt = tr.eval(t);
-            assert!((yt[0] - f64::cos(t)).abs() < 1e-8, "t={t}");
-        }
-    }
-
-    #[test]
-    fn backward_integration() {
-        let opts = OdeOptions::tol(1e-11, 1e-14);
-        let tr = solve(|_, y| -y, 1.0, Vector1::new(1.0), 0.0, &opts).unwrap();
-        assert!((tr.last().1[0] - 1f64.exp()).abs() < 1e-9);
-        assert!((tr.eval(0.5)[0] - 0.5f64.exp()).abs() < 1e-8);
-    }
-
-    #[test]
-    fn event_locates_crossing() {
-        // y' = 1: crosses 0.37 at t = 0.37.
-        let (tr, te) = solve_until(
-            |_, _y| Vector1::new(1.0),
-            0.0,
-            Vector1::new(0.0),
-            10.0,
-            |_, y| y[0] - 0.37,
-            &OdeOptions::default(),
-        )
-        .unwrap();
-        let te = te.unwrap();
-        assert!((te - 0.37).abs() < 1e-13, "{te}");
-        assert!((tr.last().1[0] - 0.37).abs() < 1e-12);
-        // exponential decay crossing 0.5 at ln 2
-        let (_, te) = solve_until(
-            |_, y| -y,
-            0.0,
-            Vector1::new(1.0),
-            10.0,
-            |_, y| y[0] - 0.5,
-            &OdeOptions::tol(1e-12, 1e-14),
-        )
-        .unwrap();
-        assert!((te.unwrap() - 2f64.ln()).abs() < 1e-10);
-    }
-
-    #[test]
-    fn no_event_runs_to_end() {
-        let (tr, te) = solve_until(
-            |_, _y| Vector1::new(1.0),
-            0.0,
-            Vector1::new(0.0),
-            1.0,
-            |_, y| y[0] - 5.0,
-            &OdeOptions::default(),
-        )
-        .unwrap();
-        assert!(te.is_none());
-        assert!((tr.last().0 - 1.0).abs() < 1e-15);
-    }
-
-    #[test]
-    fn blow_up_is_an_error_not_a_hang() {
-        // y' = y^2, y(0) = 1 blows up at t = 1.
-        let opts = OdeOptions {
-            max_steps: 10_000,
-            ..Default::default()
-        };
-        let r = solve(
-            |_, y| y.component_mul(y),
-            0.0,
-            Vector1::new(1.0),
-            2.0,
-            &opts,
-        );
-        assert!(matches!(r, Err(Error::Ode { .. })), "{r:?}");
-    }
-
-    #[test]
-    fn nan_input_rejected() {
-        let r = solve(
-            |_, y| -y,
-            0.0,
-            Vector1::new(f64::NAN),
-            1.0,
-            &OdeOptions::default(),
-        );
-        assert!(r.is_err());
-    }
-}
+mod tests;
