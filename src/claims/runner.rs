@@ -543,7 +543,10 @@ mod tests {
                 pattern: pattern.into(),
                 full: true,
             };
-            run(&files, &checks, &sel).into_iter().map(|r| r.id).collect()
+            run(&files, &checks, &sel)
+                .into_iter()
+                .map(|r| r.id)
+                .collect()
         };
         assert_eq!(ids("I-1"), ["I-1"]);
         assert_eq!(ids("i-14"), ["I-14"]);
