@@ -10,6 +10,8 @@
 //! length t_max grows like e^{(lambda_out - 1) t_max}. I-10 predicts
 //! lambda_out ~ g^2 + g sqrt(eig dW) + eig dW / 2 with eig dW the top eigenvalue of dW.
 
+use std::collections::VecDeque;
+
 use nalgebra::DMatrix;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -137,7 +139,7 @@ pub struct DivRun {
 /// The first W with an outlier > 1 among the kept steps followed by the diverging one (`at`).
 /// Near the crossing the outlier grows monotonically in the step: bisect.
 fn first_unstable(
-    recent: &std::collections::VecDeque<(usize, DMatrix<f64>)>,
+    recent: &VecDeque<(usize, DMatrix<f64>)>,
     at: Option<Probe>,
     w0: &DMatrix<f64>,
     g: f64,
@@ -205,8 +207,7 @@ pub fn run_divergence(s: &DivSetting, seed: u64) -> Result<DivRun> {
         progress: false,
         ..TrainOptions::default()
     };
-    let mut recent: std::collections::VecDeque<(usize, DMatrix<f64>)> =
-        std::collections::VecDeque::with_capacity(KEEP);
+    let mut recent = Recent::default();
     let mut probes = Vec::new();
     let mut trng = StdRng::seed_from_u64(seed ^ 0xd1e5);
     let res = train_task(
@@ -216,72 +217,80 @@ pub fn run_divergence(s: &DivSetting, seed: u64) -> Result<DivRun> {
         &opts,
         &mut trng,
         |step, _loss, nw| {
-            if recent.len() == KEEP {
-                if let Some((_, mut m)) = recent.pop_front() {
-                    m.copy_from(&nw.w);
-                    recent.push_back((step, m));
-                }
-            } else {
-                recent.push_back((step, nw.w.clone()));
-            }
+            recent.keep(step, &nw.w);
             if s.probe_every > 0 && step % s.probe_every == 0 {
                 probes.push(probe(&nw.w, &w0, s.g, step, b2 * lr * step as f64)?);
             }
             Ok(())
         },
     );
+    // dressed time tau~ = beta^2 eta k of step k
     let tt = |k: usize| b2 * lr * k as f64;
+    let mut run = DivRun {
+        g: s.g,
+        zhat: s.zhat,
+        seed,
+        lr,
+        converged: false,
+        diverged: false,
+        steps: 0,
+        tau_tilde: 0.0,
+        message: None,
+        at_divergence: None,
+        before_divergence: None,
+        first_unstable: None,
+        probes,
+    };
     match res {
         Ok(log) => {
             let last = log.steps;
-            if probes.last().map(|p| p.step) != Some(last) {
-                probes.push(probe(&net.w, &w0, s.g, last, tt(last))?);
+            if run.probes.last().map(|p| p.step) != Some(last) {
+                run.probes.push(probe(&net.w, &w0, s.g, last, tt(last))?);
             }
-            Ok(DivRun {
-                g: s.g,
-                zhat: s.zhat,
-                seed,
-                lr,
-                converged: log.converged,
-                diverged: false,
-                steps: last,
-                tau_tilde: tt(last),
-                message: (!log.converged).then(|| {
-                    format!(
-                        "not converged: L = {:.3e} after {last} steps",
-                        log.final_loss
-                    )
-                }),
-                at_divergence: None,
-                before_divergence: None,
-                first_unstable: None,
-                probes,
-            })
+            run.converged = log.converged;
+            run.steps = last;
+            run.tau_tilde = tt(last);
+            run.message = (!log.converged).then(|| {
+                format!(
+                    "not converged: L = {:.3e} after {last} steps",
+                    log.final_loss
+                )
+            });
+            Ok(run)
         }
         Err(e @ Error::Diverged { step, .. }) => {
             // the trainer has already applied the update of step - 1: net.w is W_step
             let at = probe(&net.w, &w0, s.g, step, tt(step)).ok();
-            let before = recent
+            run.diverged = true;
+            run.steps = step;
+            run.tau_tilde = tt(step);
+            run.message = Some(e.to_string());
+            run.before_divergence = recent
+                .0
                 .back()
                 .and_then(|(k, m)| probe(m, &w0, s.g, *k, tt(*k)).ok());
-            let first_unstable = first_unstable(&recent, at, &w0, s.g, &tt);
-            Ok(DivRun {
-                g: s.g,
-                zhat: s.zhat,
-                seed,
-                lr,
-                converged: false,
-                diverged: true,
-                steps: step,
-                tau_tilde: tt(step),
-                message: Some(e.to_string()),
-                at_divergence: at,
-                before_divergence: before,
-                first_unstable,
-                probes,
-            })
+            run.first_unstable = first_unstable(&recent.0, at, &w0, s.g, &tt);
+            run.at_divergence = at;
+            Ok(run)
         }
         Err(e) => Err(e),
+    }
+}
+
+/// The last [`KEEP`] steps' W (step, W), oldest first; full, the oldest matrix is reused.
+#[derive(Default)]
+struct Recent(VecDeque<(usize, DMatrix<f64>)>);
+
+impl Recent {
+    fn keep(&mut self, step: usize, w: &DMatrix<f64>) {
+        if self.0.len() == KEEP {
+            if let Some((_, mut m)) = self.0.pop_front() {
+                m.copy_from(w);
+                self.0.push_back((step, m));
+            }
+        } else {
+            self.0.push_back((step, w.clone()));
+        }
     }
 }
 

@@ -62,6 +62,156 @@ pub struct UpdateStats {
 /// of the central difference against rounding of the gradient (~1e-16 / h).
 const HV_STEP: f64 = 1e-5;
 
+/// The point theta at which the statistics are taken: the network (its parameters restored
+/// after every probe), its trials and workspace.
+struct AtPoint<'a> {
+    net: &'a mut Network,
+    trainable: &'a Trainable,
+    trials: &'a Trials,
+    ws: Sharded,
+    /// theta.
+    p0: Vec<f64>,
+}
+
+impl AtPoint<'_> {
+    /// The rule's update directions g^_s at theta: `repeats` independent draws of node
+    /// perturbation (seeded), one for a deterministic rule.
+    fn draws(
+        &mut self,
+        rule: LearningRule,
+        feedback: Option<&nalgebra::DMatrix<f64>>,
+        repeats: usize,
+        seed: u64,
+    ) -> Result<Vec<DVector<f64>>> {
+        let mut draws = Vec::new();
+        let mut buf = vec![0.0; self.p0.len()];
+        match rule {
+            LearningRule::NodePerturbation { sigma, samples } => {
+                if repeats < 2 {
+                    return Err(Error::Requirement(
+                        "update statistics of node perturbation need at least 2 draws".into(),
+                    ));
+                }
+                let mut rng = StdRng::seed_from_u64(seed);
+                let mut pert = Perturbation::default();
+                for _ in 0..repeats {
+                    pert.estimate(
+                        &mut self.ws,
+                        self.net,
+                        self.trials,
+                        self.trainable,
+                        &self.p0,
+                        sigma,
+                        samples,
+                        &mut rng,
+                        &mut buf,
+                    )?;
+                    draws.push(DVector::from_column_slice(&buf));
+                }
+            }
+            r => {
+                self.ws.loss_and_grad_with(
+                    self.net,
+                    self.trials,
+                    self.trainable,
+                    r.credit(feedback),
+                    &mut buf,
+                )?;
+                draws.push(DVector::from_column_slice(&buf));
+            }
+        }
+        Ok(draws)
+    }
+
+    /// H v by central differences of the exact gradient (step [`HV_STEP`] |theta| / |v|,
+    /// |theta| at least 1).
+    fn hessian_times(&mut self, v: &DVector<f64>) -> Result<DVector<f64>> {
+        let np = self.p0.len();
+        let vn = v.norm();
+        if vn == 0.0 {
+            return Ok(DVector::zeros(np));
+        }
+        let scale = self.p0.iter().map(|x| x * x).sum::<f64>().sqrt().max(1.0);
+        let h = HV_STEP * scale / vn;
+        let mut gp = vec![0.0; np];
+        let mut gm = vec![0.0; np];
+        let shifted = |sign: f64| -> Vec<f64> {
+            self.p0
+                .iter()
+                .zip(v.iter())
+                .map(|(x, y)| x + sign * h * y)
+                .collect()
+        };
+        let (plus, minus) = (shifted(1.0), shifted(-1.0));
+        self.net.set_params(self.trainable, &plus);
+        let a = self
+            .ws
+            .loss_and_grad(self.net, self.trials, self.trainable, &mut gp);
+        self.net.set_params(self.trainable, &minus);
+        let b = self
+            .ws
+            .loss_and_grad(self.net, self.trials, self.trainable, &mut gm);
+        self.net.set_params(self.trainable, &self.p0);
+        a?;
+        b?;
+        Ok((DVector::from_vec(gp) - DVector::from_vec(gm)) / (2.0 * h))
+    }
+
+    /// L(theta - t d), forward only.
+    fn line(&mut self, d: &DVector<f64>, t: f64) -> Result<f64> {
+        let p: Vec<f64> = self
+            .p0
+            .iter()
+            .zip(d.iter())
+            .map(|(x, y)| x - t * y)
+            .collect();
+        self.net.set_params(self.trainable, &p);
+        let l = self.ws.loss_only(self.net, self.trials);
+        self.net.set_params(self.trainable, &self.p0);
+        l
+    }
+}
+
+/// tr Sigma = (1/S) sum_s |n_s|^2 of the noise vectors n_s = g^_s - mean, and its standard
+/// error over the draws (0 for one draw).
+fn trace_of_covariance(noise: &[DVector<f64>]) -> (f64, f64) {
+    let s = noise.len() as f64;
+    let sq: Vec<f64> = noise.iter().map(|n| n.norm_squared()).collect();
+    let trace_cov = sq.iter().sum::<f64>() / s;
+    let trace_cov_se = if noise.len() > 1 {
+        let var = sq.iter().map(|q| (q - trace_cov).powi(2)).sum::<f64>() / (s - 1.0);
+        (var / s).sqrt()
+    } else {
+        0.0
+    };
+    (trace_cov, trace_cov_se)
+}
+
+/// The measured mean Delta L = mean_s L(theta - eta g^_s) - L(theta), and the mean Taylor
+/// remainder beyond second order along each step's line (third and fourth order).
+fn measured_step(
+    at: &mut AtPoint<'_>,
+    draws: &[DVector<f64>],
+    eta: f64,
+    l0: f64,
+) -> Result<(f64, f64)> {
+    let s = draws.len() as f64;
+    let (mut measured, mut remainder) = (0.0, 0.0);
+    for d in draws {
+        let f1 = at.line(d, eta)?;
+        let fm1 = at.line(d, -eta)?;
+        let f2 = at.line(d, 2.0 * eta)?;
+        let fm2 = at.line(d, -2.0 * eta)?;
+        measured += f1 - l0;
+        // the five-point stencil at spacing h = eta: f''' ~ (f(2h) - 2 f(h) + 2 f(-h) - f(-2h))
+        // / (2 h^3) and f'''' ~ (f(2h) - 4 f(h) + 6 f(0) - 4 f(-h) + f(-2h)) / h^4, so the
+        // remainder through fourth order, |f'''| eta^3/6 + |f''''| eta^4/24, is:
+        remainder += (f2 - 2.0 * f1 + 2.0 * fm1 - fm2).abs() / 12.0
+            + (f2 - 4.0 * f1 + 6.0 * l0 - 4.0 * fm1 + fm2).abs() / 24.0;
+    }
+    Ok((measured / s, remainder / s))
+}
+
 /// The statistics of `rule` at the parameters `net` carries (restored on exit).
 #[allow(clippy::too_many_arguments)]
 pub fn update_stats(
@@ -74,104 +224,34 @@ pub fn update_stats(
     repeats: usize,
     seed: u64,
 ) -> Result<UpdateStats> {
-    let mut ws = Sharded::new(net, trials.steps, trials.batch);
+    let ws = Sharded::new(net, trials.steps, trials.batch);
     let p0: Vec<f64> = net.params(trainable).as_slice().to_vec();
     let np = p0.len();
+    let mut at = AtPoint {
+        net,
+        trainable,
+        trials,
+        ws,
+        p0,
+    };
     let mut g = vec![0.0; np];
-    let l0 = ws.loss_and_grad(net, trials, trainable, &mut g)?;
+    let l0 = at.ws.loss_and_grad(at.net, trials, trainable, &mut g)?;
     let g = DVector::from_vec(g);
-    // the draws g^_s
-    let mut draws: Vec<DVector<f64>> = Vec::new();
-    let mut buf = vec![0.0; np];
-    match rule {
-        LearningRule::NodePerturbation { sigma, samples } => {
-            if repeats < 2 {
-                return Err(Error::Requirement(
-                    "update statistics of node perturbation need at least 2 draws".into(),
-                ));
-            }
-            let mut rng = StdRng::seed_from_u64(seed);
-            let mut pert = Perturbation::default();
-            for _ in 0..repeats {
-                pert.estimate(
-                    &mut ws, net, trials, trainable, &p0, sigma, samples, &mut rng, &mut buf,
-                )?;
-                draws.push(DVector::from_column_slice(&buf));
-            }
-        }
-        r => {
-            ws.loss_and_grad_with(net, trials, trainable, r.credit(feedback), &mut buf)?;
-            draws.push(DVector::from_column_slice(&buf));
-        }
-    }
+    let draws = at.draws(rule, feedback, repeats, seed)?;
     let s = draws.len() as f64;
     let mean = draws.iter().fold(DVector::zeros(np), |a, d| a + d) / s;
     let noise: Vec<DVector<f64>> = draws.iter().map(|d| d - &mean).collect();
-    let sq: Vec<f64> = noise.iter().map(|n| n.norm_squared()).collect();
-    let trace_cov = sq.iter().sum::<f64>() / s;
-    let trace_cov_se = if draws.len() > 1 {
-        let var = sq.iter().map(|q| (q - trace_cov).powi(2)).sum::<f64>() / (s - 1.0);
-        (var / s).sqrt()
-    } else {
-        0.0
-    };
-    // H v by central differences of the exact gradient
-    let scale = p0.iter().map(|x| x * x).sum::<f64>().sqrt().max(1.0);
-    let mut hv = |v: &DVector<f64>| -> Result<DVector<f64>> {
-        let vn = v.norm();
-        if vn == 0.0 {
-            return Ok(DVector::zeros(np));
-        }
-        let h = HV_STEP * scale / vn;
-        let mut gp = vec![0.0; np];
-        let mut gm = vec![0.0; np];
-        let shifted = |sign: f64| -> Vec<f64> {
-            p0.iter()
-                .zip(v.iter())
-                .map(|(x, y)| x + sign * h * y)
-                .collect()
-        };
-        net.set_params(trainable, &shifted(1.0));
-        let a = ws.loss_and_grad(net, trials, trainable, &mut gp);
-        net.set_params(trainable, &shifted(-1.0));
-        let b = ws.loss_and_grad(net, trials, trainable, &mut gm);
-        net.set_params(trainable, &p0);
-        a?;
-        b?;
-        Ok((DVector::from_vec(gp) - DVector::from_vec(gm)) / (2.0 * h))
-    };
-    let hm = hv(&mean)?;
+    let (trace_cov, trace_cov_se) = trace_of_covariance(&noise);
+    let hm = at.hessian_times(&mean)?;
     let mut curvature_noise = 0.0;
     for n in &noise {
-        curvature_noise += n.dot(&hv(n)?);
+        curvature_noise += n.dot(&at.hessian_times(n)?);
     }
     curvature_noise /= s;
     let first_order = -eta * g.dot(&mean);
     let curvature_mean = 0.5 * eta * eta * mean.dot(&hm);
     let curvature_noise = 0.5 * eta * eta * curvature_noise;
-    // measured mean Delta L and the remainder (third and fourth order) along each step's line
-    let mut line = |d: &DVector<f64>, t: f64| -> Result<f64> {
-        let p: Vec<f64> = p0.iter().zip(d.iter()).map(|(x, y)| x - t * y).collect();
-        net.set_params(trainable, &p);
-        let l = ws.loss_only(net, trials);
-        net.set_params(trainable, &p0);
-        l
-    };
-    let (mut measured, mut remainder) = (0.0, 0.0);
-    for d in &draws {
-        let f1 = line(d, eta)?;
-        let fm1 = line(d, -eta)?;
-        let f2 = line(d, 2.0 * eta)?;
-        let fm2 = line(d, -2.0 * eta)?;
-        measured += f1 - l0;
-        // the five-point stencil at spacing h = eta: f''' ~ (f(2h) - 2 f(h) + 2 f(-h) - f(-2h))
-        // / (2 h^3) and f'''' ~ (f(2h) - 4 f(h) + 6 f(0) - 4 f(-h) + f(-2h)) / h^4, so the
-        // remainder through fourth order, |f'''| eta^3/6 + |f''''| eta^4/24, is:
-        remainder += (f2 - 2.0 * f1 + 2.0 * fm1 - fm2).abs() / 12.0
-            + (f2 - 4.0 * f1 + 6.0 * l0 - 4.0 * fm1 + fm2).abs() / 24.0;
-    }
-    measured /= s;
-    remainder /= s;
+    let (measured, remainder) = measured_step(&mut at, &draws, eta, l0)?;
     let gn = g.norm();
     Ok(UpdateStats {
         loss: l0,

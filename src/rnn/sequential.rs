@@ -23,6 +23,11 @@
 //!   (signs may cancel; `eps_cos` is the mean cosine).
 //! - I is always L_A(after B) / L_A(untrained) with A's own loss (for a flip-flop A, on fixed
 //!   evaluation trials drawn once from the seed).
+//!
+//! The protocol is two phases with a plain value between them: [`train_task_a`] returns
+//! [`AfterA`] (the network after A, the training generator where A left it, the record so far),
+//! [`train_task_b`] continues from it; [`run_sequential`] is the two in a row. `modeflow train`
+//! schedules the phases of its seeds as separate tasks (`rnn::report::two_phases`).
 
 use nalgebra::{DMatrix, DVector};
 use rand::rngs::StdRng;
@@ -162,8 +167,134 @@ fn m2(m: &nalgebra::Matrix2<f64>) -> [[f64; 2]; 2] {
     [[m[(0, 0)], m[(0, 1)]], [m[(1, 0)], m[(1, 1)]]]
 }
 
-/// Run A -> B with seed `seed` (the network draw, trial noise and SGD batches all derive from it).
-pub fn run_sequential(spec: &SequentialSpec, seed: u64) -> Result<(SequentialResult, Stages)> {
+/// The evaluation side of the protocol: the fixed evaluation trials of A and B, their
+/// workspaces, and the per-step record they fill.
+#[derive(Debug)]
+struct Recorder {
+    trials_a: Trials,
+    trials_b: Trials,
+    ws_a: Sharded,
+    ws_b: Sharded,
+    /// Record every this many steps (>= 1).
+    every: usize,
+    records: Vec<StepRecord>,
+}
+
+impl Recorder {
+    /// Evaluation trials drawn from `rng_eval`: a deterministic task needs one trial, a random
+    /// one `eval_batch` (per task, as the families may differ; the training batch stays the
+    /// user's `train.batch`).
+    fn new(
+        spec: &SequentialSpec,
+        net: &Network,
+        task_a: &Task,
+        task_b: &Task,
+        rng_eval: &mut StdRng,
+    ) -> Recorder {
+        let (n, k, r, dt) = (net.n, net.inputs(), net.outputs(), net.dt);
+        let batch_for = |task: &Task| {
+            if task.is_random() {
+                spec.eval_batch.max(1)
+            } else {
+                1
+            }
+        };
+        let trials_a = task_a.trials(n, k, r, dt, batch_for(task_a), rng_eval);
+        let trials_b = task_b.trials(n, k, r, dt, batch_for(task_b), rng_eval);
+        Recorder {
+            ws_a: Sharded::new(net, trials_a.steps, trials_a.batch),
+            ws_b: Sharded::new(net, trials_b.steps, trials_b.batch),
+            trials_a,
+            trials_b,
+            every: spec.record_every.max(1),
+            records: Vec::new(),
+        }
+    }
+
+    fn loss_a(&mut self, net: &Network) -> Result<f64> {
+        self.ws_a.loss_only(net, &self.trials_a)
+    }
+
+    fn loss_b(&mut self, net: &Network) -> Result<f64> {
+        self.ws_b.loss_only(net, &self.trials_b)
+    }
+
+    /// One row of the record at `step` of `phase` ("A" or "B"), if the step is due.
+    fn observe(
+        &mut self,
+        phase: &'static str,
+        step: usize,
+        tau: f64,
+        net: &Network,
+        w_start: &DMatrix<f64>,
+    ) -> Result<()> {
+        if !step.is_multiple_of(self.every) {
+            return Ok(());
+        }
+        let loss_a = self.loss_a(net)?;
+        let loss_b = self.loss_b(net)?;
+        let m = net.m_eff(w_start);
+        let rotation = (m[(0, 1)].powi(2) + m[(1, 0)].powi(2)).sqrt();
+        let new_formation = if phase == "A" { m[(0, 0)] } else { m[(1, 1)] };
+        self.records.push(StepRecord {
+            phase,
+            step,
+            tau,
+            loss_a,
+            loss_b,
+            dw_norm: (&net.w - w_start).norm(),
+            m_eff: m2(&m),
+            rotation,
+            new_formation,
+        });
+        Ok(())
+    }
+
+    /// The seed covariate eps = a^T x_B(T) / N (mean over the B evaluation trials) and its
+    /// cosine, read from the last B evaluation (call right after [`Recorder::loss_b`]).
+    fn overlap_with_a(&self, net: &Network) -> (f64, f64) {
+        let xt = self.ws_b.end_state(); // N x B, all trials
+        let a = net.u.column(0);
+        let mut e = 0.0;
+        let mut c = 0.0;
+        for j in 0..xt.ncols() {
+            let x = xt.column(j);
+            let d = a.dot(&x);
+            e += d / net.n as f64;
+            c += d / (a.norm() * x.norm()).max(f64::MIN_POSITIVE);
+        }
+        let bn = xt.ncols() as f64;
+        (e / bn, c / bn)
+    }
+}
+
+/// One seed of the protocol after task A: everything task B starts from (the network after
+/// A, the training generator where A left it, random e-prop's feedback, the record so far) and
+/// what was measured up to here. A plain value: [`train_task_a`] returns it, [`train_task_b`]
+/// consumes it, possibly on another thread.
+#[derive(Debug)]
+pub struct AfterA {
+    seed: u64,
+    task_a: Task,
+    task_b: Task,
+    untrained: Network,
+    /// The network after A (B trains it further).
+    net: Network,
+    rng_train: StdRng,
+    feedback: Option<DMatrix<f64>>,
+    recorder: Recorder,
+    log_a: TrainLog,
+    loss_a_untrained: f64,
+    loss_a_after_a: f64,
+    loss_b_before_b: f64,
+    eps: f64,
+    eps_cos: f64,
+}
+
+/// Phase A of the protocol with seed `seed` (the network draw, trial noise and SGD batches all
+/// derive from it): draw the network, train task A on pattern a, measure L_A, L_B and the seed
+/// covariate eps before B.
+pub fn train_task_a(spec: &SequentialSpec, seed: u64) -> Result<AfterA> {
     let mut rng_net = StdRng::seed_from_u64(seed);
     let mut rng_eval = StdRng::seed_from_u64(seed ^ 0x5eed_e7a1);
     let mut rng_train = StdRng::seed_from_u64(seed ^ 0x7a1e_0b0b);
@@ -175,64 +306,10 @@ pub fn run_sequential(spec: &SequentialSpec, seed: u64) -> Result<(SequentialRes
         .feedback(&net, &mut StdRng::seed_from_u64(seed ^ FEEDBACK_SEED));
     let task_a = spec.task_a.on_pattern(0);
     let task_b = spec.task_b.on_pattern(1);
-    let (n, k, r, dt) = (net.n, net.inputs(), net.outputs(), net.dt);
-    // evaluation: a deterministic task needs one trial, a random one `eval_batch` (per task,
-    // as the families may differ; the training batch stays the user's `train.batch`)
-    let batch_for = |task: &Task, batch: usize| if task.is_random() { batch.max(1) } else { 1 };
-    let trials_a = task_a.trials(
-        n,
-        k,
-        r,
-        dt,
-        batch_for(&task_a, spec.eval_batch),
-        &mut rng_eval,
-    );
-    let trials_b = task_b.trials(
-        n,
-        k,
-        r,
-        dt,
-        batch_for(&task_b, spec.eval_batch),
-        &mut rng_eval,
-    );
-    let mut ws_a = Sharded::new(&net, trials_a.steps, trials_a.batch);
-    let mut ws_b = Sharded::new(&net, trials_b.steps, trials_b.batch);
+    let mut recorder = Recorder::new(spec, &net, &task_a, &task_b, &mut rng_eval);
     let untrained = net.clone();
-    let loss_a_untrained = ws_a.loss_only(&net, &trials_a)?;
+    let loss_a_untrained = recorder.loss_a(&net)?;
 
-    let every = spec.record_every.max(1);
-    let mut records = Vec::new();
-    let mut record = |phase: &'static str,
-                      step: usize,
-                      tau: f64,
-                      net: &Network,
-                      w_start: &DMatrix<f64>,
-                      ws_a: &mut Sharded,
-                      ws_b: &mut Sharded|
-     -> Result<()> {
-        let loss_a = ws_a.loss_only(net, &trials_a)?;
-        let loss_b = ws_b.loss_only(net, &trials_b)?;
-        let m = net.m_eff(w_start);
-        let (nf, rot) = if phase == "A" {
-            (m[(0, 0)], (m[(0, 1)].powi(2) + m[(1, 0)].powi(2)).sqrt())
-        } else {
-            (m[(1, 1)], (m[(0, 1)].powi(2) + m[(1, 0)].powi(2)).sqrt())
-        };
-        records.push(StepRecord {
-            phase,
-            step,
-            tau,
-            loss_a,
-            loss_b,
-            dw_norm: (&net.w - w_start).norm(),
-            m_eff: m2(&m),
-            rotation: rot,
-            new_formation: nf,
-        });
-        Ok(())
-    };
-
-    // phase A
     let w_start = net.w.clone();
     let log_a = train_task_feedback(
         &mut net,
@@ -241,33 +318,49 @@ pub fn run_sequential(spec: &SequentialSpec, seed: u64) -> Result<(SequentialRes
         &spec.train,
         feedback.as_ref(),
         &mut rng_train,
-        |p, net| {
-            if p.step % every == 0 {
-                record("A", p.step, p.tau, net, &w_start, &mut ws_a, &mut ws_b)?;
-            }
-            Ok(())
-        },
+        |p, net| recorder.observe("A", p.step, p.tau, net, &w_start),
     )?;
-    let after_a = net.clone();
-    let loss_a_after_a = ws_a.loss_only(&net, &trials_a)?;
-    let loss_b_before_b = ws_b.loss_only(&net, &trials_b)?;
-    // seed covariate: overlap of the B-trial end state with a, before B training
-    let (eps, eps_cos) = {
-        let xt = ws_b.end_state(); // N x B, all trials
-        let a = net.u.column(0);
-        let mut e = 0.0;
-        let mut c = 0.0;
-        for j in 0..xt.ncols() {
-            let x = xt.column(j);
-            let d = a.dot(&x);
-            e += d / n as f64;
-            c += d / (a.norm() * x.norm()).max(f64::MIN_POSITIVE);
-        }
-        let bn = xt.ncols() as f64;
-        (e / bn, c / bn)
-    };
+    let loss_a_after_a = recorder.loss_a(&net)?;
+    let loss_b_before_b = recorder.loss_b(&net)?;
+    let (eps, eps_cos) = recorder.overlap_with_a(&net);
+    Ok(AfterA {
+        seed,
+        task_a,
+        task_b,
+        untrained,
+        net,
+        rng_train,
+        feedback,
+        recorder,
+        log_a,
+        loss_a_untrained,
+        loss_a_after_a,
+        loss_b_before_b,
+        eps,
+        eps_cos,
+    })
+}
 
-    // phase B
+/// Phase B of the protocol: train task B on pattern b from where [`train_task_a`] left the
+/// seed, measure I = L_A(after B) / L_A(untrained) and M_eff of B.
+pub fn train_task_b(spec: &SequentialSpec, after_a: AfterA) -> Result<(SequentialResult, Stages)> {
+    let AfterA {
+        seed,
+        task_a,
+        task_b,
+        untrained,
+        mut net,
+        mut rng_train,
+        feedback,
+        mut recorder,
+        log_a,
+        loss_a_untrained,
+        loss_a_after_a,
+        loss_b_before_b,
+        eps,
+        eps_cos,
+    } = after_a;
+    let after_a = net.clone();
     let w_start = net.w.clone();
     let log_b = train_task_feedback(
         &mut net,
@@ -276,15 +369,10 @@ pub fn run_sequential(spec: &SequentialSpec, seed: u64) -> Result<(SequentialRes
         &spec.train,
         feedback.as_ref(),
         &mut rng_train,
-        |p, net| {
-            if p.step % every == 0 {
-                record("B", p.step, p.tau, net, &w_start, &mut ws_a, &mut ws_b)?;
-            }
-            Ok(())
-        },
+        |p, net| recorder.observe("B", p.step, p.tau, net, &w_start),
     )?;
-    let loss_a_after_b = ws_a.loss_only(&net, &trials_a)?;
-    let loss_b_after_b = ws_b.loss_only(&net, &trials_b)?;
+    let loss_a_after_b = recorder.loss_a(&net)?;
+    let loss_b_after_b = recorder.loss_b(&net)?;
     let m_eff_b = m2(&net.m_eff(&w_start));
     let result = SequentialResult {
         seed,
@@ -305,7 +393,7 @@ pub fn run_sequential(spec: &SequentialSpec, seed: u64) -> Result<(SequentialRes
         eps,
         eps_cos,
         m_eff_b,
-        records,
+        records: recorder.records,
         log_a: Some(log_a),
         log_b: Some(log_b),
     };
@@ -315,11 +403,16 @@ pub fn run_sequential(spec: &SequentialSpec, seed: u64) -> Result<(SequentialRes
         after_b: net,
         task_a,
         task_b,
-        trials_a,
-        trials_b,
+        trials_a: recorder.trials_a,
+        trials_b: recorder.trials_b,
         feedback,
     };
     Ok((result, stages))
+}
+
+/// Run A -> B with seed `seed`: [`train_task_a`], then [`train_task_b`].
+pub fn run_sequential(spec: &SequentialSpec, seed: u64) -> Result<(SequentialResult, Stages)> {
+    train_task_b(spec, train_task_a(spec, seed)?)
 }
 
 /// End state (trial 0) and final constant input of `trials` run on `net`.

@@ -27,18 +27,20 @@
 
 use std::sync::OnceLock;
 
-use nalgebra::{DMatrix, DVector};
+use nalgebra::DMatrix;
 use rand::rngs::StdRng;
 use serde::Serialize;
 
 use super::bptt::Sharded;
 use super::network::{Network, Trainable};
-use super::rules::{LearningRule, Perturbation};
+use super::rules::LearningRule;
 use super::task::{Task, Trials};
-use crate::num::ode::OdeOptions;
-use crate::num::rk::DynDopri;
-use crate::num::rkc::DynRkc;
-use crate::{Error, Result};
+use crate::Result;
+
+mod flow;
+mod stepping;
+
+pub use flow::CROSSING_RTOL;
 
 /// The update rule.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -205,13 +207,6 @@ pub struct Progress {
     pub loss: f64,
 }
 
-/// Reusable buffers of the optimiser.
-struct Adam {
-    m: DVector<f64>,
-    v: DVector<f64>,
-    t: i32,
-}
-
 /// Train `net` on `task` (parameters in `trainable`) until the loss is below `opts.tol` or
 /// `opts.max_steps` steps. `observe(step, loss, net)` is called before every update (and once
 /// after the last step; for the flow at every accepted point) and may record anything.
@@ -253,522 +248,33 @@ pub fn train_task_feedback(
     opts: &TrainOptions,
     feedback: Option<&DMatrix<f64>>,
     rng: &mut StdRng,
-    mut observe: impl FnMut(&Progress, &Network) -> Result<()>,
+    observe: impl FnMut(&Progress, &Network) -> Result<()>,
 ) -> Result<TrainLog> {
     let fresh = match opts.optimizer {
         Optimizer::Sgd => true,
         Optimizer::Gd => false,
         Optimizer::Adam { .. } => task.is_random(),
         Optimizer::Flow { rtol, atol } | Optimizer::ModifiedFlow { rtol, atol, .. } => {
-            return train_flow(
+            return flow::train_flow(
                 net, trainable, task, opts, rtol, atol, feedback, rng, observe,
             )
         }
     };
-    let (n, k, r, dt) = (net.n, net.inputs(), net.outputs(), net.dt);
-    let draw = |rng: &mut StdRng| -> Trials { task.trials(n, k, r, dt, opts.batch, rng) };
-    let mut trials = draw(rng);
-    // the batch split into shards run in parallel (deterministic for any thread count)
-    let mut ws = Sharded::new(net, trials.steps, trials.batch);
-    let mut p = net.params(trainable);
-    let mut grad = vec![0.0; p.len()];
-    // the rule's fixed feedback (random e-prop only; other rules draw nothing from rng)
-    let drawn = match feedback {
-        Some(_) => None,
-        None => opts.rule.feedback(net, rng),
-    };
-    let feedback = feedback.or(drawn.as_ref());
-    let mut perturbation = Perturbation::default();
-    let mut adam = Adam {
-        m: DVector::zeros(p.len()),
-        v: DVector::zeros(p.len()),
-        t: 0,
-    };
-    // progress is scaled to the work, not to max_steps: the bar runs over ln(L_0 / tol), the
-    // decades of loss left to the tolerance, so its ETA follows the loss curve (terminal only,
-    // silenced by --quiet)
-    let bar = progress_display(opts, ProgressKind::LogLoss);
-    let mut losses = Vec::new();
-    let mut initial = f64::NAN;
-    let mut converged = false;
-    let mut step = 0;
-    let loss = loop {
-        if fresh && step > 0 {
-            trials = draw(rng);
-        }
-        let loss = match opts.rule {
-            LearningRule::NodePerturbation { sigma, samples } => perturbation.estimate(
-                &mut ws,
-                net,
-                &trials,
-                trainable,
-                p.as_slice(),
-                sigma,
-                samples,
-                rng,
-                &mut grad,
-            )?,
-            rule => {
-                ws.loss_and_grad_with(net, &trials, trainable, rule.credit(feedback), &mut grad)?
-            }
-        };
-        if step == 0 {
-            initial = loss;
-        }
-        let limit = opts.diverge_factor * initial.max(opts.tol);
-        if !loss.is_finite() || loss > limit || grad.iter().any(|g| !g.is_finite()) {
-            if let Some(b) = &bar {
-                b.abandon();
-            }
-            return Err(Error::Diverged {
-                what: "rnn training".into(),
-                step,
-                loss,
-                hint: format!(
-                    "the loss left the bound {limit:.3e}; try a smaller learning rate (e.g. lr = {:.3e})",
-                    opts.lr / 4.0
-                ),
-            });
-        }
-        losses.push(loss);
-        observe(
-            &Progress {
-                step,
-                tau: opts.lr * step as f64,
-                loss,
-            },
-            net,
-        )?;
-        if loss < opts.tol {
-            converged = true;
-            break loss;
-        }
-        if step >= opts.max_steps {
-            break loss;
-        }
-        match opts.optimizer {
-            Optimizer::Gd | Optimizer::Sgd => {
-                for (pi, gi) in p.iter_mut().zip(&grad) {
-                    *pi -= opts.lr * gi;
-                }
-            }
-            Optimizer::Flow { .. } | Optimizer::ModifiedFlow { .. } => {
-                unreachable!("the flow has its own driver")
-            }
-            Optimizer::Adam { beta1, beta2, eps } => {
-                adam.t += 1;
-                let c1 = 1.0 - beta1.powi(adam.t);
-                let c2 = 1.0 - beta2.powi(adam.t);
-                for i in 0..p.len() {
-                    let g = grad[i];
-                    adam.m[i] = beta1 * adam.m[i] + (1.0 - beta1) * g;
-                    adam.v[i] = beta2 * adam.v[i] + (1.0 - beta2) * g * g;
-                    p[i] -= opts.lr * (adam.m[i] / c1) / ((adam.v[i] / c2).sqrt() + eps);
-                }
-            }
-        }
-        net.set_params(trainable, p.as_slice());
-        step += 1;
-        if let Some(b) = &bar {
-            b.position(log_progress(initial, loss, opts.tol));
-            if step % 20 == 0 {
-                b.message(&format!("training: step {step}, loss {loss:.3e}"));
-            }
-        }
-    };
-    if let Some(b) = &bar {
-        b.finish();
-    }
-    let taus = (0..losses.len()).map(|k| opts.lr * k as f64).collect();
-    Ok(TrainLog {
-        steps: step,
-        tau: opts.lr * step as f64,
-        gradient_evaluations: losses.len(),
-        loss_evaluations: 0,
-        rejected: 0,
-        rkc_steps: 0,
-        rho_evaluations: 0,
-        converged,
-        initial_loss: initial,
-        final_loss: loss,
-        losses,
-        taus,
-    })
+    stepping::train_stepping(net, trainable, task, opts, fresh, feedback, rng, observe)
 }
 
-/// Relative accuracy of the flow's stopping point: the loss there is in
-/// [tol (1 - CROSSING_RTOL), tol). GD stops at its first step below tol, i.e. O(lr) below it;
-/// the flow's stop is located on the dense output so that it does not overshoot by a whole
-/// (possibly long) step, which would move I by an amount that no learning rate reproduces.
-pub const CROSSING_RTOL: f64 = 1e-4;
-
-/// The flow's integrator: the 5(4) pair or RKC2, one accepted step at a time.
-enum FlowStepper {
-    Dopri(DynDopri),
-    Rkc(DynRkc),
-}
-
-impl FlowStepper {
-    fn step<F>(&mut self, f: &mut F, y: &mut [f64], ode: &OdeOptions) -> Result<f64>
-    where
-        F: FnMut(&[f64], &mut [f64]) -> Result<()>,
-    {
-        match self {
-            FlowStepper::Dopri(s) => s.step(f, y, f64::INFINITY, ode),
-            FlowStepper::Rkc(s) => s.step(f, y, f64::INFINITY, ode),
-        }
-    }
-
-    fn interpolate(&self, theta: f64, out: &mut [f64]) -> Result<()> {
-        match self {
-            FlowStepper::Dopri(s) => s.interpolate(theta, out),
-            FlowStepper::Rkc(s) => s.interpolate(theta, out),
-        }
-    }
-
-    fn t(&self) -> f64 {
-        match self {
-            FlowStepper::Dopri(s) => s.t(),
-            FlowStepper::Rkc(s) => s.t(),
-        }
-    }
-
-    fn last_step(&self) -> f64 {
-        match self {
-            FlowStepper::Dopri(s) => s.last_step(),
-            FlowStepper::Rkc(s) => s.last_step(),
-        }
-    }
-
-    /// (accepted, rejected) steps of this stepper.
-    fn counts(&self) -> (usize, usize) {
-        match self {
-            FlowStepper::Dopri(s) => (s.accepted, s.rejected),
-            FlowStepper::Rkc(s) => (s.accepted, s.rejected),
-        }
-    }
-}
-
-/// Locates tau* with L(theta(tau*)) = tol inside the last accepted step of the flow.
-struct Crossing {
-    probe: Network,
-    ws: Sharded,
-    buf: Vec<f64>,
-    evaluations: usize,
-}
-
-impl Crossing {
-    /// Illinois regula falsi on g(s) = ln L(theta(s)) - ln tol over s in [0, 1] of the last
-    /// step (dense output), from g(0) >= 0 > g(1); returns (s, L) with L in
-    /// [tol (1 - CROSSING_RTOL), tol) and writes theta(s) into `theta`.
-    fn locate(
-        &mut self,
-        stepper: &FlowStepper,
-        trials: &Trials,
-        trainable: &Trainable,
-        (l0, l1): (f64, f64),
-        tol: f64,
-        theta: &mut [f64],
-    ) -> Result<(f64, f64)> {
-        let g = |l: f64| l.ln() - tol.ln();
-        let (mut a, mut ga) = (0.0f64, g(l0));
-        let (mut b, mut gb, mut lb) = (1.0f64, g(l1), l1);
-        if ga.is_nan() || ga < 0.0 {
-            // the previous point is already below tol (only at the start): no crossing inside
-            return Ok((1.0, l1));
-        }
-        let mut side = 0i32;
-        for _ in 0..60 {
-            if lb >= tol * (1.0 - CROSSING_RTOL) || b - a < 1e-12 {
-                break;
-            }
-            let c = (a * gb - b * ga) / (gb - ga);
-            let c = if c.is_finite() && c > a && c < b {
-                c
-            } else {
-                0.5 * (a + b)
-            };
-            stepper.interpolate(c, &mut self.buf)?;
-            self.probe.set_params(trainable, &self.buf);
-            let lc = self.ws.loss_only(&self.probe, trials)?;
-            self.evaluations += 1;
-            let gc = g(lc);
-            if !gc.is_finite() {
-                return Err(Error::Ode {
-                    t: stepper.t(),
-                    reason: format!("non-finite loss {lc} on the dense output of the last step"),
-                });
-            }
-            if gc < 0.0 {
-                (b, gb, lb) = (c, gc, lc);
-                if side == 1 {
-                    ga *= 0.5;
-                }
-                side = 1;
-            } else {
-                (a, ga) = (c, gc);
-                if side == -1 {
-                    gb *= 0.5;
-                }
-                side = -1;
-            }
-        }
-        if b < 1.0 {
-            stepper.interpolate(b, theta)?;
-        }
-        Ok((b, lb))
-    }
-}
-
-/// The gradient-flow driver of [`train_task_with`] (see the module docs).
-#[allow(clippy::too_many_arguments)]
-fn train_flow(
-    net: &mut Network,
-    trainable: &Trainable,
-    task: &Task,
+/// The rule's fixed feedback matrix when none is given (random e-prop only: drawn from `rng`
+/// after the trials; every other rule draws nothing), `None` when `feedback` is given.
+fn draw_feedback(
     opts: &TrainOptions,
-    rtol: f64,
-    atol: Option<f64>,
     feedback: Option<&DMatrix<f64>>,
+    net: &Network,
     rng: &mut StdRng,
-    mut observe: impl FnMut(&Progress, &Network) -> Result<()>,
-) -> Result<TrainLog> {
-    if task.is_random() {
-        return Err(Error::Requirement(format!(
-            "optimizer = \"flow\" integrates the gradient flow of one fixed set of trials; the \
-             task `{}` draws random trials (noise sigma0 > 0 or random pulses) and needs fresh \
-             batches: use sigma0 = 0, or optimizer = \"sgd\" / \"adam\"",
-            task.family()
-        )));
-    }
-    if !(rtol > 0.0 && rtol.is_finite()) {
-        return Err(Error::Requirement(format!(
-            "flow_rtol = {rtol}: the flow tolerance must be positive and finite"
-        )));
-    }
-    if let LearningRule::NodePerturbation { .. } = opts.rule {
-        return Err(Error::Requirement(
-            "optimizer = \"flow\" integrates a deterministic update direction; node \
-             perturbation is a random estimate (use optimizer = \"gd\" or \"sgd\" with it)"
-                .into(),
-        ));
-    }
-    let full = trainable.recurrent == super::network::Recurrent::Full;
-    let atol = Optimizer::flow_atol(rtol, atol, full, net.n);
-    if !(atol >= 0.0 && atol.is_finite()) {
-        return Err(Error::Requirement(format!(
-            "flow_atol = {atol}: the flow tolerance must be non-negative and finite"
-        )));
-    }
-    let ode = OdeOptions {
-        rtol,
-        atol,
-        h0: if opts.lr > 0.0 && opts.lr.is_finite() {
-            opts.lr
-        } else {
-            0.0
-        },
-        h_max: f64::INFINITY,
-        max_steps: opts.max_steps,
-        // the dynamic-size stepper (num::rk) is the 5(4) pair; method and dense do not apply
-        ..OdeOptions::default()
-    };
-    let (n, k, r, dt) = (net.n, net.inputs(), net.outputs(), net.dt);
-    let trials = task.trials(n, k, r, dt, opts.batch, rng);
-    let mut ws = Sharded::new(net, trials.steps, trials.batch);
-    // the rule's fixed feedback (random e-prop only), drawn after the trials as in the
-    // stepping driver; the flow then integrates the rule's deterministic direction
-    let drawn = match feedback {
+) -> Option<DMatrix<f64>> {
+    match feedback {
         Some(_) => None,
         None => opts.rule.feedback(net, rng),
-    };
-    let credit = opts.rule.credit(feedback.or(drawn.as_ref()));
-    let mut theta: Vec<f64> = net.params(trainable).as_slice().to_vec();
-    // the modified flow's penalty (eta/2) H grad L (module `modified_flow`); exact BPTT only
-    let mut penalty = match opts.optimizer {
-        Optimizer::ModifiedFlow { eta, .. } => {
-            if opts.rule != LearningRule::Bptt {
-                return Err(Error::Requirement(
-                    "optimizer = \"modified_flow\" needs the exact gradient (rule = \"bptt\")"
-                        .into(),
-                ));
-            }
-            Some((
-                super::modified_flow::Penalty::new(eta, theta.len())?,
-                net.clone(),
-            ))
-        }
-        _ => None,
-    };
-    // the right-hand side -grad L on its own copy of the network; the loss of the last
-    // evaluated point is kept beside it (FSAL: after an accepted step that is the new point)
-    let mut work = net.clone();
-    let last_loss = std::cell::Cell::new(f64::NAN);
-    let first_loss = std::cell::Cell::new(f64::NAN);
-    let evals = std::cell::Cell::new(0usize);
-    let mut rhs = |p: &[f64], dp: &mut [f64]| -> Result<()> {
-        work.set_params(trainable, p);
-        let l = ws.loss_and_grad_with(&work, &trials, trainable, credit, dp)?;
-        if evals.get() == 0 {
-            first_loss.set(l);
-        }
-        evals.set(evals.get() + 1);
-        if let (Some((pen, scratch)), true) = (penalty.as_mut(), l.is_finite()) {
-            let before = pen.evaluations();
-            pen.correct(&mut ws, scratch, &trials, trainable, p, dp)?;
-            evals.set(evals.get() + pen.evaluations() - before);
-        }
-        if l.is_finite() {
-            for d in dp.iter_mut() {
-                *d = -*d;
-            }
-        } else {
-            // a non-finite loss rejects the step (the stepper shrinks it)
-            dp.iter_mut().for_each(|d| *d = f64::NAN);
-        }
-        last_loss.set(l);
-        Ok(())
-    };
-    let bar = progress_display(opts, ProgressKind::FlowSteps);
-    let mut stepper = match opts.flow_method {
-        FlowMethod::Rkc => FlowStepper::Rkc(DynRkc::new(theta.len())),
-        FlowMethod::Dopri => FlowStepper::Dopri(DynDopri::new(theta.len())),
-    };
-    let started = match &mut stepper {
-        FlowStepper::Dopri(st) => st.start(&mut rhs, 0.0, &theta, &ode),
-        FlowStepper::Rkc(st) => st.start(&mut rhs, 0.0, &theta, &ode),
-    };
-    // the loss at theta0 is the first evaluation's (the start may evaluate a trial point after)
-    let initial = first_loss.get();
-    if !initial.is_finite() {
-        return Err(Error::Diverged {
-            what: "rnn gradient flow".into(),
-            step: 0,
-            loss: initial,
-            hint: "the loss of the initial network is not finite".into(),
-        });
     }
-    started?;
-    let mut losses = vec![initial];
-    let mut taus = vec![0.0];
-    let mut loss = initial;
-    observe(
-        &Progress {
-            step: 0,
-            tau: 0.0,
-            loss,
-        },
-        net,
-    )?;
-    let limit = opts.diverge_factor * initial.max(opts.tol);
-    let mut converged = loss < opts.tol;
-    let mut final_tau = 0.0;
-    let mut crossing = Crossing {
-        probe: net.clone(),
-        ws: Sharded::new(net, trials.steps, trials.batch),
-        buf: vec![0.0; theta.len()],
-        evaluations: 0,
-    };
-    while !converged {
-        let tau = match stepper.step(&mut rhs, &mut theta, &ode) {
-            Ok(t) => t,
-            Err(Error::Ode { t, reason }) => {
-                if let Some(b) = &bar {
-                    b.abandon();
-                }
-                return Err(if reason.contains("step cap") {
-                    Error::NoConvergence {
-                        solver: format!(
-                            "rnn gradient flow (training.max_steps = {} attempted steps, \
-                             reached tau = {t:.4e}; raise max_steps or tol)",
-                            opts.max_steps
-                        ),
-                        iterations: opts.max_steps,
-                        residual: loss,
-                        tolerance: opts.tol,
-                    }
-                } else {
-                    Error::Ode {
-                        t,
-                        reason: format!(
-                            "rnn gradient flow: {reason} at loss {loss:.3e} (flow_rtol = {rtol:e}, \
-                             flow_atol = {atol:e})"
-                        ),
-                    }
-                });
-            }
-            Err(e) => return Err(e),
-        };
-        loss = last_loss.get();
-        let step = stepper.counts().0;
-        if !loss.is_finite() || loss > limit {
-            if let Some(b) = &bar {
-                b.abandon();
-            }
-            return Err(Error::Diverged {
-                what: "rnn gradient flow".into(),
-                step,
-                loss,
-                hint: format!(
-                    "the loss left the bound {limit:.3e} at tau = {tau:.4e}; the flow of this \
-                     loss is unbounded, or flow_rtol = {rtol:e} is too loose"
-                ),
-            });
-        }
-        // the first accepted point below tol: stop at the crossing L = tol inside the step
-        let (tau, stop_loss) = if loss < opts.tol {
-            let prev = *losses.last().unwrap_or(&initial);
-            let (theta_c, l_c) = crossing.locate(
-                &stepper,
-                &trials,
-                trainable,
-                (prev, loss),
-                opts.tol,
-                &mut theta,
-            )?;
-            (tau - (1.0 - theta_c) * stepper.last_step(), l_c)
-        } else {
-            (tau, loss)
-        };
-        loss = stop_loss;
-        net.set_params(trainable, &theta);
-        losses.push(loss);
-        taus.push(tau);
-        observe(&Progress { step, tau, loss }, net)?;
-        converged = loss < opts.tol;
-        if converged {
-            final_tau = tau;
-        }
-        if let Some(b) = &bar {
-            b.position(step as u64);
-            if step.is_multiple_of(20) {
-                b.message(&format!("tau {tau:.3e}  loss {loss:.3e}"));
-            }
-        }
-    }
-    if let Some(b) = &bar {
-        b.finish();
-    }
-    net.set_params(trainable, &theta);
-    let (accepted, rejected) = stepper.counts();
-    let (rkc_steps, rho_evaluations) = match &stepper {
-        FlowStepper::Rkc(st) => (st.accepted, st.rho_evaluations),
-        FlowStepper::Dopri(_) => (0, 0),
-    };
-    Ok(TrainLog {
-        steps: accepted,
-        tau: final_tau,
-        gradient_evaluations: evals.get(),
-        loss_evaluations: crossing.evaluations,
-        rejected,
-        rkc_steps,
-        rho_evaluations,
-        converged,
-        initial_loss: initial,
-        final_loss: loss,
-        losses,
-        taus,
-    })
 }
 
 /// A progress display of one training run, supplied by the application (the CLI draws a
@@ -836,6 +342,7 @@ pub fn evaluate(net: &Network, trials: &Trials) -> Result<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Error;
 
     #[test]
     fn progress_follows_the_log_loss() {
