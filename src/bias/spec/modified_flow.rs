@@ -74,9 +74,12 @@ fn check_eps(c: &Checker<'_>, eps: &[f64], horizon: f64) -> Result<()> {
     Ok(())
 }
 
-/// B-12's order rows: per pair of consecutive step sizes, each error ratio against
-/// (eps ratio)^order.
-fn ratio_rows(table: &[Vec<f64>]) -> Vec<Row> {
+/// B-12's order rows of a [`run`] table: per pair of consecutive step sizes, each error ratio
+/// against (eps ratio)^order. What `modeflow train` on a `bias_modified_flow` model and the B-12
+/// check report.
+pub fn ratio_rows(spec: &Spec, table: &[Vec<f64>]) -> Vec<Row> {
+    let m = spec.batches.len();
+    let orders: usize = (1..=m).product();
     let mut rows = Vec::new();
     for w in table.windows(2) {
         let (a, z) = (&w[0], &w[1]);
@@ -89,8 +92,17 @@ fn ratio_rows(table: &[Vec<f64>]) -> Vec<Row> {
             (4, 3, "SGD epoch vs modified flow"),
         ] {
             rows.push(
-                Row::rel(lab(what), r.powi(order), a[col] / z[col], RATIO_TOL)
-                    .note(format!("errors {:.3e} -> {:.3e}", a[col], z[col])),
+                Row::rel(lab(what), r.powi(order), a[col] / z[col], RATIO_TOL).note(if col <= 2 {
+                    format!(
+                        "errors at t = {}: {:.3e} -> {:.3e}",
+                        spec.horizon, a[col], z[col]
+                    )
+                } else {
+                    format!(
+                        "one epoch, {m} batches, mean of {orders} orders: {:.3e} -> {:.3e}",
+                        a[col], z[col]
+                    )
+                }),
             );
         }
     }
@@ -152,6 +164,35 @@ pub struct Spec {
     /// divergence radius: an iterate beyond it is an unstable step size
     pub ball: f64,
     pub csv: Option<String>,
+}
+
+/// The divergence radius of a problem from `w0`: with R = max |x_i| the data part of every
+/// (batch) gradient is bounded by R, so GF and GD/SGD with eps lambda <= 1 stay in the ball
+/// |w| <= B = |w0| + R / lambda (|w'| <= (1 - eps lambda)|w| + eps R); 10 B.
+fn divergence_ball(p: &LogReg, w0: &DVector<f64>) -> f64 {
+    let r_max = (0..p.x.nrows())
+        .map(|i| p.x.row(i).norm())
+        .fold(0.0, f64::max);
+    10.0 * (w0.norm() + r_max / p.lambda)
+}
+
+impl Spec {
+    /// The B-12 reference (`models/bias-modified-flow.toml`): the fixed 12 points in R^3,
+    /// lambda = 0.05, w0 = (1.5, -1, 0.8), eps = 0.2, 0.1, 0.05 to t = 2, three equal batches.
+    pub fn reference() -> Spec {
+        let problem = test_problem();
+        let w0 = DVector::from_vec(vec![1.5, -1.0, 0.8]);
+        let ball = divergence_ball(&problem, &w0);
+        Spec {
+            problem,
+            w0,
+            eps: vec![0.2, 0.1, 0.05],
+            horizon: 2.0,
+            batches: vec![(0..4).collect(), (4..8).collect(), (8..12).collect()],
+            ball,
+            csv: None,
+        }
+    }
 }
 
 /// Check a `bias_modified_flow` model file without running it (shapes, step sizes, the step
@@ -219,11 +260,8 @@ pub fn check(model: &ModelFile) -> Result<Spec> {
     }
     let b = n / m;
     let batches: Vec<Vec<usize>> = (0..m).map(|j| (j * b..(j + 1) * b).collect()).collect();
-    // Divergence guard. With R = max |x_i| the data part of every (batch) gradient is bounded by
-    // R, so GF and GD/SGD with eps lambda <= 1 stay in the ball |w| <= B = |w0| + R / lambda
-    // (|w'| <= (1 - eps lambda)|w| + eps R). An iterate beyond 10 B is an unstable step size.
-    let r_max = (0..n).map(|i| p.x.row(i).norm()).fold(0.0, f64::max);
-    let ball = 10.0 * (w0.norm() + r_max / p.lambda);
+    // divergence guard: an iterate beyond this ball is an unstable step size
+    let ball = divergence_ball(&p, &w0);
     Ok(Spec {
         problem: p,
         w0,
@@ -262,7 +300,7 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
     let table = run(&spec)?;
     let (p, horizon, m) = (&spec.problem, spec.horizon, spec.batches.len());
     let n = p.x.nrows();
-    let rows = ratio_rows(&table);
+    let rows = ratio_rows(&spec, &table);
     let summary = vec![
         ("points".into(), n as f64),
         ("lambda".into(), p.lambda),
@@ -271,4 +309,25 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
     ];
     let csv = time_series(model, &spec.csv, &TABLE_HEADER, table)?;
     Ok((rows, summary, csv))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// B-12's reference is the shipped `models/bias-modified-flow.toml`, field by field.
+    #[test]
+    fn reference_is_the_shipped_model() {
+        let m = crate::model::parse(
+            "bias-modified-flow.toml",
+            include_str!("../../../models/bias-modified-flow.toml"),
+        )
+        .unwrap();
+        let (a, b) = (check(&m).unwrap(), Spec::reference());
+        assert_eq!(a.problem.x, b.problem.x);
+        assert_eq!(a.problem.y, b.problem.y);
+        assert_eq!(a.problem.lambda, b.problem.lambda);
+        assert_eq!((&a.w0, &a.eps, a.horizon), (&b.w0, &b.eps, b.horizon));
+        assert_eq!((&a.batches, a.ball), (&b.batches, b.ball));
+    }
 }
