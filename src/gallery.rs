@@ -150,6 +150,7 @@ pub fn gallery_items() -> Vec<GalleryItem> {
             .map(|(name, draw)| GalleryItem::BiasModel(name, draw)),
     );
     v.push(GalleryItem::Bias(crate::figures::step_size_map));
+    v.push(GalleryItem::Bias(crate::figures::step_size_predictors));
     v.push(GalleryItem::Rules(crate::figures::rules::rule_tradeoff));
     v
 }

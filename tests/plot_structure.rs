@@ -919,3 +919,23 @@ fn shipped_model_figures_show_their_fixed_points() {
     let svg = std::fs::read_to_string(dir.join("step_size_map.svg")).unwrap();
     assert!(has_text(&svg, "closed-form path (I-16)") && has_text(&svg, "(log scale)"));
 }
+
+/// The I-18-map figure: GD's critical step against its three predictions, every series in the
+/// legend, its data beside it (one row per plotted point, 3 series over the points where GD
+/// was run and flipped: at least 40 of the 48 grid points).
+#[test]
+fn step_size_predictors_figure_carries_its_series_and_data() {
+    let dir = std::env::temp_dir().join(format!("modeflow-ssp-{}", std::process::id()));
+    let files = modeflow::figures::step_size_predictors(&dir).unwrap();
+    let svg = std::fs::read_to_string(dir.join("step_size_predictors.svg")).unwrap();
+    for label in ["h_half", "2/N_end", "h*_MF", "prediction = h_GD", "I-18-map"] {
+        assert!(has_text(&svg, label), "missing {label}");
+    }
+    let csv = files
+        .iter()
+        .find(|f| f.extension().is_some_and(|e| e == "csv"))
+        .expect("a csv beside the figure");
+    let rows = std::fs::read_to_string(csv).unwrap().lines().count();
+    assert!(rows > 3 * 40, "{rows} csv rows");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -6,7 +6,9 @@
 use super::race::disputed_abs;
 use super::{Check, Row, Tier};
 use crate::interference::linear::modified::Ending;
-use crate::interference::linear::modified_map::{fit_ratio, step_size_map, MapPoint, H_STAB_MIN};
+use crate::interference::linear::modified_map::{
+    fit_ratio, step_size_map, MapPoint, EPS, FRACTIONS, H_STAB_MIN,
+};
 use crate::num::stats;
 use crate::Result;
 
@@ -21,10 +23,6 @@ pub fn checks() -> Vec<Check> {
 
 /// The task tolerance of the reference protocol (|z_BB - zhat| < 1e-6, I-8).
 const TASK_TOL: f64 = 1e-6;
-
-/// The grid: eps (THEORY I-16's range) and r as fractions of the crossover r*(eps).
-pub const EPS: [f64; 6] = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2];
-pub const FRACTIONS: [f64; 8] = [0.3, 0.45, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98];
 
 /// Predictions of a critical step agree when their log2 differ by at most one octave (the
 /// factor 2 of THEORY's ladder; the bisection resolves h_GD to 1/16 octave).

@@ -434,6 +434,63 @@ pub fn step_size_map(dir: &Path) -> Result<Vec<PathBuf>> {
     )
 }
 
+/// I-18-map: GD's critical step h_GD (x) against three predictions of it (y), log-log, over the
+/// claim's grid of (r, eps) below the crossover r*(eps) (the flow rotates there): the stability
+/// edge of the flattest half-rotated end point h_half, the plain flow's end-point edge 2/N_end,
+/// and the modified flow's critical step h*_MF; the diagonal is a perfect prediction. Computed
+/// by `interference::linear::modified_map` (the function the claim check runs), ~10 s.
+pub fn step_size_predictors(dir: &Path) -> Result<Vec<PathBuf>> {
+    use crate::interference::linear::modified_map::{step_size_map, EPS, FRACTIONS};
+    use crate::plot::lines::{self, LineSpec, Mark, Series};
+    io::ensure_dir(dir)?;
+    let map = step_size_map(&EPS, &FRACTIONS, 1e-6)?;
+    let with_gd: Vec<_> = map.iter().filter_map(|p| p.gd.map(|g| (p, g.h))).collect();
+    let pairs = |f: &dyn Fn(&linear::modified_map::MapPoint) -> Option<f64>| -> Vec<[f64; 2]> {
+        with_gd
+            .iter()
+            .filter_map(|(p, h)| f(p).map(|y| [*h, y]))
+            .collect()
+    };
+    let half = pairs(&|p| Some(p.h_half));
+    let stab = pairs(&|p| Some(p.h_stab));
+    let modified = pairs(&|p| p.h_modified);
+    let all: Vec<f64> = half
+        .iter()
+        .chain(&stab)
+        .chain(&modified)
+        .flat_map(|p| [p[0], p[1]])
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .collect();
+    let (lo, hi) = all
+        .iter()
+        .fold((f64::INFINITY, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
+    let series = [
+        Series::new(
+            "h_half: stability edge of the half-rotated end point",
+            half,
+            Mark::Points,
+        ),
+        Series::new(
+            "2/N_end: stability edge of the flow's end point",
+            stab,
+            Mark::Points,
+        ),
+        Series::new("h*_MF: the modified flow's flip", modified, Mark::Points),
+        Series::new("prediction = h_GD", vec![[lo, lo], [hi, hi]], Mark::Dashed),
+    ];
+    let spec = LineSpec::new(
+        "Linear race: GD's critical step against its predictions (I-18-map)",
+        "h_GD (GD's critical step, bisection to 1/16 octave)",
+        "predicted critical step",
+    )
+    .log_log();
+    let out = Output::new(dir, "step_size_predictors").with_provenance(serde_json::json!({
+        "modeflow_version": env!("CARGO_PKG_VERSION"),
+        "what": "I-18-map grid (eps x r/r*), reference protocol of THEORY I-8 (zhat = 1, tol 1e-6); points where GD was run and flipped",
+    }));
+    Ok(lines::render(&series, &spec, &out)?.files)
+}
+
 /// The text of a heat map over the (r, eps) plane of the linear race: output stem, title, the
 /// colour bar's label and the provenance note.
 pub(crate) struct RaceHeat<'a> {

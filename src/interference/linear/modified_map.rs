@@ -135,6 +135,11 @@ pub fn half_rotation_step(r: f64, eps: f64, tol: f64) -> Result<f64> {
     Ok(2.0 * par.u * par.u * x.powi(4) / (par.zhat * par.zhat))
 }
 
+/// The grid of claim I-18-map and its figure: eps (THEORY I-16's range) and r as fractions of
+/// the crossover r*(eps).
+pub const EPS: [f64; 6] = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2];
+pub const FRACTIONS: [f64; 8] = [0.3, 0.45, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98];
+
 /// One point of the map.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct MapPoint {
