@@ -928,7 +928,13 @@ fn step_size_predictors_figure_carries_its_series_and_data() {
     let dir = std::env::temp_dir().join(format!("modeflow-ssp-{}", std::process::id()));
     let files = modeflow::figures::step_size_predictors(&dir).unwrap();
     let svg = std::fs::read_to_string(dir.join("step_size_predictors.svg")).unwrap();
-    for label in ["h_half", "2/N_end", "h*_MF", "prediction = h_GD", "I-18-map"] {
+    for label in [
+        "h_half",
+        "2/N_end",
+        "h*_MF",
+        "prediction = h_GD",
+        "I-18-map",
+    ] {
         assert!(has_text(&svg, label), "missing {label}");
     }
     let csv = files
