@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::{labelled_points, time_series, Trained};
 use crate::bias::cluster::{
-    one_class_max_margin, orthogonal_data, two_cluster_run_on, TwoClusterSettings,
+    one_class_max_margin, orthogonal_data, two_cluster_run_on, TwoClusterRun, TwoClusterSettings,
 };
 use crate::bias::nets::TwoLayer;
 use crate::compare::Row;
@@ -182,13 +182,39 @@ pub fn check(model: &ModelFile) -> Result<Spec> {
     })
 }
 
-pub(super) fn train(model: &ModelFile) -> Result<Trained> {
-    let spec = check(model)?;
-    run(model, &spec)
+impl Spec {
+    /// The B-8 reference at `seed` (`models/bias-clusters.toml` at seed 0): 30 generated points
+    /// in R^6, k = 20 units, init std 1e-2, GD eta = 0.2 for 20,000 steps.
+    pub fn reference(seed: u64) -> Spec {
+        let (x, y) = orthogonal_data(30, 6, seed);
+        Spec {
+            x,
+            y,
+            k: 20,
+            init: 1e-2,
+            eta: 0.2,
+            steps: 20_000,
+            record_every: 200,
+            seed,
+            csv: None,
+        }
+    }
 }
 
-/// The B-8 run of a checked spec.
-fn run(model: &ModelFile, spec: &Spec) -> Result<Trained> {
+/// What a B-8 run measured: the end of training, the alignment error at a quarter of the
+/// steps, and the recorded series (step, loss, active, align_error, min_cos_pos, min_cos_neg).
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub end: TwoClusterRun,
+    pub quarter: usize,
+    pub e_quarter: f64,
+    pub series: Vec<Vec<f64>>,
+}
+
+/// The B-8 run of a checked spec: the one-class max-margin vectors, then GD from small init
+/// (`StdRng` seed `seed + 500`), the alignment recorded every `record_every` steps, at 1, at
+/// steps / 4 and at the end.
+pub fn run(spec: &Spec) -> Result<Outcome> {
     let Spec {
         ref x,
         ref y,
@@ -198,7 +224,7 @@ fn run(model: &ModelFile, spec: &Spec) -> Result<Trained> {
         steps,
         record_every: every,
         seed,
-        ref csv,
+        ..
     } = *spec;
     let (wp, wn) = (
         one_class_max_margin(x, y, 1.0)?,
@@ -214,7 +240,7 @@ fn run(model: &ModelFile, spec: &Spec) -> Result<Trained> {
         steps,
         rng_seed: seed + 500,
     };
-    let r = two_cluster_run_on(x, y, &s, |t, net, l| {
+    let end = two_cluster_run_on(x, y, &s, |t, net, l| {
         if t % every == 0 || t == steps || t == quarter || t == 1 {
             let (active, cp, cn) = alignment(net, &wp, &wn);
             let e = 1.0 - cp.min(cn);
@@ -224,8 +250,22 @@ fn run(model: &ModelFile, spec: &Spec) -> Result<Trained> {
             series.push(vec![t as f64, l, active as f64, e, cp, cn]);
         }
     })?;
+    Ok(Outcome {
+        end,
+        quarter,
+        e_quarter,
+        series,
+    })
+}
+
+/// B-8's rows of a run: the cluster count of the active neurons (2), and the alignment error
+/// 1 - min cos(neuron, own-class max-margin vector) decreasing from steps / 4 to the end (it is
+/// reached only asymptotically, logarithmically slowly, like every max-margin limit). What
+/// `modeflow train` on a `bias_clusters` model and the B-8 check report.
+pub fn rows(spec: &Spec, out: &Outcome) -> Vec<Row> {
+    let r = &out.end;
     let e_end = 1.0 - r.cos_pos.min(r.cos_neg);
-    let rows = vec![
+    vec![
         Row::abs(
             "cluster count of active neurons",
             2.0,
@@ -233,27 +273,37 @@ fn run(model: &ModelFile, spec: &Spec) -> Result<Trained> {
             0.0,
         )
         .note(format!(
-            "{} active of {k}; gap ratio {:.1e}",
-            r.active, r.clusters.gap_ratio
+            "{} active of {}; gap ratio {:.1e}",
+            r.active, spec.k, r.clusters.gap_ratio
         )),
         Row::holds(
-            format!("1 - min cos(neuron, own-class max-margin vector) decreases t = {quarter} -> {steps}"),
-            e_end < e_quarter,
             format!(
-                "{e_quarter:.3e} -> {e_end:.3e} (cos+ {:.4}, cos- {:.4} at T)",
-                r.cos_pos, r.cos_neg
+                "1 - min cos(neuron, own-class max-margin vector) decreases t = {} -> {}",
+                out.quarter, spec.steps
+            ),
+            e_end < out.e_quarter,
+            format!(
+                "{:.3e} -> {e_end:.3e} (cos+ {:.4}, cos- {:.4} at T)",
+                out.e_quarter, r.cos_pos, r.cos_neg
             ),
         ),
-    ];
+    ]
+}
+
+pub(super) fn train(model: &ModelFile) -> Result<Trained> {
+    let spec = check(model)?;
+    let out = run(&spec)?;
+    let r = &out.end;
     let summary = vec![
         ("active neurons".into(), r.active as f64),
         ("min cos(w_j, w+) at T".into(), r.cos_pos),
         ("min cos(w_j, w-) at T".into(), r.cos_neg),
         ("cluster gap ratio".into(), r.clusters.gap_ratio),
     ];
+    let rows = rows(&spec, &out);
     let csv = time_series(
         model,
-        csv,
+        &spec.csv,
         &[
             "step",
             "loss",
@@ -262,7 +312,26 @@ fn run(model: &ModelFile, spec: &Spec) -> Result<Trained> {
             "min_cos_pos",
             "min_cos_neg",
         ],
-        series,
+        out.series,
     )?;
     Ok((rows, summary, csv))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// B-8's reference at seed 0 is the shipped `models/bias-clusters.toml`.
+    #[test]
+    fn reference_is_the_shipped_model() {
+        let m = crate::model::parse(
+            "bias-clusters.toml",
+            include_str!("../../../models/bias-clusters.toml"),
+        )
+        .unwrap();
+        let (a, b) = (check(&m).unwrap(), Spec::reference(0));
+        assert_eq!((&a.x, &a.y), (&b.x, &b.y));
+        assert_eq!((a.k, a.init, a.eta, a.steps), (b.k, b.init, b.eta, b.steps));
+        assert_eq!((a.record_every, a.seed), (b.record_every, b.seed));
+    }
 }
