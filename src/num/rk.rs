@@ -140,6 +140,18 @@ pub(crate) fn check_step(
     Ok(())
 }
 
+/// The derivative f(y0) a stepper starts from is finite (shared by [`DynDopri`] and
+/// `num::rkc::DynRkc`): a non-finite one is an [`Error::Ode`] at `t0`.
+pub(crate) fn check_initial_derivative(t0: f64, f0: &[f64]) -> Result<()> {
+    if f0.iter().any(|v| !v.is_finite()) {
+        return Err(Error::Ode {
+            t: t0,
+            reason: "non-finite derivative at the initial state".into(),
+        });
+    }
+    Ok(())
+}
+
 impl DynDopri {
     /// A stepper for systems of dimension `dim` (all buffers allocated here, once).
     pub fn new(dim: usize) -> DynDopri {
@@ -192,12 +204,7 @@ impl DynDopri {
         self.h_last = 0.0;
         f(y0, &mut self.k[0])?;
         self.evaluations += 1;
-        if self.k[0].iter().any(|v| !v.is_finite()) {
-            return Err(Error::Ode {
-                t: t0,
-                reason: "non-finite derivative at the initial state".into(),
-            });
-        }
+        check_initial_derivative(t0, &self.k[0])?;
         self.h = if opts.h0 > 0.0 {
             opts.h0.min(opts.h_max)
         } else {

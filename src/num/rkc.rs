@@ -63,7 +63,7 @@
 //! ```
 
 use super::ode::{check_attempts, clip_step, OdeOptions};
-use super::rk::{check_start, check_step, rms_scaled};
+use super::rk::{check_initial_derivative, check_start, check_step, rms_scaled};
 use crate::{Error, Result};
 
 /// Damping of the Chebyshev polynomial (w0 = 1 + eps / s^2; rkc.f's 2/13).
@@ -232,12 +232,7 @@ impl DynRkc {
         self.eigvec.iter_mut().for_each(|v| *v = 0.0);
         f(y0, &mut self.f0)?;
         self.evaluations += 1;
-        if self.f0.iter().any(|v| !v.is_finite()) {
-            return Err(Error::Ode {
-                t: t0,
-                reason: "non-finite derivative at the initial state".into(),
-            });
-        }
+        check_initial_derivative(t0, &self.f0)?;
         self.estimate_rho(f, y0)?;
         self.h = if opts.h0 > 0.0 {
             opts.h0.min(opts.h_max)
