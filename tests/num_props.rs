@@ -411,8 +411,8 @@ mod stiff_flow_props {
             prop_assert!(e_dp < 100.0 * rtol, "DP45 error {e_dp}");
             if kappa >= 3e3 && rtol >= 1e-6 {
                 prop_assert!(
-                    rkc.evaluations * 2 < dp.evaluations,
-                    "kappa {kappa}: RKC {} evaluations, DP45 {}", rkc.evaluations, dp.evaluations
+                    rkc.counts.evaluations * 2 < dp.counts.evaluations,
+                    "kappa {kappa}: RKC {} evaluations, DP45 {}", rkc.counts.evaluations, dp.counts.evaluations
                 );
             }
         }

@@ -27,7 +27,7 @@
 //! assert!((s.y[0] - (-1.0f64).exp()).abs() < 1e-9);
 //! ```
 
-use super::ode::{accept_factor, check_attempts, clip_step, reject_factor, OdeOptions};
+use super::ode::{accept_factor, clip_step, reject_factor, OdeOptions, StepCounts};
 use super::ode::{
     A21, A31, A32, A41, A42, A43, A51, A52, A53, A54, A61, A62, A63, A64, A65, A71, A73, A74, A75,
     A76, D1, D3, D4, D5, D6, D7, E1, E3, E4, E5, E6, E7,
@@ -50,15 +50,9 @@ pub struct DynDopri {
     h: f64,
     /// Size of the last accepted step.
     h_last: f64,
-    last_rejected: bool,
-    attempts: usize,
     started: bool,
-    /// Right-hand-side evaluations so far.
-    pub evaluations: usize,
-    /// Accepted steps so far.
-    pub accepted: usize,
-    /// Rejected steps so far.
-    pub rejected: usize,
+    /// Evaluations, accepted and rejected steps since the last start.
+    pub counts: StepCounts,
 }
 
 /// RMS of `e_i / (atol + rtol max(|a_i|, |b_i|))` (shared with [`super::rkc`]).
@@ -140,6 +134,25 @@ pub(crate) fn check_step(
     Ok(())
 }
 
+/// The check of a dynamic-size stepper's `interpolate`: an accepted step to interpolate on, and
+/// an output buffer of the stepper's dimension.
+pub(crate) fn check_interpolate(
+    stepper: &str,
+    accepted: usize,
+    dim: usize,
+    out_len: usize,
+) -> Result<()> {
+    if accepted == 0 || out_len != dim {
+        return Err(Error::Shape {
+            context: format!("{stepper}::interpolate"),
+            message: format!(
+                "needs an accepted step and a buffer of length {dim} (got {accepted} steps, length {out_len})"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// The derivative f(y0) a stepper starts from is finite (shared by [`DynDopri`] and
 /// `num::rkc::DynRkc`): a non-finite one is an [`Error::Ode`] at `t0`.
 pub(crate) fn check_initial_derivative(t0: f64, f0: &[f64]) -> Result<()> {
@@ -164,12 +177,8 @@ impl DynDopri {
             t: 0.0,
             h: 0.0,
             h_last: 0.0,
-            last_rejected: false,
-            attempts: 0,
             started: false,
-            evaluations: 0,
-            accepted: 0,
-            rejected: 0,
+            counts: StepCounts::default(),
         }
     }
 
@@ -196,14 +205,10 @@ impl DynDopri {
     {
         check_start("DynDopri", self.dim, t0, y0, opts)?;
         self.t = t0;
-        self.attempts = 0;
-        self.evaluations = 0;
-        self.accepted = 0;
-        self.rejected = 0;
-        self.last_rejected = false;
+        self.counts = StepCounts::default();
         self.h_last = 0.0;
         f(y0, &mut self.k[0])?;
-        self.evaluations += 1;
+        self.counts.evaluations += 1;
         check_initial_derivative(t0, &self.k[0])?;
         self.h = if opts.h0 > 0.0 {
             opts.h0.min(opts.h_max)
@@ -232,7 +237,7 @@ impl DynDopri {
             *s = y + h0 * k;
         }
         f(&self.stage, &mut self.k[1])?;
-        self.evaluations += 1;
+        self.counts.evaluations += 1;
         for (d, (a, b)) in self.y_new.iter_mut().zip(self.k[1].iter().zip(&self.k[0])) {
             *d = a - b;
         }
@@ -262,8 +267,7 @@ impl DynDopri {
     {
         check_step("DynDopri", self.started, self.t, self.dim, y, t_end)?;
         loop {
-            self.attempts += 1;
-            check_attempts(self.attempts, opts.max_steps, self.t)?;
+            self.counts.attempt(opts.max_steps, self.t)?;
             let (h, last) = clip_step(self.h, self.t, t_end)?;
             let ok = self.attempt(f, y, h)?;
             let err = if ok {
@@ -274,8 +278,7 @@ impl DynDopri {
             if !err.is_finite() {
                 // a non-finite stage: a strong rejection (ends in underflow if it persists)
                 self.h = h * 0.1;
-                self.rejected += 1;
-                self.last_rejected = true;
+                self.counts.reject();
                 continue;
             }
             if err <= 1.0 {
@@ -284,14 +287,12 @@ impl DynDopri {
                 self.t = if last { t_end } else { self.t + h };
                 self.k.swap(0, 6); // FSAL: k7 = f(y_new) is the next k1
                 self.h_last = h;
-                self.accepted += 1;
-                self.h = (h * accept_factor(err, self.last_rejected)).min(opts.h_max);
-                self.last_rejected = false;
+                self.h = (h * accept_factor(err, self.counts.last_rejected())).min(opts.h_max);
+                self.counts.accept();
                 return Ok(self.t);
             }
-            self.rejected += 1;
+            self.counts.reject();
             self.h = h * reject_factor(err);
-            self.last_rejected = true;
         }
     }
 
@@ -299,17 +300,7 @@ impl DynDopri {
     /// [0, 1] (theta = 1 is the current state), by the 4th-order continuous extension of the
     /// pair (Hairer's `contd5`), accurate to the integration tolerance. Allocates nothing.
     pub fn interpolate(&self, theta: f64, out: &mut [f64]) -> Result<()> {
-        if self.accepted == 0 || out.len() != self.dim {
-            return Err(Error::Shape {
-                context: "DynDopri::interpolate".into(),
-                message: format!(
-                    "needs an accepted step and a buffer of length {} (got {} steps, length {})",
-                    self.dim,
-                    self.accepted,
-                    out.len()
-                ),
-            });
-        }
+        check_interpolate("DynDopri", self.counts.accepted, self.dim, out.len())?;
         let h = self.h_last;
         let th1 = 1.0 - theta;
         // after the FSAL swap k[0] holds k7 = f(y_new) and k[6] the step's k1
@@ -360,7 +351,7 @@ impl DynDopri {
                 return Ok(false);
             }
             f(target, &mut rest[0])?;
-            self.evaluations += 1;
+            self.counts.evaluations += 1;
             if rest[0].iter().any(|v| !v.is_finite()) {
                 return Ok(false);
             }
@@ -414,11 +405,11 @@ where
     Ok(DynSolution {
         t: st.t(),
         y,
-        evaluations: st.evaluations,
-        accepted: st.accepted,
-        rejected: st.rejected,
+        evaluations: st.counts.evaluations,
+        accepted: st.counts.accepted,
+        rejected: st.counts.rejected,
     })
 }
 
 #[cfg(test)]
-mod tests;
+pub(in crate::num) mod tests;

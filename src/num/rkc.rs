@@ -59,11 +59,11 @@
 //! assert!((y[0] - (-1.0f64).exp()).abs() < 1e-5 && y[1].abs() < 1e-6);
 //! // an explicit 5(4) pair is held at h ~ 3.3e-4 by stability (~3,000 steps of 6 evaluations);
 //! // RKC takes 692 steps of a few stages here (its second-order error at atol 1e-9 sets h)
-//! assert!(st.accepted < 1000, "{} steps", st.accepted);
+//! assert!(st.counts.accepted < 1000, "{} steps", st.counts.accepted);
 //! ```
 
-use super::ode::{check_attempts, clip_step, OdeOptions};
-use super::rk::{check_initial_derivative, check_start, check_step, rms_scaled};
+use super::ode::{clip_step, OdeOptions, StepCounts};
+use super::rk::{check_initial_derivative, check_interpolate, check_start, check_step, rms_scaled};
 use crate::{Error, Result};
 
 /// Damping of the Chebyshev polynomial (w0 = 1 + eps / s^2; rkc.f's 2/13).
@@ -100,8 +100,6 @@ pub struct DynRkc {
     h_last: f64,
     /// Error norm of the last accepted step (predictive controller).
     err_last: f64,
-    last_rejected: bool,
-    attempts: usize,
     started: bool,
     /// Spectral-radius estimate (with the safety factor) and the accepted step it was made at.
     rho: f64,
@@ -112,14 +110,11 @@ pub struct DynRkc {
     /// Largest stage count (default: rkc.f's max(2, sqrt(rtol / (10 u))), set in `start`
     /// unless given); a step that would need more is shortened.
     pub max_stages: usize,
-    /// Right-hand-side evaluations so far (stages, error estimates, spectral radius).
-    pub evaluations: usize,
-    /// Of those, the spectral-radius estimates'.
+    /// Evaluations (stages, error estimates, spectral radius), accepted and rejected steps
+    /// since the last start.
+    pub counts: StepCounts,
+    /// Of the evaluations, the spectral-radius estimates'.
     pub rho_evaluations: usize,
-    /// Accepted steps so far.
-    pub accepted: usize,
-    /// Rejected steps so far.
-    pub rejected: usize,
     /// Stage count of the last attempted step, and the largest so far.
     pub stages: usize,
     pub most_stages: usize,
@@ -168,18 +163,14 @@ impl DynRkc {
             h: 0.0,
             h_last: 0.0,
             err_last: 1.0,
-            last_rejected: false,
-            attempts: 0,
             started: false,
             rho: 0.0,
             rho_at: None,
             rho_stale: true,
             rho_every: 25,
             max_stages: 0,
-            evaluations: 0,
+            counts: StepCounts::default(),
             rho_evaluations: 0,
-            accepted: 0,
-            rejected: 0,
             stages: 0,
             most_stages: 0,
         }
@@ -214,12 +205,8 @@ impl DynRkc {
     {
         check_start("DynRkc", self.dim, t0, y0, opts)?;
         self.t = t0;
-        self.attempts = 0;
-        self.evaluations = 0;
+        self.counts = StepCounts::default();
         self.rho_evaluations = 0;
-        self.accepted = 0;
-        self.rejected = 0;
-        self.last_rejected = false;
         self.h_last = 0.0;
         self.err_last = 1.0;
         self.stages = 0;
@@ -231,7 +218,7 @@ impl DynRkc {
         }
         self.eigvec.iter_mut().for_each(|v| *v = 0.0);
         f(y0, &mut self.f0)?;
-        self.evaluations += 1;
+        self.counts.evaluations += 1;
         check_initial_derivative(t0, &self.f0)?;
         self.estimate_rho(f, y0)?;
         self.h = if opts.h0 > 0.0 {
@@ -260,7 +247,7 @@ impl DynRkc {
             *s = y + h * k;
         }
         f(&self.yj, &mut self.fj)?;
-        self.evaluations += 1;
+        self.counts.evaluations += 1;
         for (d, (a, b)) in self.yjm1.iter_mut().zip(self.fj.iter().zip(&self.f0)) {
             *d = a - b;
         }
@@ -304,7 +291,7 @@ impl DynRkc {
         let mut converged = false;
         for iter in 0..RHO_ITERATIONS {
             f(&self.yj, &mut self.fj)?;
-            self.evaluations += 1;
+            self.counts.evaluations += 1;
             self.rho_evaluations += 1;
             // fj <- f(y + v) - f(y)
             for (d, b) in self.fj.iter_mut().zip(&self.f0) {
@@ -344,7 +331,7 @@ impl DynRkc {
             *e = v - yi;
         }
         self.rho = RHO_SAFETY * if converged { rho } else { best };
-        self.rho_at = Some(self.accepted);
+        self.rho_at = Some(self.counts.accepted);
         self.rho_stale = false;
         Ok(())
     }
@@ -364,11 +351,10 @@ impl DynRkc {
     {
         check_step("DynRkc", self.started, self.t, self.dim, y, t_end)?;
         loop {
-            self.attempts += 1;
-            check_attempts(self.attempts, opts.max_steps, self.t)?;
+            self.counts.attempt(opts.max_steps, self.t)?;
             let due = self
                 .rho_at
-                .is_none_or(|at| self.accepted >= at + self.rho_every.max(1));
+                .is_none_or(|at| self.counts.accepted >= at + self.rho_every.max(1));
             if self.rho_stale || due {
                 self.estimate_rho(f, y)?;
             }
@@ -393,8 +379,7 @@ impl DynRkc {
             if !err.is_finite() {
                 // a non-finite stage: a strong rejection (ends in underflow if it persists)
                 self.h = h * 0.1;
-                self.rejected += 1;
-                self.last_rejected = true;
+                self.counts.reject();
                 self.rho_stale = true;
                 continue;
             }
@@ -407,15 +392,13 @@ impl DynRkc {
                 self.t = if last { t_end } else { self.t + h };
                 let fac = self.accept_factor(err, h);
                 self.h_last = h;
-                self.accepted += 1;
+                self.counts.accept();
                 self.h = h * fac;
                 self.err_last = err;
-                self.last_rejected = false;
                 return Ok(self.t);
             }
-            self.rejected += 1;
+            self.counts.reject();
             self.h = h * (0.8 / err.cbrt()).max(0.1);
-            self.last_rejected = true;
             self.rho_stale = true;
         }
     }
@@ -427,7 +410,7 @@ impl DynRkc {
     fn accept_factor(&self, err: f64, h: f64) -> f64 {
         let mut fac: f64 = 10.0;
         let err = err.max(1e-10);
-        if self.accepted == 0 || self.h_last == 0.0 {
+        if self.counts.accepted == 0 || self.h_last == 0.0 {
             let t2 = err.cbrt();
             if 0.8 < fac * t2 {
                 fac = 0.8 / t2;
@@ -439,7 +422,7 @@ impl DynRkc {
                 fac = t1 / t2;
             }
         }
-        if self.last_rejected {
+        if self.counts.last_rejected() {
             fac = fac.min(1.0);
         }
         fac.max(0.1)
@@ -492,7 +475,7 @@ impl DynRkc {
                 return Ok(false);
             }
             f(&self.yjm1, &mut self.fj)?;
-            self.evaluations += 1;
+            self.counts.evaluations += 1;
             let c0 = 1.0 - mu - nu;
             let prev = self.yjm1.iter().zip(&self.yjm2);
             let here = y.iter().zip(&self.fj).zip(&self.f0);
@@ -511,7 +494,7 @@ impl DynRkc {
             return Ok(false);
         }
         f(&self.yjm1, &mut self.f1)?;
-        self.evaluations += 1;
+        self.counts.evaluations += 1;
         Ok(self.f1.iter().all(|v| v.is_finite()))
     }
 
@@ -530,17 +513,7 @@ impl DynRkc {
     /// [0, 1] by the cubic Hermite interpolant of the step's end points and derivatives (third
     /// order, above the method's second; theta = 1 is the current state). Allocates nothing.
     pub fn interpolate(&self, theta: f64, out: &mut [f64]) -> Result<()> {
-        if self.accepted == 0 || out.len() != self.dim {
-            return Err(Error::Shape {
-                context: "DynRkc::interpolate".into(),
-                message: format!(
-                    "needs an accepted step and a buffer of length {} (got {} steps, length {})",
-                    self.dim,
-                    self.accepted,
-                    out.len()
-                ),
-            });
-        }
+        check_interpolate("DynRkc", self.counts.accepted, self.dim, out.len())?;
         let h = self.h_last;
         let (t2, t3) = (theta * theta, theta * theta * theta);
         let h00 = 2.0 * t3 - 3.0 * t2 + 1.0;

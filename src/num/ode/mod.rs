@@ -31,8 +31,10 @@ use nalgebra::SVector;
 use super::dop853;
 use crate::{Error, Result};
 
+mod counts;
 mod dp45;
 mod pairs;
+pub use counts::StepCounts;
 pub(in crate::num) use dp45::*;
 use pairs::*;
 

@@ -225,46 +225,53 @@ fn failures_are_errors_not_hangs() {
         &opts,
     );
     assert!(matches!(r, Err(Error::Ode { .. })), "{r:?}");
+    assert_shared_failures(|f, y0, t1, opts| solve_dyn(f, y0, t1, opts));
+    let rhs = |_: &[f64], dy: &mut [f64]| {
+        dy[0] = 0.0;
+        Ok(())
+    };
+    assert!(solve_dyn(rhs, &[0.0], 1.0, &OdeOptions::tol(f64::NAN, 0.0)).is_err());
+}
+
+/// A right-hand side for [`assert_shared_failures`]'s solve functions.
+pub(in crate::num) type Rhs<'a> = &'a mut dyn FnMut(&[f64], &mut [f64]) -> Result<()>;
+
+/// The failures both dynamic-size steppers meet alike, through a `solve` that integrates
+/// `y' = f(y)` from `y0` at 0 to `t1`: the cap on attempted steps, an error of the right-hand
+/// side passed on, zero tolerances and a non-finite initial state refused.
+pub(in crate::num) fn assert_shared_failures<T: std::fmt::Debug>(
+    solve: impl Fn(Rhs<'_>, &[f64], f64, &OdeOptions) -> Result<T>,
+) {
     // step cap
     let opts = OdeOptions {
         max_steps: 3,
         ..OdeOptions::tol(1e-10, 1e-12)
     };
-    let r = solve_dyn(
-        |y, dy| {
-            dy[0] = -y[0];
-            Ok(())
-        },
-        &[1.0],
-        100.0,
-        &opts,
-    );
-    match r {
-        Err(Error::Ode { reason, .. }) => assert!(reason.contains("step cap 3")),
+    let mut decay = |y: &[f64], dy: &mut [f64]| {
+        dy[0] = -y[0];
+        Ok(())
+    };
+    match solve(&mut decay, &[1.0], 100.0, &opts) {
+        Err(Error::Ode { reason, .. }) => assert!(reason.contains("step cap 3"), "{reason}"),
         other => panic!("{other:?}"),
     }
     // an error of the right-hand side is passed on
-    let r = solve_dyn(
-        |y, _dy| {
-            if y[0] < 0.5 {
-                Err(Error::Requirement("rhs failed".into()))
-            } else {
-                Ok(())
-            }
-        },
-        &[0.0],
-        1.0,
-        &OdeOptions::default(),
-    );
+    let mut failing = |y: &[f64], _dy: &mut [f64]| {
+        if y[0] < 0.5 {
+            Err(Error::Requirement("rhs failed".into()))
+        } else {
+            Ok(())
+        }
+    };
+    let r = solve(&mut failing, &[0.0], 1.0, &OdeOptions::default());
     assert!(matches!(r, Err(Error::Requirement(_))));
     // bad tolerances and non-finite input
-    let rhs = |_: &[f64], dy: &mut [f64]| {
+    let mut rhs = |_: &[f64], dy: &mut [f64]| {
         dy[0] = 0.0;
         Ok(())
     };
-    assert!(solve_dyn(rhs, &[0.0], 1.0, &OdeOptions::tol(0.0, 0.0)).is_err());
-    assert!(solve_dyn(rhs, &[0.0], 1.0, &OdeOptions::tol(f64::NAN, 0.0)).is_err());
-    assert!(solve_dyn(rhs, &[f64::NAN], 1.0, &OdeOptions::default()).is_err());
+    assert!(solve(&mut rhs, &[0.0], 1.0, &OdeOptions::tol(0.0, 0.0)).is_err());
+    assert!(solve(&mut rhs, &[f64::NAN], 1.0, &OdeOptions::default()).is_err());
 }
 
 /// Regression (session 4): the steppers share `ode::clip_step`, which measures the remaining

@@ -101,12 +101,12 @@ fn stiff_quadratic_flow_to_tolerance_with_few_evaluations() {
             // DP45 is stability-limited here (h ~ 3.3e-4: ~9,000 steps, 54,000
             // evaluations); RKC needs a small fraction
             assert!(
-                st.evaluations * 10 < dp.evaluations,
+                st.counts.evaluations * 10 < dp.counts.evaluations,
                 "rtol {rtol}: RKC {} evaluations ({} steps, {} stages at most), DP45 {}",
-                st.evaluations,
-                st.accepted,
+                st.counts.evaluations,
+                st.counts.accepted,
                 st.most_stages,
-                dp.evaluations
+                dp.counts.evaluations
             );
         }
     }
@@ -127,8 +127,12 @@ where
             ..OdeOptions::tol(1e30, 1e30)
         };
         let (y, st) = run(f.clone(), y0, t1, &opts).unwrap();
-        assert_eq!(st.rejected, 0);
-        assert!((n..=n + 1).contains(&st.accepted), "{} steps", st.accepted);
+        assert_eq!(st.counts.rejected, 0);
+        assert!(
+            (n..=n + 1).contains(&st.counts.accepted),
+            "{} steps",
+            st.counts.accepted
+        );
         pts.push((h.ln(), max_err(&y, exact).ln()));
     }
     let k = pts.len() as f64;
@@ -175,7 +179,7 @@ fn stage_count_grows_as_the_root_of_the_stiffness() {
         assert!(y[1].abs() < 1e-6, "{y:?}");
         assert!(st.stages >= 2 && st.most_stages <= st.max_stages);
         most.push(st.most_stages as f64);
-        evals.push(st.evaluations as f64);
+        evals.push(st.counts.evaluations as f64);
     }
     for k in 1..most.len() {
         // 10x the stiffness: sqrt(10) = 3.2x the stages (1.8..5 allowed: the largest step
@@ -264,24 +268,10 @@ fn dense_output_between_steps() {
 
 #[test]
 fn failures_are_errors_not_hangs() {
-    // step cap
-    let opts = OdeOptions {
-        max_steps: 3,
-        ..OdeOptions::tol(1e-10, 1e-12)
-    };
-    let r = run(
-        |y, dy| {
-            dy[0] = -y[0];
-            Ok(())
-        },
-        &[1.0],
-        100.0,
-        &opts,
-    );
-    match r {
-        Err(Error::Ode { reason, .. }) => assert!(reason.contains("step cap 3"), "{reason}"),
-        other => panic!("{:?}", other.map(|r| r.0)),
-    }
+    // the step cap, an error of f, bad tolerances and a non-finite state: as for DynDopri
+    crate::num::rk::tests::assert_shared_failures(|f, y0, t1, opts| {
+        run(f, y0, t1, opts).map(|r| r.0)
+    });
     // a non-finite region ends in a step-size underflow at its edge
     let r = run(
         |y, dy| {
@@ -304,27 +294,11 @@ fn failures_are_errors_not_hangs() {
         }
         other => panic!("{:?}", other.map(|r| r.0)),
     }
-    // an error of the right-hand side is passed on
-    let r = run(
-        |y, _| {
-            if y[0] < 0.5 {
-                Err(Error::Requirement("rhs failed".into()))
-            } else {
-                Ok(())
-            }
-        },
-        &[0.0],
-        1.0,
-        &OdeOptions::default(),
-    );
-    assert!(matches!(r, Err(Error::Requirement(_))));
-    // bad input
+    // the stepper's own checks: a step before start, a state of the wrong length
     let rhs = |_: &[f64], dy: &mut [f64]| {
         dy[0] = 0.0;
         Ok(())
     };
-    assert!(run(rhs, &[0.0], 1.0, &OdeOptions::tol(0.0, 0.0)).is_err());
-    assert!(run(rhs, &[f64::NAN], 1.0, &OdeOptions::default()).is_err());
     let mut st = DynRkc::new(2);
     assert!(st
         .step(&mut { rhs }, &mut [0.0, 0.0], 1.0, &OdeOptions::default())

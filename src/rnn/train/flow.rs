@@ -72,7 +72,7 @@ impl FlowStepper {
     /// (0 and 0 for the 5(4) pair).
     fn rkc_counts(&self) -> (usize, usize) {
         match self {
-            FlowStepper::Rkc(st) => (st.accepted, st.rho_evaluations),
+            FlowStepper::Rkc(st) => (st.counts.accepted, st.rho_evaluations),
             FlowStepper::Dopri(_) => (0, 0),
         }
     }
@@ -111,8 +111,8 @@ impl FlowStepper {
     /// (accepted, rejected) steps of this stepper.
     fn counts(&self) -> (usize, usize) {
         match self {
-            FlowStepper::Dopri(s) => (s.accepted, s.rejected),
-            FlowStepper::Rkc(s) => (s.accepted, s.rejected),
+            FlowStepper::Dopri(s) => (s.counts.accepted, s.counts.rejected),
+            FlowStepper::Rkc(s) => (s.counts.accepted, s.counts.rejected),
         }
     }
 }
