@@ -153,9 +153,30 @@ pub(crate) fn check_interpolate(
     Ok(())
 }
 
-/// The derivative f(y0) a stepper starts from is finite (shared by [`DynDopri`] and
-/// `num::rkc::DynRkc`): a non-finite one is an [`Error::Ode`] at `t0`.
-pub(crate) fn check_initial_derivative(t0: f64, f0: &[f64]) -> Result<()> {
+/// The first step of a stepper: `opts.h0` if positive (at most `opts.h_max`), else the
+/// stepper's own choice `choose()`.
+pub(crate) fn first_step(opts: &OdeOptions, choose: impl FnOnce() -> Result<f64>) -> Result<f64> {
+    if opts.h0 > 0.0 {
+        Ok(opts.h0.min(opts.h_max))
+    } else {
+        choose()
+    }
+}
+
+/// The derivative a stepper starts from (shared by [`DynDopri`] and `num::rkc::DynRkc`):
+/// f(y0) into `f0`, one evaluation counted; a non-finite one is an [`Error::Ode`] at `t0`.
+pub(crate) fn initial_derivative<F>(
+    f: &mut F,
+    t0: f64,
+    y0: &[f64],
+    f0: &mut [f64],
+    counts: &mut StepCounts,
+) -> Result<()>
+where
+    F: FnMut(&[f64], &mut [f64]) -> Result<()>,
+{
+    f(y0, f0)?;
+    counts.evaluations += 1;
     if f0.iter().any(|v| !v.is_finite()) {
         return Err(Error::Ode {
             t: t0,
@@ -207,14 +228,8 @@ impl DynDopri {
         self.t = t0;
         self.counts = StepCounts::default();
         self.h_last = 0.0;
-        f(y0, &mut self.k[0])?;
-        self.counts.evaluations += 1;
-        check_initial_derivative(t0, &self.k[0])?;
-        self.h = if opts.h0 > 0.0 {
-            opts.h0.min(opts.h_max)
-        } else {
-            self.initial_step(f, y0, opts)?
-        };
+        initial_derivative(f, t0, y0, &mut self.k[0], &mut self.counts)?;
+        self.h = first_step(opts, || self.initial_step(f, y0, opts))?;
         self.started = true;
         Ok(())
     }

@@ -63,7 +63,8 @@
 //! ```
 
 use super::ode::{clip_step, OdeOptions, StepCounts};
-use super::rk::{check_initial_derivative, check_interpolate, check_start, check_step, rms_scaled};
+use super::rk::rms_scaled;
+use super::rk::{check_interpolate, check_start, check_step, first_step, initial_derivative};
 use crate::{Error, Result};
 
 /// Damping of the Chebyshev polynomial (w0 = 1 + eps / s^2; rkc.f's 2/13).
@@ -217,15 +218,9 @@ impl DynRkc {
             self.max_stages = ((opts.rtol / (10.0 * f64::EPSILON)).sqrt() as usize).max(2);
         }
         self.eigvec.iter_mut().for_each(|v| *v = 0.0);
-        f(y0, &mut self.f0)?;
-        self.counts.evaluations += 1;
-        check_initial_derivative(t0, &self.f0)?;
+        initial_derivative(f, t0, y0, &mut self.f0, &mut self.counts)?;
         self.estimate_rho(f, y0)?;
-        self.h = if opts.h0 > 0.0 {
-            opts.h0.min(opts.h_max)
-        } else {
-            self.initial_step(f, y0, opts)?
-        };
+        self.h = first_step(opts, || self.initial_step(f, y0, opts))?;
         self.started = true;
         Ok(())
     }

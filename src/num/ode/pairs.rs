@@ -42,15 +42,18 @@ pub(super) trait Pair {
     ) -> Result<(SVector<f64, D>, [SVector<f64, D>; 8], usize)>;
 
     /// The full-order dense output of an accepted step whose [`Pair::accept`] ran without it
-    /// (the step of an event): (coefficients, evaluations).
+    /// (the step of an event): (coefficients, evaluations). `None` (the default) for a pair
+    /// whose [`Pair::accept`] always gives it.
     fn complete<const D: usize>(
-        f: &mut impl FnMut(f64, &SVector<f64, D>) -> Result<SVector<f64, D>>,
-        t: f64,
-        y: &SVector<f64, D>,
-        y_new: &SVector<f64, D>,
-        k: &mut Stages<D>,
-        hs: f64,
-    ) -> Result<Option<([SVector<f64, D>; 8], usize)>>;
+        _f: &mut impl FnMut(f64, &SVector<f64, D>) -> Result<SVector<f64, D>>,
+        _t: f64,
+        _y: &SVector<f64, D>,
+        _y_new: &SVector<f64, D>,
+        _k: &mut Stages<D>,
+        _hs: f64,
+    ) -> Result<Option<([SVector<f64, D>; 8], usize)>> {
+        Ok(None)
+    }
 
     fn interpolate<const D: usize>(c: &[SVector<f64, D>; 8], theta: f64) -> SVector<f64, D>;
 }
@@ -126,17 +129,6 @@ impl Pair for Dp45Pair {
             z,
         ];
         Ok((k7, cont, 0))
-    }
-
-    fn complete<const D: usize>(
-        _f: &mut impl FnMut(f64, &SVector<f64, D>) -> Result<SVector<f64, D>>,
-        _t: f64,
-        _y: &SVector<f64, D>,
-        _y_new: &SVector<f64, D>,
-        _k: &mut Stages<D>,
-        _hs: f64,
-    ) -> Result<Option<([SVector<f64, D>; 8], usize)>> {
-        Ok(None)
     }
 
     #[inline]
