@@ -6,7 +6,6 @@ use modeflow::interference::nonlinear::{LossKind, Schedule, Task, Trials};
 use modeflow::latent::flow::{eigen_fixed_points, is_stable, numerical_fixed_points};
 use modeflow::latent::{Gain, GainKind};
 use modeflow::num::eig2::{eigen2, FixedPointType};
-use modeflow::num::ode::OdeOptions;
 use nalgebra::Matrix2;
 use proptest::prelude::*;
 
@@ -106,32 +105,21 @@ fn trials_strategy() -> impl Strategy<Value = Trials> {
         0.0f64..0.1,
         prop::sample::select(vec![false, false, true]),
     )
-        .prop_map(
-            |((u_p, t_in, u_s, t_d, frac), aligned, leak, tanh)| Trials {
-                gain: gain_of(tanh),
-                schedule: Schedule {
-                    u_p,
-                    t_in,
-                    u_s,
-                    t_d,
-                    t_l: frac * t_d,
-                },
-                loss: if aligned {
-                    LossKind::Aligned
-                } else {
-                    LossKind::Own
-                },
-                zhat: 0.5,
-                leak,
-                ode: OdeOptions {
-                    rtol: 1e-11,
-                    atol: 1e-13,
-                    ..OdeOptions::default()
-                },
-                finite_n: None,
-                rule: modeflow::interference::linear::Rule::Gradient,
-            },
-        )
+        .prop_map(|((u_p, t_in, u_s, t_d, frac), aligned, leak, tanh)| {
+            let schedule = Schedule {
+                u_p,
+                t_in,
+                u_s,
+                t_d,
+                t_l: frac * t_d,
+            };
+            let loss = if aligned {
+                LossKind::Aligned
+            } else {
+                LossKind::Own
+            };
+            Trials::accurate(gain_of(tanh), schedule, loss, leak)
+        })
 }
 
 proptest! {

@@ -260,26 +260,14 @@ fn check_i3() -> Result<Vec<Row>> {
 
 /// A schedule with a sustained input (all three pieces, all switches active).
 fn check_trials(gain: GainKind, loss: LossKind, leak: f64) -> Trials {
-    Trials {
-        gain: Gain::new(gain),
-        schedule: Schedule {
-            u_p: 1.0,
-            t_in: 2.0,
-            u_s: 0.2,
-            t_d: 5.0,
-            t_l: 1.5,
-        },
-        loss,
-        zhat: 0.5,
-        leak,
-        ode: OdeOptions {
-            rtol: 1e-11,
-            atol: 1e-13,
-            ..OdeOptions::default()
-        },
-        finite_n: None,
-        rule: crate::interference::linear::Rule::Gradient,
-    }
+    let schedule = Schedule {
+        u_p: 1.0,
+        t_in: 2.0,
+        u_s: 0.2,
+        t_d: 5.0,
+        t_l: 1.5,
+    };
+    Trials::accurate(Gain::new(gain), schedule, loss, leak)
 }
 
 /// max_ij |adjoint - central difference| / |grad|_F.

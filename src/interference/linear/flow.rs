@@ -183,17 +183,24 @@ impl Pathway {
 /// The ODE right-hand side, allocation-free; NaN where I - M is singular, which the integrator
 /// reports as an `Ode` error.
 fn rhs(y: &State, task: Task, loss: Loss, rule: Rule, par: &Params, mask: &State) -> State {
-    let (l, p, q, s) = (y[0], y[1], y[2], y[3]);
-    let d = (1.0 - l) * (1.0 - s) - p * q;
-    if d.abs() < SINGULAR_D {
+    let Some(r) = resolvent_at(y[0], y[1], y[2], y[3]) else {
         return State::repeat(f64::NAN);
-    }
-    // R = (1/D) [[1 - s, p], [q, 1 - lambda]]
-    let r = Matrix2::new(1.0 - s, p, q, 1.0 - l) / d;
+    };
     let kappa = r.column(task.index()) * par.u;
     let e = error_vector(&kappa, task, loss, par.zhat);
     let g = rule_direction(&r, &kappa, &e, rule) * par.eta;
     State::new(g[(0, 0)], g[(0, 1)], g[(1, 0)], g[(1, 1)]).component_mul(mask)
+}
+
+/// R = (I - M)^-1 = (1/D) [[1 - s, p], [q, 1 - lambda]] at the state (lambda, p, q, s) of M,
+/// D = (1 - lambda)(1 - s) - p q; `None` where |D| < [`SINGULAR_D`] (the flows' right-hand
+/// sides return NaN there, which the integrator reports as an `Ode` error).
+fn resolvent_at(l: f64, p: f64, q: f64, s: f64) -> Option<Matrix2<f64>> {
+    let d = (1.0 - l) * (1.0 - s) - p * q;
+    if d.abs() < SINGULAR_D {
+        return None;
+    }
+    Some(Matrix2::new(1.0 - s, p, q, 1.0 - l) / d)
 }
 
 /// sqrt(2 L) without allocation; NaN where singular.
@@ -347,12 +354,9 @@ fn rhs_loss_clock(
     par: &Params,
     mask: &State,
 ) -> ClockState {
-    let (l, p, q, s) = (y[0], y[1], y[2], y[3]);
-    let d = (1.0 - l) * (1.0 - s) - p * q;
-    if d.abs() < SINGULAR_D {
+    let Some(r) = resolvent_at(y[0], y[1], y[2], y[3]) else {
         return ClockState::repeat(f64::NAN);
-    }
-    let r = Matrix2::new(1.0 - s, p, q, 1.0 - l) / d;
+    };
     let kappa = r.column(task.index()) * par.u;
     let e = par.zhat - kappa[task.index()];
     let grad = r.row(task.index()).transpose() * kappa.transpose();

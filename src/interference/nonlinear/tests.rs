@@ -4,26 +4,14 @@ use super::*;
 use crate::latent::gain::GainKind;
 
 pub(crate) fn trials(kind: GainKind, loss: LossKind, leak: f64) -> Trials {
-    Trials {
-        gain: Gain::new(kind),
-        schedule: Schedule {
-            u_p: 1.0,
-            t_in: 2.0,
-            u_s: 0.1,
-            t_d: 4.0,
-            t_l: 1.5,
-        },
-        loss,
-        zhat: 0.5,
-        leak,
-        ode: OdeOptions {
-            rtol: 1e-11,
-            atol: 1e-13,
-            ..OdeOptions::default()
-        },
-        finite_n: None,
-        rule: Rule::Gradient,
-    }
+    let schedule = Schedule {
+        u_p: 1.0,
+        t_in: 2.0,
+        u_s: 0.1,
+        t_d: 4.0,
+        t_l: 1.5,
+    };
+    Trials::accurate(Gain::new(kind), schedule, loss, leak)
 }
 
 /// The loss of task B when only the *direct* effect of M on the trajectory is kept: the
@@ -33,35 +21,17 @@ pub(crate) fn trials(kind: GainKind, loss: LossKind, leak: f64) -> Trials {
 /// independent forward computation of what the e-prop adjoint must return.
 fn frozen_loss(tr: &Trials, m: &Matrix2<f64>, mp: &Matrix2<f64>, task: Task) -> f64 {
     let base = tr.trial(m, task).unwrap();
-    let dir = tr.input_direction(task);
-    let mut y0 = SVector::<f64, 3>::zeros();
-    for ((t0, t1, u, window), piece) in tr.pieces().into_iter().zip(&base.pieces) {
-        let input = dir * u;
-        let traj = solve(
-            |t, y: &SVector<f64, 3>| {
-                let k = Vector2::new(y[0], y[1]);
-                let z0 = piece.eval(t);
-                let k0 = Vector2::new(z0[0], z0[1]);
-                let (g0, _) = tr.gain.g_and_slope(k0.norm_squared());
-                // kappa0 solves kappa0' = -kappa0 + M G0 kappa0 + input (so kappa = kappa0
-                // at M' = M); only the direct drive M' G0 kappa0 sees M'
-                let dk = -k + mp * (k0 * g0) + input;
-                let dl = if window {
-                    tr.running_loss(task, &k).0
-                } else {
-                    0.0
-                };
-                SVector::<f64, 3>::new(dk[0], dk[1], dl)
-            },
-            t0,
-            y0,
-            t1,
-            &tr.ode,
-        )
+    let (_, end) = tr
+        .integrate_pieces(task, |i, t, k, input| {
+            let z0 = base.pieces[i].eval(t);
+            let k0 = Vector2::new(z0[0], z0[1]);
+            let (g0, _) = tr.gain.g_and_slope(k0.norm_squared());
+            // kappa0 solves kappa0' = -kappa0 + M G0 kappa0 + input (so kappa = kappa0
+            // at M' = M); only the direct drive M' G0 kappa0 sees M'
+            -k + mp * (k0 * g0) + input
+        })
         .unwrap();
-        y0 = traj.last().1;
-    }
-    y0[2]
+    end[2]
 }
 
 #[test]

@@ -109,32 +109,21 @@ fn reduced_flows_keep_their_frozen_entries() {
 #[test]
 fn learned_start_and_singular_start_are_errors() {
     let par = Params::reference(0.3);
+    let learn_b = |m: &Matrix2<f64>| {
+        learn(
+            m,
+            Task::B,
+            Loss::Own,
+            Pathway::Full,
+            &par,
+            1e-6,
+            &ode_options(),
+        )
+    };
     let done = closed::from_entries(0.7, 0.0, 0.0, 0.7);
-    assert!(matches!(
-        learn(
-            &done,
-            Task::B,
-            Loss::Own,
-            Pathway::Full,
-            &par,
-            1e-6,
-            &ode_options()
-        ),
-        Err(Error::Requirement(_))
-    ));
+    assert!(matches!(learn_b(&done), Err(Error::Requirement(_))));
     let sing = closed::from_entries(1.0, 0.0, 0.0, 0.0);
-    assert!(matches!(
-        learn(
-            &sing,
-            Task::B,
-            Loss::Own,
-            Pathway::Full,
-            &par,
-            1e-6,
-            &ode_options()
-        ),
-        Err(Error::Singular { .. })
-    ));
+    assert!(matches!(learn_b(&sing), Err(Error::Singular { .. })));
 }
 
 /// Task B at (r, eps) = (0.3, 0.05) with each pair at rtol 1e-11: the same results to the

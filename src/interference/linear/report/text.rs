@@ -69,6 +69,28 @@ fn compared_line(out: &mut String, label: &str, c: &Compared, sig: usize) {
     ));
 }
 
+/// The column header of the [`compared_line`] tables.
+fn compared_header(out: &mut String) {
+    out.push_str(&format!(
+        "    {:<34}{:>14}{:>16}{:>12}\n",
+        "", "closed form", "ODE", "difference"
+    ));
+}
+
+/// The learning times of task B's two modes alone (rotation, new formation), after `heading`.
+fn modes_alone(
+    out: &mut String,
+    heading: &str,
+    rot_label: &str,
+    t_rot: &Compared,
+    t_new: &Compared,
+) {
+    out.push_str(heading);
+    compared_header(out);
+    compared_line(out, rot_label, t_rot, 7);
+    compared_line(out, "  t_new (p = q = 0)", t_new, 7);
+}
+
 /// Section 3 of the text report under e-prop (E-2): the closed form beside the ODE, and the
 /// gradient flow on the same protocol.
 fn eprop_race_text(o: &mut String, rep: &LinearReport, ep: &EpropRace) {
@@ -92,13 +114,13 @@ fn eprop_race_text(o: &mut String, rep: &LinearReport, ep: &EpropRace) {
         )),
         None => o.push_str("    no crossover: eps >= 1/2\n"),
     }
-    o.push_str("\n    each mode alone, until |z_BB - zhat| < tol: t = T(y0, y1)/k (k = eps^2/r^2 for q alone, 1 for s alone)\n");
-    o.push_str(&format!(
-        "    {:<34}{:>14}{:>16}{:>12}\n",
-        "", "closed form", "ODE", "difference"
-    ));
-    compared_line(o, "  t_rot (q alone, s = 0)", &rep.t_rot, 7);
-    compared_line(o, "  t_new (p = q = 0)", &rep.t_new, 7);
+    modes_alone(
+        o,
+        "\n    each mode alone, until |z_BB - zhat| < tol: t = T(y0, y1)/k (k = eps^2/r^2 for q alone, 1 for s alone)\n",
+        "  t_rot (q alone, s = 0)",
+        &rep.t_rot,
+        &rep.t_new,
+    );
     o.push_str("\n    full e-prop flow\n");
     compared_line(o, "  learning time of B", &ep.t_b, 7);
     compared_line(o, "  interference I", &ep.interference, 7);
@@ -287,10 +309,7 @@ impl LinearReport {
             "1. TASK A, learned from M = 0 (own loss, {})\n",
             self.rule.name()
         ));
-        o.push_str(&format!(
-            "    {:<34}{:>14}{:>16}{:>12}\n",
-            "", "closed form", "ODE", "difference"
-        ));
+        compared_header(o);
         compared_line(o, "lambda_A = 1 - r", &self.lambda_a, 7);
         compared_line(o, "learning time of A", &self.t_a, 7);
         o.push_str(&format!(
@@ -371,13 +390,13 @@ impl LinearReport {
                 Some(rs) => o.push_str(&format!("; r*(eps = {}) = {}\n", s.eps, num(rs, 4))),
                 None => o.push_str("; no crossover r* at this eps\n"),
             }
-            o.push_str("\n    each mode alone, until |z_BB - zhat| < tol (I-7)\n");
-            o.push_str(&format!(
-                "    {:<34}{:>14}{:>16}{:>12}\n",
-                "", "closed form", "ODE", "difference"
-            ));
-            compared_line(o, "  t_rot (balanced p = q, s = 0)", &self.t_rot, 7);
-            compared_line(o, "  t_new (p = q = 0)", &self.t_new, 7);
+            modes_alone(
+                o,
+                "\n    each mode alone, until |z_BB - zhat| < tol (I-7)\n",
+                "  t_rot (balanced p = q, s = 0)",
+                &self.t_rot,
+                &self.t_new,
+            );
             o.push_str(&format!(
             "\n    full flow (I-6): B learned at tau = {};  delta s = {},  delta p q/(1 - lambda) = {}\n",
             num(b.t, 5),
