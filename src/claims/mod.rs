@@ -80,3 +80,18 @@ pub fn registry() -> Vec<Check> {
     checks.extend(bias::checks());
     checks
 }
+
+/// Test helper of the claim files: print the rows of `what` (run since `t0`), and assert that
+/// every label fits the 42 columns `modeflow check` prints and every row passes.
+#[cfg(test)]
+pub(crate) fn assert_rows_pass(what: &str, rows: &[Row], t0: std::time::Instant) {
+    for r in rows {
+        println!(
+            "{:<44} {:>14.6e} {:>14.6e} {:>9.2e} {:>9.2e} {:?} {}",
+            r.label, r.predicted, r.measured, r.error, r.tolerance, r.verdict, r.note
+        );
+        assert!(r.label.chars().count() <= 42, "{}", r.label);
+    }
+    println!("{what}: {:.2} s", t0.elapsed().as_secs_f64());
+    assert!(rows.iter().all(|r| r.verdict == Verdict::Pass));
+}

@@ -56,14 +56,7 @@ fn setting() -> (Network, Task, Trials) {
         loss: LossKind::Own,
         sigma0: 0.0,
     });
-    let tr = task.trials(
-        net.n,
-        net.inputs(),
-        net.outputs(),
-        net.dt,
-        1,
-        &mut StdRng::seed_from_u64(0),
-    );
+    let tr = super::rules::one_trial(&net, &task);
     (net, task, tr)
 }
 
@@ -225,21 +218,12 @@ fn check_e5() -> Result<Vec<Row>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::claims::Verdict;
 
     #[test]
     fn e4_e5_hold() {
         let t0 = std::time::Instant::now();
         let mut rows = check_e4().unwrap();
         rows.extend(check_e5().unwrap());
-        for r in &rows {
-            println!(
-                "{:<44} {:>12.4e} {:>12.4e} {:>9.2e} {:>9.2e} {:?} {}",
-                r.label, r.predicted, r.measured, r.error, r.tolerance, r.verdict, r.note
-            );
-            assert!(r.label.chars().count() <= 42, "{}", r.label);
-        }
-        println!("E-4/E-5: {:.2} s", t0.elapsed().as_secs_f64());
-        assert!(rows.iter().all(|r| r.verdict == Verdict::Pass));
+        crate::claims::assert_rows_pass("E-4/E-5", &rows, t0);
     }
 }

@@ -10,7 +10,7 @@ use crate::interference::linear::{closed, flow, Loss, Params};
 use crate::rnn::bptt::{Credit, Workspace};
 use crate::rnn::network::{Network, NetworkSpec, Phi, Readout, Trainable};
 use crate::rnn::rules::LearningRule;
-use crate::rnn::task::{LossKind, Task, WorkingMemory};
+use crate::rnn::task::{LossKind, Task, Trials, WorkingMemory};
 use crate::rnn::train::{train_task, Optimizer, TrainOptions};
 use crate::Result;
 
@@ -53,16 +53,22 @@ fn linear_net(n: usize, m: &Matrix2<f64>, seed: u64) -> Network {
     Network::new(&spec, &mut StdRng::seed_from_u64(seed))
 }
 
-/// dL/dM (row-major 2x2) of the network under `credit` on task `task`.
-fn m_gradient(net: &Network, task: &Task, credit: Credit<'_>) -> Result<(f64, Matrix2<f64>)> {
-    let tr = task.trials(
+/// One trial of `task` for `net` (batch 1, its random draws from seed 0), shared with
+/// `claims::rule_stats`.
+pub(super) fn one_trial(net: &Network, task: &Task) -> Trials {
+    task.trials(
         net.n,
         net.inputs(),
         net.outputs(),
         net.dt,
         1,
         &mut StdRng::seed_from_u64(0),
-    );
+    )
+}
+
+/// dL/dM (row-major 2x2) of the network under `credit` on task `task`.
+fn m_gradient(net: &Network, task: &Task, credit: Credit<'_>) -> Result<(f64, Matrix2<f64>)> {
+    let tr = one_trial(net, task);
     let mut ws = Workspace::new(net, tr.steps, tr.batch);
     let mut g = vec![0.0; 4];
     let l = ws.loss_and_grad_with(net, &tr, &Trainable::LATENT, credit, &mut g)?;
@@ -341,20 +347,11 @@ fn finite_n_eprop_task_b(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::claims::Verdict;
 
     #[test]
     fn e1_holds() {
         let t0 = std::time::Instant::now();
         let rows = check_e1().unwrap();
-        for r in &rows {
-            println!(
-                "{:<44} {:>14.6e} {:>14.6e} {:>9.2e} {:>9.2e} {:?} {}",
-                r.label, r.predicted, r.measured, r.error, r.tolerance, r.verdict, r.note
-            );
-            assert!(r.label.chars().count() <= 42, "{}", r.label);
-        }
-        println!("E-1: {:.2} s", t0.elapsed().as_secs_f64());
-        assert!(rows.iter().all(|r| r.verdict == Verdict::Pass));
+        crate::claims::assert_rows_pass("E-1", &rows, t0);
     }
 }

@@ -68,6 +68,14 @@ fn describe(p: &MapPoint) -> String {
 /// I-18-map: the grid [`EPS`] x [`FRACTIONS`] below r*(eps).
 fn check_map() -> Result<Vec<Row>> {
     let map = step_size_map(&EPS, &FRACTIONS, TASK_TOL)?;
+    let mut rows = flips_found(&map);
+    rows.extend(predictors_of_gd(&map));
+    rows.push(beyond_the_flip(&map));
+    Ok(rows)
+}
+
+/// Per eps of the grid: the modified flow's flip and GD's critical step were found.
+fn flips_found(map: &[MapPoint]) -> Vec<Row> {
     let mut rows = Vec::new();
     for &eps in &EPS {
         let pts: Vec<&MapPoint> = map.iter().filter(|p| p.eps == eps).collect();
@@ -94,6 +102,13 @@ fn check_map() -> Result<Vec<Row>> {
             format!("{found} of {} (of {} points)", run.len(), pts.len()),
         ));
     }
+    rows
+}
+
+/// The three predictors of GD's critical step h_GD over the grid: the modified flow's flip,
+/// the closed form h_half, and the fitted c h_stab (each a disputed finding).
+fn predictors_of_gd(map: &[MapPoint]) -> Vec<Row> {
+    let mut rows = Vec::new();
     let both: Vec<f64> = map
         .iter()
         .filter_map(|p| p.log2_modified_over_gd())
@@ -158,6 +173,11 @@ fn check_map() -> Result<Vec<Row>> {
             )),
         );
     }
+    rows
+}
+
+/// Just above h_GD, GD leaves the stable region or learns B by new formation.
+fn beyond_the_flip(map: &[MapPoint]) -> Row {
     let diverged = map
         .iter()
         .filter(|p| p.gd.is_some_and(|g| g.fail.ending == Ending::Diverged))
@@ -166,12 +186,11 @@ fn check_map() -> Result<Vec<Row>> {
         .iter()
         .filter(|p| p.gd.is_some_and(|g| g.fail.ending == Ending::Learned))
         .count();
-    rows.push(Row::holds(
+    Row::holds(
         "just above h_GD GD either leaves the stable region or learns B by new formation",
         map.iter()
             .filter_map(|p| p.gd)
             .all(|g| g.fail.ending == Ending::Diverged || g.fail.ending == Ending::Learned),
         format!("leaves the stable region: {diverged}, new formation: {learned_new}"),
-    ));
-    Ok(rows)
+    )
 }

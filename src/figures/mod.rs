@@ -305,6 +305,20 @@ pub fn race_eps_axis(n: usize) -> Vec<f64> {
         .collect()
 }
 
+/// The I-16 crossover r*(eps) of the closed-form task-B path at each `eps` (task tolerance
+/// 1e-6, the race maps' protocol), as (r*, eps) points; eps values without a crossover (or
+/// where it fails) are left out.
+fn refined_crossover(eps: &[f64]) -> Vec<[f64; 2]> {
+    eps.iter()
+        .filter_map(|&e| {
+            linear::exact_path::r_star_refined(e, 1e-6)
+                .ok()
+                .flatten()
+                .map(|rs| [rs, e])
+        })
+        .collect()
+}
+
 /// Interference over (r, eps) from the full linear 2x2 ODE (I-8), log colour, with the
 /// criterion's r*(eps), the full flow's rotation-share-1/2 line and the I-16 closed-form
 /// crossover overlaid.
@@ -328,15 +342,7 @@ pub fn race_map(dir: &Path, n_r: usize, n_eps: usize, overlay: &[Points]) -> Res
         .filter_map(|&e| closed::r_star(e).ok().flatten().map(|rs| [rs, e]))
         .collect();
     // I-16: the crossover of the closed-form task-B path (exact; same tolerance as the grid)
-    let refined: Vec<[f64; 2]> = eps
-        .iter()
-        .filter_map(|&e| {
-            linear::exact_path::r_star_refined(e, 1e-6)
-                .ok()
-                .flatten()
-                .map(|rs| [rs, e])
-        })
-        .collect();
+    let refined = refined_crossover(&eps);
     // the full-flow boundary (what `predict` calls the real one): per eps row, where the
     // rotation share of the full gradient flow crosses 1/2, linear between grid columns
     let crossover: Vec<[f64; 2]> = eps
@@ -404,15 +410,7 @@ pub fn step_size_map(dir: &Path) -> Result<Vec<PathBuf>> {
         }
     }
     heatmap::floor_non_positive(&mut values);
-    let crossover: Vec<[f64; 2]> = eps
-        .iter()
-        .filter_map(|&e| {
-            linear::exact_path::r_star_refined(e, 1e-6)
-                .ok()
-                .flatten()
-                .map(|rs| [rs, e])
-        })
-        .collect();
+    let crossover = refined_crossover(&eps);
     race_heatmap(
         dir,
         &RaceHeat {

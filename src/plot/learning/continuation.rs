@@ -31,6 +31,14 @@ pub(super) fn draw_event<DB: DrawingBackend>(
     Ok(())
 }
 
+/// Whether some branch of `d` has a stable (`stable`) or an unstable point (the legend's
+/// stability entries).
+pub(super) fn has_points(d: &Diagram, stable: bool) -> bool {
+    d.branches
+        .iter()
+        .any(|b| b.points.iter().any(|q| q.point.kind.is_stable() == stable))
+}
+
 /// Legend entries for the event kinds that occur.
 pub(super) fn event_entries(d: &Diagram) -> Vec<(Glyph, String)> {
     let mut out: Vec<(Glyph, String)> = Vec::new();
@@ -227,12 +235,7 @@ impl ContinuationFigure<'_> {
     fn draw_legend<DB: DrawingBackend>(&self, right: &DrawingArea<DB, Shift>) -> Result<()> {
         let d = self.d;
         let mut entries = Vec::new();
-        let any = |s: bool| {
-            d.diagram
-                .branches
-                .iter()
-                .any(|b| b.points.iter().any(|q| q.point.kind.is_stable() == s))
-        };
+        let any = |stable: bool| has_points(&d.diagram, stable);
         if any(true) {
             entries.push((Glyph::Line(canvas::GREY, 3, false), "stable".to_string()));
         }

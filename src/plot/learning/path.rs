@@ -63,12 +63,7 @@ impl Figure for PathFigure<'_> {
         }
         phase::draw_targets(&chart, self.targets)?;
         let mut entries = Vec::new();
-        let any = |s: bool| {
-            d.diagram
-                .branches
-                .iter()
-                .any(|b| b.points.iter().any(|q| q.point.kind.is_stable() == s))
-        };
+        let any = |stable: bool| has_points(&d.diagram, stable);
         if any(true) {
             entries.push((
                 Glyph::Line(canvas::GREY, 4, false),
