@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use modeflow::figures::bias as fb;
 
 mod common;
-use common::{check_png, check_svg};
 
 fn out_dir(name: &str) -> PathBuf {
     common::out_dir_with("biasfig", name)
@@ -30,12 +29,7 @@ fn check_figure(dir: &Path, files: &[PathBuf], stem: &str, size: (u32, u32)) -> 
         assert!(files.contains(&p), "{p:?} not reported among {files:?}");
         assert!(p.is_file(), "{p:?} missing");
     }
-    let svg = std::fs::read_to_string(dir.join(format!("{stem}.svg"))).unwrap();
-    check_svg(&svg);
-    check_png(&dir.join(format!("{stem}.png")), size);
-    let json = std::fs::read_to_string(dir.join(format!("{stem}.json"))).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(v["modeflow_version"], env!("CARGO_PKG_VERSION"));
+    let (_, v) = common::check_figure_files(dir, stem, size);
     assert_eq!(
         v["provenance"]["modeflow_version"],
         env!("CARGO_PKG_VERSION")
@@ -43,10 +37,6 @@ fn check_figure(dir: &Path, files: &[PathBuf], stem: &str, size: (u32, u32)) -> 
     assert!(v["provenance"]["what"]
         .as_str()
         .is_some_and(|s| !s.is_empty()));
-    for e in std::fs::read_dir(dir).unwrap() {
-        let name = e.unwrap().file_name().to_string_lossy().to_string();
-        assert!(!name.starts_with('.'), "temporary file left: {name}");
-    }
     v
 }
 

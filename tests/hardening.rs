@@ -217,13 +217,22 @@ fn sweep_file(d: &Path, name: &str, axes: &str) -> PathBuf {
     )
 }
 
-fn sweep(d: &Path, file: &Path, extra: &[&str]) -> Output {
+/// `modeflow sweep FILE --out OUT EXTRA...`, not yet run.
+fn sweep_cmd(file: &Path, out: &Path, extra: &[&str]) -> Command {
     let mut c = bin();
-    c.arg("sweep")
-        .arg(file)
-        .arg("--out")
-        .arg(d.join("out"))
-        .args(extra);
+    c.arg("sweep").arg(file).arg("--out").arg(out).args(extra);
+    c
+}
+
+/// Sweep `file` into `d/out`.
+fn sweep(d: &Path, file: &Path, extra: &[&str]) -> Output {
+    run(sweep_cmd(file, &d.join("out"), extra))
+}
+
+/// `modeflow merge INPUTS... --out OUT`.
+fn merge(inputs: &[PathBuf], out: &Path) -> Output {
+    let mut c = bin();
+    c.arg("merge").args(inputs).arg("--out").arg(out);
     run(c)
 }
 
@@ -306,12 +315,8 @@ fn sweep_over_a_bias_model_with_a_csv_never_fails_a_point_with_two_threads() {
          outputs = [\"rows.0.measured\"]\nseeds = [1, 2, 3, 4, 5, 6, 7, 8]\n\
          [axes]\neta = [0.01, 0.02, 0.03, 0.04, 0.05]\n",
     );
-    let mut c = bin();
-    c.env("RAYON_NUM_THREADS", "2")
-        .arg("sweep")
-        .arg(&f)
-        .arg("--out")
-        .arg(d.join("out"));
+    let mut c = sweep_cmd(&f, &d.join("out"), &[]);
+    c.env("RAYON_NUM_THREADS", "2");
     let out = run(c);
     assert_eq!(
         out.status.code(),
@@ -571,79 +576,42 @@ fn race(d: &Path) -> PathBuf {
 fn merge_of_8_shards_equals_the_unsharded_sweep_byte_for_byte() {
     let d = dir("bitexact");
     let f = race(&d);
-    let mut c = bin();
-    c.arg("sweep")
-        .arg(&f)
-        .arg("--out")
-        .arg(d.join("full"))
-        .arg("-q");
-    assert_eq!(run(c).status.code(), Some(0));
+    let full = run(sweep_cmd(&f, &d.join("full"), &["-q"]));
+    assert_eq!(full.status.code(), Some(0));
     let mut shards = vec![];
     for i in 1..=8 {
-        let mut c = bin();
-        c.arg("sweep")
-            .arg(&f)
-            .arg("--out")
-            .arg(d.join("parts"))
-            .arg("--shard")
-            .arg(format!("{i}/8"))
-            .arg("-q");
-        assert_eq!(run(c).status.code(), Some(0));
+        let shard = format!("{i}/8");
+        let part = run(sweep_cmd(&f, &d.join("parts"), &["--shard", &shard, "-q"]));
+        assert_eq!(part.status.code(), Some(0));
         shards.push(d.join(format!("parts/race-grid.shard-{i}-of-8.json")));
     }
-    let mut c = bin();
-    c.arg("merge")
-        .args(&shards)
-        .arg("--out")
-        .arg(d.join("merged"));
-    assert_eq!(run(c).status.code(), Some(0));
+    assert_eq!(merge(&shards, &d.join("merged")).status.code(), Some(0));
     for ext in ["csv", "json"] {
         let a = std::fs::read(d.join(format!("full/race-grid.{ext}"))).unwrap();
         let b = std::fs::read(d.join(format!("merged/race-grid.{ext}"))).unwrap();
         assert!(a == b, "merged {ext} differs from the unsharded sweep");
     }
     // missing, duplicate and mismatched shards
-    let mut c = bin();
-    c.arg("merge")
-        .args(&shards[..7])
-        .arg("--out")
-        .arg(d.join("m2"));
-    expect(&run(c), 2, &["shard(s) 8/8", "missing"]);
-    let mut c = bin();
-    c.arg("merge")
-        .args(&shards[..7])
-        .arg(&shards[0])
-        .arg("--out")
-        .arg(d.join("m2"));
-    expect(&run(c), 2, &["shard 1/8 given twice"]);
-    let mut c = bin();
-    c.arg("merge")
-        .args(&shards[..7])
-        .arg(d.join("full/race-grid.json"))
-        .arg("--out")
-        .arg(d.join("m2"));
-    expect(&run(c), 2, &["does not belong"]);
+    let m2 = d.join("m2");
+    expect(&merge(&shards[..7], &m2), 2, &["shard(s) 8/8", "missing"]);
+    let twice = [&shards[..7], &shards[..1]].concat();
+    expect(&merge(&twice, &m2), 2, &["shard 1/8 given twice"]);
+    let foreign = [&shards[..7], &[d.join("full/race-grid.json")]].concat();
+    expect(&merge(&foreign, &m2), 2, &["does not belong"]);
 }
 
 #[test]
 fn merge_rejects_rows_shorter_than_the_header() {
     let d = dir("shortmerge");
     let f = race(&d);
-    let mut c = bin();
-    c.arg("sweep")
-        .arg(&f)
-        .arg("--out")
-        .arg(&d)
-        .args(["--shard", "1/1", "-q"]);
-    assert_eq!(run(c).status.code(), Some(0));
+    let one = run(sweep_cmd(&f, &d, &["--shard", "1/1", "-q"]));
+    assert_eq!(one.status.code(), Some(0));
     let p = d.join("race-grid.json");
     let mut v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
     v["rows"][3]["outputs"].as_array_mut().unwrap().pop();
     std::fs::write(&p, v.to_string()).unwrap();
-    let mut c = bin();
-    c.arg("merge").arg(&p).arg("--out").arg(d.join("m"));
-    expect(&run(c), 2, &["race-grid.json", "row 3"]);
+    expect(&merge(&[p], &d.join("m")), 2, &["race-grid.json", "row 3"]);
     assert!(!d.join("m/race-grid.csv").exists());
 }
 
@@ -712,22 +680,12 @@ fn small_ranges_are_printed_exactly() {
 fn killed_shard_resumes_and_equals_the_uninterrupted_run() {
     let d = dir("resume");
     let f = race(&d);
-    let mut c = bin();
-    c.arg("sweep")
-        .arg(&f)
-        .arg("--out")
-        .arg(d.join("full"))
-        .args(["--shard", "2/3", "-q"]);
-    assert_eq!(run(c).status.code(), Some(0));
+    let full = run(sweep_cmd(&f, &d.join("full"), &["--shard", "2/3", "-q"]));
+    assert_eq!(full.status.code(), Some(0));
     // kill a run once it has recorded a few points
     let progress = d.join("part/race-grid.shard-2-of-3.progress.jsonl");
-    let mut c = bin();
+    let mut c = sweep_cmd(&f, &d.join("part"), &["--shard", "2/3", "-q"]);
     c.env("RAYON_NUM_THREADS", "1")
-        .arg("sweep")
-        .arg(&f)
-        .arg("--out")
-        .arg(d.join("part"))
-        .args(["--shard", "2/3", "-q"])
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let mut child = c.spawn().unwrap();
@@ -747,13 +705,12 @@ fn killed_shard_resumes_and_equals_the_uninterrupted_run() {
         t.push_str("{\"index\": 4");
         std::fs::write(&progress, t).unwrap();
     }
-    let mut c = bin();
-    c.arg("sweep")
-        .arg(&f)
-        .arg("--out")
-        .arg(d.join("part"))
-        .args(["--shard", "2/3", "--resume", "-q"]);
-    assert_eq!(run(c).status.code(), Some(0));
+    let resumed = run(sweep_cmd(
+        &f,
+        &d.join("part"),
+        &["--shard", "2/3", "--resume", "-q"],
+    ));
+    assert_eq!(resumed.status.code(), Some(0));
     for ext in ["csv", "json"] {
         let name = format!("race-grid.shard-2-of-3.{ext}");
         let a = std::fs::read(d.join("full").join(&name)).unwrap();
@@ -783,15 +740,10 @@ fn resume_refuses_the_progress_of_another_shard() {
 fn shard_slurm_reads_the_array_task_variables() {
     let d = dir("slurmenv");
     let f = race(&d);
-    let mut c = bin();
+    let mut c = sweep_cmd(&f, &d, &["--shard", "slurm", "-q"]);
     c.env("SLURM_ARRAY_TASK_ID", "2")
         .env("SLURM_ARRAY_TASK_COUNT", "4")
-        .env("SLURM_ARRAY_TASK_MIN", "1")
-        .arg("sweep")
-        .arg(&f)
-        .arg("--out")
-        .arg(&d)
-        .args(["--shard", "slurm", "-q"]);
+        .env("SLURM_ARRAY_TASK_MIN", "1");
     assert_eq!(run(c).status.code(), Some(0));
     assert!(d.join("race-grid.shard-2-of-4.json").is_file());
     let mut c = bin();
@@ -806,13 +758,11 @@ fn shard_slurm_reads_the_array_task_variables() {
 fn slurm_script_submits_an_array_and_a_dependent_merge() {
     let d = dir("script");
     let f = race(&d);
-    let mut c = bin();
-    c.arg("sweep")
-        .arg(&f)
-        .arg("--out")
-        .arg(d.join("o"))
-        .args(["--slurm-script", "--tasks", "4"]);
-    let out = run(c);
+    let out = run(sweep_cmd(
+        &f,
+        &d.join("o"),
+        &["--slurm-script", "--tasks", "4"],
+    ));
     assert_eq!(out.status.code(), Some(0));
     let s = String::from_utf8_lossy(&out.stdout);
     for needle in [

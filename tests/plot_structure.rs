@@ -67,7 +67,6 @@ impl PlanarFlow for Linear {
 }
 
 mod common;
-use common::{check_png, check_svg};
 
 fn out_dir(name: &str) -> PathBuf {
     common::out_dir_with("plot", name)
@@ -83,18 +82,7 @@ fn svg_markers(svg: &str) -> usize {
 }
 
 fn check_figure(dir: &Path, stem: &str, size: (u32, u32)) -> String {
-    let svg = std::fs::read_to_string(dir.join(format!("{stem}.svg"))).unwrap();
-    check_svg(&svg);
-    check_png(&dir.join(format!("{stem}.png")), size);
-    let json = std::fs::read_to_string(dir.join(format!("{stem}.json"))).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(v["modeflow_version"], env!("CARGO_PKG_VERSION"));
-    // no temporary files left behind
-    for e in std::fs::read_dir(dir).unwrap() {
-        let name = e.unwrap().file_name().to_string_lossy().to_string();
-        assert!(!name.starts_with('.'), "temporary file left: {name}");
-    }
-    svg
+    common::check_figure_files(dir, stem, size).0
 }
 
 #[test]

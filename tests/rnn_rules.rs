@@ -130,6 +130,34 @@ fn entries() -> Vec<(usize, usize)> {
     v
 }
 
+/// The largest |entry|, and the largest |a_k - b_k|.
+fn max_abs(v: &[f64]) -> f64 {
+    v.iter().fold(0.0f64, |m, x| m.max(x.abs()))
+}
+
+fn max_diff(a: &[f64], b: &[f64]) -> f64 {
+    a.iter()
+        .zip(b)
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
+}
+
+/// The rule's gradient `g` (column-major, N x N) against the five-point difference (h = 1e-3)
+/// of `loss((i, j), delta)` at the [`entries`]; five-point stencil at h = 1e-3: truncation
+/// ~h^4 f^(5) ~ 1e-12, rounding ~1e-16 / h, so agreement to 1e-9 of the largest entry.
+/// Returns that largest entry.
+fn assert_matches_fd(g: &[f64], loss: impl Fn((usize, usize), f64) -> f64, what: &str) -> f64 {
+    let scale = max_abs(g);
+    for (i, j) in entries() {
+        let f = fd(|d| loss((i, j), d), 1e-3);
+        let got = g[j * N + i];
+        assert!(
+            (got - f).abs() <= 1e-9 * scale,
+            "{what}: ({i},{j}) rule {got} vs fd {f}"
+        );
+    }
+    scale
+}
+
 /// Five-point central difference of f at 0.
 fn fd(f: impl Fn(f64) -> f64, h: f64) -> f64 {
     (8.0 * (f(h) - f(-h)) - (f(2.0 * h) - f(-2.0 * h))) / (12.0 * h)
@@ -190,24 +218,14 @@ fn eprop_is_bptt_of_the_network_without_the_jacobians_off_diagonal() {
         for fb in [None, Some(&random_fb)] {
             let g = rule_gradient(&net, &tr, Credit::Eprop { feedback: fb });
             let b = fb.unwrap_or(&net.w_out);
-            let scale = g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-            for (i, j) in entries() {
-                let f = fd(|d| eprop_modified_loss(&net, &tr, b, (i, j), d), 1e-3);
-                // five-point stencil at h = 1e-3: truncation ~h^4 f^(5) ~ 1e-12, rounding
-                // ~1e-16 / h: agreement to 1e-9 of the largest entry
-                let got = g[j * N + i];
-                assert!(
-                    (got - f).abs() <= 1e-9 * scale,
-                    "{phi:?} fb {}: ({i},{j}) rule {got} vs fd {f}",
-                    fb.is_some()
-                );
-            }
+            let scale = assert_matches_fd(
+                &g,
+                |ij, d| eprop_modified_loss(&net, &tr, b, ij, d),
+                &format!("{phi:?} fb {}", fb.is_some()),
+            );
             // and it is not the exact gradient (the check can tell them apart)
             let exact = rule_gradient(&net, &tr, Credit::Exact);
-            let diff = g
-                .iter()
-                .zip(&exact)
-                .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+            let diff = max_diff(&g, &exact);
             assert!(diff > 1e-3 * scale, "{phi:?}: e-prop equals BPTT?");
         }
     }
@@ -243,15 +261,11 @@ fn truncated_bptt_is_the_gradient_of_the_truncated_loss() {
         let tr = trials(&net, 4, true);
         for h in [1, 3, 6] {
             let g = rule_gradient(&net, &tr, Credit::Truncated { h });
-            let scale = g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-            for (i, j) in entries() {
-                let f = fd(|d| truncated_loss(&net, &tr, h, (i, j), d), 1e-3);
-                let got = g[j * N + i];
-                assert!(
-                    (got - f).abs() <= 1e-9 * scale,
-                    "{phi:?} h = {h}: ({i},{j}) rule {got} vs fd {f}"
-                );
-            }
+            assert_matches_fd(
+                &g,
+                |ij, d| truncated_loss(&net, &tr, h, ij, d),
+                &format!("{phi:?} h = {h}"),
+            );
         }
     }
 }
@@ -270,11 +284,8 @@ fn tbptt_with_h_t_is_bptt() {
     let tr = trials(&net, 6, false);
     let exact = rule_gradient(&net, &tr, Credit::Exact);
     let chains = rule_gradient(&net, &tr, Credit::Truncated { h: STEPS - 1 });
-    let scale = exact.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let diff = exact
-        .iter()
-        .zip(&chains)
-        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+    let scale = max_abs(&exact);
+    let diff = max_diff(&exact, &chains);
     // a re-ordered sum of ~T terms: a few ulps of the largest entry
     assert!(diff <= 1e-13 * scale, "{diff:e} vs {scale:e}");
 }

@@ -56,3 +56,21 @@ pub fn check_png(path: &Path, size: (u32, u32)) {
     let img = image::load_from_memory(&b).unwrap();
     assert_eq!((img.width(), img.height()), size);
 }
+
+/// The figure `stem` written into `dir`: its SVG well-formed, its PNG decoding to `size`, its
+/// JSON carrying this version, and no temporary file left in `dir`. Returns the SVG text and
+/// the parsed JSON.
+pub fn check_figure_files(dir: &Path, stem: &str, size: (u32, u32)) -> (String, serde_json::Value) {
+    let svg = std::fs::read_to_string(dir.join(format!("{stem}.svg"))).unwrap();
+    check_svg(&svg);
+    check_png(&dir.join(format!("{stem}.png")), size);
+    let json = std::fs::read_to_string(dir.join(format!("{stem}.json"))).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["modeflow_version"], env!("CARGO_PKG_VERSION"));
+    // no temporary files left behind
+    for e in std::fs::read_dir(dir).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().to_string();
+        assert!(!name.starts_with('.'), "temporary file left: {name}");
+    }
+    (svg, v)
+}
