@@ -55,10 +55,11 @@ max_steps = 100
 progress = false
 "#;
 
-/// g = 0, identity, W = a a^T / N: J = W - I is singular along a. With the static task's
-/// constant input along a, F = (W - I) x + u a has no root (the a-component of F is u).
-/// `tol = 1` is above the initial loss, so training stops at step 0 and W stays as drawn.
-const NO_FIXED_POINT: &str = r#"
+/// g = 0, identity, W = a a^T / N: J = W - I is singular along a. A macro (not a `const`) so
+/// that both models below can `concat!` it.
+macro_rules! rank_one_network {
+    () => {
+        r#"
 kind = "rnn"
 seed = 1
 [network]
@@ -68,7 +69,16 @@ dt = 0.5
 phi = "identity"
 readout = "state"
 m0 = [[1.0, 0.0], [0.0, 0.0]]
-[task]
+"#
+    };
+}
+
+/// With the static task's constant input along a, F = (W - I) x + u a has no root (the
+/// a-component of F is u). `tol = 1` is above the initial loss, so training stops at step 0
+/// and W stays as drawn.
+const NO_FIXED_POINT: &str = concat!(
+    rank_one_network!(),
+    r#"[task]
 family = "static"
 u = 1.0
 t_max = 10.0
@@ -78,21 +88,14 @@ protocol = "single"
 lr = 0.01
 tol = 1.0
 progress = false
-"#;
+"#
+);
 
 /// The same W with no input at the end of the trial (working memory, u_s = 0): F = (W - I) x
 /// vanishes on the whole line along a, every fixed point has a zero Jacobian eigenvalue.
-const SINGULAR: &str = r#"
-kind = "rnn"
-seed = 1
-[network]
-n = 40
-g = 0.0
-dt = 0.5
-phi = "identity"
-readout = "state"
-m0 = [[1.0, 0.0], [0.0, 0.0]]
-[task]
+const SINGULAR: &str = concat!(
+    rank_one_network!(),
+    r#"[task]
 family = "working_memory"
 u_p = 1.0
 t_in = 2.0
@@ -105,7 +108,8 @@ protocol = "single"
 lr = 0.01
 tol = 10.0
 progress = false
-"#;
+"#
+);
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).to_string()
