@@ -37,6 +37,7 @@ const SHIPPED: &[(&str, &[(&str, &str)])] = &[
         "bias-agreement.toml",
         &[("steps", "5000"), ("n_test", "2000")],
     ),
+    ("bias-approx-grad-check.toml", &[("samples", "50000")]),
     ("bias-approx-grad.toml", &[("samples", "50000")]),
     (
         "bias-balance-drift.toml",
@@ -51,6 +52,7 @@ const SHIPPED: &[(&str, &[(&str, &str)])] = &[
     ("bias-margin.toml", &[]),
     ("bias-modified-flow-order.toml", &[]),
     ("bias-modified-flow.toml", &[]),
+    ("bias-pattern-orthogonal.toml", &[]),
     ("bias-pattern.toml", &[]),
     ("bias-saxe.toml", &[]),
     ("bias-smoothed-margin.toml", &[]),
@@ -58,6 +60,7 @@ const SHIPPED: &[(&str, &[(&str, &str)])] = &[
         "bias-student-clusters.toml",
         &[("steps", "20000"), ("n_test", "2000")],
     ),
+    ("bias-width-check.toml", &[("widths", "[1, 10, 100]")]),
     ("bias-width.toml", &[("widths", "[1, 10, 100]")]),
 ];
 
