@@ -48,6 +48,9 @@ const SHIPPED: &[(&str, &[(&str, &str)])] = &[
     ),
     ("bias-balance.toml", &[("steps", "500")]),
     ("bias-clusters.toml", &[]),
+    ("bias-diagonal-gd.toml", &[]),
+    ("bias-diagonal-mirror.toml", &[]),
+    ("bias-diagonal-sgd.toml", &[]),
     ("bias-diagonal.toml", &[]),
     ("bias-margin.toml", &[]),
     ("bias-modified-flow-order.toml", &[]),
@@ -55,6 +58,7 @@ const SHIPPED: &[(&str, &[(&str, &str)])] = &[
     ("bias-pattern-orthogonal.toml", &[]),
     ("bias-pattern.toml", &[]),
     ("bias-saxe.toml", &[]),
+    ("bias-smoothed-margin-long.toml", &[("steps", "40000")]),
     ("bias-smoothed-margin.toml", &[]),
     (
         "bias-student-clusters.toml",

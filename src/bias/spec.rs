@@ -370,13 +370,18 @@ fn data_keys(
             let (x, y) = labelled_points(c, &p, &l, None)?;
             Ok(Data::Explicit(x, y))
         }
-        _ => Err(c.error(
-            "points",
-            "one of points/labels",
-            "both or neither",
-            "points and labels go together",
-        )),
+        _ => Err(unpaired_points(c)),
     }
+}
+
+/// The error of a model file that gives `points` without `labels` or the reverse.
+fn unpaired_points(c: &Checker) -> Error {
+    c.error(
+        "points",
+        "one of points/labels",
+        "both or neither",
+        "points and labels go together",
+    )
 }
 
 /// The hard-margin SVM of the data, with the file and the requirement named on failure.
@@ -402,6 +407,17 @@ fn log_steps(steps: usize, n: usize) -> Vec<usize> {
         .collect();
     v.dedup();
     v
+}
+
+/// The checked spec of the shipped model file `models/NAME`, for the tests that a claim's
+/// `Spec::reference()` is its shipped model.
+#[cfg(test)]
+fn shipped_spec<S>(name: &str, check: fn(&ModelFile) -> Result<S>) -> S {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models")
+        .join(name);
+    let text = std::fs::read_to_string(path).unwrap();
+    check(&crate::model::parse(name, &text).unwrap()).unwrap()
 }
 
 #[cfg(test)]

@@ -433,12 +433,7 @@ mod tests {
     /// B-14's reference is the shipped `models/bias-approx-grad-check.toml`.
     #[test]
     fn reference_is_the_shipped_model() {
-        let m = crate::model::parse(
-            "bias-approx-grad-check.toml",
-            include_str!("../../../models/bias-approx-grad-check.toml"),
-        )
-        .unwrap();
-        let mut a = check(&m).unwrap();
+        let mut a = super::super::shipped_spec("bias-approx-grad-check.toml", check);
         assert!(a.csv.is_some());
         a.csv = None;
         assert_eq!(format!("{a:?}"), format!("{:?}", Spec::reference()));
@@ -448,8 +443,7 @@ mod tests {
     /// from seed + 100.
     #[test]
     fn new_keys_default_to_the_old_run() {
-        let text = include_str!("../../../models/bias-approx-grad.toml");
-        let a = check(&crate::model::parse("bias-approx-grad.toml", text).unwrap()).unwrap();
+        let a = super::super::shipped_spec("bias-approx-grad.toml", check);
         assert_eq!((a.isotropic_eta, a.mc_seed), (a.eta, a.seed + 100));
     }
 }

@@ -14,7 +14,7 @@
 use nalgebra::{DMatrix, DVector};
 use serde::Deserialize;
 
-use super::{labelled_points, time_series, Trained};
+use super::{labelled_points, time_series, unpaired_points, Trained};
 use crate::bias::cluster::{
     one_class_max_margin, orthogonal_data, two_cluster_run_on, TwoClusterRun, TwoClusterSettings,
 };
@@ -111,14 +111,7 @@ fn data(
             }
             labelled_points(c, &p, &l, None)?
         }
-        _ => {
-            return Err(c.error(
-                "points",
-                "one of points/labels",
-                "both or neither",
-                "points and labels go together",
-            ))
-        }
+        _ => return Err(unpaired_points(c)),
     };
     for label in [1.0, -1.0] {
         if !y.iter().any(|&v| v == label) {
@@ -324,12 +317,10 @@ mod tests {
     /// B-8's reference at seed 0 is the shipped `models/bias-clusters.toml`.
     #[test]
     fn reference_is_the_shipped_model() {
-        let m = crate::model::parse(
-            "bias-clusters.toml",
-            include_str!("../../../models/bias-clusters.toml"),
-        )
-        .unwrap();
-        let (a, b) = (check(&m).unwrap(), Spec::reference(0));
+        let (a, b) = (
+            super::super::shipped_spec("bias-clusters.toml", check),
+            Spec::reference(0),
+        );
         assert_eq!((&a.x, &a.y), (&b.x, &b.y));
         assert_eq!((a.k, a.init, a.eta, a.steps), (b.k, b.init, b.eta, b.steps));
         assert_eq!((a.record_every, a.seed), (b.record_every, b.seed));

@@ -138,6 +138,16 @@ impl Spec {
             csv: None,
         }
     }
+
+    /// The B-18 reference at `seed` (`models/bias-smoothed-margin-long.toml` at seed 0): the B-7
+    /// setting run to 1.024e6 steps, doubling checkpoints t = 1000 * 2^m, m = 0..10.
+    pub fn long_reference(seed: u64) -> Spec {
+        Spec {
+            steps: 1_024_000,
+            first_checkpoint: 1_000,
+            ..Spec::reference(seed)
+        }
+    }
 }
 
 /// What a B-7 run measured: the run (smoothed margin after L_sum < 1, samples and theta at the
@@ -254,17 +264,16 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
 mod tests {
     use super::*;
 
-    /// B-7's reference at seed 0 is the shipped `models/bias-smoothed-margin.toml`.
+    /// B-7's and B-18's references at seed 0 are the shipped `models/bias-smoothed-margin.toml`
+    /// and `models/bias-smoothed-margin-long.toml`.
     #[test]
     fn reference_is_the_shipped_model() {
-        let m = crate::model::parse(
-            "bias-smoothed-margin.toml",
-            include_str!("../../../models/bias-smoothed-margin.toml"),
-        )
-        .unwrap();
-        let mut a = check(&m).unwrap();
+        let mut a = super::super::shipped_spec("bias-smoothed-margin.toml", check);
         assert!(a.csv.is_some());
         a.csv = None;
         assert_eq!(format!("{a:?}"), format!("{:?}", Spec::reference(0)));
+        let mut b = super::super::shipped_spec("bias-smoothed-margin-long.toml", check);
+        b.csv = None;
+        assert_eq!(format!("{b:?}"), format!("{:?}", Spec::long_reference(0)));
     }
 }

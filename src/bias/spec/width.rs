@@ -300,18 +300,11 @@ mod tests {
     /// `models/bias-width.toml` runs as before (SGD seed = data seed, eta/2 at the first width).
     #[test]
     fn reference_is_the_shipped_model() {
-        let parse = |name, text| check(&crate::model::parse(name, text).unwrap()).unwrap();
-        let mut a = parse(
-            "bias-width-check.toml",
-            include_str!("../../../models/bias-width-check.toml"),
-        );
+        let mut a = super::super::shipped_spec("bias-width-check.toml", check);
         assert!(a.csv.is_some());
         a.csv = None;
         assert_eq!(format!("{a:?}"), format!("{:?}", Spec::reference(0)));
-        let b = parse(
-            "bias-width.toml",
-            include_str!("../../../models/bias-width.toml"),
-        );
+        let b = super::super::shipped_spec("bias-width.toml", check);
         assert_eq!((b.sgd_seed, b.half_width), (b.seed, b.widths[0]));
     }
 }
