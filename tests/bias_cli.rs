@@ -47,6 +47,7 @@ const SHIPPED: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     ("bias-balance.toml", &[("steps", "500")]),
+    ("bias-clusters-long.toml", &[("steps", "20000")]),
     ("bias-clusters.toml", &[]),
     ("bias-diagonal-gd.toml", &[]),
     ("bias-diagonal-mirror.toml", &[]),

@@ -6,8 +6,8 @@
 use rayon::prelude::*;
 
 use crate::bias::agreement::{reference_trace, RefData, ReferenceRun};
-use crate::bias::cluster::two_cluster_trajectory;
-use crate::bias::spec::smoothed_margin;
+use crate::bias::cluster::TwoClusterRun;
+use crate::bias::spec::{clusters, smoothed_margin};
 use crate::bias::stats::fmt_list;
 use crate::compare::Row;
 use crate::num::stats::{bootstrap, par_map, share, Band, Bootstrap, Statistic};
@@ -392,18 +392,17 @@ pub const B16_DRIFT_TOL: f64 = 1e-12;
 /// ~ 1e-10.
 pub const B16_LIFT_TOL: f64 = 1e-10;
 
-/// Checkpoints of the long B-8 run.
-pub const B17_CHECKPOINTS: [usize; 3] = [10_000, 100_000, 1_000_000];
-
-/// B-17 check: the B-8 setting run to 1e6 steps, 3 seeds.
+/// B-17 check: the B-8 setting run to 1e6 steps (`models/bias-clusters-long.toml`, the run of
+/// `modeflow train` on it), 3 seeds, measured at t = 1e4, 1e5, 1e6.
 pub fn check_b17() -> Result<Vec<Row>> {
-    let runs: Vec<Vec<_>> = (0..3u64)
+    let runs: Vec<clusters::Outcome> = (0..3u64)
         .into_par_iter()
-        .map(|seed| two_cluster_trajectory(seed, &B17_CHECKPOINTS))
+        .map(|seed| clusters::run(&clusters::Spec::long_reference(seed)))
         .collect::<Result<_>>()?;
     let mut rows = Vec::new();
-    for (seed, traj) in runs.iter().enumerate() {
-        let last = &traj[traj.len() - 1];
+    for (seed, out) in runs.iter().enumerate() {
+        let traj: Vec<&TwoClusterRun> = out.decades.iter().map(|(_, r)| r).collect();
+        let last = traj[traj.len() - 1];
         rows.push(
             Row::abs(
                 format!("seed {seed}: cluster count of active neurons at t = 1e6"),
