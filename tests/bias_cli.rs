@@ -58,6 +58,7 @@ const SHIPPED: &[(&str, &[(&str, &str)])] = &[
     ("bias-modified-flow.toml", &[]),
     ("bias-pattern-orthogonal.toml", &[]),
     ("bias-pattern.toml", &[]),
+    ("bias-saxe-check.toml", &[]),
     ("bias-saxe.toml", &[]),
     ("bias-smoothed-margin-long.toml", &[("steps", "40000")]),
     ("bias-smoothed-margin.toml", &[]),
