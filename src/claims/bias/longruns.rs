@@ -315,6 +315,15 @@ fn pooled_rows(all: &[Vec<ReferenceRun>], scan: &[Vec<ReferenceRun>]) -> Vec<Row
             fmt_list(&flat.iter().map(|r| r.mixed).collect::<Vec<_>>())
         )),
     );
+    rows.extend(small_init_rows(&smalls));
+    rows.extend(agreement_rows(&flat));
+    rows
+}
+
+/// B-16's rows on the small-init runs: all neurons agree but not one cluster per sign; agreeing
+/// neurons of a sign in more than one cluster.
+fn small_init_rows(smalls: &[&ReferenceRun]) -> Vec<Row> {
+    let mut rows = Vec::new();
     let k2 = 20;
     rows.push(
         Row::abs(
@@ -352,6 +361,13 @@ fn pooled_rows(all: &[Vec<ReferenceRun>], scan: &[Vec<ReferenceRun>]) -> Vec<Row
                 .join(" ")
         )),
     );
+    rows
+}
+
+/// B-4 and B-5 on the reference runs that reach full agreement: lifted GD and the within-sign
+/// drift after it.
+fn agreement_rows(flat: &[&ReferenceRun]) -> Vec<Row> {
+    let mut rows = Vec::new();
     let agreed: Vec<&&ReferenceRun> = flat.iter().filter(|r| r.agreement_from.is_some()).collect();
     rows.push(
         Row::abs(
