@@ -110,29 +110,6 @@ pub struct TwoClusterRun {
     pub active: usize,
 }
 
-/// Train a two-layer ReLU net (both layers) by GD on the mean logistic loss from small init, then
-/// compare the active neurons with the one-class max-margin vectors (the B-8 reference: d = 6,
-/// n = 30, k = 20, init std 1e-2, eta = 0.2).
-pub fn two_cluster_run(seed: u64, steps: usize) -> Result<TwoClusterRun> {
-    two_cluster_trajectory(seed, &[steps])?
-        .pop()
-        .ok_or_else(|| Error::Requirement("no checkpoint".into()))
-}
-
-/// As [`two_cluster_run`], one training run measured at each of the increasing `checkpoints`
-/// (step counts).
-pub fn two_cluster_trajectory(seed: u64, checkpoints: &[usize]) -> Result<Vec<TwoClusterRun>> {
-    let (x, y) = orthogonal_data(30, 6, seed);
-    let s = TwoClusterSettings {
-        k: 20,
-        init: 1e-2,
-        eta: 0.2,
-        steps: checkpoints.last().copied().unwrap_or(0),
-        rng_seed: seed + 500,
-    };
-    two_cluster_checkpoints(&x, &y, &s, checkpoints, |_, _, _| {})
-}
-
 /// Settings of a B-8 run: k ReLU units, both layers N(0, init^2) from
 /// `StdRng::seed_from_u64(rng_seed)` (w first, then a), GD step eta, `steps` steps.
 #[derive(Debug, Clone, Copy)]
@@ -166,21 +143,12 @@ pub fn one_class_max_margin(
     )
 }
 
-/// [`two_cluster_run`] on given data, calling `observe(step, net, loss)` after every step. The
-/// one-class max-margin vectors are solved before training, so data without them fails fast.
-pub fn two_cluster_run_on(
-    x: &DMatrix<f64>,
-    y: &DVector<f64>,
-    s: &TwoClusterSettings,
-    observe: impl FnMut(usize, &TwoLayer, f64),
-) -> Result<TwoClusterRun> {
-    two_cluster_checkpoints(x, y, s, &[s.steps], observe)?
-        .pop()
-        .ok_or_else(|| Error::Requirement("no checkpoint".into()))
-}
-
-/// One B-8 training run on given data (settings `s`; `s.steps` is ignored), measured at each of
-/// the increasing step counts `checkpoints`; `observe(step, net, loss)` after every step.
+/// One B-8 training run on given data (settings `s`; `s.steps` is ignored): a two-layer ReLU net
+/// (both layers) trained by GD on the mean logistic loss from small init, measured at each of
+/// the increasing step counts `checkpoints` (the active neurons against the one-class
+/// max-margin vectors, solved before training so data without them fails fast);
+/// `observe(step, net, loss)` after every step. The B-8 reference is
+/// `crate::bias::spec::clusters::Spec::reference`.
 pub fn two_cluster_checkpoints(
     x: &DMatrix<f64>,
     y: &DVector<f64>,

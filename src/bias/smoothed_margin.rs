@@ -8,7 +8,6 @@ use nalgebra::{DMatrix, DVector};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
-use super::agreement::teacher_data;
 use super::nets::{Activation, FullBatch, Loss, TwoLayer, TwoLayerGrad};
 use crate::num::iterate::{iterate, Gd, Observer, Stop};
 use crate::{Error, Result};
@@ -31,26 +30,6 @@ fn flatten(net: &TwoLayer) -> DVector<f64> {
         net.w.len() + net.a.len(),
         net.w.iter().chain(net.a.iter()).copied(),
     )
-}
-
-/// GD on the mean exponential loss with step eta (equivalently step eta/n on the sum), recording
-/// the smoothed margin every step after L < 1 and theta at `checkpoints` (the B-7 reference:
-/// n = 40, d = 5, teacher margin 0.3, k = 20, init std 0.2).
-pub fn smoothed_margin_run(
-    seed: u64,
-    eta: f64,
-    steps: usize,
-    checkpoints: &[usize],
-) -> Result<MarginRun> {
-    let (x, y, _) = teacher_data(40, 5, 0.3, seed);
-    let s = SmoothedMarginSettings {
-        k: 20,
-        init: 0.2,
-        eta,
-        steps,
-        rng_seed: seed + 77,
-    };
-    smoothed_margin_run_on(&x, &y, &s, checkpoints)
 }
 
 /// Settings of a B-7 run: k ReLU units, both layers N(0, init^2) from
@@ -98,7 +77,9 @@ impl<'a> Observer<FullBatch<'a>> for Margins<'_> {
     }
 }
 
-/// [`smoothed_margin_run`] on given data (rows of `x`, labels +-1).
+/// GD on the mean exponential loss with step eta (equivalently step eta/n on the sum) on data
+/// (rows of `x`, labels +-1), recording the smoothed margin every step after L < 1 and theta at
+/// `checkpoints`.
 pub fn smoothed_margin_run_on(
     x: &DMatrix<f64>,
     y: &DVector<f64>,

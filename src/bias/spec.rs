@@ -370,13 +370,18 @@ fn data_keys(
             let (x, y) = labelled_points(c, &p, &l, None)?;
             Ok(Data::Explicit(x, y))
         }
-        _ => Err(c.error(
-            "points",
-            "one of points/labels",
-            "both or neither",
-            "points and labels go together",
-        )),
+        _ => Err(unpaired_points(c)),
     }
+}
+
+/// The error of a model file that gives `points` without `labels` or the reverse.
+fn unpaired_points(c: &Checker) -> Error {
+    c.error(
+        "points",
+        "one of points/labels",
+        "both or neither",
+        "points and labels go together",
+    )
 }
 
 /// The hard-margin SVM of the data, with the file and the requirement named on failure.
@@ -402,6 +407,36 @@ fn log_steps(steps: usize, n: usize) -> Vec<usize> {
         .collect();
     v.dedup();
     v
+}
+
+/// The checked spec of the shipped model file `models/NAME`, for the tests that a claim's
+/// `Spec::reference()` is its shipped model.
+#[cfg(test)]
+fn shipped_spec<S>(name: &str, check: fn(&ModelFile) -> Result<S>) -> S {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models")
+        .join(name);
+    let text = std::fs::read_to_string(path).unwrap();
+    check(&crate::model::parse(name, &text).unwrap()).unwrap()
+}
+
+/// Assert that the shipped model file `models/NAME` checks to `reference` (compared through
+/// `Debug`, every field), apart from its `csv` path, which every shipped model names as
+/// NAME with `.csv` and every reference leaves out.
+#[cfg(test)]
+fn assert_shipped<S: std::fmt::Debug>(
+    name: &str,
+    check: fn(&ModelFile) -> Result<S>,
+    reference: &S,
+) {
+    let shipped = format!("{:?}", shipped_spec(name, check));
+    let csv = format!("csv: Some({:?})", name.replace(".toml", ".csv"));
+    assert!(shipped.contains(&csv), "{name} ships without its csv path");
+    assert_eq!(
+        shipped.replace(&csv, "csv: None"),
+        format!("{reference:?}"),
+        "{name}"
+    );
 }
 
 #[cfg(test)]

@@ -13,25 +13,13 @@ use nalgebra::{DMatrix, DVector};
 use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
+use super::agreement::{teacher_sample, Inputs};
 use crate::num::iterate::{iterate, GradNorm, Problem, Reason, Stepper, Stop};
 use crate::{Error, Result};
 
 /// Data on the unit sphere in R^d labelled by a unit teacher with margin |w*.x| >= `margin`.
 pub fn sphere_teacher(n: usize, d: usize, margin: f64, seed: u64) -> (DMatrix<f64>, DVector<f64>) {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let w = DVector::from_fn(d, |_, _| rng.sample::<f64, _>(StandardNormal)).normalize();
-    let mut x = DMatrix::zeros(n, d);
-    let mut y = DVector::zeros(n);
-    let mut i = 0;
-    while i < n {
-        let v = DVector::from_fn(d, |_, _| rng.sample::<f64, _>(StandardNormal)).normalize();
-        let m = w.dot(&v);
-        if m.abs() >= margin {
-            x.row_mut(i).copy_from(&v.transpose());
-            y[i] = m.signum();
-            i += 1;
-        }
-    }
+    let (x, y, _) = teacher_sample(n, d, margin, Inputs::Sphere, seed);
     (x, y)
 }
 

@@ -37,16 +37,10 @@ impl ReluRnn {
         self.w.nrows()
     }
 
-    /// Square loss L = (1/(2 B T)) sum_{t, batch} |y_t - target_t|^2 over a batch of sequences
-    /// (`xs[t]` is m x B, `targets[t]` is p x B, t = 0..T-1, output after step t), and its
-    /// BPTT gradient.
-    pub fn loss_grad(
-        &self,
-        xs: &[DMatrix<f64>],
-        targets: &[DMatrix<f64>],
-    ) -> Result<(f64, RnnGrad)> {
-        let n = self.n();
-        let steps = xs.len();
+    /// The batch size of `xs`, after checking that the inputs, targets and parameters have
+    /// consistent shapes (T >= 1 steps of m x B inputs and p x B targets).
+    fn check_shapes(&self, xs: &[DMatrix<f64>], targets: &[DMatrix<f64>]) -> Result<usize> {
+        let (n, steps) = (self.n(), xs.len());
         let shape_err = |m: String| Error::Shape {
             context: "ReLU RNN".into(),
             message: m,
@@ -78,6 +72,19 @@ impl ReluRnn {
         {
             return Err(shape_err("inconsistent parameter shapes".into()));
         }
+        Ok(bsz)
+    }
+
+    /// Square loss L = (1/(2 B T)) sum_{t, batch} |y_t - target_t|^2 over a batch of sequences
+    /// (`xs[t]` is m x B, `targets[t]` is p x B, t = 0..T-1, output after step t), and its
+    /// BPTT gradient.
+    pub fn loss_grad(
+        &self,
+        xs: &[DMatrix<f64>],
+        targets: &[DMatrix<f64>],
+    ) -> Result<(f64, RnnGrad)> {
+        let (n, steps) = (self.n(), xs.len());
+        let bsz = self.check_shapes(xs, targets)?;
         // forward: hs[t] = h_t (N x B), t = 0..T
         let mut hs = Vec::with_capacity(steps + 1);
         hs.push(DMatrix::zeros(n, bsz));

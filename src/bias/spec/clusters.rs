@@ -14,9 +14,10 @@
 use nalgebra::{DMatrix, DVector};
 use serde::Deserialize;
 
-use super::{labelled_points, time_series, Trained};
+use super::{labelled_points, time_series, unpaired_points, Trained};
 use crate::bias::cluster::{
-    one_class_max_margin, orthogonal_data, two_cluster_run_on, TwoClusterRun, TwoClusterSettings,
+    one_class_max_margin, orthogonal_data, two_cluster_checkpoints, TwoClusterRun,
+    TwoClusterSettings,
 };
 use crate::bias::nets::TwoLayer;
 use crate::compare::Row;
@@ -43,7 +44,7 @@ fn default_every() -> i64 {
     100
 }
 
-/// Active neurons (|a_j| |w_j| > 5% of the largest, as in `cluster::two_cluster_run_on`) and the
+/// Active neurons (|a_j| |w_j| > 5% of the largest, as in `cluster::two_cluster_checkpoints`) and the
 /// smallest cosine of an active neuron with its own class's max-margin vector (a_j > 0: positive
 /// class), per class: (active, min cos +, min cos -).
 fn alignment(net: &TwoLayer, wp: &DVector<f64>, wn: &DVector<f64>) -> (usize, f64, f64) {
@@ -111,14 +112,7 @@ fn data(
             }
             labelled_points(c, &p, &l, None)?
         }
-        _ => {
-            return Err(c.error(
-                "points",
-                "one of points/labels",
-                "both or neither",
-                "points and labels go together",
-            ))
-        }
+        _ => return Err(unpaired_points(c)),
     };
     for label in [1.0, -1.0] {
         if !y.iter().any(|&v| v == label) {
@@ -199,13 +193,25 @@ impl Spec {
             csv: None,
         }
     }
+
+    /// The B-17 reference at `seed` (`models/bias-clusters-long.toml` at seed 0): the B-8
+    /// setting run to 1e6 steps, measured at t = 1e4, 1e5, 1e6 ([`Outcome::decades`]).
+    pub fn long_reference(seed: u64) -> Spec {
+        Spec {
+            steps: 1_000_000,
+            record_every: 10_000,
+            ..Spec::reference(seed)
+        }
+    }
 }
 
-/// What a B-8 run measured: the end of training, the alignment error at a quarter of the
-/// steps, and the recorded series (step, loss, active, align_error, min_cos_pos, min_cos_neg).
+/// What a B-8 run measured: the end of training, the measurements at steps / 100, steps / 10 and
+/// steps (the last decades, [`decades`]), the alignment error at a quarter of the steps, and the
+/// recorded series (step, loss, active, align_error, min_cos_pos, min_cos_neg).
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub end: TwoClusterRun,
+    pub decades: Vec<(usize, TwoClusterRun)>,
     pub quarter: usize,
     pub e_quarter: f64,
     pub series: Vec<Vec<f64>>,
@@ -240,7 +246,8 @@ pub fn run(spec: &Spec) -> Result<Outcome> {
         steps,
         rng_seed: seed + 500,
     };
-    let end = two_cluster_run_on(x, y, &s, |t, net, l| {
+    let marks = decades(steps);
+    let mut runs = two_cluster_checkpoints(x, y, &s, &marks, |t, net, l| {
         if t % every == 0 || t == steps || t == quarter || t == 1 {
             let (active, cp, cn) = alignment(net, &wp, &wn);
             let e = 1.0 - cp.min(cn);
@@ -250,12 +257,29 @@ pub fn run(spec: &Spec) -> Result<Outcome> {
             series.push(vec![t as f64, l, active as f64, e, cp, cn]);
         }
     })?;
+    let end = runs
+        .pop()
+        .ok_or_else(|| Error::Requirement("a B-8 run without its last checkpoint".into()))?;
+    let mut decades: Vec<(usize, TwoClusterRun)> = marks.into_iter().zip(runs).collect();
+    decades.push((steps, end.clone()));
     Ok(Outcome {
         end,
+        decades,
         quarter,
         e_quarter,
         series,
     })
+}
+
+/// The measurement steps of a run of `steps` steps: steps / 100, steps / 10, steps (the positive,
+/// distinct ones, increasing).
+pub fn decades(steps: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = [steps / 100, steps / 10, steps]
+        .into_iter()
+        .filter(|&t| t > 0)
+        .collect();
+    v.dedup();
+    v
 }
 
 /// B-8's rows of a run: the cluster count of the active neurons (2), and the alignment error
@@ -324,14 +348,11 @@ mod tests {
     /// B-8's reference at seed 0 is the shipped `models/bias-clusters.toml`.
     #[test]
     fn reference_is_the_shipped_model() {
-        let m = crate::model::parse(
-            "bias-clusters.toml",
-            include_str!("../../../models/bias-clusters.toml"),
-        )
-        .unwrap();
-        let (a, b) = (check(&m).unwrap(), Spec::reference(0));
-        assert_eq!((&a.x, &a.y), (&b.x, &b.y));
-        assert_eq!((a.k, a.init, a.eta, a.steps), (b.k, b.init, b.eta, b.steps));
-        assert_eq!((a.record_every, a.seed), (b.record_every, b.seed));
+        super::super::assert_shipped("bias-clusters.toml", check, &Spec::reference(0));
+        let long = Spec::long_reference(0);
+        super::super::assert_shipped("bias-clusters-long.toml", check, &long);
+        assert_eq!(decades(long.steps), [10_000, 100_000, 1_000_000]);
+        assert_eq!(decades(20_000), [200, 2_000, 20_000]);
+        assert_eq!(decades(50), [5, 50]);
     }
 }

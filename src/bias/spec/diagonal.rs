@@ -2,7 +2,8 @@
 //! (S)GD on a sparse regression; alpha_inf, the exact mirror argmin and argmin Q_alpha_inf.
 //!
 //! Keys: `n`, `d` (>= n: underdetermined), `sparsity`, `size` of beta*, init scale `alpha`,
-//! `eta`, `batch`, `max_steps`, `loss_tol`, `csv`.
+//! `eta`, `batch`, `max_steps`, `loss_tol`, `sgd_seed` (initialisation order and batches; default
+//! `seed`, which draws the data), `csv`.
 
 use nalgebra::DVector;
 use serde::Deserialize;
@@ -29,6 +30,7 @@ struct Raw {
     max_steps: i64,
     #[serde(default = "default_loss_tol")]
     loss_tol: f64,
+    sgd_seed: Option<i64>,
     csv: Option<String>,
 }
 
@@ -49,6 +51,7 @@ pub struct DiagonalSpec {
     pub d: usize,
     pub sparsity: usize,
     pub size: f64,
+    /// the seed of the data (the run's own seed is `settings.seed`, `sgd_seed`)
     pub seed: u64,
     pub settings: DiagSettings,
     pub csv: Option<String>,
@@ -81,6 +84,10 @@ pub fn check(model: &ModelFile) -> Result<DiagonalSpec> {
         crate::budget::MAX_STEPS as i64,
     )?;
     let loss_tol = c.positive("loss_tol", raw.loss_tol)?;
+    let sgd_seed = match raw.sgd_seed {
+        None => model.common.seed,
+        Some(v) => c.count("sgd_seed", v, 0, 1 << 62)? as u64,
+    };
     Ok(DiagonalSpec {
         n,
         d,
@@ -93,10 +100,75 @@ pub fn check(model: &ModelFile) -> Result<DiagonalSpec> {
             batch,
             max_steps,
             loss_tol,
-            seed: model.common.seed,
+            seed: sgd_seed,
         },
         csv: raw.csv,
     })
+}
+
+impl DiagonalSpec {
+    /// A run on the B-10/B-11 reference data (`reference_data`: n = 20, d = 40, a 3-sparse
+    /// beta* of size 1) drawn at `data_seed`.
+    fn on_reference_data(data_seed: u64, settings: DiagSettings) -> DiagonalSpec {
+        DiagonalSpec {
+            n: 20,
+            d: 40,
+            sparsity: 3,
+            size: 1.0,
+            seed: data_seed,
+            settings,
+            csv: None,
+        }
+    }
+
+    /// B-10's GD runs (`models/bias-diagonal-gd.toml` at alpha = 0.1): data seed 1, GD eta = 0.01
+    /// at init scale `alpha`, to loss 1e-24 (cap 2e6 steps), run seed 0.
+    pub fn gd_reference(alpha: f64) -> DiagonalSpec {
+        Self::on_reference_data(
+            1,
+            DiagSettings {
+                alpha,
+                eta: 0.01,
+                batch: 20,
+                max_steps: 2_000_000,
+                loss_tol: 1e-24,
+                seed: 0,
+            },
+        )
+    }
+
+    /// B-11's mirror runs (`models/bias-diagonal-mirror.toml` at eta = 0.02, batch 20): data
+    /// seed 2, alpha = 0.3, step `eta` and minibatch `batch`, to loss 1e-28 (cap 3e6), run seed 7.
+    pub fn mirror_reference(eta: f64, batch: usize) -> DiagonalSpec {
+        Self::on_reference_data(
+            2,
+            DiagSettings {
+                alpha: 0.3,
+                eta,
+                batch,
+                max_steps: 3_000_000,
+                loss_tol: 1e-28,
+                seed: 7,
+            },
+        )
+    }
+
+    /// B-11's SGD-vs-GD runs (`models/bias-diagonal-sgd.toml` at seed 1, batch 1): data seed
+    /// 10 + `seed`, alpha = 0.3, eta = 0.04, minibatch `batch`, to loss 1e-20 (cap 3e6), run seed
+    /// `seed`.
+    pub fn sgd_reference(seed: u64, batch: usize) -> DiagonalSpec {
+        Self::on_reference_data(
+            10 + seed,
+            DiagSettings {
+                alpha: 0.3,
+                eta: 0.04,
+                batch,
+                max_steps: 3_000_000,
+                loss_tol: 1e-20,
+                seed,
+            },
+        )
+    }
 }
 
 /// A diagonal-net run on the spec's sparse regression, with its mirror-argmin references.
@@ -142,8 +214,10 @@ pub fn run_diagonal(spec: &DiagonalSpec) -> Result<DiagonalOutcome> {
     })
 }
 
-/// The B-10/B-11 rows of a diagonal-net outcome.
-fn diagonal_rows(spec: &DiagonalSpec, o: &DiagonalOutcome) -> Vec<Row> {
+/// The B-10/B-11 rows of a diagonal-net outcome: the per-step identity of u v, the trained beta
+/// against the exact mirror argmin, and (eta <= 0.02) against argmin Q_alpha_inf. What
+/// `modeflow train` on a `bias_diagonal` model and the B-10/B-11 checks report.
+pub fn rows(spec: &DiagonalSpec, o: &DiagonalOutcome) -> Vec<Row> {
     let run = &o.run;
     let mut rows = vec![
         Row::abs(
@@ -174,7 +248,7 @@ fn diagonal_rows(spec: &DiagonalSpec, o: &DiagonalOutcome) -> Vec<Row> {
 pub(super) fn train(model: &ModelFile) -> Result<Trained> {
     let spec = check(model)?;
     let o = run_diagonal(&spec)?;
-    let rows = diagonal_rows(&spec, &o);
+    let rows = rows(&spec, &o);
     let alpha = spec.settings.alpha;
     let (run, beta_star, exact, q_alpha, q_inf) =
         (&o.run, &o.beta_star, &o.exact, &o.q_alpha, &o.q_inf);
@@ -223,4 +297,28 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
         ),
     ];
     Ok((rows, summary, csv))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The B-10 and B-11 references at their first settings are the shipped
+    /// `models/bias-diagonal-{gd,mirror,sgd}.toml`; `models/bias-diagonal.toml` runs with its own
+    /// seed (no `sgd_seed`).
+    #[test]
+    fn references_are_the_shipped_models() {
+        for (name, reference) in [
+            ("bias-diagonal-gd.toml", DiagonalSpec::gd_reference(0.1)),
+            (
+                "bias-diagonal-mirror.toml",
+                DiagonalSpec::mirror_reference(0.02, 20),
+            ),
+            ("bias-diagonal-sgd.toml", DiagonalSpec::sgd_reference(1, 1)),
+        ] {
+            super::super::assert_shipped(name, check, &reference);
+        }
+        let b = super::super::shipped_spec("bias-diagonal.toml", check);
+        assert_eq!(b.settings.seed, b.seed);
+    }
 }

@@ -10,7 +10,7 @@
 use nalgebra::Vector2;
 use serde::Deserialize;
 
-use super::{labelled_points, time_series, Trained};
+use super::{labelled_points, time_series, unpaired_points, Trained};
 use crate::bias::margin::{soudry, soudry_set, SoudryRun, RHO_TOL, SLOPE_TOL};
 use crate::compare::Row;
 use crate::model::ModelFile;
@@ -79,14 +79,7 @@ pub fn check(model: &ModelFile) -> Result<Spec> {
                 y.iter().copied().collect(),
             )
         }
-        _ => {
-            return Err(c.error(
-                "points",
-                "one of points/labels",
-                "both or neither",
-                "points and labels go together",
-            ))
-        }
+        _ => return Err(unpaired_points(&c)),
     };
     if let Some(rc) = raw.rho_claimed {
         for (i, v) in rc.iter().enumerate() {

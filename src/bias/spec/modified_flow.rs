@@ -16,7 +16,7 @@
 use nalgebra::DVector;
 use serde::Deserialize;
 
-use super::{labelled_points, time_series, Trained};
+use super::{labelled_points, time_series, unpaired_points, Trained};
 use crate::bias::modified_flow::{gd_errors, sgd_epoch_errors, test_problem, LogReg, RATIO_TOL};
 use crate::compare::Row;
 use crate::model::{Checker, ModelFile};
@@ -206,14 +206,7 @@ pub fn check(model: &ModelFile) -> Result<Spec> {
             let (x, y) = labelled_points(&c, pts, l, None)?;
             LogReg { x, y, lambda: 0.05 }
         }
-        _ => {
-            return Err(c.error(
-                "points",
-                "one of points/labels",
-                "both or neither",
-                "points and labels go together",
-            ))
-        }
+        _ => return Err(unpaired_points(&c)),
     };
     if let Some(l) = raw.lambda {
         p.lambda = c.positive("lambda", l)?;
@@ -318,12 +311,10 @@ mod tests {
     /// B-12's reference is the shipped `models/bias-modified-flow.toml`, field by field.
     #[test]
     fn reference_is_the_shipped_model() {
-        let m = crate::model::parse(
-            "bias-modified-flow.toml",
-            include_str!("../../../models/bias-modified-flow.toml"),
-        )
-        .unwrap();
-        let (a, b) = (check(&m).unwrap(), Spec::reference());
+        let (a, b) = (
+            super::super::shipped_spec("bias-modified-flow.toml", check),
+            Spec::reference(),
+        );
         assert_eq!(a.problem.x, b.problem.x);
         assert_eq!(a.problem.y, b.problem.y);
         assert_eq!(a.problem.lambda, b.problem.lambda);

@@ -20,9 +20,11 @@ use serde::Deserialize;
 
 use super::{time_series, Trained};
 use crate::bias::conv::{
-    trend_rows, width_sweep, xor_alignment_chance, PatternRun, B15_OPD_ALIGNED_FINDING, COS_ALIGNED,
+    b15_base, trend_rows, width_sweep, xor_alignment_chance, PatternOutcome, PatternRun,
+    B15_OPD_ALIGNED_FINDING, B15_SEEDS, B15_WIDTHS, COS_ALIGNED,
 };
 use crate::bias::pattern_data::{orthogonal_task, xor_task};
+use crate::compare::Row;
 use crate::model::{Checker, ModelFile};
 use crate::Result;
 
@@ -187,13 +189,37 @@ pub fn check(model: &ModelFile) -> Result<Spec> {
     })
 }
 
-pub(super) fn train(model: &ModelFile) -> Result<Trained> {
-    let spec = check(model)?;
-    run(model, &spec)
+impl Spec {
+    /// The B-15 reference settings (claim file): widths 2, 8, 32, seeds 0..5, 12 training
+    /// samples of t = 4 patches, 2000 test samples, init std 1e-2, GD eta 0.1 for 2000 steps;
+    /// `task` "xor" (`models/bias-pattern.toml`) or "orthogonal" with m = 8 patterns
+    /// (`models/bias-pattern-orthogonal.toml`).
+    pub fn reference(task: &'static str) -> Spec {
+        Spec {
+            task,
+            t: 4,
+            m: if task == "xor" { 4 } else { 8 },
+            widths: B15_WIDTHS.to_vec(),
+            seeds: B15_SEEDS.to_vec(),
+            base: b15_base(),
+            csv: None,
+        }
+    }
 }
 
-/// The B-15 width sweep of a checked spec.
-fn run(model: &ModelFile, spec: &Spec) -> Result<Trained> {
+/// What a B-15 width sweep measured: the task's name in the rows, the runs `out[width][seed]`,
+/// the chance that a random direction counts as aligned, and our documented finding (mean
+/// aligned fraction, relative tolerance) where the claim is disputed for the task.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub name: String,
+    pub out: Vec<Vec<PatternOutcome>>,
+    pub chance: f64,
+    pub finding: Option<(f64, f64)>,
+}
+
+/// The B-15 width sweep of a checked spec (the run of `modeflow train` and of the B-15 check).
+pub fn run(spec: &Spec) -> Result<Outcome> {
     let Spec {
         task,
         t,
@@ -201,26 +227,39 @@ fn run(model: &ModelFile, spec: &Spec) -> Result<Trained> {
         ref widths,
         ref seeds,
         base,
-        ref csv,
+        ..
     } = *spec;
-    let (name, out, chance, finding) = if task == "xor" {
-        let out = width_sweep(|_| xor_task(t), &base, widths, seeds)?;
-        (
-            format!("XOR-type (d=2, t={t}, n={})", base.n_train),
-            out,
-            xor_alignment_chance(),
-            None,
-        )
+    Ok(if task == "xor" {
+        Outcome {
+            name: format!("XOR-type (d=2, t={t}, n={})", base.n_train),
+            out: width_sweep(|_| xor_task(t), &base, widths, seeds)?,
+            chance: xor_alignment_chance(),
+            finding: None,
+        }
     } else {
-        let out = width_sweep(|s| orthogonal_task(m, t, 300 + s), &base, widths, seeds)?;
-        (
-            format!("orthogonal patterns (m={m}, t={t}, n={})", base.n_train),
-            out,
-            orthogonal_chance(m),
-            Some((B15_OPD_ALIGNED_FINDING, 0.3)),
-        )
-    };
-    let rows = trend_rows(&name, &out, chance, finding);
+        Outcome {
+            name: format!("orthogonal patterns (m={m}, t={t}, n={})", base.n_train),
+            out: width_sweep(|s| orthogonal_task(m, t, 300 + s), &base, widths, seeds)?,
+            chance: orthogonal_chance(m),
+            // single-pattern alignment is disputed for this task (claim file): filters sit
+            // in the span of several same-sign patterns instead
+            finding: Some((B15_OPD_ALIGNED_FINDING, 0.3)),
+        }
+    })
+}
+
+/// B-15's rows of a sweep ([`trend_rows`]): the width trend of the test error, filters on
+/// single true patterns, filters in the span of their own-sign patterns.
+pub fn rows(out: &Outcome) -> Vec<Row> {
+    trend_rows(&out.name, &out.out, out.chance, out.finding)
+}
+
+pub(super) fn train(model: &ModelFile) -> Result<Trained> {
+    let spec = check(model)?;
+    let outcome = run(&spec)?;
+    let rows = rows(&outcome);
+    let Outcome { out, chance, .. } = outcome;
+    let (widths, seeds) = (&spec.widths, &spec.seeds);
     let mut summary = Vec::new();
     let mut table = Vec::new();
     for (row, &k) in out.iter().zip(widths) {
@@ -242,7 +281,7 @@ fn run(model: &ModelFile, spec: &Spec) -> Result<Trained> {
     summary.push(("chance of alignment (random direction)".into(), chance));
     let csv = time_series(
         model,
-        csv,
+        &spec.csv,
         &[
             "k",
             "seed",
@@ -256,4 +295,27 @@ fn run(model: &ModelFile, spec: &Spec) -> Result<Trained> {
         table,
     )?;
     Ok((rows, summary, csv))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// B-15's references are the shipped `models/bias-pattern.toml` (XOR) and
+    /// `models/bias-pattern-orthogonal.toml` (m = 8 orthogonal patterns).
+    #[test]
+    fn references_are_the_shipped_models() {
+        for (task, name) in [
+            ("xor", "bias-pattern.toml"),
+            ("orthogonal", "bias-pattern-orthogonal.toml"),
+        ] {
+            super::super::assert_shipped(name, check, &Spec::reference(task));
+        }
+    }
+
+    /// The chance level of the B-15 orthogonal rows at m = 8 is the claim file's 3.6e-4.
+    #[test]
+    fn orthogonal_chance_at_eight_patterns() {
+        assert_eq!(format!("{:.2e}", orthogonal_chance(8)), "3.60e-4");
+    }
 }

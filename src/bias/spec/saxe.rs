@@ -165,42 +165,91 @@ pub fn check(model: &ModelFile) -> Result<Spec> {
     })
 }
 
-pub(super) fn train(model: &ModelFile) -> Result<Trained> {
-    let spec = check(model)?;
-    run(model, &spec)
-}
-
-/// The B-13 run of a checked spec.
-fn run(model: &ModelFile, spec: &Spec) -> Result<Trained> {
-    let (s, u0, eta, steps) = (&spec.s, &spec.u0, spec.eta, spec.steps);
-    let m = s.len();
-    let (modes, off) = train_aligned(s, u0, eta, steps, spec.seed)?;
-    // net vs scalar map
-    let mut worst: f64 = 0.0;
-    let mut u = u0.clone();
-    for v in &modes {
-        for i in 0..m {
-            u[i] = mode_gd(u[i], s[i], eta);
-            worst = worst.max((v[i] - u[i]).abs() / s[i]);
+impl Spec {
+    /// The B-13 reference (`models/bias-saxe-check.toml`): four modes s = 3, 2, 1, 0.5 from
+    /// u0 = 1e-3, GD eta = 0.02 for 1500 steps, random U, V from seed 1.
+    pub fn reference() -> Spec {
+        Spec {
+            s: vec![3.0, 2.0, 1.0, 0.5],
+            u0: vec![1e-3; 4],
+            eta: 0.02,
+            steps: 1500,
+            seed: 1,
+            csv: None,
         }
     }
-    let mut rows = vec![
+}
+
+/// What a B-13 run measured: the net's modes after each step, the largest off-diagonal of
+/// U^T W2 W1 V, and the largest |net mode - scalar map| / s over steps and modes.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub modes: Vec<DVector<f64>>,
+    pub off_diagonal: f64,
+    pub map_error: f64,
+}
+
+/// The B-13 run of a checked spec: the balanced aligned net trained by full-matrix GD (random
+/// U, V from `seed`), compared step by step with the scalar map of each mode.
+pub fn run(spec: &Spec) -> Result<Outcome> {
+    let (s, u0, eta) = (&spec.s, &spec.u0, spec.eta);
+    let (modes, off_diagonal) = train_aligned(s, u0, eta, spec.steps, spec.seed)?;
+    let mut map_error: f64 = 0.0;
+    let mut u = u0.clone();
+    for v in &modes {
+        for i in 0..s.len() {
+            u[i] = mode_gd(u[i], s[i], eta);
+            map_error = map_error.max((v[i] - u[i]).abs() / s[i]);
+        }
+    }
+    Ok(Outcome {
+        modes,
+        off_diagonal,
+        map_error,
+    })
+}
+
+/// The rows of the trained net: its modes follow the scalar map (rounding only) and stay
+/// decoupled. Part of [`rows`]; the B-13 check's network rows.
+pub fn net_rows(spec: &Spec, out: &Outcome) -> Vec<Row> {
+    vec![
         Row::abs(
             "net modes vs discrete map u(1+eta(s-u))^2, max |diff|/s",
             0.0,
-            worst,
+            out.map_error,
             EXACT_TOL,
         )
-        .note(format!("{m} modes, {steps} steps, random U, V")),
+        .note(format!(
+            "{} modes, {} steps, random U, V",
+            spec.s.len(),
+            spec.steps
+        )),
         Row::abs(
             "off-diagonal of U^T W2 W1 V (decoupling)",
             0.0,
-            off,
+            out.off_diagonal,
             EXACT_TOL,
         ),
-    ];
+    ]
+}
+
+/// B-13's rows of a run and its summaries (GF half-times): [`net_rows`], the order test of the
+/// map against the GF curve of mode 1, and the GD half-time of every mode that reaches s/2. What
+/// `modeflow train` on a `bias_saxe` model reports.
+pub fn rows(spec: &Spec, out: &Outcome) -> (Vec<Row>, Vec<(String, f64)>) {
+    let (s, u0, eta, steps) = (&spec.s, &spec.u0, spec.eta, spec.steps);
+    let mut rows = net_rows(spec, out);
     rows.extend(order_rows(s[0], u0[0], eta, steps));
-    let summary = half_time_rows(&modes, s, u0, eta, steps, &mut rows);
+    let summary = half_time_rows(&out.modes, s, u0, eta, steps, &mut rows);
+    (rows, summary)
+}
+
+pub(super) fn train(model: &ModelFile) -> Result<Trained> {
+    let spec = check(model)?;
+    let out = run(&spec)?;
+    let (rows, summary) = rows(&spec, &out);
+    let (s, u0, eta, steps) = (&spec.s, &spec.u0, spec.eta, spec.steps);
+    let (m, modes) = (s.len(), &out.modes);
     let mut header = vec!["t".to_string()];
     for i in 1..=m {
         header.push(format!("u{i}_net"));
@@ -233,6 +282,12 @@ fn run(model: &ModelFile, spec: &Spec) -> Result<Trained> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// B-13's reference is the shipped `models/bias-saxe-check.toml`.
+    #[test]
+    fn reference_is_the_shipped_model() {
+        super::super::assert_shipped("bias-saxe-check.toml", check, &Spec::reference());
+    }
 
     #[test]
     fn first_order_half_time_beats_the_gf_formula() {

@@ -118,14 +118,50 @@ pub fn check(model: &ModelFile) -> Result<Spec> {
     })
 }
 
-pub(super) fn train(model: &ModelFile) -> Result<Trained> {
-    let spec = check(model)?;
-    run(model, &spec)
+impl Spec {
+    /// The B-7 reference at `seed` (`models/bias-smoothed-margin.toml` at seed 0): 40 points in
+    /// R^5 from a unit teacher with margin 0.3, k = 20 units, init std 0.2, GD eta = 0.01 on the
+    /// mean exponential loss for 40,000 steps, checkpoints 5000, 10000, 20000, 40000.
+    pub fn reference(seed: u64) -> Spec {
+        Spec {
+            data: Data::Teacher {
+                n: 40,
+                d: 5,
+                margin: 0.3,
+            },
+            k: 20,
+            init: 0.2,
+            eta: 0.01,
+            steps: 40_000,
+            first_checkpoint: 5_000,
+            seed,
+            csv: None,
+        }
+    }
+
+    /// The B-18 reference at `seed` (`models/bias-smoothed-margin-long.toml` at seed 0): the B-7
+    /// setting run to 1.024e6 steps, doubling checkpoints t = 1000 * 2^m, m = 0..10.
+    pub fn long_reference(seed: u64) -> Spec {
+        Spec {
+            steps: 1_024_000,
+            first_checkpoint: 1_000,
+            ..Spec::reference(seed)
+        }
+    }
 }
 
-/// The B-7 run of a checked spec.
-fn run(model: &ModelFile, spec: &Spec) -> Result<Trained> {
-    let c = model.checker();
+/// What a B-7 run measured: the run (smoothed margin after L_sum < 1, samples and theta at the
+/// checkpoints) and the doubling checkpoints t1, 2 t1, 4 t1, ... <= steps among them.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub run: MarginRun,
+    pub doubling: Vec<usize>,
+}
+
+/// The B-7 run of a checked spec: the data (teacher draws at `seed`, or explicit), GD from
+/// N(0, init^2) (`StdRng` seed `seed + 77`), theta at 100 log-spaced steps and the doubling
+/// checkpoints. A loss that never falls below 1 is [`Error::Requirement`].
+pub fn run(spec: &Spec) -> Result<Outcome> {
     let Spec {
         k,
         init,
@@ -133,22 +169,18 @@ fn run(model: &ModelFile, spec: &Spec) -> Result<Trained> {
         steps,
         first_checkpoint: t1,
         seed,
-        ref csv,
         ..
     } = *spec;
-    let data = spec.data.clone();
-    let (x, y) = match data {
+    let (x, y) = match &spec.data {
         Data::Teacher { n, d, margin } => {
-            let (x, y, _) = teacher_data(n, d, margin, seed);
+            let (x, y, _) = teacher_data(*n, *d, *margin, seed);
             (x, y)
         }
-        Data::Explicit(x, y) => (x, y),
+        Data::Explicit(x, y) => (x.clone(), y.clone()),
     };
     let doubling: Vec<usize> = std::iter::successors(Some(t1), |t| Some(2 * t))
         .take_while(|&t| t <= steps)
         .collect();
-    // t1 <= steps / 4 (validated) gives at least t1, 2 t1, 4 t1
-    debug_assert!(doubling.len() >= 3);
     let mut checkpoints: Vec<usize> = log_steps(steps, 100);
     checkpoints.extend(&doubling);
     checkpoints.sort_unstable();
@@ -160,10 +192,15 @@ fn run(model: &ModelFile, spec: &Spec) -> Result<Trained> {
         steps,
         rng_seed: seed + 77,
     };
-    let r = smoothed_margin_run_on(&x, &y, &s, &checkpoints).map_err(|e| match e {
-        Error::Requirement(m) => c.error("steps", steps, "more steps (or a larger eta)", &m),
-        e => e,
-    })?;
+    let run = smoothed_margin_run_on(&x, &y, &s, &checkpoints)?;
+    Ok(Outcome { run, doubling })
+}
+
+/// B-7's rows of a run: the max relative per-step decrease of gamma~ once L_sum < 1, the
+/// direction settling and the norm growth along the doubling checkpoints. What `modeflow train`
+/// on a `bias_smoothed_margin` model and the B-7 check report.
+pub fn rows(spec: &Spec, out: &Outcome) -> Vec<Row> {
+    let r = &out.run;
     let mut rows = vec![Row::abs(
         "max relative per-step decrease of gamma~ after L_sum < 1",
         0.0,
@@ -171,10 +208,26 @@ fn run(model: &ModelFile, spec: &Spec) -> Result<Trained> {
         DECREASE_TOL,
     )
     .note(format!(
-        "L_sum < 1 from step {}; GD eta {eta} on the mean exp loss",
-        r.t0
+        "L_sum < 1 from step {}; GD eta {} on the mean exp loss",
+        r.t0, spec.eta
     ))];
-    rows.extend(doubling_rows(&r, &doubling));
+    rows.extend(doubling_rows(r, &out.doubling));
+    rows
+}
+
+pub(super) fn train(model: &ModelFile) -> Result<Trained> {
+    let spec = check(model)?;
+    let steps = spec.steps;
+    let out = run(&spec).map_err(|e| match e {
+        Error::Requirement(m) => {
+            model
+                .checker()
+                .error("steps", steps, "more steps (or a larger eta)", &m)
+        }
+        e => e,
+    })?;
+    let rows = rows(&spec, &out);
+    let r = &out.run;
     let last = r.samples.last().map_or(f64::NAN, |s| s.1);
     let summary = vec![
         ("step with L_sum < 1".into(), r.t0 as f64),
@@ -200,9 +253,23 @@ fn run(model: &ModelFile, spec: &Spec) -> Result<Trained> {
         .collect();
     let csv = time_series(
         model,
-        csv,
+        &spec.csv,
         &["t", "smoothed_margin", "theta_norm2", "one_minus_cos_prev"],
         series,
     )?;
     Ok((rows, summary, csv))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// B-7's and B-18's references at seed 0 are the shipped `models/bias-smoothed-margin.toml`
+    /// and `models/bias-smoothed-margin-long.toml`.
+    #[test]
+    fn reference_is_the_shipped_model() {
+        let long = "bias-smoothed-margin-long.toml";
+        super::super::assert_shipped("bias-smoothed-margin.toml", check, &Spec::reference(0));
+        super::super::assert_shipped(long, check, &Spec::long_reference(0));
+    }
 }

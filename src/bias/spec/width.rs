@@ -7,10 +7,11 @@
 //! explicit (`points`, `labels`; must be linearly separable through the origin, or SGD never
 //! reaches zero hinge loss); leaky slope `alpha` in (0, 1), `eta`, `init` std, `widths` (neurons
 //! per sign, >= 2 entries), `max_updates` (cap; reaching it is [`crate::Error::NoConvergence`]),
-//! `csv`.
+//! `half_width` (the width of the eta/2 run, one of `widths`, default the first), `sgd_seed`
+//! (initialisation and reshuffles, default `seed`, which draws the data), `csv`.
 //!
 //! Rows: spread (max - min)/mean of the update counts over `widths` <= 5% (claim file B-9: the
-//! init std perturbs the shared trajectory); updates(eta/2)/updates(eta) at the first width = 2
+//! init std perturbs the shared trajectory); updates(eta/2)/updates(eta) at `half_width` = 2
 //! within 10% (the additive constant of the bound shifts it by O(eta)).
 
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -37,6 +38,8 @@ struct Raw {
     widths: Vec<i64>,
     #[serde(default = "default_max")]
     max_updates: i64,
+    sgd_seed: Option<i64>,
+    half_width: Option<i64>,
     csv: Option<String>,
 }
 
@@ -78,7 +81,12 @@ pub struct Spec {
     pub init: f64,
     pub widths: Vec<usize>,
     pub max_updates: usize,
+    /// the width of the eta/2 run (`half_width`, one of `widths`; default the first)
+    pub half_width: usize,
+    /// the seed of the data (teacher draws)
     pub seed: u64,
+    /// the seed of the initialisation and the reshuffles (`sgd_seed`, default `seed`)
+    pub sgd_seed: u64,
     pub csv: Option<String>,
 }
 
@@ -106,6 +114,23 @@ pub fn check(model: &ModelFile) -> Result<Spec> {
         .map(|(i, &k)| c.count(&format!("widths[{i}]"), k, 1, 100_000))
         .collect::<Result<_>>()?;
     let max_updates = c.count("max_updates", raw.max_updates, 1, i64::MAX)?;
+    let half_width = match raw.half_width {
+        None => widths[0],
+        Some(k) if widths.contains(&(k as usize)) && k > 0 => k as usize,
+        Some(k) => {
+            return Err(c.error(
+                "half_width",
+                k,
+                &format!("one of widths {widths:?}"),
+                "the eta/2 run is compared with the run at the same width",
+            ))
+        }
+    };
+    let seed = model.common.seed;
+    let sgd_seed = match raw.sgd_seed {
+        None => seed,
+        Some(v) => c.count("sgd_seed", v, 0, 1 << 62)? as u64,
+    };
     if let Data::Teacher { d, margin, .. } = data {
         let p = sphere_acceptance(d, margin);
         if p < 1e-3 {
@@ -124,63 +149,95 @@ pub fn check(model: &ModelFile) -> Result<Spec> {
         init,
         widths,
         max_updates,
-        seed: model.common.seed,
+        half_width,
+        seed,
+        sgd_seed,
         csv: raw.csv,
     })
 }
 
-pub(super) fn train(model: &ModelFile) -> Result<Trained> {
-    let spec = check(model)?;
-    run(model, &spec)
+impl Spec {
+    /// The B-9 reference at `seed` (`models/bias-width-check.toml` at seed 0): 200 points on the
+    /// unit sphere in R^20 from a unit teacher with margin 0.1 drawn at seed 900 + `seed`, SGD
+    /// seed `seed`, leaky slope 0.3, eta = 0.05, init std 1e-4, widths 1, 10, 100, 1000, the
+    /// eta/2 run at k = 10.
+    pub fn reference(seed: u64) -> Spec {
+        Spec {
+            data: Data::Teacher {
+                n: 200,
+                d: 20,
+                margin: 0.1,
+            },
+            alpha: 0.3,
+            eta: 0.05,
+            init: 1e-4,
+            widths: vec![1, 10, 100, 1000],
+            max_updates: 1_000_000,
+            half_width: 10,
+            seed: 900 + seed,
+            sgd_seed: seed,
+            csv: None,
+        }
+    }
 }
 
-/// The B-9 run of a checked spec: update counts over the widths and at eta / 2.
-fn run(model: &ModelFile, spec: &Spec) -> Result<Trained> {
-    let Spec {
-        ref data,
-        alpha,
-        eta,
-        init,
-        ref widths,
-        max_updates,
-        seed,
-        ref csv,
-    } = *spec;
-    let (x, y) = match data {
-        Data::Teacher { n, d, margin } => sphere_teacher(*n, *d, *margin, seed),
-        Data::Explicit(x, y) => {
-            separable(
-                &model.common.file,
-                x,
-                y,
-                "SGD reaches zero hinge loss only on linearly separable data",
-            )?;
-            (x.clone(), y.clone())
-        }
+/// What a B-9 run measured: the non-zero updates to zero hinge loss per width (at eta) and at
+/// eta/2 for `half_width`.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub counts: Vec<usize>,
+    pub half: usize,
+}
+
+/// The B-9 run of a checked spec: the data (teacher draws at `seed`, or explicit), then SGD
+/// (seed `sgd_seed`) until zero hinge loss at every width and at eta/2 for `half_width`.
+pub fn run(spec: &Spec) -> Result<Outcome> {
+    let (x, y) = match &spec.data {
+        Data::Teacher { n, d, margin } => sphere_teacher(*n, *d, *margin, spec.seed),
+        Data::Explicit(x, y) => (x.clone(), y.clone()),
     };
-    let run = |k: usize, eta: f64| {
+    let updates = |k: usize, eta: f64| {
         updates_to_zero_loss(
             &x,
             &y,
             &HingeSgd {
                 k,
-                alpha,
+                alpha: spec.alpha,
                 eta,
-                init,
-                seed,
-                max_updates,
+                init: spec.init,
+                seed: spec.sgd_seed,
+                max_updates: spec.max_updates,
             },
         )
     };
-    let counts: Vec<usize> = widths.iter().map(|&k| run(k, eta)).collect::<Result<_>>()?;
-    let half = run(widths[0], eta / 2.0)?;
-    let mean = counts.iter().sum::<usize>() as f64 / counts.len() as f64;
+    let counts = spec
+        .widths
+        .iter()
+        .map(|&k| updates(k, spec.eta))
+        .collect::<Result<_>>()?;
+    let half = updates(spec.half_width, spec.eta / 2.0)?;
+    Ok(Outcome { counts, half })
+}
+
+/// B-9's rows of a run: the spread of the update counts over the widths, and the update ratio
+/// eta/2 : eta at `half_width`. What `modeflow train` on a `bias_width` model and the B-9 check
+/// report.
+pub fn rows(spec: &Spec, out: &Outcome) -> Vec<Row> {
+    let Spec {
+        ref widths,
+        eta,
+        init,
+        half_width,
+        ..
+    } = *spec;
+    let counts = &out.counts;
     let (lo, hi) = (
         *counts.iter().min().unwrap_or(&0),
         *counts.iter().max().unwrap_or(&0),
     );
-    let spread = (hi - lo) as f64 / mean;
-    let rows = vec![
+    let spread = (hi - lo) as f64 / mean_count(counts);
+    let at_half = counts[widths.iter().position(|&k| k == half_width).unwrap_or(0)];
+    vec![
         Row::abs(
             format!("spread of update counts over k = {widths:?}, (max-min)/mean"),
             0.0,
@@ -189,28 +246,62 @@ fn run(model: &ModelFile, spec: &Spec) -> Result<Trained> {
         )
         .note(format!("counts {counts:?} (init std {init}, eta {eta})")),
         Row::rel(
-            format!("updates(eta/2) / updates(eta), k = {}", widths[0]),
+            format!("updates(eta/2) / updates(eta), k = {half_width}"),
             2.0,
-            half as f64 / counts[0] as f64,
+            out.half as f64 / at_half as f64,
             ETA_TOL,
         )
-        .note(format!("{} -> {half}", counts[0])),
-    ];
+        .note(format!("{at_half} -> {}", out.half)),
+    ]
+}
+
+fn mean_count(counts: &[usize]) -> f64 {
+    counts.iter().sum::<usize>() as f64 / counts.len() as f64
+}
+
+pub(super) fn train(model: &ModelFile) -> Result<Trained> {
+    let spec = check(model)?;
+    if let Data::Explicit(x, y) = &spec.data {
+        separable(
+            &model.common.file,
+            x,
+            y,
+            "SGD reaches zero hinge loss only on linearly separable data",
+        )?;
+    }
+    let out = run(&spec)?;
+    let rows = rows(&spec, &out);
+    let (eta, mean) = (spec.eta, mean_count(&out.counts));
     let summary = vec![
         ("mean updates to zero hinge loss".into(), mean),
         ("eta x mean updates".into(), eta * mean),
-        ("updates at eta/2".into(), half as f64),
+        ("updates at eta/2".into(), out.half as f64),
     ];
-    let table = widths
+    let table = spec
+        .widths
         .iter()
-        .zip(&counts)
+        .zip(&out.counts)
         .map(|(&k, &u)| vec![k as f64, eta, u as f64])
         .chain(std::iter::once(vec![
-            widths[0] as f64,
+            spec.half_width as f64,
             eta / 2.0,
-            half as f64,
+            out.half as f64,
         ]))
         .collect();
-    let csv = time_series(model, csv, &["k", "eta", "updates"], table)?;
+    let csv = time_series(model, &spec.csv, &["k", "eta", "updates"], table)?;
     Ok((rows, summary, csv))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// B-9's reference at seed 0 is the shipped `models/bias-width-check.toml`; the shipped
+    /// `models/bias-width.toml` runs as before (SGD seed = data seed, eta/2 at the first width).
+    #[test]
+    fn reference_is_the_shipped_model() {
+        super::super::assert_shipped("bias-width-check.toml", check, &Spec::reference(0));
+        let b = super::super::shipped_spec("bias-width.toml", check);
+        assert_eq!((b.sgd_seed, b.half_width), (b.seed, b.widths[0]));
+    }
 }

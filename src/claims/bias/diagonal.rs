@@ -2,46 +2,35 @@
 
 use nalgebra::DVector;
 
-use crate::bias::diagonal::*;
+use crate::bias::diagonal::{l1_gap, min_l2, reference_data};
 use crate::bias::solvers::mirror_argmin;
+use crate::bias::spec::diagonal::{rows as diagonal_rows, run_diagonal, DiagonalSpec};
 use crate::claims::Row;
-use crate::Result;
+use crate::{Error, Result};
 
-/// B-10 check: GD (eta = 0.01) interpolator vs argmin Q_{alpha_inf} (1e-3) and the l2 / l1 limits
-/// of the potential.
+/// B-10 check: the GD interpolator (eta = 0.01; `models/bias-diagonal-gd.toml` at alpha = 0.1
+/// and 1, the run and the argmin Q_alpha_inf row of `modeflow train`) vs argmin Q_{alpha_inf}
+/// (1e-3), and, from the solver alone, the l2 / l1 limits of the potential.
 pub fn check_b10() -> Result<Vec<Row>> {
     let mut rows = Vec::new();
-    let (x, y, _) = reference_data(1);
-    let d = x.ncols();
     for alpha in [0.1, 1.0] {
-        let run = train_diagonal(
-            &x,
-            &y,
-            &DiagSettings {
-                alpha,
-                eta: 0.01,
-                batch: x.nrows(),
-                max_steps: 2_000_000,
-                loss_tol: 1e-24,
-                seed: 0,
-            },
-        )?;
-        let b_inf = mirror_argmin(&x, &y, &run.ln_alpha2, &DVector::zeros(d), 1e-13)?;
-        rows.push(
-            Row::abs(
-                format!("GD (eta=0.01, alpha={alpha}) vs argmin Q_alpha_inf, max |diff|"),
-                0.0,
-                (&run.beta - &b_inf).amax(),
-                1e-3,
-            )
-            .note(format!(
+        let spec = DiagonalSpec::gd_reference(alpha);
+        let out = run_diagonal(&spec)?;
+        let run = &out.run;
+        // the third row: the trained beta against argmin Q_alpha_inf (eta <= 0.02)
+        let row = diagonal_rows(&spec, &out).swap_remove(2);
+        rows.push(Row {
+            label: format!("GD (eta=0.01, alpha={alpha}) vs argmin Q_alpha_inf, max |diff|"),
+            ..row.note(format!(
                 "{} steps, loss {:.1e}, alpha_inf^2/alpha^2 = {:.4}",
                 run.steps,
                 run.loss,
                 run.alpha2_ratio(alpha)
-            )),
-        );
+            ))
+        });
     }
+    let (x, y, _) = reference_data(1);
+    let d = x.ncols();
     // limits of the potential: alpha large -> min-l2; alpha -> 0 -> min-l1 (dual certificate)
     let l2 = min_l2(&x, &y)?;
     let big = mirror_argmin(
@@ -73,64 +62,51 @@ pub fn check_b10() -> Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// B-11 check: per-step identity of u v, exact mirror form (1e-10), SGD vs GD on 3 seeds.
+/// B-11 check: the per-step identity of u v and the exact mirror form (1e-10) over four runs
+/// (`models/bias-diagonal-mirror.toml` and three variants: GD eta 0.02, 0.04; SGD batch 1 eta
+/// 0.02; batch 5 eta 0.04), each row the worst run's row of `modeflow train`; SGD vs GD on 3
+/// seeds.
 pub fn check_b11() -> Result<Vec<Row>> {
-    let mut rows = Vec::new();
-    let (x, y, _) = reference_data(2);
-    let n = x.nrows();
-    let mut worst: f64 = 0.0;
-    let mut worst_mirror: f64 = 0.0;
-    for (eta, batch) in [(0.02, n), (0.04, n), (0.02, 1), (0.04, 5)] {
-        let run = train_diagonal(
-            &x,
-            &y,
-            &DiagSettings {
-                alpha: 0.3,
-                eta,
-                batch,
-                max_steps: 3_000_000,
-                loss_tol: 1e-28,
-                seed: 7,
-            },
-        )?;
-        worst = worst.max(run.max_identity_residual);
-        let b = mirror_argmin(&x, &y, &run.ln_alpha2, &run.delta, 1e-13)?;
-        worst_mirror = worst_mirror.max((&run.beta - &b).amax());
+    // the worst run's identity row and mirror row (the first two rows of each run)
+    let mut worst: [Option<Row>; 2] = [None, None];
+    for (eta, batch) in [(0.02, 20), (0.04, 20), (0.02, 1), (0.04, 5)] {
+        let spec = DiagonalSpec::mirror_reference(eta, batch);
+        for (w, row) in worst
+            .iter_mut()
+            .zip(diagonal_rows(&spec, &run_diagonal(&spec)?))
+        {
+            if w.as_ref().is_none_or(|w| row.measured > w.measured) {
+                *w = Some(row);
+            }
+        }
     }
-    rows.push(Row::abs(
-        "u v shrinks by (1 - 4 eta^2 g^2) per step: max rel. residual",
-        0.0,
-        worst,
-        1e-12,
-    ));
-    rows.push(
-        Row::abs(
-            "trained beta vs exact mirror argmin (alpha_T, delta), max |diff|",
-            0.0,
-            worst_mirror,
-            MIRROR_TOL,
-        )
+    let [Some(identity), Some(mirror)] = worst else {
+        return Err(Error::Requirement(
+            "B-11: a diagonal run without its rows".into(),
+        ));
+    };
+    let mut rows = vec![
+        Row {
+            label: "u v shrinks by (1 - 4 eta^2 g^2) per step: max rel. residual".into(),
+            ..identity
+        },
+        Row {
+            label: "trained beta vs exact mirror argmin (alpha_T, delta), max |diff|".into(),
+            ..mirror
+        }
         .note("GD eta 0.02, 0.04; SGD batch 1 eta 0.02; batch 5 eta 0.04"),
-    );
+    ];
     rows.extend(sgd_vs_gd(&[1, 2, 3])?);
     Ok(rows)
 }
 
-/// SGD (batch 1) vs GD at alpha = 0.3, eta = 0.04 on `seeds` data sets: alpha_inf^2/alpha^2 and |beta|_1.
+/// SGD (batch 1) vs GD at alpha = 0.3, eta = 0.04 on `seeds` data sets
+/// (`models/bias-diagonal-sgd.toml` at seed 1): alpha_inf^2/alpha^2 and |beta|_1.
 pub fn sgd_vs_gd(seeds: &[u64]) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     for &seed in seeds {
-        let (x, y, _) = reference_data(10 + seed);
-        let base = DiagSettings {
-            alpha: 0.3,
-            eta: 0.04,
-            batch: x.nrows(),
-            max_steps: 3_000_000,
-            loss_tol: 1e-20,
-            seed,
-        };
-        let gd = train_diagonal(&x, &y, &base)?;
-        let sgd = train_diagonal(&x, &y, &DiagSettings { batch: 1, ..base })?;
+        let gd = run_diagonal(&DiagonalSpec::sgd_reference(seed, 20))?.run;
+        let sgd = run_diagonal(&DiagonalSpec::sgd_reference(seed, 1))?.run;
         let (rg, rs) = (gd.alpha2_ratio(0.3), sgd.alpha2_ratio(0.3));
         let (lg, ls) = (gd.beta.abs().sum(), sgd.beta.abs().sum());
         rows.push(Row::holds(

@@ -6,8 +6,8 @@
 use rayon::prelude::*;
 
 use crate::bias::agreement::{reference_trace, RefData, ReferenceRun};
-use crate::bias::cluster::two_cluster_trajectory;
-use crate::bias::smoothed_margin::smoothed_margin_run;
+use crate::bias::cluster::TwoClusterRun;
+use crate::bias::spec::{clusters, smoothed_margin};
 use crate::bias::stats::fmt_list;
 use crate::compare::Row;
 use crate::num::stats::{bootstrap, par_map, share, Band, Bootstrap, Statistic};
@@ -315,6 +315,15 @@ fn pooled_rows(all: &[Vec<ReferenceRun>], scan: &[Vec<ReferenceRun>]) -> Vec<Row
             fmt_list(&flat.iter().map(|r| r.mixed).collect::<Vec<_>>())
         )),
     );
+    rows.extend(small_init_rows(&smalls));
+    rows.extend(agreement_rows(&flat));
+    rows
+}
+
+/// B-16's rows on the small-init runs: all neurons agree but not one cluster per sign; agreeing
+/// neurons of a sign in more than one cluster.
+fn small_init_rows(smalls: &[&ReferenceRun]) -> Vec<Row> {
+    let mut rows = Vec::new();
     let k2 = 20;
     rows.push(
         Row::abs(
@@ -352,6 +361,13 @@ fn pooled_rows(all: &[Vec<ReferenceRun>], scan: &[Vec<ReferenceRun>]) -> Vec<Row
                 .join(" ")
         )),
     );
+    rows
+}
+
+/// B-4 and B-5 on the reference runs that reach full agreement: lifted GD and the within-sign
+/// drift after it.
+fn agreement_rows(flat: &[&ReferenceRun]) -> Vec<Row> {
+    let mut rows = Vec::new();
     let agreed: Vec<&&ReferenceRun> = flat.iter().filter(|r| r.agreement_from.is_some()).collect();
     rows.push(
         Row::abs(
@@ -392,18 +408,17 @@ pub const B16_DRIFT_TOL: f64 = 1e-12;
 /// ~ 1e-10.
 pub const B16_LIFT_TOL: f64 = 1e-10;
 
-/// Checkpoints of the long B-8 run.
-pub const B17_CHECKPOINTS: [usize; 3] = [10_000, 100_000, 1_000_000];
-
-/// B-17 check: the B-8 setting run to 1e6 steps, 3 seeds.
+/// B-17 check: the B-8 setting run to 1e6 steps (`models/bias-clusters-long.toml`, the run of
+/// `modeflow train` on it), 3 seeds, measured at t = 1e4, 1e5, 1e6.
 pub fn check_b17() -> Result<Vec<Row>> {
-    let runs: Vec<Vec<_>> = (0..3u64)
+    let runs: Vec<clusters::Outcome> = (0..3u64)
         .into_par_iter()
-        .map(|seed| two_cluster_trajectory(seed, &B17_CHECKPOINTS))
+        .map(|seed| clusters::run(&clusters::Spec::long_reference(seed)))
         .collect::<Result<_>>()?;
     let mut rows = Vec::new();
-    for (seed, traj) in runs.iter().enumerate() {
-        let last = &traj[traj.len() - 1];
+    for (seed, out) in runs.iter().enumerate() {
+        let traj: Vec<&TwoClusterRun> = out.decades.iter().map(|(_, r)| r).collect();
+        let last = traj[traj.len() - 1];
         rows.push(
             Row::abs(
                 format!("seed {seed}: cluster count of active neurons at t = 1e6"),
@@ -447,80 +462,89 @@ pub fn check_b17() -> Result<Vec<Row>> {
 /// O(1/ln t) correction with an O(1) coefficient moves the ratio by ~1/ln 1e4 = 11%: 25% in all.
 pub const B17_RATIO_TOL: f64 = 0.25;
 
-/// Checkpoints of the long B-7 run: t = 1000 * 2^m, m = 0..10 (to 1.024e6).
-pub fn b18_checkpoints() -> Vec<usize> {
-    (0..=10).map(|m| 1000usize << m).collect()
-}
-
-/// B-18 check: the B-7 setting run to 1.024e6 steps, 3 seeds.
+/// B-18 check: the B-7 setting run to 1.024e6 steps (`models/bias-smoothed-margin-long.toml`,
+/// the run of `modeflow train` on it), 3 seeds; the rows use the doubling checkpoints
+/// t = 1000 * 2^m, m = 0..10.
 pub fn check_b18() -> Result<Vec<Row>> {
-    let cps = b18_checkpoints();
-    let steps = cps[cps.len() - 1];
     let runs: Vec<_> = (0..3u64)
         .into_par_iter()
-        .map(|seed| smoothed_margin_run(seed, 0.01, steps, &cps))
+        .map(|seed| smoothed_margin::run(&smoothed_margin::Spec::long_reference(seed)))
         .collect::<Result<_>>()?;
     let mut rows = Vec::new();
-    for (seed, r) in runs.iter().enumerate() {
-        rows.push(
-            Row::abs(
-                format!("seed {seed}: max relative per-step decrease of gamma~ over 1e6 steps"),
-                0.0,
-                r.max_rel_decrease.max(0.0),
-                1e-8,
-            )
-            .note(format!(
-                "L < 1 from step {}; GD eta 0.01, mean exp loss",
-                r.t0
-            )),
-        );
-        let c: Vec<f64> = r
-            .thetas
-            .windows(2)
-            .map(|p| 1.0 - p[0].dot(&p[1]) / (p[0].norm() * p[1].norm()))
-            .collect();
-        // only doublings that start after L < 1 (the asymptotic regime)
-        let first = r.samples.iter().position(|s| s.0 > r.t0).unwrap_or(0);
-        let late = &c[first.min(c.len() - 1)..];
-        rows.push(Row::holds(
-            format!("seed {seed}: 1 - cos(theta(t), theta(2t)) falls at every doubling to 1e6"),
-            late.windows(2).all(|p| p[1] < p[0]),
-            fmt_list(late),
-        ));
-        let th2: Vec<f64> = r.samples[first..].iter().map(|s| s.2).collect();
-        let gam: Vec<f64> = r.samples[first..].iter().map(|s| s.1).collect();
-        let dgam: Vec<f64> = gam.windows(2).map(|p| p[1] - p[0]).collect();
-        // gamma~ converges: its increments per doubling shrink at every doubling
-        rows.push(Row::holds(
-            format!("seed {seed}: increments of gamma~ per doubling shrink at every doubling"),
-            dgam.windows(2).all(|p| p[1] < p[0]) && dgam.iter().all(|&v| v >= 0.0),
-            format!(
-                "gamma~ {}; last/first increment {:.3}",
-                fmt_list(&gam),
-                dgam[dgam.len() - 1] / dgam[0]
-            ),
-        ));
-        // ln(1/L) = gamma~ |theta|^2 grows like ln t + ln ln t (Lyu & Li: L ~ 1/(t (ln t)^(2 - 2/L))
-        // for L = 2): per doubling ln 2 + ln(ln 2tau / ln tau), tau = eta t the GF time.
-        let lnl: Vec<f64> = gam.iter().zip(&th2).map(|(g, t)| g * t).collect();
-        let last = lnl.len() - 1;
-        let tau = 0.01 * steps as f64;
-        let pred = std::f64::consts::LN_2 + ((2.0 * tau).ln() / tau.ln()).ln();
-        rows.push(
-            Row::rel(
-                format!("seed {seed}: last increment of ln(1/L) per doubling (L ~ 1/(t ln t))"),
-                pred,
-                lnl[last] - lnl[last - 1],
-                B18_LNL_TOL,
-            )
-            .note(format!(
-                "|theta|^2 = ln(1/L) / gamma~ ~ ln t / gamma*: |theta|^2 {}, increments {}",
-                fmt_list(&th2),
-                fmt_list(&th2.windows(2).map(|p| p[1] - p[0]).collect::<Vec<_>>())
-            )),
-        );
+    for (seed, out) in runs.iter().enumerate() {
+        rows.extend(long_margin_rows(seed, out));
     }
     Ok(rows)
+}
+
+/// B-18's rows of one long run (`seed` names them): gamma~ never decreases, the direction
+/// settles at every doubling after L < 1, gamma~ converges, ln(1/L) grows like ln t + ln ln t.
+fn long_margin_rows(seed: usize, out: &smoothed_margin::Outcome) -> Vec<Row> {
+    let r = &out.run;
+    let steps = out.doubling[out.doubling.len() - 1];
+    // the samples and directions at the doubling checkpoints
+    let at: Vec<usize> = (0..r.samples.len())
+        .filter(|&i| out.doubling.contains(&r.samples[i].0))
+        .collect();
+    let samples: Vec<(usize, f64, f64)> = at.iter().map(|&i| r.samples[i]).collect();
+    let mut rows = vec![Row::abs(
+        format!("seed {seed}: max relative per-step decrease of gamma~ over 1e6 steps"),
+        0.0,
+        r.max_rel_decrease.max(0.0),
+        1e-8,
+    )
+    .note(format!(
+        "L < 1 from step {}; GD eta 0.01, mean exp loss",
+        r.t0
+    ))];
+    let c: Vec<f64> = at
+        .windows(2)
+        .map(|p| {
+            let (a, b) = (&r.thetas[p[0]], &r.thetas[p[1]]);
+            1.0 - a.dot(b) / (a.norm() * b.norm())
+        })
+        .collect();
+    // only doublings that start after L < 1 (the asymptotic regime)
+    let first = samples.iter().position(|s| s.0 > r.t0).unwrap_or(0);
+    let late = &c[first.min(c.len() - 1)..];
+    rows.push(Row::holds(
+        format!("seed {seed}: 1 - cos(theta(t), theta(2t)) falls at every doubling to 1e6"),
+        late.windows(2).all(|p| p[1] < p[0]),
+        fmt_list(late),
+    ));
+    let th2: Vec<f64> = samples[first..].iter().map(|s| s.2).collect();
+    let gam: Vec<f64> = samples[first..].iter().map(|s| s.1).collect();
+    let dgam: Vec<f64> = gam.windows(2).map(|p| p[1] - p[0]).collect();
+    // gamma~ converges: its increments per doubling shrink at every doubling
+    rows.push(Row::holds(
+        format!("seed {seed}: increments of gamma~ per doubling shrink at every doubling"),
+        dgam.windows(2).all(|p| p[1] < p[0]) && dgam.iter().all(|&v| v >= 0.0),
+        format!(
+            "gamma~ {}; last/first increment {:.3}",
+            fmt_list(&gam),
+            dgam[dgam.len() - 1] / dgam[0]
+        ),
+    ));
+    // ln(1/L) = gamma~ |theta|^2 grows like ln t + ln ln t (Lyu & Li: L ~ 1/(t (ln t)^(2 - 2/L))
+    // for L = 2): per doubling ln 2 + ln(ln 2tau / ln tau), tau = eta t the GF time.
+    let lnl: Vec<f64> = gam.iter().zip(&th2).map(|(g, t)| g * t).collect();
+    let last = lnl.len() - 1;
+    let tau = 0.01 * steps as f64;
+    let pred = std::f64::consts::LN_2 + ((2.0 * tau).ln() / tau.ln()).ln();
+    rows.push(
+        Row::rel(
+            format!("seed {seed}: last increment of ln(1/L) per doubling (L ~ 1/(t ln t))"),
+            pred,
+            lnl[last] - lnl[last - 1],
+            B18_LNL_TOL,
+        )
+        .note(format!(
+            "|theta|^2 = ln(1/L) / gamma~ ~ ln t / gamma*: |theta|^2 {}, increments {}",
+            fmt_list(&th2),
+            fmt_list(&th2.windows(2).map(|p| p[1] - p[0]).collect::<Vec<_>>())
+        )),
+    );
+    rows
 }
 
 /// Relative tolerance of the ln(1/L) increment per doubling: the constants of the rate

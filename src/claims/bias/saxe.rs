@@ -1,41 +1,23 @@
 //! B-13: Saxe mode curves against the closed form (`crate::bias::saxe`).
 
-use crate::bias::saxe::*;
+use crate::bias::saxe::{half_time, map_gf_error, mode_gd};
+use crate::bias::spec::saxe::{net_rows, run, Spec};
 use crate::claims::Row;
 use crate::Result;
 
-/// B-13 check.
+/// B-13 check: the trained net's rows of the reference run (`models/bias-saxe-check.toml`, the
+/// run of `modeflow train` on it: modes vs the scalar map, decoupling), then, from the map and
+/// the closed form alone, the first-order approach of GD to GF and the GD half-time.
 pub fn check_b13() -> Result<Vec<Row>> {
-    let mut rows = Vec::new();
-    let s = [3.0, 2.0, 1.0, 0.5];
-    let u0 = [1e-3, 1e-3, 1e-3, 1e-3];
-    let eta = 0.02;
-    let steps = 1500;
-    let (modes, off) = train_aligned(&s, &u0, eta, steps, 1)?;
-    // scalar map
-    let mut worst: f64 = 0.0;
-    let mut u = u0;
-    for m in &modes {
-        for i in 0..s.len() {
-            u[i] = mode_gd(u[i], s[i], eta);
-            worst = worst.max((m[i] - u[i]).abs() / s[i]);
-        }
+    let spec = Spec::reference();
+    let mut rows: Vec<Row> = net_rows(&spec, &run(&spec)?);
+    // the check's note names the setting
+    if let Some(r) = rows.first_mut() {
+        r.note = format!(
+            "4 modes s = 3, 2, 1, 0.5, u0 = 1e-3, eta = {}, {} steps, random U, V",
+            spec.eta, spec.steps
+        );
     }
-    rows.push(
-        Row::abs(
-            "net modes vs discrete map u(1+eta(s-u))^2, max |diff|/s",
-            0.0,
-            worst,
-            1e-10,
-        )
-        .note("4 modes s = 3, 2, 1, 0.5, u0 = 1e-3, eta = 0.02, 1500 steps, random U, V"),
-    );
-    rows.push(Row::abs(
-        "off-diagonal of U^T W2 W1 V (decoupling)",
-        0.0,
-        off,
-        1e-10,
-    ));
     // GD -> GF at first order in eta: error of the map against u(t) at t = 3, halving eta
     let (sm, um, t_end) = (2.0, 1e-3, 3.0);
     let err = |eta: f64| map_gf_error(sm, um, eta, t_end);
