@@ -38,10 +38,15 @@
 //! The product needs the exact gradient: the modified flow is refused for rules other than
 //! BPTT (their update is not the gradient of a loss, so H has no meaning for them).
 
+use nalgebra::DVector;
+use rand::{rngs::StdRng, SeedableRng};
+
 use super::bptt::Sharded;
 use super::hvp::Hvp;
 use super::network::{Network, Trainable};
 use super::task::Trials;
+use super::train::{Stepping, Weights};
+use crate::num::iterate::{iterate, Gd, Stop};
 use crate::num::ode::OdeOptions;
 use crate::num::rk::DynDopri;
 use crate::{Error, Result};
@@ -341,7 +346,9 @@ pub fn flow_to_with(
     Ok(y)
 }
 
-/// The parameters after `steps` GD steps of size `eta` from `theta0` on fixed `trials`.
+/// The parameters after `steps` GD steps of size `eta` from `theta0` on fixed `trials` (the
+/// iteration driver [`crate::num::iterate`] on the network's BPTT loss; a non-finite loss is
+/// an error).
 pub fn gd_steps(
     net: &Network,
     trials: &Trials,
@@ -351,17 +358,16 @@ pub fn gd_steps(
     steps: usize,
 ) -> Result<Vec<f64>> {
     let mut work = net.clone();
-    let mut ws = Sharded::new(net, trials.steps, trials.batch);
-    let mut p = theta0.to_vec();
-    let mut g = vec![0.0; p.len()];
-    for _ in 0..steps {
-        work.set_params(trainable, &p);
-        ws.loss_and_grad(&work, trials, trainable, &mut g)?;
-        for (pi, gi) in p.iter_mut().zip(&g) {
-            *pi -= eta * gi;
-        }
-    }
-    Ok(p)
+    // fixed trials and exact BPTT draw nothing from it
+    let mut rng = StdRng::seed_from_u64(0);
+    let mut problem = Stepping::fixed(net, trials, trainable, &mut rng);
+    let theta = DVector::from_column_slice(theta0);
+    let mut w = Weights::new(theta, &mut work, trainable);
+    let mut grad = DVector::zeros(theta0.len());
+    let mut gd = Gd { eta, lambda: 0.0 };
+    let stop = Stop::steps(steps, "rnn GD");
+    iterate(&mut problem, &mut gd, &mut w, &mut grad, &stop, &mut ())?;
+    Ok(w.theta.as_slice().to_vec())
 }
 
 /// Euclidean distance of two parameter vectors.

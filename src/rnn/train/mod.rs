@@ -41,6 +41,7 @@ mod flow;
 mod stepping;
 
 pub use flow::CROSSING_RTOL;
+pub(crate) use stepping::{Stepping, Weights};
 
 /// The update rule.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
