@@ -713,6 +713,296 @@ mod tests {
         assert_eq!(out.reason, Reason::LossTol);
     }
 
+    fn diverged_at(err: Error) -> (usize, f64, String) {
+        match err {
+            Error::Diverged {
+                step, loss, hint, ..
+            } => (step, loss, hint),
+            e => panic!("expected Diverged, got {e}"),
+        }
+    }
+
+    #[test]
+    fn the_relative_divergence_bound_is_factor_times_the_first_loss() {
+        // eta c = 3 from x = 1: L_k = 4^k / 2; the bound min(above, factor max(L_0, floor))
+        // is first passed at k = 4 (100 x 0.5: 128 > 50), k = 6 (100 x 10: 2048 > 1000) and
+        // k = 3 when the absolute bound 10 is the smaller (32 > 10)
+        for (floor, above, k) in [
+            (0.0, f64::INFINITY, 4),
+            (10.0, f64::INFINITY, 6),
+            (10.0, 10.0, 3),
+        ] {
+            let mut p = quadratic(&[1.0]);
+            let mut x = DVector::from_element(1, 1.0);
+            let mut g = DVector::zeros(1);
+            let gd = &mut Gd {
+                eta: 3.0,
+                lambda: 0.0,
+            };
+            let stop = Stop::steps(100, "t")
+                .diverge_above(above)
+                .relative_divergence(100.0, floor)
+                .hint("smaller eta");
+            let err = iterate(&mut p, gd, &mut x, &mut g, &stop, &mut ()).unwrap_err();
+            let (step, loss, hint) = diverged_at(err);
+            assert_eq!((step, loss), (k, 0.5 * 4f64.powi(k as i32)));
+            let limit = stop.limit(0.5);
+            assert_eq!(limit, above.min(100.0 * floor.max(0.5)));
+            assert_eq!(
+                hint,
+                format!("the loss left the bound {limit:.3e}; smaller eta")
+            );
+        }
+        // the hint of an absolute bound is the caller's, and `at` places a step in a relative one
+        let stop = Stop::steps(1, "t").hint("h");
+        assert!(matches!(stop.divergence(0, 1.0, 2.0, " at tau = 1"),
+            Error::Diverged { hint, .. } if hint == "h"));
+        let stop = stop.relative_divergence(2.0, 0.0);
+        assert!(matches!(stop.divergence(0, 1.0, 2.0, " at tau = 1"),
+            Error::Diverged { hint, .. } if hint == "the loss left the bound 2.000e0 at tau = 1; h"));
+    }
+
+    /// The quadratic with a NaN in the gradient (finite loss) from step `bad` on.
+    struct NanGradient {
+        q: Quadratic,
+        bad: usize,
+        cap_evaluates: bool,
+    }
+
+    impl Problem for NanGradient {
+        type Params = DVector<f64>;
+        type Grad = DVector<f64>;
+        fn loss_grad(&mut self, s: usize, x: &DVector<f64>, g: &mut DVector<f64>) -> Result<f64> {
+            let l = self.q.loss_grad(s, x, g)?;
+            if s >= self.bad {
+                g[0] = f64::NAN;
+            }
+            Ok(l)
+        }
+        fn loss_at_cap(
+            &mut self,
+            s: usize,
+            x: &DVector<f64>,
+            g: &mut DVector<f64>,
+        ) -> Result<Option<f64>> {
+            if self.cap_evaluates {
+                return self.loss_grad(s, x, g).map(Some);
+            }
+            self.q.loss(x)
+        }
+    }
+
+    #[test]
+    fn a_non_finite_gradient_is_a_divergence_in_the_loop_and_at_the_cap() {
+        let gd = &mut Gd {
+            eta: 0.5,
+            lambda: 0.0,
+        };
+        // in the loop: at the first step with a NaN entry, the (finite) loss named
+        let mut p = NanGradient {
+            q: quadratic(&[1.0, 1.0]),
+            bad: 3,
+            cap_evaluates: false,
+        };
+        let mut x = DVector::from_element(2, 1.0);
+        let mut g = DVector::zeros(2);
+        let err = iterate(&mut p, gd, &mut x, &mut g, &Stop::steps(10, "t"), &mut ()).unwrap_err();
+        assert_eq!(diverged_at(err).0, 3);
+        assert!(diverged_at(
+            iterate(&mut p, gd, &mut x, &mut g, &Stop::steps(10, "t"), &mut ()).unwrap_err()
+        )
+        .1
+        .is_finite());
+        // at the cap: only where the final evaluation writes the gradient (a stale gradient
+        // was tested before its step)
+        for (cap_evaluates, diverges) in [(true, true), (false, false)] {
+            let mut p = NanGradient {
+                q: quadratic(&[1.0, 1.0]),
+                bad: 5,
+                cap_evaluates,
+            };
+            let mut x = DVector::from_element(2, 1.0);
+            let r = iterate(&mut p, gd, &mut x, &mut g, &Stop::steps(5, "t"), &mut ());
+            assert_eq!(r.is_err(), diverges);
+            if let Err(e) = r {
+                assert_eq!(diverged_at(e).0, 5);
+            }
+        }
+        // a gradient whose norm overflows counts as non-finite by default
+        struct Huge;
+        impl GradNorm for Huge {
+            fn grad_norm(&self) -> f64 {
+                f64::MAX * 2.0
+            }
+        }
+        assert!(!Huge.is_finite());
+        assert!(!GradNorm::is_finite(&DVector::from_element(
+            1,
+            f64::INFINITY
+        )));
+    }
+
+    #[test]
+    fn the_loss_tolerance_is_strict() {
+        // x_k = 2^-k, L_k = 2^-2k / 2 (exact in binary): tol = L_3 stops at k = 4, not 3
+        let mut p = quadratic(&[1.0]);
+        let mut x = DVector::from_element(1, 1.0);
+        let mut g = DVector::zeros(1);
+        let gd = &mut Gd {
+            eta: 0.5,
+            lambda: 0.0,
+        };
+        let tol = 0.5 * 0.25f64.powi(3);
+        let stop = Stop::steps(100, "t").loss_tol(tol);
+        let out = iterate(&mut p, gd, &mut x, &mut g, &stop, &mut ()).unwrap();
+        assert_eq!((out.reason, out.steps), (Reason::LossTol, 4));
+        assert!(!stop.below_tol(tol) && stop.below_tol(tol * (1.0 - 1e-16)));
+        assert!(!Stop::steps(1, "t").below_tol(-1.0));
+    }
+
+    #[derive(Default)]
+    struct Ends(Vec<(usize, Option<f64>, f64)>);
+
+    impl<P: Problem<Params = DVector<f64>>> Observer<P> for Ends {
+        fn end(&mut self, s: usize, x: &DVector<f64>, _: &P::Grad, l: Option<f64>) -> Result<()> {
+            self.0.push((s, l, x[0]));
+            Ok(())
+        }
+    }
+
+    /// The quadratic without a loss after the cap.
+    struct NoFinalLoss(Quadratic);
+
+    impl Problem for NoFinalLoss {
+        type Params = DVector<f64>;
+        type Grad = DVector<f64>;
+        fn loss_grad(&mut self, s: usize, x: &DVector<f64>, g: &mut DVector<f64>) -> Result<f64> {
+            self.0.loss_grad(s, x, g)
+        }
+    }
+
+    #[test]
+    fn end_sees_the_final_point_converged_or_capped() {
+        let gd = &mut Gd {
+            eta: 0.5,
+            lambda: 0.0,
+        };
+        let l = |k: i32| 0.5 * 0.25f64.powi(k);
+        let x0 = || DVector::from_element(1, 1.0);
+        let mut g = DVector::zeros(1);
+        // converged at k = 10 (L_10 < 1e-6 <= L_9), with the loss that met the tolerance
+        let mut ends = Ends::default();
+        let stop = Stop::steps(100, "t").loss_tol(1e-6);
+        iterate(
+            &mut quadratic(&[1.0]),
+            gd,
+            &mut x0(),
+            &mut g,
+            &stop,
+            &mut ends,
+        )
+        .unwrap();
+        assert_eq!(ends.0, vec![(10, Some(l(10)), 0.5f64.powi(10))]);
+        // capped at 3 steps: the loss at the final point, evaluated once more
+        let mut ends = Ends::default();
+        let mut p = quadratic(&[1.0]);
+        iterate(
+            &mut p,
+            gd,
+            &mut x0(),
+            &mut g,
+            &Stop::steps(3, "t"),
+            &mut ends,
+        )
+        .unwrap();
+        assert_eq!(ends.0, vec![(3, Some(l(3)), 0.125)]);
+        assert_eq!(p.evaluations, 3);
+        // capped, no loss there: the point without one
+        let mut ends = Ends::default();
+        let mut p = NoFinalLoss(quadratic(&[1.0]));
+        let out = iterate(
+            &mut p,
+            gd,
+            &mut x0(),
+            &mut g,
+            &Stop::steps(3, "t"),
+            &mut ends,
+        )
+        .unwrap();
+        assert_eq!(ends.0, vec![(3, None, 0.125)]);
+        assert_eq!(out.loss, None);
+        // a problem that evaluates the whole step at the cap is called once more with the
+        // cap's step index (a stochastic problem draws as one more step would)
+        let mut p = NanGradient {
+            q: quadratic(&[1.0]),
+            bad: usize::MAX,
+            cap_evaluates: true,
+        };
+        let out = iterate(&mut p, gd, &mut x0(), &mut g, &Stop::steps(3, "t"), &mut ()).unwrap();
+        assert_eq!((p.q.evaluations, out.loss), (4, Some(l(3))));
+        assert_eq!(g[0], 0.125, "the gradient at the final point");
+    }
+
+    /// Flat parameters that count their moves.
+    struct Counted {
+        x: DVector<f64>,
+        moves: usize,
+    }
+
+    impl Coordinates for Counted {
+        fn coordinates(&mut self) -> &mut [f64] {
+            self.x.as_mut_slice()
+        }
+        fn moved(&mut self) {
+            self.moves += 1;
+        }
+    }
+
+    struct CountedQuadratic(Quadratic);
+
+    impl Problem for CountedQuadratic {
+        type Params = Counted;
+        type Grad = DVector<f64>;
+        fn loss_grad(&mut self, s: usize, x: &Counted, g: &mut DVector<f64>) -> Result<f64> {
+            self.0.loss_grad(s, &x.x, g)
+        }
+    }
+
+    #[test]
+    fn adam_with_its_constants_matches_the_update_written_out() {
+        let (eta, b1, b2, eps) = (0.05, 0.5, 0.9, 1e-3);
+        let c = [1.0, 10.0];
+        let mut p = CountedQuadratic(quadratic(&c));
+        let mut x = Counted {
+            x: DVector::from_column_slice(&[1.0, -1.0]),
+            moves: 0,
+        };
+        let mut g = DVector::zeros(2);
+        let mut adam = Adam::with(2, eta, b1, b2, eps);
+        iterate(
+            &mut p,
+            &mut adam,
+            &mut x,
+            &mut g,
+            &Stop::steps(7, "t"),
+            &mut (),
+        )
+        .unwrap();
+        assert_eq!(x.moves, 7);
+        // Kingma & Ba's algorithm 1, coordinate by coordinate
+        for i in 0..2 {
+            let (mut xi, mut m, mut v) = ([1.0, -1.0][i], 0.0, 0.0);
+            for t in 1..=7 {
+                let gi = c[i] * xi;
+                m = b1 * m + (1.0 - b1) * gi;
+                v = b2 * v + (1.0 - b2) * gi * gi;
+                let (mh, vh) = (m / (1.0 - b1.powi(t)), v / (1.0 - b2.powi(t)));
+                xi -= eta * mh / (vh.sqrt() + eps);
+            }
+            assert_eq!(x.x[i], xi);
+        }
+    }
+
     #[test]
     fn minibatches_cover_every_index_once_per_epoch() {
         let mut mb = Minibatches::new(10, 3, StdRng::seed_from_u64(7), "test").unwrap();
