@@ -278,46 +278,22 @@ impl Penalty {
 }
 
 /// The parameters after flow time `tau` from `theta0` on fixed `trials`: the gradient flow
-/// (`eta = None`) or the modified flow of GD at step eta, by adaptive Dormand–Prince 5(4) at
+/// (`modified = None`) or the modified flow of GD at step eta with the Hessian-gradient
+/// product computed by `method` (`Some((eta, method))`), by adaptive Dormand–Prince 5(4) at
 /// `rtol` (absolute tolerance `rtol` x 1e-2). For the order test of B-12 on the network.
-#[allow(clippy::too_many_arguments)]
 pub fn flow_to(
     net: &Network,
     trials: &Trials,
     trainable: &Trainable,
     theta0: &[f64],
     tau: f64,
-    eta: Option<f64>,
+    modified: Option<(f64, HessianMethod)>,
     rtol: f64,
-) -> Result<Vec<f64>> {
-    flow_to_with(
-        net,
-        trials,
-        trainable,
-        theta0,
-        tau,
-        eta,
-        rtol,
-        HessianMethod::Exact,
-    )
-}
-
-/// [`flow_to`] with the modified flow's Hessian-gradient product computed by `method`.
-#[allow(clippy::too_many_arguments)]
-pub fn flow_to_with(
-    net: &Network,
-    trials: &Trials,
-    trainable: &Trainable,
-    theta0: &[f64],
-    tau: f64,
-    eta: Option<f64>,
-    rtol: f64,
-    method: HessianMethod,
 ) -> Result<Vec<f64>> {
     let mut work = net.clone();
     let mut ws = Sharded::new(net, trials.steps, trials.batch);
-    let mut penalty = eta
-        .map(|e| Penalty::with_method(e, theta0.len(), method))
+    let mut penalty = modified
+        .map(|(eta, method)| Penalty::with_method(eta, theta0.len(), method))
         .transpose()?;
     let mut scratch = net.clone();
     let mut rhs = |p: &[f64], dp: &mut [f64]| -> Result<()> {

@@ -209,7 +209,7 @@ impl<P: Problem> Observer<P> for Bar {
     fn after(&mut self, s: usize, _: &P::Params, _: &P::Grad, loss: f64) -> Result<()> {
         if let Some(b) = &self.display {
             b.position(log_progress(self.initial, loss, self.tol));
-            if s % 20 == 0 {
+            if s.is_multiple_of(20) {
                 b.message(&format!("training: step {s}, loss {loss:.3e}"));
             }
         }
