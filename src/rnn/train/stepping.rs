@@ -217,6 +217,19 @@ impl<P: Problem> Observer<P> for Bar {
     }
 }
 
+/// The stopping rules (L < tol, the step cap) and the divergence test (a non-finite loss or
+/// gradient, or a loss beyond `diverge_factor` x max(L_0, tol)) of a stepping run.
+fn stepping_stop(opts: &TrainOptions) -> Stop {
+    Stop::steps(opts.max_steps, "rnn training")
+        .loss_tol(opts.tol)
+        .diverge_above(f64::INFINITY)
+        .relative_divergence(opts.diverge_factor, opts.tol)
+        .hint(&format!(
+            "try a smaller learning rate (e.g. lr = {:.3e})",
+            opts.lr / 4.0
+        ))
+}
+
 /// GD / SGD / Adam from `net` (see [`super::train_task_feedback`]): `fresh` draws a new batch
 /// of trials before every step after the first.
 #[allow(clippy::too_many_arguments)]
@@ -256,14 +269,7 @@ pub(super) fn train_stepping(
     };
     let mut w = Weights::new(theta, net, trainable);
     let mut grad = DVector::zeros(dim);
-    let stop = Stop::steps(opts.max_steps, "rnn training")
-        .loss_tol(opts.tol)
-        .diverge_above(f64::INFINITY)
-        .relative_divergence(opts.diverge_factor, opts.tol)
-        .hint(&format!(
-            "try a smaller learning rate (e.g. lr = {:.3e})",
-            opts.lr / 4.0
-        ));
+    let stop = stepping_stop(opts);
     let record = Record {
         lr: opts.lr,
         losses: Vec::new(),
