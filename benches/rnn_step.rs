@@ -16,13 +16,18 @@
 //!
 //! cargo bench --bench rnn_step -- --warm-up-time 1 --measurement-time 3
 //! cargo bench --bench rnn_step -- rnn_rule_step --warm-up-time 1 --measurement-time 3
+//! Group `rnn_train_driver` (issue 14): five GD steps through `train_task` (the run on the
+//! iteration driver `num::iterate`) against the same passes and updates as a bare loop, N = 256.
+//!
 //! cargo bench --bench rnn_step -- rnn_hessian_product --warm-up-time 1 --measurement-time 3
+//! cargo bench --bench rnn_step -- rnn_train_driver --warm-up-time 1 --measurement-time 3
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use modeflow::rnn::bptt::{gemm_flops, Credit, Sharded};
 use modeflow::rnn::hvp::Hvp;
 use modeflow::rnn::rules::feedback_matrix;
 use modeflow::rnn::task::WorkingMemory;
+use modeflow::rnn::train::{train_task, Optimizer, TrainOptions};
 use modeflow::rnn::{
     LossKind, Network, NetworkSpec, Phi, Readout, Task, Trainable, Trials, Workspace,
 };
@@ -42,8 +47,16 @@ fn setup(n: usize, batch: usize) -> (Network, Trials) {
         },
         &mut rng,
     );
+    let task = wm_task();
+    let trials = task.trials(n, net.inputs(), net.outputs(), net.dt, batch, &mut rng);
+    assert_eq!(trials.steps, 100);
+    (net, trials)
+}
+
+/// The working-memory task of the step benchmarks.
+fn wm_task() -> Task {
     // T_in + T_d = 20 at dt = 0.2: T = 100 Euler steps
-    let task = Task::WorkingMemory(WorkingMemory {
+    Task::WorkingMemory(WorkingMemory {
         pattern: 0,
         u_p: 1.0,
         t_in: 2.0,
@@ -53,10 +66,7 @@ fn setup(n: usize, batch: usize) -> (Network, Trials) {
         zhat: 0.5,
         loss: LossKind::Aligned,
         sigma0: 0.1,
-    });
-    let trials = task.trials(n, net.inputs(), net.outputs(), net.dt, batch, &mut rng);
-    assert_eq!(trials.steps, 100);
-    (net, trials)
+    })
 }
 
 /// One criterion group over N = 64..1024: `new` builds the stepper for a network and its
@@ -182,5 +192,65 @@ fn hessian_product(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, step, rule_step, hessian_product);
+/// The training driver (issue 14): five GD steps through `train_task` (trials drawn, shards
+/// set up, six forward + BPTT passes: five steps and the final point, the run on
+/// `num::iterate`) against the same work written as a bare loop, N = 256, B = 32, all of W.
+fn train_driver(c: &mut Criterion) {
+    let mut group = c.benchmark_group("rnn_train_driver");
+    group.sample_size(10);
+    let (net, _) = setup(256, 32);
+    let task = wm_task();
+    let opts = TrainOptions {
+        optimizer: Optimizer::Gd,
+        lr: 1e-3,
+        tol: 1e-12,
+        max_steps: 5,
+        batch: 32,
+        ..TrainOptions::default()
+    };
+    group.bench_function("train_task/5 GD steps", |b| {
+        b.iter(|| {
+            let mut work = net.clone();
+            let mut rng = StdRng::seed_from_u64(3);
+            let log = train_task(
+                &mut work,
+                &Trainable::FULL,
+                &task,
+                &opts,
+                &mut rng,
+                |_, _, _| Ok(()),
+            )
+            .unwrap();
+            log.final_loss
+        })
+    });
+    group.bench_function("bare loop/5 GD steps", |b| {
+        b.iter(|| {
+            let mut work = net.clone();
+            let mut rng = StdRng::seed_from_u64(3);
+            let (n, k, r, dt) = (work.n, work.inputs(), work.outputs(), work.dt);
+            let trials = task.trials(n, k, r, dt, opts.batch, &mut rng);
+            let mut ws = Sharded::new(&work, trials.steps, trials.batch);
+            let mut p = work.params(&Trainable::FULL);
+            let mut grad = vec![0.0; p.len()];
+            let mut loss = 0.0;
+            for step in 0..=opts.max_steps {
+                loss = ws
+                    .loss_and_grad(&work, &trials, &Trainable::FULL, &mut grad)
+                    .unwrap();
+                if step == opts.max_steps {
+                    break;
+                }
+                for (pi, gi) in p.iter_mut().zip(&grad) {
+                    *pi -= opts.lr * gi;
+                }
+                work.set_params(&Trainable::FULL, p.as_slice());
+            }
+            loss
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, step, rule_step, hessian_product, train_driver);
 criterion_main!(benches);

@@ -78,6 +78,10 @@ impl GradNorm for PerSample {
     fn grad_norm(&self) -> f64 {
         f64::NAN
     }
+    /// No gradient to test: each per-sample step's loss is.
+    fn is_finite(&self) -> bool {
+        true
+    }
 }
 
 impl Problem for HingeLoss<'_> {
@@ -178,7 +182,8 @@ pub fn updates_to_zero_loss(x: &DMatrix<f64>, y: &DVector<f64>, s: &HingeSgd) ->
         max_updates,
     };
     // every epoch before the last makes an update, so the update cap binds before this one
-    let stop = Stop::steps(max_updates, "hinge-loss SGD").loss_tol(0.0);
+    // zero hinge loss: L < MIN_POSITIVE (a positive sum of hinge terms is >= ~1e-16)
+    let stop = Stop::steps(max_updates, "hinge-loss SGD").loss_tol(f64::MIN_POSITIVE);
     let out = iterate(
         &mut problem,
         &mut epoch,

@@ -6,19 +6,24 @@
 //! - the *stepper* ([`Stepper`]) says how the parameters move: [`Gd`] (plain or with weight
 //!   decay; SGD is `Gd` on a stochastic problem), [`Adam`], or a model's own update (a mirror or
 //!   multiplicative step implements [`Stepper`] itself);
-//! - the *driver* ([`iterate`]) owns the loop: the stopping rules ([`Stop`]: loss tolerance,
-//!   gradient tolerance, step cap), divergence detection (a non-finite loss or one above
-//!   [`Stop::diverge_above`] is [`Error::Diverged`]) and the [`Observer`]s, which see the state
-//!   before and after every step (balance-law residuals, CSV time series and progress bars are
-//!   observers the caller supplies).
+//! - the *driver* ([`iterate`]) owns the loop: the stopping rules ([`Stop`]: loss tolerance
+//!   `L < loss_tol`, gradient tolerance, step cap), divergence detection (a non-finite loss or
+//!   gradient, a loss above [`Stop::diverge_above`] or above `factor x max(L_0, floor)`
+//!   ([`Stop::relative_divergence`]) is [`Error::Diverged`]) and the [`Observer`]s, which see
+//!   the state before and after every step and at the final point (balance-law residuals, CSV
+//!   time series, loss records and progress bars are observers the caller supplies).
 //!
 //! One iteration at step `s` (0-based) is: `loss = problem.loss_grad(s, params, grad)`; the
 //! divergence test; the loss and gradient tests; `observer.before(s, ..)`;
 //! `stepper.step(s, loss, params, grad)`; `observer.after(s + 1, ..)`. When the step cap is reached
-//! the driver evaluates [`Problem::loss`] once more at the final parameters (with the same
+//! the driver evaluates [`Problem::loss_at_cap`] once more at the final parameters (with the same
 //! divergence test), so [`Outcome::loss`] is the loss *at* the returned parameters (where the
 //! problem can say) and
-//! [`Outcome::last_step_loss`] the one the last step was taken from.
+//! [`Outcome::last_step_loss`] the one the last step was taken from. [`Observer::end`] sees the
+//! final point, converged or capped.
+//!
+//! The loss tolerance is strict, `L < loss_tol` (THEORY I.1: train to L < tol); a run that must
+//! reach exactly zero loss asks for `L < f64::MIN_POSITIVE`.
 
 use nalgebra::DVector;
 use rand::{rngs::StdRng, seq::SliceRandom};
@@ -48,16 +53,38 @@ pub trait Problem {
     fn loss(&mut self, _params: &Self::Params) -> Result<Option<f64>> {
         Ok(None)
     }
+    /// The loss at the parameters the step cap left (`step` = the cap), evaluated once; the
+    /// default is [`Problem::loss`]. A stochastic problem whose data come from a random stream
+    /// may evaluate the whole step here (loss and gradient into `grad`, drawing as one more
+    /// step would), so that a run continued later sees the stream where it expects it; a
+    /// gradient written here is tested for finiteness like every other.
+    fn loss_at_cap(
+        &mut self,
+        _step: usize,
+        params: &Self::Params,
+        _grad: &mut Self::Grad,
+    ) -> Result<Option<f64>> {
+        self.loss(params)
+    }
 }
 
-/// The Euclidean norm of a gradient (for [`Stop::grad_tol`]).
+/// The Euclidean norm of a gradient (for [`Stop::grad_tol`]) and whether it is finite (a
+/// non-finite gradient is a divergence).
 pub trait GradNorm {
     fn grad_norm(&self) -> f64;
+    /// Whether every entry is finite; by default whether the norm is (a norm beyond f64's
+    /// range counts as divergence too). A type that forms no gradient says `true`.
+    fn is_finite(&self) -> bool {
+        self.grad_norm().is_finite()
+    }
 }
 
 impl GradNorm for DVector<f64> {
     fn grad_norm(&self) -> f64 {
         self.norm()
+    }
+    fn is_finite(&self) -> bool {
+        self.iter().all(|g| g.is_finite())
     }
 }
 
@@ -104,6 +131,21 @@ where
     }
 }
 
+/// Parameters that a coordinate-wise method ([`Adam`]) moves: a flat view of the coordinates,
+/// and a hook after every move (a model that keeps its weights beside the flat vector copies
+/// them back there).
+pub trait Coordinates {
+    fn coordinates(&mut self) -> &mut [f64];
+    /// Called after every move of the coordinates.
+    fn moved(&mut self) {}
+}
+
+impl Coordinates for DVector<f64> {
+    fn coordinates(&mut self) -> &mut [f64] {
+        self.as_mut_slice()
+    }
+}
+
 /// Adam (Kingma & Ba 2015) on flat parameters, with bias-corrected moments.
 #[derive(Debug, Clone)]
 pub struct Adam {
@@ -118,19 +160,34 @@ pub struct Adam {
 impl Adam {
     /// Adam for `dim` parameters with the usual constants (beta1 0.9, beta2 0.999, eps 1e-8).
     pub fn new(dim: usize, eta: f64) -> Self {
+        Adam::with(dim, eta, 0.9, 0.999, 1e-8)
+    }
+
+    /// Adam for `dim` parameters with moment decays `beta1`, `beta2` and denominator guard `eps`.
+    pub fn with(dim: usize, eta: f64, beta1: f64, beta2: f64, eps: f64) -> Self {
         Adam {
             eta,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
+            beta1,
+            beta2,
+            eps,
             m: DVector::zeros(dim),
             v: DVector::zeros(dim),
         }
     }
 }
 
-impl<P: Problem<Params = DVector<f64>, Grad = DVector<f64>>> Stepper<P> for Adam {
-    fn step(&mut self, step: usize, _: f64, x: &mut DVector<f64>, g: &DVector<f64>) -> Result<()> {
+impl<P: Problem<Grad = DVector<f64>>> Stepper<P> for Adam
+where
+    P::Params: Coordinates,
+{
+    fn step(
+        &mut self,
+        step: usize,
+        _: f64,
+        params: &mut P::Params,
+        g: &DVector<f64>,
+    ) -> Result<()> {
+        let x = params.coordinates();
         if g.len() != self.m.len() || x.len() != self.m.len() {
             return Err(Error::Shape {
                 context: "Adam".into(),
@@ -150,6 +207,7 @@ impl<P: Problem<Params = DVector<f64>, Grad = DVector<f64>>> Stepper<P> for Adam
             self.v[i] = self.beta2 * self.v[i] + (1.0 - self.beta2) * g[i] * g[i];
             x[i] -= self.eta * (self.m[i] / c1) / ((self.v[i] / c2).sqrt() + self.eps);
         }
+        params.moved();
         Ok(())
     }
 }
@@ -159,12 +217,15 @@ impl<P: Problem<Params = DVector<f64>, Grad = DVector<f64>>> Stepper<P> for Adam
 pub struct Stop {
     /// Cap on the number of steps.
     pub max_steps: usize,
-    /// Stop (converged) when the loss is <= this before a step.
+    /// Stop (converged) when the loss is < this (strict) before a step.
     pub loss_tol: Option<f64>,
     /// Stop (converged) when |grad| <= this before a step.
     pub grad_tol: Option<f64>,
-    /// A loss above this (or non-finite) is [`Error::Diverged`].
+    /// A loss above this (or a non-finite loss or gradient) is [`Error::Diverged`].
     pub diverge_above: f64,
+    /// `(factor, floor)`: a loss above `factor x max(L_0, floor)` is [`Error::Diverged`] too,
+    /// L_0 the first loss (a bound relative to where the run started).
+    pub diverge_relative: Option<(f64, f64)>,
     /// Names the iteration in a divergence error ("two-layer (S)GD").
     pub what: String,
     /// The advice in a divergence error.
@@ -179,6 +240,7 @@ impl Stop {
             loss_tol: None,
             grad_tol: None,
             diverge_above: DIVERGE_ABOVE,
+            diverge_relative: None,
             what: what.into(),
             hint: "reduce the step size eta".into(),
         }
@@ -208,14 +270,62 @@ impl Stop {
         }
     }
 
-    fn check(&self, step: usize, loss: f64) -> Result<()> {
-        if !loss.is_finite() || loss > self.diverge_above {
-            return Err(Error::Diverged {
-                what: self.what.clone(),
-                step,
-                loss,
-                hint: self.hint.clone(),
-            });
+    /// The same with another absolute divergence threshold (`f64::INFINITY`: none).
+    pub fn diverge_above(self, above: f64) -> Self {
+        Stop {
+            diverge_above: above,
+            ..self
+        }
+    }
+
+    /// The same with the relative divergence bound `factor x max(L_0, floor)`.
+    pub fn relative_divergence(self, factor: f64, floor: f64) -> Self {
+        Stop {
+            diverge_relative: Some((factor, floor)),
+            ..self
+        }
+    }
+
+    /// Whether `loss` meets the loss tolerance (`loss < loss_tol`; never without one).
+    pub fn below_tol(&self, loss: f64) -> bool {
+        self.loss_tol.is_some_and(|tol| loss < tol)
+    }
+
+    /// The divergence bound of a run whose first loss is `first`: [`Stop::diverge_above`], or
+    /// the smaller relative bound `factor x max(first, floor)`.
+    pub fn limit(&self, first: f64) -> f64 {
+        match self.diverge_relative {
+            Some((factor, floor)) => self.diverge_above.min(factor * first.max(floor)),
+            None => self.diverge_above,
+        }
+    }
+
+    /// Whether `loss` (or the gradient, `grad_finite` false) has diverged: it is not finite,
+    /// or above `limit` (from [`Stop::limit`]).
+    pub fn diverged(&self, loss: f64, grad_finite: bool, limit: f64) -> bool {
+        !(loss.is_finite() && loss <= limit && grad_finite)
+    }
+
+    /// The [`Error::Diverged`] at `step` with `loss` beyond `limit`; `at` places the step in
+    /// the hint of a relative bound (e.g. " at tau = 1.0e2"; "" for none).
+    pub fn divergence(&self, step: usize, loss: f64, limit: f64, at: &str) -> Error {
+        let hint = if self.diverge_relative.is_some() {
+            format!("the loss left the bound {limit:.3e}{at}; {}", self.hint)
+        } else {
+            self.hint.clone()
+        };
+        Error::Diverged {
+            what: self.what.clone(),
+            step,
+            loss,
+            hint,
+        }
+    }
+
+    /// The divergence test of [`iterate`] at `step`.
+    fn check(&self, step: usize, loss: f64, grad_finite: bool, limit: f64) -> Result<()> {
+        if self.diverged(loss, grad_finite, limit) {
+            return Err(self.divergence(step, loss, limit, ""));
         }
         Ok(())
     }
@@ -265,6 +375,18 @@ pub trait Observer<P: Problem + ?Sized> {
     ) -> Result<()> {
         Ok(())
     }
+    /// At the final point, after `step` steps: the converged one (with the loss and gradient
+    /// that met the tolerance) or the one the step cap left (with [`Problem::loss_at_cap`]'s
+    /// loss, `None` where the problem gives none).
+    fn end(
+        &mut self,
+        _step: usize,
+        _params: &P::Params,
+        _grad: &P::Grad,
+        _loss: Option<f64>,
+    ) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// No observer.
@@ -279,6 +401,10 @@ impl<P: Problem + ?Sized, A: Observer<P>, B: Observer<P>> Observer<P> for (A, B)
     fn after(&mut self, s: usize, p: &P::Params, g: &P::Grad, l: f64) -> Result<()> {
         self.0.after(s, p, g, l)?;
         self.1.after(s, p, g, l)
+    }
+    fn end(&mut self, s: usize, p: &P::Params, g: &P::Grad, l: Option<f64>) -> Result<()> {
+        self.0.end(s, p, g, l)?;
+        self.1.end(s, p, g, l)
     }
 }
 
@@ -307,10 +433,14 @@ where
     O: Observer<P>,
 {
     let mut last = f64::NAN;
+    let mut limit = stop.diverge_above;
     for step in 0..stop.max_steps {
         let loss = problem.loss_grad(step, params, grad)?;
-        stop.check(step, loss)?;
-        let reason = if stop.loss_tol.is_some_and(|tol| loss <= tol) {
+        if step == 0 {
+            limit = stop.limit(loss);
+        }
+        stop.check(step, loss, GradNorm::is_finite(&*grad), limit)?;
+        let reason = if stop.below_tol(loss) {
             Some(Reason::LossTol)
         } else if stop.grad_tol.is_some_and(|tol| grad.grad_norm() <= tol) {
             Some(Reason::GradTol)
@@ -318,6 +448,7 @@ where
             None
         };
         if let Some(reason) = reason {
+            observer.end(step, params, grad, Some(loss))?;
             return Ok(Outcome {
                 steps: step,
                 loss: Some(loss),
@@ -330,10 +461,14 @@ where
         observer.after(step + 1, params, grad, loss)?;
         last = loss;
     }
-    let loss = problem.loss(params)?;
+    let loss = problem.loss_at_cap(stop.max_steps, params, grad)?;
     if let Some(l) = loss {
-        stop.check(stop.max_steps, l)?;
+        if stop.max_steps == 0 {
+            limit = stop.limit(l);
+        }
+        stop.check(stop.max_steps, l, GradNorm::is_finite(&*grad), limit)?;
     }
+    observer.end(stop.max_steps, params, grad, loss)?;
     Ok(Outcome {
         steps: stop.max_steps,
         loss,
@@ -387,212 +522,4 @@ impl Minibatches {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::SeedableRng;
-
-    /// L(x) = sum_i c_i x_i^2 / 2, gradient c_i x_i.
-    struct Quadratic {
-        c: DVector<f64>,
-        evaluations: usize,
-    }
-
-    impl Problem for Quadratic {
-        type Params = DVector<f64>;
-        type Grad = DVector<f64>;
-        fn loss_grad(&mut self, _: usize, x: &DVector<f64>, g: &mut DVector<f64>) -> Result<f64> {
-            self.evaluations += 1;
-            g.copy_from(&self.c.component_mul(x));
-            Ok(0.5 * self.c.dot(&x.component_mul(x)))
-        }
-        fn loss(&mut self, x: &DVector<f64>) -> Result<Option<f64>> {
-            Ok(Some(0.5 * self.c.dot(&x.component_mul(x))))
-        }
-    }
-
-    fn quadratic(c: &[f64]) -> Quadratic {
-        Quadratic {
-            c: DVector::from_column_slice(c),
-            evaluations: 0,
-        }
-    }
-
-    #[test]
-    fn gd_on_a_quadratic_matches_the_closed_form() {
-        let mut p = quadratic(&[1.0, 0.5]);
-        let mut x = DVector::from_column_slice(&[1.0, -2.0]);
-        let mut g = DVector::zeros(2);
-        let (eta, n) = (0.1, 50);
-        let out = iterate(
-            &mut p,
-            &mut Gd { eta, lambda: 0.0 },
-            &mut x,
-            &mut g,
-            &Stop::steps(n, "test GD"),
-            &mut (),
-        )
-        .unwrap();
-        assert_eq!(out.reason, Reason::MaxSteps);
-        assert_eq!(out.steps, n);
-        // x_k = (1 - eta c)^k x_0; rounding only (50 multiplications)
-        let want = [0.9f64.powi(50), -2.0 * 0.95f64.powi(50)];
-        for i in 0..2 {
-            assert!((x[i] - want[i]).abs() < 1e-14, "{} vs {}", x[i], want[i]);
-        }
-        let l = 0.5 * (want[0] * want[0] + 0.5 * want[1] * want[1]);
-        assert!((out.loss.unwrap() - l).abs() < 1e-15);
-        assert_eq!(p.evaluations, n);
-    }
-
-    #[test]
-    fn loss_and_gradient_tolerances_stop_at_the_first_step_below() {
-        for (stop, reason) in [
-            (Stop::steps(1000, "t").loss_tol(1e-6), Reason::LossTol),
-            (Stop::steps(1000, "t").grad_tol(1e-6), Reason::GradTol),
-        ] {
-            let mut p = quadratic(&[1.0]);
-            let mut x = DVector::from_element(1, 1.0);
-            let mut g = DVector::zeros(1);
-            let gd = &mut Gd {
-                eta: 0.5,
-                lambda: 0.0,
-            };
-            let out = iterate(&mut p, gd, &mut x, &mut g, &stop, &mut ()).unwrap();
-            assert_eq!(out.reason, reason);
-            // x_k = 2^-k: L = 2^-2k / 2 <= 1e-6 first at k = 10; |g| = 2^-k <= 1e-6 at k = 20
-            let k = if reason == Reason::LossTol { 10 } else { 20 };
-            assert_eq!(out.steps, k);
-            assert_eq!(x[0], 0.5f64.powi(k as i32));
-            assert_eq!(out.last_step_loss, 0.5 * 0.25f64.powi(k as i32 - 1));
-        }
-    }
-
-    #[test]
-    fn a_growing_loss_is_a_typed_divergence() {
-        // eta c = 3: x_k = (-2)^k, L = 4^k / 2 passes 1e12 at k = 21
-        let mut p = quadratic(&[1.0]);
-        let mut x = DVector::from_element(1, 1.0);
-        let mut g = DVector::zeros(1);
-        let gd = &mut Gd {
-            eta: 3.0,
-            lambda: 0.0,
-        };
-        let err = iterate(
-            &mut p,
-            gd,
-            &mut x,
-            &mut g,
-            &Stop::steps(100, "test GD"),
-            &mut (),
-        )
-        .unwrap_err();
-        match err {
-            Error::Diverged {
-                what, step, loss, ..
-            } => {
-                assert_eq!(what, "test GD");
-                assert_eq!(step, 21);
-                assert_eq!(loss, 0.5 * 4f64.powi(21));
-            }
-            e => panic!("expected Diverged, got {e}"),
-        }
-        // a non-finite loss diverges at once
-        let mut x = DVector::from_element(1, f64::NAN);
-        let err = iterate(&mut p, gd, &mut x, &mut g, &Stop::steps(5, "t"), &mut ()).unwrap_err();
-        assert!(matches!(err, Error::Diverged { step: 0, .. }));
-    }
-
-    #[derive(Default)]
-    struct Log(Vec<(char, usize, f64)>);
-
-    impl Observer<Quadratic> for Log {
-        fn before(&mut self, s: usize, x: &DVector<f64>, _: &DVector<f64>, l: f64) -> Result<()> {
-            self.0.push(('b', s, x[0] + l));
-            Ok(())
-        }
-        fn after(&mut self, s: usize, x: &DVector<f64>, _: &DVector<f64>, l: f64) -> Result<()> {
-            self.0.push(('a', s, x[0] + l));
-            if s == 3 {
-                return Err(Error::Numerical("observer stops".into()));
-            }
-            Ok(())
-        }
-    }
-
-    #[test]
-    fn observers_see_every_step_in_order_and_can_stop_it() {
-        let mut p = quadratic(&[1.0]);
-        let mut x = DVector::from_element(1, 1.0);
-        let mut g = DVector::zeros(1);
-        let gd = &mut Gd {
-            eta: 0.5,
-            lambda: 0.0,
-        };
-        let mut log = (
-            Log::default(),
-            After(|_: usize, _: &DVector<f64>, _: f64| {}),
-        );
-        let err = iterate(&mut p, gd, &mut x, &mut g, &Stop::steps(10, "t"), &mut log);
-        assert!(matches!(err, Err(Error::Numerical(_))));
-        let l = |k: i32| 0.5 * 0.25f64.powi(k);
-        let x = |k: i32| 0.5f64.powi(k);
-        let want = vec![
-            ('b', 0, x(0) + l(0)),
-            ('a', 1, x(1) + l(0)),
-            ('b', 1, x(1) + l(1)),
-            ('a', 2, x(2) + l(1)),
-            ('b', 2, x(2) + l(2)),
-            ('a', 3, x(3) + l(2)),
-        ];
-        assert_eq!(log.0 .0, want);
-    }
-
-    #[test]
-    fn adam_moves_each_coordinate_by_about_eta_at_first() {
-        // the first Adam step is -eta g / (|g| + eps) per coordinate
-        let mut p = quadratic(&[1.0, 100.0]);
-        let mut x = DVector::from_column_slice(&[1.0, 1.0]);
-        let mut g = DVector::zeros(2);
-        let mut adam = Adam::new(2, 0.01);
-        iterate(
-            &mut p,
-            &mut adam,
-            &mut x,
-            &mut g,
-            &Stop::steps(1, "Adam"),
-            &mut (),
-        )
-        .unwrap();
-        assert!((x[0] - (1.0 - 0.01 / (1.0 + 1e-8))).abs() < 1e-15);
-        assert!((x[1] - (1.0 - 0.01 * 100.0 / (100.0 + 1e-8))).abs() < 1e-15);
-        // and converges on the quadratic
-        let out = iterate(
-            &mut p,
-            &mut adam,
-            &mut x,
-            &mut g,
-            &Stop::steps(20_000, "Adam").loss_tol(1e-12),
-            &mut (),
-        )
-        .unwrap();
-        assert_eq!(out.reason, Reason::LossTol);
-    }
-
-    #[test]
-    fn minibatches_cover_every_index_once_per_epoch() {
-        let mut mb = Minibatches::new(10, 3, StdRng::seed_from_u64(7), "test").unwrap();
-        assert!(!mb.full());
-        // 3 batches per permutation (one index left over each time)
-        for _ in 0..4 {
-            let mut seen = Vec::new();
-            for _ in 0..3 {
-                seen.extend_from_slice(mb.next_batch());
-            }
-            seen.sort();
-            seen.dedup();
-            assert_eq!(seen.len(), 9);
-        }
-        assert!(Minibatches::new(10, 0, StdRng::seed_from_u64(7), "t").is_err());
-        assert!(Minibatches::new(10, 11, StdRng::seed_from_u64(7), "t").is_err());
-    }
-}
+mod tests;

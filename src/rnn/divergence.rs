@@ -18,7 +18,6 @@ use rand::SeedableRng;
 use serde::Serialize;
 
 use super::network::Trainable;
-use super::task::StaticTask;
 use super::train::{train_task, Optimizer, TrainOptions};
 use crate::{Error, Result};
 
@@ -181,19 +180,9 @@ pub const KEEP: usize = 64;
 
 /// Train one network (seed `seed`) with the library trainer and record the spectra.
 pub fn run_divergence(s: &DivSetting, seed: u64) -> Result<DivRun> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let (mut net, task) = super::static_curves::static_network(
-        s.n,
-        s.g,
-        s.dt,
-        StaticTask {
-            pattern: 0,
-            u: s.u,
-            t_max: s.t_max,
-            zhat: s.zhat,
-        },
-        &mut rng,
-    );
+    let task = (s.u, s.t_max, s.zhat);
+    let (_, mut net, task) =
+        super::static_curves::seeded_static_network(s.n, s.g, s.dt, task, seed);
     let w0 = net.w0.clone();
     let lr = s.lr();
     let b2 = (1.0 - s.g * s.g).powi(-2);

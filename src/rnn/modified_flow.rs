@@ -38,10 +38,15 @@
 //! The product needs the exact gradient: the modified flow is refused for rules other than
 //! BPTT (their update is not the gradient of a loss, so H has no meaning for them).
 
+use nalgebra::DVector;
+use rand::{rngs::StdRng, SeedableRng};
+
 use super::bptt::Sharded;
 use super::hvp::Hvp;
 use super::network::{Network, Trainable};
 use super::task::Trials;
+use super::train::{Stepping, Weights};
+use crate::num::iterate::{iterate, Gd, Stop};
 use crate::num::ode::OdeOptions;
 use crate::num::rk::DynDopri;
 use crate::{Error, Result};
@@ -273,46 +278,22 @@ impl Penalty {
 }
 
 /// The parameters after flow time `tau` from `theta0` on fixed `trials`: the gradient flow
-/// (`eta = None`) or the modified flow of GD at step eta, by adaptive Dormand–Prince 5(4) at
+/// (`modified = None`) or the modified flow of GD at step eta with the Hessian-gradient
+/// product computed by `method` (`Some((eta, method))`), by adaptive Dormand–Prince 5(4) at
 /// `rtol` (absolute tolerance `rtol` x 1e-2). For the order test of B-12 on the network.
-#[allow(clippy::too_many_arguments)]
 pub fn flow_to(
     net: &Network,
     trials: &Trials,
     trainable: &Trainable,
     theta0: &[f64],
     tau: f64,
-    eta: Option<f64>,
+    modified: Option<(f64, HessianMethod)>,
     rtol: f64,
-) -> Result<Vec<f64>> {
-    flow_to_with(
-        net,
-        trials,
-        trainable,
-        theta0,
-        tau,
-        eta,
-        rtol,
-        HessianMethod::Exact,
-    )
-}
-
-/// [`flow_to`] with the modified flow's Hessian-gradient product computed by `method`.
-#[allow(clippy::too_many_arguments)]
-pub fn flow_to_with(
-    net: &Network,
-    trials: &Trials,
-    trainable: &Trainable,
-    theta0: &[f64],
-    tau: f64,
-    eta: Option<f64>,
-    rtol: f64,
-    method: HessianMethod,
 ) -> Result<Vec<f64>> {
     let mut work = net.clone();
     let mut ws = Sharded::new(net, trials.steps, trials.batch);
-    let mut penalty = eta
-        .map(|e| Penalty::with_method(e, theta0.len(), method))
+    let mut penalty = modified
+        .map(|(eta, method)| Penalty::with_method(eta, theta0.len(), method))
         .transpose()?;
     let mut scratch = net.clone();
     let mut rhs = |p: &[f64], dp: &mut [f64]| -> Result<()> {
@@ -341,7 +322,9 @@ pub fn flow_to_with(
     Ok(y)
 }
 
-/// The parameters after `steps` GD steps of size `eta` from `theta0` on fixed `trials`.
+/// The parameters after `steps` GD steps of size `eta` from `theta0` on fixed `trials` (the
+/// iteration driver [`crate::num::iterate`] on the network's BPTT loss; a non-finite loss is
+/// an error).
 pub fn gd_steps(
     net: &Network,
     trials: &Trials,
@@ -351,17 +334,16 @@ pub fn gd_steps(
     steps: usize,
 ) -> Result<Vec<f64>> {
     let mut work = net.clone();
-    let mut ws = Sharded::new(net, trials.steps, trials.batch);
-    let mut p = theta0.to_vec();
-    let mut g = vec![0.0; p.len()];
-    for _ in 0..steps {
-        work.set_params(trainable, &p);
-        ws.loss_and_grad(&work, trials, trainable, &mut g)?;
-        for (pi, gi) in p.iter_mut().zip(&g) {
-            *pi -= eta * gi;
-        }
-    }
-    Ok(p)
+    // fixed trials and exact BPTT draw nothing from it
+    let mut rng = StdRng::seed_from_u64(0);
+    let mut problem = Stepping::fixed(net, trials, trainable, &mut rng);
+    let theta = DVector::from_column_slice(theta0);
+    let mut w = Weights::new(theta, &mut work, trainable);
+    let mut grad = DVector::zeros(theta0.len());
+    let mut gd = Gd { eta, lambda: 0.0 };
+    let stop = Stop::steps(steps, "rnn GD");
+    iterate(&mut problem, &mut gd, &mut w, &mut grad, &stop, &mut ())?;
+    Ok(w.theta.as_slice().to_vec())
 }
 
 /// Euclidean distance of two parameter vectors.

@@ -44,9 +44,9 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use super::latent_xval::{EulerLatent, XvalSpec};
-use super::network::{Network, NetworkSpec, Phi, Readout, Trainable};
+use super::network::{Network, Phi, Trainable};
 use super::task::{steps_for, Task as NetTask};
-use super::train::{train_task, Optimizer, TrainOptions};
+use super::train::train_task;
 use crate::interference::nonlinear::Task;
 use crate::latent::finite_n::{FiniteNGain, Order};
 use crate::latent::gain::GainKind;
@@ -281,25 +281,8 @@ fn arr(m: &Matrix2<f64>) -> [[f64; 2]; 2] {
 /// The M-only erf network of (g, N, seed) in the X-6 setting, trained on task A by the
 /// protocol's GD (the generator and training stream of [`super::sequential::run_sequential`]).
 pub fn network_after_a(spec: &XvalSpec, g: f64, n: usize, seed: u64) -> Result<(Network, usize)> {
-    let mut net = Network::new(
-        &NetworkSpec {
-            n,
-            g,
-            dt: spec.dt,
-            phi: Phi::Erf,
-            readout: Readout::Rate,
-            m0: spec.m0,
-        },
-        &mut StdRng::seed_from_u64(seed),
-    );
-    let opts = TrainOptions {
-        optimizer: Optimizer::Gd,
-        lr: spec.lr,
-        tol: spec.tol,
-        max_steps: spec.max_steps,
-        batch: 1,
-        ..TrainOptions::default()
-    };
+    let mut net = Network::new(&spec.network(n, g), &mut StdRng::seed_from_u64(seed));
+    let opts = spec.gd();
     let task = NetTask::WorkingMemory(spec.task).on_pattern(0);
     let mut rng = StdRng::seed_from_u64(seed ^ 0x7a1e_0b0b);
     let log = train_task(

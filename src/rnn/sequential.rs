@@ -250,6 +250,25 @@ impl Recorder {
         Ok(())
     }
 
+    /// Train phase `phase` ("A" or "B") of the protocol on `task` from `net`, recording it
+    /// against the W it started from; returns the log and that W.
+    fn train_phase(
+        &mut self,
+        phase: &'static str,
+        spec: &SequentialSpec,
+        net: &mut Network,
+        task: &Task,
+        feedback: Option<&DMatrix<f64>>,
+        rng: &mut StdRng,
+    ) -> Result<(TrainLog, DMatrix<f64>)> {
+        let w_start = net.w.clone();
+        let (trainable, train) = (&spec.trainable, &spec.train);
+        let log = train_task_feedback(net, trainable, task, train, feedback, rng, |p, net| {
+            self.observe(phase, p.step, p.tau, net, &w_start)
+        })?;
+        Ok((log, w_start))
+    }
+
     /// The seed covariate eps = a^T x_B(T) / N (mean over the B evaluation trials) and its
     /// cosine, read from the last B evaluation (call right after [`Recorder::loss_b`]).
     fn overlap_with_a(&self, net: &Network) -> (f64, f64) {
@@ -310,15 +329,13 @@ pub fn train_task_a(spec: &SequentialSpec, seed: u64) -> Result<AfterA> {
     let untrained = net.clone();
     let loss_a_untrained = recorder.loss_a(&net)?;
 
-    let w_start = net.w.clone();
-    let log_a = train_task_feedback(
+    let (log_a, _) = recorder.train_phase(
+        "A",
+        spec,
         &mut net,
-        &spec.trainable,
         &task_a,
-        &spec.train,
         feedback.as_ref(),
         &mut rng_train,
-        |p, net| recorder.observe("A", p.step, p.tau, net, &w_start),
     )?;
     let loss_a_after_a = recorder.loss_a(&net)?;
     let loss_b_before_b = recorder.loss_b(&net)?;
@@ -361,15 +378,13 @@ pub fn train_task_b(spec: &SequentialSpec, after_a: AfterA) -> Result<(Sequentia
         eps_cos,
     } = after_a;
     let after_a = net.clone();
-    let w_start = net.w.clone();
-    let log_b = train_task_feedback(
+    let (log_b, w_start) = recorder.train_phase(
+        "B",
+        spec,
         &mut net,
-        &spec.trainable,
         &task_b,
-        &spec.train,
         feedback.as_ref(),
         &mut rng_train,
-        |p, net| recorder.observe("B", p.step, p.tau, net, &w_start),
     )?;
     let loss_a_after_b = recorder.loss_a(&net)?;
     let loss_b_after_b = recorder.loss_b(&net)?;

@@ -24,14 +24,10 @@
 //! Plain results only (rows in `src/claims/series.rs`).
 
 use nalgebra::{DMatrix, DVector};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 use serde::Serialize;
 
-use super::bptt::Workspace;
 use super::network::Trainable;
-use super::static_curves::static_network;
-use super::task::StaticTask;
+use super::static_curves::{seeded_static_network, static_trial};
 use crate::{Error, Result};
 
 /// One early-training setting.
@@ -176,22 +172,9 @@ pub fn spectrum(dw: &DMatrix<f64>) -> Result<(f64, f64, f64, f64)> {
 /// Train seed `seed` for tau~ in [0, tt_max] and fit the series.
 pub fn run_series(s: &SeriesSetting, seed: u64) -> Result<SeriesRun> {
     s.validate()?;
-    let mut rng = StdRng::seed_from_u64(seed);
-    let (mut net, task) = static_network(
-        s.n,
-        s.g,
-        s.dt,
-        StaticTask {
-            pattern: 0,
-            u: s.u,
-            t_max: s.t_max,
-            zhat: s.zhat,
-        },
-        &mut rng,
-    );
-    let trials = task.trials(s.n, net.inputs(), net.outputs(), s.dt, 1, &mut rng);
-    let last = trials.steps - 1;
-    let mut ws = Workspace::new(&net, trials.steps, 1);
+    let task = (s.u, s.t_max, s.zhat);
+    let (mut rng, mut net, task) = seeded_static_network(s.n, s.g, s.dt, task, seed);
+    let (trials, last, mut ws) = static_trial(&net, &task, &mut rng);
     let t = Trainable::FULL;
     let b2 = s.beta().powi(2);
     let lr = s.dtt / b2;

@@ -114,24 +114,40 @@ pub fn static_network(
     (Network::new(&spec, rng), Task::Static(task))
 }
 
+/// Seed `seed` of a static-task setting: the linear network of [`static_network`] on the
+/// static task (pattern 0, input `u`, horizon `t_max`, target `zhat`), and the generator after
+/// its draws.
+pub fn seeded_static_network(
+    n: usize,
+    g: f64,
+    dt: f64,
+    (u, t_max, zhat): (f64, f64, f64),
+    seed: u64,
+) -> (StdRng, Network, Task) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let task = StaticTask {
+        pattern: 0,
+        u,
+        t_max,
+        zhat,
+    };
+    let (net, task) = static_network(n, g, dt, task, &mut rng);
+    (rng, net, task)
+}
+
+/// The single trial of the static task (drawn from `rng`), its last step and a workspace for it.
+pub fn static_trial(net: &Network, task: &Task, rng: &mut StdRng) -> (Trials, usize, Workspace) {
+    let trials = task.trials(net.n, net.inputs(), net.outputs(), net.dt, 1, rng);
+    let last = trials.steps - 1;
+    let ws = Workspace::new(net, trials.steps, 1);
+    (trials, last, ws)
+}
+
 /// Train one network (seed `seed`) on the static task with plain GD and measure.
 pub fn run_static(s: &StaticSetting, seed: u64) -> Result<StaticRun> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let (mut net, task) = static_network(
-        s.n,
-        s.g,
-        s.dt,
-        StaticTask {
-            pattern: 0,
-            u: s.u,
-            t_max: s.t_max,
-            zhat: s.zhat,
-        },
-        &mut rng,
-    );
-    let trials: Trials = task.trials(s.n, net.inputs(), net.outputs(), s.dt, 1, &mut rng);
-    let last = trials.steps - 1;
-    let mut ws = Workspace::new(&net, trials.steps, 1);
+    let task = (s.u, s.t_max, s.zhat);
+    let (mut rng, mut net, task) = seeded_static_network(s.n, s.g, s.dt, task, seed);
+    let (trials, last, mut ws) = static_trial(&net, &task, &mut rng);
     let t = Trainable::FULL;
     let lr = s.lr0 * (1.0 - s.g * s.g).powi(2);
     let mut grad = vec![0.0; s.n * s.n];

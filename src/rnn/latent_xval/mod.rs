@@ -85,6 +85,42 @@ impl XvalSpec {
     /// still reaches the end, e^(-3), so new formation has a gradient), loss on the final
     /// state only (T_L = 0: one loss state, so zero loss is reachable and tol = 1e-6 is met in
     /// a few dozen steps), zhat = 0.5, own loss, dt = 0.2, eta = 1.
+    /// The M-only erf network of this setting at bulk strength `g`, `n` neurons.
+    pub fn network(&self, n: usize, g: f64) -> NetworkSpec {
+        NetworkSpec {
+            n,
+            g,
+            dt: self.dt,
+            phi: Phi::Erf,
+            readout: Readout::Rate,
+            m0: self.m0,
+        }
+    }
+
+    /// Full-batch GD of one task at this setting's rate, tolerance and step cap.
+    pub fn gd(&self) -> TrainOptions {
+        TrainOptions {
+            optimizer: Optimizer::Gd,
+            lr: self.lr,
+            tol: self.tol,
+            max_steps: self.max_steps,
+            batch: 1,
+            ..TrainOptions::default()
+        }
+    }
+
+    /// The sequential protocol (A then B, M only) of the network at `g`, `n` neurons.
+    pub fn sequential(&self, n: usize, g: f64) -> SequentialSpec {
+        SequentialSpec::same_task(
+            self.network(n, g),
+            self.task,
+            Trainable::LATENT,
+            self.gd(),
+            usize::MAX,
+            1,
+        )
+    }
+
     pub fn standard() -> XvalSpec {
         XvalSpec {
             dt: 0.2,
@@ -247,28 +283,7 @@ impl Measured {
 
 /// Run the M-only erf network at g = 0 (N neurons, `seed`) through A then B.
 pub fn run_network(spec: &XvalSpec, n: usize, seed: u64) -> Result<Measured> {
-    let seq = SequentialSpec::same_task(
-        NetworkSpec {
-            n,
-            g: 0.0,
-            dt: spec.dt,
-            phi: Phi::Erf,
-            readout: Readout::Rate,
-            m0: spec.m0,
-        },
-        spec.task,
-        Trainable::LATENT,
-        TrainOptions {
-            optimizer: Optimizer::Gd,
-            lr: spec.lr,
-            tol: spec.tol,
-            max_steps: spec.max_steps,
-            batch: 1,
-            ..TrainOptions::default()
-        },
-        usize::MAX,
-        1,
-    );
+    let seq = spec.sequential(n, 0.0);
     let (res, stages) = run_sequential(&seq, seed)?;
     if !(res.converged_a && res.converged_b) {
         return Err(Error::NoConvergence {

@@ -158,7 +158,7 @@ fn gd_follows_the_modified_flow_at_second_order() {
             &Trainable::FULL,
             &theta,
             tau,
-            Some(eta),
+            Some((eta, HessianMethod::Exact)),
             1e-10,
         )
         .unwrap();
@@ -214,16 +214,16 @@ fn sharpness_matches_the_dense_hessian() {
 fn modified_flow_is_the_same_with_either_product() {
     let (net, trials) = small();
     let theta = net.params(&Trainable::FULL).as_slice().to_vec();
-    let run = |eta, method| {
-        flow_to_with(
+    let run = |eta: Option<f64>, method| {
+        let modified = eta.map(|e| (e, method));
+        flow_to(
             &net,
             &trials,
             &Trainable::FULL,
             &theta,
             2.0,
-            eta,
+            modified,
             1e-10,
-            method,
         )
         .unwrap()
     };

@@ -1,6 +1,7 @@
 //! Unit tests of `rnn::seeds`.
 
 use super::*;
+use crate::rnn::network::{NetworkSpec, Readout};
 
 fn small_net(g: f64, n: usize, phi: Phi, seed: u64) -> Network {
     Network::new(
@@ -89,32 +90,11 @@ fn ab_part_is_the_whole_drive_of_a_pure_ab_bulk() {
 /// measurement (the same map, I-14).
 #[test]
 fn measured_eps_is_the_protocols() {
-    use super::super::sequential::{run_sequential, SequentialSpec};
+    use super::super::sequential::run_sequential;
     let spec = XvalSpec::standard();
     for g in [0.0, 0.5] {
         let s = seed_eps(&spec, g, 64, 2).unwrap();
-        let seq = SequentialSpec::same_task(
-            NetworkSpec {
-                n: 64,
-                g,
-                dt: spec.dt,
-                phi: Phi::Erf,
-                readout: Readout::Rate,
-                m0: spec.m0,
-            },
-            spec.task,
-            Trainable::LATENT,
-            TrainOptions {
-                optimizer: Optimizer::Gd,
-                lr: spec.lr,
-                tol: spec.tol,
-                max_steps: spec.max_steps,
-                batch: 1,
-                ..TrainOptions::default()
-            },
-            usize::MAX,
-            1,
-        );
+        let seq = spec.sequential(64, g);
         let (res, _) = run_sequential(&seq, 2).unwrap();
         assert!(
             (res.eps - s.eps).abs() < 1e-10 * s.eps.abs(),

@@ -11,6 +11,7 @@ use super::{
     draw_feedback, progress_display, FlowMethod, Optimizer, Progress, ProgressKind, TrainLog,
     TrainOptions, TrainProgress,
 };
+use crate::num::iterate::Stop;
 use crate::num::ode::OdeOptions;
 use crate::num::rk::DynDopri;
 use crate::num::rkc::DynRkc;
@@ -357,25 +358,112 @@ fn step_failure(e: Error, opts: &TrainOptions, ode: &OdeOptions, loss: f64) -> E
     }
 }
 
-/// The flow left its bound `limit` (or its loss is not finite) at an accepted step.
-fn diverged(step: usize, loss: f64, limit: f64, tau: f64, rtol: f64) -> Error {
-    Error::Diverged {
-        what: "rnn gradient flow".into(),
-        step,
-        loss,
-        hint: format!(
-            "the loss left the bound {limit:.3e} at tau = {tau:.4e}; the flow of this \
-             loss is unbounded, or flow_rtol = {rtol:e} is too loose"
-        ),
-    }
-}
-
 /// An accepted step on the progress display (its message every 20 steps).
 fn show_step(bar: Option<&dyn TrainProgress>, step: usize, tau: f64, loss: f64) {
     if let Some(b) = bar {
         b.position(step as u64);
         if step.is_multiple_of(20) {
             b.message(&format!("tau {tau:.3e}  loss {loss:.3e}"));
+        }
+    }
+}
+
+/// The stopping rule (L < tol) and divergence test (a non-finite loss, or one beyond
+/// `diverge_factor` x max(L_0, tol)) of the flow: the iteration driver's ([`Stop`]).
+fn flow_stop(opts: &TrainOptions, rtol: f64) -> Stop {
+    Stop::steps(opts.max_steps, "rnn gradient flow")
+        .loss_tol(opts.tol)
+        .diverge_above(f64::INFINITY)
+        .relative_divergence(opts.diverge_factor, opts.tol)
+        .hint(&format!(
+            "the flow of this loss is unbounded, or flow_rtol = {rtol:e} is too loose"
+        ))
+}
+
+/// The integrator with what it needs to take one recorded step: the tolerances, the stopping
+/// rule and the locator of the crossing L = tol.
+struct FlowRun<'a> {
+    stepper: FlowStepper,
+    ode: OdeOptions,
+    stop: Stop,
+    limit: f64,
+    crossing: Crossing,
+    trials: &'a Trials,
+    trainable: &'a Trainable,
+    opts: &'a TrainOptions,
+}
+
+impl FlowRun<'_> {
+    /// One accepted step from `theta` (loss `prev` there): (accepted steps, tau, loss) at the
+    /// new point, which is the crossing L = tol inside the step if the step passes below tol.
+    /// A failed step or a divergence abandons `bar`.
+    fn advance<F>(
+        &mut self,
+        rhs: &mut F,
+        seen: &Evaluations,
+        theta: &mut [f64],
+        prev: f64,
+        bar: Option<&dyn TrainProgress>,
+    ) -> Result<(usize, f64, f64)>
+    where
+        F: FnMut(&[f64], &mut [f64]) -> Result<()>,
+    {
+        let tau = match self.stepper.step(rhs, theta, &self.ode) {
+            Ok(t) => t,
+            Err(e @ Error::Ode { .. }) => {
+                bar.inspect(|b| b.abandon());
+                return Err(step_failure(e, self.opts, &self.ode, prev));
+            }
+            Err(e) => return Err(e),
+        };
+        let loss = seen.last_loss.get();
+        let step = self.stepper.counts().0;
+        if self.stop.diverged(loss, true, self.limit) {
+            bar.inspect(|b| b.abandon());
+            let at = format!(" at tau = {tau:.4e}");
+            return Err(self.stop.divergence(step, loss, self.limit, &at));
+        }
+        if !self.stop.below_tol(loss) {
+            return Ok((step, tau, loss));
+        }
+        // the first accepted point below tol: stop at the crossing L = tol inside the step
+        let (theta_c, l_c) = self.crossing.locate(
+            &self.stepper,
+            self.trials,
+            self.trainable,
+            (prev, loss),
+            self.opts.tol,
+            theta,
+        )?;
+        Ok((step, tau - (1.0 - theta_c) * self.stepper.last_step(), l_c))
+    }
+
+    /// The log of the run that ended at `loss` (flow time `tau` if converged) with the record
+    /// `(losses, taus)` and the right-hand side's evaluations `seen`.
+    fn log(
+        &self,
+        seen: &Evaluations,
+        loss: f64,
+        tau: f64,
+        record: (Vec<f64>, Vec<f64>),
+    ) -> TrainLog {
+        let (accepted, rejected) = self.stepper.counts();
+        let (rkc_steps, rho_evaluations) = self.stepper.rkc_counts();
+        let converged = self.stop.below_tol(loss);
+        let (losses, taus) = record;
+        TrainLog {
+            steps: accepted,
+            tau: if converged { tau } else { 0.0 },
+            gradient_evaluations: seen.count.get(),
+            loss_evaluations: self.crossing.evaluations,
+            rejected,
+            rkc_steps,
+            rho_evaluations,
+            converged,
+            initial_loss: losses[0],
+            final_loss: loss,
+            losses,
+            taus,
         }
     }
 }
@@ -412,86 +500,31 @@ pub(super) fn train_flow(
     let seen = Evaluations::new();
     let mut rhs = |p: &[f64], dp: &mut [f64]| field.eval(&seen, p, dp);
     let bar = progress_display(opts, ProgressKind::FlowSteps);
-    let (mut stepper, initial) =
-        FlowStepper::start(opts.flow_method, &mut rhs, &theta, &ode, &seen)?;
-    let mut losses = vec![initial];
-    let mut taus = vec![0.0];
-    let mut loss = initial;
-    observe(
-        &Progress {
-            step: 0,
-            tau: 0.0,
-            loss,
-        },
-        net,
-    )?;
-    let limit = opts.diverge_factor * initial.max(opts.tol);
-    let mut converged = loss < opts.tol;
-    let mut final_tau = 0.0;
-    let mut crossing = Crossing::new(net, &trials, theta.len());
-    while !converged {
-        let tau = match stepper.step(&mut rhs, &mut theta, &ode) {
-            Ok(t) => t,
-            Err(e @ Error::Ode { .. }) => {
-                if let Some(b) = &bar {
-                    b.abandon();
-                }
-                return Err(step_failure(e, opts, &ode, loss));
-            }
-            Err(e) => return Err(e),
-        };
-        loss = seen.last_loss.get();
-        let step = stepper.counts().0;
-        if !loss.is_finite() || loss > limit {
-            if let Some(b) = &bar {
-                b.abandon();
-            }
-            return Err(diverged(step, loss, limit, tau, ode.rtol));
-        }
-        // the first accepted point below tol: stop at the crossing L = tol inside the step
-        let (tau, stop_loss) = if loss < opts.tol {
-            let prev = *losses.last().unwrap_or(&initial);
-            let (theta_c, l_c) = crossing.locate(
-                &stepper,
-                &trials,
-                trainable,
-                (prev, loss),
-                opts.tol,
-                &mut theta,
-            )?;
-            (tau - (1.0 - theta_c) * stepper.last_step(), l_c)
-        } else {
-            (tau, loss)
-        };
-        loss = stop_loss;
+    let (stepper, initial) = FlowStepper::start(opts.flow_method, &mut rhs, &theta, &ode, &seen)?;
+    let stop = flow_stop(opts, ode.rtol);
+    let mut run = FlowRun {
+        stepper,
+        limit: stop.limit(initial),
+        stop,
+        ode,
+        crossing: Crossing::new(net, &trials, theta.len()),
+        trials: &trials,
+        trainable,
+        opts,
+    };
+    let (mut losses, mut taus) = (vec![initial], vec![0.0]);
+    let (mut loss, mut tau) = (initial, 0.0);
+    observe(&Progress { step: 0, tau, loss }, net)?;
+    while !run.stop.below_tol(loss) {
+        let step;
+        (step, tau, loss) = run.advance(&mut rhs, &seen, &mut theta, loss, bar.as_deref())?;
         net.set_params(trainable, &theta);
         losses.push(loss);
         taus.push(tau);
         observe(&Progress { step, tau, loss }, net)?;
-        converged = loss < opts.tol;
-        if converged {
-            final_tau = tau;
-        }
         show_step(bar.as_deref(), step, tau, loss);
     }
-    if let Some(b) = &bar {
-        b.finish();
-    }
+    bar.inspect(|b| b.finish());
     net.set_params(trainable, &theta);
-    let (accepted, rejected) = stepper.counts();
-    let (rkc_steps, rho_evaluations) = stepper.rkc_counts();
-    Ok(TrainLog {
-        steps: accepted,
-        tau: final_tau,
-        gradient_evaluations: seen.count.get(),
-        loss_evaluations: crossing.evaluations,
-        rejected,
-        rkc_steps,
-        rho_evaluations,
-        converged,
-        initial_loss: initial,
-        final_loss: loss,
-        losses,
-        taus,
-    })
+    Ok(run.log(&seen, loss, tau, (losses, taus)))
 }

@@ -2,10 +2,13 @@
 //! (THEORY I.1, I.7), or on the update direction of another learning rule ([`LearningRule`],
 //! THEORY III.1).
 //!
-//! The problem (loss and gradient of a [`Network`] on [`Trials`]) lives in [`super::bptt`];
-//! the optimiser is a small update rule on the flat parameter vector; [`train_task`] is the
-//! driver that owns the loop, the stopping rules (loss < tol, step cap), divergence detection
-//! and the progress display the application installs ([`set_progress`]).
+//! The problem (loss and gradient of a [`Network`] on [`Trials`], [`super::bptt`]) is a
+//! [`crate::num::iterate::Problem`]; GD, SGD and Adam run on the crate's one iteration driver
+//! [`crate::num::iterate::iterate`], which owns the loop, the stopping rules (loss < tol, step
+//! cap) and divergence detection; the loss record and the progress display the application
+//! installs ([`set_progress`]) are its observers. The gradient flow shares the driver's
+//! stopping rule and divergence test ([`crate::num::iterate::Stop`]) inside the integrator's
+//! own loop of accepted steps.
 //!
 //! [`Optimizer::Flow`] is the gradient flow the theory describes, d theta / d tau = -grad L,
 //! integrated by the adaptive Dormand–Prince 5(4) pair of [`crate::num::rk`] with local error
@@ -41,6 +44,7 @@ mod flow;
 mod stepping;
 
 pub use flow::CROSSING_RTOL;
+pub(crate) use stepping::{Stepping, Weights};
 
 /// The update rule.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

@@ -403,3 +403,56 @@ fn huge_rate_is_reported_as_divergence() {
         e => panic!("expected Diverged, got {e}"),
     }
 }
+
+#[test]
+fn a_capped_run_ends_where_a_longer_one_passes() {
+    // the final point of a run capped at k steps is evaluated as step k of a longer run (SGD
+    // draws its fresh trials there, node perturbation its probes): same losses, bit for bit
+    let noisy = Task::WorkingMemory(WorkingMemory {
+        sigma0: 0.1,
+        ..WorkingMemory::short_test_task()
+    });
+    let np = LearningRule::NodePerturbation {
+        sigma: 1e-3,
+        samples: 2,
+    };
+    for (optimizer, rule, task) in [
+        (Optimizer::Sgd, LearningRule::Bptt, noisy),
+        (Optimizer::Gd, np, setup(Phi::Tanh).1),
+    ] {
+        let run = |max_steps: usize| {
+            let (mut net, _) = setup(Phi::Tanh);
+            let opts = TrainOptions {
+                optimizer,
+                rule,
+                lr: 0.5,
+                tol: 1e-12,
+                max_steps,
+                ..TrainOptions::default()
+            };
+            let mut rng = StdRng::seed_from_u64(8);
+            let mut seen = Vec::new();
+            let log = train_task(
+                &mut net,
+                &Trainable::FULL,
+                &task,
+                &opts,
+                &mut rng,
+                |s, l, _| {
+                    seen.push((s, l));
+                    Ok(())
+                },
+            )
+            .unwrap();
+            (log, seen)
+        };
+        let (short, seen) = run(4);
+        let (long, _) = run(7);
+        assert_eq!((short.steps, short.converged), (4, false));
+        assert_eq!(short.losses, long.losses[..5].to_vec(), "{optimizer:?}");
+        assert_eq!(short.final_loss, long.losses[4]);
+        assert_eq!(short.gradient_evaluations, 5);
+        let want: Vec<_> = (0..5).map(|s| (s, long.losses[s])).collect();
+        assert_eq!(seen, want, "the observer sees every evaluated point");
+    }
+}
