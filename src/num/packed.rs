@@ -232,7 +232,11 @@ impl PackedMatrix {
             } else {
                 for (kk, dst) in panel.chunks_exact_mut(MR).enumerate() {
                     for (r, d) in dst.iter_mut().enumerate() {
-                        *d = if r < rows { src[(r0 + r) * k + kk] } else { 0.0 };
+                        *d = if r < rows {
+                            src[(r0 + r) * k + kk]
+                        } else {
+                            0.0
+                        };
                     }
                 }
             }
@@ -281,7 +285,11 @@ impl PackedMatrix {
             "PackedMatrix::gemm_rows: rows {rows:?} of {} not split at multiples of {SPLIT_ROWS}",
             self.m
         );
-        assert_eq!(b.len(), self.k * n, "PackedMatrix::gemm_rows: B must be k x n");
+        assert_eq!(
+            b.len(),
+            self.k * n,
+            "PackedMatrix::gemm_rows: B must be k x n"
+        );
         let rhs = Rhs {
             data: b,
             n,

@@ -115,10 +115,21 @@ fn rows_of_a_split_product_equal_the_whole_product_bit_for_bit() {
                     for w in cuts.windows(2) {
                         let rows = w[0]..w[1].max(w[0]);
                         let mut part = c0.rows(rows.start, rows.len()).into_owned();
-                        p.gemm_rows(rows.clone(), alpha, b.as_slice(), n, beta, part.as_mut_slice());
+                        p.gemm_rows(
+                            rows.clone(),
+                            alpha,
+                            b.as_slice(),
+                            n,
+                            beta,
+                            part.as_mut_slice(),
+                        );
                         let expect = whole.rows(rows.start, rows.len());
                         for (x, y) in part.iter().zip(expect.iter()) {
-                            assert_eq!(x.to_bits(), y.to_bits(), "{kernel:?} m={m} k={k} n={n} rows {rows:?}");
+                            assert_eq!(
+                                x.to_bits(),
+                                y.to_bits(),
+                                "{kernel:?} m={m} k={k} n={n} rows {rows:?}"
+                            );
                         }
                     }
                 }

@@ -230,10 +230,7 @@ impl Workspace {
                 Some(s) => {
                     let (mut ga, mut gb) = g.rows_range_pair_mut(0..s, s..n);
                     let (la, lb) = (lv.rows(0, s), lv.rows(s, n - s));
-                    rayon::join(
-                        || ga.gemm(dt, &la, &ht, 1.0),
-                        || gb.gemm(dt, &lb, &ht, 1.0),
-                    );
+                    rayon::join(|| ga.gemm(dt, &la, &ht, 1.0), || gb.gemm(dt, &lb, &ht, 1.0));
                 }
                 None => g.gemm(dt, &lv, &ht, 1.0),
             }

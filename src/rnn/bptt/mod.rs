@@ -32,7 +32,7 @@ mod backward;
 mod sharded;
 mod split;
 pub use sharded::*;
-pub use split::{split_row, SPLIT_MIN_N};
+pub use split::{check_env as split_check_env, split_row, SPLIT_MIN_N};
 
 /// Transposed view of a column-major `rows x cols` block stored in `s`: a `cols x rows` view.
 ///
@@ -409,7 +409,10 @@ fn two_blocks_mut(
     r1: std::ops::Range<usize>,
     r2: std::ops::Range<usize>,
 ) -> (&mut [f64], &mut [f64]) {
-    assert!(r1.end <= r2.start || r2.end <= r1.start, "two_blocks: overlap");
+    assert!(
+        r1.end <= r2.start || r2.end <= r1.start,
+        "two_blocks: overlap"
+    );
     if r1.start < r2.start {
         let (left, right) = v.split_at_mut(r2.start);
         (&mut left[r1], &mut right[..r2.end - r2.start])

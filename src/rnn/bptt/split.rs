@@ -25,17 +25,80 @@
 //! bit (tests `split_passes_equal_serial_passes_bit_for_bit` here and
 //! `seeds_in_parallel_are_identical_for_any_thread_count` in `rnn::train`).
 //!
-//! **Where it pays** (numbers and commands in `bench/README.md`, "intra-pass split"): only on a
-//! rayon worker of a pool with >= 2 threads (`rayon::join` from outside a pool would block on
-//! the pool for every product), for N >= [`SPLIT_MIN_N`], and for the step products only at
-//! batch 1 (their rows are then contiguous; larger batches are split into shards by
-//! [`Sharded`] from 32 trials on).
+//! **Off unless asked for** (`MODEFLOW_SPLIT_PASSES=on`, [`ENV`]), because it pays only on an
+//! otherwise idle machine (numbers and commands in `bench/README.md`, "intra-pass split"): a
+//! single seed at N = 200..512 with the second core idle ran in 0.66-0.83x of the whole-pass
+//! time, but with other processes on the machine the second worker is away when its halves
+//! are due (rayon's idle workers yield, then sleep: a futex wake per resumption), and the same
+//! runs took up to 1.5x longer; on `models/rnn-rotation.toml` (3 seeds, only the last seed's
+//! tail has an idle core) it gained 0-4 % on the quiet machine and lost 5-15 % under load.
+//! When on, a pass is split only on a rayon worker of a pool with >= 2 threads (`rayon::join`
+//! from outside a pool would block on the pool for every product), for N >= [`SPLIT_MIN_N`],
+//! and the step products only at batch 1 (their rows are then contiguous; larger batches are
+//! split into shards by [`Sharded`] from 32 trials on).
+
+use std::sync::OnceLock;
 
 use super::*;
 use crate::num::packed::SPLIT_ROWS;
 
-/// Smallest N whose passes are split (see the module doc and `bench/README.md`).
-pub const SPLIT_MIN_N: usize = 128;
+/// The environment variable that switches the split on (read once per process).
+pub const ENV: &str = "MODEFLOW_SPLIT_PASSES";
+
+/// The allowed values of [`ENV`].
+pub const ALLOWED: &str = "off | on (or unset: off)";
+
+/// Parse a value of [`ENV`] (`None`: unset): whether passes may be split.
+pub fn parse(value: Option<&str>) -> std::result::Result<bool, String> {
+    match value.map(str::trim) {
+        None | Some("") | Some("off") => Ok(false),
+        Some("on") => Ok(true),
+        Some(v) => Err(v.to_string()),
+    }
+}
+
+static POLICY: OnceLock<std::result::Result<bool, String>> = OnceLock::new();
+
+fn read() -> &'static std::result::Result<bool, String> {
+    POLICY.get_or_init(|| {
+        let r = parse(std::env::var(ENV).ok().as_deref());
+        if let Err(bad) = &r {
+            eprintln!("warning: {ENV} = {bad:?} is not one of {ALLOWED}; passes run whole");
+        }
+        r
+    })
+}
+
+/// The policy, or a bad-input error naming the variable, its value and the allowed values
+/// (the CLI checks it at start: exit 2).
+pub fn check_env() -> Result<bool> {
+    read().clone().map_err(|bad| Error::Parameter {
+        file: "environment".into(),
+        field: ENV.into(),
+        value: bad,
+        allowed: ALLOWED.into(),
+        reason: "unknown split policy".into(),
+    })
+}
+
+/// Tests switch the split on whatever the environment (it changes no bit, so other tests
+/// running meanwhile are unaffected).
+#[cfg(test)]
+static FORCE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn enabled() -> bool {
+    #[cfg(test)]
+    if FORCE.load(std::sync::atomic::Ordering::Relaxed) {
+        return true;
+    }
+    read().clone().unwrap_or(false)
+}
+
+/// Smallest N whose passes are split. Measured (`bench/README.md`, "intra-pass split"; one
+/// seed of the rnn-rotation task, 150 GD steps, the second core idle): N = 128 0.14 s split
+/// against 0.13 s whole (the fork-join and wake-up costs exceed the halves of ~1 us), N = 200
+/// 0.24 against 0.29 s, N = 256 0.40 against 0.53 s, N = 320 0.67 against 0.92 s.
+pub const SPLIT_MIN_N: usize = 192;
 
 /// nalgebra hands a product to matrixmultiply only when every dimension exceeds this
 /// (`SMALL_DIM` in nalgebra's `gemm`); a split must keep both halves on that path.
@@ -46,7 +109,7 @@ const NALGEBRA_SMALL_DIM: usize = 5;
 /// runs whole (not on a rayon worker, a pool of one thread, N < [`SPLIT_MIN_N`]).
 pub fn split_row(n: usize) -> Option<usize> {
     let on_pool = rayon::current_thread_index().is_some() && rayon::current_num_threads() > 1;
-    if !on_pool || n < SPLIT_MIN_N {
+    if !enabled() || !on_pool || n < SPLIT_MIN_N {
         return None;
     }
     let s = (n / 2 / SPLIT_ROWS) * SPLIT_ROWS;
@@ -158,7 +221,17 @@ mod tests {
     /// every step) and batch 3 (dL/dW split), tanh and erf (states kept), all of W, W_in and
     /// w_out trained, exact and truncated credit.
     #[test]
+    fn the_policy_is_off_unless_asked_and_refuses_unknown_values() {
+        assert_eq!(parse(None), Ok(false));
+        assert_eq!(parse(Some("")), Ok(false));
+        assert_eq!(parse(Some("off")), Ok(false));
+        assert_eq!(parse(Some(" on ")), Ok(true));
+        assert_eq!(parse(Some("yes")), Err("yes".to_string()));
+    }
+
+    #[test]
     fn split_passes_equal_serial_passes_bit_for_bit() {
+        FORCE.store(true, std::sync::atomic::Ordering::Relaxed);
         let one = rayon::ThreadPoolBuilder::new()
             .num_threads(1)
             .build()
@@ -169,6 +242,7 @@ mod tests {
             .unwrap();
         assert_eq!(two.install(|| split_row(203)), Some(96));
         assert_eq!(one.install(|| split_row(203)), None);
+        assert_eq!(two.install(|| split_row(SPLIT_MIN_N - 1)), None);
         assert_eq!(split_row(203), None, "outside a pool: never split");
         let t = Trainable {
             recurrent: Recurrent::Full,
