@@ -19,7 +19,8 @@
 //!   dL/dW_in = dt sum_{k=1}^T Lambda_k U_{k-1}^T,
 //!
 //! with g_k = dl/dX_k the readout cotangent of the loss at step k. [`Sharded`] splits a batch
-//! into shards of trials run in parallel.
+//! into shards of trials run in parallel; `split` (opt-in, `MODEFLOW_SPLIT_PASSES=on`) splits
+//! the products of a single batch-1 pass by rows over two threads, bit for bit the same.
 
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, Dyn, MatrixView};
 
