@@ -23,7 +23,7 @@
 //!
 //! So the decision to split may depend on the thread count and on timing without changing a
 //! bit (tests `split_passes_equal_serial_passes_bit_for_bit` here and
-//! `seeds_in_parallel_are_identical_for_any_thread_count` in `rnn::train`).
+//! `split_passes_give_the_same_report_bit_for_bit` in `tests/split_passes.rs`).
 //!
 //! **Off unless asked for** (`MODEFLOW_SPLIT_PASSES=on`, [`ENV`]), because it pays only on an
 //! otherwise idle machine (numbers and commands in `bench/README.md`, "intra-pass split"): a
@@ -31,7 +31,8 @@
 //! time, but with other processes on the machine the second worker is away when its halves
 //! are due (rayon's idle workers yield, then sleep: a futex wake per resumption), and the same
 //! runs took up to 1.5x longer; on `models/rnn-rotation.toml` (3 seeds, only the last seed's
-//! tail has an idle core) it gained 0-4 % on the quiet machine and lost 5-15 % under load.
+//! tail has an idle core) it gained at most 4 % in the quietest runs and lost 5-30 % in the
+//! others.
 //! When on, a pass is split only on a rayon worker of a pool with >= 2 threads (`rayon::join`
 //! from outside a pool would block on the pool for every product), for N >= [`SPLIT_MIN_N`],
 //! and the step products only at batch 1 (their rows are then contiguous; larger batches are
@@ -122,9 +123,9 @@ pub(super) fn chunk_split(split: Option<usize>, cols: usize) -> Option<usize> {
     split.filter(|_| cols > NALGEBRA_SMALL_DIM)
 }
 
-/// X_{k+1}[rows] += dt W H_k [rows], then (when `next` is given) H_{k+1}[rows] = phi(X_{k+1})
-/// and X_{k+2}[rows] = (1 - dt) X_{k+1} (or only H_T = phi(X_T) at the last step): the rows
-/// `rows` of one forward step at batch 1.
+/// X_{k+1}[rows] += dt W H_k [rows], then (when `hn` is given) H_{k+1}[rows] = phi(X_{k+1})
+/// and, with `xnn`, X_{k+2}[rows] = (1 - dt) X_{k+1} (without: the last step, H_T only): the
+/// rows `rows` of one forward step at batch 1 (`xn`, `hn`, `xnn` hold just those rows).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn forward_rows(
     wp: &PackedMatrix,
@@ -145,8 +146,8 @@ pub(super) fn forward_rows(
 }
 
 /// Z[rows] = dt (W^T Lambda_{k+1})[rows] and Lambda_k[rows] = (1 - dt) Lambda_{k+1} + phi'(X_k)
-/// .* Z on those rows: the rows `rows` of one exact adjoint step at batch 1 (`ln`, `x`, `h`
-/// are those rows of Lambda_{k+1}, X_k, H_k; `lam_next` the whole Lambda_{k+1}).
+/// .* Z on those rows: the rows `rows` of one exact adjoint step at batch 1 (`x`, `h`, `z`,
+/// `lk` hold those rows of X_k, H_k, Z, Lambda_k; `lam_next` is the whole Lambda_{k+1}).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn adjoint_rows(
     wtp: &PackedMatrix,
