@@ -31,8 +31,9 @@
 //! time, but with other processes on the machine the second worker is away when its halves
 //! are due (rayon's idle workers yield, then sleep: a futex wake per resumption), and the same
 //! runs took up to 1.5x longer; on `models/rnn-rotation.toml` (3 seeds, only the last seed's
-//! tail has an idle core) it gained at most 4 % in the quietest runs and lost 5-30 % in the
-//! others.
+//! tail has an idle core) the median two-thread time on the idle machine was 0.90 s against
+//! 0.91 s (best runs 0.85 s = 0.59x of one thread), and it lost 5-30 % with other processes
+//! running.
 //! When on, a pass is split only on a rayon worker of a pool with >= 2 threads (`rayon::join`
 //! from outside a pool would block on the pool for every product), for N >= [`SPLIT_MIN_N`],
 //! and the step products only at batch 1 (their rows are then contiguous; larger batches are
