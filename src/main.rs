@@ -130,6 +130,11 @@ fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(e.exit_code() as u8);
     }
+    // MODEFLOW_SPLIT_PASSES likewise
+    if let Err(e) = modeflow::rnn::bptt::split_check_env() {
+        eprintln!("error: {e}");
+        return ExitCode::from(e.exit_code() as u8);
+    }
     modeflow::progress::set_quiet(cli.quiet);
     modeflow::rnn::train::set_progress(modeflow::progress::training);
     if let Some(size) = &cli.max_memory {

@@ -51,6 +51,9 @@ pub const KC512: usize = 128;
 /// Columns of the right operand per outer block (a KC x NC block of B = 128 KiB stays in L2
 /// while every panel of A passes over it).
 pub const NC: usize = 64;
+/// Row split points of [`PackedMatrix::gemm_rows`] are multiples of this (three panels, the
+/// AVX-512 tile height), so a split product groups its panels as the whole product does.
+pub const SPLIT_ROWS: usize = P512 * MR;
 
 /// A matrix A (m x k) stored in the panel layout described in the module docs.
 #[derive(Debug, Clone, Default)]
@@ -211,20 +214,29 @@ impl PackedMatrix {
         let (k, m) = a.shape();
         self.reshape(m, k);
         let src = a.as_slice();
-        for p in 0..m.div_ceil(MR) {
+        if k == 0 {
+            return;
+        }
+        for (p, panel) in self.panels.chunks_exact_mut(MR * k).enumerate() {
+            // A^T[r0 + r, kk] = A[kk, r0 + r]: columns r0 .. r0 + 8 of A, each contiguous, are
+            // read side by side and written as the panel's rows of 8 (one cache line each)
             let r0 = p * MR;
             let rows = MR.min(m - r0);
-            let panel = &mut self.panels[p * MR * k..(p + 1) * MR * k];
-            for r in 0..MR {
-                if r < rows {
-                    // A^T[r0 + r, kk] = A[kk, r0 + r]: column r0 + r of A, contiguous.
-                    let col = &src[(r0 + r) * k..(r0 + r + 1) * k];
-                    for (kk, &v) in col.iter().enumerate() {
-                        panel[kk * MR + r] = v;
+            if rows == MR {
+                let cols: [&[f64]; MR] = std::array::from_fn(|r| &src[(r0 + r) * k..][..k]);
+                for (kk, dst) in panel.chunks_exact_mut(MR).enumerate() {
+                    for (d, col) in dst.iter_mut().zip(&cols) {
+                        *d = col[kk];
                     }
-                } else {
-                    for kk in 0..k {
-                        panel[kk * MR + r] = 0.0;
+                }
+            } else {
+                for (kk, dst) in panel.chunks_exact_mut(MR).enumerate() {
+                    for (r, d) in dst.iter_mut().enumerate() {
+                        *d = if r < rows {
+                            src[(r0 + r) * k + kk]
+                        } else {
+                            0.0
+                        };
                     }
                 }
             }
@@ -243,11 +255,65 @@ impl PackedMatrix {
             n,
             k: self.k,
         };
-        self.product(alpha, rhs, beta, c);
+        self.product(alpha, rhs, beta, c, 0..self.m.div_ceil(MR));
     }
 
-    fn product(&self, alpha: f64, rhs: Rhs<'_>, beta: f64, c: &mut [f64]) {
-        let (m, k, n) = (self.m, self.k, rhs.n);
+    /// Rows `rows` of C = beta C + alpha A B, for a product split by rows over threads:
+    /// `c` holds only those rows, column-major with leading dimension `rows.len()` (for n = 1
+    /// simply C[rows]). The split points must be multiples of [`SPLIT_ROWS`] (`rows.start`
+    /// always; `rows.end` too unless it is m). Then every entry is computed by the same kernel
+    /// over the same inner blocks in the same order as by [`PackedMatrix::gemm`] (the row
+    /// panels are independent, and the AVX-512 path groups the same three panels), so the rows
+    /// of a split product are bit for bit those of the whole product.
+    ///
+    /// # Panics
+    /// If the rows are not such a range or the slice lengths do not match (programming errors).
+    pub fn gemm_rows(
+        &self,
+        rows: std::ops::Range<usize>,
+        alpha: f64,
+        b: &[f64],
+        n: usize,
+        beta: f64,
+        c: &mut [f64],
+    ) {
+        assert!(
+            rows.start.is_multiple_of(SPLIT_ROWS)
+                && rows.start <= rows.end
+                && rows.end <= self.m
+                && (rows.end == self.m || rows.end.is_multiple_of(SPLIT_ROWS)),
+            "PackedMatrix::gemm_rows: rows {rows:?} of {} not split at multiples of {SPLIT_ROWS}",
+            self.m
+        );
+        assert_eq!(
+            b.len(),
+            self.k * n,
+            "PackedMatrix::gemm_rows: B must be k x n"
+        );
+        let rhs = Rhs {
+            data: b,
+            n,
+            k: self.k,
+        };
+        self.product(alpha, rhs, beta, c, rows.start / MR..rows.end.div_ceil(MR));
+    }
+
+    /// C = beta C + alpha A B for the row panels `panels` of A; `c` holds the rows of those
+    /// panels (column-major, leading dimension their row count).
+    fn product(
+        &self,
+        alpha: f64,
+        rhs: Rhs<'_>,
+        beta: f64,
+        c: &mut [f64],
+        panels: std::ops::Range<usize>,
+    ) {
+        let (k, n) = (self.k, rhs.n);
+        let out = Out {
+            r_begin: panels.start * MR,
+            ldc: (panels.end * MR).min(self.m) - panels.start * MR,
+        };
+        let m = out.ldc;
         assert_eq!(c.len(), m * n, "PackedMatrix: C must be m x n");
         if beta == 0.0 {
             c.fill(0.0);
@@ -263,30 +329,30 @@ impl PackedMatrix {
             KC
         };
         let n_tiles = n;
-        let np = m.div_ceil(MR);
+        let np = panels.end;
         let mut k0 = 0;
         while k0 < k {
             let kc = kc_max.min(k - k0);
             let mut j0 = 0;
             while j0 < n_tiles {
                 let j1 = (j0 + NC).min(n_tiles);
-                let mut p = 0;
+                let mut p = panels.start;
                 while p < np {
                     #[cfg(target_arch = "x86_64")]
                     if self.kernel == Kernel::Avx512 {
                         let g = (np - p).min(P512);
                         let mut j = j0;
                         while j + NR512 <= j1 {
-                            self.tile512(g, p, rhs, k0, kc, j, alpha, c);
+                            self.tile512(g, p, rhs, k0, kc, j, alpha, out, c);
                             j += NR512;
                         }
                         for q in p..p + g {
-                            self.panel_columns(q, rhs, k0, kc, j, j1, alpha, c);
+                            self.panel_columns(q, rhs, k0, kc, j, j1, alpha, out, c);
                         }
                         p += g;
                         continue;
                     }
-                    self.panel_columns(p, rhs, k0, kc, j0, j1, alpha, c);
+                    self.panel_columns(p, rhs, k0, kc, j0, j1, alpha, out, c);
                     p += 1;
                 }
                 j0 = j1;
@@ -307,12 +373,14 @@ impl PackedMatrix {
         mut j: usize,
         j1: usize,
         alpha: f64,
+        out: Out,
         c: &mut [f64],
     ) {
         let (m, k) = (self.m, self.k);
         let panel = &self.panels[p * MR * k + k0 * MR..p * MR * k + (k0 + kc) * MR];
-        let r0 = p * MR;
-        let rows = MR.min(m - r0);
+        let rows = MR.min(m - p * MR);
+        // row p MR of A is row r0 of the block `c` (leading dimension m)
+        let (m, r0) = (out.ldc, p * MR - out.r_begin);
         while j + NR <= j1 {
             let mut acc = [[0.0f64; MR]; NR];
             let (off, cs, ks) = rhs.block(k0, kc, j, NR);
@@ -361,6 +429,7 @@ impl PackedMatrix {
         kc: usize,
         j: usize,
         alpha: f64,
+        out: Out,
         c: &mut [f64],
     ) {
         let (m, k) = (self.m, self.k);
@@ -369,8 +438,9 @@ impl PackedMatrix {
             "tile512: panels"
         );
         let (off, cs, ks) = rhs.block(k0, kc, j, NR512);
-        let r0 = p * MR;
-        let rows = (g * MR).min(m - r0);
+        let rows = (g * MR).min(m - p * MR);
+        // row p MR of A is row r0 of the block `c` (leading dimension m)
+        let (m, r0) = (out.ldc, p * MR - out.r_begin);
         let cols = NR512.min(rhs.n.saturating_sub(j));
         let mut acc = [0.0f64; P512 * MR * NR512];
         let a = self.panels[p * MR * k + k0 * MR..].as_ptr();
@@ -411,6 +481,14 @@ impl PackedMatrix {
             }
         }
     }
+}
+
+/// Where the rows of a product go: row r of A is row r - r_begin of the output block, whose
+/// leading dimension is `ldc` (the whole C: r_begin = 0, ldc = m).
+#[derive(Debug, Clone, Copy)]
+struct Out {
+    r_begin: usize,
+    ldc: usize,
 }
 
 /// The right operand B (k x n) of a product, column-major: B[kk, j] = data[j k + kk].

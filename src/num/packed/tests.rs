@@ -80,6 +80,74 @@ fn packing_by_column_blocks_equals_packing_at_once() {
 }
 
 #[test]
+fn packing_the_transpose_equals_packing_the_transposed_matrix() {
+    let mut rng = StdRng::seed_from_u64(6);
+    for (m, k) in [(21, 50), (200, 200), (24, 3), (8, 1), (203, 77)] {
+        let a = random(k, m, &mut rng);
+        let (mut direct, mut explicit) = (PackedMatrix::new(), PackedMatrix::new());
+        direct.pack_transpose(&a);
+        explicit.pack(&a.transpose());
+        assert_eq!((direct.nrows(), direct.ncols()), (m, k));
+        assert_eq!(direct.panels, explicit.panels, "m={m} k={k}");
+    }
+}
+
+/// The rows of a product split at multiples of SPLIT_ROWS (what `rnn::bptt` runs on two
+/// threads) are bit for bit those of the whole product: every kernel, m not a multiple of the
+/// panel height, one and three right-hand columns, overwrite and accumulate, an inner
+/// dimension crossing the k block.
+#[test]
+fn rows_of_a_split_product_equal_the_whole_product_bit_for_bit() {
+    let mut rng = StdRng::seed_from_u64(7);
+    for kernel in [Kernel::Avx512, Kernel::Avx2, Kernel::Scalar] {
+        for (m, k) in [(203, 200), (50, 300), (97, 31)] {
+            let a = random(m, k, &mut rng);
+            let mut p = PackedMatrix::new();
+            p.set_kernel(kernel);
+            p.pack(&a);
+            for n in [1, 3, 9] {
+                let b = random(k, n, &mut rng);
+                let c0 = random(m, n, &mut rng);
+                for (alpha, beta) in [(0.2, 0.0), (0.2, 1.0), (-1.3, -0.5)] {
+                    let mut whole = c0.clone();
+                    p.gemm(alpha, b.as_slice(), n, beta, whole.as_mut_slice());
+                    let cuts = [0, SPLIT_ROWS, (m / 2 / SPLIT_ROWS) * SPLIT_ROWS, m];
+                    for w in cuts.windows(2) {
+                        let rows = w[0]..w[1].max(w[0]);
+                        let mut part = c0.rows(rows.start, rows.len()).into_owned();
+                        p.gemm_rows(
+                            rows.clone(),
+                            alpha,
+                            b.as_slice(),
+                            n,
+                            beta,
+                            part.as_mut_slice(),
+                        );
+                        let expect = whole.rows(rows.start, rows.len());
+                        for (x, y) in part.iter().zip(expect.iter()) {
+                            assert_eq!(
+                                x.to_bits(),
+                                y.to_bits(),
+                                "{kernel:?} m={m} k={k} n={n} rows {rows:?}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+#[should_panic(expected = "not split at multiples")]
+fn rows_not_at_a_split_point_are_refused() {
+    let mut p = PackedMatrix::new();
+    p.pack(&DMatrix::from_element(40, 4, 1.0));
+    let mut c = [0.0; 30];
+    p.gemm_rows(10..40, 1.0, &[1.0; 4], 1, 0.0, &mut c);
+}
+
+#[test]
 fn beta_zero_overwrites_nan() {
     let a = DMatrix::from_element(3, 2, 1.0);
     let b = [1.0, 2.0];

@@ -72,10 +72,11 @@ impl Workspace {
         let mut chunk = Chunk {
             steps: (CHUNK_COLUMNS / b).max(1),
             lo: 0,
+            split: split_row(self.n),
         };
         for k in (1..=steps).rev() {
             if k < steps {
-                self.adjoint_step(net, credit, k, &active);
+                self.adjoint_step(net, credit, k, &active, chunk.split);
                 self.add_readout_cotangent(net, fb, k, active[k - 1]);
                 if let Credit::Truncated { h } = credit {
                     self.truncated_collect(h, k, &active);
@@ -134,9 +135,18 @@ impl Workspace {
     /// Lambda_k from Lambda_{k+1} (k < T) by the rule's adjoint step, before g_k is added:
     /// exact BPTT (1 - dt) Lambda + dt phi' * (W^T Lambda), e-prop with W^T replaced by its
     /// diagonal, truncated BPTT chain by chain.
+    /// At batch 1 with `split` = Some(s) the exact step runs in two halves of rows
+    /// ([`split::adjoint_rows`], same bits).
     #[inline]
-    fn adjoint_step(&mut self, net: &Network, credit: Credit<'_>, k: usize, active: &[bool]) {
-        let (nb, b, dt, phi) = (self.nb(), self.batch, net.dt, net.phi);
+    fn adjoint_step(
+        &mut self,
+        net: &Network,
+        credit: Credit<'_>,
+        k: usize,
+        active: &[bool],
+        split: Option<usize>,
+    ) {
+        let (n, nb, b, dt, phi) = (self.n, self.nb(), self.batch, net.dt, net.phi);
         match credit {
             Credit::Exact => {
                 // the two slots of the ring
@@ -147,6 +157,17 @@ impl Workspace {
                 } else {
                     (s1, s0)
                 };
+                if let (Some(s), 1) = (split, b) {
+                    let (x, h) = (&self.xs[rx], &self.hs[k * n..(k + 1) * n]);
+                    let (za, zb) = self.z.as_mut_slice().split_at_mut(s);
+                    let (la, lb) = lk.split_at_mut(s);
+                    let (ln, wtp) = (&*ln, &self.wtp);
+                    rayon::join(
+                        || split::adjoint_rows(wtp, 0..s, dt, phi, ln, &x[..s], &h[..s], za, la),
+                        || split::adjoint_rows(wtp, s..n, dt, phi, ln, &x[s..], &h[s..], zb, lb),
+                    );
+                    return;
+                }
                 self.wtp.gemm(dt, ln, b, 0.0, self.z.as_mut_slice());
                 adjoint_update(
                     phi,
@@ -201,7 +222,18 @@ impl Workspace {
             let lv = DMatrixView::from_slice(&self.lam_chunk, n, cols);
             let h0 = (chunk.lo - 1) * nb;
             let ht = tview(&self.hs[h0..h0 + cols * n], n, cols);
-            DMatrixViewMut::from_slice(g_rec, n, n).gemm(dt, &lv, &ht, 1.0);
+            let mut g = DMatrixViewMut::from_slice(g_rec, n, n);
+            match split::chunk_split(chunk.split, cols) {
+                // rows 0..s and s..n of dL/dW on two threads (same bits, `split`); the row
+                // blocks of Lambda are strided left operands, safe here because every
+                // dimension exceeds 5, so nalgebra calls matrixmultiply (see `tview`)
+                Some(s) => {
+                    let (mut ga, mut gb) = g.rows_range_pair_mut(0..s, s..n);
+                    let (la, lb) = (lv.rows(0, s), lv.rows(s, n - s));
+                    rayon::join(|| ga.gemm(dt, &la, &ht, 1.0), || gb.gemm(dt, &lb, &ht, 1.0));
+                }
+                None => g.gemm(dt, &lv, &ht, 1.0),
+            }
         }
     }
 

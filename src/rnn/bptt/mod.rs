@@ -19,7 +19,8 @@
 //!   dL/dW_in = dt sum_{k=1}^T Lambda_k U_{k-1}^T,
 //!
 //! with g_k = dl/dX_k the readout cotangent of the loss at step k. [`Sharded`] splits a batch
-//! into shards of trials run in parallel.
+//! into shards of trials run in parallel; `split` (opt-in, `MODEFLOW_SPLIT_PASSES=on`) splits
+//! the products of a single batch-1 pass by rows over two threads, bit for bit the same.
 
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, Dyn, MatrixView};
 
@@ -30,7 +31,9 @@ use crate::{Error, Result};
 
 mod backward;
 mod sharded;
+mod split;
 pub use sharded::*;
+pub use split::{check_env as split_check_env, split_row, SPLIT_MIN_N};
 
 /// Transposed view of a column-major `rows x cols` block stored in `s`: a `cols x rows` view.
 ///
@@ -227,29 +230,37 @@ impl Workspace {
         let r0 = self.xr(0);
         self.xs[r0].copy_from_slice(trials.x0.as_slice());
         self.wp.pack(&net.w);
+        // the step products split by rows over two threads (batch 1 only; same bits, `split`)
+        let split = split_row(n).filter(|_| b == 1);
+        // H_0 = phi(X_0) and X_1 = (1 - dt) X_0
+        self.phi_step(phi, dt, 0);
         for k in 0..self.steps {
-            let (rk, rn) = (self.xr(k), self.xr(k + 1));
-            // X_k and X_{k+1} never overlap (consecutive blocks, or the two ring slots)
-            let (xk, xn): (&[f64], &mut [f64]) = if rk.start < rn.start {
-                let (left, right) = self.xs.split_at_mut(rn.start);
-                (&left[rk], &mut right[..nb])
-            } else {
-                let (left, right) = self.xs.split_at_mut(rk.start);
-                (&right[..nb], &mut left[rn])
-            };
-            // H_k = phi(X_k) and X_{k+1} = (1 - dt) X_k in one pass
-            phi.apply_and_scale(xk, &mut self.hs[k * nb..(k + 1) * nb], xn, 1.0 - dt);
-            self.wp.gemm(dt, &self.hs[k * nb..(k + 1) * nb], b, 1.0, xn);
-            let mut xn = DMatrixViewMut::from_slice(xn, n, b);
             let uk = trials.inputs.columns(k * b, b);
-            if k_in > 0 && uk.iter().any(|&v| v != 0.0) {
-                xn.gemm(dt, &net.w_in, &uk, 1.0);
+            let input = k_in > 0 && uk.iter().any(|&v| v != 0.0);
+            // X_{k+1} += dt W H_k, then (without input) H_{k+1} and (1 - dt) X_{k+1} on the
+            // same rows, or after the input term on all rows
+            match split {
+                Some(s) if !input => self.forward_split(phi, dt, k, s),
+                _ => {
+                    let rn = self.xr(k + 1);
+                    let (h, xn) = (&self.hs[k * nb..(k + 1) * nb], &mut self.xs[rn]);
+                    match split {
+                        Some(s) => {
+                            let (xa, xb) = xn.split_at_mut(s);
+                            let wp = &self.wp;
+                            rayon::join(
+                                || wp.gemm_rows(0..s, dt, h, 1, 1.0, xa),
+                                || wp.gemm_rows(s..n, dt, h, 1, 1.0, xb),
+                            );
+                        }
+                        None => self.wp.gemm(dt, h, b, 1.0, xn),
+                    }
+                    if input {
+                        DMatrixViewMut::from_slice(xn, n, b).gemm(dt, &net.w_in, &uk, 1.0);
+                    }
+                    self.phi_step(phi, dt, k + 1);
+                }
             }
-        }
-        {
-            let t = self.steps;
-            let rt = self.xr(t);
-            phi.apply(&self.xs[rt], &mut self.hs[t * nb..(t + 1) * nb]);
         }
         // readouts y = w_out^T v / N at the loss steps
         net.w_out.transpose_to(&mut self.wout_t);
@@ -267,6 +278,52 @@ impl Workspace {
             y.gemm(inv_n, &self.wout_t, &v, 0.0);
         }
         Ok(())
+    }
+
+    /// H_k = phi(X_k) and, for k < T, X_{k+1} = (1 - dt) X_k in one pass (the start of
+    /// X_{k+1}; the product and the input term are added to it).
+    fn phi_step(&mut self, phi: Phi, dt: f64, k: usize) {
+        let nb = self.nb();
+        let rk = self.xr(k);
+        if k == self.steps {
+            phi.apply(&self.xs[rk], &mut self.hs[k * nb..(k + 1) * nb]);
+            return;
+        }
+        let rn = self.xr(k + 1);
+        let h = &mut self.hs[k * nb..(k + 1) * nb];
+        let (xk, xn) = two_blocks(&mut self.xs, rk, rn);
+        phi.apply_and_scale(xk, h, xn, 1.0 - dt);
+    }
+
+    /// Forward step k at batch 1 without input, split at row s over two threads:
+    /// X_{k+1} += dt W H_k, H_{k+1} = phi(X_{k+1}) and X_{k+2} = (1 - dt) X_{k+1}, each half
+    /// on its own rows ([`split::forward_rows`]).
+    fn forward_split(&mut self, phi: Phi, dt: f64, k: usize, s: usize) {
+        let (n, last) = (self.n, k + 1 == self.steps);
+        let rn = self.xr(k + 1);
+        let rnn = if last { rn.clone() } else { self.xr(k + 2) };
+        let (h_all, h_next) = self.hs.split_at_mut((k + 1) * n);
+        let h = &h_all[k * n..];
+        let (ha, hb) = h_next[..n].split_at_mut(s);
+        let (xn, xnn) = if last {
+            (&mut self.xs[rn], None)
+        } else {
+            let (xn, xnn) = two_blocks_mut(&mut self.xs, rn, rnn);
+            (xn, Some(xnn))
+        };
+        let (xa, xb) = xn.split_at_mut(s);
+        let (xna, xnb) = match xnn {
+            Some(x) => {
+                let (a, b) = x.split_at_mut(s);
+                (Some(a), Some(b))
+            }
+            None => (None, None),
+        };
+        let wp = &self.wp;
+        rayon::join(
+            || split::forward_rows(wp, 0..s, dt, phi, h, xa, Some(ha), xna),
+            || split::forward_rows(wp, s..n, dt, phi, h, xb, Some(hb), xnb),
+        );
     }
 
     /// Loss of the last forward pass; fills the readout cotangents dL/dy.
@@ -330,6 +387,40 @@ impl Workspace {
 struct Chunk {
     steps: usize,
     lo: usize,
+    /// The row where the chunk products are split over two threads ([`split_row`]).
+    split: Option<usize>,
+}
+
+/// The disjoint blocks `r` (read) and `w` (written) of `v`.
+fn two_blocks(
+    v: &mut [f64],
+    r: std::ops::Range<usize>,
+    w: std::ops::Range<usize>,
+) -> (&[f64], &mut [f64]) {
+    let (a, b) = two_blocks_mut(v, r, w);
+    (a, b)
+}
+
+/// The disjoint blocks `r1` and `r2` of `v`, both writable.
+///
+/// # Panics
+/// If they overlap (a programming error).
+fn two_blocks_mut(
+    v: &mut [f64],
+    r1: std::ops::Range<usize>,
+    r2: std::ops::Range<usize>,
+) -> (&mut [f64], &mut [f64]) {
+    assert!(
+        r1.end <= r2.start || r2.end <= r1.start,
+        "two_blocks: overlap"
+    );
+    if r1.start < r2.start {
+        let (left, right) = v.split_at_mut(r2.start);
+        (&mut left[r1], &mut right[..r2.end - r2.start])
+    } else {
+        let (left, right) = v.split_at_mut(r1.start);
+        (&mut right[..r1.end - r1.start], &mut left[r2])
+    }
 }
 
 /// Where Lambda_k lives in the two-slot adjoint ring (only Lambda_k and Lambda_{k+1} are

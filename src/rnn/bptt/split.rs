@@ -1,0 +1,271 @@
+//! One pass on two threads: the products of a single forward + BPTT pass split by rows.
+//!
+//! A batch-1 pass (the working-memory tasks of `models/rnn-rotation.toml`: N = 200, T = 70)
+//! is a chain of T matrix-vector products forward and T backward, each needing the whole
+//! vector of the step before, plus one dL/dW product N x N x T at the end. [`Sharded`] cannot
+//! split it (one trial), so when a second rayon worker is idle these products are split by
+//! rows with `rayon::join`: rows 0..s on this thread, s..N on whichever worker steals the
+//! second half (or, when none is idle, on this thread right after the first: then a join costs
+//! a push and a pop, ~13 ns).
+//!
+//! **Bit for bit the same results.** Every row of a product is computed by the same kernel
+//! over the same inner blocks in the same order whichever rows are asked for, as long as the
+//! split point s is a multiple of [`SPLIT_ROWS`] (24 rows: three packed panels, and a multiple
+//! of every matrixmultiply kernel's 4 or 8 rows, so each entry lies in a full or in a masked
+//! micro-tile in both the split and the whole product):
+//! - the step products go through [`PackedMatrix::gemm_rows`] (test
+//!   `rows_of_a_split_product_equal_the_whole_product_bit_for_bit` in `num::packed`);
+//! - the dL/dW chunk product through nalgebra's `gemm` on row blocks of dL/dW and Lambda,
+//!   which hands both halves to `matrixmultiply::dgemm` with the same k = chunk columns and
+//!   the same strides whenever the whole product goes there (every dimension > 5, nalgebra's
+//!   `SMALL_DIM`; otherwise the product is not split);
+//! - the elementwise steps (tanh, the adjoint update) are per entry anyway.
+//!
+//! So the decision to split may depend on the thread count and on timing without changing a
+//! bit (tests `split_passes_equal_serial_passes_bit_for_bit` here and
+//! `split_passes_give_the_same_report_bit_for_bit` in `tests/split_passes.rs`).
+//!
+//! **Off unless asked for** (`MODEFLOW_SPLIT_PASSES=on`, [`ENV`]), because it pays only on an
+//! otherwise idle machine (numbers and commands in `bench/README.md`, "intra-pass split"): a
+//! single seed at N = 200..512 with the second core idle ran in 0.66-0.83x of the whole-pass
+//! time, but with other processes on the machine the second worker is away when its halves
+//! are due (rayon's idle workers yield, then sleep: a futex wake per resumption), and the same
+//! runs took up to 1.5x longer; on `models/rnn-rotation.toml` (3 seeds, only the last seed's
+//! tail has an idle core) the median two-thread time on the idle machine was 0.90 s against
+//! 0.91 s (best runs 0.85 s = 0.59x of one thread), and it lost 5-30 % with other processes
+//! running.
+//! When on, a pass is split only on a rayon worker of a pool with >= 2 threads (`rayon::join`
+//! from outside a pool would block on the pool for every product), for N >= [`SPLIT_MIN_N`],
+//! and the step products only at batch 1 (their rows are then contiguous; larger batches are
+//! split into shards by [`Sharded`] from 32 trials on).
+
+use std::sync::OnceLock;
+
+use super::*;
+use crate::num::packed::SPLIT_ROWS;
+
+/// The environment variable that switches the split on (read once per process).
+pub const ENV: &str = "MODEFLOW_SPLIT_PASSES";
+
+/// The allowed values of [`ENV`].
+pub const ALLOWED: &str = "off | on (or unset: off)";
+
+/// Parse a value of [`ENV`] (`None`: unset): whether passes may be split.
+pub fn parse(value: Option<&str>) -> std::result::Result<bool, String> {
+    match value.map(str::trim) {
+        None | Some("") | Some("off") => Ok(false),
+        Some("on") => Ok(true),
+        Some(v) => Err(v.to_string()),
+    }
+}
+
+static POLICY: OnceLock<std::result::Result<bool, String>> = OnceLock::new();
+
+fn read() -> &'static std::result::Result<bool, String> {
+    POLICY.get_or_init(|| {
+        let r = parse(std::env::var(ENV).ok().as_deref());
+        if let Err(bad) = &r {
+            eprintln!("warning: {ENV} = {bad:?} is not one of {ALLOWED}; passes run whole");
+        }
+        r
+    })
+}
+
+/// The policy, or a bad-input error naming the variable, its value and the allowed values
+/// (the CLI checks it at start: exit 2).
+pub fn check_env() -> Result<bool> {
+    read().clone().map_err(|bad| Error::Parameter {
+        file: "environment".into(),
+        field: ENV.into(),
+        value: bad,
+        allowed: ALLOWED.into(),
+        reason: "unknown split policy".into(),
+    })
+}
+
+/// Tests switch the split on whatever the environment (it changes no bit, so other tests
+/// running meanwhile are unaffected).
+#[cfg(test)]
+static FORCE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn enabled() -> bool {
+    #[cfg(test)]
+    if FORCE.load(std::sync::atomic::Ordering::Relaxed) {
+        return true;
+    }
+    read().clone().unwrap_or(false)
+}
+
+/// Smallest N whose passes are split. Measured (`bench/README.md`, "intra-pass split"; one
+/// seed of the rnn-rotation task, 150 GD steps, the second core idle): N = 128 0.14 s split
+/// against 0.13 s whole (the fork-join and wake-up costs exceed the halves of ~1 us), N = 200
+/// 0.24 against 0.29 s, N = 256 0.40 against 0.53 s, N = 320 0.67 against 0.92 s.
+pub const SPLIT_MIN_N: usize = 192;
+
+/// nalgebra hands a product to matrixmultiply only when every dimension exceeds this
+/// (`SMALL_DIM` in nalgebra's `gemm`); a split must keep both halves on that path.
+const NALGEBRA_SMALL_DIM: usize = 5;
+
+/// The row where the products of an N-neuron pass are split when another rayon worker may
+/// take half of them: N/2 rounded down to a multiple of [`SPLIT_ROWS`]; `None` when the pass
+/// runs whole (not on a rayon worker, a pool of one thread, N < [`SPLIT_MIN_N`]).
+pub fn split_row(n: usize) -> Option<usize> {
+    let on_pool = rayon::current_thread_index().is_some() && rayon::current_num_threads() > 1;
+    if !enabled() || !on_pool || n < SPLIT_MIN_N {
+        return None;
+    }
+    let s = (n / 2 / SPLIT_ROWS) * SPLIT_ROWS;
+    (s > NALGEBRA_SMALL_DIM && n - s > NALGEBRA_SMALL_DIM).then_some(s)
+}
+
+/// The split of the dL/dW chunk product (N x cols times cols x N) at row s, when the whole
+/// product goes to matrixmultiply (cols > 5) and so do both halves.
+pub(super) fn chunk_split(split: Option<usize>, cols: usize) -> Option<usize> {
+    split.filter(|_| cols > NALGEBRA_SMALL_DIM)
+}
+
+/// X_{k+1}[rows] += dt W H_k [rows], then (when `hn` is given) H_{k+1}[rows] = phi(X_{k+1})
+/// and, with `xnn`, X_{k+2}[rows] = (1 - dt) X_{k+1} (without: the last step, H_T only): the
+/// rows `rows` of one forward step at batch 1 (`xn`, `hn`, `xnn` hold just those rows).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn forward_rows(
+    wp: &PackedMatrix,
+    rows: std::ops::Range<usize>,
+    dt: f64,
+    phi: Phi,
+    h: &[f64],
+    xn: &mut [f64],
+    hn: Option<&mut [f64]>,
+    xnn: Option<&mut [f64]>,
+) {
+    wp.gemm_rows(rows, dt, h, 1, 1.0, xn);
+    match (hn, xnn) {
+        (Some(hn), Some(xnn)) => phi.apply_and_scale(xn, hn, xnn, 1.0 - dt),
+        (Some(hn), None) => phi.apply(xn, hn),
+        _ => {}
+    }
+}
+
+/// Z[rows] = dt (W^T Lambda_{k+1})[rows] and Lambda_k[rows] = (1 - dt) Lambda_{k+1} + phi'(X_k)
+/// .* Z on those rows: the rows `rows` of one exact adjoint step at batch 1 (`x`, `h`, `z`,
+/// `lk` hold those rows of X_k, H_k, Z, Lambda_k; `lam_next` is the whole Lambda_{k+1}).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn adjoint_rows(
+    wtp: &PackedMatrix,
+    rows: std::ops::Range<usize>,
+    dt: f64,
+    phi: Phi,
+    lam_next: &[f64],
+    x: &[f64],
+    h: &[f64],
+    z: &mut [f64],
+    lk: &mut [f64],
+) {
+    let r0 = rows.start;
+    let len = rows.len();
+    wtp.gemm_rows(rows, dt, lam_next, 1, 0.0, z);
+    adjoint_update(phi, 1.0 - dt, &lam_next[r0..r0 + len], x, h, z, lk);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rnn::network::NetworkSpec;
+    use crate::rnn::task::{LossKind, Task, WorkingMemory};
+    use crate::rnn::Readout;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    fn setup(n: usize, batch: usize, phi: Phi, readout: Readout, u_s: f64) -> (Network, Trials) {
+        let mut rng = StdRng::seed_from_u64(3);
+        let net = Network::new(
+            &NetworkSpec {
+                n,
+                g: 0.9,
+                dt: 0.2,
+                phi,
+                readout,
+                m0: [[0.0; 2]; 2],
+            },
+            &mut rng,
+        );
+        let task = Task::WorkingMemory(WorkingMemory {
+            pattern: 0,
+            u_p: 1.0,
+            t_in: 2.0,
+            u_s,
+            t_d: 4.0,
+            t_loss: 2.0,
+            zhat: 0.5,
+            loss: LossKind::Aligned,
+            sigma0: 0.1,
+        });
+        let trials = task.trials(n, net.inputs(), net.outputs(), net.dt, batch, &mut rng);
+        (net, trials)
+    }
+
+    /// loss, gradient and end state of one pass
+    fn pass(net: &Network, trials: &Trials, t: &Trainable, credit: Credit<'_>) -> Vec<u64> {
+        let mut ws = Workspace::new(net, trials.steps, trials.batch);
+        let mut grad = vec![0.0; net.num_params(t)];
+        let l = ws
+            .loss_and_grad_with(net, trials, t, credit, &mut grad)
+            .unwrap();
+        let mut bits: Vec<u64> = grad.iter().map(|v| v.to_bits()).collect();
+        bits.push(l.to_bits());
+        bits.extend(ws.end_state().iter().map(|v| v.to_bits()));
+        bits
+    }
+
+    /// One forward + BPTT pass on a 2-thread pool (products split at row 96 of N = 203, not a
+    /// multiple of the panel height) equals the same pass run whole on one thread, bit for
+    /// bit: batch 1 (step products and dL/dW split; input on the first steps only, or on
+    /// every step) and batch 3 (dL/dW split), tanh and erf (states kept), all of W, W_in and
+    /// w_out trained, exact and truncated credit.
+    #[test]
+    fn the_policy_is_off_unless_asked_and_refuses_unknown_values() {
+        assert_eq!(parse(None), Ok(false));
+        assert_eq!(parse(Some("")), Ok(false));
+        assert_eq!(parse(Some("off")), Ok(false));
+        assert_eq!(parse(Some(" on ")), Ok(true));
+        assert_eq!(parse(Some("yes")), Err("yes".to_string()));
+    }
+
+    #[test]
+    fn split_passes_equal_serial_passes_bit_for_bit() {
+        FORCE.store(true, std::sync::atomic::Ordering::Relaxed);
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let two = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        assert_eq!(two.install(|| split_row(203)), Some(96));
+        assert_eq!(one.install(|| split_row(203)), None);
+        assert_eq!(two.install(|| split_row(SPLIT_MIN_N - 1)), None);
+        assert_eq!(split_row(203), None, "outside a pool: never split");
+        let t = Trainable {
+            recurrent: Recurrent::Full,
+            input: true,
+            readout: true,
+        };
+        for (phi, readout) in [(Phi::Tanh, Readout::Rate), (Phi::Erf, Readout::State)] {
+            for (batch, u_s) in [(1, 0.0), (1, 0.3), (3, 0.0)] {
+                let (net, trials) = setup(203, batch, phi, readout, u_s);
+                for credit in [Credit::Exact, Credit::Truncated { h: 4 }] {
+                    let serial = one.install(|| pass(&net, &trials, &t, credit));
+                    // repeated: the second worker takes halves at different moments each time
+                    for _ in 0..3 {
+                        let split = two.install(|| pass(&net, &trials, &t, credit));
+                        assert!(
+                            serial == split,
+                            "{phi:?} {readout:?} batch {batch} u_s {u_s} {credit:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
