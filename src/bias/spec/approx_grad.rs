@@ -387,7 +387,10 @@ pub fn rows(spec: &Spec, out: &Outcome) -> Vec<Row> {
             out.bound
         ),
         out.worst < 0.0,
-        format!("largest E[Delta L]/|g|^2 = {:.3e} (r = {r})", out.worst),
+        format!(
+            "largest E[Delta L]/|g|^2 = {:.3e} (eta {}, r {r})",
+            out.worst, spec.isotropic_eta
+        ),
     ));
     rows.push(Row::abs(
         "H = lambda I at the bound: E[Delta L] / |g|^2 = 0",

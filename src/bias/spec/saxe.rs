@@ -220,8 +220,11 @@ pub fn net_rows(spec: &Spec, out: &Outcome) -> Vec<Row> {
             EXACT_TOL,
         )
         .note(format!(
-            "{} modes, {} steps, random U, V",
+            "{} modes s = {:?}, u0 = {:?}, eta = {}, {} steps, random U, V",
             spec.s.len(),
+            spec.s,
+            spec.u0,
+            spec.eta,
             spec.steps
         )),
         Row::abs(

@@ -11,13 +11,6 @@ use crate::Result;
 pub fn check_b13() -> Result<Vec<Row>> {
     let spec = Spec::reference();
     let mut rows: Vec<Row> = net_rows(&spec, &run(&spec)?);
-    // the check's note names the setting
-    if let Some(r) = rows.first_mut() {
-        r.note = format!(
-            "4 modes s = 3, 2, 1, 0.5, u0 = 1e-3, eta = {}, {} steps, random U, V",
-            spec.eta, spec.steps
-        );
-    }
     // GD -> GF at first order in eta: error of the map against u(t) at t = 3, halving eta
     let (sm, um, t_end) = (2.0, 1e-3, 3.0);
     let err = |eta: f64| map_gf_error(sm, um, eta, t_end);
