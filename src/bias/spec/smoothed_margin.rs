@@ -62,10 +62,15 @@ fn doubling_rows(r: &MarginRun, doubling: &[usize]) -> Vec<Row> {
         .windows(2)
         .map(|p| r.samples[p[1]].2 - r.samples[p[0]].2)
         .collect();
+    let norms: Vec<f64> = at.iter().map(|&i| r.samples[i].2).collect();
     rows.push(Row::holds(
         format!("1 - cos(theta(t), theta(2t)) decreases along t = {doubling:?}"),
         cosd.windows(2).all(|p| p[1] < p[0]),
-        fmt_list(&cosd),
+        format!(
+            "{}; |theta|^2 at t = {doubling:?}: {}",
+            fmt_list(&cosd),
+            fmt_list(&norms)
+        ),
     ));
     rows.push(
         Row::rel(
@@ -208,8 +213,8 @@ pub fn rows(spec: &Spec, out: &Outcome) -> Vec<Row> {
         DECREASE_TOL,
     )
     .note(format!(
-        "L_sum < 1 from step {}; GD eta {} on the mean exp loss",
-        r.t0, spec.eta
+        "L_sum < 1 from step {}; GD eta {} on the mean exp loss, {} steps",
+        r.t0, spec.eta, spec.steps
     ))];
     rows.extend(doubling_rows(r, &out.doubling));
     rows
