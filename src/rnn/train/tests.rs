@@ -16,6 +16,16 @@ use crate::rnn::network::{NetworkSpec, Phi, Readout};
 use crate::rnn::task::WorkingMemory;
 use rand::SeedableRng;
 
+/// Train all weights of `net` on `task` without an observer.
+fn train_full(
+    net: &mut Network,
+    task: &Task,
+    opts: &TrainOptions,
+    rng: &mut StdRng,
+) -> Result<TrainLog> {
+    train_task(net, &Trainable::FULL, task, opts, rng, |_, _, _| Ok(()))
+}
+
 fn setup(phi: Phi) -> (Network, Task) {
     let mut rng = StdRng::seed_from_u64(11);
     let spec = NetworkSpec {
@@ -45,15 +55,7 @@ fn gd_and_adam_reach_tolerance_deterministically() {
         let run = || {
             let (mut net, task) = setup(Phi::Tanh);
             let mut rng = StdRng::seed_from_u64(5);
-            let log = train_task(
-                &mut net,
-                &Trainable::FULL,
-                &task,
-                &opts,
-                &mut rng,
-                |_, _, _| Ok(()),
-            )
-            .unwrap();
+            let log = train_full(&mut net, &task, &opts, &mut rng).unwrap();
             (log, net.w.clone())
         };
         let (log, w1) = run();
@@ -105,15 +107,7 @@ fn installed_progress_display_follows_the_run() {
     };
     let (mut net, task) = setup(Phi::Tanh);
     let mut rng = StdRng::seed_from_u64(5);
-    let log = train_task(
-        &mut net,
-        &Trainable::FULL,
-        &task,
-        &opts,
-        &mut rng,
-        |_, _, _| Ok(()),
-    )
-    .unwrap();
+    let log = train_full(&mut net, &task, &opts, &mut rng).unwrap();
     assert!(log.converged);
     assert_eq!(MADE.with(Cell::get), 1);
     assert_eq!(FINISHED.with(Cell::get), 1);
@@ -157,15 +151,7 @@ fn tiny_flip_flop_trains_to_tolerance() {
             batch: 8,
             ..TrainOptions::default()
         };
-        train_task(
-            &mut net,
-            &Trainable::FULL,
-            &task,
-            &opts,
-            &mut rng,
-            |_, _, _| Ok(()),
-        )
-        .unwrap()
+        train_full(&mut net, &task, &opts, &mut rng).unwrap()
     };
     let log = run();
     assert!(
@@ -292,16 +278,9 @@ fn gd_at_a_small_rate_follows_the_flow() {
             max_steps: steps,
             ..TrainOptions::default()
         };
-        train_task(
-            &mut net,
-            &Trainable::FULL,
-            &task,
-            &opts,
-            &mut rng,
-            |_, _, _| Ok(()),
-        )
-        .unwrap()
-        .final_loss
+        train_full(&mut net, &task, &opts, &mut rng)
+            .unwrap()
+            .final_loss
     };
     let lr = tau / 40.0;
     let (e1, e2) = (
@@ -386,15 +365,7 @@ fn huge_rate_is_reported_as_divergence() {
         ..TrainOptions::default()
     };
     let mut rng = StdRng::seed_from_u64(5);
-    let err = train_task(
-        &mut net,
-        &Trainable::FULL,
-        &task,
-        &opts,
-        &mut rng,
-        |_, _, _| Ok(()),
-    )
-    .unwrap_err();
+    let err = train_full(&mut net, &task, &opts, &mut rng).unwrap_err();
     match err {
         Error::Diverged { step, hint, .. } => {
             assert!((1..50).contains(&step));
