@@ -193,20 +193,6 @@ pub struct AgreementRun {
     pub net: TwoLayer,
 }
 
-/// Train in the agreement regime from w_j = c w* + eps xi_j, u_j = -c w* + eps xi'_j and compare
-/// with lifted GD of step k eta (the B-4/B-5 reference: n = 40, d = 5, 10 + 10 neurons, alpha =
-/// 0.2, teacher margin 0.3, eps = 0.02).
-pub fn agreement_run(seed: u64, steps: usize, eta: f64) -> Result<AgreementRun> {
-    let (x, y, ws) = teacher_data(40, 5, 0.3, seed);
-    let s = StudentSettings {
-        k: 10,
-        alpha: 0.2,
-        eta,
-        steps,
-    };
-    agreement_run_on(&x, &y, &ws, &s, 0.02, seed + 1000)
-}
-
 /// Settings of a +-1 student run (THEORY II.2): k neurons per sign, leaky slope alpha, GD step
 /// eta on the mean logistic loss (first layer only), `steps` steps.
 #[derive(Debug, Clone, Copy)]
@@ -217,9 +203,10 @@ pub struct StudentSettings {
     pub steps: usize,
 }
 
-/// [`agreement_run`] on given data: init w_j = w* + `noise` xi_j, u_j = -w* + `noise` xi'_j
-/// (xi from `StdRng::seed_from_u64(rng_seed)`), where `ws` separates the data
-/// (sign(ws . x_i) = y_i). Errors if that init is not in the agreement regime.
+/// Train in the agreement regime and compare with lifted GD of step k eta (B-4, B-5): init
+/// w_j = w* + `noise` xi_j, u_j = -w* + `noise` xi'_j (xi from `StdRng::seed_from_u64(rng_seed)`),
+/// where `ws` separates the data (sign(ws . x_i) = y_i). Errors if that init is not in the
+/// agreement regime.
 pub fn agreement_run_on(
     x: &DMatrix<f64>,
     y: &DVector<f64>,
@@ -296,6 +283,114 @@ pub fn agreement_run_on(
         agreed,
         lift_gap: gap,
         net,
+    })
+}
+
+/// B-3 on random sums: P, Q ~ N(0, I_d), then `n_test` fresh N(0, I_d) points, all drawn (in
+/// that order) from `StdRng::seed_from_u64(rng_seed)`. Returns the fraction of the points on
+/// which the exactly clustered net w_j = P/k, u_j = Q/k has sign N(x) = sign((P - Q) . x)
+/// (1 by the B-3 lemma; ties have probability 0).
+pub fn random_clusters_linear_fraction(
+    d: usize,
+    k: usize,
+    alpha: f64,
+    n_test: usize,
+    rng_seed: u64,
+) -> f64 {
+    let mut rng = StdRng::seed_from_u64(rng_seed);
+    let p = DVector::from_fn(d, |_, _| rng.sample::<f64, _>(StandardNormal));
+    let q = DVector::from_fn(d, |_, _| rng.sample::<f64, _>(StandardNormal));
+    let w = DMatrix::from_fn(d, 2 * k, |r, c| {
+        if c < k {
+            p[r] / k as f64
+        } else {
+            q[r] / k as f64
+        }
+    });
+    let net = student(w, k, alpha);
+    let xt = DMatrix::from_fn(n_test, d, |_, _| rng.sample::<f64, _>(StandardNormal));
+    let f = net.predict(&xt);
+    let lin = &xt * (&p - &q);
+    (0..n_test)
+        .filter(|&i| f[i].signum() == lin[i].signum())
+        .count() as f64
+        / n_test as f64
+}
+
+/// Tolerance of the hard-margin SVMs of [`lifted_direction`] (the plain and the lifted max-margin
+/// directions): far below the direction errors measured (~1e-2) and above rounding.
+const LIFTED_SVM_TOL: f64 = 1e-13;
+
+/// Lifted GD at one checkpoint t of [`lifted_direction`].
+#[derive(Debug, Clone, Copy)]
+pub struct LiftedCheckpoint {
+    /// GD steps taken
+    pub t: usize,
+    /// theta . w_hat / |w_hat|^2: the component along the lifted max-margin solution w_hat (grows
+    /// like ln t)
+    pub along: f64,
+    /// |theta - along w_hat|: the rest (bounded)
+    pub across: f64,
+    /// |theta/|theta| - w_hat/|w_hat||: the direction error (shrinks like 1/ln t)
+    pub direction_error: f64,
+}
+
+/// What [`lifted_direction`] measured.
+#[derive(Debug, Clone)]
+pub struct LiftedDirection {
+    pub checkpoints: Vec<LiftedCheckpoint>,
+    /// cos(P* - Q*, plain SVM direction) of the lifted max-margin solution (P*, Q*)
+    pub cos_lifted_plain: f64,
+}
+
+/// B-5's direction: GD of step `eta` on the mean logistic loss of the lifted linear problem
+/// (theta . phi_i, [`lifted_features`]) from theta = 0, measured at the increasing `checkpoints`
+/// against the lifted max-margin solution; and the cosine of its P - Q part with the plain SVM
+/// direction. Errors if the data or the lifted data are not separable.
+pub fn lifted_direction(
+    x: &DMatrix<f64>,
+    y: &DVector<f64>,
+    alpha: f64,
+    eta: f64,
+    checkpoints: &[usize],
+) -> Result<LiftedDirection> {
+    let (n, d) = (x.nrows(), x.ncols());
+    let phi = lifted_features(x, y, alpha);
+    let wh = super::solvers::hard_margin_svm(&phi, y, LIFTED_SVM_TOL)?.w;
+    let plain = super::solvers::hard_margin_svm(x, y, LIFTED_SVM_TOL)?.w;
+    // z_i = y_i phi_i: the margins are z theta and the gradient is -(1/n) z^T sigmoid(-z theta)
+    let z = DMatrix::from_fn(n, 2 * d, |i, c| y[i] * phi[(i, c)]);
+    let mut theta = DVector::zeros(2 * d);
+    let mut s = DVector::zeros(n);
+    let mut t = 0;
+    let mut out = Vec::with_capacity(checkpoints.len());
+    for &cp in checkpoints {
+        while t < cp {
+            s.gemv(1.0, &z, &theta, 0.0);
+            s.apply(|v| *v = 1.0 / (1.0 + v.exp()));
+            theta.gemv_tr(eta / n as f64, &z, &s, 1.0);
+            t += 1;
+        }
+        if !theta.iter().all(|v| v.is_finite()) {
+            return Err(Error::Diverged {
+                what: "lifted GD".into(),
+                step: t,
+                loss: f64::NAN,
+                hint: "reduce lifted_eta".into(),
+            });
+        }
+        let along = theta.dot(&wh) / wh.norm_squared();
+        out.push(LiftedCheckpoint {
+            t,
+            along,
+            across: (&theta - &wh * along).norm(),
+            direction_error: (&theta.normalize() - wh.normalize()).norm(),
+        });
+    }
+    let lifted_pq = (wh.rows(0, d) - wh.rows(d, d)).normalize();
+    Ok(LiftedDirection {
+        checkpoints: out,
+        cos_lifted_plain: lifted_pq.dot(&plain.normalize()),
     })
 }
 

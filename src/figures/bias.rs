@@ -258,8 +258,19 @@ fn principal_plane(w: &DMatrix<f64>) -> Result<(DVector<f64>, DVector<f64>)> {
 pub fn clusters(model: &ModelFile, dir: &Path) -> Result<Vec<PathBuf>> {
     let aspec = agreement::check(model)?;
     io::ensure_dir(dir)?;
+    let untrained = || {
+        model.checker().error(
+            "steps",
+            0,
+            "at least 1",
+            "the cluster figure draws the trained student",
+        )
+    };
+    if aspec.steps == 0 {
+        return Err(untrained());
+    }
     let o = agreement::run(&aspec, &model.common.file)?;
-    let net = o.student.net;
+    let net = o.student.ok_or_else(untrained)?.net;
     let loss = o.series.last().map_or(f64::NAN, |row| row[1]);
     let m = 2 * aspec.k;
     let v: Vec<DVector<f64>> = (0..m).map(|c| net.w.column(c).into_owned()).collect();
