@@ -70,6 +70,10 @@ const SHIPPED: &[(&str, &[(&str, &str)])] = &[
         "bias-student-clusters.toml",
         &[("steps", "20000"), ("n_test", "2000")],
     ),
+    (
+        "bias-student-reference.toml",
+        &[("steps", "2000"), ("scan_steps", "1000"), ("seeds", "2")],
+    ),
     ("bias-width-check.toml", &[("widths", "[1, 10, 100]")]),
     ("bias-width.toml", &[("widths", "[1, 10, 100]")]),
 ];

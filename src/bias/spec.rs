@@ -15,6 +15,7 @@
 //! - `bias_saxe` ([`saxe`]): B-13 mode curves of a balanced aligned linear net.
 //! - `bias_approx_grad` ([`approx_grad`]): B-14 one-step bias/variance formula vs Monte Carlo.
 //! - `bias_pattern` ([`pattern`]): B-15 pattern detection, test error and clusters vs width.
+//! - `bias_student_reference` ([`student_reference`]): B-16 reference runs of the +-1 student.
 //!
 //! Each kind: a raw struct (`deny_unknown_fields`) -> validation naming the field -> a run of the
 //! library functions of `crate::bias` -> rows of prediction | measurement | verdict, summaries,
@@ -30,6 +31,7 @@ pub mod modified_flow;
 pub mod pattern;
 pub mod saxe;
 pub mod smoothed_margin;
+pub mod student_reference;
 pub mod width;
 
 use std::path::PathBuf;
@@ -56,6 +58,7 @@ pub const KINDS: &[&str] = &[
     "bias_saxe",
     "bias_approx_grad",
     "bias_pattern",
+    "bias_student_reference",
 ];
 
 /// Result of `modeflow train` on a bias model.
@@ -209,6 +212,7 @@ pub fn train(model: &ModelFile) -> Result<BiasReport> {
         "bias_saxe" => saxe::train(model)?,
         "bias_approx_grad" => approx_grad::train(model)?,
         "bias_pattern" => pattern::train(model)?,
+        "bias_student_reference" => student_reference::train(model)?,
         other => {
             return Err(Error::ModelFile {
                 file: model.common.file.clone(),
@@ -244,6 +248,7 @@ pub fn check(model: &ModelFile) -> Result<()> {
         "bias_saxe" => saxe::check(model).map(drop),
         "bias_approx_grad" => approx_grad::check(model).map(drop),
         "bias_pattern" => pattern::check(model).map(drop),
+        "bias_student_reference" => student_reference::check(model).map(drop),
         other => Err(Error::ModelFile {
             file: model.common.file.clone(),
             message: format!("kind `{other}` is not a bias kind ({})", KINDS.join(", ")),
