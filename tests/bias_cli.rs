@@ -37,10 +37,7 @@ const SHIPPED: &[(&str, &[(&str, &str)])] = &[
         "bias-agreement.toml",
         &[("steps", "5000"), ("n_test", "2000")],
     ),
-    (
-        "bias-agreement-check.toml",
-        &[("lifted_steps", "[1000, 10000]")],
-    ),
+    ("bias-agreement-check.toml", &[]),
     ("bias-approx-grad-check.toml", &[("samples", "50000")]),
     ("bias-approx-grad.toml", &[("samples", "50000")]),
     (

@@ -9,7 +9,7 @@
 //! agreement init w_j = w* + `agreement_noise` xi, u_j = -w* + ... (0 skips it); `record_every`,
 //! `csv`. Optional: `steps = 0` skips the trained run (B-3 then takes random sums
 //! P, Q ~ N(0, I), drawn with the test points at seed + 300; no summaries of the trained net and
-//! an empty time series); `seeds = [...]` runs B-3 (with `steps = 0`) and the agreement run for
+//! one time-series line per seed instead); `seeds = [...]` runs B-3 (with `steps = 0`) and the agreement run for
 //! each seed (teacher data and agreement init drawn at that seed; rows labelled "seed s: ");
 //! `lifted_steps = [t1, t2]` with `lifted_eta` runs lifted GD from theta = 0 on the data of
 //! `seed` to t1 < t2 and compares its direction with the lifted max-margin solution (B-5).
@@ -223,7 +223,8 @@ pub fn check(model: &ModelFile) -> Result<Spec> {
     })
 }
 
-/// Columns of [`Outcome::series`].
+/// Columns of [`Outcome::series`] of the trained run (`steps` > 0): one line every
+/// `record_every` steps.
 pub const SERIES_HEADER: [&str; 7] = [
     "step",
     "loss",
@@ -234,19 +235,32 @@ pub const SERIES_HEADER: [&str; 7] = [
     "cos_pq_lifted",
 ];
 
+/// Columns of [`Outcome::series`] without a trained run (`steps` = 0): one line per seed, the
+/// measured values of its rows (NaN without the agreement run).
+pub const SEED_SERIES_HEADER: [&str; 6] = [
+    "seed",
+    "b3_linear_fraction",
+    "agreement_held",
+    "drift",
+    "lift_gap",
+    "cos_pq_lifted",
+];
+
 /// What a `bias_agreement` run produced: the trained student (None when `steps` = 0), its rows
-/// and summaries, and the time series ([`SERIES_HEADER`]).
+/// and summaries, and the time series (`header`: [`SERIES_HEADER`], or [`SEED_SERIES_HEADER`]
+/// when `steps` = 0).
 pub struct Outcome {
     pub student: Option<ReferenceOutcome>,
     pub rows: Vec<Row>,
     pub summary: Vec<(String, f64)>,
+    pub header: &'static [&'static str],
     pub series: Vec<Vec<f64>>,
 }
 
 pub(super) fn train(model: &ModelFile) -> Result<Trained> {
     let spec = check(model)?;
     let o = run(&spec, &model.common.file)?;
-    let csv = time_series(model, &spec.csv, &SERIES_HEADER, o.series)?;
+    let csv = time_series(model, &spec.csv, o.header, o.series)?;
     Ok((o.rows, o.summary, csv))
 }
 
@@ -306,8 +320,11 @@ pub fn run(spec: &Spec, file: &str) -> Result<Outcome> {
             None => what,
         };
         let mut per_seed = Vec::new();
+        let mut line = vec![f64::NAN; SEED_SERIES_HEADER.len()];
+        line[0] = seed as f64;
         if spec.steps == 0 {
             per_seed.push(b3_random_row(spec, seed));
+            line[1] = per_seed[0].measured;
         }
         if spec.agreement_steps > 0 {
             let other;
@@ -331,11 +348,18 @@ pub fn run(spec: &Spec, file: &str) -> Result<Outcome> {
                 seed,
             };
             let (r, cos_lifted) = agreement_rows(&c, &run, &data.lifted_pq)?;
+            for (slot, row) in line[2..5].iter_mut().zip(&r) {
+                *slot = row.measured;
+            }
+            line[5] = cos_lifted;
             per_seed.extend(r);
             summary.push((
                 label("agreement run: cos(P - Q, lifted P* - Q*)".into()),
                 cos_lifted,
             ));
+        }
+        if spec.steps == 0 {
+            series.push(line);
         }
         rows.extend(per_seed.into_iter().map(|r| Row {
             label: label(r.label.clone()),
@@ -356,10 +380,16 @@ pub fn run(spec: &Spec, file: &str) -> Result<Outcome> {
             ));
         }
     }
+    let header: &'static [&'static str] = if spec.steps > 0 {
+        &SERIES_HEADER
+    } else {
+        &SEED_SERIES_HEADER
+    };
     Ok(Outcome {
         student,
         rows,
         summary,
+        header,
         series,
     })
 }
