@@ -200,7 +200,16 @@ impl Workspace {
         let lk = &self.lam[slot(k, nb)];
         if t.recurrent == Recurrent::Full {
             if chunk_gather(&mut self.lam_chunk, chunk, k, self.steps, lk) {
-                chunk_product(&self.lam_chunk, &self.hs, n, b, net.dt, chunk, chunk.split, g_rec);
+                chunk_product(
+                    &self.lam_chunk,
+                    &self.hs,
+                    n,
+                    b,
+                    net.dt,
+                    chunk,
+                    chunk.split,
+                    g_rec,
+                );
             }
         } else {
             latent_block(&mut self.p, &self.u_t, n, b, k, lk);
@@ -401,7 +410,14 @@ pub(super) fn chunk_product(
 }
 
 /// U^T Lambda_k, block k - 1 of P (dL/dM = dt P Q^T / N after the loop).
-pub(super) fn latent_block(p: &mut DMatrix<f64>, u_t: &DMatrix<f64>, n: usize, b: usize, k: usize, lk: &[f64]) {
+pub(super) fn latent_block(
+    p: &mut DMatrix<f64>,
+    u_t: &DMatrix<f64>,
+    n: usize,
+    b: usize,
+    k: usize,
+    lk: &[f64],
+) {
     let lv = DMatrixView::from_slice(lk, n, b);
     p.columns_mut((k - 1) * b, b).gemm(1.0, u_t, &lv, 0.0);
 }

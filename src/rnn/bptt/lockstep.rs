@@ -319,14 +319,17 @@ mod tests {
             pool(1).install(|| assert!(chain(203, 96, 200).0 == serial));
             let two = pool(2);
             for _ in 0..20 {
-                let (a, b) = two.install(|| {
-                    rayon::join(|| chain(203, 96, 200).0, || chain(203, 96, 200).0)
-                });
+                let (a, b) =
+                    two.install(|| rayon::join(|| chain(203, 96, 200).0, || chain(203, 96, 200).0));
                 assert!(a == serial && b == serial);
             }
             use rayon::prelude::*;
-            let all: Vec<Vec<f64>> =
-                two.install(|| (0..8).into_par_iter().map(|_| chain(203, 96, 50).0).collect());
+            let all: Vec<Vec<f64>> = two.install(|| {
+                (0..8)
+                    .into_par_iter()
+                    .map(|_| chain(203, 96, 50).0)
+                    .collect()
+            });
             let short = chain(203, 96, 50).0;
             assert!(all.iter().all(|v| *v == short));
         });
@@ -339,7 +342,13 @@ mod tests {
             for threads in [1, 2] {
                 let r = std::panic::catch_unwind(|| {
                     pool(threads).install(|| {
-                        run(100, &mut (), |_, _| {}, |i| assert!(i != 50, "half 50"), |_, _| {});
+                        run(
+                            100,
+                            &mut (),
+                            |_, _| {},
+                            |i| assert!(i != 50, "half 50"),
+                            |_, _| {},
+                        );
                     })
                 });
                 assert!(r.is_err());

@@ -19,8 +19,9 @@
 //!   dL/dW_in = dt sum_{k=1}^T Lambda_k U_{k-1}^T,
 //!
 //! with g_k = dl/dX_k the readout cotangent of the loss at step k. [`Sharded`] splits a batch
-//! into shards of trials run in parallel; `split` (opt-in, `MODEFLOW_SPLIT_PASSES=on`) splits
-//! the products of a single batch-1 pass by rows over two threads, bit for bit the same.
+//! into shards of trials run in parallel; `split` (opt-in, `MODEFLOW_SPLIT_PASSES=on`) runs
+//! the time loops of a single batch-1 pass in lockstep on two threads (`lockstep`: one join
+//! per pass, each step's products in two row halves), bit for bit the same.
 
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, Dyn, MatrixView};
 

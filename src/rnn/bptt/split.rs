@@ -3,10 +3,15 @@
 //! A batch-1 pass (the working-memory tasks of `models/rnn-rotation.toml`: N = 200, T = 70)
 //! is a chain of T matrix-vector products forward and T backward, each needing the whole
 //! vector of the step before, plus one dL/dW product N x N x T at the end. [`Sharded`] cannot
-//! split it (one trial), so when a second rayon worker is idle these products are split by
-//! rows with `rayon::join`: rows 0..s on this thread, s..N on whichever worker steals the
-//! second half (or, when none is idle, on this thread right after the first: then a join costs
-//! a push and a pop, ~13 ns).
+//! split it (one trial), so when a second rayon worker may be idle the time loops run in
+//! *lockstep* (`bptt::lockstep`): one `rayon::join` per pass (forward; exact backward), each
+//! step's product and elementwise follow-up in two row halves, rows 0..s on this thread and
+//! rows s..N claimed step by step by the idle worker that stole the pass's partner job (or
+//! computed here when it has not claimed them: a busy or absent second worker costs one
+//! push and pop per pass, no wait). The dL/dW chunk product after the backward loop is split
+//! by rows with one `rayon::join`. ([`Workspace::forward_lockstep`],
+//! [`Workspace::backward_lockstep`]; until 2026-12-05 evening each step was its own
+//! `rayon::join`, whose idle worker returned to rayon's sleep protocol between steps.)
 //!
 //! **Bit for bit the same results.** Every row of a product is computed by the same kernel
 //! over the same inner blocks in the same order whichever rows are asked for, as long as the
@@ -25,15 +30,15 @@
 //! bit (tests `split_passes_equal_serial_passes_bit_for_bit` here and
 //! `split_passes_give_the_same_report_bit_for_bit` in `tests/split_passes.rs`).
 //!
-//! **Off unless asked for** (`MODEFLOW_SPLIT_PASSES=on`, [`ENV`]), because it pays only on an
-//! otherwise idle machine (numbers and commands in `bench/README.md`, "intra-pass split"): a
-//! single seed at N = 200..512 with the second core idle ran in 0.66-0.83x of the whole-pass
-//! time, but with other processes on the machine the second worker is away when its halves
-//! are due (rayon's idle workers yield, then sleep: a futex wake per resumption), and the same
-//! runs took up to 1.5x longer; on `models/rnn-rotation.toml` (3 seeds, only the last seed's
-//! tail has an idle core) the median two-thread time on the idle machine was 0.90 s against
-//! 0.91 s (best runs 0.85 s = 0.59x of one thread), and it lost 5-30 % with other processes
-//! running.
+//! **Off unless asked for** (`MODEFLOW_SPLIT_PASSES=on`, [`ENV`]), because it has not been
+//! measured to pay on this project's 2-vCPU machine under load (numbers and commands in
+//! `bench/README.md`, "Intra-pass split" and "Lockstep passes"): the per-step joins won
+//! 0.66-0.83x on a single seed with the second core idle and lost 5-30 % under load; the
+//! lockstep passes, measured only under load (load average 6-11, real-time priority), ran
+//! `models/rnn-rotation.toml` on 2 threads in 0.91-0.98 s against 0.86-0.90 s for whole
+//! passes, and one seed at N = 200 in 0.31-0.33 s against 0.28-0.30 s (one earlier round:
+//! 0.21 s against 0.29-0.36 s): the partner took ~96 % of the halves, but each step's
+//! hand-over between the two vCPUs cost about as much as the half it saved.
 //! When on, a pass is split only on a rayon worker of a pool with >= 2 threads (`rayon::join`
 //! from outside a pool would block on the pool for every product), for N >= [`SPLIT_MIN_N`],
 //! and the step products only at batch 1 (their rows are then contiguous; larger batches are
@@ -42,11 +47,11 @@
 use std::ops::Range;
 use std::sync::OnceLock;
 
-use super::*;
 use super::backward::{
     chunk_gather, chunk_product, input_gradient, latent_block, readout_cotangent,
 };
 use super::lockstep::{self, SharedBuf};
+use super::*;
 use crate::num::packed::SPLIT_ROWS;
 
 /// The environment variable that switches the split on (read once per process).
@@ -415,6 +420,46 @@ mod tests {
         assert_eq!(parse(Some("off")), Ok(false));
         assert_eq!(parse(Some(" on ")), Ok(true));
         assert_eq!(parse(Some("yes")), Err("yes".to_string()));
+    }
+
+    /// Lockstep passes cannot hang: on a 1-thread pool (the partner never stolen: the owner
+    /// computes every half) and two passes side by side on a 2-thread pool (each worker the
+    /// owner of its own pass, nested in a join), repeated; each equals the whole pass bit for
+    /// bit. Guarded by a timeout (a hang fails the test instead of stalling the suite).
+    #[test]
+    fn lockstep_passes_cannot_hang_alone_or_side_by_side() {
+        FORCE.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let t = Trainable {
+                recurrent: Recurrent::Full,
+                input: true,
+                readout: true,
+            };
+            let (net, trials) = setup(203, 1, Phi::Tanh, Readout::Rate, 0.3);
+            // outside a pool: never split
+            let whole = pass(&net, &trials, &t, Credit::Exact);
+            let pool = |threads| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap()
+            };
+            assert!(pool(1).install(|| pass(&net, &trials, &t, Credit::Exact)) == whole);
+            let two = pool(2);
+            for _ in 0..10 {
+                let (a, b) = two.install(|| {
+                    rayon::join(
+                        || pass(&net, &trials, &t, Credit::Exact),
+                        || pass(&net, &trials, &t, Credit::Exact),
+                    )
+                });
+                assert!(a == whole && b == whole);
+            }
+            tx.send(()).unwrap();
+        });
+        let r = rx.recv_timeout(std::time::Duration::from_secs(300));
+        assert!(r.is_ok(), "lockstep passes hung or failed: {r:?}");
     }
 
     #[test]
