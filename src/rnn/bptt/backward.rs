@@ -376,8 +376,8 @@ pub(super) fn chunk_gather(
     k == chunk.lo
 }
 
-/// dL/dW += dt Lambda_chunk phi(X)_chunk^T for the chunk gathered from `chunk.lo` on: phi(X_{lo
-/// - 1}) .. phi(X_{lo + len - 2}) are contiguous in the trajectory `hs`, in the order of the
+/// dL/dW += dt Lambda_chunk phi(X)_chunk^T for the chunk gathered from `chunk.lo` on:
+/// phi(X_{lo-1}) .. phi(X_{lo+len-2}) are contiguous in the trajectory `hs`, in the order of the
 /// Lambda columns; their transpose is a strided view (the right operand, see `tview`). With
 /// `split` = Some(s) (and more than 5 columns) rows 0..s and s..N run on two threads (same
 /// bits, `split`).

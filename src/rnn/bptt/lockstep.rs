@@ -255,7 +255,7 @@ mod tests {
         {
             let buf = SharedBuf::new(&mut v);
             let half = |i: usize, rows: Range<usize>| {
-                let (cur, next) = if i % 2 == 0 { (0, n) } else { (n, 0) };
+                let (cur, next) = if i.is_multiple_of(2) { (0, n) } else { (n, 0) };
                 // SAFETY: step i reads the slot of v_i whole and writes its own rows of the
                 // other slot; the two halves write disjoint rows
                 let sum: f64 = unsafe { buf.get(cur..cur + n) }.iter().sum();
@@ -275,7 +275,7 @@ mod tests {
                     half(i, s..n)
                 },
                 |_, i| {
-                    let next = if i % 2 == 0 { n } else { 0 };
+                    let next = if i.is_multiple_of(2) { n } else { 0 };
                     // SAFETY: the serial part runs while the partner only polls
                     for x in unsafe { buf.get_mut(next..next + n) } {
                         *x *= 2.0;
