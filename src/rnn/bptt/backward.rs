@@ -74,26 +74,25 @@ impl Workspace {
             lo: 0,
             split: split_row(self.n),
         };
+        // exact BPTT at batch 1 with another worker possibly idle: steps T-1 .. 1 in lockstep
+        // (their adjoint products split by rows over two threads, same bits, `split`)
+        let lockstep = match (credit, chunk.split) {
+            (Credit::Exact, Some(s)) if b == 1 && steps > 1 => Some(s),
+            _ => None,
+        };
         for k in (1..=steps).rev() {
             if k < steps {
-                self.adjoint_step(net, credit, k, &active, chunk.split);
+                if let Some(s) = lockstep {
+                    self.backward_lockstep(net, fb, trials, t, &active, s, &mut chunk, g_rec, g_in);
+                    break;
+                }
+                self.adjoint_step(net, credit, k, &active);
                 self.add_readout_cotangent(net, fb, k, active[k - 1]);
                 if let Credit::Truncated { h } = credit {
                     self.truncated_collect(h, k, &active);
                 }
             }
-            if full {
-                self.add_recurrent_chunk(net.dt, k, &mut chunk, g_rec);
-            } else {
-                // U^T Lambda_k, block k - 1 of P (dL/dM = dt P Q^T / N after the loop)
-                let lv = DMatrixView::from_slice(&self.lam[slot(k, nb)], self.n, b);
-                self.p
-                    .columns_mut((k - 1) * b, b)
-                    .gemm(1.0, &self.u_t, &lv, 0.0);
-            }
-            if t.input {
-                self.add_input_gradient(net, trials, k, g_in);
-            }
+            self.accumulate(net, trials, t, k, &mut chunk, g_rec, g_in);
         }
         if !full {
             self.latent_gradient(net.dt, g_rec);
@@ -135,18 +134,11 @@ impl Workspace {
     /// Lambda_k from Lambda_{k+1} (k < T) by the rule's adjoint step, before g_k is added:
     /// exact BPTT (1 - dt) Lambda + dt phi' * (W^T Lambda), e-prop with W^T replaced by its
     /// diagonal, truncated BPTT chain by chain.
-    /// At batch 1 with `split` = Some(s) the exact step runs in two halves of rows
-    /// ([`split::adjoint_rows`], same bits).
+    /// (At batch 1 with another worker possibly idle, the exact steps run in lockstep instead:
+    /// [`Workspace::backward_lockstep`].)
     #[inline]
-    fn adjoint_step(
-        &mut self,
-        net: &Network,
-        credit: Credit<'_>,
-        k: usize,
-        active: &[bool],
-        split: Option<usize>,
-    ) {
-        let (n, nb, b, dt, phi) = (self.n, self.nb(), self.batch, net.dt, net.phi);
+    fn adjoint_step(&mut self, net: &Network, credit: Credit<'_>, k: usize, active: &[bool]) {
+        let (nb, b, dt, phi) = (self.nb(), self.batch, net.dt, net.phi);
         match credit {
             Credit::Exact => {
                 // the two slots of the ring
@@ -157,17 +149,6 @@ impl Workspace {
                 } else {
                     (s1, s0)
                 };
-                if let (Some(s), 1) = (split, b) {
-                    let (x, h) = (&self.xs[rx], &self.hs[k * n..(k + 1) * n]);
-                    let (za, zb) = self.z.as_mut_slice().split_at_mut(s);
-                    let (la, lb) = lk.split_at_mut(s);
-                    let (ln, wtp) = (&*ln, &self.wtp);
-                    rayon::join(
-                        || split::adjoint_rows(wtp, 0..s, dt, phi, ln, &x[..s], &h[..s], za, la),
-                        || split::adjoint_rows(wtp, s..n, dt, phi, ln, &x[s..], &h[s..], zb, lb),
-                    );
-                    return;
-                }
                 self.wtp.gemm(dt, ln, b, 0.0, self.z.as_mut_slice());
                 adjoint_update(
                     phi,
@@ -201,52 +182,40 @@ impl Workspace {
         }
     }
 
-    /// dL/dW += dt Lambda_k phi(X_{k-1})^T, a chunk of steps at a time: Lambda_k is copied
-    /// while in cache, the chunk product runs when full (steps chunk.lo .. chunk.lo + len).
-    #[inline]
-    fn add_recurrent_chunk(&mut self, dt: f64, k: usize, chunk: &mut Chunk, g_rec: &mut [f64]) {
+    /// Lambda_k's contributions to the gradient (k >= 1, Lambda_k complete): its column of the
+    /// dL/dW chunk (the chunk product when the chunk is full) or its block U^T Lambda_k of
+    /// dL/dM, and dL/dW_in.
+    #[allow(clippy::too_many_arguments)]
+    fn accumulate(
+        &mut self,
+        net: &Network,
+        trials: &Trials,
+        t: &Trainable,
+        k: usize,
+        chunk: &mut Chunk,
+        g_rec: &mut [f64],
+        g_in: &mut [f64],
+    ) {
         let (n, b, nb) = (self.n, self.batch, self.nb());
-        if k == self.steps || k + 1 == chunk.lo {
-            let len = chunk.steps.min(k);
-            chunk.lo = k + 1 - len;
-            // within the capacity after the first chunk: no allocation in the loop
-            self.lam_chunk.resize(len * nb, 0.0);
-        }
-        let col = (k - chunk.lo) * b;
-        self.lam_chunk[col * n..col * n + nb].copy_from_slice(&self.lam[slot(k, nb)]);
-        if k == chunk.lo {
-            // phi(X_{lo - 1}) .. phi(X_{lo + len - 2}): contiguous in the trajectory, in the
-            // order of the Lambda columns; its transpose is a strided view (the right operand,
-            // see `tview`)
-            let cols = self.lam_chunk.len() / n;
-            let lv = DMatrixView::from_slice(&self.lam_chunk, n, cols);
-            let h0 = (chunk.lo - 1) * nb;
-            let ht = tview(&self.hs[h0..h0 + cols * n], n, cols);
-            let mut g = DMatrixViewMut::from_slice(g_rec, n, n);
-            match split::chunk_split(chunk.split, cols) {
-                // rows 0..s and s..n of dL/dW on two threads (same bits, `split`); the row
-                // blocks of Lambda are strided left operands, safe here because every
-                // dimension exceeds 5, so nalgebra calls matrixmultiply (see `tview`)
-                Some(s) => {
-                    let (mut ga, mut gb) = g.rows_range_pair_mut(0..s, s..n);
-                    let (la, lb) = (lv.rows(0, s), lv.rows(s, n - s));
-                    rayon::join(|| ga.gemm(dt, &la, &ht, 1.0), || gb.gemm(dt, &lb, &ht, 1.0));
-                }
-                None => g.gemm(dt, &lv, &ht, 1.0),
+        let lk = &self.lam[slot(k, nb)];
+        if t.recurrent == Recurrent::Full {
+            if chunk_gather(&mut self.lam_chunk, chunk, k, self.steps, lk) {
+                chunk_product(
+                    &self.lam_chunk,
+                    &self.hs,
+                    n,
+                    b,
+                    net.dt,
+                    chunk,
+                    chunk.split,
+                    g_rec,
+                );
             }
+        } else {
+            latent_block(&mut self.p, &self.u_t, n, b, k, lk);
         }
-    }
-
-    /// dL/dW_in += dt Lambda_k U_{k-1}^T (steps without input skipped).
-    #[inline]
-    fn add_input_gradient(&self, net: &Network, trials: &Trials, k: usize, g_in: &mut [f64]) {
-        let (n, b, nb, k_in) = (self.n, self.batch, self.nb(), net.inputs());
-        let uk = trials.inputs.columns((k - 1) * b, b);
-        if uk.iter().any(|&v| v != 0.0) {
-            let lv = DMatrixView::from_slice(&self.lam[slot(k, nb)], n, b);
-            let ut = tview(&trials.inputs.as_slice()[(k - 1) * b * k_in..], k_in, b);
-            let mut gi = DMatrixViewMut::from_slice(g_in, n, k_in);
-            gi.gemm(net.dt, &lv, &ut, 1.0);
+        if t.input {
+            input_gradient(net, trials, n, b, k, lk, g_in);
         }
     }
 
@@ -343,26 +312,132 @@ impl Workspace {
         if !active {
             return;
         }
-        let (n, b, nb) = (self.n, self.batch, self.nb());
-        let e = self.ey.columns((k - 1) * b, b);
-        self.z.gemm(1.0 / n as f64, fb, &e, 0.0);
+        let nb = self.nb();
         let rx = self.xr(k);
+        let (x, h) = (&self.xs[rx], &self.hs[k * nb..(k + 1) * nb]);
         let lk = &mut self.lam[slot(k, nb)];
-        let z = self.z.as_slice();
-        match net.readout {
-            Readout::Rate => {
-                // X_k is only read by phi' for erf, which keeps the whole trajectory
-                let x = &self.xs[rx];
-                let h = &self.hs[k * nb..(k + 1) * nb];
-                for i in 0..nb {
-                    lk[i] += net.phi.df(x[i], h[i]) * z[i];
-                }
-            }
-            Readout::State => {
-                for i in 0..nb {
-                    lk[i] += z[i];
-                }
+        readout_cotangent(net, fb, &self.ey, k, &mut self.z, x, h, lk);
+    }
+}
+
+/// Lambda_k += dl/dX_k from the readout cotangent of state X_k (k >= 1) along `fb`: Z =
+/// fb e_k / N (N x B scratch), then Lambda_k += phi'(X_k) .* Z (rate readout; `x`, `h` are
+/// X_k and H_k) or Lambda_k += Z (state readout).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn readout_cotangent(
+    net: &Network,
+    fb: &DMatrix<f64>,
+    ey: &DMatrix<f64>,
+    k: usize,
+    z: &mut DMatrix<f64>,
+    x: &[f64],
+    h: &[f64],
+    lk: &mut [f64],
+) {
+    let (n, b) = z.shape();
+    let e = ey.columns((k - 1) * b, b);
+    z.gemm(1.0 / n as f64, fb, &e, 0.0);
+    let z = z.as_slice();
+    let nb = n * b;
+    match net.readout {
+        Readout::Rate => {
+            // X_k is only read by phi' for erf, which keeps the whole trajectory
+            for i in 0..nb {
+                lk[i] += net.phi.df(x[i], h[i]) * z[i];
             }
         }
+        Readout::State => {
+            for i in 0..nb {
+                lk[i] += z[i];
+            }
+        }
+    }
+}
+
+/// Copy Lambda_k (`lk`) into its column of the dL/dW chunk (a chunk of `chunk.steps` steps at
+/// a time, k = T .. 1; a new chunk starts at k = T and below each finished one); true when
+/// the chunk is full (k is its lowest step) and its product is due.
+pub(super) fn chunk_gather(
+    lam_chunk: &mut Vec<f64>,
+    chunk: &mut Chunk,
+    k: usize,
+    steps: usize,
+    lk: &[f64],
+) -> bool {
+    let nb = lk.len();
+    if k == steps || k + 1 == chunk.lo {
+        let len = chunk.steps.min(k);
+        chunk.lo = k + 1 - len;
+        // within the capacity after the first chunk: no allocation in the loop
+        lam_chunk.resize(len * nb, 0.0);
+    }
+    let col = k - chunk.lo;
+    lam_chunk[col * nb..(col + 1) * nb].copy_from_slice(lk);
+    k == chunk.lo
+}
+
+/// dL/dW += dt Lambda_chunk phi(X)_chunk^T for the chunk gathered from `chunk.lo` on:
+/// phi(X_{lo-1}) .. phi(X_{lo+len-2}) are contiguous in the trajectory `hs`, in the order of the
+/// Lambda columns; their transpose is a strided view (the right operand, see `tview`). With
+/// `split` = Some(s) (and more than 5 columns) rows 0..s and s..N run on two threads (same
+/// bits, `split`).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn chunk_product(
+    lam_chunk: &[f64],
+    hs: &[f64],
+    n: usize,
+    b: usize,
+    dt: f64,
+    chunk: &Chunk,
+    split: Option<usize>,
+    g_rec: &mut [f64],
+) {
+    let cols = lam_chunk.len() / n;
+    let lv = DMatrixView::from_slice(lam_chunk, n, cols);
+    let h0 = (chunk.lo - 1) * n * b;
+    let ht = tview(&hs[h0..h0 + cols * n], n, cols);
+    let mut g = DMatrixViewMut::from_slice(g_rec, n, n);
+    match split::chunk_split(split, cols) {
+        // the row blocks of Lambda are strided left operands, safe here because every
+        // dimension exceeds 5, so nalgebra calls matrixmultiply (see `tview`)
+        Some(s) => {
+            let (mut ga, mut gb) = g.rows_range_pair_mut(0..s, s..n);
+            let (la, lb) = (lv.rows(0, s), lv.rows(s, n - s));
+            rayon::join(|| ga.gemm(dt, &la, &ht, 1.0), || gb.gemm(dt, &lb, &ht, 1.0));
+        }
+        None => g.gemm(dt, &lv, &ht, 1.0),
+    }
+}
+
+/// U^T Lambda_k, block k - 1 of P (dL/dM = dt P Q^T / N after the loop).
+pub(super) fn latent_block(
+    p: &mut DMatrix<f64>,
+    u_t: &DMatrix<f64>,
+    n: usize,
+    b: usize,
+    k: usize,
+    lk: &[f64],
+) {
+    let lv = DMatrixView::from_slice(lk, n, b);
+    p.columns_mut((k - 1) * b, b).gemm(1.0, u_t, &lv, 0.0);
+}
+
+/// dL/dW_in += dt Lambda_k U_{k-1}^T (steps without input skipped).
+pub(super) fn input_gradient(
+    net: &Network,
+    trials: &Trials,
+    n: usize,
+    b: usize,
+    k: usize,
+    lk: &[f64],
+    g_in: &mut [f64],
+) {
+    let k_in = net.inputs();
+    let uk = trials.inputs.columns((k - 1) * b, b);
+    if uk.iter().any(|&v| v != 0.0) {
+        let lv = DMatrixView::from_slice(lk, n, b);
+        let ut = tview(&trials.inputs.as_slice()[(k - 1) * b * k_in..], k_in, b);
+        let mut gi = DMatrixViewMut::from_slice(g_in, n, k_in);
+        gi.gemm(net.dt, &lv, &ut, 1.0);
     }
 }

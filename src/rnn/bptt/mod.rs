@@ -19,8 +19,9 @@
 //!   dL/dW_in = dt sum_{k=1}^T Lambda_k U_{k-1}^T,
 //!
 //! with g_k = dl/dX_k the readout cotangent of the loss at step k. [`Sharded`] splits a batch
-//! into shards of trials run in parallel; `split` (opt-in, `MODEFLOW_SPLIT_PASSES=on`) splits
-//! the products of a single batch-1 pass by rows over two threads, bit for bit the same.
+//! into shards of trials run in parallel; `split` (opt-in, `MODEFLOW_SPLIT_PASSES=on`) runs
+//! the time loops of a single batch-1 pass in lockstep on two threads (`lockstep`: one join
+//! per pass, each step's products in two row halves), bit for bit the same.
 
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, Dyn, MatrixView};
 
@@ -30,6 +31,7 @@ use crate::num::packed::PackedMatrix;
 use crate::{Error, Result};
 
 mod backward;
+mod lockstep;
 mod sharded;
 mod split;
 pub use sharded::*;
@@ -106,6 +108,9 @@ pub struct Workspace {
     wdiag: Vec<f64>,
     /// Truncated BPTT: one adjoint chain per live loss step, h x N x B (allocated on first use).
     chains: Vec<f64>,
+    /// Scratch for Z on the second row half of a lockstep adjoint step (`split`; allocated on
+    /// first use).
+    z_half: Vec<f64>,
 }
 
 impl Workspace {
@@ -134,6 +139,7 @@ impl Workspace {
             u_t: DMatrix::zeros(2, n),
             wdiag: Vec::new(),
             chains: Vec::new(),
+            z_half: Vec::new(),
         }
     }
 
@@ -191,12 +197,7 @@ impl Workspace {
 
     /// Where X_k is stored (see the field `xs`).
     fn xr(&self, k: usize) -> std::ops::Range<usize> {
-        let nb = self.nb();
-        if self.keep_states {
-            k * nb..(k + 1) * nb
-        } else {
-            slot(k, nb)
-        }
+        state_rows(self.keep_states, k, self.nb())
     }
 
     /// End state X_T (N x B) of the last forward pass.
@@ -230,36 +231,24 @@ impl Workspace {
         let r0 = self.xr(0);
         self.xs[r0].copy_from_slice(trials.x0.as_slice());
         self.wp.pack(&net.w);
-        // the step products split by rows over two threads (batch 1 only; same bits, `split`)
-        let split = split_row(n).filter(|_| b == 1);
         // H_0 = phi(X_0) and X_1 = (1 - dt) X_0
         self.phi_step(phi, dt, 0);
-        for k in 0..self.steps {
-            let uk = trials.inputs.columns(k * b, b);
-            let input = k_in > 0 && uk.iter().any(|&v| v != 0.0);
-            // X_{k+1} += dt W H_k, then (without input) H_{k+1} and (1 - dt) X_{k+1} on the
-            // same rows, or after the input term on all rows
-            match split {
-                Some(s) if !input => self.forward_split(phi, dt, k, s),
-                _ => {
-                    let rn = self.xr(k + 1);
-                    let (h, xn) = (&self.hs[k * nb..(k + 1) * nb], &mut self.xs[rn]);
-                    match split {
-                        Some(s) => {
-                            let (xa, xb) = xn.split_at_mut(s);
-                            let wp = &self.wp;
-                            rayon::join(
-                                || wp.gemm_rows(0..s, dt, h, 1, 1.0, xa),
-                                || wp.gemm_rows(s..n, dt, h, 1, 1.0, xb),
-                            );
-                        }
-                        None => self.wp.gemm(dt, h, b, 1.0, xn),
-                    }
-                    if input {
-                        DMatrixViewMut::from_slice(xn, n, b).gemm(dt, &net.w_in, &uk, 1.0);
-                    }
-                    self.phi_step(phi, dt, k + 1);
+        // batch 1 on a worker with another one possibly idle: the time loop in lockstep, its
+        // step products split by rows over two threads (same bits, `split`)
+        if let (Some(s), 1) = (split_row(n), b) {
+            self.forward_lockstep(net, trials, s);
+        } else {
+            for k in 0..self.steps {
+                let uk = trials.inputs.columns(k * b, b);
+                let input = k_in > 0 && uk.iter().any(|&v| v != 0.0);
+                // X_{k+1} += dt W H_k (+ dt W_in U_k), then H_{k+1} and (1 - dt) X_{k+1}
+                let rn = self.xr(k + 1);
+                let (h, xn) = (&self.hs[k * nb..(k + 1) * nb], &mut self.xs[rn]);
+                self.wp.gemm(dt, h, b, 1.0, xn);
+                if input {
+                    DMatrixViewMut::from_slice(xn, n, b).gemm(dt, &net.w_in, &uk, 1.0);
                 }
+                self.phi_step(phi, dt, k + 1);
             }
         }
         // readouts y = w_out^T v / N at the loss steps
@@ -293,37 +282,6 @@ impl Workspace {
         let h = &mut self.hs[k * nb..(k + 1) * nb];
         let (xk, xn) = two_blocks(&mut self.xs, rk, rn);
         phi.apply_and_scale(xk, h, xn, 1.0 - dt);
-    }
-
-    /// Forward step k at batch 1 without input, split at row s over two threads:
-    /// X_{k+1} += dt W H_k, H_{k+1} = phi(X_{k+1}) and X_{k+2} = (1 - dt) X_{k+1}, each half
-    /// on its own rows ([`split::forward_rows`]).
-    fn forward_split(&mut self, phi: Phi, dt: f64, k: usize, s: usize) {
-        let (n, last) = (self.n, k + 1 == self.steps);
-        let rn = self.xr(k + 1);
-        let rnn = if last { rn.clone() } else { self.xr(k + 2) };
-        let (h_all, h_next) = self.hs.split_at_mut((k + 1) * n);
-        let h = &h_all[k * n..];
-        let (ha, hb) = h_next[..n].split_at_mut(s);
-        let (xn, xnn) = if last {
-            (&mut self.xs[rn], None)
-        } else {
-            let (xn, xnn) = two_blocks_mut(&mut self.xs, rn, rnn);
-            (xn, Some(xnn))
-        };
-        let (xa, xb) = xn.split_at_mut(s);
-        let (xna, xnb) = match xnn {
-            Some(x) => {
-                let (a, b) = x.split_at_mut(s);
-                (Some(a), Some(b))
-            }
-            None => (None, None),
-        };
-        let wp = &self.wp;
-        rayon::join(
-            || split::forward_rows(wp, 0..s, dt, phi, h, xa, Some(ha), xna),
-            || split::forward_rows(wp, s..n, dt, phi, h, xb, Some(hb), xnb),
-        );
     }
 
     /// Loss of the last forward pass; fills the readout cotangents dL/dy.
@@ -420,6 +378,16 @@ fn two_blocks_mut(
     } else {
         let (left, right) = v.split_at_mut(r1.start);
         (&mut right[..r1.end - r1.start], &mut left[r2])
+    }
+}
+
+/// Where X_k is stored in `Workspace::xs` (N B values): column block k of the trajectory when
+/// the states are kept, else a slot of the two-slot ring.
+fn state_rows(keep_states: bool, k: usize, nb: usize) -> std::ops::Range<usize> {
+    if keep_states {
+        k * nb..(k + 1) * nb
+    } else {
+        slot(k, nb)
     }
 }
 

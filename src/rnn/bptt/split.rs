@@ -3,10 +3,15 @@
 //! A batch-1 pass (the working-memory tasks of `models/rnn-rotation.toml`: N = 200, T = 70)
 //! is a chain of T matrix-vector products forward and T backward, each needing the whole
 //! vector of the step before, plus one dL/dW product N x N x T at the end. [`Sharded`] cannot
-//! split it (one trial), so when a second rayon worker is idle these products are split by
-//! rows with `rayon::join`: rows 0..s on this thread, s..N on whichever worker steals the
-//! second half (or, when none is idle, on this thread right after the first: then a join costs
-//! a push and a pop, ~13 ns).
+//! split it (one trial), so when a second rayon worker may be idle the time loops run in
+//! *lockstep* (`bptt::lockstep`): one `rayon::join` per pass (forward; exact backward), each
+//! step's product and elementwise follow-up in two row halves, rows 0..s on this thread and
+//! rows s..N claimed step by step by the idle worker that stole the pass's partner job (or
+//! computed here when it has not claimed them: a busy or absent second worker costs one
+//! push and pop per pass, no wait). The dL/dW chunk product after the backward loop is split
+//! by rows with one `rayon::join`. ([`Workspace::forward_lockstep`],
+//! [`Workspace::backward_lockstep`]; until 2026-12-05 evening each step was its own
+//! `rayon::join`, whose idle worker returned to rayon's sleep protocol between steps.)
 //!
 //! **Bit for bit the same results.** Every row of a product is computed by the same kernel
 //! over the same inner blocks in the same order whichever rows are asked for, as long as the
@@ -25,22 +30,27 @@
 //! bit (tests `split_passes_equal_serial_passes_bit_for_bit` here and
 //! `split_passes_give_the_same_report_bit_for_bit` in `tests/split_passes.rs`).
 //!
-//! **Off unless asked for** (`MODEFLOW_SPLIT_PASSES=on`, [`ENV`]), because it pays only on an
-//! otherwise idle machine (numbers and commands in `bench/README.md`, "intra-pass split"): a
-//! single seed at N = 200..512 with the second core idle ran in 0.66-0.83x of the whole-pass
-//! time, but with other processes on the machine the second worker is away when its halves
-//! are due (rayon's idle workers yield, then sleep: a futex wake per resumption), and the same
-//! runs took up to 1.5x longer; on `models/rnn-rotation.toml` (3 seeds, only the last seed's
-//! tail has an idle core) the median two-thread time on the idle machine was 0.90 s against
-//! 0.91 s (best runs 0.85 s = 0.59x of one thread), and it lost 5-30 % with other processes
-//! running.
+//! **Off unless asked for** (`MODEFLOW_SPLIT_PASSES=on`, [`ENV`]), because it has not been
+//! measured to pay on this project's 2-vCPU machine under load (numbers and commands in
+//! `bench/README.md`, "Intra-pass split" and "Lockstep passes"): the per-step joins won
+//! 0.66-0.83x on a single seed with the second core idle and lost 5-30 % under load; the
+//! lockstep passes, measured only under load (load average 6-11, real-time priority), ran
+//! `models/rnn-rotation.toml` on 2 threads in 0.91-0.98 s against 0.86-0.90 s for whole
+//! passes, and one seed at N = 200 in 0.31-0.33 s against 0.28-0.30 s (one earlier round:
+//! 0.21 s against 0.29-0.36 s): the partner took ~96 % of the halves, but each step's
+//! hand-over between the two vCPUs cost about as much as the half it saved.
 //! When on, a pass is split only on a rayon worker of a pool with >= 2 threads (`rayon::join`
 //! from outside a pool would block on the pool for every product), for N >= [`SPLIT_MIN_N`],
 //! and the step products only at batch 1 (their rows are then contiguous; larger batches are
 //! split into shards by [`Sharded`] from 32 trials on).
 
+use std::ops::Range;
 use std::sync::OnceLock;
 
+use super::backward::{
+    chunk_gather, chunk_product, input_gradient, latent_block, readout_cotangent,
+};
+use super::lockstep::{self, SharedBuf};
 use super::*;
 use crate::num::packed::SPLIT_ROWS;
 
@@ -167,6 +177,187 @@ pub(super) fn adjoint_rows(
     adjoint_update(phi, 1.0 - dt, &lam_next[r0..r0 + len], x, h, z, lk);
 }
 
+impl Workspace {
+    /// The time loop of a batch-1 forward pass in lockstep ([`lockstep::run`]), split at row
+    /// s: step k computes X_{k+1} += dt W H_k on rows 0..s here and on rows s..N on whichever
+    /// thread claims them, each half followed on its rows by H_{k+1} = phi(X_{k+1}) and
+    /// X_{k+2} = (1 - dt) X_{k+1} ([`forward_rows`]); at a step with input the halves do only
+    /// the product, and the input term and phi follow on all rows here (serial part). The
+    /// same operations on the same rows as the whole loop in [`Workspace::forward`].
+    /// Expects X_0, H_0 and X_1 = (1 - dt) X_0 in place and W packed.
+    pub(super) fn forward_lockstep(&mut self, net: &Network, trials: &Trials, s: usize) {
+        let (n, steps, keep, dt, phi) = (self.n, self.steps, self.keep_states, net.dt, net.phi);
+        let k_in = net.inputs();
+        let wp = &self.wp;
+        let xs = SharedBuf::new(&mut self.xs);
+        let hs = SharedBuf::new(&mut self.hs);
+        let xr = |k: usize| state_rows(keep, k, n);
+        let input = |k: usize| k_in > 0 && trials.inputs.column(k).iter().any(|&v| v != 0.0);
+        let half = |k: usize, rows: Range<usize>| {
+            let (r0, r1) = (rows.start, rows.end);
+            let xn = xr(k + 1);
+            // SAFETY (all four): during step k both halves read H_k, written in step k - 1
+            // (before step k was opened), and nobody writes it; each half writes only its own
+            // rows r0..r1 of X_{k+1}, H_{k+1} and X_{k+2} (disjoint blocks of the buffers:
+            // columns k + 1 and k + 2 of the trajectory, or the two slots of the ring), which
+            // nothing else reads or writes until both halves are done
+            let h = unsafe { hs.get(k * n..(k + 1) * n) };
+            let xn = unsafe { xs.get_mut(xn.start + r0..xn.start + r1) };
+            if input(k) {
+                wp.gemm_rows(rows, dt, h, 1, 1.0, xn);
+                return;
+            }
+            let hn = unsafe { hs.get_mut((k + 1) * n + r0..(k + 1) * n + r1) };
+            let xnn = (k + 1 < steps).then(|| {
+                let x = xr(k + 2);
+                unsafe { xs.get_mut(x.start + r0..x.start + r1) }
+            });
+            forward_rows(wp, rows, dt, phi, h, xn, Some(hn), xnn);
+        };
+        lockstep::run(
+            steps,
+            &mut (),
+            |_, k| half(k, 0..s),
+            |k| half(k, s..n),
+            |_, k| {
+                if !input(k) {
+                    return;
+                }
+                // SAFETY: the serial part of step k runs after both halves, while the partner
+                // only polls the step counters: nothing else touches the buffers
+                let xn = unsafe { xs.get_mut(xr(k + 1)) };
+                let hn = unsafe { hs.get_mut((k + 1) * n..(k + 2) * n) };
+                let uk = trials.inputs.columns(k, 1);
+                DMatrixViewMut::from_slice(xn, n, 1).gemm(dt, &net.w_in, &uk, 1.0);
+                // phi_step(k + 1): H_{k+1}, and X_{k+2} = (1 - dt) X_{k+1} before the last step
+                if k + 1 == steps {
+                    phi.apply(xn, hn);
+                } else {
+                    let xnn = unsafe { xs.get_mut(xr(k + 2)) };
+                    phi.apply_and_scale(xn, hn, xnn, 1.0 - dt);
+                }
+            },
+        );
+    }
+}
+
+/// The owner's own state during a lockstep backward pass.
+struct BackwardOwner<'a> {
+    z: &'a mut DMatrix<f64>,
+    p: &'a mut DMatrix<f64>,
+    lam_chunk: &'a mut Vec<f64>,
+    chunk: &'a mut Chunk,
+    g_rec: &'a mut [f64],
+    g_in: &'a mut [f64],
+}
+
+impl Workspace {
+    /// Steps T-1 .. 1 of an exact batch-1 backward pass in lockstep ([`lockstep::run`]), split
+    /// at row s (after step T): the adjoint step Lambda_k from Lambda_{k+1} runs on rows 0..s
+    /// here and on rows s..N on whichever thread claims them ([`adjoint_rows`]); then, here,
+    /// the readout cotangent g_k and Lambda_k's contributions to the gradient, as in the whole
+    /// loop of `backward_with` (the same operations in the same order). The last dL/dW chunk
+    /// product (k = 1) runs after the pass, split by rows with `rayon::join`; earlier chunk
+    /// products (T > [`CHUNK_COLUMNS`]) run whole inside it.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn backward_lockstep(
+        &mut self,
+        net: &Network,
+        fb: &DMatrix<f64>,
+        trials: &Trials,
+        t: &Trainable,
+        active: &[bool],
+        s: usize,
+        chunk: &mut Chunk,
+        g_rec: &mut [f64],
+        g_in: &mut [f64],
+    ) {
+        let (n, steps, keep, dt, phi) = (self.n, self.steps, self.keep_states, net.dt, net.phi);
+        let full = t.recurrent == Recurrent::Full;
+        // the second half's scratch for Z (allocated on first use)
+        self.z_half.resize(n - s, 0.0);
+        let Workspace {
+            xs,
+            hs,
+            lam,
+            z,
+            ey,
+            p,
+            wtp,
+            lam_chunk,
+            u_t,
+            z_half,
+            ..
+        } = self;
+        let (xs, hs, ey, wtp, u_t) = (&*xs, &*hs, &*ey, &*wtp, &*u_t);
+        let lam = SharedBuf::new(lam);
+        let zb = SharedBuf::new(z_half);
+        let mut owner = BackwardOwner {
+            z,
+            p,
+            lam_chunk,
+            chunk,
+            g_rec,
+            g_in,
+        };
+        // session step i is the adjoint step k = T - 1 - i
+        let k_of = |i: usize| steps - 1 - i;
+        lockstep::run(
+            steps - 1,
+            &mut owner,
+            |o, i| {
+                let k = k_of(i);
+                let (rx, lk) = (state_rows(keep, k, n), slot(k, n));
+                // SAFETY: during step k both halves read Lambda_{k+1} (the other slot of the
+                // ring, complete before step k was opened) and nobody writes it; each half
+                // writes only its rows of Lambda_k's slot (rows 0..s here)
+                let ln = unsafe { lam.get(slot(k + 1, n)) };
+                let la = unsafe { lam.get_mut(lk.start..lk.start + s) };
+                let (x, h) = (&xs[rx.start..rx.start + s], &hs[k * n..k * n + s]);
+                let za = &mut o.z.as_mut_slice()[..s];
+                adjoint_rows(wtp, 0..s, dt, phi, ln, x, h, za, la);
+            },
+            |i| {
+                let k = k_of(i);
+                let (rx, lk) = (state_rows(keep, k, n), slot(k, n));
+                // SAFETY: as for the first half, rows s..N of Lambda_k's slot; the scratch
+                // `zb` is touched only by the thread that claimed this half
+                let ln = unsafe { lam.get(slot(k + 1, n)) };
+                let lb = unsafe { lam.get_mut(lk.start + s..lk.end) };
+                let zb = unsafe { zb.get_mut(0..n - s) };
+                let (x, h) = (&xs[rx.start + s..rx.end], &hs[k * n + s..(k + 1) * n]);
+                adjoint_rows(wtp, s..n, dt, phi, ln, x, h, zb, lb);
+            },
+            |o, i| {
+                let k = k_of(i);
+                // SAFETY: the serial part of step k runs after both halves, while the partner
+                // only polls the step counters
+                let lk = unsafe { lam.get_mut(slot(k, n)) };
+                if active[k - 1] {
+                    let (x, h) = (&xs[state_rows(keep, k, n)], &hs[k * n..(k + 1) * n]);
+                    readout_cotangent(net, fb, ey, k, o.z, x, h, lk);
+                }
+                let lk = &*lk;
+                if full {
+                    // the last chunk (k = 1) is multiplied after the pass, split
+                    if chunk_gather(o.lam_chunk, o.chunk, k, steps, lk) && k > 1 {
+                        chunk_product(o.lam_chunk, hs, n, 1, dt, o.chunk, None, o.g_rec);
+                    }
+                } else {
+                    latent_block(o.p, u_t, n, 1, k, lk);
+                }
+                if t.input {
+                    input_gradient(net, trials, n, 1, k, lk, o.g_in);
+                }
+            },
+        );
+        if full {
+            let o = owner;
+            chunk_product(o.lam_chunk, hs, n, 1, dt, o.chunk, o.chunk.split, o.g_rec);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +420,46 @@ mod tests {
         assert_eq!(parse(Some("off")), Ok(false));
         assert_eq!(parse(Some(" on ")), Ok(true));
         assert_eq!(parse(Some("yes")), Err("yes".to_string()));
+    }
+
+    /// Lockstep passes cannot hang: on a 1-thread pool (the partner never stolen: the owner
+    /// computes every half) and two passes side by side on a 2-thread pool (each worker the
+    /// owner of its own pass, nested in a join), repeated; each equals the whole pass bit for
+    /// bit. Guarded by a timeout (a hang fails the test instead of stalling the suite).
+    #[test]
+    fn lockstep_passes_cannot_hang_alone_or_side_by_side() {
+        FORCE.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let t = Trainable {
+                recurrent: Recurrent::Full,
+                input: true,
+                readout: true,
+            };
+            let (net, trials) = setup(203, 1, Phi::Tanh, Readout::Rate, 0.3);
+            // outside a pool: never split
+            let whole = pass(&net, &trials, &t, Credit::Exact);
+            let pool = |threads| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap()
+            };
+            assert!(pool(1).install(|| pass(&net, &trials, &t, Credit::Exact)) == whole);
+            let two = pool(2);
+            for _ in 0..10 {
+                let (a, b) = two.install(|| {
+                    rayon::join(
+                        || pass(&net, &trials, &t, Credit::Exact),
+                        || pass(&net, &trials, &t, Credit::Exact),
+                    )
+                });
+                assert!(a == whole && b == whole);
+            }
+            tx.send(()).unwrap();
+        });
+        let r = rx.recv_timeout(std::time::Duration::from_secs(300));
+        assert!(r.is_ok(), "lockstep passes hung or failed: {r:?}");
     }
 
     #[test]
