@@ -6,9 +6,20 @@
 //! `record_every`, `csv`; optionally the drift exponent at a fixed horizon: `drift_etas` (at
 //! least 2 decreasing step sizes), `drift_horizon` (eta T, default 1), `drift_seeds` (SGD runs
 //! averaged per step size, default 8). Net and data are drawn from the model's seed.
+//! Optionally (`models/bias-balance-check.toml`, the B-1 check) two more experiments:
+//! - `[identity_sweep]`: the per-step identity over every combination of `activations`,
+//!   `losses`, `weight_decays` and `batches` (in that nesting order), each run `steps` steps of
+//!   size `eta` on a net of the model's sizes `d`, `k`, `n`, `init` (leaky slope
+//!   `leaky_slope`); run c = 1, 2, ... draws its net and data at `seed` + c and its minibatch
+//!   order at c.
+//! - `[deep_linear]`: GD on a deep linear net of layer `widths` (d_0, ..., d_L; entries
+//!   N(0, `init`^2)) on `n` Gaussian inputs and targets drawn at `seed`, with `eta`,
+//!   `weight_decay`, `steps`; the per-step identity of M_l = W_{l+1}^T W_{l+1} - W_l W_l^T.
 //!
-//! Rows: the per-step identity (relative residual <= 1e-12); with `drift_etas`, the fitted
-//! exponent of drift ~ eta^p at eta T fixed for GD and for SGD with batch `batch` (1 +- 0.05).
+//! Rows: the per-step identity (relative residual <= 1e-12); with `[identity_sweep]`, the worst
+//! residual over its runs, with `[deep_linear]`, the worst entrywise residual of M_l (both
+//! <= 1e-12); with `drift_etas`, the fitted exponent of drift ~ eta^p at eta T fixed for GD and
+//! for SGD with batch `batch` (1 +- 0.05).
 
 use nalgebra::{DMatrix, DVector};
 use rand::{rngs::StdRng, SeedableRng};
@@ -16,13 +27,13 @@ use serde::Deserialize;
 
 use super::{time_series, Trained};
 use crate::bias::balance::{
-    random_two_layer, summed_drift, two_layer_run_observed, SgdSettings, DRIFT_ETAS, EXPONENT_TOL,
-    IDENTITY_TOL,
+    deep_linear_run, random_deep_linear, random_two_layer, summed_drift, two_layer_run,
+    two_layer_run_observed, BalanceRun, SgdSettings, DRIFT_ETAS, EXPONENT_TOL, IDENTITY_TOL,
 };
 use crate::bias::nets::{Activation, Loss, TwoLayer};
 use crate::bias::stats::{fmt_list, loglog_slope};
 use crate::compare::Row;
-use crate::model::ModelFile;
+use crate::model::{Checker, ModelFile};
 use crate::Result;
 
 #[derive(Debug, Deserialize)]
@@ -49,7 +60,36 @@ struct Raw {
     drift_horizon: f64,
     #[serde(default = "default_drift_seeds")]
     drift_seeds: i64,
+    identity_sweep: Option<RawSweep>,
+    deep_linear: Option<RawDeepLinear>,
     csv: Option<String>,
+}
+
+/// The `[identity_sweep]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSweep {
+    activations: Vec<String>,
+    losses: Vec<String>,
+    batches: Vec<i64>,
+    weight_decays: Vec<f64>,
+    eta: f64,
+    steps: i64,
+    seed: i64,
+}
+
+/// The `[deep_linear]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeepLinear {
+    widths: Vec<i64>,
+    n: i64,
+    init: f64,
+    eta: f64,
+    #[serde(default)]
+    weight_decay: f64,
+    steps: i64,
+    seed: i64,
 }
 
 fn default_leaky() -> f64 {
@@ -79,6 +119,41 @@ pub struct DriftSpec {
     pub seeds: u64,
 }
 
+/// The per-step identity over a grid of settings (`[identity_sweep]`), on nets of the model's
+/// sizes `d`, `k`, `n` and `init`.
+#[derive(Debug, Clone)]
+pub struct IdentitySweep {
+    pub activations: Vec<Activation>,
+    pub losses: Vec<Loss>,
+    pub batches: Vec<usize>,
+    pub weight_decays: Vec<f64>,
+    pub eta: f64,
+    pub steps: usize,
+    /// run c = 1, 2, ... draws its net and data at seed + c (its minibatch order at c)
+    pub seed: u64,
+}
+
+impl IdentitySweep {
+    /// The number of runs: one per combination.
+    pub fn runs(&self) -> usize {
+        self.activations.len() * self.losses.len() * self.batches.len() * self.weight_decays.len()
+    }
+}
+
+/// The deep linear run (`[deep_linear]`).
+#[derive(Debug, Clone)]
+pub struct DeepLinearSpec {
+    /// layer widths d_0, ..., d_L (L = widths - 1 layers)
+    pub widths: Vec<usize>,
+    /// samples
+    pub n: usize,
+    pub init: f64,
+    pub eta: f64,
+    pub lambda: f64,
+    pub steps: usize,
+    pub seed: u64,
+}
+
 /// A checked `bias_balance` model file.
 #[derive(Debug, Clone)]
 pub struct Spec {
@@ -94,6 +169,10 @@ pub struct Spec {
     pub steps: usize,
     pub record_every: usize,
     pub drift: Option<DriftSpec>,
+    /// the per-step identity over a grid of settings (`[identity_sweep]`)
+    pub identity: Option<IdentitySweep>,
+    /// the deep linear identity (`[deep_linear]`)
+    pub deep_linear: Option<DeepLinearSpec>,
     pub seed: u64,
     pub csv: Option<String>,
 }
@@ -115,21 +194,8 @@ pub fn check(model: &ModelFile) -> Result<Spec> {
     let d = c.count("d", raw.d, 1, 10_000)?;
     let k = c.count("k", raw.k, 1, 100_000)?;
     let n = c.count("n", raw.n, 1, 1_000_000)?;
-    let act = match c.one_of(
-        "activation",
-        &raw.activation,
-        &["relu", "leaky_relu", "linear"],
-    )? {
-        "relu" => Activation::Relu,
-        "leaky_relu" => {
-            Activation::LeakyRelu(c.in_range("leaky_slope", raw.leaky_slope, 0.0, 1.0)?)
-        }
-        _ => Activation::Linear,
-    };
-    let loss = match c.one_of("loss", &raw.loss, &["square", "logistic"])? {
-        "square" => Loss::Square,
-        _ => Loss::Logistic,
-    };
+    let act = activation(&c, "activation", &raw.activation, raw.leaky_slope)?;
+    let loss = loss_named(&c, "loss", &raw.loss)?;
     let drift = match raw.drift_etas {
         None => None,
         Some(etas) => {
@@ -170,6 +236,14 @@ pub fn check(model: &ModelFile) -> Result<Spec> {
             })
         }
     };
+    let identity = match raw.identity_sweep {
+        Some(sw) => Some(check_sweep(model, sw, n, raw.leaky_slope)?),
+        None => None,
+    };
+    let deep_linear = match raw.deep_linear {
+        Some(dl) => Some(check_deep_linear(model, dl)?),
+        None => None,
+    };
     Ok(Spec {
         d,
         k,
@@ -183,8 +257,129 @@ pub fn check(model: &ModelFile) -> Result<Spec> {
         steps: c.count("steps", raw.steps, 1, 100_000_000)?,
         record_every: c.count("record_every", raw.record_every, 1, i64::MAX)?,
         drift,
+        identity,
+        deep_linear,
         seed: model.common.seed,
         csv: raw.csv,
+    })
+}
+
+/// An activation by name (leaky ReLU with the checked `leaky_slope`).
+fn activation(c: &Checker, field: &str, name: &str, leaky_slope: f64) -> Result<Activation> {
+    Ok(
+        match c.one_of(field, name, &["relu", "leaky_relu", "linear"])? {
+            "relu" => Activation::Relu,
+            "leaky_relu" => {
+                Activation::LeakyRelu(c.in_range("leaky_slope", leaky_slope, 0.0, 1.0)?)
+            }
+            _ => Activation::Linear,
+        },
+    )
+}
+
+/// A loss by name.
+fn loss_named(c: &Checker, field: &str, name: &str) -> Result<Loss> {
+    Ok(match c.one_of(field, name, &["square", "logistic"])? {
+        "square" => Loss::Square,
+        _ => Loss::Logistic,
+    })
+}
+
+/// A non-empty list of the `[identity_sweep]` table, each entry checked by `one`.
+fn sweep_list<T, U>(
+    c: &Checker,
+    key: &str,
+    raw: &[T],
+    mut one: impl FnMut(&str, &T) -> Result<U>,
+) -> Result<Vec<U>> {
+    if raw.is_empty() {
+        return Err(c.error(
+            &format!("identity_sweep.{key}"),
+            "[]",
+            "a list of at least one entry",
+            "the sweep has no runs",
+        ));
+    }
+    raw.iter()
+        .enumerate()
+        .map(|(i, v)| one(&format!("identity_sweep.{key}[{i}]"), v))
+        .collect()
+}
+
+/// Check the `[identity_sweep]` table (batches at most the model's `n`).
+fn check_sweep(
+    model: &ModelFile,
+    raw: RawSweep,
+    n: usize,
+    leaky_slope: f64,
+) -> Result<IdentitySweep> {
+    let c = model.checker();
+    let activations = sweep_list(&c, "activations", &raw.activations, |f, a| {
+        activation(&c, f, a, leaky_slope)
+    })?;
+    let losses = sweep_list(&c, "losses", &raw.losses, |f, l| loss_named(&c, f, l))?;
+    let batches = sweep_list(&c, "batches", &raw.batches, |f, &b| {
+        c.count(f, b, 1, n as i64)
+    })?;
+    let weight_decays = sweep_list(&c, "weight_decays", &raw.weight_decays, |f, &l| {
+        c.non_negative(f, l)
+    })?;
+    let sweep = IdentitySweep {
+        activations,
+        losses,
+        batches,
+        weight_decays,
+        eta: c.positive("identity_sweep.eta", raw.eta)?,
+        steps: c.count("identity_sweep.steps", raw.steps, 1, 100_000_000)?,
+        seed: c.count("identity_sweep.seed", raw.seed, 0, 1 << 62)? as u64,
+    };
+    crate::budget::check_steps(
+        &model.common.file,
+        "identity_sweep.steps",
+        sweep.steps,
+        sweep.runs() as f64 * sweep.steps as f64,
+        "every combination of the sweep runs `steps` steps",
+    )?;
+    Ok(sweep)
+}
+
+/// Check the `[deep_linear]` table.
+fn check_deep_linear(model: &ModelFile, raw: RawDeepLinear) -> Result<DeepLinearSpec> {
+    let c = model.checker();
+    if raw.widths.len() < 3 || raw.widths.len() > 65 {
+        return Err(c.error(
+            "deep_linear.widths",
+            format!("{} widths", raw.widths.len()),
+            "3..=65 widths (2..=64 layers)",
+            "a balance matrix M_l needs two adjacent layers",
+        ));
+    }
+    let widths: Vec<usize> = raw
+        .widths
+        .iter()
+        .enumerate()
+        .map(|(i, &w)| c.count(&format!("deep_linear.widths[{i}]"), w, 1, 10_000))
+        .collect::<Result<_>>()?;
+    let n = c.count("deep_linear.n", raw.n, 1, 1_000_000)?;
+    // inputs and targets n x (d_0 + d_L), per-layer activations n x d_l, the layers and their
+    // gradients, each held about four times
+    let acts: f64 = widths.iter().map(|&w| w as f64).sum();
+    let layers: f64 = widths.windows(2).map(|w| (w[0] * w[1]) as f64).sum();
+    crate::budget::check_memory(
+        &model.common.file,
+        "deep_linear.n",
+        n,
+        8.0 * 4.0 * (n as f64 * acts + 2.0 * layers),
+        "activations n x sum of widths, layers and gradients, each about 4x",
+    )?;
+    Ok(DeepLinearSpec {
+        widths,
+        n,
+        init: c.positive("deep_linear.init", raw.init)?,
+        eta: c.positive("deep_linear.eta", raw.eta)?,
+        lambda: c.non_negative("deep_linear.weight_decay", raw.weight_decay)?,
+        steps: c.count("deep_linear.steps", raw.steps, 1, 100_000_000)?,
+        seed: c.count("deep_linear.seed", raw.seed, 0, 1 << 62)? as u64,
     })
 }
 
@@ -267,10 +462,14 @@ pub fn drift_rows(spec: &Spec, c: &DriftCurves) -> Vec<Row> {
 }
 
 impl Spec {
-    /// The B-1 drift reference: `models/bias-balance-drift.toml` (leaky-ReLU net d = 6, k = 12,
-    /// n = 40, square loss, init std 0.7, seed 11; SGD batch 8 over 8 shuffles, eta*T = 1) with
-    /// the claim's step sizes [`DRIFT_ETAS`].
-    pub fn drift_reference() -> Spec {
+    /// The B-1 reference, `models/bias-balance-check.toml`: the drift model
+    /// `models/bias-balance-drift.toml` (leaky-ReLU net d = 6, k = 12, n = 40, square loss, init
+    /// std 0.7, seed 11; its own run eta = 0.002, SGD batch 8, 500 steps; drift over 8 shuffles at
+    /// eta*T = 1) with the claim's step sizes [`DRIFT_ETAS`]; the identity sweep over ReLU, leaky
+    /// ReLU 0.2 and linear x square and logistic loss x weight decay 0, 0.1 x batch 40 (GD), 5
+    /// (SGD), eta = 0.05, 200 steps, seeds 101..=124; the deep linear net 4-5-3-2 (init std 0.6,
+    /// n = 30, seed 7) under GD with eta = 0.05, weight decay 0.05, 300 steps.
+    pub fn reference() -> Spec {
         Spec {
             d: 6,
             k: 12,
@@ -288,14 +487,84 @@ impl Spec {
                 horizon: 1.0,
                 seeds: 8,
             }),
+            identity: Some(IdentitySweep {
+                activations: vec![
+                    Activation::Relu,
+                    Activation::LeakyRelu(0.2),
+                    Activation::Linear,
+                ],
+                losses: vec![Loss::Square, Loss::Logistic],
+                batches: vec![40, 5],
+                weight_decays: vec![0.0, 0.1],
+                eta: 0.05,
+                steps: 200,
+                seed: 100,
+            }),
+            deep_linear: Some(DeepLinearSpec {
+                widths: vec![4, 5, 3, 2],
+                n: 30,
+                init: 0.6,
+                eta: 0.05,
+                lambda: 0.05,
+                steps: 300,
+                seed: 7,
+            }),
             seed: 11,
             csv: None,
         }
     }
 }
 
-pub(super) fn train(model: &ModelFile) -> Result<Trained> {
-    let spec = check(model)?;
+/// What a `bias_balance` run measured: the model's own run (and its time series: step, batch
+/// loss, sum_j |D_j - D_j(0)|, |W|^2, |a|^2 every `record_every` steps), and the optional parts.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub run: BalanceRun,
+    pub series: Vec<Vec<f64>>,
+    /// the worst per-step residual over the identity sweep
+    pub identity: Option<f64>,
+    pub deep_linear: Option<BalanceRun>,
+    pub drift: Option<DriftCurves>,
+}
+
+/// The worst per-step residual over the runs of an identity sweep on nets of the spec's sizes.
+fn run_sweep(spec: &Spec, sw: &IdentitySweep) -> Result<f64> {
+    let mut worst: f64 = 0.0;
+    let mut case = 0u64;
+    for &act in &sw.activations {
+        for &loss in &sw.losses {
+            for &lambda in &sw.weight_decays {
+                for &batch in &sw.batches {
+                    case += 1;
+                    let mut rng = StdRng::seed_from_u64(sw.seed + case);
+                    let (mut net, x, y) =
+                        random_two_layer(&mut rng, spec.d, spec.k, spec.n, act, loss, spec.init);
+                    let settings = SgdSettings {
+                        eta: sw.eta,
+                        lambda,
+                        batch,
+                        steps: sw.steps,
+                        seed: case,
+                    };
+                    let r = two_layer_run(&mut net, &x, &y, loss, &settings)?;
+                    worst = worst.max(r.max_residual);
+                }
+            }
+        }
+    }
+    Ok(worst)
+}
+
+/// The deep linear run of a [`DeepLinearSpec`].
+fn run_deep_linear(dl: &DeepLinearSpec) -> Result<BalanceRun> {
+    let mut rng = StdRng::seed_from_u64(dl.seed);
+    let (mut net, x, y) = random_deep_linear(&mut rng, &dl.widths, dl.n, dl.init);
+    deep_linear_run(&mut net, &x, &y, dl.eta, dl.lambda, dl.steps)
+}
+
+/// The B-1 run of a checked spec: the model's own (S)GD run with its time series, then the
+/// identity sweep, the deep linear run and the drift curves the spec asks for.
+pub fn run(spec: &Spec) -> Result<Outcome> {
     let (mut net, x, y) = spec.net_and_data();
     let (every, steps) = (spec.record_every, spec.steps);
     let d0 = net.balance();
@@ -316,6 +585,91 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
             series.push(vec![step as f64, l, drift, wn, an]);
         }
     })?;
+    let identity = match &spec.identity {
+        Some(sw) => Some(run_sweep(spec, sw)?),
+        None => None,
+    };
+    let deep_linear = match &spec.deep_linear {
+        Some(dl) => Some(run_deep_linear(dl)?),
+        None => None,
+    };
+    let drift = match &spec.drift {
+        Some(d) => Some(drift_curves(spec, d)?),
+        None => None,
+    };
+    Ok(Outcome {
+        run,
+        series,
+        identity,
+        deep_linear,
+        drift,
+    })
+}
+
+/// B-1's rows of a run and its summaries: the per-step identity of the model's own run, of the
+/// identity sweep and of the deep linear net, and the drift exponents. What `modeflow train` on
+/// a `bias_balance` model and the B-1 check report.
+pub fn rows(spec: &Spec, out: &Outcome) -> (Vec<Row>, Vec<(String, f64)>) {
+    let mut rows = vec![Row::abs(
+        "max per-step residual of D' = (1-eta lambda)^2 D + eta^2 (|g_w|^2 - g_a^2)",
+        0.0,
+        out.run.max_residual,
+        IDENTITY_TOL,
+    )
+    .note("relative to |w_j|^2 + a_j^2")];
+    let mut summary = vec![
+        ("final batch loss".into(), out.run.final_loss),
+        ("balance drift sum_j |Delta D_j|".into(), out.run.drift),
+        ("eta T".into(), spec.eta * spec.steps as f64),
+    ];
+    if let (Some(sw), Some(worst)) = (&spec.identity, out.identity) {
+        rows.push(
+            Row::abs(
+                format!(
+                    "two-layer per-step identity, max rel. residual ({} act x {} loss x {} batch x {} wd)",
+                    sw.activations.len(),
+                    sw.losses.len(),
+                    sw.batches.len(),
+                    sw.weight_decays.len()
+                ),
+                0.0,
+                worst,
+                IDENTITY_TOL,
+            )
+            .note(format!(
+                "{} runs x {} steps, d={} k={} n={} eta={}; residual / (|w_j|^2 + a_j^2)",
+                sw.runs(),
+                sw.steps,
+                spec.d,
+                spec.k,
+                spec.n,
+                sw.eta
+            )),
+        );
+    }
+    if let (Some(dl), Some(r)) = (&spec.deep_linear, &out.deep_linear) {
+        rows.push(Row::abs(
+            format!(
+                "deep linear (L={}) per-step identity of M_l, max rel. residual",
+                dl.widths.len() - 1
+            ),
+            0.0,
+            r.max_residual,
+            IDENTITY_TOL,
+        ));
+    }
+    if let Some(c) = &out.drift {
+        rows.extend(drift_rows(spec, c));
+        summary.push(("GD drift exponent".into(), c.gd_exponent));
+        summary.push(("SGD drift exponent".into(), c.sgd_exponent));
+    }
+    (rows, summary)
+}
+
+pub(super) fn train(model: &ModelFile) -> Result<Trained> {
+    let spec = check(model)?;
+    let out = run(&spec)?;
+    let (rows, summary) = rows(&spec, &out);
     let csv = time_series(
         model,
         &spec.csv,
@@ -326,26 +680,8 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
             "w_norm2",
             "a_norm2",
         ],
-        series,
+        out.series,
     )?;
-    let mut rows = vec![Row::abs(
-        "max per-step residual of D' = (1-eta lambda)^2 D + eta^2 (|g_w|^2 - g_a^2)",
-        0.0,
-        run.max_residual,
-        IDENTITY_TOL,
-    )
-    .note("relative to |w_j|^2 + a_j^2")];
-    let mut summary = vec![
-        ("final batch loss".into(), run.final_loss),
-        ("balance drift sum_j |Delta D_j|".into(), run.drift),
-        ("eta T".into(), spec.eta * steps as f64),
-    ];
-    if let Some(drift) = &spec.drift {
-        let c = drift_curves(&spec, drift)?;
-        rows.extend(drift_rows(&spec, &c));
-        summary.push(("GD drift exponent".into(), c.gd_exponent));
-        summary.push(("SGD drift exponent".into(), c.sgd_exponent));
-    }
     Ok((rows, summary, csv))
 }
 
@@ -353,15 +689,20 @@ pub(super) fn train(model: &ModelFile) -> Result<Trained> {
 mod tests {
     use super::*;
 
-    /// The claim's reference is the shipped drift model but for the step sizes.
+    /// B-1's reference is the shipped `models/bias-balance-check.toml`.
     #[test]
-    fn drift_reference_is_the_shipped_drift_model() {
-        let m = crate::model::parse(
-            "bias-balance-drift.toml",
-            include_str!("../../../models/bias-balance-drift.toml"),
-        )
-        .unwrap();
-        let (a, b) = (check(&m).unwrap(), Spec::drift_reference());
+    fn reference_is_the_shipped_model() {
+        super::super::assert_shipped("bias-balance-check.toml", check, &Spec::reference());
+    }
+
+    /// The check's net is the drift model's (the gallery's drift figure), at the claim's step
+    /// sizes (a subset of the figure's).
+    #[test]
+    fn reference_is_the_shipped_drift_model_but_for_the_step_sizes() {
+        let (a, b) = (
+            super::super::shipped_spec("bias-balance-drift.toml", check),
+            Spec::reference(),
+        );
         assert_eq!(
             (a.d, a.k, a.n, a.act, a.loss, a.batch, a.seed),
             (b.d, b.k, b.n, b.act, b.loss, b.batch, b.seed)
@@ -373,8 +714,82 @@ mod tests {
         let (da, db) = (a.drift.clone().unwrap(), b.drift.clone().unwrap());
         assert_eq!((da.horizon, da.seeds), (db.horizon, db.seeds));
         assert!(db.etas.iter().all(|e| da.etas.contains(e)));
-        // the same net and data
-        let ((na, xa, ya), (nb, xb, yb)) = (a.net_and_data(), b.net_and_data());
-        assert_eq!((na.w, na.a, xa, ya), (nb.w, nb.a, xb, yb));
+        assert!(a.identity.is_none() && a.deep_linear.is_none());
+    }
+
+    /// The sweep and deep-linear tables are checked naming the field (dotted) and the range.
+    #[test]
+    fn sweep_tables_are_checked_naming_the_field() {
+        let base = "kind = \"bias_balance\"\nd = 3\nk = 4\nn = 10\nactivation = \"relu\"\nloss = \"square\"\neta = 0.01\nbatch = 5\nsteps = 10\n";
+        let sweep = "[identity_sweep]\nactivations = [\"relu\", \"linear\"]\nlosses = [\"square\"]\nbatches = [10, 2]\nweight_decays = [0.0]\neta = 0.05\nsteps = 20\nseed = 3\n";
+        let deep = "[deep_linear]\nwidths = [3, 4, 2]\nn = 8\ninit = 0.5\neta = 0.05\nsteps = 20\nseed = 1\n";
+        let parse = |t: String| crate::model::parse("m.toml", &t).unwrap();
+        let spec = check(&parse(format!("{base}{sweep}{deep}"))).unwrap();
+        assert_eq!(spec.identity.as_ref().unwrap().runs(), 4);
+        assert_eq!(spec.deep_linear.as_ref().unwrap().lambda, 0.0);
+        // the rows: the model's run, the sweep, the deep linear net, all at rounding level
+        let (rows, _) = rows(&spec, &run(&spec).unwrap());
+        assert_eq!(rows.len(), 3);
+        assert!(
+            rows.iter()
+                .all(|r| r.verdict == crate::compare::Verdict::Pass),
+            "{rows:?}"
+        );
+        assert!(
+            rows[1].label.contains("(2 act x 1 loss x 2 batch x 1 wd)"),
+            "{}",
+            rows[1].label
+        );
+        assert!(rows[2].label.contains("L=2"), "{}", rows[2].label);
+        for (bad, needles) in [
+            (
+                sweep.replace("10, 2", "11, 2"),
+                &["identity_sweep.batches[0]", "11", "[1, 10]"][..],
+            ),
+            (
+                sweep.replace("\"linear\"", "\"tanh\""),
+                &["identity_sweep.activations[1]", "tanh"][..],
+            ),
+            (
+                sweep.replace("[\"square\"]", "[]"),
+                &["identity_sweep.losses", "at least one"][..],
+            ),
+            (
+                sweep.replace("[0.0]", "[-0.1]"),
+                &["identity_sweep.weight_decays[0]", "-0.1"][..],
+            ),
+            (
+                sweep
+                    .replace("steps = 20", "steps = 100000000")
+                    .replace("[0.0]", "[0.0, 0.1, 0.2]"),
+                &["identity_sweep.steps", "1.200e9 steps"][..],
+            ),
+            (
+                deep.replace("[3, 4, 2]", "[3, 2]"),
+                &["deep_linear.widths", "2 widths"][..],
+            ),
+            (
+                deep.replace("[3, 4, 2]", "[3, 0, 2]"),
+                &["deep_linear.widths[1]", "0"][..],
+            ),
+            (
+                deep.replace("init = 0.5", "init = 0.0"),
+                &["deep_linear.init", "0"][..],
+            ),
+            (
+                deep.replace("n = 8", "n = 1000000")
+                    .replace("[3, 4, 2]", "[3, 10000, 2]"),
+                &["deep_linear.n", "memory budget"][..],
+            ),
+        ] {
+            let e = check(&parse(format!("{base}{bad}"))).unwrap_err();
+            let msg = e.to_string();
+            assert_eq!(e.exit_code(), 2, "{msg}");
+            for n in needles {
+                assert!(msg.contains(n) && msg.contains("m.toml"), "{n}: {msg}");
+            }
+        }
+        let e = check(&parse(format!("{base}{deep}typo = 1\n"))).unwrap_err();
+        assert!(e.to_string().contains("typo"), "{e}");
     }
 }

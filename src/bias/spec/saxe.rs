@@ -29,9 +29,7 @@ use nalgebra::DVector;
 use serde::Deserialize;
 
 use super::{time_series, Trained};
-use crate::bias::saxe::{
-    half_time, half_time_map, map_gf_error, mode_gd, mode_gf, train_aligned,
-};
+use crate::bias::saxe::{half_time, half_time_map, map_gf_error, mode_gd, mode_gf, train_aligned};
 use crate::compare::Row;
 use crate::model::ModelFile;
 use crate::Result;
@@ -455,21 +453,40 @@ mod tests {
     /// table takes no unknown keys; each error names the field and the allowed range.
     #[test]
     fn map_table_is_checked_naming_the_field() {
-        let base = "kind = \"bias_saxe\"\ns = [3.0, 2.0]\nu0 = [1e-3, 1e-3]\neta = 0.01\nsteps = 100\n";
-        let parse = |map: &str| crate::model::parse("m.toml", &format!("{base}[map]\n{map}")).unwrap();
-        let ok = check(&parse("mode = 2\neta = 0.1\nhorizon = 1.0\nhalf_time_etas = [0.01]\n"));
+        let base =
+            "kind = \"bias_saxe\"\ns = [3.0, 2.0]\nu0 = [1e-3, 1e-3]\neta = 0.01\nsteps = 100\n";
+        let parse =
+            |map: &str| crate::model::parse("m.toml", &format!("{base}[map]\n{map}")).unwrap();
+        let ok = check(&parse(
+            "mode = 2\neta = 0.1\nhorizon = 1.0\nhalf_time_etas = [0.01]\n",
+        ));
         let m = ok.unwrap().map.unwrap();
         assert_eq!((m.mode, m.eta, m.half_time_etas), (1, 0.1, vec![0.01]));
         for (map, needles) in [
-            ("mode = 3\neta = 0.1\nhorizon = 1.0\n", &["map.mode", "3", "[1, 2]"][..]),
-            ("mode = 0\neta = 0.1\nhorizon = 1.0\n", &["map.mode", "0"][..]),
-            ("mode = 1\neta = 0.4\nhorizon = 1.0\n", &["map.eta", "0.4"][..]),
-            ("mode = 2\neta = 0.1\nhorizon = -1.0\n", &["map.horizon", "-1"][..]),
+            (
+                "mode = 3\neta = 0.1\nhorizon = 1.0\n",
+                &["map.mode", "3", "[1, 2]"][..],
+            ),
+            (
+                "mode = 0\neta = 0.1\nhorizon = 1.0\n",
+                &["map.mode", "0"][..],
+            ),
+            (
+                "mode = 1\neta = 0.4\nhorizon = 1.0\n",
+                &["map.eta", "0.4"][..],
+            ),
+            (
+                "mode = 2\neta = 0.1\nhorizon = -1.0\n",
+                &["map.horizon", "-1"][..],
+            ),
             (
                 "mode = 2\neta = 0.1\nhorizon = 1.0\nhalf_time_etas = [0.01, 0.0]\n",
                 &["map.half_time_etas[1]", "0"][..],
             ),
-            ("mode = 2\neta = 1e-12\nhorizon = 1.0\n", &["map.horizon", "steps"][..]),
+            (
+                "mode = 2\neta = 1e-12\nhorizon = 1.0\n",
+                &["map.horizon", "steps"][..],
+            ),
         ] {
             let e = check(&parse(map)).unwrap_err();
             let msg = e.to_string();
