@@ -215,7 +215,7 @@ fn check_map(model: &ModelFile, raw: RawMap, s: &[f64], u0: &[f64]) -> Result<Ma
 /// multiplies u by (1 + eta (s - u))^2 > (1 + eta s / 2)^2, so at most
 /// ln(s / (2 u0)) / (2 ln(1 + eta s / 2)) steps, plus 10 (saturating when not finite).
 fn half_time_steps(s: f64, u0: f64, eta: f64) -> usize {
-    let growth = 2.0 * (1.0 + eta * s / 2.0).ln();
+    let growth = 2.0 * (eta * s / 2.0).ln_1p();
     let k = (s / (2.0 * u0)).ln().max(0.0) / growth;
     if k.is_finite() && k < 1e18 {
         k as usize + 10
