@@ -465,6 +465,10 @@ fn validate_checks_every_bias_kind_without_training() {
             "u0",
         ),
         (
+            "kind = \"bias_rnn_balance\"\nneurons = 4\ninputs = 2\noutputs = 1\nt = 3\nbatch = 5\neta = 0.05\nsteps = 100000000\nidentity_seeds = [1]\nidentity_weight_decays = [0.0, 0.1]\n",
+            "identity_weight_decays",
+        ),
+        (
             "kind = \"bias_pattern\"\ntask = \"xor\"\nt = 4\nwidths = [2, 8]\nseeds = [0, 1]\nn_train = 12\nn_test = 100\ninit = 1e-2\neta = -0.1\nsteps = 10\n",
             "eta",
         ),
