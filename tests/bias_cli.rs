@@ -40,6 +40,7 @@ const SHIPPED: &[(&str, &[(&str, &str)])] = &[
     ),
     ("bias-approx-grad-check.toml", &[("samples", "50000")]),
     ("bias-approx-grad.toml", &[("samples", "50000")]),
+    ("bias-balance-check.toml", &[]),
     (
         "bias-balance-drift.toml",
         &[
@@ -59,6 +60,7 @@ const SHIPPED: &[(&str, &[(&str, &str)])] = &[
     ("bias-modified-flow.toml", &[]),
     ("bias-pattern-orthogonal.toml", &[]),
     ("bias-pattern.toml", &[]),
+    ("bias-rnn-balance.toml", &[]),
     ("bias-saxe-check.toml", &[]),
     ("bias-saxe.toml", &[]),
     ("bias-smoothed-margin-long.toml", &[("steps", "40000")]),
@@ -177,6 +179,7 @@ const WIDTH: &str =
 const SMOOTH: &str =
     "kind = \"bias_smoothed_margin\"\nk = 5\ninit = 0.2\neta = 0.01\nsteps = 400\n";
 const TEACHER: &str = "n = 20\nd = 3\nmargin = 0.2\n";
+const RNN_BALANCE: &str = "kind = \"bias_rnn_balance\"\nneurons = 4\ninputs = 2\noutputs = 1\nt = 3\nbatch = 5\neta = 0.05\nsteps = 20\nidentity_seeds = [1, 2]\n";
 
 #[test]
 fn inconsistent_shapes_are_bad_input() {
@@ -243,6 +246,32 @@ fn inconsistent_shapes_are_bad_input() {
             &["`b`", "inconsistent shapes"],
         ),
         (
+            "rnn_balance_decays",
+            format!("{RNN_BALANCE}identity_weight_decays = [0.0]\n"),
+            &[
+                "identity_weight_decays",
+                "1 entries",
+                "2 entries (one per identity seed)",
+                "inconsistent shapes",
+            ],
+        ),
+        (
+            "rnn_balance_neurons",
+            format!("{RNN_BALANCE}identity_weight_decays = [0.0, 0.1]\n")
+                .replace("neurons = 4", "neurons = 5000"),
+            &["`neurons`", "5000", "[1, 2000]"],
+        ),
+        (
+            "balance_sweep_batch",
+            "kind = \"bias_balance\"\nd = 3\nk = 2\nn = 5\nactivation = \"relu\"\nloss = \"square\"\neta = 0.1\nbatch = 5\nsteps = 10\nidentity_sweep = { activations = [\"relu\"], losses = [\"square\"], batches = [6], weight_decays = [0.0], eta = 0.05, steps = 10, seed = 1 }\n".into(),
+            &["identity_sweep.batches[0]", "6", "[1, 5]"],
+        ),
+        (
+            "saxe_map_mode",
+            "kind = \"bias_saxe\"\ns = [3.0, 2.0]\nu0 = [1e-3, 1e-3]\neta = 0.01\nsteps = 100\nmap = { mode = 3, eta = 0.01, horizon = 1.0 }\n".into(),
+            &["map.mode", "3", "[1, 2]"],
+        ),
+        (
             "balance_batch",
             "kind = \"bias_balance\"\nd = 3\nk = 2\nn = 5\nactivation = \"relu\"\nloss = \"square\"\neta = 0.1\nbatch = 6\nsteps = 10\n".into(),
             &["batch", "[1, 5]"],
@@ -273,6 +302,10 @@ fn unknown_keys_are_bad_input_for_every_new_kind() {
         (
             "u_flow",
             "kind = \"bias_modified_flow\"\neps = [0.2, 0.1]\nhorizon = 2.0\n".into(),
+        ),
+        (
+            "u_rnn_balance",
+            format!("{RNN_BALANCE}identity_weight_decays = [0.0, 0.1]\n"),
         ),
         (
             "u_saxe",
@@ -435,6 +468,10 @@ fn validate_checks_every_bias_kind_without_training() {
         (
             "kind = \"bias_saxe\"\ns = [1.0, 2.0]\nu0 = [1e-3]\neta = 0.01\nsteps = 100\n",
             "u0",
+        ),
+        (
+            "kind = \"bias_rnn_balance\"\nneurons = 4\ninputs = 2\noutputs = 1\nt = 3\nbatch = 5\neta = 0.05\nsteps = 100000000\nidentity_seeds = [1]\nidentity_weight_decays = [0.0, 0.1]\n",
+            "identity_weight_decays",
         ),
         (
             "kind = \"bias_pattern\"\ntask = \"xor\"\nt = 4\nwidths = [2, 8]\nseeds = [0, 1]\nn_train = 12\nn_test = 100\ninit = 1e-2\neta = -0.1\nsteps = 10\n",

@@ -294,6 +294,47 @@ fn oversized_model_file_is_refused() {
 }
 
 #[test]
+fn bias_rnn_balance_huge_sizes_are_rejected_by_the_memory_budget() {
+    let d = dir("rnn-balance");
+    let text = std::fs::read_to_string(models().join("bias-rnn-balance.toml"))
+        .unwrap()
+        .replace("neurons = 8 ", "neurons = 2000 ")
+        .replace("t = 6 ", "t = 10000 ")
+        .replace("batch = 10 ", "batch = 100000 ");
+    expect(
+        &train(&d, "m.toml", &text),
+        2,
+        &["m.toml", "`batch`", "GiB"],
+    );
+}
+
+#[test]
+fn saxe_map_step_1e_300_is_rejected_not_a_silent_loop() {
+    let d = dir("saxe-map");
+    let text = std::fs::read_to_string(models().join("bias-saxe-check.toml"))
+        .unwrap()
+        .replace("[0.001, 0.0001]", "[0.001, 1e-300]");
+    expect(
+        &train(&d, "m.toml", &text),
+        2,
+        &["m.toml", "map.half_time_etas[1]", "steps"],
+    );
+}
+
+#[test]
+fn balance_sweep_of_1e9_steps_is_rejected_before_work() {
+    let d = dir("balance-sweep");
+    let text = std::fs::read_to_string(models().join("bias-balance-check.toml"))
+        .unwrap()
+        .replace("steps = 200", "steps = 100000000");
+    expect(
+        &train(&d, "m.toml", &text),
+        2,
+        &["m.toml", "identity_sweep.steps", "2.400e9 steps"],
+    );
+}
+
+#[test]
 fn modified_flow_horizon_1e308_is_rejected_not_a_silent_loop() {
     let d = dir("horizon");
     let text = std::fs::read_to_string(models().join("bias-modified-flow.toml"))

@@ -20,7 +20,6 @@ use super::nets::{
     balance_matrices, Activation, DeepLinear, Loss, ReluRnn, RnnGrad, TwoLayer, TwoLayerGrad,
     TwoLayerWork,
 };
-use super::stats::loglog_slope;
 use crate::num::iterate::{iterate, After, Gd, Minibatches, Observer, Problem, Stop};
 use crate::Result;
 
@@ -376,6 +375,32 @@ pub fn random_two_layer(
     (TwoLayer { w, a, act }, x, y)
 }
 
+/// A random deep linear net with layer widths `widths` (d_0 -> d_1 -> ... -> d_L, entries
+/// N(0, init^2), drawn layer by layer) and regression data: inputs X (d_0 x n) and targets
+/// Y (d_L x n), entries N(0, 1), drawn after the layers.
+pub fn random_deep_linear(
+    rng: &mut StdRng,
+    widths: &[usize],
+    n: usize,
+    init: f64,
+) -> (DeepLinear, DMatrix<f64>, DMatrix<f64>) {
+    let net = DeepLinear {
+        layers: widths
+            .windows(2)
+            .map(|w| {
+                DMatrix::from_fn(w[1], w[0], |_, _| {
+                    init * rng.sample::<f64, _>(StandardNormal)
+                })
+            })
+            .collect(),
+    };
+    let x = DMatrix::from_fn(widths[0], n, |_, _| rng.sample::<f64, _>(StandardNormal));
+    let y = DMatrix::from_fn(widths[widths.len() - 1], n, |_, _| {
+        rng.sample::<f64, _>(StandardNormal)
+    });
+    (net, x, y)
+}
+
 /// A random ReLU RNN with a batch of random sequences and targets.
 pub fn random_rnn(
     rng: &mut StdRng,
@@ -426,22 +451,6 @@ pub fn summed_drift(
         total += two_layer_run(&mut net, x, y, loss, &settings)?.drift;
     }
     Ok(total)
-}
-
-/// Drift at the fixed horizon eta*T = `horizon` for each step size (same init and data),
-/// and the fitted exponent of drift ~ eta^p (least squares in log-log).
-pub fn drift_exponent(
-    etas: &[f64],
-    horizon: f64,
-    mut run: impl FnMut(f64, usize) -> Result<BalanceRun>,
-) -> Result<(Vec<f64>, f64)> {
-    let mut drifts = Vec::with_capacity(etas.len());
-    for &eta in etas {
-        let steps = (horizon / eta).round() as usize;
-        drifts.push(run(eta, steps)?.drift);
-    }
-    let p = loglog_slope(etas, &drifts);
-    Ok((drifts, p))
 }
 
 /// Per-step identity tolerance: the identity is algebraic; measured relative to the unit's

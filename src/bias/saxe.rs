@@ -9,7 +9,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
 use crate::num::iterate::{iterate, After, GradNorm, Problem, Stepper, Stop};
-use crate::Result;
+use crate::{Error, Result};
 
 /// Mode strength under gradient flow, u(t) = s e^{2st} / (e^{2st} - 1 + s/u0).
 pub fn mode_gf(t: f64, s: f64, u0: f64) -> f64 {
@@ -40,6 +40,32 @@ pub fn map_gf_error(s: f64, u0: f64, h: f64, t_end: f64) -> f64 {
 /// Half-time of a mode under GF: ln(s/u0 - 1) / (2s) (u0 < s/2).
 pub fn half_time(s: f64, u0: f64) -> f64 {
     (s / u0 - 1.0).ln() / (2.0 * s)
+}
+
+/// Half-time of a mode under the GD map with step `eta`: the time k eta at which u_k first
+/// reaches s/2, interpolated linearly within the crossing step. Needs 0 < u0 < s/2 and
+/// 0 < eta s < 1 (then the map increases u strictly below s); a crossing not found within
+/// `max_steps` steps (or a non-finite iterate) is [`Error::NoConvergence`].
+pub fn half_time_map(s: f64, u0: f64, eta: f64, max_steps: usize) -> Result<f64> {
+    let mut u = u0;
+    for k in 1..=max_steps {
+        let next = mode_gd(u, s, eta);
+        if next >= s / 2.0 {
+            // linear interpolation of the crossing within the step
+            let frac = (s / 2.0 - u) / (next - u);
+            return Ok((k as f64 - 1.0 + frac) * eta);
+        }
+        if !next.is_finite() {
+            break;
+        }
+        u = next;
+    }
+    Err(Error::NoConvergence {
+        solver: format!("GD map of the mode s = {s}, u0 = {u0}, eta = {eta} (to s/2)"),
+        iterations: max_steps,
+        residual: s / 2.0 - u,
+        tolerance: 0.0,
+    })
 }
 
 /// Random orthogonal matrix (QR of a Gaussian matrix).

@@ -4,6 +4,8 @@
 //! Kinds (see `models/bias-*.toml`):
 //! - `bias_balance`: two-layer net under (S)GD with weight decay; B-1 per-step identity and the
 //!   accumulated drift.
+//! - `bias_rnn_balance` ([`rnn_balance`]): ReLU RNN under BPTT-GD; B-2 per-step charge identity
+//!   and its drift exponent.
 //! - `bias_margin`: separable logistic regression in 2-D; B-6 w_hat, rho(T), slope of |w| vs ln t.
 //! - `bias_diagonal`: diagonal linear net under (S)GD; B-10/B-11 alpha_inf, mirror argmin.
 //! - `bias_agreement` ([`agreement`]): leaky-ReLU +-1 student of a linear teacher; B-3 linear
@@ -29,6 +31,7 @@ pub mod diagonal;
 pub mod margin;
 pub mod modified_flow;
 pub mod pattern;
+pub mod rnn_balance;
 pub mod saxe;
 pub mod smoothed_margin;
 pub mod student_reference;
@@ -48,6 +51,7 @@ use crate::{Error, Result};
 /// The model kinds of this module (part of the family table, `kinds` in `src/run.rs`).
 pub const KINDS: &[&str] = &[
     "bias_balance",
+    "bias_rnn_balance",
     "bias_margin",
     "bias_diagonal",
     "bias_agreement",
@@ -202,6 +206,7 @@ pub fn train(model: &ModelFile) -> Result<BiasReport> {
     precheck(model)?;
     let (rows, summary, csv) = match model.common.kind.as_str() {
         "bias_balance" => balance::train(model)?,
+        "bias_rnn_balance" => rnn_balance::train(model)?,
         "bias_margin" => margin::train(model)?,
         "bias_diagonal" => diagonal::train(model)?,
         "bias_agreement" => agreement::train(model)?,
@@ -238,6 +243,7 @@ pub fn check(model: &ModelFile) -> Result<()> {
     precheck(model)?;
     match model.common.kind.as_str() {
         "bias_balance" => balance::check(model).map(drop),
+        "bias_rnn_balance" => rnn_balance::check(model).map(drop),
         "bias_margin" => margin::check(model).map(drop),
         "bias_diagonal" => diagonal::check(model).map(drop),
         "bias_agreement" => agreement::check(model).map(drop),
