@@ -304,6 +304,18 @@ mod tests {
         assert!((c5[3] + 1.0 / 6.0).abs() > 1e-6, "{}", c5[3]);
     }
 
+    #[test]
+    fn invalid_settings_are_errors() {
+        let ok = SeriesSetting::reference(16, 0.5);
+        for bad in [
+            SeriesSetting { every: 0, ..ok },
+            SeriesSetting { g: 1.0, ..ok },
+            SeriesSetting { dtt: 0.0, ..ok },
+        ] {
+            assert!(matches!(run_series(&bad, 1), Err(Error::Requirement(_))));
+        }
+    }
+
     /// The spectrum of a known low-rank matrix: dW = 2 e1 e2^T + 0.5 e2 e1^T has singular values
     /// 2, 0.5 and eigenvalues +-1 (= +-sqrt(2 * 0.5)).
     #[test]

@@ -228,7 +228,12 @@ impl Problem for StaticProblem {
     }
 
     /// The whole evaluation at the cap (the last point of a record carries z).
-    fn loss_at_cap(&mut self, step: usize, net: &Network, e: &mut StaticEval) -> Result<Option<f64>> {
+    fn loss_at_cap(
+        &mut self,
+        step: usize,
+        net: &Network,
+        e: &mut StaticEval,
+    ) -> Result<Option<f64>> {
         self.loss_grad(step, net, e).map(Some)
     }
 }
@@ -291,7 +296,14 @@ pub fn run_static(s: &StaticSetting, seed: u64) -> Result<StaticRun> {
         eta: lr,
         lambda: 0.0,
     };
-    let out = iterate(&mut problem, &mut gd, &mut net, &mut eval, &stop, &mut record)?;
+    let out = iterate(
+        &mut problem,
+        &mut gd,
+        &mut net,
+        &mut eval,
+        &stop,
+        &mut record,
+    )?;
     // the cap's point counts when it meets the tolerance
     let loss = out.loss.unwrap_or(f64::NAN);
     if out.reason == Reason::MaxSteps && !stop.below_tol(loss) {
@@ -477,6 +489,73 @@ mod tests {
         assert!(r.loss_shuffled < s.tol, "{}", r.loss_shuffled);
         assert!(r.tau_conv > r.lr * (r.steps - 1) as f64 && r.tau_conv <= r.lr * r.steps as f64);
         assert_eq!(r.z.len(), r.steps + 1);
+    }
+
+    /// The hand-written GD loop that `run_static` replaced (loss and z before every step, stop
+    /// at L < tol): the driver must reproduce its steps, losses, readouts, mean gradient and
+    /// final weights bit for bit.
+    #[test]
+    fn driver_run_is_the_hand_loop_bit_for_bit() {
+        let s = StaticSetting {
+            n: 24,
+            t_max: 10.0,
+            ..x5_setting(0.5)
+        };
+        let seed = 7;
+        let task = (s.u, s.t_max, s.zhat);
+        let (mut rng, mut net, task) = seeded_static_network(s.n, s.g, s.dt, task, seed);
+        let (trials, last, mut ws) = static_trial(&net, &task, &mut rng);
+        let lr = s.lr0 * (1.0 - s.g * s.g).powi(2);
+        let mut grad = vec![0.0; s.n * s.n];
+        let (mut losses, mut z, mut grad_sum) = (Vec::new(), Vec::new(), 0.0);
+        loop {
+            let loss = ws
+                .loss_and_grad(&net, &trials, &Trainable::FULL, &mut grad)
+                .unwrap();
+            losses.push(loss);
+            z.push(ws.readouts(last)[(1, 0)]);
+            if loss < s.tol {
+                break;
+            }
+            assert!(
+                losses.len() <= s.max_steps,
+                "the hand loop did not converge"
+            );
+            grad_sum += grad.iter().map(|v| v * v).sum::<f64>().sqrt();
+            for (w, gi) in net.w.as_mut_slice().iter_mut().zip(&grad) {
+                *w -= lr * gi;
+            }
+        }
+        let r = run_static(&s, seed).unwrap();
+        let steps = losses.len() - 1;
+        assert_eq!(r.steps, steps);
+        assert_eq!(r.z, z);
+        assert_eq!(r.loss0.to_bits(), losses[0].to_bits());
+        assert_eq!(r.mean_grad.to_bits(), (grad_sum / steps as f64).to_bits());
+        assert_eq!(r.dw_norm.to_bits(), (&net.w - &net.w0).norm().to_bits());
+    }
+
+    #[test]
+    fn step_cap_and_divergence_are_errors() {
+        let small = StaticSetting {
+            n: 16,
+            t_max: 10.0,
+            ..x5_setting(0.3)
+        };
+        let capped = StaticSetting {
+            max_steps: 3,
+            ..small
+        };
+        match run_static(&capped, 1) {
+            Err(Error::NoConvergence { iterations, .. }) => assert_eq!(iterations, 3),
+            other => panic!("{other:?}"),
+        }
+        // eta = 50 x 0.83: the first step overshoots the target by orders of magnitude
+        let wild = StaticSetting { lr0: 50.0, ..small };
+        match run_static(&wild, 1) {
+            Err(Error::Diverged { step, loss, .. }) => assert!(step >= 1 && !(loss <= 1e4 * 0.125)),
+            other => panic!("{other:?}"),
+        }
     }
 
     /// The I.7 halving test for X-5 (plain GD on full W): at eta0 / 2 the seed mean of every
