@@ -11,7 +11,7 @@
 //!   gradient, a loss above [`Stop::diverge_above`] or above `factor x max(L_0, floor)`
 //!   ([`Stop::relative_divergence`]) is [`Error::Diverged`]) and the [`Observer`]s, which see
 //!   the state before and after every step and at the final point (balance-law residuals, CSV
-//!   time series, loss records and progress bars are observers the caller supplies).
+//!   time series, loss records ([`Losses`]) and progress bars are observers the caller supplies).
 //!
 //! One iteration at step `s` (0-based) is: `loss = problem.loss_grad(s, params, grad)`; the
 //! divergence test; the loss and gradient tests; `observer.before(s, ..)`;

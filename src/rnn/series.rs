@@ -218,7 +218,7 @@ impl SeriesRecord {
         }
         self.tz.push(tt);
         self.zs.push(z - self.z0);
-        if k % self.every == 0 {
+        if k.is_multiple_of(self.every) {
             self.dw.copy_from(&net.w);
             self.dw -= &net.w0;
             let (s1, s2, re, im) = spectrum(&self.dw)?;

@@ -106,7 +106,13 @@ fn step_cap_and_divergence_are_errors() {
     // eta = 50 x 0.83: the first step overshoots the target by orders of magnitude
     let wild = StaticSetting { lr0: 50.0, ..small };
     match run_static(&wild, 1) {
-        Err(Error::Diverged { step, loss, .. }) => assert!(step >= 1 && !(loss <= 1e4 * 0.125)),
+        // L_0 ~ zhat^2/2 = 0.125: the bound 1e4 L_0 is ~1e3
+        Err(Error::Diverged { step, loss, .. }) => {
+            assert!(
+                step >= 1 && (!loss.is_finite() || loss > 1e2),
+                "{step} {loss}"
+            )
+        }
         other => panic!("{other:?}"),
     }
 }
