@@ -57,7 +57,7 @@ fn fixed_step_order(method: Method, ns: &[usize]) -> (f64, Vec<(f64, f64)>) {
             &o,
         )
         .unwrap();
-        assert_eq!(tr.rejected, 0);
+        assert_eq!(tr.counts.rejected, 0);
         assert!(
             tr.steps() >= n && tr.steps() <= n + 1,
             "{} steps for n = {n}",
@@ -106,10 +106,10 @@ fn dop853_takes_fewer_evaluations_at_tight_tolerance() {
         a.steps()
     );
     assert!(
-        b.evaluations * 3 < a.evaluations * 2,
+        b.counts.evaluations * 3 < a.counts.evaluations * 2,
         "{} vs {} evaluations",
-        b.evaluations,
-        a.evaluations
+        b.counts.evaluations,
+        a.counts.evaluations
     );
     // Auto picks DOP853 at this tolerance, DP45 at a loose one.
     let auto = solve(
@@ -164,7 +164,7 @@ fn hermite_dense_output_keeps_steps_and_events() {
     assert_eq!(ta, tb);
     assert_eq!(a.t, b.t);
     assert_eq!(a.y, b.y);
-    assert!(b.evaluations < a.evaluations);
+    assert!(b.counts.evaluations < a.counts.evaluations);
     let mid = 0.5 * (a.t[1] + a.t[2]);
     let exact = (-k * mid).exp();
     assert!((a.eval(mid)[0] - exact).abs() < 1e-12);

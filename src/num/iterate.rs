@@ -11,7 +11,7 @@
 //!   gradient, a loss above [`Stop::diverge_above`] or above `factor x max(L_0, floor)`
 //!   ([`Stop::relative_divergence`]) is [`Error::Diverged`]) and the [`Observer`]s, which see
 //!   the state before and after every step and at the final point (balance-law residuals, CSV
-//!   time series, loss records and progress bars are observers the caller supplies).
+//!   time series, loss records ([`Losses`]) and progress bars are observers the caller supplies).
 //!
 //! One iteration at step `s` (0-based) is: `loss = problem.loss_grad(s, params, grad)`; the
 //! divergence test; the loss and gradient tests; `observer.before(s, ..)`;
@@ -25,7 +25,7 @@
 //! The loss tolerance is strict, `L < loss_tol` (THEORY I.1: train to L < tol); a run that must
 //! reach exactly zero loss asks for `L < f64::MIN_POSITIVE`.
 
-use nalgebra::DVector;
+use nalgebra::{DVector, SMatrix};
 use rand::{rngs::StdRng, seq::SliceRandom};
 
 use crate::{Error, Result};
@@ -88,6 +88,16 @@ impl GradNorm for DVector<f64> {
     }
 }
 
+/// A fixed-size matrix (the 2x2 world's M) as a gradient: its Frobenius norm.
+impl<const R: usize, const C: usize> GradNorm for SMatrix<f64, R, C> {
+    fn grad_norm(&self) -> f64 {
+        self.norm()
+    }
+    fn is_finite(&self) -> bool {
+        self.iter().all(|g| g.is_finite())
+    }
+}
+
 /// How the parameters move, given the loss and gradient at step `step` (the loss names the
 /// state in an error, e.g. a step that would leave the model's domain).
 pub trait Stepper<P: Problem + ?Sized> {
@@ -111,6 +121,15 @@ impl Descend<DVector<f64>> for DVector<f64> {
             *self *= 1.0 - eta * lambda;
         }
         self.axpy(-eta, grad, 1.0);
+    }
+}
+
+impl<const R: usize, const C: usize> Descend<SMatrix<f64, R, C>> for SMatrix<f64, R, C> {
+    fn descend(&mut self, grad: &SMatrix<f64, R, C>, eta: f64, lambda: f64) {
+        if lambda != 0.0 {
+            *self *= 1.0 - eta * lambda;
+        }
+        *self -= grad * eta;
     }
 }
 
@@ -414,6 +433,22 @@ pub struct After<F>(pub F);
 impl<P: Problem + ?Sized, F: FnMut(usize, &P::Params, f64)> Observer<P> for After<F> {
     fn after(&mut self, s: usize, p: &P::Params, _: &P::Grad, l: f64) -> Result<()> {
         (self.0)(s, p, l);
+        Ok(())
+    }
+}
+
+/// The loss record: the loss at every evaluated point, before each step and at the final point
+/// (where the problem gives one), in order; `.0[0]` is L_0.
+#[derive(Debug, Clone, Default)]
+pub struct Losses(pub Vec<f64>);
+
+impl<P: Problem + ?Sized> Observer<P> for Losses {
+    fn before(&mut self, _: usize, _: &P::Params, _: &P::Grad, loss: f64) -> Result<()> {
+        self.0.push(loss);
+        Ok(())
+    }
+    fn end(&mut self, _: usize, _: &P::Params, _: &P::Grad, loss: Option<f64>) -> Result<()> {
+        self.0.extend(loss);
         Ok(())
     }
 }

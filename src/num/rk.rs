@@ -395,9 +395,8 @@ impl DynDopri {
 pub struct DynSolution {
     pub t: f64,
     pub y: Vec<f64>,
-    pub evaluations: usize,
-    pub accepted: usize,
-    pub rejected: usize,
+    /// Evaluations, accepted and rejected steps (the stepper's [`StepCounts`]).
+    pub counts: StepCounts,
 }
 
 /// Integrate the autonomous system `y' = f(y)` from `y(0) = y0` to time `t1 > 0`.
@@ -420,9 +419,7 @@ where
     Ok(DynSolution {
         t: st.t(),
         y,
-        evaluations: st.counts.evaluations,
-        accepted: st.counts.accepted,
-        rejected: st.counts.rejected,
+        counts: st.counts,
     })
 }
 

@@ -26,8 +26,9 @@
 use nalgebra::{DMatrix, DVector};
 use serde::Serialize;
 
-use super::network::Trainable;
-use super::static_curves::{seeded_static_network, static_trial};
+use super::network::Network;
+use super::static_curves::{StaticEval, StaticProblem};
+use crate::num::iterate::{iterate, Gd, Observer, Stop};
 use crate::{Error, Result};
 
 /// One early-training setting.
@@ -71,10 +72,15 @@ impl SeriesSetting {
     }
 
     fn validate(&self) -> Result<()> {
-        if !(0.0..1.0).contains(&self.g) || self.n < 4 || !(self.dtt > 0.0 && self.tt_max > 0.0) {
+        if !(0.0..1.0).contains(&self.g)
+            || self.n < 4
+            || !(self.dtt > 0.0 && self.tt_max > 0.0)
+            || self.every == 0
+        {
             return Err(Error::Requirement(format!(
-                "series: n = {}, g = {}, dtt = {}, tt_max = {} (need n >= 4, 0 <= g < 1, dtt, tt_max > 0)",
-                self.n, self.g, self.dtt, self.tt_max
+                "series: n = {}, g = {}, dtt = {}, tt_max = {}, every = {} (need n >= 4, \
+                 0 <= g < 1, dtt, tt_max > 0, every >= 1)",
+                self.n, self.g, self.dtt, self.tt_max, self.every
             )));
         }
         Ok(())
@@ -169,59 +175,98 @@ pub fn spectrum(dw: &DMatrix<f64>) -> Result<(f64, f64, f64, f64)> {
     Ok((s1, s2, lead.re, lead.im))
 }
 
-/// Train seed `seed` for tau~ in [0, tt_max] and fit the series.
+/// The record of [`run_series`] at every evaluated point k (before each step and at the end):
+/// z(0), then z - z(0) at every point and the spectrum of dW = W - W0 every `every` points.
+struct SeriesRecord {
+    dtt: f64,
+    every: usize,
+    z0: f64,
+    tz: Vec<f64>,
+    zs: Vec<f64>,
+    ts: Vec<f64>,
+    s1s: Vec<f64>,
+    s2s: Vec<f64>,
+    eigs: Vec<f64>,
+    eig_imag: f64,
+    /// dW, reused.
+    dw: DMatrix<f64>,
+}
+
+impl SeriesRecord {
+    fn new(s: &SeriesSetting, steps: usize) -> Self {
+        let spectra = steps / s.every + 1;
+        SeriesRecord {
+            dtt: s.dtt,
+            every: s.every,
+            z0: f64::NAN,
+            tz: Vec::with_capacity(steps),
+            zs: Vec::with_capacity(steps),
+            ts: Vec::with_capacity(spectra),
+            s1s: Vec::with_capacity(spectra),
+            s2s: Vec::with_capacity(spectra),
+            eigs: Vec::with_capacity(spectra),
+            eig_imag: 0.0,
+            dw: DMatrix::zeros(s.n, s.n),
+        }
+    }
+
+    fn point(&mut self, k: usize, net: &Network, z: f64) -> Result<()> {
+        let tt = k as f64 * self.dtt;
+        if k == 0 {
+            self.z0 = z;
+            return Ok(());
+        }
+        self.tz.push(tt);
+        self.zs.push(z - self.z0);
+        if k.is_multiple_of(self.every) {
+            self.dw.copy_from(&net.w);
+            self.dw -= &net.w0;
+            let (s1, s2, re, im) = spectrum(&self.dw)?;
+            self.ts.push(tt);
+            self.s1s.push(s1);
+            self.s2s.push(s2);
+            self.eigs.push(re);
+            self.eig_imag = self.eig_imag.max(im.abs());
+        }
+        Ok(())
+    }
+}
+
+impl Observer<StaticProblem> for SeriesRecord {
+    fn before(&mut self, k: usize, net: &Network, e: &StaticEval, _: f64) -> Result<()> {
+        self.point(k, net, e.z)
+    }
+    fn end(&mut self, k: usize, net: &Network, e: &StaticEval, _: Option<f64>) -> Result<()> {
+        self.point(k, net, e.z)
+    }
+}
+
+/// Train seed `seed` for tau~ in [0, tt_max] (GD with step dtt / beta^2 by the iteration driver
+/// [`iterate`]: a non-finite loss or gradient is [`Error::Diverged`]) and fit the series.
 pub fn run_series(s: &SeriesSetting, seed: u64) -> Result<SeriesRun> {
     s.validate()?;
     let task = (s.u, s.t_max, s.zhat);
-    let (mut rng, mut net, task) = seeded_static_network(s.n, s.g, s.dt, task, seed);
-    let (trials, last, mut ws) = static_trial(&net, &task, &mut rng);
-    let t = Trainable::FULL;
-    let b2 = s.beta().powi(2);
-    let lr = s.dtt / b2;
+    let (_, mut net, mut problem) = StaticProblem::seeded(s.n, s.g, s.dt, task, seed);
+    let lr = s.dtt / s.beta().powi(2);
     let steps = (s.tt_max / s.dtt).round() as usize;
-    let mut grad = vec![0.0; s.n * s.n];
-    let (mut tz, mut zs) = (Vec::with_capacity(steps), Vec::with_capacity(steps));
-    let (mut ts, mut s1s, mut s2s, mut eigs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut eig_imag = 0.0f64;
-    let mut z0 = f64::NAN;
-    for k in 0..=steps {
-        ws.loss_and_grad(&net, &trials, &t, &mut grad)?;
-        let z = ws.readouts(last)[(1, 0)];
-        let tt = k as f64 * s.dtt;
-        if k == 0 {
-            z0 = z;
-        } else {
-            tz.push(tt);
-            zs.push(z - z0);
-            if k % s.every == 0 {
-                let (s1, s2, re, im) = spectrum(&(&net.w - &net.w0))?;
-                ts.push(tt);
-                s1s.push(s1);
-                s2s.push(s2);
-                eigs.push(re);
-                eig_imag = eig_imag.max(im.abs());
-            }
-        }
-        if !z.is_finite() {
-            return Err(Error::numerical(format!(
-                "series: readout not finite at step {k} (g = {}, seed {seed})",
-                s.g
-            )));
-        }
-        if k < steps {
-            for (w, gi) in net.w.as_mut_slice().iter_mut().zip(&grad) {
-                *w -= lr * gi;
-            }
-        }
-    }
+    let mut eval = StaticEval::new(s.n);
+    let mut rec = SeriesRecord::new(s, steps);
+    let stop = Stop::steps(steps, &format!("series g={} seed={seed}", s.g))
+        .diverge_above(f64::INFINITY)
+        .hint("reduce the step dtt");
+    let mut gd = Gd {
+        eta: lr,
+        lambda: 0.0,
+    };
+    iterate(&mut problem, &mut gd, &mut net, &mut eval, &stop, &mut rec)?;
     Ok(SeriesRun {
         seed,
-        z0,
-        z_coef: fit_powers(&tz, &zs, &[1, 2, 3, 4, 5, 6, 7])?,
-        s1_coef: fit_powers(&ts, &s1s, &[1, 2, 3, 4, 5, 6, 7])?,
-        s2_coef: fit_powers(&ts, &s2s, &[3, 4, 5, 6, 7])?,
-        eig_coef: fit_powers(&ts, &eigs, &[1, 2, 3, 4, 5])?,
-        eig_imag,
+        z0: rec.z0,
+        z_coef: fit_powers(&rec.tz, &rec.zs, &[1, 2, 3, 4, 5, 6, 7])?,
+        s1_coef: fit_powers(&rec.ts, &rec.s1s, &[1, 2, 3, 4, 5, 6, 7])?,
+        s2_coef: fit_powers(&rec.ts, &rec.s2s, &[3, 4, 5, 6, 7])?,
+        eig_coef: fit_powers(&rec.ts, &rec.eigs, &[1, 2, 3, 4, 5])?,
+        eig_imag: rec.eig_imag,
     })
 }
 
@@ -257,6 +302,18 @@ mod tests {
         // degree 5 leaves a visible bias (why the runs use degree 7)
         let c5 = fit_powers(&t, &y, &all[..5]).unwrap();
         assert!((c5[3] + 1.0 / 6.0).abs() > 1e-6, "{}", c5[3]);
+    }
+
+    #[test]
+    fn invalid_settings_are_errors() {
+        let ok = SeriesSetting::reference(16, 0.5);
+        for bad in [
+            SeriesSetting { every: 0, ..ok },
+            SeriesSetting { g: 1.0, ..ok },
+            SeriesSetting { dtt: 0.0, ..ok },
+        ] {
+            assert!(matches!(run_series(&bad, 1), Err(Error::Requirement(_))));
+        }
     }
 
     /// The spectrum of a known low-rank matrix: dW = 2 e1 e2^T + 0.5 e2 e1^T has singular values

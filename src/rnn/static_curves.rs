@@ -16,6 +16,7 @@ use serde::Serialize;
 use super::bptt::Workspace;
 use super::network::{Network, NetworkSpec, Phi, Readout, Trainable};
 use super::task::{StaticTask, Task, Trials};
+use crate::num::iterate::{iterate, Descend, Gd, GradNorm, Observer, Problem, Reason, Stop};
 use crate::{Error, Result};
 
 /// One static-task training setting.
@@ -143,53 +144,182 @@ pub fn static_trial(net: &Network, task: &Task, rng: &mut StdRng) -> (Trials, us
     (trials, last, ws)
 }
 
-/// Train one network (seed `seed`) on the static task with plain GD and measure.
+/// The static task as a [`Problem`] of the iteration driver: the loss L(W) of the single trial,
+/// dL/dW into [`StaticEval::grad`] and the readout z there into [`StaticEval::z`] (full W
+/// trained, everything else fixed).
+pub struct StaticProblem {
+    ws: Workspace,
+    trials: Trials,
+    /// The last Euler step (where z is read).
+    last: usize,
+}
+
+/// What [`StaticProblem`] writes at W: dL/dW (N x N, column-major: the layout of `net.w`) and
+/// the readout z = b^T x(T)/N.
+#[derive(Debug, Clone)]
+pub struct StaticEval {
+    pub grad: Vec<f64>,
+    pub z: f64,
+}
+
+impl StaticEval {
+    /// A buffer for a network of `n` neurons (z NaN until written).
+    pub fn new(n: usize) -> Self {
+        StaticEval {
+            grad: vec![0.0; n * n],
+            z: f64::NAN,
+        }
+    }
+}
+
+impl GradNorm for StaticEval {
+    /// |dL/dW|_F, summed in storage order.
+    fn grad_norm(&self) -> f64 {
+        self.grad.iter().map(|v| v * v).sum::<f64>().sqrt()
+    }
+    fn is_finite(&self) -> bool {
+        self.grad.iter().all(|g| g.is_finite())
+    }
+}
+
+/// GD on the network's recurrent weights: W <- (1 - eta lambda) W - eta dL/dW.
+impl Descend<StaticEval> for Network {
+    fn descend(&mut self, e: &StaticEval, eta: f64, lambda: f64) {
+        if lambda != 0.0 {
+            self.w *= 1.0 - eta * lambda;
+        }
+        for (w, gi) in self.w.as_mut_slice().iter_mut().zip(&e.grad) {
+            *w -= eta * gi;
+        }
+    }
+}
+
+impl StaticProblem {
+    /// Seed `seed` of a static-task setting ([`seeded_static_network`]) and its single trial
+    /// ([`static_trial`]): the generator after its draws, the network and the problem.
+    pub fn seeded(
+        n: usize,
+        g: f64,
+        dt: f64,
+        task: (f64, f64, f64),
+        seed: u64,
+    ) -> (StdRng, Network, StaticProblem) {
+        let (mut rng, net, task) = seeded_static_network(n, g, dt, task, seed);
+        let (trials, last, ws) = static_trial(&net, &task, &mut rng);
+        (rng, net, StaticProblem { ws, trials, last })
+    }
+
+    /// The loss of `net` on the trial (no gradient).
+    pub fn loss_only(&mut self, net: &Network) -> Result<f64> {
+        self.ws.loss_only(net, &self.trials)
+    }
+}
+
+impl Problem for StaticProblem {
+    type Params = Network;
+    type Grad = StaticEval;
+
+    fn loss_grad(&mut self, _: usize, net: &Network, e: &mut StaticEval) -> Result<f64> {
+        let loss = self
+            .ws
+            .loss_and_grad(net, &self.trials, &Trainable::FULL, &mut e.grad)?;
+        e.z = self.ws.readouts(self.last)[(1, 0)];
+        Ok(loss)
+    }
+
+    /// The whole evaluation at the cap (the last point of a record carries z).
+    fn loss_at_cap(
+        &mut self,
+        step: usize,
+        net: &Network,
+        e: &mut StaticEval,
+    ) -> Result<Option<f64>> {
+        self.loss_grad(step, net, e).map(Some)
+    }
+}
+
+/// The record of [`run_static`]: the loss and z at every evaluated point (before each step and
+/// at the end) and the sum of |dL/dW| over the steps taken.
+struct StaticRecord {
+    losses: Vec<f64>,
+    z: Vec<f64>,
+    grad_sum: f64,
+}
+
+impl StaticRecord {
+    fn point(&mut self, loss: f64, e: &StaticEval) {
+        self.losses.push(loss);
+        self.z.push(e.z);
+    }
+}
+
+impl Observer<StaticProblem> for StaticRecord {
+    fn before(&mut self, _: usize, _: &Network, e: &StaticEval, loss: f64) -> Result<()> {
+        self.point(loss, e);
+        self.grad_sum += e.grad_norm();
+        Ok(())
+    }
+    fn end(&mut self, _: usize, _: &Network, e: &StaticEval, loss: Option<f64>) -> Result<()> {
+        if let Some(l) = loss {
+            self.point(l, e);
+        }
+        Ok(())
+    }
+}
+
+/// The stopping rules of [`run_static`]: L < tol, the step cap, and divergence at a non-finite
+/// loss or gradient or a loss above 1e4 L_0.
+fn static_stop(s: &StaticSetting, seed: u64) -> Stop {
+    Stop::steps(s.max_steps, &format!("static task g={} seed={seed}", s.g))
+        .loss_tol(s.tol)
+        .diverge_above(f64::INFINITY)
+        .relative_divergence(1e4, 0.0)
+        .hint(&format!("try a smaller lr0 (e.g. {:.3e})", s.lr0 / 4.0))
+}
+
+/// Train one network (seed `seed`) on the static task with plain GD (the iteration driver
+/// [`iterate`] with [`Gd`]) and measure. Not reaching L < tol within the step cap is
+/// [`Error::NoConvergence`].
 pub fn run_static(s: &StaticSetting, seed: u64) -> Result<StaticRun> {
     let task = (s.u, s.t_max, s.zhat);
-    let (mut rng, mut net, task) = seeded_static_network(s.n, s.g, s.dt, task, seed);
-    let (trials, last, mut ws) = static_trial(&net, &task, &mut rng);
-    let t = Trainable::FULL;
+    let (mut rng, mut net, mut problem) = StaticProblem::seeded(s.n, s.g, s.dt, task, seed);
     let lr = s.lr0 * (1.0 - s.g * s.g).powi(2);
-    let mut grad = vec![0.0; s.n * s.n];
-    let mut losses = Vec::new();
-    let mut z = Vec::new();
-    let mut grad_sum = 0.0;
-    let mut step = 0;
-    loop {
-        let loss = ws.loss_and_grad(&net, &trials, &t, &mut grad)?;
-        let loss0 = *losses.first().unwrap_or(&loss);
-        if !loss.is_finite() || loss > 1e4 * loss0 {
-            return Err(Error::Diverged {
-                what: format!("static task g={} seed={seed}", s.g),
-                step,
-                loss,
-                hint: format!("try a smaller lr0 (e.g. {:.3e})", s.lr0 / 4.0),
-            });
-        }
-        losses.push(loss);
-        z.push(ws.readouts(last)[(1, 0)]);
-        if loss < s.tol {
-            break;
-        }
-        if step >= s.max_steps {
-            return Err(Error::NoConvergence {
-                solver: "static-task GD".into(),
-                iterations: step,
-                residual: loss,
-                tolerance: s.tol,
-            });
-        }
-        grad_sum += grad.iter().map(|v| v * v).sum::<f64>().sqrt();
-        for (w, gi) in net.w.as_mut_slice().iter_mut().zip(&grad) {
-            *w -= lr * gi;
-        }
-        step += 1;
+    let mut eval = StaticEval::new(s.n);
+    let points = s.max_steps.saturating_add(1).min(1 << 20);
+    let mut record = StaticRecord {
+        losses: Vec::with_capacity(points),
+        z: Vec::with_capacity(points),
+        grad_sum: 0.0,
+    };
+    let stop = static_stop(s, seed);
+    let mut gd = Gd {
+        eta: lr,
+        lambda: 0.0,
+    };
+    let out = iterate(
+        &mut problem,
+        &mut gd,
+        &mut net,
+        &mut eval,
+        &stop,
+        &mut record,
+    )?;
+    // the cap's point counts when it meets the tolerance
+    let loss = out.loss.unwrap_or(f64::NAN);
+    if out.reason == Reason::MaxSteps && !stop.below_tol(loss) {
+        return Err(Error::NoConvergence {
+            solver: "static-task GD".into(),
+            iterations: out.steps,
+            residual: loss,
+            tolerance: s.tol,
+        });
     }
+    let step = out.steps;
     let dw = &net.w - &net.w0;
-    let tau_conv = crossing_time(&losses, s.tol, lr).unwrap_or(f64::NAN);
+    let tau_conv = crossing_time(&record.losses, s.tol, lr).unwrap_or(f64::NAN);
     let mut shuffled = net.clone();
     shuffled.w = permute_entries(&net.w0, &mut rng) + &dw;
-    let loss_shuffled = ws.loss_only(&shuffled, &trials)?;
+    let loss_shuffled = problem.loss_only(&shuffled)?;
     Ok(StaticRun {
         g: s.g,
         seed,
@@ -197,10 +327,10 @@ pub fn run_static(s: &StaticSetting, seed: u64) -> Result<StaticRun> {
         steps: step,
         tau_conv,
         dw_norm: dw.norm(),
-        mean_grad: grad_sum / step.max(1) as f64,
-        loss0: losses[0],
+        mean_grad: record.grad_sum / step.max(1) as f64,
+        loss0: record.losses[0],
         loss_shuffled,
-        z,
+        z: record.z,
     })
 }
 
@@ -316,97 +446,4 @@ pub fn x10_setting(g: f64) -> StaticSetting {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::num::stats::{bootstrap, Bootstrap, Statistic};
-
-    #[test]
-    fn crossing_time_interpolates_in_log_loss() {
-        // L = e^{-tau}, sampled every 0.5: crosses 1e-2 at tau = ln 100 exactly
-        let lr = 0.5;
-        let l: Vec<f64> = (0..40).map(|k| (-(k as f64) * lr).exp()).collect();
-        let t = crossing_time(&l, 1e-2, lr).unwrap();
-        assert!((t - 100f64.ln()).abs() < 1e-12, "{t}");
-        assert_eq!(crossing_time(&l, 1e-30, lr), None);
-        assert_eq!(crossing_time(&l, 2.0, lr), Some(0.0));
-    }
-
-    #[test]
-    fn permutation_keeps_entries_and_is_seeded() {
-        let w = DMatrix::from_fn(7, 5, |i, j| (i * 5 + j) as f64);
-        let p1 = permute_entries(&w, &mut StdRng::seed_from_u64(1));
-        let p2 = permute_entries(&w, &mut StdRng::seed_from_u64(1));
-        assert_eq!(p1, p2);
-        assert_ne!(p1, w);
-        let mut a = p1.as_slice().to_vec();
-        a.sort_by(f64::total_cmp);
-        let mut b = w.as_slice().to_vec();
-        b.sort_by(f64::total_cmp);
-        assert_eq!(a, b);
-    }
-
-    #[test]
-    fn g_zero_run_converges_and_shuffling_nothing_keeps_the_fit() {
-        // g = 0: W0 = 0, so permuting it changes nothing and the trained loss (< tol) remains
-        let s = StaticSetting {
-            n: 32,
-            t_max: 10.0,
-            ..x5_setting(0.0)
-        };
-        let r = run_static(&s, 3).unwrap();
-        assert!(r.steps > 10 && r.steps < 1000, "{}", r.steps);
-        assert!((r.loss0 - 0.125).abs() < 1e-12, "{}", r.loss0);
-        assert!(r.loss_shuffled < s.tol, "{}", r.loss_shuffled);
-        assert!(r.tau_conv > r.lr * (r.steps - 1) as f64 && r.tau_conv <= r.lr * r.steps as f64);
-        assert_eq!(r.z.len(), r.steps + 1);
-    }
-
-    /// The I.7 halving test for X-5 (plain GD on full W): at eta0 / 2 the seed mean of every
-    /// ratio lies in its 95% bootstrap interval at eta0 (or within the FLOOR band of it).
-    /// Long (~2x the X-5 check): `cargo test --release --lib x5_lr_halving -- --ignored
-    /// --nocapture`; the numbers are in proofs-checks/X-05.
-    #[test]
-    #[ignore]
-    fn x5_lr_halving() {
-        let half = |g| StaticSetting {
-            lr0: 0.01,
-            max_steps: 10_000,
-            ..x5_setting(g)
-        };
-        let a = curve(x5_setting, &X5_G, X5_SEEDS, X5_TT).unwrap();
-        let b = curve(half, &X5_G, X5_SEEDS, X5_TT).unwrap();
-        let boot = Bootstrap::new(BOOT_SEED);
-        for (pa, pb) in a[1..].iter().zip(&b[1..]) {
-            for (what, va, vb) in [
-                ("tau_conv", &pa.tau_conv, &pb.tau_conv),
-                ("|dW|", &pa.dw_norm, &pb.dw_norm),
-                ("mean grad", &pa.mean_grad, &pb.mean_grad),
-                ("shuffle", &pa.shuffle_ratio, &pb.shuffle_ratio),
-                ("z probe", &pa.z_probe, &pb.z_probe),
-            ] {
-                let ea = bootstrap(va, Statistic::Mean, &boot).unwrap();
-                let mb = vb.iter().sum::<f64>() / vb.len() as f64;
-                println!(
-                    "g={} {what}: eta0 {:.4} [{:.4}, {:.4}], eta0/2 {mb:.4}",
-                    pa.g, ea.value, ea.lo, ea.hi
-                );
-                let slack = FLOOR * ea.value.abs();
-                assert!(
-                    mb >= ea.lo - slack && mb <= ea.hi + slack,
-                    "g={} {what}: {mb} outside [{}, {}]",
-                    pa.g,
-                    ea.lo,
-                    ea.hi
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn mean_sem_of_known_sample() {
-        let (m, e) = mean_sem(&[1.0, 2.0, 3.0, 4.0]);
-        assert_eq!(m, 2.5);
-        // sample variance 5/3, sem sqrt(5/12)
-        assert!((e - (5.0f64 / 12.0).sqrt()).abs() < 1e-15);
-    }
-}
+mod tests;

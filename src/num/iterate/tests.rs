@@ -497,3 +497,62 @@ fn minibatches_cover_every_index_once_per_epoch() {
     assert!(Minibatches::new(10, 0, StdRng::seed_from_u64(7), "t").is_err());
     assert!(Minibatches::new(10, 11, StdRng::seed_from_u64(7), "t").is_err());
 }
+
+/// L(M) = |M - T|_F^2 / 2 on 2x2 matrices: GD moves M - T by (1 - eta)^k exactly in
+/// exact arithmetic; the loss record holds every evaluated point, the final one included.
+struct Matrix2Target(nalgebra::Matrix2<f64>);
+
+impl Problem for Matrix2Target {
+    type Params = nalgebra::Matrix2<f64>;
+    type Grad = nalgebra::Matrix2<f64>;
+    fn loss_grad(
+        &mut self,
+        _: usize,
+        m: &nalgebra::Matrix2<f64>,
+        g: &mut nalgebra::Matrix2<f64>,
+    ) -> Result<f64> {
+        *g = m - self.0;
+        Ok(0.5 * g.norm_squared())
+    }
+    fn loss(&mut self, m: &nalgebra::Matrix2<f64>) -> Result<Option<f64>> {
+        Ok(Some(0.5 * (m - self.0).norm_squared()))
+    }
+}
+
+#[test]
+fn gd_on_a_fixed_size_matrix_with_a_loss_record() {
+    let t = nalgebra::Matrix2::new(1.0, -2.0, 0.5, 3.0);
+    let mut p = Matrix2Target(t);
+    let mut m = nalgebra::Matrix2::zeros();
+    let mut g = nalgebra::Matrix2::zeros();
+    let mut rec = Losses::default();
+    let (eta, n) = (0.25, 20);
+    let out = iterate(
+        &mut p,
+        &mut Gd { eta, lambda: 0.0 },
+        &mut m,
+        &mut g,
+        &Stop::steps(n, "test 2x2 GD"),
+        &mut rec,
+    )
+    .unwrap();
+    assert_eq!((out.reason, out.steps), (Reason::MaxSteps, n));
+    // M_k - T = -(1 - eta)^k T; L_k = (1 - eta)^(2k) |T|^2 / 2; 20 steps of rounding
+    let l0 = 0.5 * t.norm_squared();
+    assert_eq!(rec.0.len(), n + 1);
+    for (k, l) in rec.0.iter().enumerate() {
+        let want = l0 * 0.75f64.powi(2 * k as i32);
+        assert!((l - want).abs() <= 1e-14 * l0, "L_{k} = {l}, want {want}");
+    }
+    assert!((m - t * (1.0 - 0.75f64.powi(n as i32))).norm() < 1e-14);
+    // a non-finite entry is a divergence; decoupled decay: M <- (1 - eta lambda) M - eta g
+    assert!(!GradNorm::is_finite(&nalgebra::Matrix2::new(
+        0.0,
+        f64::NAN,
+        0.0,
+        0.0
+    )));
+    let mut d = nalgebra::Matrix2::from_element(2.0);
+    d.descend(&nalgebra::Matrix2::from_element(1.0), 0.5, 0.5);
+    assert_eq!(d, nalgebra::Matrix2::from_element(1.0));
+}

@@ -125,10 +125,8 @@ pub struct Trajectory<const D: usize> {
     h: Vec<f64>,
     /// The pair that produced the trajectory ([`Method::Dp45`] or [`Method::Dop853`]).
     pub method: Method,
-    /// Number of right-hand-side evaluations.
-    pub evaluations: usize,
-    /// Number of rejected steps.
-    pub rejected: usize,
+    /// Right-hand-side evaluations, accepted and rejected steps (accepted = [`Self::steps`]).
+    pub counts: StepCounts,
 }
 
 impl<const D: usize> Trajectory<D> {
@@ -412,7 +410,7 @@ fn event_on_step<const D: usize, P: Pair>(
         if !s.full {
             if let Some((c, evals)) = P::complete(f, s.t, &s.y, &s.y_new, k, s.hs)? {
                 *cont = c;
-                tr.evaluations += evals;
+                tr.counts.evaluations += evals;
             }
         }
         let theta = locate_event::<D, P>(g, cont, s.t, s.hs, *g_old, g_new)?;
@@ -470,8 +468,7 @@ where
         cont: Vec::new(),
         h: Vec::new(),
         method: P::METHOD,
-        evaluations: 0,
-        rejected: 0,
+        counts: StepCounts::default(),
     };
     let span = (t1 - t0).abs();
     if span == 0.0 {
@@ -482,7 +479,7 @@ where
     let mut y = y0;
     let mut k: Stages<D> = [SVector::zeros(); 16];
     k[0] = f(t, &y)?;
-    tr.evaluations += 1;
+    tr.counts.evaluations += 1;
     let mut g_old = match event.as_mut() {
         Some(g) => g(t, &y)?,
         None => 0.0,
@@ -490,20 +487,17 @@ where
     let mut h = if opts.h0 > 0.0 {
         opts.h0.min(span)
     } else {
-        tr.evaluations += 1;
+        tr.counts.evaluations += 1;
         initial_step(&mut f, t0, &y, &k[0], dir, span, P::ORDER, opts)?
     };
-    let mut last_rejected = false;
-    let mut attempts = 0usize;
     loop {
-        attempts += 1;
-        check_attempts(attempts, opts.max_steps, t)?;
+        tr.counts.attempt(opts.max_steps, t)?;
         let (h_step, last) = clip_step(h, t, t1)?;
         h = h_step;
         let hs = dir * h;
         let t_new = if last { t1 } else { t + hs };
         let (y_new, err, evals) = P::attempt(&mut f, t, &y, &mut k, hs, t_new, opts)?;
-        tr.evaluations += evals;
+        tr.counts.evaluations += evals;
         if !err.is_finite() || y_new.iter().any(|v| !v.is_finite()) || err > 1.0 {
             // a non-finite step is a strong rejection; if the step is already tiny this ends
             // in underflow
@@ -512,13 +506,14 @@ where
             } else {
                 0.1
             };
-            tr.rejected += 1;
-            last_rejected = true;
+            tr.counts.reject();
             continue;
         }
+        let after_rejection = tr.counts.last_rejected();
+        tr.counts.accept();
         let full = opts.dense;
         let (f_new, mut cont, evals) = P::accept(&mut f, t, &y, &y_new, &mut k, hs, t_new, full)?;
-        tr.evaluations += evals;
+        tr.counts.evaluations += evals;
         let step = Step {
             t,
             hs,
@@ -541,9 +536,8 @@ where
         if last {
             return Ok((tr, None));
         }
-        h = (h * accept_factor_with(err, last_rejected, P::EXPONENT, P::FAC_MIN, P::FAC_MAX))
+        h = (h * accept_factor_with(err, after_rejection, P::EXPONENT, P::FAC_MIN, P::FAC_MAX))
             .min(opts.h_max);
-        last_rejected = false;
     }
 }
 

@@ -60,6 +60,30 @@ fn event_locates_crossing() {
     assert!((te.unwrap() - 2f64.ln()).abs() < 1e-10);
 }
 
+/// The trajectory's [`StepCounts`]: accepted steps are its segments (an event's partial step
+/// included), evaluations are the calls of `f`, and a first step far too large is rejected.
+#[test]
+fn counts_match_the_trajectory_and_the_calls() {
+    let calls = std::cell::Cell::new(0usize);
+    let f = |_: f64, y: &Vector2<f64>| {
+        calls.set(calls.get() + 1);
+        Vector2::new(y[1], -y[0])
+    };
+    let opts = OdeOptions {
+        h0: 1.0,
+        ..OdeOptions::tol(1e-10, 1e-12)
+    };
+    let tr = solve(f, 0.0, Vector2::new(1.0, 0.0), 5.0, &opts).unwrap();
+    assert_eq!(tr.counts.accepted, tr.steps());
+    assert_eq!(tr.counts.evaluations, calls.get());
+    assert!(tr.counts.rejected >= 1, "{:?}", tr.counts);
+    calls.set(0);
+    let (tr, te) = solve_until(f, 0.0, Vector2::new(1.0, 0.0), 5.0, |_, y| y[0], &opts).unwrap();
+    assert!((te.unwrap() - std::f64::consts::FRAC_PI_2).abs() < 1e-8);
+    assert_eq!(tr.counts.accepted, tr.steps());
+    assert_eq!(tr.counts.evaluations, calls.get());
+}
+
 #[test]
 fn no_event_runs_to_end() {
     let (tr, te) = solve_until(

@@ -72,8 +72,8 @@ fn harmonic_oscillator_and_the_static_solver_agree() {
         },
     )
     .unwrap();
-    assert_eq!(tr.steps(), s.accepted);
-    assert_eq!(tr.rejected, s.rejected);
+    assert_eq!(tr.steps(), s.counts.accepted);
+    assert_eq!(tr.counts.rejected, s.counts.rejected);
     let (_, y) = tr.last();
     assert!((y[0] - s.y[0]).abs() < 1e-14 && (y[1] - s.y[1]).abs() < 1e-14);
 }
@@ -129,10 +129,10 @@ fn stiff_linear_system_is_accurate_and_stability_limited() {
     );
     // stability-limited: about 2 / (3.3 / 1000) ~ 600 steps, far more than accuracy needs
     assert!(
-        (400..2000).contains(&s.accepted),
+        (400..2000).contains(&s.counts.accepted),
         "{} accepted, {} rejected",
-        s.accepted,
-        s.rejected
+        s.counts.accepted,
+        s.counts.rejected
     );
 }
 

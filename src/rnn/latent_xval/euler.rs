@@ -1,6 +1,7 @@
 //! The Euler/GD-discretised latent model: the network's trial layout and GD loop with the Gaussian (or finite-N) gain in place of the N neurons.
 
 use super::*;
+use crate::num::iterate::{iterate, Gd, Losses, Problem, Reason, Stop};
 
 /// The Euler/GD-discretised latent model of THEORY I.2: the network's Euler map and trial
 /// layout with h_N(kappa) replaced by G(|kappa|^2) kappa (erf gain).
@@ -182,43 +183,44 @@ impl EulerLatent {
         (l, grad)
     }
 
-    /// GD on one task from `m0`, exactly the loop of [`crate::rnn::train::train_task`]: loss before
-    /// each update, stop when L < tol or after `max_steps` updates. Returns the run and M.
+    /// GD on one task from `m0` by the iteration driver [`iterate`], the rules of
+    /// [`crate::rnn::train::train_task`]: loss before each update, stop when L < tol or after
+    /// `max_steps` updates (not converged unless the last point meets the tolerance), a
+    /// non-finite loss or gradient is [`Error::Diverged`]. Returns the run and M.
     pub fn train(
         &self,
         m0: &Matrix2<f64>,
         task: Task,
         spec: &XvalSpec,
     ) -> Result<(GdRun, Matrix2<f64>)> {
-        let mut m = *m0;
-        let mut st = Vec::with_capacity(self.steps + 1);
-        let mut losses = Vec::new();
-        let mut step = 0;
-        let converged = loop {
-            let (l, g) = self.loss_and_gradient(&m, task, &mut st);
-            if !l.is_finite() || g.iter().any(|v| !v.is_finite()) {
-                return Err(Error::Diverged {
-                    what: format!("Euler latent model, task {task:?}"),
-                    step,
-                    loss: l,
-                    hint: "lower the learning rate".into(),
-                });
-            }
-            losses.push(l);
-            if l < spec.tol {
-                break true;
-            }
-            if step >= spec.max_steps {
-                break false;
-            }
-            m -= g * spec.lr;
-            step += 1;
+        let mut problem = EulerTask {
+            model: self,
+            task,
+            states: Vec::with_capacity(self.steps + 1),
         };
+        let stop = Stop::steps(
+            spec.max_steps,
+            &format!("Euler latent model, task {task:?}"),
+        )
+        .loss_tol(spec.tol)
+        .diverge_above(f64::INFINITY)
+        .hint("lower the learning rate");
+        let mut gd = Gd {
+            eta: spec.lr,
+            lambda: 0.0,
+        };
+        let (mut m, mut g) = (*m0, Matrix2::zeros());
+        let mut losses = Losses(Vec::with_capacity(
+            spec.max_steps.saturating_add(1).min(1 << 20),
+        ));
+        let out = iterate(&mut problem, &mut gd, &mut m, &mut g, &stop, &mut losses)?;
+        let converged =
+            out.reason != Reason::MaxSteps || out.loss.is_some_and(|l| stop.below_tol(l));
         Ok((
             GdRun {
-                steps: step,
+                steps: out.steps,
                 converged,
-                tau: crossing_tau(&losses, spec.tol, spec.lr),
+                tau: crossing_tau(&losses.0, spec.tol, spec.lr),
                 m_end: arr(&m),
             },
             m,
@@ -239,5 +241,34 @@ impl EulerLatent {
             &NewtonOptions::default(),
         )?;
         Ok(r.x)
+    }
+}
+
+/// One task of the Euler latent model as a [`Problem`] of the iteration driver: L(M) and
+/// dL/dM by the model's adjoint, the trial's states in a reused buffer.
+struct EulerTask<'a> {
+    model: &'a EulerLatent,
+    task: Task,
+    states: Vec<Vector2<f64>>,
+}
+
+impl Problem for EulerTask<'_> {
+    type Params = Matrix2<f64>;
+    type Grad = Matrix2<f64>;
+
+    fn loss_grad(&mut self, _: usize, m: &Matrix2<f64>, g: &mut Matrix2<f64>) -> Result<f64> {
+        let (l, grad) = self.model.loss_and_gradient(m, self.task, &mut self.states);
+        *g = grad;
+        Ok(l)
+    }
+
+    /// The whole evaluation at the cap (its gradient is tested for finiteness too).
+    fn loss_at_cap(
+        &mut self,
+        step: usize,
+        m: &Matrix2<f64>,
+        g: &mut Matrix2<f64>,
+    ) -> Result<Option<f64>> {
+        self.loss_grad(step, m, g).map(Some)
     }
 }

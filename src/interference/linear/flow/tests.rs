@@ -173,7 +173,7 @@ fn dop853_and_dp45_agree_on_task_b_with_fewer_evaluations() {
         )
         .unwrap();
         assert!(hit.is_some());
-        assert_eq!(n, tr.evaluations);
+        assert_eq!(n, tr.counts.evaluations);
         (tr.steps(), n)
     };
     let (s5, n5) = count(ode::Method::Dp45);
