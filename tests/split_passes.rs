@@ -39,7 +39,7 @@ fn unknown_split_policy_exits_2() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("MODEFLOW_SPLIT_PASSES") && err.contains("off | on"),
+        err.contains("MODEFLOW_SPLIT_PASSES") && err.contains("on | off"),
         "{err}"
     );
 }

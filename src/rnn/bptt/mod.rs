@@ -19,7 +19,7 @@
 //!   dL/dW_in = dt sum_{k=1}^T Lambda_k U_{k-1}^T,
 //!
 //! with g_k = dl/dX_k the readout cotangent of the loss at step k. [`Sharded`] splits a batch
-//! into shards of trials run in parallel; `split` (opt-in, `MODEFLOW_SPLIT_PASSES=on`) runs
+//! into shards of trials run in parallel; `split` (on by default, `MODEFLOW_SPLIT_PASSES=off` to turn it off) runs
 //! the time loops of a single batch-1 pass in lockstep on two threads (`lockstep`: one join
 //! per pass, each step's products in two row halves), bit for bit the same.
 

@@ -30,15 +30,15 @@
 //! bit (tests `split_passes_equal_serial_passes_bit_for_bit` here and
 //! `split_passes_give_the_same_report_bit_for_bit` in `tests/split_passes.rs`).
 //!
-//! **Off unless asked for** (`MODEFLOW_SPLIT_PASSES=on`, [`ENV`]), because it has not been
-//! measured to pay on this project's 2-vCPU machine under load (numbers and commands in
-//! `bench/README.md`, "Intra-pass split" and "Lockstep passes"): the per-step joins won
-//! 0.66-0.83x on a single seed with the second core idle and lost 5-30 % under load; the
-//! lockstep passes, measured only under load (load average 6-11, real-time priority), ran
-//! `models/rnn-rotation.toml` on 2 threads in 0.91-0.98 s against 0.86-0.90 s for whole
-//! passes, and one seed at N = 200 in 0.31-0.33 s against 0.28-0.30 s (one earlier round:
-//! 0.21 s against 0.29-0.36 s): the partner took ~96 % of the halves, but each step's
-//! hand-over between the two vCPUs cost about as much as the half it saved.
+//! **On by default** (`MODEFLOW_SPLIT_PASSES=off` turns it off, [`ENV`]): on the idle 2-vCPU
+//! machine (2026-12-05 22:10-22:16 UTC, 3 x 8 alternating rounds, numbers and command in
+//! `bench/README.md`, "Lockstep passes") `models/rnn-rotation.toml` on 2 threads took median
+//! 0.85-0.98 s with lockstep passes against 0.94-1.02 s with whole passes (one thread 1.47-1.51
+//! s): 0.56-0.66x against 0.62-0.69x, lockstep faster in every batch; the fast-tier `check` took
+//! 42.0 / 43.0 s against 46.2 / 44.4 s. Under load (load average 6-11, real-time priority)
+//! lockstep lost 3-20 % (0.91-1.10 s against 0.86-0.92 s), because each step's hand-over
+//! between two vCPUs that the host does not keep scheduled together costs about as much as the
+//! ~2 us half it saves; `off` is the setting for a machine that is busy with other work.
 //! When on, a pass is split only on a rayon worker of a pool with >= 2 threads (`rayon::join`
 //! from outside a pool would block on the pool for every product), for N >= [`SPLIT_MIN_N`],
 //! and the step products only at batch 1 (their rows are then contiguous; larger batches are
@@ -54,17 +54,17 @@ use super::lockstep::{self, SharedBuf};
 use super::*;
 use crate::num::packed::SPLIT_ROWS;
 
-/// The environment variable that switches the split on (read once per process).
+/// The environment variable that switches the split off (read once per process).
 pub const ENV: &str = "MODEFLOW_SPLIT_PASSES";
 
 /// The allowed values of [`ENV`].
-pub const ALLOWED: &str = "off | on (or unset: off)";
+pub const ALLOWED: &str = "on | off (or unset: on)";
 
 /// Parse a value of [`ENV`] (`None`: unset): whether passes may be split.
 pub fn parse(value: Option<&str>) -> std::result::Result<bool, String> {
     match value.map(str::trim) {
-        None | Some("") | Some("off") => Ok(false),
-        Some("on") => Ok(true),
+        None | Some("") | Some("on") => Ok(true),
+        Some("off") => Ok(false),
         Some(v) => Err(v.to_string()),
     }
 }
@@ -415,8 +415,8 @@ mod tests {
     /// w_out trained, exact and truncated credit.
     #[test]
     fn the_policy_is_off_unless_asked_and_refuses_unknown_values() {
-        assert_eq!(parse(None), Ok(false));
-        assert_eq!(parse(Some("")), Ok(false));
+        assert_eq!(parse(None), Ok(true));
+        assert_eq!(parse(Some("")), Ok(true));
         assert_eq!(parse(Some("off")), Ok(false));
         assert_eq!(parse(Some(" on ")), Ok(true));
         assert_eq!(parse(Some("yes")), Err("yes".to_string()));
