@@ -1,6 +1,6 @@
 //! Kind `bias_rnn_balance` (THEORY II.1, B-2): a ReLU RNN h_{t+1} = relu(W h_t + U x_t + b),
 //! y_t = V h_t + c under full-batch BPTT-GD with weight decay; the per-step identity of the
-//! per-unit charge Q_j = |W[j,:]|^2 + |U[j,:]|^2 + b_j^2 - |W[:,j]|^2 - |V[:,j]|^2,
+//! per-unit charge `Q_j = |W[j,:]|^2 + |U[j,:]|^2 + b_j^2 - |W[:,j]|^2 - |V[:,j]|^2`,
 //! Q_j' = (1 - eta lambda)^2 Q_j + eta^2 Q_j(grad), and its drift at a fixed horizon.
 //!
 //! Keys: sizes `neurons` (N), `inputs` (m), `outputs` (p), `t` (sequence length), `batch`
