@@ -23,7 +23,7 @@ use crate::bias::balance::{
 };
 use crate::bias::stats::{fmt_list, loglog_slope};
 use crate::compare::Row;
-use crate::model::ModelFile;
+use crate::model::{Checker, ModelFile};
 use crate::Result;
 
 #[derive(Debug, Deserialize)]
@@ -101,37 +101,7 @@ pub fn check(model: &ModelFile) -> Result<Spec> {
     )?;
     let eta = c.positive("eta", raw.eta)?;
     let steps = c.count("steps", raw.steps, 1, 100_000_000)?;
-    if raw.identity_seeds.is_empty() {
-        return Err(c.error(
-            "identity_seeds",
-            "[]",
-            "a list of at least one seed",
-            "no identity run",
-        ));
-    }
-    if raw.identity_weight_decays.len() != raw.identity_seeds.len() {
-        return Err(c.error(
-            "identity_weight_decays",
-            format!("{} entries", raw.identity_weight_decays.len()),
-            &format!(
-                "{} entries (one per identity seed)",
-                raw.identity_seeds.len()
-            ),
-            "inconsistent shapes: identity_seeds and identity_weight_decays differ in length",
-        ));
-    }
-    let identity_runs = raw
-        .identity_seeds
-        .iter()
-        .zip(&raw.identity_weight_decays)
-        .enumerate()
-        .map(|(i, (&s, &l))| {
-            Ok((
-                c.count(&format!("identity_seeds[{i}]"), s, 0, 1 << 62)? as u64,
-                c.non_negative(&format!("identity_weight_decays[{i}]"), l)?,
-            ))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let identity_runs = identity_runs(&c, &raw.identity_seeds, &raw.identity_weight_decays)?;
     crate::budget::check_steps(
         &model.common.file,
         "steps",
@@ -139,7 +109,61 @@ pub fn check(model: &ModelFile) -> Result<Spec> {
         (steps * identity_runs.len()) as f64,
         "every identity run takes `steps` steps",
     )?;
-    let drift = match raw.drift_etas {
+    let drift = drift_spec(&c, model, raw.drift_etas, raw.drift_horizon)?;
+    Ok(Spec {
+        neurons,
+        inputs,
+        outputs,
+        t,
+        batch,
+        eta,
+        steps,
+        identity_runs,
+        drift,
+        seed: model.common.seed,
+        csv: raw.csv,
+    })
+}
+
+/// The identity runs (seed, weight decay), one per entry of the two lists.
+fn identity_runs(c: &Checker<'_>, seeds: &[i64], decays: &[f64]) -> Result<Vec<(u64, f64)>> {
+    if seeds.is_empty() {
+        return Err(c.error(
+            "identity_seeds",
+            "[]",
+            "a list of at least one seed",
+            "no identity run",
+        ));
+    }
+    if decays.len() != seeds.len() {
+        return Err(c.error(
+            "identity_weight_decays",
+            format!("{} entries", decays.len()),
+            &format!("{} entries (one per identity seed)", seeds.len()),
+            "inconsistent shapes: identity_seeds and identity_weight_decays differ in length",
+        ));
+    }
+    seeds
+        .iter()
+        .zip(decays)
+        .enumerate()
+        .map(|(i, (&s, &l))| {
+            Ok((
+                c.count(&format!("identity_seeds[{i}]"), s, 0, 1 << 62)? as u64,
+                c.non_negative(&format!("identity_weight_decays[{i}]"), l)?,
+            ))
+        })
+        .collect()
+}
+
+/// The drift exponent's step sizes (decreasing, >= 2) and horizon, if asked for.
+fn drift_spec(
+    c: &Checker<'_>,
+    model: &ModelFile,
+    drift_etas: Option<Vec<f64>>,
+    horizon: f64,
+) -> Result<Option<DriftSpec>> {
+    Ok(match drift_etas {
         None => None,
         Some(etas) => {
             if etas.len() < 2 {
@@ -161,7 +185,7 @@ pub fn check(model: &ModelFile) -> Result<Spec> {
                     ));
                 }
             }
-            let horizon = c.positive("drift_horizon", raw.drift_horizon)?;
+            let horizon = c.positive("drift_horizon", horizon)?;
             crate::budget::check_steps(
                 &model.common.file,
                 "drift_etas",
@@ -171,19 +195,6 @@ pub fn check(model: &ModelFile) -> Result<Spec> {
             )?;
             Some(DriftSpec { etas, horizon })
         }
-    };
-    Ok(Spec {
-        neurons,
-        inputs,
-        outputs,
-        t,
-        batch,
-        eta,
-        steps,
-        identity_runs,
-        drift,
-        seed: model.common.seed,
-        csv: raw.csv,
     })
 }
 
