@@ -21,6 +21,9 @@ use super::task::Trials;
 use crate::model::Checker;
 use crate::Result;
 
+mod linear_gd;
+pub use linear_gd::{linear_gd_task_b, linear_gd_tolerance, LinearGd};
+
 /// The learning rule of `[training] rule = ...`.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
 #[serde(tag = "name", rename_all = "snake_case")]
@@ -327,149 +330,6 @@ pub fn linear_prediction(
     let la = flow::loss(&m_b, LTask::A, Loss::Own, par)?;
     let la0 = flow::loss(m_untrained, LTask::A, Loss::Own, par)?;
     Ok((la / la0, b.t))
-}
-
-/// The network's gradient descent on task B, written as the 2x2 map it is ([`linear_equivalent`]
-/// networks only): M_{k+1} = M_k - lr dL/dM(M_k), stopped at the first k with L(M_k) < tol, as
-/// [`super::train::train_task`] stops. dL/dM is the rule's update at the input-driven fixed
-/// point kappa_B of the network's M, *at the network's N*:
-/// - gradient (bptt): -R^T E kappa_B^T (the network is the 2x2 model for every N, E-1);
-/// - e-prop: -e [alpha; beta] kappa_B^T with alpha = (1/N) sum_j a_j b_j / (1 - W_jj),
-///   beta = (1/N) sum_j b_j^2 / (1 - W_jj), W_jj = W0_jj + (U M U^T)_jj / N (E-1, checked
-///   there against the network's e-prop gradient to 1e-10): the O(1/N) self-coupling that
-///   e-prop keeps is in the prediction, not in the tolerance.
-///
-/// What is left between the network and this map is the trial's transient (the readout and the
-/// adjoint are read a finite time after the input switched on) and the rounding of the steps;
-/// [`LinearGd::transient`] bounds the first.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct LinearGd {
-    /// L_A(M after B) / L_A(M untrained).
-    pub interference: f64,
-    /// Steps until L < tol (or the cap).
-    pub steps: usize,
-    pub converged: bool,
-    /// |I(M_{k+1}) - I(M_k)| at the stop: what one step more or less changes (the quantum
-    /// of the stopping rule).
-    pub step_change: f64,
-    /// max over the path of e^{-k_min t}, k_min = min Re eig(I - M) (the slowest latent
-    /// relaxation rate), t = the time from the input onset to the loss window: the relative
-    /// size of the transient in the readout and in the adjoint.
-    pub transient: f64,
-    /// |M after B - M after A| (Frobenius): the length of B's displacement.
-    pub displacement: f64,
-    /// |zhat - z_AA| after B: A's readout error.
-    pub error_a: f64,
-}
-
-/// [`LinearGd`] from the network after A. `settle` is the time from the input onset to the
-/// start of the loss window (t_in + t_d of the working-memory task).
-#[allow(clippy::too_many_arguments)]
-pub fn linear_gd_task_b(
-    after_a: &Network,
-    m_untrained: &nalgebra::Matrix2<f64>,
-    par: &crate::interference::linear::Params,
-    rule: crate::interference::linear::Rule,
-    lr: f64,
-    tol_loss: f64,
-    max_steps: usize,
-    settle: f64,
-) -> Result<LinearGd> {
-    use crate::interference::linear::{closed, flow, Loss, Rule};
-    let n = after_a.n;
-    let inv_n = 1.0 / n as f64;
-    let (ua, ub) = (after_a.u.column(0), after_a.u.column(1));
-    let w0_diag: Vec<f64> = (0..n).map(|j| after_a.w0[(j, j)]).collect();
-    let grad = |m: &nalgebra::Matrix2<f64>| -> Result<nalgebra::Matrix2<f64>> {
-        match rule {
-            Rule::Gradient => flow::loss_gradient(m, closed::Task::B, Loss::Own, par),
-            Rule::Eprop => {
-                let k = closed::fixed_point(m, par.u, closed::Task::B)?;
-                let e = par.zhat - k[1];
-                let (mut alpha, mut beta) = (0.0, 0.0);
-                for j in 0..n {
-                    let (a, b) = (ua[j], ub[j]);
-                    let w = w0_diag[j]
-                        + (m[(0, 0)] * a * a + (m[(0, 1)] + m[(1, 0)]) * a * b + m[(1, 1)] * b * b)
-                            * inv_n;
-                    let v = 1.0 / (1.0 - w);
-                    alpha += a * b * v * inv_n;
-                    beta += b * b * v * inv_n;
-                }
-                Ok(nalgebra::Matrix2::new(
-                    -e * alpha * k[0],
-                    -e * alpha * k[1],
-                    -e * beta * k[0],
-                    -e * beta * k[1],
-                ))
-            }
-        }
-    };
-    let la0 = flow::loss(m_untrained, closed::Task::A, Loss::Own, par)?;
-    let slowest = |m: &nalgebra::Matrix2<f64>| -> f64 {
-        let i_m = nalgebra::Matrix2::identity() - m;
-        let (tr, det) = (i_m.trace(), i_m.determinant());
-        let disc = 0.25 * tr * tr - det;
-        if disc >= 0.0 {
-            0.5 * tr - disc.sqrt()
-        } else {
-            0.5 * tr
-        }
-    };
-    let mut m = after_a.m;
-    let mut transient: f64 = 0.0;
-    let mut steps = 0;
-    let converged = loop {
-        transient = transient.max((-slowest(&m) * settle).exp());
-        let l = flow::loss(&m, closed::Task::B, Loss::Own, par)?;
-        if !l.is_finite() {
-            return Err(crate::Error::Diverged {
-                what: "2x2 map of the linear network".into(),
-                step: steps,
-                loss: l,
-                hint: "the 2x2 map left the stable region (1 - lambda_max(M) <= 0)".into(),
-            });
-        }
-        if l < tol_loss {
-            break true;
-        }
-        if steps >= max_steps {
-            break false;
-        }
-        m -= lr * grad(&m)?;
-        steps += 1;
-    };
-    let i_at = |m: &nalgebra::Matrix2<f64>| -> Result<f64> {
-        Ok(flow::loss(m, closed::Task::A, Loss::Own, par)? / la0)
-    };
-    let i = i_at(&m)?;
-    let next = m - lr * grad(&m)?;
-    Ok(LinearGd {
-        interference: i,
-        steps,
-        converged,
-        step_change: (i_at(&next)? - i).abs(),
-        transient,
-        displacement: (m - after_a.m).norm(),
-        error_a: (2.0 * flow::loss(&m, closed::Task::A, Loss::Own, par)?).sqrt(),
-    })
-}
-
-/// Relative tolerance of "network I = the 2x2 map's I" ([`linear_gd_task_b`]):
-/// - the stopping quantum: the network may stop one step before or after the map (its loss
-///   carries the transient), which moves I by [`LinearGd::step_change`];
-/// - the transient: every update and the readout are off by a relative delta <= `transient`,
-///   so M after B is off by at most delta |Delta M| (the displacement); z_AA = u R_aa moves by
-///   |dz_AA/dM| <= u G_A^2 = zhat G_A per unit of M (R = (I - M)^-1, |R_aa| = G_A = zhat/u
-///   after A), and I = (e_A/e_A0)^2 by twice the relative change of e_A:
-///   2 zhat G_A delta |Delta M| / e_A;
-/// - rounding: a few hundred steps of 2x2 and N-sums, 1e-9.
-pub fn linear_gd_tolerance(map: &LinearGd, par: &crate::interference::linear::Params) -> f64 {
-    let g_a = par.zhat / par.u;
-    map.step_change / map.interference.abs().max(f64::MIN_POSITIVE)
-        + 2.0 * par.zhat * g_a * map.transient * map.displacement
-            / map.error_a.max(f64::MIN_POSITIVE)
-        + 1e-9
 }
 
 #[cfg(test)]
