@@ -386,6 +386,30 @@ fn data_keys(
 }
 
 /// The error of a model file that gives `points` without `labels` or the reverse.
+/// `drift_etas` of a drift exponent: at least 2 positive step sizes, strictly decreasing.
+fn drift_etas(c: &Checker, etas: &[f64]) -> Result<()> {
+    if etas.len() < 2 {
+        return Err(c.error(
+            "drift_etas",
+            format!("{etas:?}"),
+            "a decreasing list of at least 2 step sizes",
+            "an exponent needs two step sizes",
+        ));
+    }
+    for (i, &e) in etas.iter().enumerate() {
+        c.positive(&format!("drift_etas[{i}]"), e)?;
+        if i > 0 && e >= etas[i - 1] {
+            return Err(c.error(
+                &format!("drift_etas[{i}]"),
+                e,
+                &format!("< drift_etas[{}] = {}", i - 1, etas[i - 1]),
+                "the list must decrease",
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn unpaired_points(c: &Checker) -> Error {
     c.error(
         "points",

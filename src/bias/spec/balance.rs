@@ -145,25 +145,7 @@ pub fn check(model: &ModelFile) -> Result<Spec> {
     let drift = match raw.drift_etas {
         None => None,
         Some(etas) => {
-            if etas.len() < 2 {
-                return Err(c.error(
-                    "drift_etas",
-                    format!("{etas:?}"),
-                    "a decreasing list of at least 2 step sizes",
-                    "an exponent needs two step sizes",
-                ));
-            }
-            for (i, &e) in etas.iter().enumerate() {
-                c.positive(&format!("drift_etas[{i}]"), e)?;
-                if i > 0 && e >= etas[i - 1] {
-                    return Err(c.error(
-                        &format!("drift_etas[{i}]"),
-                        e,
-                        &format!("< drift_etas[{}] = {}", i - 1, etas[i - 1]),
-                        "the list must decrease",
-                    ));
-                }
-            }
+            super::drift_etas(&c, &etas)?;
             let horizon = c.positive("drift_horizon", raw.drift_horizon)?;
             // every step size runs horizon / eta steps, drift_seeds + 1 times
             let seeds = c.count("drift_seeds", raw.drift_seeds, 1, 1000)? as u64;
